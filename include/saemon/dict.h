@@ -1,0 +1,93 @@
+/* saemon — a loaded sparse dictionary (SAE) and what is known about it. */
+#ifndef SAEMON_DICT_H
+#define SAEMON_DICT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saemon/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum saemon_arch {
+    SAEMON_ARCH_STANDARD = 0, /* ReLU(h) */
+    SAEMON_ARCH_JUMPRELU,     /* ReLU(h) * [h > threshold] */
+    SAEMON_ARCH_GATED,        /* [x·W + b_gate > 0] * ReLU(exp(r_mag)·x·W + b_mag) */
+    SAEMON_ARCH_TOPK,         /* top k of h (lower index wins ties), then ReLU */
+} saemon_arch;
+
+typedef enum saemon_norm {
+    SAEMON_NORM_NONE = 0,
+    SAEMON_NORM_CONSTANT_NORM_RESCALE, /* x * sqrt(d_in) / ||x|| */
+    SAEMON_NORM_LAYER_NORM,            /* (x - mean) / (unbiased std + 1e-5) */
+} saemon_norm;
+
+typedef enum saemon_dtype {
+    SAEMON_DTYPE_F32 = 0,
+    SAEMON_DTYPE_F16,
+    SAEMON_DTYPE_BF16,
+    SAEMON_DTYPE_F64,
+} saemon_dtype;
+
+/* What was loaded. Strings are owned by the dictionary. */
+typedef struct saemon_dict_info {
+    const char *path;        /* directory (or "(memory)") */
+    const char *format;      /* "saelens" */
+    const char *name;        /* identity used by rule pins: cfg metadata neuronpedia_id, else dir name */
+    saemon_arch arch;
+    size_t d_in;
+    size_t d_sae;
+    size_t k;                /* topk only, else 0 */
+    bool rescale_acts_by_decoder_norm; /* topk only */
+    bool apply_b_dec_to_input;
+    saemon_norm norm;
+    bool reshape_hook_z;     /* inputs may arrive as [..., n_heads, d_head] */
+    const char *normalize_activations; /* as written in cfg ("none", "expected_average_only_in", ...) */
+    double folded_scaling_factor;      /* expected_average_only_in factor folded into weights, else 0 */
+    saemon_dtype weight_dtype;         /* storage dtype of W_enc in the file */
+    const char *compute_dtype;         /* cfg "dtype" (saemon always computes in fp32) */
+    const char *hook_name;
+    const char *model_name;
+    uint64_t cfg_bytes;
+    uint64_t weights_bytes;
+    char sha256[65];         /* hex SHA-256 of the weights file (or of the packed weights for in-memory dicts) */
+    size_t n_nonfinite_weights; /* always 0: loading refuses NaN/Inf weights */
+} saemon_dict_info;
+
+typedef struct saemon_dict saemon_dict;
+
+/* Load an SAELens directory (cfg.json + sae_weights.safetensors). Validates the
+ * file completely before use; on failure returns a status and fills `err`. */
+saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err);
+
+/* Build a dictionary from float32 arrays already in memory (copied). W_enc is
+ * [d_in][d_sae] (SAELens layout), W_dec [d_sae][d_in]; threshold only for
+ * jumprelu, may be NULL otherwise. Used by the demo and by C users who train
+ * their own dictionaries. */
+typedef struct saemon_dict_arrays {
+    const char *name;
+    saemon_arch arch;
+    size_t d_in, d_sae, k;
+    bool apply_b_dec_to_input;
+    saemon_norm norm;
+    const float *W_enc, *W_dec, *b_enc, *b_dec, *threshold;
+    const float *b_gate, *r_mag, *b_mag; /* gated only */
+} saemon_dict_arrays;
+
+saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *arrays, saemon_dict **out,
+                                      saemon_error *err);
+
+const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict);
+void saemon_dict_close(saemon_dict *dict);
+
+const char *saemon_arch_name(saemon_arch arch);
+const char *saemon_norm_name(saemon_norm norm);
+const char *saemon_dtype_name(saemon_dtype dtype);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,46 @@
+/* saemon — NumPy .npy arrays: recorded activations in, features out. */
+#ifndef SAEMON_NPY_H
+#define SAEMON_NPY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saemon/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SAEMON_NPY_MAX_DIMS 8
+
+/* An activation file read fully into memory as float32, C order. */
+typedef struct saemon_npy {
+    size_t ndim;
+    size_t shape[SAEMON_NPY_MAX_DIMS];
+    float *data;          /* product(shape) floats, row-major, owned */
+    const char *source_dtype; /* "<f4", "<f2", ... as in the header */
+    int fortran_order;    /* the file was Fortran-ordered (data has been transposed to C order) */
+} saemon_npy;
+
+/* Read a float32 or float16 .npy (either byte order, C or Fortran order).
+ * Every size in the header is checked against the file before allocation. */
+saemon_status saemon_npy_read(const char *path, saemon_npy *out, saemon_error *err);
+void saemon_npy_free(saemon_npy *npy);
+
+/* View an activation array as [n_rows][d_in]: the last dim must be d_in, or
+ * (when allow_hook_z) the product of the last two dims must be (heads × d_head,
+ * flattened head-major like SAELens' hook_z reshape). n_streams receives the
+ * number of sequences (product of leading dims except the token axis) and
+ * n_tokens_per_stream the tokens per sequence (1-D token axis = single stream). */
+saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, int allow_hook_z,
+                                 size_t *n_rows, size_t *n_streams, size_t *tokens_per_stream,
+                                 saemon_error *err);
+
+/* Write a float32 C-order .npy of the given shape. */
+saemon_status saemon_npy_write_f32(const char *path, const float *data, size_t ndim,
+                                   const size_t *shape, saemon_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

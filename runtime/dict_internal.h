@@ -1,0 +1,33 @@
+/* The inside of a saemon_dict: every tensor upcast to fp32 in one canonical
+ * layout, whatever the file stored. Only runtime/ sees this. */
+#ifndef SAEMON_DICT_INTERNAL_H
+#define SAEMON_DICT_INTERNAL_H
+
+#include "saemon/dict.h"
+
+struct saemon_dict {
+    saemon_dict_info info;
+    /* Owned copies of the strings info points at. */
+    char *path, *format, *name, *hook_name, *model_name, *normalize_activations, *compute_dtype;
+
+    /* fp32, 64-byte aligned, owned. Any expected_average_only_in factor is
+     * already folded in. */
+    float *W_enc_rows; /* [d_sae][d_in]: row j = column j of SAELens' W_enc */
+    float *W_dec;      /* [d_sae][d_in] */
+    float *b_dec;      /* [d_in] */
+    float *b_enc;      /* [d_sae]; NULL for gated */
+    float *threshold;  /* [d_sae]; jumprelu only */
+    float *b_gate, *r_mag, *b_mag; /* [d_sae]; gated only */
+};
+
+/* Allocate a zeroed dict with fp32 arrays sized for (d_in, d_sae, arch). */
+saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saemon_error *err);
+
+/* After the arrays are filled: reject NaN/Inf anywhere (naming the tensor),
+ * and fill info's derived fields. */
+saemon_status saemon_dict_finish(saemon_dict *dict, saemon_error *err);
+
+/* 64-byte aligned allocation helpers shared by runtime/ (free with free()). */
+void *saemon_aligned_alloc(size_t bytes);
+
+#endif
