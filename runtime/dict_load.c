@@ -609,6 +609,11 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
     if (dir_has(dir, "sae.safetensors"))
         return cfg ? open_sparsify(dir, out, err) : open_openai(dir, out, err);
 
+    if (dir_has(dir, "params.npz"))
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "%s/params.npz: Gemma Scope .npz is not read by "
+                                "saemon_dict_open; convert it to a SAELens folder",
+                                dir);
     char *pickle = find_pickle(dir);
     if (pickle) {
         saemon_status st = saemon_error_set(

@@ -251,7 +251,8 @@ static saemon_status parse_tensor(st_file *f, const cJSON *entry, st_tensor *t, 
  * overlap, no hole, ending at end of file. */
 static saemon_status check_layout(st_file *f, uint64_t data_len, saemon_error *err)
 {
-    qsort(f->tensors, f->n_tensors, sizeof *f->tensors, cmp_tensor_offset);
+    if (f->n_tensors > 1)
+        qsort(f->tensors, f->n_tensors, sizeof *f->tensors, cmp_tensor_offset);
     uint64_t pos = 0;
     const char *prev = NULL;
     for (size_t i = 0; i < f->n_tensors; i++) {

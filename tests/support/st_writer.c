@@ -85,7 +85,8 @@ void stw_add_raw(st_writer *w, const char *name, const char *dtype, const uint64
     t->name = strdup(name);
     t->dtype = strdup(dtype);
     t->ndim = ndim;
-    memcpy(t->shape, shape, ndim * sizeof *shape);
+    if (ndim)
+        memcpy(t->shape, shape, ndim * sizeof *shape);
     t->data = malloc(nbytes ? nbytes : 1);
     if (nbytes)
         memcpy(t->data, data, nbytes);
