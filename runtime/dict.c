@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/dict_internal.h"
+#include "runtime/half.h"
 #include "runtime/sha256.h"
 
 void *saemon_aligned_alloc(size_t bytes)
@@ -64,6 +65,8 @@ saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saem
 /* First non-finite element of a [rows][cols] array, or -1. */
 static long long first_nonfinite(const float *a, size_t n)
 {
+    if (saemon_all_finite(a, n))
+        return -1;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(a[i]))
             return (long long)i;

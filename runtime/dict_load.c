@@ -108,51 +108,47 @@ static saemon_status need_tensor(const st_file *f, const char *name, size_t ndim
     return SAEMON_OK;
 }
 
-/* Upcast a tensor to fp32 into dst and refuse NaN/Inf, naming the tensor and
- * the first bad index in the file's own layout. If transpose, the tensor is
- * [rows][cols] in the file and dst receives [cols][rows]. */
+/* Refuse NaN/Inf: name the tensor and the first bad element in file order,
+ * with its multi-dimensional index. Only called once a bad value is known. */
+static saemon_status report_nonfinite(const st_file *f, const st_tensor *t, saemon_error *err)
+{
+    size_t n = (size_t)t->nelem, i;
+    float v = 0;
+    for (i = 0; i < n; i++) {
+        saemon_convert_to_f32(t->data + i * saemon_dtype_size((saemon_dtype)t->float_dtype),
+                              (saemon_dtype)t->float_dtype, 1, &v);
+        if (!isfinite(v))
+            break;
+    }
+    char idx[96];
+    int w = snprintf(idx, sizeof idx, "[");
+    size_t rem = i, stride = n;
+    for (size_t d = 0; d < t->ndim && w > 0 && (size_t)w < sizeof idx; d++) {
+        stride = t->shape[d] ? stride / t->shape[d] : 1;
+        w += snprintf(idx + w, sizeof idx - (size_t)w, "%s%zu", d ? ", " : "", rem / stride);
+        rem %= stride;
+    }
+    if (w > 0 && (size_t)w < sizeof idx)
+        snprintf(idx + w, sizeof idx - (size_t)w, "]");
+    return saemon_error_set(err, SAEMON_ERR_VALUE,
+                            "%s: tensor '%s' has a non-finite value (%g) at %s%s", f->label,
+                            t->name, v, idx,
+                            t->float_dtype == SAEMON_DTYPE_F64 ? " (or beyond float32 range)"
+                                                               : "");
+}
+
+/* Upcast a tensor to fp32 into dst and refuse NaN/Inf. If transpose, the
+ * tensor is [rows][cols] in the file and dst receives [cols][rows]. */
 static saemon_status load_tensor(const st_file *f, const st_tensor *t, float *dst, bool transpose,
                                  saemon_error *err)
 {
     size_t n = (size_t)t->nelem;
-    float *tmp = dst;
-    if (transpose && !(tmp = saemon_aligned_alloc(n * sizeof(float))))
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory converting '%s'",
-                                f->label, t->name);
-    saemon_convert_to_f32(t->data, (saemon_dtype)t->float_dtype, n, tmp);
-    for (size_t i = 0; i < n; i++) {
-        if (isfinite(tmp[i]))
-            continue;
-        char idx[96];
-        int w = snprintf(idx, sizeof idx, "[");
-        size_t rem = i, stride = n;
-        for (size_t d = 0; d < t->ndim && w > 0 && (size_t)w < sizeof idx; d++) {
-            stride = t->shape[d] ? stride / t->shape[d] : 1;
-            w += snprintf(idx + w, sizeof idx - (size_t)w, "%s%zu", d ? ", " : "", rem / stride);
-            rem %= stride;
-        }
-        if (w > 0 && (size_t)w < sizeof idx)
-            snprintf(idx + w, sizeof idx - (size_t)w, "]");
-        float bad = tmp[i];
-        if (tmp != dst)
-            free(tmp);
-        return saemon_error_set(err, SAEMON_ERR_VALUE,
-                                "%s: tensor '%s' has a non-finite value (%g) at %s%s", f->label,
-                                t->name, bad, idx,
-                                t->float_dtype == SAEMON_DTYPE_F64 ? " (or beyond float32 range)"
-                                                                   : "");
-    }
-    if (transpose) {
-        size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1];
-        enum { B = 32 };
-        for (size_t r0 = 0; r0 < rows; r0 += B)
-            for (size_t c0 = 0; c0 < cols; c0 += B)
-                for (size_t r = r0; r < r0 + B && r < rows; r++)
-                    for (size_t c = c0; c < c0 + B && c < cols; c++)
-                        dst[c * rows + r] = tmp[r * cols + c];
-        free(tmp);
-    }
-    return SAEMON_OK;
+    if (transpose)
+        saemon_convert_transpose_to_f32(t->data, (saemon_dtype)t->float_dtype,
+                                        (size_t)t->shape[0], (size_t)t->shape[1], dst);
+    else
+        saemon_convert_to_f32(t->data, (saemon_dtype)t->float_dtype, n, dst);
+    return saemon_all_finite(dst, n) ? SAEMON_OK : report_nonfinite(f, t, err);
 }
 
 /* ---- identity --------------------------------------------------------- */

@@ -2,6 +2,7 @@
 #ifndef SAEMON_HALF_H
 #define SAEMON_HALF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,5 +18,13 @@ size_t saemon_dtype_size(saemon_dtype dtype);
  * F16/BF16 are exact; F64 rounds to nearest (out-of-range values become ±Inf,
  * which the loader then refuses as non-finite). */
 void saemon_convert_to_f32(const void *src, saemon_dtype dtype, size_t n, float *dst);
+
+/* Same, but the source is a [rows][cols] matrix and dst receives its
+ * transpose [cols][rows]. */
+void saemon_convert_transpose_to_f32(const void *src, saemon_dtype dtype, size_t rows,
+                                     size_t cols, float *dst);
+
+/* True when no element is NaN or ±Inf (branch-free, vectorisable). */
+bool saemon_all_finite(const float *a, size_t n);
 
 #endif

@@ -153,15 +153,19 @@ Test(dict_load, every_float_dtype_is_upcast_exactly)
     const char *dtypes[] = {"F32", "F16", "BF16", "F64"};
     const saemon_dtype want[] = {SAEMON_DTYPE_F32, SAEMON_DTYPE_F16, SAEMON_DTYPE_BF16,
                                  SAEMON_DTYPE_F64};
+    const size_t sizes[][2] = {{6, 10}, {37, 70}}; /* the second crosses transpose blocks */
     for (int k = 0; k < 4; k++) {
-        write_cfg(tmp, "standard", 6, 10, NULL);
-        write_weights(tmp, &(weights_spec){.dtype = dtypes[k], .d_in = 6, .d_sae = 10});
-        saemon_dict *d = open_ok(tmp);
-        const saemon_dict_info *in = saemon_dict_get_info(d);
-        cr_assert_eq(in->weight_dtype, want[k]);
-        cr_assert_str_eq(saemon_dtype_name(in->weight_dtype), dtypes[k]);
-        check_values(d, 6, 10);
-        saemon_dict_close(d);
+        for (int z = 0; z < 2; z++) {
+            write_cfg(tmp, "standard", sizes[z][0], sizes[z][1], NULL);
+            write_weights(tmp, &(weights_spec){.dtype = dtypes[k], .d_in = sizes[z][0],
+                                               .d_sae = sizes[z][1]});
+            saemon_dict *d = open_ok(tmp);
+            const saemon_dict_info *in = saemon_dict_get_info(d);
+            cr_assert_eq(in->weight_dtype, want[k]);
+            cr_assert_str_eq(saemon_dtype_name(in->weight_dtype), dtypes[k]);
+            check_values(d, sizes[z][0], sizes[z][1]);
+            saemon_dict_close(d);
+        }
     }
 }
 
@@ -306,6 +310,8 @@ Test(dict_load, bad_inputs_name_what_is_wrong)
     open_bad(tmp, SAEMON_ERR_FORMAT, "missing tensor 'b_dec'");
     write_weights(tmp, &(weights_spec){.d_in = 4, .d_sae = 6, .nan_in = "W_dec"});
     open_bad(tmp, SAEMON_ERR_VALUE, "tensor 'W_dec' has a non-finite value (nan) at [1, 1]");
+    write_weights(tmp, &(weights_spec){.d_in = 4, .d_sae = 6, .nan_in = "W_enc", .dtype = "F16"});
+    open_bad(tmp, SAEMON_ERR_VALUE, "tensor 'W_enc' has a non-finite value (nan) at [0, 5]");
     write_weights(tmp, &(weights_spec){.d_in = 4, .d_sae = 6, .nan_in = "b_enc", .dtype = "BF16"});
     open_bad(tmp, SAEMON_ERR_VALUE, "tensor 'b_enc' has a non-finite value (nan) at [5]");
     write_weights(tmp, &(weights_spec){.d_in = 4, .d_sae = 6, .bad_type = "W_enc"});
