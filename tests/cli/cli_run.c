@@ -68,3 +68,19 @@ void cli_result_free(cli_result *r)
     free(r->out);
     free(r->err);
 }
+
+int rule_oracle_step(rule_oracle *o, int cond, long token)
+{
+    if (!cond) {
+        o->held = 0;
+        o->armed = 1;
+        return 0;
+    }
+    o->held++;
+    if (o->held >= o->for_tokens && o->armed && (o->last_fire < 0 || token - o->last_fire > (long)o->cooldown)) {
+        o->armed = 0;
+        o->last_fire = token;
+        return 1;
+    }
+    return 0;
+}

@@ -15,4 +15,17 @@ void cli_result_free(cli_result *r);
 /* Read a whole file (NUL-terminated); NULL if it cannot be read. */
 char *slurp(const char *path);
 
+/* An independent model of one rule's firing logic (docs/rules.md): fires
+ * when the condition has held `for_tokens` tokens, the rule is armed (the
+ * condition was false since the last firing) and more than `cooldown` tokens
+ * passed since the last firing. Initialise armed = 1, last_fire = -1. */
+typedef struct rule_oracle {
+    unsigned for_tokens, cooldown;
+    unsigned held;
+    int armed;
+    long last_fire;
+} rule_oracle;
+
+int rule_oracle_step(rule_oracle *o, int cond, long token);
+
 #endif

@@ -1,7 +1,7 @@
 /* `saemon demo` end to end: the alerts it prints must be exactly the ones the
  * planted ground truth of the toy model calls for under the demo rules
  * (monitors/examples/demo.yaml: alarm for 3 tokens with cooldown 8; the pair
- * rule on every new co-activation). The oracle below re-derives them from
+ * rule on every new co-activation). The oracle (cli_run.h) re-derives them from
  * the toy model's own record of what it planted, not from saemon's output. */
 #include <cJSON.h>
 #include <criterion/criterion.h>
@@ -14,30 +14,6 @@
 
 #define TOKENS 20000
 #define SEED "2024"
-
-typedef struct oracle {
-    unsigned for_tokens, cooldown;
-    unsigned held;
-    int armed;
-    long last_fire;
-} oracle;
-
-/* Returns 1 if the rule fires on this token (docs/rules.md semantics). */
-static int oracle_step(oracle *o, int cond, long token)
-{
-    if (!cond) {
-        o->held = 0;
-        o->armed = 1;
-        return 0;
-    }
-    o->held++;
-    if (o->held >= o->for_tokens && o->armed && (o->last_fire < 0 || token - o->last_fire > (long)o->cooldown)) {
-        o->armed = 0;
-        o->last_fire = token;
-        return 1;
-    }
-    return 0;
-}
 
 Test(demo, alerts_match_planted_ground_truth, .timeout = 120)
 {
@@ -56,13 +32,13 @@ Test(demo, alerts_match_planted_ground_truth, .timeout = 120)
     static saemon_toy_truth truth[TOKENS];
     saemon_toy_generate(toy, x, TOKENS, truth);
     saemon_toy_destroy(toy);
-    oracle alarm = {.for_tokens = 3, .cooldown = 8, .armed = 1, .last_fire = -1};
-    oracle pair = {.for_tokens = 1, .cooldown = 0, .armed = 1, .last_fire = -1};
+    rule_oracle alarm = {.for_tokens = 3, .cooldown = 8, .armed = 1, .last_fire = -1};
+    rule_oracle pair = {.for_tokens = 1, .cooldown = 0, .armed = 1, .last_fire = -1};
     static char expect_alarm[TOKENS], expect_pair[TOKENS];
     size_t n_alarm = 0, n_pair = 0;
     for (long t = 0; t < TOKENS; t++) {
-        n_alarm += expect_alarm[t] = (char)oracle_step(&alarm, truth[t].alarm, t);
-        n_pair += expect_pair[t] = (char)oracle_step(&pair, truth[t].pair, t);
+        n_alarm += expect_alarm[t] = (char)rule_oracle_step(&alarm, truth[t].alarm, t);
+        n_pair += expect_pair[t] = (char)rule_oracle_step(&pair, truth[t].pair, t);
     }
     cr_assert_gt(n_alarm, 5, "the demo should plant several sustained bursts (got %zu)", n_alarm);
     cr_assert_gt(n_pair, 5);
