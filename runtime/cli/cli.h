@@ -74,6 +74,24 @@ typedef struct cli_session {
 /* Open everything `run` and `encode` need; on failure prints why and returns
  * false with nothing left open. */
 bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
-                      const char *variant, size_t max_batch);
+                      const saemon_encoder_options *opts);
+
+/* Encoder placement options shared by run/encode/demo:
+ * --isa, --batch, --threads, --cpus, --exclude-cpus. */
+#define CLI_ENCODER_LONG_OPTIONS                                                                          \
+    {"isa", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'},                            \
+        {"threads", required_argument, 0, 'T'}, {"cpus", required_argument, 0, 'C'},                    \
+        {"exclude-cpus", required_argument, 0, 'X'}
+#define CLI_ENCODER_USAGE                                                                                 \
+    "  --isa VARIANT        force a kernel variant (see `saemon inspect --kernels`)\n"                    \
+    "  --batch N            rows per encode call (default 256)\n"                                          \
+    "  --threads N          split latents across N pinned cores (default: calling thread only)\n"          \
+    "  --cpus LIST          only these CPUs, e.g. 2-5\n"                                                  \
+    "  --exclude-cpus LIST  never these CPUs (e.g. the model's own cores)\n"
+
+/* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
+int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o);
+/* Print the placement warning, if any, to stderr. */
+void cli_encoder_warn(const saemon_encoder *enc);
 void cli_session_close(cli_session *s);
 #endif

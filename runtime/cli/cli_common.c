@@ -149,8 +149,26 @@ void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder 
         fprintf(f, "kernel         %s\n", saemon_encoder_variant(enc));
 }
 
+int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o)
+{
+    switch (c) {
+    case 'a': o->variant = arg; return 1;
+    case 'b': return cli_parse_size("--batch", arg, &o->max_batch) ? 1 : -1;
+    case 'T': return cli_parse_size("--threads", arg, &o->threads) ? 1 : -1;
+    case 'C': o->cpus = arg; return 1;
+    case 'X': o->exclude_cpus = arg; return 1;
+    default: return 0;
+    }
+}
+
+void cli_encoder_warn(const saemon_encoder *enc)
+{
+    if (saemon_encoder_warning(enc)[0])
+        fprintf(stderr, "saemon: warning: %s\n", saemon_encoder_warning(enc));
+}
+
 bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
-                      const char *variant, size_t max_batch)
+                      const saemon_encoder_options *opts)
 {
     memset(s, 0, sizeof *s);
     saemon_error err = {0};
@@ -162,9 +180,9 @@ bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, con
     if (saemon_npy_as_rows(&s->input, info->d_in, info->reshape_hook_z, &s->n_rows, &s->n_streams,
                            &s->tokens_per_stream, &err) != SAEMON_OK)
         goto fail;
-    saemon_encoder_options eo = {.variant = variant, .max_batch = max_batch};
-    if (saemon_encoder_create(s->dict, &eo, &s->encoder, &err) != SAEMON_OK)
+    if (saemon_encoder_create(s->dict, opts, &s->encoder, &err) != SAEMON_OK)
         goto fail;
+    cli_encoder_warn(s->encoder);
     return true;
 fail:
     cli_fail(what, &err);

@@ -16,10 +16,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon demo [--tokens N] [--seed S] [--rules RULES.yaml] [--alerts ALERTS.jsonl]\n"
-               "                   [--isa VARIANT]\n"
+               "                   [encoder options]\n"
                "Runs the built-in toy model (64-d activations, 256 sparse features in\n"
                "superposition, a planted alarm feature) through the encoder and the shipped\n"
-               "demo rules; prints the alerts as they fire and a summary.\n");
+               "demo rules; prints the alerts as they fire and a summary.\n" CLI_ENCODER_USAGE);
 }
 
 int cmd_demo(int argc, char **argv)
@@ -27,10 +27,11 @@ int cmd_demo(int argc, char **argv)
     static const struct option opts[] = {
         {"tokens", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
         {"rules", required_argument, 0, 'r'},  {"alerts", required_argument, 0, 'o'},
-        {"isa", required_argument, 0, 'a'},    {"help", no_argument, 0, 'h'},
+        CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     size_t n_tokens = 20000, seed = 2024;
-    const char *rules_path = NULL, *alerts = NULL, *isa = NULL;
+    const char *rules_path = NULL, *alerts = NULL;
+    saemon_encoder_options eo = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -38,9 +39,15 @@ int cmd_demo(int argc, char **argv)
         case 's': if (!cli_parse_size("--seed", optarg, &seed)) return CLI_USAGE; break;
         case 'r': rules_path = optarg; break;
         case 'o': alerts = optarg; break;
-        case 'a': isa = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: usage(stderr); return CLI_USAGE;
+        default: {
+            int r = cli_encoder_option(c, optarg, &eo);
+            if (r == 1)
+                break;
+            if (r == 0)
+                usage(stderr);
+            return CLI_USAGE;
+        }
         }
     }
     if (optind != argc) {
@@ -64,11 +71,12 @@ int cmd_demo(int argc, char **argv)
         cli_fail("demo", &err);
         goto done;
     }
-    saemon_encoder_options eo = {.variant = isa, .max_batch = CHUNK};
+    eo.max_batch = CHUNK;
     if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }
+    cli_encoder_warn(enc);
     saemon_status st = rules_path ? saemon_rules_load(rules_path, &rules, &err)
                                   : saemon_rules_load_string(demo_rules_yaml, strlen(demo_rules_yaml),
                                                              "monitors/examples/demo.yaml", &rules, &err);

@@ -12,9 +12,9 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon encode --sae SAE_DIR --input ACTS.npy [--output FEATURES.npy]\n"
-               "                     [--sparse FEATURES.jsonl] [--isa VARIANT] [--batch N]\n"
+               "                     [--sparse FEATURES.jsonl] [encoder options]\n"
                "Writes the encoded features as a dense float32 .npy of shape [n, d_sae] and/or one\n"
-               "JSON line per token: {\"stream\":S,\"token\":T,\"index\":[...],\"value\":[...]}.\n");
+               "JSON line per token: {\"stream\":S,\"token\":T,\"index\":[...],\"value\":[...]}.\n" CLI_ENCODER_USAGE);
 }
 
 static bool write_sparse_line(FILE *f, uint64_t stream, uint64_t token, const uint32_t *idx, const float *val,
@@ -34,10 +34,9 @@ int cmd_encode(int argc, char **argv)
     static const struct option opts[] = {
         {"sae", required_argument, 0, 's'},    {"input", required_argument, 0, 'i'},
         {"output", required_argument, 0, 'o'}, {"sparse", required_argument, 0, 'p'},
-        {"isa", required_argument, 0, 'a'},    {"batch", required_argument, 0, 'b'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *sae = NULL, *input = NULL, *output = NULL, *sparse = NULL, *isa = NULL;
-    size_t batch = 0;
+        CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *sae = NULL, *input = NULL, *output = NULL, *sparse = NULL;
+    saemon_encoder_options eo = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -45,10 +44,15 @@ int cmd_encode(int argc, char **argv)
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
         case 'p': sparse = optarg; break;
-        case 'a': isa = optarg; break;
-        case 'b': if (!cli_parse_size("--batch", optarg, &batch)) return CLI_USAGE; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: usage(stderr); return CLI_USAGE;
+        default: {
+            int r = cli_encoder_option(c, optarg, &eo);
+            if (r == 1)
+                break;
+            if (r == 0)
+                usage(stderr);
+            return CLI_USAGE;
+        }
         }
     }
     if (!sae || !input || (!output && !sparse) || optind != argc) {
@@ -56,7 +60,7 @@ int cmd_encode(int argc, char **argv)
         return CLI_USAGE;
     }
     cli_session s;
-    if (!cli_session_open(&s, "encode", sae, input, isa, batch))
+    if (!cli_session_open(&s, "encode", sae, input, &eo))
         return CLI_FAIL;
     const size_t d_in = saemon_dict_get_info(s.dict)->d_in, d_sae = saemon_dict_get_info(s.dict)->d_sae;
     int rc = CLI_FAIL;

@@ -4,6 +4,7 @@
 
 #include "kernels/kernel.h"
 #include "runtime/cli/cli.h"
+#include "runtime/topology.h"
 
 static void print_kernels(void)
 {
@@ -29,19 +30,53 @@ static void print_kernels(void)
     }
 }
 
+static int print_topology(size_t threads, const char *cpus, const char *exclude)
+{
+    saemon_error err = {0};
+    saemon_topology *topo = NULL;
+    if (saemon_topology_open(&topo, &err) != SAEMON_OK)
+        return cli_fail("inspect", &err);
+    saemon_topology_print(topo, stdout);
+    unsigned pus[256];
+    char warning[256];
+    size_t n = saemon_topology_choose(topo, cpus, exclude, threads, pus, 256, warning, sizeof warning, &err);
+    int rc = CLI_OK;
+    if (n == 0) {
+        rc = cli_fail("inspect", &err);
+    } else {
+        printf("placement      %zu worker thread(s) on CPU", n);
+        for (size_t i = 0; i < n; i++)
+            printf("%s%u", i ? "," : " ", pus[i]);
+        printf(" (slice 0 on the submitting thread)\n");
+        if (warning[0])
+            printf("warning        %s\n", warning);
+    }
+    saemon_topology_close(topo);
+    return rc;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"kernels", no_argument, 0, 'k'}, {"isa", required_argument, 0, 'i'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *isa = NULL;
-    int kernels = 0, c;
+        {"kernels", no_argument, 0, 'k'},      {"isa", required_argument, 0, 'i'},
+        {"topology", no_argument, 0, 't'},     {"threads", required_argument, 0, 'n'},
+        {"cpus", required_argument, 0, 'c'},   {"exclude-cpus", required_argument, 0, 'x'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *isa = NULL, *cpus = NULL, *exclude = NULL;
+    size_t threads = 0;
+    int kernels = 0, topology = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'k': kernels = 1; break;
         case 'i': isa = optarg; break;
+        case 't': topology = 1; break;
+        case 'n': if (!cli_parse_size("--threads", optarg, &threads)) return CLI_USAGE; break;
+        case 'c': cpus = optarg; break;
+        case 'x': exclude = optarg; break;
         case 'h':
             printf("usage: saemon inspect SAE_DIR [--isa VARIANT]\n"
                    "       saemon inspect --kernels\n"
+                   "       saemon inspect --topology [--threads N] [--cpus LIST] [--exclude-cpus LIST]\n"
                    "Prints the dictionary's format, architecture, shapes, dtypes, hook, model,\n"
                    "normalisation, file sizes, SHA-256 and the kernel variant chosen for it.\n");
             return CLI_OK;
@@ -52,8 +87,10 @@ int cmd_inspect(int argc, char **argv)
         print_kernels();
         return CLI_OK;
     }
+    if (topology)
+        return print_topology(threads, cpus, exclude);
     if (optind + 1 != argc) {
-        fprintf(stderr, "usage: saemon inspect SAE_DIR [--isa VARIANT] | --kernels\n");
+        fprintf(stderr, "usage: saemon inspect SAE_DIR [--isa VARIANT] | --kernels | --topology\n");
         return CLI_USAGE;
     }
     saemon_error err = {0};

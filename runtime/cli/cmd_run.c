@@ -8,10 +8,10 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon run --sae SAE_DIR --rules RULES.yaml --input ACTS.npy\n"
-               "                  [--alerts ALERTS.jsonl] [--isa VARIANT] [--batch N]\n"
+               "                  [--alerts ALERTS.jsonl] [encoder options]\n"
                "Encodes every row of ACTS.npy ([n, d_in] or [batch, seq, d_in]: one stream per\n"
                "sequence), evaluates the rules per token and writes one JSON line per alert to\n"
-               "stdout, or appends (flushed per alert) to ALERTS.jsonl when given.\n");
+               "stdout, or appends (flushed per alert) to ALERTS.jsonl when given.\n" CLI_ENCODER_USAGE);
 }
 
 int cmd_run(int argc, char **argv)
@@ -19,10 +19,9 @@ int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         {"sae", required_argument, 0, 's'},    {"rules", required_argument, 0, 'r'},
         {"input", required_argument, 0, 'i'},  {"alerts", required_argument, 0, 'o'},
-        {"isa", required_argument, 0, 'a'},    {"batch", required_argument, 0, 'b'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *sae = NULL, *rules_path = NULL, *input = NULL, *alerts = NULL, *isa = NULL;
-    size_t batch = 0;
+        CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *sae = NULL, *rules_path = NULL, *input = NULL, *alerts = NULL;
+    saemon_encoder_options eo = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -30,10 +29,15 @@ int cmd_run(int argc, char **argv)
         case 'r': rules_path = optarg; break;
         case 'i': input = optarg; break;
         case 'o': alerts = optarg; break;
-        case 'a': isa = optarg; break;
-        case 'b': if (!cli_parse_size("--batch", optarg, &batch)) return CLI_USAGE; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: usage(stderr); return CLI_USAGE;
+        default: {
+            int r = cli_encoder_option(c, optarg, &eo);
+            if (r == 1)
+                break;
+            if (r == 0)
+                usage(stderr);
+            return CLI_USAGE;
+        }
         }
     }
     if (!sae || !rules_path || !input || optind != argc) {
@@ -47,7 +51,7 @@ int cmd_run(int argc, char **argv)
         return CLI_FAIL;
     }
     cli_session s;
-    if (!cli_session_open(&s, "run", sae, input, isa, batch)) {
+    if (!cli_session_open(&s, "run", sae, input, &eo)) {
         saemon_rules_free(rules);
         return CLI_FAIL;
     }
