@@ -13,7 +13,7 @@ packages=(
   clang libclang-rt-14-dev                        # libFuzzer harnesses
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch gnuplot-nox)
+  packages+=(python3-torch libopenblas0-pthread gnuplot-nox)
 fi
 
 missing=()
