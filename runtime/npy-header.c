@@ -31,7 +31,7 @@ static saemon_status syntax(cursor *c, const char *what)
 
 static void skip_space(cursor *c)
 {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
         c->p++;
 }
 
@@ -66,7 +66,9 @@ static saemon_status parse_string(cursor *c, const char **s, size_t *n, const ch
     return SAEMON_OK;
 }
 
-static saemon_status parse_descr(cursor *c, npy_header *h)
+/* The dtype string is only checked once the whole dict parsed, so syntax
+ * errors are reported as such. */
+static saemon_status parse_descr(cursor *c, const char **s, size_t *n)
 {
     skip_space(c);
     if (c->p < c->end && *c->p == '[')
@@ -74,11 +76,11 @@ static saemon_status parse_descr(cursor *c, npy_header *h)
                                 "%s: unsupported dtype: structured (record) arrays are not read; "
                                 "accepted dtypes are '<f4', '>f4', '<f2', '>f2'",
                                 c->name);
-    const char *s;
-    size_t n;
-    saemon_status st = parse_string(c, &s, &n, "a dtype string after 'descr':");
-    if (st)
-        return st;
+    return parse_string(c, s, n, "a dtype string after 'descr':");
+}
+
+static saemon_status check_descr(const char *s, size_t n, const char *name, npy_header *h, saemon_error *err)
+{
     static const struct {
         const char *name;
         size_t itemsize;
@@ -92,10 +94,10 @@ static saemon_status parse_descr(cursor *c, npy_header *h)
             return SAEMON_OK;
         }
     }
-    return saemon_error_set(c->err, SAEMON_ERR_UNSUPPORTED,
+    return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
                             "%s: unsupported dtype '%.*s': saemon reads float32 or float16 "
                             "('<f4', '>f4', '<f2', '>f2'); convert with arr.astype('<f4')",
-                            c->name, (int)(n > 40 ? 40 : n), s);
+                            name, (int)(n > 40 ? 40 : n), s);
 }
 
 static saemon_status parse_bool(cursor *c, int *out)
@@ -178,6 +180,8 @@ saemon_status saemon_npy_parse_header(const char *text, size_t len, const char *
     memset(out, 0, sizeof *out);
     enum { DESCR = 1, FORTRAN = 2, SHAPE = 4 };
     unsigned seen = 0;
+    const char *descr = NULL;
+    size_t descr_len = 0;
 
     if (!accept(&c, '{'))
         return syntax(&c, "'{' opening the header dict");
@@ -208,7 +212,7 @@ saemon_status saemon_npy_parse_header(const char *text, size_t len, const char *
         if (!accept(&c, ':'))
             return syntax(&c, "':' after the key");
         if (which == DESCR)
-            st = parse_descr(&c, out);
+            st = parse_descr(&c, &descr, &descr_len);
         else if (which == FORTRAN)
             st = parse_bool(&c, &out->fortran_order);
         else
@@ -222,8 +226,7 @@ saemon_status saemon_npy_parse_header(const char *text, size_t len, const char *
         return syntax(&c, "',' or '}' after a value");
     }
     /* After the dict: padding spaces and the terminating newline only. */
-    while (c.p < c.end && (*c.p == ' ' || *c.p == '\t' || *c.p == '\n' || *c.p == '\r'))
-        c.p++;
+    skip_space(&c);
     if (c.p != c.end)
         return syntax(&c, "only padding after the header dict");
     static const char *const key_names[] = {"descr", "fortran_order", "shape"};
@@ -231,5 +234,5 @@ saemon_status saemon_npy_parse_header(const char *text, size_t len, const char *
         if (!(seen & (1u << i)))
             return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: bad .npy header: missing key '%s'", name,
                                     key_names[i]);
-    return SAEMON_OK;
+    return check_descr(descr, descr_len, name, out, err);
 }
