@@ -31,11 +31,14 @@ typedef struct saemon_npy {
 saemon_status saemon_npy_read(const char *path, saemon_npy *out, saemon_error *err);
 void saemon_npy_free(saemon_npy *npy);
 
-/* View an activation array as [n_rows][d_in]: the last dim must be d_in, or
- * (when allow_hook_z) the product of the last two dims must be (heads × d_head,
- * flattened head-major like SAELens' hook_z reshape). n_streams receives the
- * number of sequences (product of leading dims except the token axis) and
- * n_tokens_per_stream the tokens per sequence (1-D token axis = single stream). */
+/* View an activation array as [n_rows][d_in] (no copy: data is C order): the
+ * last dim must be d_in, or (when allow_hook_z) the last two dims must be
+ * [n_heads, d_head] with n_heads × d_head = d_in (flattened head-major like
+ * SAELens' hook_z reshape). The dim before those is the token axis and the
+ * dims before it index streams: [n, d_in] is 1 stream of n tokens,
+ * [batch, seq, d_in] is batch streams of seq tokens, [d_in] is one row.
+ * Anything else is SAEMON_ERR_SHAPE naming the shape and d_in. Any output
+ * pointer may be NULL. */
 saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, int allow_hook_z,
                                  size_t *n_rows, size_t *n_streams, size_t *tokens_per_stream,
                                  saemon_error *err);
