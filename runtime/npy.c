@@ -88,31 +88,49 @@ static void decode_in_place(float *buf, size_t n, const npy_header *h)
     }
 }
 
-/* Fortran order (first index fastest) -> C order (last index fastest). */
+/* Fortran order (first index fastest) -> C order (last index fastest). For
+ * every combination of the middle indices, the (first, last) plane is a 2-D
+ * transpose, done in tiles so both sides stay in cache. */
 static float *fortran_to_c(const float *src, size_t n, size_t ndim, const size_t *shape)
 {
     float *dst = malloc(n ? n * sizeof *dst : 1);
-    if (!dst)
-        return NULL;
-    size_t fstride[SAEMON_NPY_MAX_DIMS], idx[SAEMON_NPY_MAX_DIMS] = {0};
+    if (!dst || n == 0)
+        return dst;
+    size_t fstride[SAEMON_NPY_MAX_DIMS], cstride[SAEMON_NPY_MAX_DIMS], mid[SAEMON_NPY_MAX_DIMS] = {0};
     size_t s = 1;
     for (size_t d = 0; d < ndim; d++) {
         fstride[d] = s;
         s *= shape[d];
     }
-    size_t off = 0; /* Fortran offset of the C-order element `i` */
-    for (size_t i = 0; i < n; i++) {
-        dst[i] = src[off];
-        for (size_t d = ndim; d-- > 0;) {
-            if (++idx[d] < shape[d]) {
-                off += fstride[d];
-                break;
-            }
-            off -= (shape[d] - 1) * fstride[d];
-            idx[d] = 0;
-        }
+    s = 1;
+    for (size_t d = ndim; d-- > 0;) {
+        cstride[d] = s;
+        s *= shape[d];
     }
-    return dst;
+    const size_t rows = shape[0], cols = shape[ndim - 1], T = 32;
+    const size_t src_col = fstride[ndim - 1], dst_row = cstride[0];
+    for (;;) {
+        size_t so = 0, dof = 0;
+        for (size_t d = 1; d + 1 < ndim; d++) {
+            so += mid[d] * fstride[d];
+            dof += mid[d] * cstride[d];
+        }
+        for (size_t i0 = 0; i0 < rows; i0 += T)
+            for (size_t j0 = 0; j0 < cols; j0 += T) {
+                size_t i1 = i0 + T < rows ? i0 + T : rows, j1 = j0 + T < cols ? j0 + T : cols;
+                for (size_t i = i0; i < i1; i++)
+                    for (size_t j = j0; j < j1; j++)
+                        dst[dof + i * dst_row + j] = src[so + i + j * src_col];
+            }
+        size_t d = ndim - 1; /* odometer over the middle dims 1..ndim-2 */
+        while (--d >= 1) {
+            if (++mid[d] < shape[d])
+                break;
+            mid[d] = 0;
+        }
+        if (d == 0)
+            return dst;
+    }
 }
 
 static saemon_status read_preamble(int fd, const char *path, off_t file_size, size_t *header_len,

@@ -341,6 +341,44 @@ Test(npy, fortran_order_matches_c_order)
     free(pf);
 }
 
+/* Larger than one transpose tile, with middle dims: [a][b][c][d] in Fortran order. */
+static void check_fortran_shape(size_t a, size_t b, size_t c, size_t d)
+{
+    size_t n = a * b * c * d;
+    float *f = malloc(n * sizeof *f);
+    for (size_t i = 0; i < a; i++)
+        for (size_t j = 0; j < b; j++)
+            for (size_t k = 0; k < c; k++)
+                for (size_t l = 0; l < d; l++)
+                    f[i + a * (j + b * (k + c * l))] = (float)(((i * 131 + j) * 137 + k) * 139 + l);
+    char dict[160], name[64];
+    snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': True, 'shape': (%zu, %zu, %zu, %zu), }", a, b,
+             c, d);
+    snprintf(name, sizeof name, "f%zux%zux%zux%zu.npy", a, b, c, d);
+    char *path = save_f32(name, dict, f, n);
+    saemon_npy r;
+    saemon_error err;
+    cr_assert_eq(saemon_npy_read(path, &r, &err), SAEMON_OK, "%s", err.message);
+    size_t x = 0, bad = 0;
+    for (size_t i = 0; i < a; i++)
+        for (size_t j = 0; j < b; j++)
+            for (size_t k = 0; k < c; k++)
+                for (size_t l = 0; l < d; l++, x++)
+                    bad += r.data[x] != (float)(((i * 131 + j) * 137 + k) * 139 + l);
+    cr_expect_eq(bad, 0, "%s: %zu elements misplaced", name, bad);
+    saemon_npy_free(&r);
+    free(f);
+    free(path);
+}
+
+Test(npy, fortran_order_tiled_transpose)
+{
+    check_fortran_shape(70, 1, 1, 45);
+    check_fortran_shape(3, 5, 4, 37);
+    check_fortran_shape(33, 2, 3, 65);
+    check_fortran_shape(1, 7, 1, 1);
+}
+
 Test(npy, fortran_order_float16_big_endian)
 {
     /* [2][3] with value 10*i + j, Fortran order, big-endian halves. */
