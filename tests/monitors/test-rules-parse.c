@@ -1,6 +1,8 @@
 /* Valid rule files: every construct parses, defaults apply, YAML styles agree. */
 #include "rules_test.h"
 
+#include <glob.h>
+
 #include "tests/support/support.h"
 
 static saemon_monitor *monitor(saemon_ruleset *rs)
@@ -156,6 +158,24 @@ Test(parse, example_file_in_the_repository)
     info.d_sae = 512;
     cr_expect_eq(saemon_rules_bind(rs, &info, &err), SAEMON_OK, "%s", err.message);
     saemon_rules_free(rs);
+}
+
+Test(parse, every_shipped_example_loads)
+{
+    const char *src = getenv("SAEMON_SOURCE_DIR");
+    cr_assert_not_null(src, "SAEMON_SOURCE_DIR is set by tests/meson.build");
+    char pattern[4096];
+    snprintf(pattern, sizeof pattern, "%s/monitors/examples/*.yaml", src);
+    glob_t g;
+    cr_assert_eq(glob(pattern, 0, NULL, &g), 0, "no examples under %s", pattern);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        saemon_ruleset *rs = NULL;
+        saemon_error err = {0};
+        cr_expect_eq(saemon_rules_load(g.gl_pathv[i], &rs, &err), SAEMON_OK, "%s", err.message);
+        cr_expect_gt(saemon_rules_count(rs), 0, "%s", g.gl_pathv[i]);
+        saemon_rules_free(rs);
+    }
+    globfree(&g);
 }
 
 Test(parse, load_from_file_names_the_file_in_errors)
