@@ -296,6 +296,17 @@ Test(limits, alias_expansion_bomb)
     cr_assert(strncmp(err.message, "t.yaml:", 7) == 0, "%s", err.message);
 }
 
+Test(limits, too_many_keys_in_one_mapping)
+{
+    size_t cap = 32 * 1100 + 256, o = 0;
+    char *y = malloc(cap);
+    o += (size_t)snprintf(y + o, cap - o, "rules:\n  - name: r\n    labels:\n");
+    for (int i = 0; i < 1025; i++)
+        o += (size_t)snprintf(y + o, cap - o, "      k%d: v\n", i);
+    EXPECT_ERR(y, SAEMON_ERR_RULES, "t.yaml:4:7:", "'labels' has 1025 entries; expected at most 1024");
+    free(y);
+}
+
 Test(limits, recursive_alias_is_caught_by_depth)
 {
     EXPECT_ERR(COND("&c {any: [*c]}"), SAEMON_ERR_RULES, "t.yaml:3:16:", "nested more than 32 deep");
