@@ -12,13 +12,29 @@ struct saemon_monitor {
     size_t n_enabled;
     char *dict_name;
     saemon_alert_feature *features; /* scratch for one alert: max_leaves entries */
+    /* Dense view of the current token for features 0..dense_len-1 (the
+     * largest index any enabled rule names), so a leaf costs one load; all
+     * zero between tokens. NULL when that range is too large: binary search. */
+    float *dense;
+    size_t dense_len;
     stream_map streams;
     uint64_t dropped;
 };
 
+#define DENSE_MAX_FEATURES (1u << 20) /* 4 MiB of scratch at most */
+
+/* The token being evaluated, and where to look its features up. */
+typedef struct token_ctx {
+    const saemon_token_view *tok;
+    const float *dense;
+} token_ctx;
+
 /* Value of `feature` in the token; absent features are 0. index is ascending. */
-static float feature_value(const saemon_token_view *tok, uint32_t feature)
+static float feature_value(const token_ctx *ctx, uint32_t feature)
 {
+    if (ctx->dense)
+        return ctx->dense[feature];
+    const saemon_token_view *tok = ctx->tok;
     size_t lo = 0, hi = tok->nnz;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -35,7 +51,7 @@ static bool leaf_holds(const rules_cond *c, float v)
     return (!c->has_above || v > c->above) && (!c->has_below || v < c->below);
 }
 
-static bool eval(const rules_cond *c, const saemon_token_view *tok)
+static bool eval(const rules_cond *c, const token_ctx *tok)
 {
     switch (c->kind) {
     case RULES_COND_LEAF: return leaf_holds(c, feature_value(tok, c->feature));
@@ -54,7 +70,7 @@ static bool eval(const rules_cond *c, const saemon_token_view *tok)
 }
 
 /* Every leaf of the rule whose own condition holds on this token. */
-static void collect(const rules_cond *c, const saemon_token_view *tok, saemon_alert_feature *out,
+static void collect(const rules_cond *c, const token_ctx *tok, saemon_alert_feature *out,
                     size_t *n)
 {
     if (c->kind != RULES_COND_LEAF) {
@@ -104,11 +120,12 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void fire(saemon_monitor *mon, const rules_rule *r, const saemon_token_view *tok,
-                 saemon_alert_fn fn, void *user)
+static void fire(saemon_monitor *mon, const rules_rule *r, const token_ctx *ctx, saemon_alert_fn fn,
+                 void *user)
 {
+    const saemon_token_view *tok = ctx->tok;
     size_t n = 0;
-    collect(r->cond, tok, mon->features, &n);
+    collect(r->cond, ctx, mon->features, &n);
     sort_by_index(mon->features, n);
     size_t u = 0; /* one entry per feature index, ascending */
     for (size_t i = 0; i < n; i++)
@@ -131,6 +148,18 @@ static void fire(saemon_monitor *mon, const rules_rule *r, const saemon_token_vi
         .timestamp = now_seconds(),
     };
     fn(&alert, user);
+}
+
+static uint32_t max_feature(const rules_cond *c)
+{
+    if (c->kind == RULES_COND_LEAF)
+        return c->feature;
+    uint32_t m = 0;
+    for (size_t i = 0; i < c->n_children; i++) {
+        uint32_t x = max_feature(&c->children[i]);
+        m = x > m ? x : m;
+    }
+    return m;
 }
 
 saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
@@ -157,9 +186,18 @@ saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_di
         saemon_monitor_destroy(mon);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "saemon_monitor_create: out of memory");
     }
-    for (size_t i = 0; i < rules->n_rules; i++)
-        if (rules->rules[i].enabled)
+    uint32_t top = 0;
+    for (size_t i = 0; i < rules->n_rules; i++) {
+        if (rules->rules[i].enabled) {
             mon->enabled[mon->n_enabled++] = &rules->rules[i];
+            uint32_t m = max_feature(rules->rules[i].cond);
+            top = m > top ? m : top;
+        }
+    }
+    if (mon->n_enabled && top < DENSE_MAX_FEATURES) {
+        mon->dense_len = (size_t)top + 1;
+        mon->dense = calloc(mon->dense_len, sizeof *mon->dense); /* NULL: fall back to search */
+    }
     *out = mon;
     return SAEMON_OK;
 }
@@ -186,10 +224,16 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
     }
     sl->last_token = tok->token;
 
+    token_ctx ctx = {.tok = tok, .dense = mon->dense};
+    if (mon->dense)
+        for (size_t i = 0; i < tok->nnz; i++)
+            if (tok->index[i] < mon->dense_len)
+                mon->dense[tok->index[i]] = tok->value[i];
+
     for (size_t i = 0; i < mon->n_enabled; i++) {
         const rules_rule *r = mon->enabled[i];
         rule_state *st = &state[i];
-        if (!eval(r->cond, tok)) {
+        if (!eval(r->cond, &ctx)) {
             st->held = 0;
             st->armed = true;
             continue;
@@ -202,9 +246,14 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
             st->has_fired = true;
             st->last_fire = tok->token;
             if (fn)
-                fire(mon, r, tok, fn, user);
+                fire(mon, r, &ctx, fn, user);
         }
     }
+
+    if (mon->dense) /* back to all zero for the next token */
+        for (size_t i = 0; i < tok->nnz; i++)
+            if (tok->index[i] < mon->dense_len)
+                mon->dense[tok->index[i]] = 0.0f;
 }
 
 size_t saemon_monitor_stream_count(const saemon_monitor *mon)
@@ -224,6 +273,7 @@ void saemon_monitor_destroy(saemon_monitor *mon)
     stream_map_free(&mon->streams);
     free(mon->enabled);
     free(mon->features);
+    free(mon->dense);
     free(mon->dict_name);
     free(mon);
 }

@@ -355,3 +355,41 @@ Test(api, create_refuses_a_mismatched_dictionary)
     cr_expect(strncmp(err.message, "t.yaml:3:26:", 12) == 0, "%s", err.message);
     saemon_rules_free(rs);
 }
+
+/* Feature indices past the dense-lookup range take the binary-search path;
+ * both must agree on the same tokens. */
+Test(condition, huge_feature_indices_evaluate_like_small_ones)
+{
+    const char *yaml[] = {
+        "rules:\n  - name: r\n    condition: {all: [{feature: 7, above: 4}, {feature: 9, below: 1}]}\n"
+        "  - name: s\n    condition: {feature: 3, above: 0.5, below: 2}\n",
+        "rules:\n  - name: r\n    condition: {all: [{feature: 7, above: 4}, {feature: 9, below: 1}]}\n"
+        "  - name: s\n    condition: {feature: 3, above: 0.5, below: 2}\n"
+        "  - name: far\n    enabled: true\n    condition: {feature: 4000000000, above: 1}\n",
+    };
+    capture c[2] = {{0}};
+    for (int k = 0; k < 2; k++) {
+        saemon_ruleset *rs = load_ok(yaml[k]);
+        saemon_monitor *mon = NULL;
+        saemon_error err = {0};
+        cr_assert_eq(saemon_monitor_create(rs, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
+        const uint32_t idx[] = {3, 7, 9, 4000000000u};
+        const float val[][4] = {{1, 5, 0.5f, 0}, {3, 5, 2, 0}, {1.5f, 4, 0, 0}, {0.6f, 4.5f, 0.1f, 2}};
+        for (uint64_t t = 0; t < 4; t++)
+            feed(mon, 0, 0, idx, val[t], 4, &c[k]); /* token 0 each time: fresh sequence */
+        saemon_monitor_destroy(mon);
+        saemon_rules_free(rs);
+    }
+    /* r: t0, t3; s: t0, t2, t3; far (second file only): t3 */
+    cr_assert_eq(c[0].n, 5);
+    cr_assert_eq(c[1].n, 6);
+    for (size_t i = 0, j = 0; i < c[1].n; i++) {
+        if (strcmp(c[1].a[i].rule, "far") == 0) {
+            cr_expect_eq(c[1].a[i].features[0].index, 4000000000u);
+            continue;
+        }
+        cr_expect_str_eq(c[1].a[i].rule, c[0].a[j].rule);
+        cr_expect_eq(c[1].a[i].n_features, c[0].a[j].n_features);
+        j++;
+    }
+}
