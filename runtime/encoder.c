@@ -31,7 +31,7 @@ struct saemon_encoder {
     const saemon_kernel *kernel;
     saemon_kernel_plan plan; /* the whole dictionary */
     size_t max_batch;
-    float *threshold, *mag_scale; /* owned epilogue arrays, [d_sae] */
+    float *threshold, *mag_scale, *bias, *mag_bias; /* owned epilogue arrays, [d_sae] */
     size_t n_slices;
     slice *slices;
     saemon_topology *topo;
@@ -52,6 +52,33 @@ struct saemon_encoder {
     uint8_t *nonfinite;
     saemon_features features;
 };
+
+/* (x − b_dec)·W_j = x·W_j − b_dec·W_j: the b_dec term is a per-latent
+ * constant, computed once in double and folded into the biases, so the input
+ * row is used exactly as given instead of being rounded after a subtraction. */
+static saemon_status fold_b_dec(saemon_encoder *enc, saemon_error *err)
+{
+    const saemon_dict *d = enc->dict;
+    const size_t n = d->info.d_sae, d_in = d->info.d_in;
+    saemon_kernel_plan *p = &enc->plan;
+    if (!(enc->bias = saemon_aligned_alloc(n * sizeof(float))))
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for biases");
+    if (p->mag_bias && !(enc->mag_bias = saemon_aligned_alloc(n * sizeof(float))))
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for biases");
+    for (size_t j = 0; j < n; j++) {
+        double bw = 0.0;
+        if (d->info.apply_b_dec_to_input)
+            for (size_t i = 0; i < d_in; i++)
+                bw += (double)d->b_dec[i] * d->W_enc_rows[j * d_in + i];
+        enc->bias[j] = (float)((double)p->bias[j] - bw);
+        if (enc->mag_bias)
+            enc->mag_bias[j] = (float)((double)p->mag_bias[j] - (double)p->mag_scale[j] * bw);
+    }
+    p->bias = enc->bias;
+    if (enc->mag_bias)
+        p->mag_bias = enc->mag_bias;
+    return SAEMON_OK;
+}
 
 static saemon_status plan_for_dict(saemon_encoder *enc, saemon_error *err)
 {
@@ -100,7 +127,7 @@ static saemon_status plan_for_dict(saemon_encoder *enc, saemon_error *err)
         }
         break;
     }
-    return SAEMON_OK;
+    return fold_b_dec(enc, err);
 }
 
 static size_t row_capacity(const saemon_kernel_plan *p)
@@ -322,9 +349,9 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
                                 enc->max_batch);
     const saemon_dict_info *info = &enc->dict->info;
     const size_t d_in = info->d_in;
-    const float *b_dec = info->apply_b_dec_to_input ? enc->dict->b_dec : NULL;
     for (size_t r = 0; r < n; r++) {
-        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm, b_dec);
+        /* b_dec is folded into the biases (fold_b_dec). */
+        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm, NULL);
         enc->input_norm[r] = st.input_norm;
         enc->nonfinite[r] = st.nonfinite;
     }
@@ -376,6 +403,8 @@ void saemon_encoder_destroy(saemon_encoder *enc)
     free(enc->heap);
     free(enc->threshold);
     free(enc->mag_scale);
+    free(enc->bias);
+    free(enc->mag_bias);
     free(enc->x);
     free(enc->offsets);
     free(enc->input_norm);

@@ -5,6 +5,7 @@
  * the toy model's own record of what it planted, not from saemon's output. */
 #include <cJSON.h>
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

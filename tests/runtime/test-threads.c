@@ -3,6 +3,7 @@
  * correctly across slices, pinning really applied, clean placement errors. */
 #include <criterion/criterion.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
