@@ -73,8 +73,8 @@ typedef struct suite_synth_note {
 typedef struct suite_results {
     char cpu[160];
     size_t allowed_cores;
-    bench_roofline roof[SUITE_MAX_THREADS]; /* per thread configuration */
-    size_t roof_threads[SUITE_MAX_THREADS];
+    bench_roofline roof[SUITE_MAX_THREADS + 1]; /* 1 core, then each multi-core configuration */
+    size_t roof_threads[SUITE_MAX_THREADS + 1];
     size_t n_roof;
     suite_synth_note synth[2];
     size_t n_synth;
