@@ -10,12 +10,27 @@
 #include "saemon/saemon.h"
 #include "suite.h"
 
+static int runnable(const saemon_kernel *k)
+{
+    return !(k->cpu_features & ~saemon_cpu_features());
+}
+
+/* Without --variant: every runnable variant except the scalar reference when
+ * a SIMD variant runs (it is the correctness oracle, and minutes slow). */
 static int variant_wanted(const suite_opts *o, const saemon_kernel *k)
 {
-    if (k->cpu_features & ~saemon_cpu_features())
+    if (!runnable(k))
         return 0;
-    if (!o->variant_filter)
+    if (!o->variant_filter) {
+        if (strcmp(k->isa, "scalar"))
+            return 1;
+        size_t nk;
+        const saemon_kernel *const *all = saemon_kernels_all(&nk);
+        for (size_t v = 0; v < nk; v++)
+            if (runnable(all[v]) && strcmp(all[v]->isa, "scalar"))
+                return 0;
         return 1;
+    }
     char *copy = strdup(o->variant_filter), *save = NULL;
     int hit = 0;
     for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !hit; t = strtok_r(NULL, ",", &save))

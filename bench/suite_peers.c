@@ -15,7 +15,7 @@ static double num(const cJSON *j, const char *key)
     return cJSON_GetNumberValue(cJSON_GetObjectItem(j, key));
 }
 
-static void peer_row(suite_results *res, const cJSON *j, const suite_pool *pool, size_t threads)
+static void peer_row(suite_results *res, const cJSON *j, const suite_pool *pool, size_t threads, const char *cpus)
 {
     const char *peer = cJSON_GetStringValue(cJSON_GetObjectItem(j, "peer"));
     const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(j, "kind"));
@@ -29,6 +29,7 @@ static void peer_row(suite_results *res, const cJSON *j, const suite_pool *pool,
     r->impl = strdup(peer);
     r->variant = strdup("fp32-dense");
     r->threads = threads;
+    snprintf(r->cpus, sizeof r->cpus, "%s", cpus ? cpus : "");
     r->d_in = pool->d_in;
     r->d_sae = pool->d_sae;
     r->batch = (size_t)num(j, "batch");
@@ -110,7 +111,7 @@ void suite_run_peers(suite_results *res, const suite_opts *o, const char *npy_di
             suite_note(res, "torch %s, torch.get_num_threads() = %.0f (%s)",
                        cJSON_GetStringValue(cJSON_GetObjectItem(j, "version")), num(j, "threads"), pool->shape);
         } else {
-            peer_row(res, j, pool, threads);
+            peer_row(res, j, pool, threads, cpus);
             progress_update((double)++got / (double)(expect ? expect : 1));
         }
         cJSON_Delete(j);

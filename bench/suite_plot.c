@@ -75,8 +75,8 @@ int suite_plot(const suite_results *res, const char *dir)
             for (int k = 0; k < SUITE_CDF_POINTS; k++)
                 fprintf(d, "%.6g %.4f\n", r->cdf_ms[k], (double)k / (SUITE_CDF_POINTS - 1));
             fprintf(d, "\n\n");
-            fprintf(g, "%s'%s' index %d using 1:2 with lines lw 2 title '%s'", first ? "" : ", \\\n  ", dat, block++,
-                    title);
+            fprintf(g, "%s'%s' index %d using 1:2 with lines lw 2 dt %d title '%s'", first ? "" : ", \\\n  ", dat,
+                    block++, strcmp(r->impl, "saemon") ? 2 : 1, title);
             first = 0;
         }
         if (first)
@@ -114,8 +114,8 @@ int suite_plot(const suite_results *res, const char *dir)
             fprintf(d, "\n\n");
             char title[96];
             series_title(r, title, sizeof title);
-            fprintf(g, "%s'%s' index %d using 1:2 with linespoints lw 2 title '%s'", first ? "" : ", \\\n  ", dat,
-                    block++, title);
+            fprintf(g, "%s'%s' index %d using 1:2 with linespoints lw 2 dt %d title '%s'", first ? "" : ", \\\n  ",
+                    dat, block++, strcmp(r->impl, "saemon") ? 2 : 1, title);
             first = 0;
         }
         if (first)
@@ -128,7 +128,7 @@ int suite_plot(const suite_results *res, const char *dir)
     int rc = -1;
     if (ok) {
         char *cmd = NULL;
-        if (asprintf(&cmd, "gnuplot '%s'", gp) >= 0) {
+        if (asprintf(&cmd, "gnuplot '%s' 2>'%s.log'", gp, gp) >= 0) {
             rc = system(cmd) == 0 ? 0 : -1;
             free(cmd);
         }
