@@ -36,7 +36,7 @@ static int api_present(void)
 
 /* acts file paired with an SAELens dir: <parent>/acts_<suffix>.npy for
  * "saelens-<suffix>" when it exists, else <parent>/acts.npy. */
-static char *acts_path_for(const char *sae_dir)
+char *bench_real_acts_path(const char *sae_dir)
 {
     char *tmp = strdup(sae_dir), *tmp2 = strdup(sae_dir);
     char *out = NULL;
@@ -111,7 +111,7 @@ static void bench_one(bench_results *res, const bench_opts *o, const char *dir, 
         return;
     }
     const saemon_dict_info *info = saemon_dict_get_info(dict);
-    char *acts = acts_path_for(dir);
+    char *acts = bench_real_acts_path(dir);
     saemon_npy npy = {0};
     size_t n_rows = 0, n_streams = 0, per_stream = 0;
     if (!acts) {
