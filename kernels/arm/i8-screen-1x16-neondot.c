@@ -1,0 +1,334 @@
+/* NEON int8 screened encode kernel (SDOT, +dotprod), one row at a time.
+ *
+ * Batch-1 encoding is bound by weight bytes. This variant first computes
+ * every latent's dot product from int8 copies of W and x (a quarter of the
+ * bytes), together with a rigorous bound on how far the exact fp32 kernel's
+ * answer can be from it. A 16-latent panel whose every latent provably
+ * fails the epilogue is skipped; any other panel is recomputed with the fp32
+ * panel code of f32-encode-4x16-neon (same layout, same dot product, same
+ * epilogue), so the output is bit-identical to that kernel's batch-1 path.
+ *
+ * Quantisation: W_j ~ s_j q_j, x ~ t p (q, p in [-127, 127], symmetric,
+ * round to nearest); a_j = s_j t (q_j . p) exactly in int32. With
+ * e_j = max_i |W_ji - s_j q_ji| and ex = max_i |x_i - t p_i| (both measured),
+ *   |x.W_j - s_j t q_j.p| <= ||x||_1 e_j + s_j ||q_j||_1 ex,
+ * and the fp32 kernel's rounding adds at most gamma_(d_in+4) ||x||_inf ||W_j||_1.
+ * The float evaluation of a_j and of the bound is covered by 16u|a_j|, a
+ * 2^-10 relative slack, 4u|a_j| for the final a +- bound and an absolute
+ * slack for underflow; every quantity from double is rounded up. Rows with a
+ * non-finite x, latents with non-finite W, d_in > 65536 (int32 headroom) and
+ * every comparison that yields NaN all fall back to the exact path.
+ *
+ * Packed layout: [fp32 panels, as f32-panel-neon.h][per panel: s, e, s||q||_1,
+ * ||W||_1 (16 floats each), then int8 weights: for each group of 4 inputs,
+ * 16 latents x 4 bytes, so one SDOT lane sees 4 inputs of one latent].
+ * d_in is zero-padded to a multiple of 16 in the int8 part. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/arm/f32-panel-neon.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("dotprod"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC target("arch=armv8.2-a+dotprod")
+#endif
+
+#define MAX_SCREEN_D_IN 65536 /* 65536 * 127 * 127 < 2^31 */
+#define U32F 0x1p-24f         /* unit roundoff of fp32 */
+
+#ifdef SAEMON_SCREEN_STATS
+unsigned long saemon_screen_stats[2]; /* panels seen, panels recomputed */
+#endif
+
+enum { P_SCALE, P_ERR, P_SQ, P_WSUM, N_PARAMS }; /* per-panel float arrays */
+
+static size_t pad16(size_t d_in)
+{
+    return (d_in + 15) & ~(size_t)15;
+}
+
+static size_t i8_panel_bytes(const saemon_kernel_plan *plan)
+{
+    return N_PARAMS * PANEL * sizeof(float) + PANEL * pad16(plan->d_in);
+}
+
+/* The smallest float >= v (v >= 0): bounds must never round down. */
+static float round_up(double v)
+{
+    float f = (float)v;
+    return (double)f < v ? nextafterf(f, INFINITY) : f;
+}
+
+static int screen_enabled(const saemon_kernel_plan *plan)
+{
+    return plan->d_in > 0 && plan->d_in <= MAX_SCREEN_D_IN;
+}
+
+static size_t packed_size(const saemon_kernel_plan *plan)
+{
+    size_t n = f32_panels_size(plan);
+    if (screen_enabled(plan))
+        n += n_panels(plan) * i8_panel_bytes(plan);
+    return n;
+}
+
+static size_t scratch_size(const saemon_kernel_plan *plan, size_t max_batch)
+{
+    (void)max_batch;
+    size_t heap = plan->epilogue == SAEMON_EPI_TOPK ? topk_cap(plan) * sizeof(saemon_topk_entry) : 0;
+    return heap + pad16(plan->d_in); /* then the quantised row */
+}
+
+/* Quantise one latent row; fills its four parameters and int8 lanes. */
+static void pack_latent(const float *w, size_t d_in, size_t l, float *params, int8_t *q8)
+{
+    double m = 0.0, wsum = 0.0;
+    int finite = 1;
+    for (size_t i = 0; i < d_in; i++) {
+        if (!isfinite(w[i]))
+            finite = 0;
+        m = fmax(m, fabs((double)w[i]));
+        wsum += fabs((double)w[i]);
+    }
+    float s = finite ? (float)(m / 127.0) : 0.0f;
+    double err = 0.0, qsum = 0.0;
+    for (size_t i = 0; i < d_in; i++) {
+        long q = 0;
+        if (s > 0.0f) {
+            q = lrint((double)w[i] / (double)s);
+            q = q > 127 ? 127 : q < -127 ? -127 : q;
+        }
+        /* lanes: group g = i / 4 holds 16 latents x 4 bytes */
+        q8[(i / 4) * PANEL * 4 + l * 4 + i % 4] = (int8_t)q;
+        qsum += (double)labs(q);
+        if (finite)
+            err = fmax(err, fabs((double)w[i] - (double)s * (double)q));
+    }
+    params[P_SCALE * PANEL + l] = s;
+    params[P_ERR * PANEL + l] = finite ? round_up(err) : INFINITY;
+    params[P_SQ * PANEL + l] = round_up((double)s * qsum);
+    params[P_WSUM * PANEL + l] = finite ? round_up(wsum) : INFINITY;
+}
+
+static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *packed)
+{
+    f32_panels_pack(plan, w_rows, packed);
+    if (!screen_enabled(plan))
+        return;
+    const size_t d_in = plan->d_in;
+    unsigned char *base = (unsigned char *)packed + f32_panels_size(plan);
+    for (size_t p = 0; p < n_panels(plan); p++) {
+        unsigned char *panel = base + p * i8_panel_bytes(plan);
+        float *params = (float *)panel;
+        int8_t *q8 = (int8_t *)(panel + N_PARAMS * PANEL * sizeof(float));
+        memset(panel, 0, i8_panel_bytes(plan)); /* padded latents: all zero */
+        for (size_t l = 0; l < PANEL && p * PANEL + l < plan->d_sae; l++)
+            pack_latent(w_rows + (p * PANEL + l) * d_in, d_in, l, params, q8);
+    }
+}
+
+/* The row's side of the bound; ok = 0 when x is not finite (no screening). */
+typedef struct row_quant {
+    int ok;
+    float t;     /* x ~ t p */
+    float ex;    /* max |x_i - t p_i| */
+    float norm1; /* ||x||_1 */
+    float gamma_norminf; /* gamma_(d_in+4) ||x||_inf */
+} row_quant;
+
+static row_quant quantise_row(const float *x, size_t d_in, int8_t *p8)
+{
+    row_quant rq = {0};
+    double m = 0.0, n1 = 0.0;
+    for (size_t i = 0; i < d_in; i++) {
+        if (!isfinite(x[i]))
+            return rq;
+        m = fmax(m, fabs((double)x[i]));
+        n1 += fabs((double)x[i]);
+    }
+    const float t = (float)(m / 127.0);
+    double ex = 0.0;
+    for (size_t i = 0; i < d_in; i++) {
+        long p = 0;
+        if (t > 0.0f) {
+            p = lrint((double)x[i] / (double)t);
+            p = p > 127 ? 127 : p < -127 ? -127 : p;
+        }
+        p8[i] = (int8_t)p;
+        ex = fmax(ex, fabs((double)x[i] - (double)t * (double)p));
+    }
+    memset(p8 + d_in, 0, pad16(d_in) - d_in);
+    const double nu = (double)(d_in + 4) * 0x1p-24;
+    rq.ok = 1;
+    rq.t = t;
+    rq.ex = round_up(ex);
+    rq.norm1 = round_up(n1);
+    rq.gamma_norminf = round_up(nu / (1.0 - nu) * m * (1.0 + 0x1p-40));
+    return rq;
+}
+
+/* q_j . p for the 16 latents of one panel, exact in int32. */
+static void sdot_panel(const int8_t *q8, const int8_t *p8, size_t d_pad, int32x4_t acc[4])
+{
+    int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < d_pad; i += 16, q8 += 16 * PANEL) {
+        const int8x16_t pv = vld1q_s8(p8 + i);
+        a0 = vdotq_laneq_s32(a0, vld1q_s8(q8 + 0), pv, 0);
+        a1 = vdotq_laneq_s32(a1, vld1q_s8(q8 + 16), pv, 0);
+        a2 = vdotq_laneq_s32(a2, vld1q_s8(q8 + 32), pv, 0);
+        a3 = vdotq_laneq_s32(a3, vld1q_s8(q8 + 48), pv, 0);
+        a0 = vdotq_laneq_s32(a0, vld1q_s8(q8 + 64), pv, 1);
+        a1 = vdotq_laneq_s32(a1, vld1q_s8(q8 + 80), pv, 1);
+        a2 = vdotq_laneq_s32(a2, vld1q_s8(q8 + 96), pv, 1);
+        a3 = vdotq_laneq_s32(a3, vld1q_s8(q8 + 112), pv, 1);
+        a0 = vdotq_laneq_s32(a0, vld1q_s8(q8 + 128), pv, 2);
+        a1 = vdotq_laneq_s32(a1, vld1q_s8(q8 + 144), pv, 2);
+        a2 = vdotq_laneq_s32(a2, vld1q_s8(q8 + 160), pv, 2);
+        a3 = vdotq_laneq_s32(a3, vld1q_s8(q8 + 176), pv, 2);
+        a0 = vdotq_laneq_s32(a0, vld1q_s8(q8 + 192), pv, 3);
+        a1 = vdotq_laneq_s32(a1, vld1q_s8(q8 + 208), pv, 3);
+        a2 = vdotq_laneq_s32(a2, vld1q_s8(q8 + 224), pv, 3);
+        a3 = vdotq_laneq_s32(a3, vld1q_s8(q8 + 240), pv, 3);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* NaN-safe "could pass": true unless v <= limit holds. */
+static inline uint32x4_t could_exceed(float32x4_t v, float32x4_t limit)
+{
+    return vmvnq_u32(vcleq_f32(v, limit));
+}
+
+/* Can any real lane of this panel pass the epilogue, given that the exact
+ * fp32 dot product of latent lane lies in [lo, hi]? The epilogue's float
+ * operations are monotone in d, so evaluating them at the ends is exact. */
+static int panel_may_pass(const saemon_kernel_plan *plan, const row_state *rs,
+                          const float32x4_t lo[4], const float32x4_t hi[4], size_t j0, size_t nl)
+{
+    uint32x4_t may[4];
+    for (int q = 0; q < 4; q++) {
+        const float32x4_t b = load_param(plan->bias, j0, nl, q);
+        switch (plan->epilogue) {
+        case SAEMON_EPI_THRESHOLD:
+            may[q] = could_exceed(vaddq_f32(hi[q], b), load_param(plan->threshold, j0, nl, q));
+            break;
+        case SAEMON_EPI_GATED: {
+            const float32x4_t sc = load_param(plan->mag_scale, j0, nl, q);
+            const float32x4_t mb = load_param(plan->mag_bias, j0, nl, q);
+            const float32x4_t zero = vdupq_n_f32(0);
+            /* mag is monotone in d either way round, depending on sc's sign */
+            const uint32x4_t mag_hi = could_exceed(vaddq_f32(vmulq_f32(sc, hi[q]), mb), zero);
+            const uint32x4_t mag_lo = could_exceed(vaddq_f32(vmulq_f32(sc, lo[q]), mb), zero);
+            may[q] = vandq_u32(could_exceed(vaddq_f32(hi[q], b), zero), vorrq_u32(mag_hi, mag_lo));
+            break;
+        }
+        case SAEMON_EPI_TOPK: {
+            const float32x4_t floor = vdupq_n_f32(topk_floor(plan, rs));
+            float32x4_t phi = vaddq_f32(hi[q], b), plo = vaddq_f32(lo[q], b);
+            if (plan->mag_scale) {
+                const float32x4_t sc = load_param(plan->mag_scale, j0, nl, q);
+                phi = vmulq_f32(phi, sc);
+                plo = vmulq_f32(plo, sc);
+            }
+            may[q] = vorrq_u32(could_exceed(phi, floor), could_exceed(plo, floor));
+            break;
+        }
+        }
+    }
+    uint32_t bits = mask_bits(may);
+    if (nl < PANEL)
+        bits &= (1u << nl) - 1u;
+    return bits != 0;
+}
+
+static void encode_row(const saemon_kernel_plan *plan, const unsigned char *packed, const float *x,
+                       const row_quant *rq, const int8_t *p8, row_state *rs)
+{
+    const size_t d_in = plan->d_in, d_sae = plan->d_sae, panels = n_panels(plan);
+    const float *w32 = (const float *)packed;
+    const unsigned char *i8 = packed + f32_panels_size(plan);
+    if (plan->epilogue == SAEMON_EPI_TOPK && topk_cap(plan) == 0)
+        return;
+    const float32x4_t t = vdupq_n_f32(rq->t), ex = vdupq_n_f32(rq->ex);
+    const float32x4_t norm1 = vdupq_n_f32(rq->norm1), gn = vdupq_n_f32(rq->gamma_norminf);
+    const float32x4_t abs_slack = vdupq_n_f32((float)(d_in + 8) * 0x1p-120f);
+    for (size_t p = 0; p < panels; p++) {
+        const size_t j0 = p * PANEL, nl = d_sae - j0 < PANEL ? d_sae - j0 : PANEL;
+#ifdef SAEMON_SCREEN_STATS
+        saemon_screen_stats[0]++;
+#endif
+        if (rq->ok) {
+            const unsigned char *panel = i8 + p * i8_panel_bytes(plan);
+            const float *params = (const float *)panel;
+            int32x4_t acc[4];
+            sdot_panel((const int8_t *)(panel + N_PARAMS * PANEL * sizeof(float)), p8, pad16(d_in),
+                       acc);
+            float32x4_t lo[4], hi[4];
+            for (int q = 0; q < 4; q++) {
+                const float32x4_t s = vld1q_f32(params + P_SCALE * PANEL + 4 * q);
+                const float32x4_t a = vmulq_f32(vcvtq_f32_s32(acc[q]), vmulq_f32(s, t));
+                float32x4_t bound = vmulq_f32(norm1, vld1q_f32(params + P_ERR * PANEL + 4 * q));
+                bound = vaddq_f32(bound, vmulq_f32(ex, vld1q_f32(params + P_SQ * PANEL + 4 * q)));
+                bound = vaddq_f32(bound, vmulq_f32(gn, vld1q_f32(params + P_WSUM * PANEL + 4 * q)));
+                bound = vaddq_f32(bound, vmulq_n_f32(vabsq_f32(a), 16.0f * U32F));
+                /* covers the float rounding of everything above ... */
+                bound = vmulq_n_f32(bound, 1.0f + 0x1p-10f);
+                /* ... and of hi = a + bound, lo = a - bound themselves */
+                bound = vaddq_f32(bound, vmulq_n_f32(vabsq_f32(a), 4.0f * U32F));
+                bound = vaddq_f32(bound, abs_slack);
+                hi[q] = vaddq_f32(a, bound);
+                lo[q] = vsubq_f32(a, bound);
+            }
+            if (!panel_may_pass(plan, rs, lo, hi, j0, nl))
+                continue;
+#ifdef SAEMON_SCREEN_STATS /* dev builds: how many panels the screen keeps */
+            saemon_screen_stats[1]++;
+#endif
+        }
+        float32x4_t d[4];
+        dot_panel_1(w32 + p * PANEL * d_in, x, d_in, d);
+        epilogue(plan, d, j0, nl, rs);
+    }
+}
+
+static void encode(const saemon_kernel_plan *plan, const void *packed, const float *x, size_t n,
+                   const saemon_kernel_out *out, void *scratch)
+{
+    saemon_topk_entry *heap = scratch;
+    int8_t *p8 = (int8_t *)scratch;
+    if (plan->epilogue == SAEMON_EPI_TOPK)
+        p8 = (int8_t *)(heap + topk_cap(plan));
+    for (size_t r = 0; r < n; r++) {
+        const float *xr = x + r * plan->d_in;
+        row_quant rq = {0};
+        if (screen_enabled(plan))
+            rq = quantise_row(xr, plan->d_in, p8);
+        row_state rs;
+        row_begin(&rs, out, r, plan->epilogue == SAEMON_EPI_TOPK ? heap : NULL);
+        encode_row(plan, packed, xr, &rq, p8, &rs);
+        out->count[r] = row_end(plan, &rs);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
+
+const saemon_kernel saemon_kernel_i8_screen_1x16_neondot = {
+    .name = "i8-screen-1x16-neondot",
+    .isa = "neon",
+    .cpu_features = SAEMON_CPU_NEON | SAEMON_CPU_NEON_DOTPROD,
+    /* Below the fp32 kernel until measured on real hardware (qemu timings
+     * mean nothing); select it by name. */
+    .priority = 5,
+    .packed_size = packed_size,
+    .scratch_size = scratch_size,
+    .pack = pack,
+    .encode = encode,
+};
