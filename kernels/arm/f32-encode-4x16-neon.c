@@ -2,7 +2,8 @@
  *
  * encode() walks rows in tiles of 4 (16 accumulators: 4 rows x 4 vectors,
  * each weight load feeds 4 FMAs) and finishes the 0-3 leftover rows with the
- * batch-1 path (8 accumulators, two interleaved chains over even/odd i). */
+ * batch-1 path (two panels at a time: 8 accumulators). Both paths give the
+ * same bits for a row (see f32-panel-neon.h). */
 #include "kernels/arm/f32-panel-neon.h"
 
 static size_t packed_size(const saemon_kernel_plan *plan)
@@ -47,8 +48,16 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
     for (; r < n; r++) {
         row_state rs;
         row_begin(&rs, out, r, heaps);
-        for (size_t p = 0; p < panels; p++) {
-            const size_t j0 = p * PANEL, nl = d_sae - j0 < PANEL ? d_sae - j0 : PANEL;
+        size_t p = 0;
+        for (; p + 2 <= panels; p += 2) { /* two full panels: latents j0 .. j0+31 */
+            const size_t j0 = p * PANEL, nl2 = d_sae - j0 - PANEL < PANEL ? d_sae - j0 - PANEL : PANEL;
+            float32x4_t d[4], d2[4];
+            dot_panel_2x1(w + p * PANEL * d_in, w + (p + 1) * PANEL * d_in, x + r * d_in, d_in, d, d2);
+            epilogue(plan, d, j0, PANEL, &rs);
+            epilogue(plan, d2, j0 + PANEL, nl2, &rs);
+        }
+        if (p < panels) {
+            const size_t j0 = p * PANEL, nl = d_sae - j0;
             float32x4_t d[4];
             dot_panel_1(w + p * PANEL * d_in, x + r * d_in, d_in, d);
             epilogue(plan, d, j0, nl, &rs);

@@ -158,42 +158,88 @@ static inline void epilogue(const saemon_kernel_plan *plan, const float32x4_t d[
     }
 }
 
-/* One row against one panel: 8 accumulators, even and odd i in separate
- * chains so consecutive FMAs do not wait on each other. */
-static inline void dot_panel_1(const float *w, const float *x, size_t d_in, float32x4_t d[4])
+/* Every path computes each latent's dot product the same way: one fused
+ * multiply-add chain over i = 0, 1, ..., d_in-1 starting from +0. So a row
+ * gets bit-identical values whether it is encoded alone or in a batch, and
+ * dot_row_exact() reproduces any single latent from a row-major copy of W. */
+
+/* The epilogue for a single latent j (dot product d): the same float
+ * operations as epilogue() lane by lane, for kernels that recompute only
+ * some latents. */
+static inline void epilogue_one(const saemon_kernel_plan *plan, float d, size_t j, row_state *rs)
+{
+    const uint32_t ix = plan->index_base + (uint32_t)j;
+    switch (plan->epilogue) {
+    case SAEMON_EPI_THRESHOLD: {
+        const float pre = d + plan->bias[j];
+        if (pre > plan->threshold[j]) {
+            rs->index[rs->n] = ix;
+            rs->value[rs->n++] = pre;
+        }
+        break;
+    }
+    case SAEMON_EPI_GATED: {
+        const float gate = d + plan->bias[j];
+        const float mag = plan->mag_scale[j] * d + plan->mag_bias[j];
+        if (gate > 0.0f && mag > 0.0f) {
+            rs->index[rs->n] = ix;
+            rs->value[rs->n++] = mag;
+        }
+        break;
+    }
+    case SAEMON_EPI_TOPK: {
+        float pre = d + plan->bias[j];
+        if (plan->mag_scale)
+            pre *= plan->mag_scale[j];
+        if (pre > topk_floor(plan, rs))
+            saemon_topk_push(rs->heap, &rs->heap_size, topk_cap(plan), pre, ix);
+        break;
+    }
+    }
+}
+
+/* One row against panels w and w2 (2 x 16 latents): 8 independent chains. */
+static inline void dot_panel_2x1(const float *w, const float *w2, const float *x, size_t d_in,
+                                 float32x4_t d[4], float32x4_t d2[4])
 {
     float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
     float32x4_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-    size_t i = 0;
-    for (; i + 4 <= d_in; i += 4, w += 4 * PANEL) {
-        float32x4_t xv = vld1q_f32(x + i);
-        a0 = vfmaq_laneq_f32(a0, vld1q_f32(w + 0), xv, 0);
-        a1 = vfmaq_laneq_f32(a1, vld1q_f32(w + 4), xv, 0);
-        a2 = vfmaq_laneq_f32(a2, vld1q_f32(w + 8), xv, 0);
-        a3 = vfmaq_laneq_f32(a3, vld1q_f32(w + 12), xv, 0);
-        b0 = vfmaq_laneq_f32(b0, vld1q_f32(w + 16), xv, 1);
-        b1 = vfmaq_laneq_f32(b1, vld1q_f32(w + 20), xv, 1);
-        b2 = vfmaq_laneq_f32(b2, vld1q_f32(w + 24), xv, 1);
-        b3 = vfmaq_laneq_f32(b3, vld1q_f32(w + 28), xv, 1);
-        a0 = vfmaq_laneq_f32(a0, vld1q_f32(w + 32), xv, 2);
-        a1 = vfmaq_laneq_f32(a1, vld1q_f32(w + 36), xv, 2);
-        a2 = vfmaq_laneq_f32(a2, vld1q_f32(w + 40), xv, 2);
-        a3 = vfmaq_laneq_f32(a3, vld1q_f32(w + 44), xv, 2);
-        b0 = vfmaq_laneq_f32(b0, vld1q_f32(w + 48), xv, 3);
-        b1 = vfmaq_laneq_f32(b1, vld1q_f32(w + 52), xv, 3);
-        b2 = vfmaq_laneq_f32(b2, vld1q_f32(w + 56), xv, 3);
-        b3 = vfmaq_laneq_f32(b3, vld1q_f32(w + 60), xv, 3);
+    for (size_t i = 0; i < d_in; i++, w += PANEL, w2 += PANEL) {
+        const float xi = x[i];
+        a0 = vfmaq_n_f32(a0, vld1q_f32(w + 0), xi);
+        a1 = vfmaq_n_f32(a1, vld1q_f32(w + 4), xi);
+        a2 = vfmaq_n_f32(a2, vld1q_f32(w + 8), xi);
+        a3 = vfmaq_n_f32(a3, vld1q_f32(w + 12), xi);
+        b0 = vfmaq_n_f32(b0, vld1q_f32(w2 + 0), xi);
+        b1 = vfmaq_n_f32(b1, vld1q_f32(w2 + 4), xi);
+        b2 = vfmaq_n_f32(b2, vld1q_f32(w2 + 8), xi);
+        b3 = vfmaq_n_f32(b3, vld1q_f32(w2 + 12), xi);
     }
-    for (; i < d_in; i++, w += PANEL) {
-        a0 = vfmaq_n_f32(a0, vld1q_f32(w + 0), x[i]);
-        a1 = vfmaq_n_f32(a1, vld1q_f32(w + 4), x[i]);
-        a2 = vfmaq_n_f32(a2, vld1q_f32(w + 8), x[i]);
-        a3 = vfmaq_n_f32(a3, vld1q_f32(w + 12), x[i]);
+    d[0] = a0, d[1] = a1, d[2] = a2, d[3] = a3;
+    d2[0] = b0, d2[1] = b1, d2[2] = b2, d2[3] = b3;
+}
+
+/* One row against one panel (the odd last one): 4 chains. */
+static inline void dot_panel_1(const float *w, const float *x, size_t d_in, float32x4_t d[4])
+{
+    float32x4_t a0 = vdupq_n_f32(0), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i < d_in; i++, w += PANEL) {
+        const float xi = x[i];
+        a0 = vfmaq_n_f32(a0, vld1q_f32(w + 0), xi);
+        a1 = vfmaq_n_f32(a1, vld1q_f32(w + 4), xi);
+        a2 = vfmaq_n_f32(a2, vld1q_f32(w + 8), xi);
+        a3 = vfmaq_n_f32(a3, vld1q_f32(w + 12), xi);
     }
-    d[0] = vaddq_f32(a0, b0);
-    d[1] = vaddq_f32(a1, b1);
-    d[2] = vaddq_f32(a2, b2);
-    d[3] = vaddq_f32(a3, b3);
+    d[0] = a0, d[1] = a1, d[2] = a2, d[3] = a3;
+}
+
+/* One latent from its row-major weights, in the same order as the panels. */
+static inline float dot_row_exact(const float *w_row, const float *x, size_t d_in)
+{
+    float acc = 0.0f;
+    for (size_t i = 0; i < d_in; i++)
+        acc = __builtin_fmaf(w_row[i], x[i], acc);
+    return acc;
 }
 
 /* TILE rows against one panel: 16 accumulators, each weight vector loaded

@@ -2,11 +2,11 @@
  *
  * Batch-1 encoding is bound by weight bytes. This variant first computes
  * every latent's dot product from int8 copies of W and x (a quarter of the
- * bytes), together with a rigorous bound on how far the exact fp32 kernel's
- * answer can be from it. A 16-latent panel whose every latent provably
- * fails the epilogue is skipped; any other panel is recomputed with the fp32
- * panel code of f32-encode-4x16-neon (same layout, same dot product, same
- * epilogue), so the output is bit-identical to that kernel's batch-1 path.
+ * bytes), together with a rigorous bound on how far the exact fp32 result
+ * can be from it. Only latents that could pass the epilogue are recomputed,
+ * from a row-major fp32 copy of W, with the same single FMA chain as the
+ * fp32 panel kernels (dot_row_exact), and go through the same epilogue
+ * arithmetic: the output is bit-identical to f32-encode-4x16-neon.
  *
  * Quantisation: W_j ~ s_j q_j, x ~ t p (q, p in [-127, 127], symmetric,
  * round to nearest); a_j = s_j t (q_j . p) exactly in int32. With
@@ -19,7 +19,7 @@
  * non-finite x, latents with non-finite W, d_in > 65536 (int32 headroom) and
  * every comparison that yields NaN all fall back to the exact path.
  *
- * Packed layout: [fp32 panels, as f32-panel-neon.h][per panel: s, e, s||q||_1,
+ * Packed layout: [fp32 W, row-major as given][per panel of 16 latents: s, e, s||q||_1,
  * ||W||_1 (16 floats each), then int8 weights: for each group of 4 inputs,
  * 16 latents x 4 bytes, so one SDOT lane sees 4 inputs of one latent].
  * d_in is zero-padded to a multiple of 16 in the int8 part. */
@@ -40,7 +40,7 @@
 #define U32F 0x1p-24f         /* unit roundoff of fp32 */
 
 #ifdef SAEMON_SCREEN_STATS
-unsigned long saemon_screen_stats[2]; /* panels seen, panels recomputed */
+unsigned long saemon_screen_stats[2]; /* latents seen, latents recomputed */
 #endif
 
 enum { P_SCALE, P_ERR, P_SQ, P_WSUM, N_PARAMS }; /* per-panel float arrays */
@@ -67,9 +67,15 @@ static int screen_enabled(const saemon_kernel_plan *plan)
     return plan->d_in > 0 && plan->d_in <= MAX_SCREEN_D_IN;
 }
 
+/* Bytes of the row-major fp32 copy, rounded up to 64. */
+static size_t f32_rows_size(const saemon_kernel_plan *plan)
+{
+    return (plan->d_sae * plan->d_in * sizeof(float) + 63) & ~(size_t)63;
+}
+
 static size_t packed_size(const saemon_kernel_plan *plan)
 {
-    size_t n = f32_panels_size(plan);
+    size_t n = f32_rows_size(plan);
     if (screen_enabled(plan))
         n += n_panels(plan) * i8_panel_bytes(plan);
     return n;
@@ -115,11 +121,11 @@ static void pack_latent(const float *w, size_t d_in, size_t l, float *params, in
 
 static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *packed)
 {
-    f32_panels_pack(plan, w_rows, packed);
+    const size_t d_in = plan->d_in;
+    memcpy(packed, w_rows, plan->d_sae * d_in * sizeof(float));
     if (!screen_enabled(plan))
         return;
-    const size_t d_in = plan->d_in;
-    unsigned char *base = (unsigned char *)packed + f32_panels_size(plan);
+    unsigned char *base = (unsigned char *)packed + f32_rows_size(plan);
     for (size_t p = 0; p < n_panels(plan); p++) {
         unsigned char *panel = base + p * i8_panel_bytes(plan);
         float *params = (float *)panel;
@@ -205,10 +211,11 @@ static inline uint32x4_t could_exceed(float32x4_t v, float32x4_t limit)
     return vmvnq_u32(vcleq_f32(v, limit));
 }
 
-/* Can any real lane of this panel pass the epilogue, given that the exact
- * fp32 dot product of latent lane lies in [lo, hi]? The epilogue's float
- * operations are monotone in d, so evaluating them at the ends is exact. */
-static int panel_may_pass(const saemon_kernel_plan *plan, const row_state *rs,
+/* The lanes of this panel (bit l = latent j0 + l) that could pass the
+ * epilogue, given that the exact fp32 dot product of lane l lies in
+ * [lo, hi]. The epilogue's float operations are monotone in d (rounding is
+ * monotone), so evaluating them at the two ends is a rigorous test. */
+static uint32_t panel_candidates(const saemon_kernel_plan *plan, const row_state *rs,
                           const float32x4_t lo[4], const float32x4_t hi[4], size_t j0, size_t nl)
 {
     uint32x4_t may[4];
@@ -244,7 +251,7 @@ static int panel_may_pass(const saemon_kernel_plan *plan, const row_state *rs,
     uint32_t bits = mask_bits(may);
     if (nl < PANEL)
         bits &= (1u << nl) - 1u;
-    return bits != 0;
+    return bits;
 }
 
 static void encode_row(const saemon_kernel_plan *plan, const unsigned char *packed, const float *x,
@@ -252,7 +259,7 @@ static void encode_row(const saemon_kernel_plan *plan, const unsigned char *pack
 {
     const size_t d_in = plan->d_in, d_sae = plan->d_sae, panels = n_panels(plan);
     const float *w32 = (const float *)packed;
-    const unsigned char *i8 = packed + f32_panels_size(plan);
+    const unsigned char *i8 = packed + f32_rows_size(plan);
     if (plan->epilogue == SAEMON_EPI_TOPK && topk_cap(plan) == 0)
         return;
     const float32x4_t t = vdupq_n_f32(rq->t), ex = vdupq_n_f32(rq->ex);
@@ -260,9 +267,7 @@ static void encode_row(const saemon_kernel_plan *plan, const unsigned char *pack
     const float32x4_t abs_slack = vdupq_n_f32((float)(d_in + 8) * 0x1p-120f);
     for (size_t p = 0; p < panels; p++) {
         const size_t j0 = p * PANEL, nl = d_sae - j0 < PANEL ? d_sae - j0 : PANEL;
-#ifdef SAEMON_SCREEN_STATS
-        saemon_screen_stats[0]++;
-#endif
+        uint32_t bits = nl == PANEL ? 0xffffu : (1u << nl) - 1u;
         if (rq->ok) {
             const unsigned char *panel = i8 + p * i8_panel_bytes(plan);
             const float *params = (const float *)panel;
@@ -285,15 +290,17 @@ static void encode_row(const saemon_kernel_plan *plan, const unsigned char *pack
                 hi[q] = vaddq_f32(a, bound);
                 lo[q] = vsubq_f32(a, bound);
             }
-            if (!panel_may_pass(plan, rs, lo, hi, j0, nl))
-                continue;
-#ifdef SAEMON_SCREEN_STATS /* dev builds: how many panels the screen keeps */
-            saemon_screen_stats[1]++;
-#endif
+            bits = panel_candidates(plan, rs, lo, hi, j0, nl);
         }
-        float32x4_t d[4];
-        dot_panel_1(w32 + p * PANEL * d_in, x, d_in, d);
-        epilogue(plan, d, j0, nl, rs);
+#ifdef SAEMON_SCREEN_STATS /* dev builds: how much the screen keeps */
+        saemon_screen_stats[0] += nl;
+        saemon_screen_stats[1] += (unsigned long)__builtin_popcount(bits);
+#endif
+        while (bits) { /* ascending j: THRESHOLD output stays sorted */
+            const size_t j = j0 + (size_t)__builtin_ctz(bits);
+            bits &= bits - 1u;
+            epilogue_one(plan, dot_row_exact(w32 + j * d_in, x, d_in), j, rs);
+        }
     }
 }
 
