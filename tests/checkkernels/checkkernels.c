@@ -10,7 +10,7 @@
  * zero; values within tol_j = 8*eps_f32*(sum_i |x_i*W_ji| + |bias_j|) + tiny.
  * Exact-mode cases (small integers, every sum exact in fp32) use tol = 0.
  *
- *   checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench] [--list] [-v]
+ *   checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench] [--list] [--quick] [-v]
  */
 #include <float.h>
 #include <inttypes.h>
@@ -30,7 +30,7 @@ static struct {
     uint64_t seed;
     const char *test;
     const char *isa;
-    int bench, list, verbose;
+    int bench, list, verbose, quick;
 } opt;
 
 static uint64_t rng_state;
@@ -532,6 +532,13 @@ static int run_checks(void)
                     snprintf(c.name, sizeof c.name, "%s/%s", epi_names[e], mode_names[m]);
                     if (opt.test && !strstr(c.name, opt.test))
                         continue;
+                    /* --quick (emulators): every dim still meets every other
+                     * dim, except the largest products, at batches <= 9
+                     * (the fixed-shape cases below keep 64 and 65). */
+                    if (opt.quick && c.d_in * c.d_sae > 20 * 1024)
+                        continue;
+                    if (opt.quick && c.n > 9)
+                        c.n = 9 - counter % 3;
                     rnd_seed(opt.seed ^ (counter * 0x100000001b3ULL));
                     failures += check_case(&c, ref, ks, nk, checked);
                 }
@@ -660,7 +667,7 @@ static int usage(const char *arg)
 {
     fprintf(stderr,
             "checkkernels: unknown argument '%s'\n"
-            "usage: checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench] [--list] [-v]\n",
+            "usage: checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench] [--list] [--quick] [-v]\n",
             arg);
     return 2;
 }
@@ -684,6 +691,8 @@ int main(int argc, char **argv)
             opt.list = 1;
         else if (strcmp(a, "-v") == 0)
             opt.verbose = 1;
+        else if (strcmp(a, "--quick") == 0)
+            opt.quick = 1;
         else
             return usage(a);
     }
