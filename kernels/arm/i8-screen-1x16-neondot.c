@@ -30,9 +30,14 @@
 
 #include "kernels/arm/f32-panel-neon.h"
 
+/* GCC exposes the SDOT intrinsics to functions compiled for +dotprod, so the
+ * file needs no special -march; clang's arm_neon.h only defines them when the
+ * whole TU is built with the feature. */
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("dotprod"))), apply_to = function)
-#elif defined(__GNUC__)
+#if !defined(__ARM_FEATURE_DOTPROD)
+#error "clang: compile i8-screen-1x16-neondot.c with -march=armv8.2-a+dotprod"
+#endif
+#else
 #pragma GCC target("arch=armv8.2-a+dotprod")
 #endif
 
@@ -322,10 +327,6 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
         out->count[r] = row_end(plan, &rs);
     }
 }
-
-#if defined(__clang__)
-#pragma clang attribute pop
-#endif
 
 const saemon_kernel saemon_kernel_i8_screen_1x16_neondot = {
     .name = "i8-screen-1x16-neondot",
