@@ -114,9 +114,9 @@ static inline __m512 approx_dot(const char *packed, const screen_layout *L, size
 
 /* One row, panels [p0, p0+np), np <= 4, side by side. */
 static inline __attribute__((always_inline)) void row_panels(const saemon_kernel_plan *plan, const char *packed,
-                                                             const screen_layout *L, const float *x,
-                                                             const unsigned char *xq, const screen_row *row,
-                                                             size_t p0, int np, avx512_sink *s)
+                                                             const screen_layout *L, const unsigned char *xq,
+                                                             screen_row *row, size_t p0, int np,
+                                                             const avx512_sink *s)
 {
     const size_t nblk = d_in4(plan) / 4;
     const char *w0 = packed + L->panels + p0 * L->panel_bytes;
@@ -144,14 +144,14 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
     for (int q = 0; q < np; q++) {
         size_t j0 = (p0 + q) * AVX512_PANEL;
         screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, _mm512_add_epi32(a[q], b[q]), row->sx), row,
-                     0.0f, x, s);
+                     0.0f, s);
     }
 }
 
 /* R rows x NP panels (1 or 2) from panel p; rows are consecutive from r0. */
 static inline __attribute__((always_inline)) void tile(const saemon_kernel_plan *plan, const char *packed,
-                                                       const screen_layout *L, const float *x,
-                                                       const screen_scratch *S, size_t r0, size_t p, int R, int NP)
+                                                       const screen_layout *L, const screen_scratch *S,
+                                                       size_t r0, size_t p, int R, int NP)
 {
     const size_t nblk = d_in4(plan) / 4;
     const char *w0 = packed + L->panels + p * L->panel_bytes, *w1 = w0 + L->panel_bytes;
@@ -172,13 +172,12 @@ static inline __attribute__((always_inline)) void tile(const saemon_kernel_plan 
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
-        const screen_row *row = &S->rows[r0 + r];
+        screen_row *row = &S->rows[r0 + r];
         if (row->fallback)
             continue;
-        const float *xr = x + (r0 + r) * plan->d_in;
         for (int q = 0; q < NP; q++) {
             size_t j0 = (p + (size_t)q) * AVX512_PANEL;
-            screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, a[r][q], row->sx), row, 0.0f, xr,
+            screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, a[r][q], row->sx), row, 0.0f,
                          &S->sinks[r0 + r]);
         }
     }
@@ -187,12 +186,12 @@ static inline __attribute__((always_inline)) void tile(const saemon_kernel_plan 
 #define TILE_CASE(R)                                                                                  \
     case R:                                                                                           \
         if (np2 == 2)                                                                                 \
-            tile(plan, packed, L, x, S, r0, p, R, 2);                                                 \
+            tile(plan, packed, L, S, r0, p, R, 2);                                                 \
         else                                                                                          \
-            tile(plan, packed, L, x, S, r0, p, R, 1);                                                 \
+            tile(plan, packed, L, S, r0, p, R, 1);                                                 \
         break;
 
-static void tile_dispatch(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L, const float *x,
+static void tile_dispatch(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
                           const screen_scratch *S, size_t r0, size_t p, int rows, int np2)
 {
     switch (rows) {
@@ -224,17 +223,25 @@ static void encode(const saemon_kernel_plan *plan, const void *packed_v, const f
         else
             screened++;
     }
-    if (screened && n == 1) {
-        size_t p = 0;
-        for (; p + 4 <= np; p += 4)
-            row_panels(plan, packed, &L, x, S.xq, &S.rows[0], p, 4, &S.sinks[0]);
-        for (; p < np; p++)
-            row_panels(plan, packed, &L, x, S.xq, &S.rows[0], p, 1, &S.sinks[0]);
-    } else if (screened) {
-        for (size_t p = 0; p < np; p += 2)
-            for (size_t r0 = 0; r0 < n; r0 += TILE_ROWS)
-                tile_dispatch(plan, packed, &L, x, &S, r0, p, (int)(n - r0 < TILE_ROWS ? n - r0 : TILE_ROWS),
-                              np - p >= 2 ? 2 : 1);
+    /* Screen a chunk of latents, then recompute that chunk's candidates. */
+    const size_t chunk_panels = SCREEN_CHUNK / AVX512_PANEL;
+    for (size_t c0 = 0; screened && c0 < np; c0 += chunk_panels) {
+        const size_t c1 = np - c0 < chunk_panels ? np : c0 + chunk_panels;
+        if (n == 1) {
+            size_t p = c0;
+            for (; p + 4 <= c1; p += 4)
+                row_panels(plan, packed, &L, S.xq, &S.rows[0], p, 4, &S.sinks[0]);
+            for (; p < c1; p++)
+                row_panels(plan, packed, &L, S.xq, &S.rows[0], p, 1, &S.sinks[0]);
+        } else {
+            for (size_t p = c0; p < c1; p += 2)
+                for (size_t r0 = 0; r0 < n; r0 += TILE_ROWS)
+                    tile_dispatch(plan, packed, &L, &S, r0, p, (int)(n - r0 < TILE_ROWS ? n - r0 : TILE_ROWS),
+                                  c1 - p >= 2 ? 2 : 1);
+        }
+        for (size_t r = 0; r < n; r++)
+            if (!S.rows[r].fallback)
+                screen_flush(plan, packed, &L, x + r * d_in, &S.rows[r], &S.sinks[r]);
     }
     for (size_t r = 0; r < n; r++)
         out->count[r] = avx512_sink_finish(&S.sinks[r], plan);

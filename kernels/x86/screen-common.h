@@ -91,9 +91,14 @@ static inline void screen_pack_rows(const saemon_kernel_plan *plan, const float 
 }
 
 /* Per-row state kept in scratch. */
+/* Latents screened between two flushes: candidates per row fit in one chunk. */
+#define SCREEN_CHUNK 1024
+
 typedef struct screen_row {
     float x2, r2, sx; /* ||x||2, ||x - x^||2, int8 activation scale */
     int fallback;     /* non-finite or out-of-range x: fp32 path */
+    uint32_t n_cand;
+    uint32_t *cand; /* [SCREEN_CHUNK] latents to recompute */
 } screen_row;
 
 /* max|x| and whether the row can be screened at all. */
@@ -111,11 +116,10 @@ static inline int screen_row_screenable(const float *x, size_t d_in, double *max
     return m >= SCREEN_TINY && m <= SCREEN_HUGE;
 }
 
-/* Screen one panel's approximate dots dt (latents j0..j0+15) for one row,
- * recompute the survivors in fp32 and emit them. */
+/* Screen one panel's approximate dots dt (latents j0..j0+15) for one row and
+ * append the latents that could pass to the row's candidate list. */
 static inline void screen_panel(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
-                                size_t j0, __m512 dt, const screen_row *row, float e_abs, const float *x,
-                                avx512_sink *s)
+                                size_t j0, __m512 dt, screen_row *row, float e_abs, const avx512_sink *s)
 {
     const __mmask16 valid = avx512_valid_lanes(plan->d_sae, j0);
     const float *c1 = (const float *)(packed + L->c1), *c2 = (const float *)(packed + L->c2);
@@ -139,11 +143,12 @@ static inline void screen_panel(const saemon_kernel_plan *plan, const char *pack
     case SAEMON_EPI_GATED: {
         const __m512 ms = _mm512_maskz_loadu_ps(valid, plan->mag_scale + j0);
         const __m512 mb = _mm512_maskz_loadu_ps(valid, plan->mag_bias + j0);
-        __m512 mag = _mm512_add_ps(_mm512_max_ps(_mm512_mul_ps(ms, hi), _mm512_mul_ps(ms, lo)), mb);
+        const __m512 a = _mm512_mul_ps(ms, hi), c = _mm512_mul_ps(ms, lo);
+        __m512 mag = _mm512_add_ps(_mm512_max_ps(a, c), mb);
         mag = _mm512_add_ps(mag, _mm512_fmadd_ps(_mm512_abs_ps(mag), _mm512_set1_ps(0x1p-20f),
                                                  _mm512_set1_ps(1e-30f)));
         /* NaN-safe max: if either product is NaN, keep. */
-        __mmask16 nan_ms = _mm512_cmp_ps_mask(_mm512_mul_ps(ms, hi), _mm512_mul_ps(ms, lo), _CMP_UNORD_Q);
+        __mmask16 nan_ms = _mm512_cmp_ps_mask(a, c, _CMP_UNORD_Q);
         m = _mm512_mask_cmp_ps_mask(valid, _mm512_add_ps(hi, b), zero, _CMP_NLT_UQ);
         m &= (__mmask16)(_mm512_cmp_ps_mask(mag, zero, _CMP_NLT_UQ) | nan_ms);
         break;
@@ -158,17 +163,43 @@ static inline void screen_panel(const saemon_kernel_plan *plan, const char *pack
             up = _mm512_max_ps(a, c);
         }
         up = _mm512_add_ps(up, _mm512_fmadd_ps(_mm512_abs_ps(up), _mm512_set1_ps(0x1p-20f), _mm512_set1_ps(1e-30f)));
+        /* The bar only rises, so testing against the bar of the last
+         * flush is conservative. */
         m = _mm512_mask_cmp_ps_mask(valid, up, _mm512_set1_ps(s->topk_bar), _CMP_NLE_UQ) | (nan_ms & valid);
         break;
     }
     }
+    if (m) {
+        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)j0), iota);
+        _mm512_mask_storeu_epi32(row->cand + row->n_cand, (__mmask16)((1u << __builtin_popcount(m)) - 1),
+                                 _mm512_maskz_compress_epi32(m, idx));
+        row->n_cand += (uint32_t)__builtin_popcount(m);
+    }
+}
+
+/* Recompute the row's candidates in fp32 (ascending j) and emit them. The
+ * rows are scattered through a large buffer: prefetch a few ahead so DRAM
+ * latency overlaps the dot products. */
+#define SCREEN_PREFETCH_AHEAD 4
+static inline void screen_flush(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
+                                const float *x, screen_row *row, avx512_sink *s)
+{
     const float *rows = (const float *)(packed + L->rows);
-    while (m) {
-        unsigned l = (unsigned)__builtin_ctz(m);
-        m &= (__mmask16)(m - 1);
-        size_t j = j0 + l;
+    const size_t row_bytes = L->row_stride * sizeof(float);
+    for (uint32_t c = 0; c < row->n_cand && c < SCREEN_PREFETCH_AHEAD; c++)
+        for (size_t o = 0; o < row_bytes; o += 64)
+            _mm_prefetch((const char *)(rows + row->cand[c] * L->row_stride) + o, _MM_HINT_T0);
+    for (uint32_t c = 0; c < row->n_cand; c++) {
+        if (c + SCREEN_PREFETCH_AHEAD < row->n_cand) {
+            const char *ahead = (const char *)(rows + row->cand[c + SCREEN_PREFETCH_AHEAD] * L->row_stride);
+            for (size_t o = 0; o < row_bytes; o += 64)
+                _mm_prefetch(ahead + o, _MM_HINT_T0);
+        }
+        size_t j = row->cand[c];
         avx512_epilogue_one(plan, j, avx512_dot_row(rows + j * L->row_stride, x, plan->d_in), s);
     }
+    row->n_cand = 0;
 }
 
 /* Every latent in fp32: rows that cannot be screened. */
@@ -180,7 +211,8 @@ static inline void screen_fallback_row(const saemon_kernel_plan *plan, const cha
         avx512_epilogue_one(plan, j, avx512_dot_row(rows + j * L->row_stride, x, plan->d_in), s);
 }
 
-/* Scratch: sinks[n], rows[n], quantised x [n][xq_stride bytes], heaps[n][k]. */
+/* Scratch: sinks[n], rows[n], quantised x [n][xq_stride bytes],
+ * candidate lists [n][SCREEN_CHUNK], heaps[n][k]. */
 typedef struct screen_scratch {
     avx512_sink *sinks;
     screen_row *rows;
@@ -193,7 +225,8 @@ static inline size_t screen_scratch_size(const saemon_kernel_plan *plan, size_t 
 {
     size_t heaps = plan->epilogue == SAEMON_EPI_TOPK ? plan->k * sizeof(saemon_topk_entry) : 0;
     return avx512_round_up(max_batch * sizeof(avx512_sink), 64) + avx512_round_up(max_batch * sizeof(screen_row), 64) +
-           max_batch * avx512_round_up(xq_bytes, 64) + max_batch * heaps;
+           max_batch * avx512_round_up(xq_bytes, 64) + max_batch * SCREEN_CHUNK * sizeof(uint32_t) +
+           max_batch * heaps;
 }
 
 static inline screen_scratch screen_scratch_of(void *scratch, size_t n, size_t xq_bytes)
@@ -207,6 +240,11 @@ static inline screen_scratch screen_scratch_of(void *scratch, size_t n, size_t x
     S.xq = (unsigned char *)p;
     S.xq_stride = avx512_round_up(xq_bytes, 64);
     p += n * S.xq_stride;
+    for (size_t r = 0; r < n; r++) {
+        S.rows[r].cand = (uint32_t *)p + r * SCREEN_CHUNK;
+        S.rows[r].n_cand = 0;
+    }
+    p += n * SCREEN_CHUNK * sizeof(uint32_t);
     S.heaps = (saemon_topk_entry *)p;
     return S;
 }
