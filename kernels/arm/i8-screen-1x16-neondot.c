@@ -9,18 +9,22 @@
  * arithmetic: the output is bit-identical to f32-encode-4x16-neon.
  *
  * Quantisation: W_j ~ s_j q_j, x ~ t p (q, p in [-127, 127], symmetric,
- * round to nearest); a_j = s_j t (q_j . p) exactly in int32. With
- * e_j = max_i |W_ji - s_j q_ji| and ex = max_i |x_i - t p_i| (both measured),
- *   |x.W_j - s_j t q_j.p| <= ||x||_1 e_j + s_j ||q_j||_1 ex,
- * and the fp32 kernel's rounding adds at most gamma_(d_in+4) ||x||_inf ||W_j||_1.
+ * round to nearest); a_j = s_j t (q_j . p) exactly in int32. Writing
+ * x.W - t p.s q = x.(W - s q) + (x - t p).s q, Cauchy-Schwarz gives
+ *   |x.W_j - a_j| <= ||x||_2 ||W_j - s_j q_j||_2 + ||x - t p||_2 ||s_j q_j||_2,
+ * and the fp32 recompute's rounding adds at most gamma_(d_in+4) ||x||_2 ||W_j||_2
+ * (one FMA chain of d_in steps). So |d_j - a_j| <= c1_j ||x||_2 + c2_j r with
+ * c1_j = ||W_j - s_j q_j||_2 + gamma ||W_j||_2 and c2_j = ||s_j q_j||_2 made at
+ * pack time, ||x||_2 and r = ||x - t p||_2 per row (all from the values
+ * actually used, in double, rounded up to float).
  * The float evaluation of a_j and of the bound is covered by 16u|a_j|, a
  * 2^-10 relative slack, 4u|a_j| for the final a +- bound and an absolute
  * slack for underflow; every quantity from double is rounded up. Rows with a
  * non-finite x, latents with non-finite W, d_in > 65536 (int32 headroom) and
  * every comparison that yields NaN all fall back to the exact path.
  *
- * Packed layout: [fp32 W, row-major as given][per panel of 16 latents: s, e, s||q||_1,
- * ||W||_1 (16 floats each), then int8 weights: for each group of 4 inputs,
+ * Packed layout: [fp32 W, row-major as given][per panel of 16 latents: s, c1,
+ * c2 (16 floats each), then int8 weights: for each group of 4 inputs,
  * 16 latents x 4 bytes, so one SDOT lane sees 4 inputs of one latent].
  * d_in is zero-padded to a multiple of 16 in the int8 part. */
 #include <float.h>
@@ -48,7 +52,7 @@
 unsigned long saemon_screen_stats[2]; /* latents seen, latents recomputed */
 #endif
 
-enum { P_SCALE, P_ERR, P_SQ, P_WSUM, N_PARAMS }; /* per-panel float arrays */
+enum { P_SCALE, P_C1, P_C2, N_PARAMS }; /* per-panel float arrays */
 
 static size_t pad16(size_t d_in)
 {
@@ -93,19 +97,27 @@ static size_t scratch_size(const saemon_kernel_plan *plan, size_t max_batch)
     return heap + pad16(plan->d_in); /* then the quantised row */
 }
 
-/* Quantise one latent row; fills its four parameters and int8 lanes. */
+/* gamma_(d_in+4): relative error bound of a d_in-step fp32 FMA chain. */
+static double chain_gamma(size_t d_in)
+{
+    const double nu = (double)(d_in + 4) * 0x1p-24;
+    return nu / (1.0 - nu) * (1.0 + 0x1p-40);
+}
+
+/* Quantise one latent row; fills its parameters and int8 lanes. Squares
+ * and sums of floats are exact enough in double (no under/overflow). */
 static void pack_latent(const float *w, size_t d_in, size_t l, float *params, int8_t *q8)
 {
-    double m = 0.0, wsum = 0.0;
+    double m = 0.0, w2 = 0.0;
     int finite = 1;
     for (size_t i = 0; i < d_in; i++) {
         if (!isfinite(w[i]))
             finite = 0;
         m = fmax(m, fabs((double)w[i]));
-        wsum += fabs((double)w[i]);
+        w2 += (double)w[i] * (double)w[i];
     }
     float s = finite ? (float)(m / 127.0) : 0.0f;
-    double err = 0.0, qsum = 0.0;
+    double err2 = 0.0, sq2 = 0.0;
     for (size_t i = 0; i < d_in; i++) {
         long q = 0;
         if (s > 0.0f) {
@@ -114,14 +126,14 @@ static void pack_latent(const float *w, size_t d_in, size_t l, float *params, in
         }
         /* lanes: group g = i / 4 holds 16 latents x 4 bytes */
         q8[(i / 4) * PANEL * 4 + l * 4 + i % 4] = (int8_t)q;
-        qsum += (double)labs(q);
-        if (finite)
-            err = fmax(err, fabs((double)w[i] - (double)s * (double)q));
+        const double sq = (double)s * (double)q, e = (double)w[i] - sq;
+        sq2 += sq * sq;
+        err2 += e * e;
     }
     params[P_SCALE * PANEL + l] = s;
-    params[P_ERR * PANEL + l] = finite ? round_up(err) : INFINITY;
-    params[P_SQ * PANEL + l] = round_up((double)s * qsum);
-    params[P_WSUM * PANEL + l] = finite ? round_up(wsum) : INFINITY;
+    params[P_C1 * PANEL + l] =
+        finite ? round_up((sqrt(err2) + chain_gamma(d_in) * sqrt(w2)) * (1.0 + 0x1p-40)) : INFINITY;
+    params[P_C2 * PANEL + l] = round_up(sqrt(sq2) * (1.0 + 0x1p-40));
 }
 
 static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *packed)
@@ -145,23 +157,22 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
 typedef struct row_quant {
     int ok;
     float t;     /* x ~ t p */
-    float ex;    /* max |x_i - t p_i| */
-    float norm1; /* ||x||_1 */
-    float gamma_norminf; /* gamma_(d_in+4) ||x||_inf */
+    float norm2; /* ||x||_2 */
+    float resid; /* ||x - t p||_2 */
 } row_quant;
 
 static row_quant quantise_row(const float *x, size_t d_in, int8_t *p8)
 {
     row_quant rq = {0};
-    double m = 0.0, n1 = 0.0;
+    double m = 0.0, x2 = 0.0;
     for (size_t i = 0; i < d_in; i++) {
         if (!isfinite(x[i]))
             return rq;
         m = fmax(m, fabs((double)x[i]));
-        n1 += fabs((double)x[i]);
+        x2 += (double)x[i] * (double)x[i];
     }
     const float t = (float)(m / 127.0);
-    double ex = 0.0;
+    double r2 = 0.0;
     for (size_t i = 0; i < d_in; i++) {
         long p = 0;
         if (t > 0.0f) {
@@ -169,15 +180,14 @@ static row_quant quantise_row(const float *x, size_t d_in, int8_t *p8)
             p = p > 127 ? 127 : p < -127 ? -127 : p;
         }
         p8[i] = (int8_t)p;
-        ex = fmax(ex, fabs((double)x[i] - (double)t * (double)p));
+        const double e = (double)x[i] - (double)t * (double)p;
+        r2 += e * e;
     }
     memset(p8 + d_in, 0, pad16(d_in) - d_in);
-    const double nu = (double)(d_in + 4) * 0x1p-24;
     rq.ok = 1;
     rq.t = t;
-    rq.ex = round_up(ex);
-    rq.norm1 = round_up(n1);
-    rq.gamma_norminf = round_up(nu / (1.0 - nu) * m * (1.0 + 0x1p-40));
+    rq.norm2 = round_up(sqrt(x2) * (1.0 + 0x1p-40));
+    rq.resid = round_up(sqrt(r2) * (1.0 + 0x1p-40));
     return rq;
 }
 
@@ -267,8 +277,8 @@ static void encode_row(const saemon_kernel_plan *plan, const unsigned char *pack
     const unsigned char *i8 = packed + f32_rows_size(plan);
     if (plan->epilogue == SAEMON_EPI_TOPK && topk_cap(plan) == 0)
         return;
-    const float32x4_t t = vdupq_n_f32(rq->t), ex = vdupq_n_f32(rq->ex);
-    const float32x4_t norm1 = vdupq_n_f32(rq->norm1), gn = vdupq_n_f32(rq->gamma_norminf);
+    const float32x4_t t = vdupq_n_f32(rq->t);
+    const float32x4_t norm2 = vdupq_n_f32(rq->norm2), resid = vdupq_n_f32(rq->resid);
     const float32x4_t abs_slack = vdupq_n_f32((float)(d_in + 8) * 0x1p-120f);
     for (size_t p = 0; p < panels; p++) {
         const size_t j0 = p * PANEL, nl = d_sae - j0 < PANEL ? d_sae - j0 : PANEL;
@@ -283,9 +293,8 @@ static void encode_row(const saemon_kernel_plan *plan, const unsigned char *pack
             for (int q = 0; q < 4; q++) {
                 const float32x4_t s = vld1q_f32(params + P_SCALE * PANEL + 4 * q);
                 const float32x4_t a = vmulq_f32(vcvtq_f32_s32(acc[q]), vmulq_f32(s, t));
-                float32x4_t bound = vmulq_f32(norm1, vld1q_f32(params + P_ERR * PANEL + 4 * q));
-                bound = vaddq_f32(bound, vmulq_f32(ex, vld1q_f32(params + P_SQ * PANEL + 4 * q)));
-                bound = vaddq_f32(bound, vmulq_f32(gn, vld1q_f32(params + P_WSUM * PANEL + 4 * q)));
+                float32x4_t bound = vmulq_f32(norm2, vld1q_f32(params + P_C1 * PANEL + 4 * q));
+                bound = vaddq_f32(bound, vmulq_f32(resid, vld1q_f32(params + P_C2 * PANEL + 4 * q)));
                 bound = vaddq_f32(bound, vmulq_n_f32(vabsq_f32(a), 16.0f * U32F));
                 /* covers the float rounding of everything above ... */
                 bound = vmulq_n_f32(bound, 1.0f + 0x1p-10f);
