@@ -549,6 +549,20 @@ static int run_checks(void)
                 rnd_seed(opt.seed ^ (counter * 0x100000001b3ULL));
                 failures += check_case(&c, ref, ks, nk, checked);
             }
+    /* Long rows: fp32 accumulation depth, and int8's int32 range limit
+     * (d_in > 65536 must take its fp32 path). */
+    static const size_t long_rows[][2] = {{4096, 33}, {65537, 17}};
+    for (size_t f = 0; f < 2; f++)
+        for (int e = 0; e < EPI_COUNT; e++)
+            for (int m = 0; m < MODE_COUNT; m += MODE_NEAR, counter++) { /* random, near */
+                case_desc c = {.d_in = long_rows[f][0], .d_sae = long_rows[f][1], .n = 2, .k = 5,
+                               .index_base = 5, .epi = (epi_kind)e, .mode = (data_mode)m};
+                snprintf(c.name, sizeof c.name, "%s/%s-long", epi_names[e], mode_names[m]);
+                if (opt.test && !strstr(c.name, opt.test))
+                    continue;
+                rnd_seed(opt.seed ^ (counter * 0x100000001b3ULL));
+                failures += check_case(&c, ref, ks, nk, checked);
+            }
     int any = 0;
     for (size_t v = 0; v < nk; v++) {
         if (!selected(ks[v], ref))
