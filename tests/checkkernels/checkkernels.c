@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "kernels/kernel.h"
+#include "tests/checkkernels/real-sae.h"
 
 /* ---- options and RNG ------------------------------------------------------ */
 
@@ -30,6 +31,7 @@ static struct {
     uint64_t seed;
     const char *test;
     const char *isa;
+    const char *sae, *acts;
     int bench, list, verbose;
     size_t batch; /* --batch=N: bench only this batch size */
 } opt;
@@ -455,11 +457,10 @@ static int selected(const saemon_kernel *k, const saemon_kernel *ref)
 }
 
 /* Run one case against every selected variant; returns the failure count. */
-static int check_case(const case_desc *c, const saemon_kernel *ref, const saemon_kernel *const *ks,
+static int check_data(const case_desc *c, case_data *dp, const saemon_kernel *ref, const saemon_kernel *const *ks,
                       size_t nk, size_t *checked)
 {
-    case_data d;
-    case_generate(c, &d);
+    case_data d = *dp;
     snprintf(context, sizeof context, "scalar reference, %s d_in=%zu d_sae=%zu n=%zu seed=%" PRIu64,
              c->name, c->d_in, c->d_sae, c->n, opt.seed);
     run_result want;
@@ -494,8 +495,35 @@ static int check_case(const case_desc *c, const saemon_kernel *ref, const saemon
     free(got_on);
     free(lr);
     run_free(&want);
+    return failures;
+}
+
+static int check_case(const case_desc *c, const saemon_kernel *ref, const saemon_kernel *const *ks,
+                      size_t nk, size_t *checked)
+{
+    case_data d;
+    case_generate(c, &d);
+    int failures = check_data(c, &d, ref, ks, nk, checked);
     case_free(&d);
     return failures;
+}
+
+static int summarize(const saemon_kernel *const *ks, size_t nk, const saemon_kernel *ref, size_t *checked,
+                     int failures)
+{
+    int any = 0;
+    for (size_t v = 0; v < nk; v++) {
+        if (!selected(ks[v], ref))
+            continue;
+        any = 1;
+        printf(" - %-32s %6zu cases checked\n", ks[v]->name, checked[v]);
+    }
+    if (!any)
+        printf(" - no SIMD variant runnable on this CPU%s%s; nothing to compare\n",
+               opt.isa ? " matching " : "", opt.isa ? opt.isa : "");
+    printf("checkkernels: %s (seed %" PRIu64 ")\n", failures ? "FAILED" : "all OK", opt.seed);
+    free(checked);
+    return failures ? 1 : 0;
 }
 
 static int run_checks(void)
@@ -563,19 +591,77 @@ static int run_checks(void)
                 rnd_seed(opt.seed ^ (counter * 0x100000001b3ULL));
                 failures += check_case(&c, ref, ks, nk, checked);
             }
-    int any = 0;
-    for (size_t v = 0; v < nk; v++) {
-        if (!selected(ks[v], ref))
-            continue;
-        any = 1;
-        printf(" - %-32s %6zu cases checked\n", ks[v]->name, checked[v]);
+    return summarize(ks, nk, ref, checked, failures);
+}
+
+/* ---- --sae=DIR --acts=FILE: a real trained dictionary ---------------------- */
+
+/* Relative paths are under $SAEMON_SHARED_DIR/data/sae; if that is not
+ * there the check is skipped (exit 77, meson's skip code). */
+static int resolve(const char *arg, char *out, size_t len)
+{
+    if (arg[0] == '/') {
+        snprintf(out, len, "%s", arg);
+        return 1;
     }
-    if (!any)
-        printf(" - no SIMD variant runnable on this CPU%s%s; nothing to compare\n",
-               opt.isa ? " matching " : "", opt.isa ? opt.isa : "");
-    printf("checkkernels: %s (seed %" PRIu64 ")\n", failures ? "FAILED" : "all OK", opt.seed);
-    free(checked);
-    return failures ? 1 : 0;
+    const char *shared = getenv("SAEMON_SHARED_DIR");
+    if (!shared || !*shared)
+        return 0;
+    snprintf(out, len, "%s/data/sae/%s", shared, arg);
+    return access(out, R_OK) == 0;
+}
+
+static int run_real(const char *sae_arg, const char *acts_arg)
+{
+    char dir[4096], acts_path[4096], err[512];
+    if (!resolve(sae_arg, dir, sizeof dir) || !resolve(acts_arg, acts_path, sizeof acts_path)) {
+        printf("checkkernels: SKIP real dictionary %s: shared data not found (set SAEMON_SHARED_DIR)\n", sae_arg);
+        return 77;
+    }
+    real_sae sae;
+    if (real_sae_load(dir, &sae, err, sizeof err) != 0) {
+        fprintf(stderr, "checkkernels: %s\n", err);
+        return 1;
+    }
+    size_t n_tok;
+    float *acts = real_npy_load(acts_path, sae.d_in, &n_tok, err, sizeof err);
+    if (!acts) {
+        fprintf(stderr, "checkkernels: %s\n", err);
+        real_sae_free(&sae);
+        return 1;
+    }
+    if (sae.apply_b_dec)
+        for (size_t t = 0; t < n_tok; t++)
+            for (size_t i = 0; i < sae.d_in; i++)
+                acts[t * sae.d_in + i] -= sae.b_dec[i];
+    float *thr = calloc(sae.d_sae, sizeof(float));
+    if (sae.threshold)
+        for (size_t j = 0; j < sae.d_sae; j++)
+            thr[j] = sae.threshold[j] > 0 ? sae.threshold[j] : 0.0f; /* JumpReLU: max(theta, 0) */
+    size_t nk;
+    const saemon_kernel *const *ks = saemon_kernels_all(&nk);
+    const saemon_kernel *ref = find_reference();
+    size_t *checked = calloc(nk, sizeof *checked);
+    int failures = 0;
+    static const size_t batches[] = {1, 7, 64};
+    for (size_t t = 0, b = 0; t < n_tok; b++) {
+        size_t n = batches[b % 3] < n_tok - t ? batches[b % 3] : n_tok - t;
+        case_desc c = {.d_in = sae.d_in, .d_sae = sae.d_sae, .n = n, .k = sae.k, .index_base = 0,
+                       .epi = sae.arch == REAL_TOPK ? EPI_TOPK : EPI_JUMP, .mode = MODE_RANDOM};
+        snprintf(c.name, sizeof c.name, "real/tokens-%zu", t);
+        case_data d = {.w = sae.w_rows, .x = acts + t * sae.d_in, .bias = sae.b_enc, .threshold = thr};
+        d.plan = (saemon_kernel_plan){.d_in = sae.d_in, .d_sae = sae.d_sae, .k = sae.k,
+                                      .epilogue = sae.arch == REAL_TOPK ? SAEMON_EPI_TOPK : SAEMON_EPI_THRESHOLD,
+                                      .bias = sae.b_enc, .threshold = thr};
+        failures += check_data(&c, &d, ref, ks, nk, checked);
+        t += n;
+    }
+    printf("checkkernels: real dictionary %s (%zu -> %zu, %s), %zu tokens from %s\n", sae_arg, sae.d_in, sae.d_sae,
+           sae.arch == REAL_TOPK ? "topk" : sae.arch == REAL_JUMPRELU ? "jumprelu" : "standard", n_tok, acts_arg);
+    free(thr);
+    free(acts);
+    real_sae_free(&sae);
+    return summarize(ks, nk, ref, checked, failures);
 }
 
 /* ---- --bench -------------------------------------------------------------- */
@@ -679,7 +765,9 @@ static int usage(const char *arg)
 {
     fprintf(stderr,
             "checkkernels: unknown argument '%s'\n"
-            "usage: checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench [--batch=N]] [--list] [-v]\n",
+            "usage: checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench [--batch=N]] [--list] [-v]\n"
+            "       checkkernels --sae=DIR --acts=FILE.npy   (a real SAELens dictionary; relative paths\n"
+            "                    are under $SAEMON_SHARED_DIR/data/sae)\n",
             arg);
     return 2;
 }
@@ -697,6 +785,10 @@ int main(int argc, char **argv)
             opt.test = a + 7;
         else if (strncmp(a, "--isa=", 6) == 0)
             opt.isa = a + 6;
+        else if (strncmp(a, "--sae=", 6) == 0)
+            opt.sae = a + 6;
+        else if (strncmp(a, "--acts=", 7) == 0)
+            opt.acts = a + 7;
         else if (strncmp(a, "--batch=", 8) == 0)
             opt.batch = strtoull(a + 8, NULL, 0);
         else if (strcmp(a, "--bench") == 0)
@@ -721,5 +813,10 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("checkkernels: seed %" PRIu64 ", cpu features 0x%x\n", opt.seed, saemon_cpu_features());
+    if (opt.sae || opt.acts) {
+        if (!opt.sae || !opt.acts)
+            return usage("--sae and --acts go together");
+        return run_real(opt.sae, opt.acts);
+    }
     return opt.bench ? run_bench() : run_checks();
 }
