@@ -317,35 +317,17 @@ static int near(double a, double b, double tol)
     return fabs(a - b) <= tol;
 }
 
-/* Compare one row; returns nonzero on failure (after printing it). */
-static int compare_row(const saemon_kernel *k, const case_desc *c, const case_data *d, size_t r,
-                       const run_result *ref, const run_result *got, latent_ref *lr,
-                       signed char *ref_on, signed char *got_on, float *ref_v, float *got_v)
+/* The reference's view of row r: per-latent exact pre-activations and
+ * tolerances, and for TOPK the k-th largest value and its tolerance.
+ * Computed once per case, shared by every variant. */
+static void row_refs(const case_desc *c, const case_data *d, size_t r, latent_ref *lr, double *kth_out,
+                     double *kth_tol_out)
 {
     const saemon_kernel_plan *p = &d->plan;
-    const size_t d_sae = p->d_sae, cap = ref->out.row_capacity;
+    const size_t d_sae = p->d_sae;
     const int exact = c->mode == MODE_EXACT;
     const float *x = d->x + r * p->d_in;
     const double tiny = 1e-30;
-    uint32_t gc = got->out.count[r];
-    if (gc > cap || (p->epilogue == SAEMON_EPI_TOPK && gc > p->k))
-        return fail_report(k, c, r, "count exceeds row capacity", -1, (double)cap, gc, 0);
-    memset(ref_on, 0, d_sae);
-    memset(got_on, 0, d_sae);
-    for (uint32_t i = 0; i < ref->out.count[r]; i++) {
-        uint32_t j = ref->out.index[r * cap + i] - p->index_base;
-        ref_on[j] = 1;
-        ref_v[j] = ref->out.value[r * cap + i];
-    }
-    for (uint32_t i = 0; i < gc; i++) {
-        uint32_t ix = got->out.index[r * cap + i];
-        if (ix < p->index_base || ix - p->index_base >= d_sae)
-            return fail_report(k, c, r, "index out of range", (long)ix, 0, 0, 0);
-        if (i > 0 && ix <= got->out.index[r * cap + i - 1])
-            return fail_report(k, c, r, "indices not strictly ascending", (long)ix, 0, 0, 0);
-        got_on[ix - p->index_base] = 1;
-        got_v[ix - p->index_base] = got->out.value[r * cap + i];
-    }
     for (size_t j = 0; j < d_sae; j++) {
         latent_ref *l = &lr[j];
         ref_dot(d->w + j * p->d_in, x, p->d_in, &l->dot, &l->abs_sum);
@@ -401,6 +383,37 @@ static int compare_row(const saemon_kernel *k, const case_desc *c, const case_da
                     kth_tol = lr[j].tol;
             free(vals);
         }
+    }
+    *kth_out = kth;
+    *kth_tol_out = kth_tol;
+}
+
+/* Compare one row; returns nonzero on failure (after printing it). */
+static int compare_row(const saemon_kernel *k, const case_desc *c, const case_data *d, size_t r,
+                       const run_result *ref, const run_result *got, const latent_ref *lr, double kth,
+                       double kth_tol, signed char *ref_on, signed char *got_on, float *ref_v, float *got_v)
+{
+    const saemon_kernel_plan *p = &d->plan;
+    const size_t d_sae = p->d_sae, cap = ref->out.row_capacity;
+    const int exact = c->mode == MODE_EXACT;
+    uint32_t gc = got->out.count[r];
+    if (gc > cap || (p->epilogue == SAEMON_EPI_TOPK && gc > p->k))
+        return fail_report(k, c, r, "count exceeds row capacity", -1, (double)cap, gc, 0);
+    memset(ref_on, 0, d_sae);
+    memset(got_on, 0, d_sae);
+    for (uint32_t i = 0; i < ref->out.count[r]; i++) {
+        uint32_t j = ref->out.index[r * cap + i] - p->index_base;
+        ref_on[j] = 1;
+        ref_v[j] = ref->out.value[r * cap + i];
+    }
+    for (uint32_t i = 0; i < gc; i++) {
+        uint32_t ix = got->out.index[r * cap + i];
+        if (ix < p->index_base || ix - p->index_base >= d_sae)
+            return fail_report(k, c, r, "index out of range", (long)ix, 0, 0, 0);
+        if (i > 0 && ix <= got->out.index[r * cap + i - 1])
+            return fail_report(k, c, r, "indices not strictly ascending", (long)ix, 0, 0, 0);
+        got_on[ix - p->index_base] = 1;
+        got_v[ix - p->index_base] = got->out.value[r * cap + i];
     }
     for (size_t j = 0; j < d_sae; j++) {
         const latent_ref *l = &lr[j];
@@ -465,7 +478,10 @@ static int check_data(const case_desc *c, case_data *dp, const saemon_kernel *re
              c->name, c->d_in, c->d_sae, c->n, opt.seed);
     run_result want;
     run_kernel(ref, &d, c->n, &want);
-    latent_ref *lr = malloc(c->d_sae * sizeof *lr);
+    latent_ref *lr = malloc(c->n * c->d_sae * sizeof *lr);
+    double *kth = malloc(c->n * sizeof *kth), *kth_tol = malloc(c->n * sizeof *kth_tol);
+    for (size_t r = 0; r < c->n; r++)
+        row_refs(c, &d, r, lr + r * c->d_sae, &kth[r], &kth_tol[r]);
     signed char *ref_on = malloc(c->d_sae), *got_on = malloc(c->d_sae);
     float *ref_v = malloc(c->d_sae * sizeof(float)), *got_v = malloc(c->d_sae * sizeof(float));
     float *x_copy = malloc(c->n * c->d_in * sizeof(float));
@@ -481,7 +497,8 @@ static int check_data(const case_desc *c, case_data *dp, const saemon_kernel *re
         if (memcmp(x_copy, d.x, c->n * c->d_in * sizeof(float)) != 0)
             failures += fail_report(ks[v], c, 0, "input x was modified", -1, 0, 0, 0);
         for (size_t r = 0; r < c->n; r++)
-            if (compare_row(ks[v], c, &d, r, &want, &got, lr, ref_on, got_on, ref_v, got_v)) {
+            if (compare_row(ks[v], c, &d, r, &want, &got, lr + r * c->d_sae, kth[r], kth_tol[r], ref_on, got_on,
+                            ref_v, got_v)) {
                 failures++;
                 break;
             }
@@ -494,6 +511,8 @@ static int check_data(const case_desc *c, case_data *dp, const saemon_kernel *re
     free(ref_on);
     free(got_on);
     free(lr);
+    free(kth);
+    free(kth_tol);
     run_free(&want);
     return failures;
 }
