@@ -22,12 +22,29 @@ typedef struct saemon_features {
     const float *value;      /* activation, > 0 */
     const float *input_norm; /* [n_tokens]: ||x||_2 of the raw input row */
     const uint8_t *input_nonfinite; /* [n_tokens]: 1 if the raw row held NaN/Inf */
+    /* [n_tokens]: ||x − x̂|| / ||x|| with x̂ = decode(features) in the input's
+     * own space (normalisation undone), when the encoder was created with
+     * `reconstruction`; NULL otherwise. */
+    const float *recon_error;
 } saemon_features;
 
 typedef struct saemon_encoder_options {
     const char *variant; /* kernel variant or ISA name to force ("scalar", "avx512", ...);
                             NULL: $SAEMON_ISA if set, else the best the CPU runs */
     size_t max_batch;    /* most rows per encode call; 0 means 256 */
+    /* Placement. threads 0 (the default): everything runs on the calling
+     * thread, unpinned. threads N >= 1: the latents are split into N
+     * contiguous slices, one per core chosen with hwloc; the calling thread
+     * encodes slice 0 and N-1 worker threads the others, each pinned to its
+     * core for the life of the encoder and owning its slice of the packed
+     * weights (first-touch on its NUMA node). Fewer cores than asked: a
+     * warning (saemon_encoder_warning) and fewer threads. */
+    size_t threads;
+    const char *cpus;         /* only these CPUs, hwloc list syntax "2-5,8"; NULL = all allowed */
+    const char *exclude_cpus; /* never these (e.g. the production model's cores) */
+    int no_pin;               /* 1: choose cores but do not bind threads */
+    unsigned spin_us;         /* idle workers spin this long before sleeping; 0 means 200 */
+    int reconstruction;       /* 1: also decode each token and report its relative error */
 } saemon_encoder_options;
 
 typedef struct saemon_encoder saemon_encoder;
@@ -43,6 +60,12 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
 /* Name of the kernel variant in use, e.g. "f32-dot-1x-scalar". */
 const char *saemon_encoder_variant(const saemon_encoder *enc);
 size_t saemon_encoder_max_batch(const saemon_encoder *enc);
+
+/* Number of slices (threads) and the CPU each is bound to (-1: unpinned). */
+size_t saemon_encoder_threads(const saemon_encoder *enc);
+int saemon_encoder_thread_cpu(const saemon_encoder *enc, size_t slice);
+/* A placement warning from creation (fewer cores than asked), or "". */
+const char *saemon_encoder_warning(const saemon_encoder *enc);
 
 void saemon_encoder_destroy(saemon_encoder *enc);
 

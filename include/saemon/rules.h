@@ -84,6 +84,12 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
                             void *user);
 void saemon_monitor_destroy(saemon_monitor *mon);
 
+/* Streams the monitor currently tracks (one state block each). */
+size_t saemon_monitor_stream_count(const saemon_monitor *mon);
+/* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
+ * to start tracking a new stream. 0 in a healthy run. */
+uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
+
 /* The alert as one line of JSON (no newline); free() the result. NULL on
  * allocation failure. */
 char *saemon_alert_to_json(const saemon_alert *alert);

@@ -1,0 +1,416 @@
+/* saemon_rules_load*: YAML text -> validated saemon_ruleset. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "monitors/rules_condition.h"
+#include "monitors/rules_internal.h"
+#include "monitors/yaml_walk.h"
+
+static const char *const top_keys[] = {"version", "dictionary", "rules", NULL};
+static const char *const pin_keys[] = {"name", "d_sae", "sha256", NULL};
+static const char *const rule_keys[] = {"name",     "description", "enabled",
+                                        "severity", "condition",   "for",
+                                        "cooldown", "labels",      "annotations",
+                                        NULL};
+/* Falco priorities, most to least severe. */
+static const char *const severities[] = {"emergency", "alert",         "critical", "error",
+                                         "warning",   "notice",        "informational",
+                                         "debug",     NULL};
+
+static saemon_status nomem(walk *w)
+{
+    return saemon_error_set(w->err, SAEMON_ERR_NOMEM, "%s: out of memory", w->file);
+}
+
+static saemon_status parse_pin(walk *w, const yaml_node_t *node, rules_pin *pin)
+{
+    saemon_status s = walk_check_map(w, node, "'dictionary'", pin_keys);
+    if (s != SAEMON_OK)
+        return s;
+    yaml_node_t *v;
+    if ((v = walk_get(w, node, "name", NULL))) {
+        if ((s = walk_string(w, v, "'dictionary.name'", &pin->name)) != SAEMON_OK)
+            return s;
+        pin->name_mark = walk_mark(v);
+    }
+    if ((v = walk_get(w, node, "d_sae", NULL))) {
+        if ((s = walk_uint(w, v, "'dictionary.d_sae'", UINT64_MAX, &pin->d_sae)) != SAEMON_OK)
+            return s;
+        if (pin->d_sae == 0)
+            return walk_fail(w, v, "'dictionary.d_sae' is 0; expected a positive integer");
+        pin->has_d_sae = true;
+        pin->d_sae_mark = walk_mark(v);
+    }
+    if ((v = walk_get(w, node, "sha256", NULL))) {
+        const char *hex;
+        if ((s = walk_string(w, v, "'dictionary.sha256'", &hex)) != SAEMON_OK)
+            return s;
+        size_t len = strlen(hex);
+        bool ok = len == 64;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isxdigit((unsigned char)hex[i]);
+        if (!ok)
+            return walk_fail(w, v, "'dictionary.sha256' is not 64 hex digits; "
+                                   "expected the SHA-256 of the weights file in hex");
+        char *lower = (char *)hex;
+        for (size_t i = 0; i < len; i++)
+            lower[i] = (char)tolower((unsigned char)lower[i]);
+        pin->sha256 = lower;
+        pin->sha256_mark = walk_mark(v);
+    }
+    return SAEMON_OK;
+}
+
+static saemon_status parse_kv(walk *w, const yaml_node_t *node, const char *what, saemon_kv **out,
+                              size_t *n_out)
+{
+    saemon_status s = walk_check_map(w, node, what, NULL);
+    if (s != SAEMON_OK)
+        return s;
+    size_t n = walk_map_len(node);
+    saemon_kv *kv = arena_calloc(w->mem, n ? n : 1, sizeof *kv);
+    if (!kv)
+        return nomem(w);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *key, *value;
+        walk_map_pair(w, node, i, &key, &value);
+        if ((s = walk_string(w, key, "a key", &kv[i].key)) != SAEMON_OK)
+            return s;
+        char what_value[128];
+        snprintf(what_value, sizeof what_value, "the value of %s.%.40s", what, kv[i].key);
+        if ((s = walk_string(w, value, what_value, &kv[i].value)) != SAEMON_OK)
+            return s;
+    }
+    *out = kv;
+    *n_out = n;
+    return SAEMON_OK;
+}
+
+static bool valid_rule_name(const char *name)
+{
+    if (!*name)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("_.:-", *p))
+            return false;
+    return true;
+}
+
+static saemon_status parse_severity(walk *w, const yaml_node_t *node, const char **out)
+{
+    const char *text;
+    saemon_status s = walk_string(w, node, "'severity'", &text);
+    if (s != SAEMON_OK)
+        return s;
+    if (strcasecmp(text, "info") == 0)
+        text = "informational";
+    for (const char *const *p = severities; *p; p++) {
+        if (strcasecmp(text, *p) == 0) {
+            *out = *p;
+            return SAEMON_OK;
+        }
+    }
+    return walk_fail(w, node, "unknown severity \"%.40s\"; expected one of: emergency, alert, critical, "
+                              "error, warning, notice, informational (or info), debug",
+                     text);
+}
+
+static saemon_status parse_rule(walk *w, const yaml_node_t *node, rules_rule *r)
+{
+    saemon_status s = walk_check_map(w, node, "rule", rule_keys);
+    if (s != SAEMON_OK)
+        return s;
+    r->mark = walk_mark(node);
+    r->description = "";
+    r->severity = "warning";
+    r->enabled = true;
+    r->for_tokens = 1;
+
+    yaml_node_t *v = walk_get(w, node, "name", NULL);
+    if (!v)
+        return walk_fail(w, node, "rule has no 'name'; expected 'name: <identifier>'");
+    if ((s = walk_string(w, v, "'name'", &r->name)) != SAEMON_OK)
+        return s;
+    if (!valid_rule_name(r->name))
+        return walk_fail(w, v, "rule name \"%.40s\" has characters outside [A-Za-z0-9_.:-]; "
+                               "expected a non-empty identifier of those characters",
+                         r->name);
+    r->name_mark = walk_mark(v);
+
+    if ((v = walk_get(w, node, "description", NULL)) &&
+        (s = walk_string(w, v, "'description'", &r->description)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, node, "enabled", NULL)) &&
+        (s = walk_bool(w, v, "'enabled'", &r->enabled)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, node, "severity", NULL)) && (s = parse_severity(w, v, &r->severity)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, node, "for", NULL))) {
+        if ((s = walk_uint(w, v, "'for'", UINT64_MAX, &r->for_tokens)) != SAEMON_OK)
+            return s;
+        if (r->for_tokens == 0)
+            r->for_tokens = 1;
+    }
+    if ((v = walk_get(w, node, "cooldown", NULL)) &&
+        (s = walk_uint(w, v, "'cooldown'", UINT64_MAX, &r->cooldown)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, node, "labels", NULL)) &&
+        (s = parse_kv(w, v, "'labels'", &r->labels, &r->n_labels)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, node, "annotations", NULL)) &&
+        (s = parse_kv(w, v, "'annotations'", &r->annotations, &r->n_annotations)) != SAEMON_OK)
+        return s;
+
+    if (!(v = walk_get(w, node, "condition", NULL)))
+        return walk_fail(w, node, "rule '%s' has no 'condition'; expected 'condition: {feature: N, "
+                                  "above: X}' or an any/all list",
+                         r->name);
+    if (!(r->cond = arena_calloc(w->mem, 1, sizeof *r->cond)))
+        return nomem(w);
+    return rules_parse_condition(w, v, 1, r->cond, &r->n_leaves);
+}
+
+static int by_name_then_position(const void *a, const void *b)
+{
+    const rules_rule *ra = *(const rules_rule *const *)a, *rb = *(const rules_rule *const *)b;
+    int c = strcmp(ra->name, rb->name);
+    return c ? c : (ra < rb ? -1 : ra > rb);
+}
+
+/* Blame the earliest (in file order) rule whose name was already used. */
+static saemon_status check_unique_names(walk *w, saemon_ruleset *rs)
+{
+    const rules_rule **sorted = malloc(rs->n_rules * sizeof *sorted);
+    if (!sorted)
+        return nomem(w);
+    for (size_t i = 0; i < rs->n_rules; i++)
+        sorted[i] = &rs->rules[i];
+    qsort(sorted, rs->n_rules, sizeof *sorted, by_name_then_position);
+    const rules_rule *dup = NULL, *first = NULL;
+    for (size_t i = 1; i < rs->n_rules; i++) {
+        if (strcmp(sorted[i]->name, sorted[i - 1]->name) == 0 && (i < 2 || strcmp(sorted[i]->name, sorted[i - 2]->name) != 0) &&
+            (!dup || sorted[i] < dup)) {
+            dup = sorted[i];
+            first = sorted[i - 1];
+        }
+    }
+    free(sorted);
+    if (!dup)
+        return SAEMON_OK;
+    return saemon_error_set(w->err, SAEMON_ERR_RULES,
+                            "%s:%zu:%zu: duplicate rule name '%s' (first at %zu:%zu); "
+                            "expected every rule name once per file",
+                            w->file, dup->name_mark.line, dup->name_mark.column, dup->name,
+                            first->name_mark.line, first->name_mark.column);
+}
+
+static saemon_status parse_rules(walk *w, const yaml_node_t *list, saemon_ruleset *rs)
+{
+    char desc[96];
+    if (list->type != YAML_SEQUENCE_NODE)
+        return walk_fail(w, list, "'rules' is %s; expected a list of rules",
+                         walk_describe(list, desc, sizeof desc));
+    size_t n = walk_seq_len(list);
+    if (n == 0)
+        return walk_fail(w, list, "'rules' is an empty list; expected at least one rule");
+    if (!(rs->rules = arena_calloc(w->mem, n, sizeof *rs->rules)))
+        return nomem(w);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *item = walk_seq_item(w, list, i);
+        saemon_status s = walk_visit(w, item);
+        if (s == SAEMON_OK)
+            s = parse_rule(w, item, &rs->rules[i]);
+        if (s != SAEMON_OK)
+            return s;
+        rs->n_rules++;
+        if (rs->rules[i].enabled) {
+            rs->n_enabled++;
+            if (rs->rules[i].n_leaves > rs->max_leaves)
+                rs->max_leaves = rs->rules[i].n_leaves;
+        }
+    }
+    return check_unique_names(w, rs);
+}
+
+static saemon_status parse_document(walk *w, const yaml_node_t *root, saemon_ruleset *rs)
+{
+    saemon_status s = walk_visit(w, root);
+    if (s == SAEMON_OK)
+        s = walk_check_map(w, root, "the top level", top_keys);
+    if (s != SAEMON_OK)
+        return s;
+    rs->version = 1;
+    yaml_node_t *v;
+    if ((v = walk_get(w, root, "version", NULL))) {
+        if ((s = walk_uint(w, v, "'version'", UINT64_MAX, &rs->version)) != SAEMON_OK)
+            return s;
+        if (rs->version != 1)
+            return walk_fail_code(w, SAEMON_ERR_UNSUPPORTED, v,
+                                  "rule file version %llu is not supported by this saemon; expected 1",
+                                  (unsigned long long)rs->version);
+    }
+    if ((v = walk_get(w, root, "dictionary", NULL)) && (s = parse_pin(w, v, &rs->pin)) != SAEMON_OK)
+        return s;
+    if (!(v = walk_get(w, root, "rules", NULL)))
+        return walk_fail(w, root, "rule file has no 'rules'; expected a top-level 'rules:' list");
+    return parse_rules(w, v, rs);
+}
+
+/* libyaml reader errors carry a byte offset, not a line. */
+static rules_mark mark_of_offset(const char *text, size_t len, size_t offset)
+{
+    rules_mark m = {1, 1};
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (text[i] == '\n')
+            m.line++, m.column = 1;
+        else if (((unsigned char)text[i] & 0xC0) != 0x80)
+            m.column++;
+    }
+    return m;
+}
+
+static saemon_status syntax_error(const yaml_parser_t *p, const char *file, const char *text,
+                                  size_t len, saemon_error *err)
+{
+    if (p->error == YAML_MEMORY_ERROR)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory while parsing YAML", file);
+    rules_mark m = {p->problem_mark.line + 1, p->problem_mark.column + 1};
+    if (p->error == YAML_READER_ERROR)
+        m = mark_of_offset(text, len, p->problem_offset);
+    const char *problem = p->problem ? p->problem : "unknown error";
+    if (p->context)
+        return saemon_error_set(err, SAEMON_ERR_RULES,
+                                "%s:%zu:%zu: YAML syntax error: %s (%s at %zu:%zu); expected well-formed YAML",
+                                file, m.line, m.column, problem, p->context,
+                                (size_t)p->context_mark.line + 1, (size_t)p->context_mark.column + 1);
+    return saemon_error_set(err, SAEMON_ERR_RULES, "%s:%zu:%zu: YAML syntax error: %s; expected well-formed YAML",
+                            file, m.line, m.column, problem);
+}
+
+void saemon_rules_free(saemon_ruleset *rules)
+{
+    if (!rules)
+        return;
+    arena mem = rules->mem;
+    arena_free(&mem);
+    free(rules);
+}
+
+static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size_t len,
+                                   saemon_ruleset *rs, saemon_error *err)
+{
+    yaml_document_t doc;
+    if (!yaml_parser_load(parser, &doc))
+        return syntax_error(parser, rs->filename, yaml, len, err);
+    walk w = {.file = rs->filename, .doc = &doc, .mem = &rs->mem, .err = err};
+    saemon_status s;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root)
+        s = saemon_error_set(err, SAEMON_ERR_RULES,
+                             "%s:1:1: rule file is empty; expected a mapping with a 'rules' list",
+                             rs->filename);
+    else
+        s = parse_document(&w, root, rs);
+    yaml_document_delete(&doc);
+    if (s != SAEMON_OK)
+        return s;
+
+    /* Exactly one document: a second one would be silently ignored otherwise. */
+    if (!yaml_parser_load(parser, &doc))
+        return syntax_error(parser, rs->filename, yaml, len, err);
+    root = yaml_document_get_root_node(&doc);
+    if (root) {
+        rules_mark m = walk_mark(root);
+        s = saemon_error_set(err, SAEMON_ERR_RULES,
+                             "%s:%zu:%zu: a second YAML document; expected exactly one document per rule file",
+                             rs->filename, m.line, m.column);
+    }
+    yaml_document_delete(&doc);
+    return s;
+}
+
+saemon_status saemon_rules_load_string(const char *yaml, size_t len, const char *filename,
+                                       saemon_ruleset **out, saemon_error *err)
+{
+    if (!out || (!yaml && len))
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_load_string: NULL argument");
+    *out = NULL;
+    if (!filename)
+        filename = "(string)";
+    if (len > RULES_MAX_FILE_BYTES)
+        return saemon_error_set(err, SAEMON_ERR_RULES, "%s: rule file is %zu bytes; expected at most %u",
+                                filename, len, RULES_MAX_FILE_BYTES);
+    saemon_ruleset *rs = calloc(1, sizeof *rs);
+    if (!rs)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
+    rs->filename = arena_strndup(&rs->mem, filename, strlen(filename));
+    if (!rs->filename) {
+        saemon_rules_free(rs);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
+    }
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser)) {
+        saemon_rules_free(rs);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
+    saemon_status s = load_document(&parser, yaml ? yaml : "", len, rs, err);
+    yaml_parser_delete(&parser);
+    if (s != SAEMON_OK) {
+        saemon_rules_free(rs);
+        return s;
+    }
+    *out = rs;
+    return SAEMON_OK;
+}
+
+saemon_status saemon_rules_load(const char *path, saemon_ruleset **out, saemon_error *err)
+{
+    if (!path || !out)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_load: NULL argument");
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open rule file: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > RULES_MAX_FILE_BYTES) {
+        close(fd);
+        return saemon_error_set(err, SAEMON_ERR_RULES, "%s: rule file is %lld bytes; expected at most %u",
+                                path, (long long)st.st_size, RULES_MAX_FILE_BYTES);
+    }
+    size_t len = (size_t)st.st_size;
+    char *text = malloc(len ? len : 1);
+    if (!text) {
+        close(fd);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, text + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            int e = r < 0 ? errno : 0;
+            close(fd);
+            free(text);
+            return saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path,
+                                    e ? strerror(e) : "file shrank while reading");
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    saemon_status s = saemon_rules_load_string(text, len, path, out, err);
+    free(text);
+    return s;
+}

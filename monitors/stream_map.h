@@ -1,0 +1,41 @@
+/* Per-stream rule state in an open-addressing hash map keyed by stream id.
+ * It grows by doubling when a new stream appears; lookups never allocate. */
+#ifndef SAEMON_MONITORS_STREAM_MAP_H
+#define SAEMON_MONITORS_STREAM_MAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rule_state {
+    uint64_t held;      /* consecutive tokens the condition was true, this one included */
+    uint64_t last_fire; /* token of the last firing (valid when has_fired) */
+    bool armed;         /* false after firing until the condition is false once */
+    bool has_fired;
+} rule_state;
+
+typedef struct stream_slot {
+    uint64_t id;
+    uint64_t last_token;
+    bool used;
+} stream_slot;
+
+typedef struct stream_map {
+    size_t cap;   /* power of two */
+    size_t count;
+    size_t n_rules;
+    stream_slot *slots;
+    rule_state *states; /* [cap][n_rules] */
+} stream_map;
+
+bool stream_map_init(stream_map *m, size_t n_rules, size_t initial_cap);
+/* Slot of stream `id`, inserted (with *is_new = true) if absent; SIZE_MAX when
+ * growing failed. */
+size_t stream_map_get(stream_map *m, uint64_t id, bool *is_new);
+static inline rule_state *stream_map_states(stream_map *m, size_t slot)
+{
+    return m->states + slot * m->n_rules;
+}
+void stream_map_free(stream_map *m);
+
+#endif

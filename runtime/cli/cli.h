@@ -1,0 +1,98 @@
+/* Pieces shared by the saemon sub-commands. The CLI is a thin layer over the
+ * public API: everything here is something a C user could do too. */
+#ifndef SAEMON_CLI_H
+#define SAEMON_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "saemon/saemon.h"
+
+/* Exit codes: 0 ok, 1 the input was refused or a run failed, 2 usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+int cmd_inspect(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Print "saemon <what>: <message>" for a failed call; returns CLI_FAIL. */
+int cli_fail(const char *what, const saemon_error *err);
+
+/* Parse a positive size_t option value; false (after a message) if invalid. */
+bool cli_parse_size(const char *opt, const char *text, size_t *out);
+
+/* Where alerts go: one JSON line each, flushed per alert. A write failure
+ * (full disk, closed pipe) is remembered and ends the run with an error. */
+typedef struct cli_alert_sink {
+    FILE *out;
+    const char *path; /* for messages; "stdout" */
+    bool owns;
+    uint64_t count;
+    int write_errno;  /* 0 while every write succeeded */
+} cli_alert_sink;
+
+bool cli_alert_sink_open(cli_alert_sink *sink, const char *path_or_null);
+void cli_alert_sink_write(const saemon_alert *alert, void *sink);
+/* Flush, fsync a file, close; false (after a message) if anything failed. */
+bool cli_alert_sink_close(cli_alert_sink *sink);
+
+/* Encode rows [first, first+n) of a recording in max_batch chunks and feed
+ * every token to the monitor. Row r belongs to stream r / tokens_per_stream at
+ * position r % tokens_per_stream. */
+typedef struct cli_replay {
+    saemon_encoder *encoder;
+    saemon_monitor *monitor;
+    size_t d_in;
+    size_t tokens_per_stream;
+    saemon_alert_fn on_alert;
+    void *alert_user;
+    uint64_t tokens;
+    uint64_t active_features; /* sum of L0 over tokens */
+} cli_replay;
+
+saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_row, size_t n,
+                              saemon_error *err);
+
+/* Human-readable description of a dictionary (and the encoder if given). */
+void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc);
+
+double cli_now_seconds(void);
+
+
+
+/* A dictionary, its encoder and a recorded activation file viewed as rows. */
+typedef struct cli_session {
+    saemon_dict *dict;
+    saemon_encoder *encoder;
+    saemon_npy input;
+    size_t n_rows, n_streams, tokens_per_stream;
+} cli_session;
+
+/* Open everything `run` and `encode` need; on failure prints why and returns
+ * false with nothing left open. */
+bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
+                      const saemon_encoder_options *opts);
+
+/* Encoder placement options shared by run/encode/demo:
+ * --isa, --batch, --threads, --cpus, --exclude-cpus. */
+#define CLI_ENCODER_LONG_OPTIONS                                                                          \
+    {"isa", required_argument, 0, 'a'}, {"batch", required_argument, 0, 'b'},                            \
+        {"threads", required_argument, 0, 'T'}, {"cpus", required_argument, 0, 'C'},                    \
+        {"exclude-cpus", required_argument, 0, 'X'}
+#define CLI_ENCODER_USAGE                                                                                 \
+    "  --isa VARIANT        force a kernel variant (see `saemon inspect --kernels`)\n"                    \
+    "  --batch N            rows per encode call (default 256)\n"                                          \
+    "  --threads N          split latents across N pinned cores (default: calling thread only)\n"          \
+    "  --cpus LIST          only these CPUs, e.g. 2-5\n"                                                  \
+    "  --exclude-cpus LIST  never these CPUs (e.g. the model's own cores)\n"
+
+/* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
+int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o);
+/* Print the placement warning, if any, to stderr. */
+void cli_encoder_warn(const saemon_encoder *enc);
+void cli_session_close(cli_session *s);
+#endif

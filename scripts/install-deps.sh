@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package saemon needs to build, test and fuzz.
+# Idempotent: does nothing when everything is already installed.
+#   scripts/install-deps.sh          build + test packages
+#   scripts/install-deps.sh --bench  also the benchmark peers (numpy, PyTorch CPU)
+set -euo pipefail
+
+packages=(
+  meson ninja-build pkg-config gcc python3
+  libsleef-dev libyaml-dev libcriterion-dev libhwloc-dev hwloc-nox libcjson-dev libssl-dev
+  python3-numpy                                   # independent golden reference (tests/golden)
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, run under qemu
+  clang libclang-rt-14-dev                        # libFuzzer harnesses
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-torch libopenblas0-pthread gnuplot-nox)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root (missing: ${missing[*]})" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
