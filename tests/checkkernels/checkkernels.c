@@ -572,7 +572,7 @@ static int run_checks(void)
                     /* Big shapes get small batches: keeps the run short
                      * while every batch size still meets every tail. */
                     c.n = batches[(counter * 5 + a + b) % n_batches];
-                    if (c.d_in * c.d_sae > 64 * 1024 && c.n > 9)
+                    if (c.d_in * c.d_sae > 16 * 1024 && c.n > 9)
                         c.n = batches[counter % 6];
                     const size_t ks_[] = {1, 5, c.d_sae, c.d_sae + 3};
                     c.k = ks_[(counter / 3 + a) % 4];
