@@ -18,6 +18,7 @@
 #include "kernels/x86/avx512-common.h"
 
 #define TILE_ROWS 8
+#define TILE_PREFETCH 1024 /* bytes ahead in each panel stream */
 
 static size_t packed_size(const saemon_kernel_plan *plan)
 {
@@ -95,6 +96,10 @@ static inline __attribute__((always_inline)) void tile(const saemon_kernel_plan 
     for (int r = 0; r < R; r++)
         a[r][0] = a[r][1] = _mm512_setzero_ps();
     for (size_t i = 0; i < d_in; i++) {
+        /* With few rows the tile is bandwidth-bound: help the prefetcher. */
+        _mm_prefetch((const char *)(w0 + i * AVX512_PANEL) + TILE_PREFETCH, _MM_HINT_T0);
+        if (NP > 1)
+            _mm_prefetch((const char *)(w1 + i * AVX512_PANEL) + TILE_PREFETCH, _MM_HINT_T0);
         const __m512 v0 = _mm512_load_ps(w0 + i * AVX512_PANEL);
         const __m512 v1 = NP > 1 ? _mm512_load_ps(w1 + i * AVX512_PANEL) : v0;
 #pragma GCC unroll 8

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "kernels/kernel.h"
+#include "tests/checkkernels/real-sae.h"
 
 /* ---- options and RNG ------------------------------------------------------ */
 
@@ -30,6 +31,7 @@ static struct {
     uint64_t seed;
     const char *test;
     const char *isa;
+    const char *sae, *acts;
     int bench, list, verbose, quick;
     size_t batch; /* --batch=N: bench only this batch size */
 } opt;
@@ -315,35 +317,17 @@ static int near(double a, double b, double tol)
     return fabs(a - b) <= tol;
 }
 
-/* Compare one row; returns nonzero on failure (after printing it). */
-static int compare_row(const saemon_kernel *k, const case_desc *c, const case_data *d, size_t r,
-                       const run_result *ref, const run_result *got, latent_ref *lr,
-                       signed char *ref_on, signed char *got_on, float *ref_v, float *got_v)
+/* The reference's view of row r: per-latent exact pre-activations and
+ * tolerances, and for TOPK the k-th largest value and its tolerance.
+ * Computed once per case, shared by every variant. */
+static void row_refs(const case_desc *c, const case_data *d, size_t r, latent_ref *lr, double *kth_out,
+                     double *kth_tol_out)
 {
     const saemon_kernel_plan *p = &d->plan;
-    const size_t d_sae = p->d_sae, cap = ref->out.row_capacity;
+    const size_t d_sae = p->d_sae;
     const int exact = c->mode == MODE_EXACT;
     const float *x = d->x + r * p->d_in;
     const double tiny = 1e-30;
-    uint32_t gc = got->out.count[r];
-    if (gc > cap || (p->epilogue == SAEMON_EPI_TOPK && gc > p->k))
-        return fail_report(k, c, r, "count exceeds row capacity", -1, (double)cap, gc, 0);
-    memset(ref_on, 0, d_sae);
-    memset(got_on, 0, d_sae);
-    for (uint32_t i = 0; i < ref->out.count[r]; i++) {
-        uint32_t j = ref->out.index[r * cap + i] - p->index_base;
-        ref_on[j] = 1;
-        ref_v[j] = ref->out.value[r * cap + i];
-    }
-    for (uint32_t i = 0; i < gc; i++) {
-        uint32_t ix = got->out.index[r * cap + i];
-        if (ix < p->index_base || ix - p->index_base >= d_sae)
-            return fail_report(k, c, r, "index out of range", (long)ix, 0, 0, 0);
-        if (i > 0 && ix <= got->out.index[r * cap + i - 1])
-            return fail_report(k, c, r, "indices not strictly ascending", (long)ix, 0, 0, 0);
-        got_on[ix - p->index_base] = 1;
-        got_v[ix - p->index_base] = got->out.value[r * cap + i];
-    }
     for (size_t j = 0; j < d_sae; j++) {
         latent_ref *l = &lr[j];
         ref_dot(d->w + j * p->d_in, x, p->d_in, &l->dot, &l->abs_sum);
@@ -400,6 +384,37 @@ static int compare_row(const saemon_kernel *k, const case_desc *c, const case_da
             free(vals);
         }
     }
+    *kth_out = kth;
+    *kth_tol_out = kth_tol;
+}
+
+/* Compare one row; returns nonzero on failure (after printing it). */
+static int compare_row(const saemon_kernel *k, const case_desc *c, const case_data *d, size_t r,
+                       const run_result *ref, const run_result *got, const latent_ref *lr, double kth,
+                       double kth_tol, signed char *ref_on, signed char *got_on, float *ref_v, float *got_v)
+{
+    const saemon_kernel_plan *p = &d->plan;
+    const size_t d_sae = p->d_sae, cap = ref->out.row_capacity;
+    const int exact = c->mode == MODE_EXACT;
+    uint32_t gc = got->out.count[r];
+    if (gc > cap || (p->epilogue == SAEMON_EPI_TOPK && gc > p->k))
+        return fail_report(k, c, r, "count exceeds row capacity", -1, (double)cap, gc, 0);
+    memset(ref_on, 0, d_sae);
+    memset(got_on, 0, d_sae);
+    for (uint32_t i = 0; i < ref->out.count[r]; i++) {
+        uint32_t j = ref->out.index[r * cap + i] - p->index_base;
+        ref_on[j] = 1;
+        ref_v[j] = ref->out.value[r * cap + i];
+    }
+    for (uint32_t i = 0; i < gc; i++) {
+        uint32_t ix = got->out.index[r * cap + i];
+        if (ix < p->index_base || ix - p->index_base >= d_sae)
+            return fail_report(k, c, r, "index out of range", (long)ix, 0, 0, 0);
+        if (i > 0 && ix <= got->out.index[r * cap + i - 1])
+            return fail_report(k, c, r, "indices not strictly ascending", (long)ix, 0, 0, 0);
+        got_on[ix - p->index_base] = 1;
+        got_v[ix - p->index_base] = got->out.value[r * cap + i];
+    }
     for (size_t j = 0; j < d_sae; j++) {
         const latent_ref *l = &lr[j];
         const long jj = (long)(j + p->index_base);
@@ -455,16 +470,18 @@ static int selected(const saemon_kernel *k, const saemon_kernel *ref)
 }
 
 /* Run one case against every selected variant; returns the failure count. */
-static int check_case(const case_desc *c, const saemon_kernel *ref, const saemon_kernel *const *ks,
+static int check_data(const case_desc *c, case_data *dp, const saemon_kernel *ref, const saemon_kernel *const *ks,
                       size_t nk, size_t *checked)
 {
-    case_data d;
-    case_generate(c, &d);
+    case_data d = *dp;
     snprintf(context, sizeof context, "scalar reference, %s d_in=%zu d_sae=%zu n=%zu seed=%" PRIu64,
              c->name, c->d_in, c->d_sae, c->n, opt.seed);
     run_result want;
     run_kernel(ref, &d, c->n, &want);
-    latent_ref *lr = malloc(c->d_sae * sizeof *lr);
+    latent_ref *lr = malloc(c->n * c->d_sae * sizeof *lr);
+    double *kth = malloc(c->n * sizeof *kth), *kth_tol = malloc(c->n * sizeof *kth_tol);
+    for (size_t r = 0; r < c->n; r++)
+        row_refs(c, &d, r, lr + r * c->d_sae, &kth[r], &kth_tol[r]);
     signed char *ref_on = malloc(c->d_sae), *got_on = malloc(c->d_sae);
     float *ref_v = malloc(c->d_sae * sizeof(float)), *got_v = malloc(c->d_sae * sizeof(float));
     float *x_copy = malloc(c->n * c->d_in * sizeof(float));
@@ -480,7 +497,8 @@ static int check_case(const case_desc *c, const saemon_kernel *ref, const saemon
         if (memcmp(x_copy, d.x, c->n * c->d_in * sizeof(float)) != 0)
             failures += fail_report(ks[v], c, 0, "input x was modified", -1, 0, 0, 0);
         for (size_t r = 0; r < c->n; r++)
-            if (compare_row(ks[v], c, &d, r, &want, &got, lr, ref_on, got_on, ref_v, got_v)) {
+            if (compare_row(ks[v], c, &d, r, &want, &got, lr + r * c->d_sae, kth[r], kth_tol[r], ref_on, got_on,
+                            ref_v, got_v)) {
                 failures++;
                 break;
             }
@@ -493,9 +511,38 @@ static int check_case(const case_desc *c, const saemon_kernel *ref, const saemon
     free(ref_on);
     free(got_on);
     free(lr);
+    free(kth);
+    free(kth_tol);
     run_free(&want);
+    return failures;
+}
+
+static int check_case(const case_desc *c, const saemon_kernel *ref, const saemon_kernel *const *ks,
+                      size_t nk, size_t *checked)
+{
+    case_data d;
+    case_generate(c, &d);
+    int failures = check_data(c, &d, ref, ks, nk, checked);
     case_free(&d);
     return failures;
+}
+
+static int summarize(const saemon_kernel *const *ks, size_t nk, const saemon_kernel *ref, size_t *checked,
+                     int failures)
+{
+    int any = 0;
+    for (size_t v = 0; v < nk; v++) {
+        if (!selected(ks[v], ref))
+            continue;
+        any = 1;
+        printf(" - %-32s %6zu cases checked\n", ks[v]->name, checked[v]);
+    }
+    if (!any)
+        printf(" - no SIMD variant runnable on this CPU%s%s; nothing to compare\n",
+               opt.isa ? " matching " : "", opt.isa ? opt.isa : "");
+    printf("checkkernels: %s (seed %" PRIu64 ")\n", failures ? "FAILED" : "all OK", opt.seed);
+    free(checked);
+    return failures ? 1 : 0;
 }
 
 static int run_checks(void)
@@ -525,7 +572,7 @@ static int run_checks(void)
                     /* Big shapes get small batches: keeps the run short
                      * while every batch size still meets every tail. */
                     c.n = batches[(counter * 5 + a + b) % n_batches];
-                    if (c.d_in * c.d_sae > 64 * 1024 && c.n > 9)
+                    if (c.d_in * c.d_sae > 16 * 1024 && c.n > 9)
                         c.n = batches[counter % 6];
                     const size_t ks_[] = {1, 5, c.d_sae, c.d_sae + 3};
                     c.k = ks_[(counter / 3 + a) % 4];
@@ -556,19 +603,91 @@ static int run_checks(void)
                 rnd_seed(opt.seed ^ (counter * 0x100000001b3ULL));
                 failures += check_case(&c, ref, ks, nk, checked);
             }
-    int any = 0;
-    for (size_t v = 0; v < nk; v++) {
-        if (!selected(ks[v], ref))
-            continue;
-        any = 1;
-        printf(" - %-32s %6zu cases checked\n", ks[v]->name, checked[v]);
+    /* Long rows: fp32 accumulation depth, and int8's int32 range limit
+     * (d_in > 65536 must take its fp32 path). */
+    static const size_t long_rows[][2] = {{4096, 33}, {65537, 17}};
+    for (size_t f = 0; f < 2; f++)
+        for (int e = 0; e < EPI_COUNT; e++)
+            for (int m = 0; m < MODE_COUNT; m += MODE_NEAR, counter++) { /* random, near */
+                case_desc c = {.d_in = long_rows[f][0], .d_sae = long_rows[f][1], .n = 2, .k = 5,
+                               .index_base = 5, .epi = (epi_kind)e, .mode = (data_mode)m};
+                snprintf(c.name, sizeof c.name, "%s/%s-long", epi_names[e], mode_names[m]);
+                if (opt.test && !strstr(c.name, opt.test))
+                    continue;
+                rnd_seed(opt.seed ^ (counter * 0x100000001b3ULL));
+                failures += check_case(&c, ref, ks, nk, checked);
+            }
+    return summarize(ks, nk, ref, checked, failures);
+}
+
+/* ---- --sae=DIR --acts=FILE: a real trained dictionary ---------------------- */
+
+/* Relative paths are under $SAEMON_SHARED_DIR/data/sae; if that is not
+ * there the check is skipped (exit 77, meson's skip code). */
+static int resolve(const char *arg, char *out, size_t len)
+{
+    if (arg[0] == '/') {
+        snprintf(out, len, "%s", arg);
+        return 1;
     }
-    if (!any)
-        printf(" - no SIMD variant runnable on this CPU%s%s; nothing to compare\n",
-               opt.isa ? " matching " : "", opt.isa ? opt.isa : "");
-    printf("checkkernels: %s (seed %" PRIu64 ")\n", failures ? "FAILED" : "all OK", opt.seed);
-    free(checked);
-    return failures ? 1 : 0;
+    const char *shared = getenv("SAEMON_SHARED_DIR");
+    if (!shared || !*shared)
+        return 0;
+    snprintf(out, len, "%s/data/sae/%s", shared, arg);
+    return access(out, R_OK) == 0;
+}
+
+static int run_real(const char *sae_arg, const char *acts_arg)
+{
+    char dir[4096], acts_path[4096], err[512];
+    if (!resolve(sae_arg, dir, sizeof dir) || !resolve(acts_arg, acts_path, sizeof acts_path)) {
+        printf("checkkernels: SKIP real dictionary %s: shared data not found (set SAEMON_SHARED_DIR)\n", sae_arg);
+        return 77;
+    }
+    real_sae sae;
+    if (real_sae_load(dir, &sae, err, sizeof err) != 0) {
+        fprintf(stderr, "checkkernels: %s\n", err);
+        return 1;
+    }
+    size_t n_tok;
+    float *acts = real_npy_load(acts_path, sae.d_in, &n_tok, err, sizeof err);
+    if (!acts) {
+        fprintf(stderr, "checkkernels: %s\n", err);
+        real_sae_free(&sae);
+        return 1;
+    }
+    if (sae.apply_b_dec)
+        for (size_t t = 0; t < n_tok; t++)
+            for (size_t i = 0; i < sae.d_in; i++)
+                acts[t * sae.d_in + i] -= sae.b_dec[i];
+    float *thr = calloc(sae.d_sae, sizeof(float));
+    if (sae.threshold)
+        for (size_t j = 0; j < sae.d_sae; j++)
+            thr[j] = sae.threshold[j] > 0 ? sae.threshold[j] : 0.0f; /* JumpReLU: max(theta, 0) */
+    size_t nk;
+    const saemon_kernel *const *ks = saemon_kernels_all(&nk);
+    const saemon_kernel *ref = find_reference();
+    size_t *checked = calloc(nk, sizeof *checked);
+    int failures = 0;
+    static const size_t batches[] = {1, 7, 64};
+    for (size_t t = 0, b = 0; t < n_tok; b++) {
+        size_t n = batches[b % 3] < n_tok - t ? batches[b % 3] : n_tok - t;
+        case_desc c = {.d_in = sae.d_in, .d_sae = sae.d_sae, .n = n, .k = sae.k, .index_base = 0,
+                       .epi = sae.arch == REAL_TOPK ? EPI_TOPK : EPI_JUMP, .mode = MODE_RANDOM};
+        snprintf(c.name, sizeof c.name, "real/tokens-%zu", t);
+        case_data d = {.w = sae.w_rows, .x = acts + t * sae.d_in, .bias = sae.b_enc, .threshold = thr};
+        d.plan = (saemon_kernel_plan){.d_in = sae.d_in, .d_sae = sae.d_sae, .k = sae.k,
+                                      .epilogue = sae.arch == REAL_TOPK ? SAEMON_EPI_TOPK : SAEMON_EPI_THRESHOLD,
+                                      .bias = sae.b_enc, .threshold = thr};
+        failures += check_data(&c, &d, ref, ks, nk, checked);
+        t += n;
+    }
+    printf("checkkernels: real dictionary %s (%zu -> %zu, %s), %zu tokens from %s\n", sae_arg, sae.d_in, sae.d_sae,
+           sae.arch == REAL_TOPK ? "topk" : sae.arch == REAL_JUMPRELU ? "jumprelu" : "standard", n_tok, acts_arg);
+    free(thr);
+    free(acts);
+    real_sae_free(&sae);
+    return summarize(ks, nk, ref, checked, failures);
 }
 
 /* ---- --bench -------------------------------------------------------------- */
@@ -672,7 +791,9 @@ static int usage(const char *arg)
 {
     fprintf(stderr,
             "checkkernels: unknown argument '%s'\n"
-            "usage: checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench [--batch=N]] [--list] [--quick] [-v]\n",
+            "usage: checkkernels [--seed=N] [--test=SUBSTR] [--isa=NAME] [--bench [--batch=N]] [--list] [--quick] [-v]\n"
+            "       checkkernels --sae=DIR --acts=FILE.npy   (a real SAELens dictionary; relative paths\n"
+            "                    are under $SAEMON_SHARED_DIR/data/sae)\n",
             arg);
     return 2;
 }
@@ -690,6 +811,10 @@ int main(int argc, char **argv)
             opt.test = a + 7;
         else if (strncmp(a, "--isa=", 6) == 0)
             opt.isa = a + 6;
+        else if (strncmp(a, "--sae=", 6) == 0)
+            opt.sae = a + 6;
+        else if (strncmp(a, "--acts=", 7) == 0)
+            opt.acts = a + 7;
         else if (strncmp(a, "--batch=", 8) == 0)
             opt.batch = strtoull(a + 8, NULL, 0);
         else if (strcmp(a, "--bench") == 0)
@@ -716,5 +841,10 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("checkkernels: seed %" PRIu64 ", cpu features 0x%x\n", opt.seed, saemon_cpu_features());
+    if (opt.sae || opt.acts) {
+        if (!opt.sae || !opt.acts)
+            return usage("--sae and --acts go together");
+        return run_real(opt.sae, opt.acts);
+    }
     return opt.bench ? run_bench() : run_checks();
 }
