@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const reserved_keys[] = {
-    "groups", "macros", "lists", "at_least", "between", "window", "keep_firing_for", NULL,
-};
+/* Keys kept for later versions of the language (none at the moment). */
+static const char *const reserved_keys[] = {NULL};
 
 rules_mark walk_mark(const yaml_node_t *node)
 {
