@@ -437,37 +437,6 @@ static saemon_status parse_document(walk *w, const yaml_node_t *root, saemon_rul
         return s;
     return check_unique_names(w, rs);
 }
-/* libyaml reader errors carry a byte offset, not a line. */
-static rules_mark mark_of_offset(const char *text, size_t len, size_t offset)
-{
-    rules_mark m = {1, 1};
-    for (size_t i = 0; i < offset && i < len; i++) {
-        if (text[i] == '\n')
-            m.line++, m.column = 1;
-        else if (((unsigned char)text[i] & 0xC0) != 0x80)
-            m.column++;
-    }
-    return m;
-}
-
-static saemon_status syntax_error(const yaml_parser_t *p, const char *file, const char *text,
-                                  size_t len, saemon_error *err)
-{
-    if (p->error == YAML_MEMORY_ERROR)
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory while parsing YAML", file);
-    rules_mark m = {p->problem_mark.line + 1, p->problem_mark.column + 1};
-    if (p->error == YAML_READER_ERROR)
-        m = mark_of_offset(text, len, p->problem_offset);
-    const char *problem = p->problem ? p->problem : "unknown error";
-    if (p->context)
-        return saemon_error_set(err, SAEMON_ERR_RULES,
-                                "%s:%zu:%zu: YAML syntax error: %s (%s at %zu:%zu); expected well-formed YAML",
-                                file, m.line, m.column, problem, p->context,
-                                (size_t)p->context_mark.line + 1, (size_t)p->context_mark.column + 1);
-    return saemon_error_set(err, SAEMON_ERR_RULES, "%s:%zu:%zu: YAML syntax error: %s; expected well-formed YAML",
-                            file, m.line, m.column, problem);
-}
-
 void saemon_rules_free(saemon_ruleset *rules)
 {
     if (!rules)
@@ -483,7 +452,7 @@ static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size
 {
     yaml_document_t doc;
     if (!yaml_parser_load(parser, &doc))
-        return syntax_error(parser, rs->filename, yaml, len, err);
+        return walk_syntax_error(parser, rs->filename, yaml, len, err);
     walk w = {.file = rs->filename, .doc = &doc, .mem = &rs->mem, .err = err};
     saemon_status s;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -499,7 +468,7 @@ static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size
 
     /* Exactly one document: a second one would be silently ignored otherwise. */
     if (!yaml_parser_load(parser, &doc))
-        return syntax_error(parser, rs->filename, yaml, len, err);
+        return walk_syntax_error(parser, rs->filename, yaml, len, err);
     root = yaml_document_get_root_node(&doc);
     if (root) {
         rules_mark m = walk_mark(root);
