@@ -119,7 +119,8 @@ saemon_status rules_labels_load(saemon_ruleset *rs, const char *path, saemon_err
     if (s != SAEMON_OK)
         return s;
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, true);
+    /* len + 1: cJSON's "nothing after the value" check wants to see the NUL. */
+    cJSON *root = memchr(text, '\0', len) ? NULL : cJSON_ParseWithLengthOpts(text, len + 1, &end, true);
     if (!root) {
         s = syntax(path, text, cJSON_GetErrorPtr(), err);
     } else if (!cJSON_IsObject(root) && !cJSON_IsArray(root)) {
