@@ -16,7 +16,8 @@ saemon_status read_whole_file(const char *path, size_t max, const char *what, ch
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open %s: %s", path, what, strerror(errno));
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open %s: %s; expected a readable file", path, what,
+                                strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
