@@ -37,11 +37,11 @@ bool stream_map_init(stream_map *m, size_t n_rules, size_t blob_size, size_t ini
 size_t stream_map_get(stream_map *m, uint64_t id, bool *is_new);
 static inline rule_state *stream_map_states(stream_map *m, size_t slot)
 {
-    return m->states + slot * m->n_rules;
+    return m->states ? m->states + slot * m->n_rules : NULL; /* NULL: no enabled rules */
 }
 static inline unsigned char *stream_map_blob(stream_map *m, size_t slot)
 {
-    return m->blobs + slot * m->blob_size;
+    return m->blobs ? m->blobs + slot * m->blob_size : NULL;
 }
 void stream_map_free(stream_map *m);
 

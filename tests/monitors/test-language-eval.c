@@ -311,3 +311,16 @@ Test(templates, every_name)
     cr_expect_str_eq(c.a[0].annotation[2], "plain {not a template} }}");
     done(mon, rs);
 }
+
+Test(monitor, no_enabled_rules_observes_quietly)
+{
+    saemon_ruleset *rs;
+    saemon_monitor *mon = make("rules:\n  - {name: off, enabled: false, condition: {feature: 1, mean_over: 2, above: 0}}\n",
+                               true, &rs);
+    capture c = {0};
+    for (uint64_t t = 0; t < 4; t++)
+        feed1(mon, t % 2 ? t : 0, 1, 1.0f, &c); /* restarts too */
+    cr_expect_eq(c.n, 0);
+    cr_expect_eq(saemon_monitor_dropped(mon), 0);
+    done(mon, rs);
+}
