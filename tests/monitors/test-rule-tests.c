@@ -81,3 +81,14 @@ Test(rule_tests, file_errors_name_line_and_column)
     r = run_tests(HEAD "  - name: x\n    input: []\n    expect: []\n");
     cr_expect(strstr(r.err.message, "t.test.yaml:4:12: 'input' is an empty list"), "%s", r.err.message);
 }
+
+Test(rule_tests, specific_expectations_match_first)
+{
+    /* Two rules' alerts on one token: the loose expectation is listed first
+     * but must not take the alert the labelled one needs. */
+    run r = run_tests("rule_files: [r.yaml]\ntests:\n  - name: order\n    input: [{stream: 1, features: {1: 3}}, "
+                      "{stream: 2, features: {1: 5}}]\n    expect:\n"
+                      "      - {token: 0, alerts: [{rule: hot}, {rule: hot, annotations: {s: v=3}}]}\n");
+    cr_assert_eq(r.status, SAEMON_OK, "%s", r.err.message);
+    cr_expect_eq(r.n_failed, 0, "%s", r.report);
+}
