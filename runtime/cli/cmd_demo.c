@@ -71,12 +71,6 @@ int cmd_demo(int argc, char **argv)
         cli_fail("demo", &err);
         goto done;
     }
-    eo.max_batch = CHUNK;
-    if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
-        cli_fail("demo", &err);
-        goto done;
-    }
-    cli_encoder_warn(enc);
     saemon_status st = rules_path ? saemon_rules_load(rules_path, &rules, &err)
                                   : saemon_rules_load_string(demo_rules_yaml, strlen(demo_rules_yaml),
                                                              "monitors/examples/demo.yaml", &rules, &err);
@@ -89,6 +83,13 @@ int cmd_demo(int argc, char **argv)
         cli_fail("demo", &err);
         goto done;
     }
+    eo.max_batch = CHUNK;
+    eo.reconstruction = saemon_rules_needs_reconstruction(rules);
+    if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
+        cli_fail("demo", &err);
+        goto done;
+    }
+    cli_encoder_warn(enc);
     printf("saemon demo: toy model of superposition, %zu tokens, seed %zu\n", n_tokens, seed);
     cli_print_dict(stdout, info, enc);
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
