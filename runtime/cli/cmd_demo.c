@@ -17,7 +17,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon demo [--tokens N] [--seed S] [--rules RULES.yaml] [--alerts ALERTS.jsonl]\n"
                "                   [encoder options]\n"
-               "Runs the built-in toy model (64-d activations, 256 sparse features in\n"
+               "Runs the built-in toy model (128-d activations, 256 sparse features in\n"
                "superposition, a planted alarm feature) through the encoder and the shipped\n"
                "demo rules; prints the alerts as they fire and a summary.\n" CLI_ENCODER_USAGE);
 }
