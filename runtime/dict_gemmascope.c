@@ -274,6 +274,11 @@ static saemon_status load_member(npz_archive *a, const member_plan *p, float *ds
     free(raw);
     if (st)
         return st;
+    /* dst was sized from the header planned in phase 1: insist it is the same. */
+    if (arr.ndim != p->h.ndim || memcmp(arr.shape, p->h.shape, arr.ndim * sizeof arr.shape[0])) {
+        saemon_npy_free(&arr);
+        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header changed between reads", label);
+    }
     if (transpose)
         saemon_convert_transpose_to_f32(arr.data, SAEMON_DTYPE_F32, arr.shape[0], arr.shape[1],
                                         dst);
