@@ -123,6 +123,8 @@ double cli_now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
+
 void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc)
 {
     fprintf(f, "dictionary     %s\n", info->name ? info->name : "(unnamed)");
@@ -135,17 +137,19 @@ void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder 
     fprintf(f, "d_in           %zu\n", info->d_in);
     fprintf(f, "d_sae          %zu\n", info->d_sae);
     fprintf(f, "weight dtype   %s (computed in float32; cfg dtype %s)\n", saemon_dtype_name(info->weight_dtype),
-            info->compute_dtype ? info->compute_dtype : "-");
-    fprintf(f, "hook           %s%s\n", info->hook_name ? info->hook_name : "-",
+            or_dash(info->compute_dtype));
+    fprintf(f, "hook           %s%s\n", or_dash(info->hook_name),
             info->reshape_hook_z ? " (hook_z: [heads, d_head] inputs flattened)" : "");
-    fprintf(f, "model          %s\n", info->model_name ? info->model_name : "-");
+    fprintf(f, "model          %s\n", or_dash(info->model_name));
     fprintf(f, "normalisation  %s", saemon_norm_name(info->norm));
     if (info->folded_scaling_factor > 0)
         fprintf(f, " (expected_average_only_in, factor %.9g folded into the weights)", info->folded_scaling_factor);
     fprintf(f, "\n");
     fprintf(f, "b_dec on input %s\n", info->apply_b_dec_to_input ? "subtracted" : "not subtracted");
-    if (info->cfg_bytes || info->weights_bytes)
+    if (info->cfg_bytes)
         fprintf(f, "file sizes     cfg %" PRIu64 " B, weights %" PRIu64 " B\n", info->cfg_bytes, info->weights_bytes);
+    else if (info->weights_bytes)
+        fprintf(f, "file size      weights %" PRIu64 " B (no cfg file)\n", info->weights_bytes);
     fprintf(f, "sha256         %s\n", info->sha256);
     if (enc)
         fprintf(f, "kernel         %s\n", saemon_encoder_variant(enc));
