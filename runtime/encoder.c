@@ -50,6 +50,9 @@ struct saemon_encoder {
     size_t *offsets;
     float *input_norm;
     uint8_t *nonfinite;
+    double *row_shift, *row_scale; /* per-row normalisation, for decoding */
+    float *recon_error;            /* NULL unless reconstruction was asked for */
+    double *decoded;               /* [d_in] scratch for one decoded row */
     saemon_features features;
 };
 
@@ -248,7 +251,14 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
     enc->offsets = malloc((nb + 1) * sizeof(size_t));
     enc->input_norm = malloc(nb * sizeof(float));
     enc->nonfinite = malloc(nb);
-    if (!enc->slices || !enc->x || !enc->offsets || !enc->input_norm || !enc->nonfinite) {
+    enc->row_shift = malloc(nb * sizeof(double));
+    enc->row_scale = malloc(nb * sizeof(double));
+    if (opts && opts->reconstruction) {
+        enc->recon_error = malloc(nb * sizeof(float));
+        enc->decoded = malloc(d_in * sizeof(double));
+    }
+    if (!enc->slices || !enc->x || !enc->offsets || !enc->input_norm || !enc->nonfinite || !enc->row_shift ||
+        !enc->row_scale || (opts && opts->reconstruction && (!enc->recon_error || !enc->decoded))) {
         saemon_encoder_destroy(enc);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for encoder buffers (max_batch %zu)", nb);
     }
@@ -341,6 +351,34 @@ static size_t merge_slices(saemon_encoder *enc, size_t n)
     return at;
 }
 
+/* ||x − x̂|| / ||x|| for row r: x̂ = Σ_j f_j·W_dec[j] + b_dec (SAELens decode,
+ * a gather-axpy over the active features only), then the normalisation undone
+ * (x = x'/scale + shift). TopK's decoder-norm rescale divides the features
+ * back first, as SAELens' decode does. */
+static float reconstruction_error(saemon_encoder *enc, const float *x, size_t r)
+{
+    const saemon_dict *d = enc->dict;
+    const size_t d_in = d->info.d_in;
+    double *y = enc->decoded;
+    for (size_t i = 0; i < d_in; i++)
+        y[i] = d->b_dec[i];
+    const int unscale = d->info.arch == SAEMON_ARCH_TOPK && enc->plan.mag_scale;
+    for (size_t e = enc->offsets[r]; e < enc->offsets[r + 1]; e++) {
+        const uint32_t j = enc->index[e];
+        const double f = unscale ? (double)enc->value[e] / enc->plan.mag_scale[j] : enc->value[e];
+        const float *w = d->W_dec + (size_t)j * d_in;
+        for (size_t i = 0; i < d_in; i++)
+            y[i] += f * w[i];
+    }
+    double err = 0.0, norm = 0.0;
+    for (size_t i = 0; i < d_in; i++) {
+        double xi = x[i], yi = y[i] / enc->row_scale[r] + enc->row_shift[r];
+        err += (xi - yi) * (xi - yi);
+        norm += xi * xi;
+    }
+    return (float)(sqrt(err) / sqrt(norm));
+}
+
 saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t n,
                                     const saemon_features **out, saemon_error *err)
 {
@@ -354,6 +392,8 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
         saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm, NULL);
         enc->input_norm[r] = st.input_norm;
         enc->nonfinite[r] = st.nonfinite;
+        enc->row_shift[r] = st.shift;
+        enc->row_scale[r] = st.scale;
     }
     enc->job_n = n;
     if (n) {
@@ -363,9 +403,12 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
             encode_slice_job(enc, 0);
     }
     enc->offsets[n] = enc->n_slices > 1 ? merge_slices(enc, n) : compact_single(enc, n);
+    if (enc->recon_error)
+        for (size_t r = 0; r < n; r++)
+            enc->recon_error[r] = reconstruction_error(enc, x + r * d_in, r);
     enc->features = (saemon_features){.n_tokens = n, .offsets = enc->offsets, .index = enc->index,
                                       .value = enc->value, .input_norm = enc->input_norm,
-                                      .input_nonfinite = enc->nonfinite};
+                                      .input_nonfinite = enc->nonfinite, .recon_error = enc->recon_error};
     *out = &enc->features;
     return SAEMON_OK;
 }
@@ -409,5 +452,9 @@ void saemon_encoder_destroy(saemon_encoder *enc)
     free(enc->offsets);
     free(enc->input_norm);
     free(enc->nonfinite);
+    free(enc->row_shift);
+    free(enc->row_scale);
+    free(enc->recon_error);
+    free(enc->decoded);
     free(enc);
 }

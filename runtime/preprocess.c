@@ -32,6 +32,8 @@ saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in,
         var /= (double)d_in - 1.0;
         scale = 1.0 / (sqrt(var) + LAYER_NORM_EPS);
     }
+    st.shift = shift;
+    st.scale = scale;
     for (size_t i = 0; i < d_in; i++) {
         double v = ((double)in[i] - shift) * scale;
         if (b_dec)

@@ -12,6 +12,7 @@
 typedef struct saemon_row_stats {
     float input_norm;  /* ||x||_2 of the raw row */
     bool nonfinite;    /* the raw row held NaN or Inf */
+    double shift, scale; /* normalisation: x' = (x − shift) · scale */
 } saemon_row_stats;
 
 /* out[i] = preprocessed in[i] for one row of d_in values. Computed in double,

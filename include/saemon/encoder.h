@@ -22,6 +22,10 @@ typedef struct saemon_features {
     const float *value;      /* activation, > 0 */
     const float *input_norm; /* [n_tokens]: ||x||_2 of the raw input row */
     const uint8_t *input_nonfinite; /* [n_tokens]: 1 if the raw row held NaN/Inf */
+    /* [n_tokens]: ||x − x̂|| / ||x|| with x̂ = decode(features) in the input's
+     * own space (normalisation undone), when the encoder was created with
+     * `reconstruction`; NULL otherwise. */
+    const float *recon_error;
 } saemon_features;
 
 typedef struct saemon_encoder_options {
@@ -40,6 +44,7 @@ typedef struct saemon_encoder_options {
     const char *exclude_cpus; /* never these (e.g. the production model's cores) */
     int no_pin;               /* 1: choose cores but do not bind threads */
     unsigned spin_us;         /* idle workers spin this long before sleeping; 0 means 200 */
+    int reconstruction;       /* 1: also decode each token and report its relative error */
 } saemon_encoder_options;
 
 typedef struct saemon_encoder saemon_encoder;

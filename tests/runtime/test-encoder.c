@@ -163,3 +163,24 @@ Test(encoder, unknown_variant_is_a_clear_error)
     cr_assert_null(enc);
     saemon_dict_close(d);
 }
+
+Test(encoder, reconstruction_error_decodes_active_features)
+{
+    const float b[3] = {0.5f, -1.0f, 0.0f};
+    saemon_dict *d = make(SAEMON_ARCH_STANDARD, b, NULL, 0);
+    saemon_encoder *enc = NULL;
+    saemon_error err = {0};
+    saemon_encoder_options o = {.variant = "scalar", .max_batch = 2, .reconstruction = 1};
+    cr_assert_eq(saemon_encoder_create(d, &o, &enc, &err), SAEMON_OK, "%s", err.message);
+    const float x[2 * 2] = {1.0f, 0.25f, -1.0f, -1.0f};
+    const saemon_features *f;
+    cr_assert_eq(saemon_encoder_encode(enc, x, 2, &f, &err), SAEMON_OK);
+    cr_assert_not_null(f->recon_error);
+    /* row 0: f = (1.5, 0, 1.25) -> x̂ = 1.5·(1,0) + 1.25·(3,4) = (5.25, 5) */
+    double e0 = sqrt((1 - 5.25) * (1 - 5.25) + (0.25 - 5) * (0.25 - 5)) / sqrt(1 + 0.0625);
+    cr_assert_float_eq(f->recon_error[0], (float)e0, 1e-5);
+    /* row 1: no feature active, x̂ = b_dec = 0 -> error 1 */
+    cr_assert_float_eq(f->recon_error[1], 1.0f, 1e-6);
+    saemon_encoder_destroy(enc);
+    saemon_dict_close(d);
+}
