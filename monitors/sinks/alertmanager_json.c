@@ -53,7 +53,7 @@ static void feature_list(const saemon_alert *a, char *buf, size_t len)
 
 char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url)
 {
-    char stream[24], token[24], when[40], features[512];
+    char stream[24], token[24], when[96], features[512];
     snprintf(stream, sizeof stream, "%" PRIu64, a->stream);
     snprintf(token, sizeof token, "%" PRIu64, a->token);
     rfc3339(a->timestamp, when, sizeof when);
