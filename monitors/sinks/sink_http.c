@@ -52,6 +52,8 @@ static post_result post(http_sink *h, const spool_entry *e)
     snprintf(key_header, sizeof key_header, "Idempotency-Key: %s", e->key);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *more = headers ? curl_slist_append(headers, key_header) : NULL;
+    /* No "Expect: 100-continue" round trip for bodies over 1 KiB. */
+    more = more ? curl_slist_append(more, "Expect:") : NULL;
     if (!more) {
         curl_slist_free_all(headers);
         snprintf(h->last_error, sizeof h->last_error, "out of memory");
@@ -183,7 +185,8 @@ static void http_handle(sink *s, const saemon_alert *a)
     }
     if (h->has_spool)
         atomic_store(&s->spooled, h->len);
-    pump(s, false);
+    /* Delivery happens in pump(), called by the sink thread once the queue
+     * is empty (or every 256 alerts). */
 }
 
 static bool http_finish(sink *s, double deadline)

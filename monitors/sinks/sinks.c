@@ -92,7 +92,10 @@ static void *sink_thread(void *arg)
     double deadline = INFINITY;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        if (s->len && !s->paused) {
+        /* Take what is queued (a bounded batch, so retries still get their
+         * turn under constant load), then let the sink do its periodic work:
+         * an HTTP sink spools every alert it takes before it delivers. */
+        for (int batch = 0; s->len && !s->paused && batch < 256; batch++) {
             sink_alert *a = s->ring[s->head];
             s->head = (s->head + 1) % s->cap;
             s->len--;
@@ -100,7 +103,6 @@ static void *sink_thread(void *arg)
             s->ops->handle(s, &a->alert);
             sink_alert_release(a);
             pthread_mutex_lock(&s->mu);
-            continue;
         }
         bool closing = s->closing && !s->paused;
         if (closing && !isfinite(deadline))
@@ -109,6 +111,8 @@ static void *sink_thread(void *arg)
         double wait = s->ops->poll ? s->ops->poll(s, closing) : -1;
         pthread_mutex_lock(&s->mu);
         if (s->len && !s->paused)
+            continue;
+        if (wait == 0)
             continue;
         if (closing && (wait < 0 || sink_now() >= deadline))
             break;
