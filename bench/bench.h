@@ -56,6 +56,12 @@ double bench_roofline_peak(const bench_roofline *r, const char *dtype);
 /* Ideal seconds per call: max(bytes / BW, flops / peak). */
 double bench_roofline_ideal_s(const bench_roofline *r, double bytes, double flops, const char *dtype);
 
+/* One streaming read of buf (zmm loads when the CPU has AVX-512F). */
+uint64_t bench_read_stream(const void *buf, size_t bytes);
+/* Bytes per weight of a variant's screening dtype (first field of its name,
+ * copied to dtype), 0 if unknown. */
+double bench_variant_weight_bytes(const char *variant, char *dtype, size_t n);
+
 #if defined(__x86_64__)
 /* In the AVX-512 TU; only call when the CPU has the feature. Return
  * GFLOP/s (GOP/s for int8) of one core. */
@@ -135,6 +141,11 @@ int bench_report_csv(const bench_results *res, const char *path);
 
 /* ---- real_saes.c ---- */
 void bench_real_saes(bench_results *res, const bench_opts *o);
+
+/* ---- kernels_main.c: the saemon-bench-kernels program ---- */
+int bench_kernels_main(int argc, char **argv);
+/* acts file paired with an SAELens dir (real_saes.c); malloc'd or NULL. */
+char *bench_real_acts_path(const char *sae_dir);
 
 /* ---- peers.c ---- */
 /* Run peers.py on the dictionary in `dir` (W.npy, b.npy, x.npy, theta).

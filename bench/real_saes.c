@@ -1,11 +1,6 @@
 /* The small real SAEs of the shared data directory, through the public API:
  * saemon_dict_open + saemon_encoder_create (variant forced) + encode of the
- * SAE's own recorded activations.
- *
- * The loader, npy reader and encoder are written in parallel with this
- * benchmark; they are referenced weakly (the executable links libsaemon whole)
- * so this file builds before they exist and reports, at run time, that the
- * part was skipped. */
+ * SAE's own recorded activations. */
 #include <glob.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -17,26 +12,10 @@
 #include "kernels/kernel.h"
 #include "saemon/saemon.h"
 
-#pragma weak saemon_dict_open
-#pragma weak saemon_dict_get_info
-#pragma weak saemon_dict_close
-#pragma weak saemon_encoder_create
-#pragma weak saemon_encoder_encode
-#pragma weak saemon_encoder_destroy
-#pragma weak saemon_npy_read
-#pragma weak saemon_npy_free
-#pragma weak saemon_npy_as_rows
-
-static int api_present(void)
-{
-    return saemon_dict_open && saemon_dict_get_info && saemon_dict_close && saemon_encoder_create &&
-           saemon_encoder_encode && saemon_encoder_destroy && saemon_npy_read && saemon_npy_free &&
-           saemon_npy_as_rows;
-}
 
 /* acts file paired with an SAELens dir: <parent>/acts_<suffix>.npy for
  * "saelens-<suffix>" when it exists, else <parent>/acts.npy. */
-static char *acts_path_for(const char *sae_dir)
+char *bench_real_acts_path(const char *sae_dir)
 {
     char *tmp = strdup(sae_dir), *tmp2 = strdup(sae_dir);
     char *out = NULL;
@@ -111,7 +90,7 @@ static void bench_one(bench_results *res, const bench_opts *o, const char *dir, 
         return;
     }
     const saemon_dict_info *info = saemon_dict_get_info(dict);
-    char *acts = acts_path_for(dir);
+    char *acts = bench_real_acts_path(dir);
     saemon_npy npy = {0};
     size_t n_rows = 0, n_streams = 0, per_stream = 0;
     if (!acts) {
@@ -173,12 +152,6 @@ out:
 
 void bench_real_saes(bench_results *res, const bench_opts *o)
 {
-    if (!api_present()) {
-        res->real_note = strdup(
-            "real SAEs skipped: this libsaemon does not implement the loader/npy/encoder API yet "
-            "(saemon_dict_open, saemon_npy_read, saemon_encoder_create)");
-        return;
-    }
     char *pattern = NULL;
     if (asprintf(&pattern, "%s/data/sae/*/saelens*", o->shared_dir) < 0)
         return;

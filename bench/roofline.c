@@ -1,6 +1,7 @@
 /* The roofline this machine offers one thread: streaming read bandwidth at
  * fixed buffer sizes (the VM's reported L3 is bogus, so no cache-size
  * detection) and, on x86 with AVX-512, peak fp32 FMA / bf16 dot / int8 VNNI. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,30 @@ static uint64_t read_portable(const void *buf, size_t bytes)
 
 static volatile uint64_t sink;
 
+uint64_t bench_read_stream(const void *buf, size_t bytes)
+{
+#if defined(__x86_64__)
+    if (saemon_cpu_features() & SAEMON_CPU_AVX512F)
+        return bench_read_avx512(buf, bytes);
+#endif
+    return read_portable(buf, bytes);
+}
+
+/* Bytes per weight of the dtype a variant streams for every latent: the
+ * first field of its name ("f32-dot-1x-scalar", "bf16-screen-..."). */
+double bench_variant_weight_bytes(const char *variant, char *dtype, size_t n)
+{
+    size_t len = strcspn(variant, "-");
+    snprintf(dtype, n, "%.*s", (int)len, variant);
+    if (!strcmp(dtype, "f32") || !strcmp(dtype, "fp32"))
+        return 4;
+    if (!strcmp(dtype, "bf16") || !strcmp(dtype, "f16"))
+        return 2;
+    if (!strcmp(dtype, "i8") || !strcmp(dtype, "u8") || !strcmp(dtype, "q8"))
+        return 1;
+    return 0;
+}
+
 /* Best-of-N GB/s of reading `bytes` (touch first so no page faults count). */
 static double read_bw(size_t bytes, double seconds)
 {
@@ -27,18 +52,11 @@ static double read_bw(size_t bytes, double seconds)
     if (!buf)
         return 0;
     memset(buf, 1, bytes);
-#if defined(__x86_64__)
-    int zmm = (saemon_cpu_features() & SAEMON_CPU_AVX512F) != 0;
-#endif
     double best = 0, t_start = bench_now();
     int reps = 0;
     do {
         double t0 = bench_now();
-#if defined(__x86_64__)
-        sink ^= zmm ? bench_read_avx512(buf, bytes) : read_portable(buf, bytes);
-#else
-        sink ^= read_portable(buf, bytes);
-#endif
+        sink ^= bench_read_stream(buf, bytes);
         double dt = bench_now() - t0;
         double gbs = (double)bytes / dt * 1e-9;
         if (gbs > best)

@@ -1,0 +1,274 @@
+/* saemon_dict lifetime: allocation of the canonical fp32 layout, the final
+ * NaN/Inf check, in-memory construction, info and names. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/dict_internal.h"
+#include "runtime/half.h"
+#include "runtime/sha256.h"
+
+void *saemon_aligned_alloc(size_t bytes)
+{
+    /* aligned_alloc needs a size that is a multiple of the alignment. */
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes)
+        return NULL;
+    return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+static float *alloc_floats(size_t n)
+{
+    if (n > SIZE_MAX / sizeof(float))
+        return NULL;
+    float *p = saemon_aligned_alloc(n * sizeof(float));
+    if (p)
+        memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saemon_error *err)
+{
+    size_t n_w;
+    if (d_in == 0 || d_sae == 0 || __builtin_mul_overflow(d_in, d_sae, &n_w)) {
+        saemon_error_set(err, SAEMON_ERR_NOMEM, "dictionary size %zu x %zu is invalid", d_in,
+                         d_sae);
+        return NULL;
+    }
+    saemon_dict *d = calloc(1, sizeof *d);
+    if (!d) {
+        saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    d->info.arch = arch;
+    d->info.d_in = d_in;
+    d->info.d_sae = d_sae;
+    bool ok = (d->W_enc_rows = alloc_floats(n_w)) && (d->W_dec = alloc_floats(n_w)) &&
+              (d->b_dec = alloc_floats(d_in));
+    if (ok && arch == SAEMON_ARCH_GATED)
+        ok = (d->b_gate = alloc_floats(d_sae)) && (d->r_mag = alloc_floats(d_sae)) &&
+             (d->b_mag = alloc_floats(d_sae));
+    else if (ok)
+        ok = (d->b_enc = alloc_floats(d_sae)) != NULL;
+    if (ok && arch == SAEMON_ARCH_JUMPRELU)
+        ok = (d->threshold = alloc_floats(d_sae)) != NULL;
+    if (!ok) {
+        saemon_dict_close(d);
+        saemon_error_set(err, SAEMON_ERR_NOMEM,
+                         "out of memory allocating a %zu x %zu dictionary", d_in, d_sae);
+        return NULL;
+    }
+    return d;
+}
+
+/* First non-finite element of a [rows][cols] array, or -1. */
+static long long first_nonfinite(const float *a, size_t n)
+{
+    if (saemon_all_finite(a, n))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i]))
+            return (long long)i;
+    return -1;
+}
+
+saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
+{
+    const char *who = d->path ? d->path : "(memory)";
+    size_t din = d->info.d_in, dsae = d->info.d_sae;
+    long long at;
+    /* Indices are reported in SAELens' layout: W_enc [d_in][d_sae]. */
+    if ((at = first_nonfinite(d->W_enc_rows, din * dsae)) >= 0)
+        return saemon_error_set(err, SAEMON_ERR_VALUE,
+                                "%s: W_enc has a non-finite value (%g) at [%zu, %zu]", who,
+                                d->W_enc_rows[at], (size_t)at % din, (size_t)at / din);
+    if ((at = first_nonfinite(d->W_dec, din * dsae)) >= 0)
+        return saemon_error_set(err, SAEMON_ERR_VALUE,
+                                "%s: W_dec has a non-finite value (%g) at [%zu, %zu]", who,
+                                d->W_dec[at], (size_t)at / din, (size_t)at % din);
+    const struct {
+        const char *name;
+        const float *a;
+        size_t n;
+    } vecs[] = {
+        {"b_dec", d->b_dec, din},        {"b_enc", d->b_enc, dsae}, {"threshold", d->threshold, dsae},
+        {"b_gate", d->b_gate, dsae},     {"r_mag", d->r_mag, dsae}, {"b_mag", d->b_mag, dsae},
+    };
+    for (size_t v = 0; v < sizeof vecs / sizeof vecs[0]; v++)
+        if (vecs[v].a && (at = first_nonfinite(vecs[v].a, vecs[v].n)) >= 0)
+            return saemon_error_set(err, SAEMON_ERR_VALUE,
+                                    "%s: %s has a non-finite value (%g) at [%lld]", who,
+                                    vecs[v].name, vecs[v].a[at], at);
+
+    saemon_dict_info *in = &d->info;
+    in->path = d->path ? d->path : "(memory)";
+    in->format = d->format ? d->format : "memory";
+    in->name = d->name ? d->name : "";
+    in->hook_name = d->hook_name ? d->hook_name : "";
+    in->model_name = d->model_name ? d->model_name : "";
+    in->normalize_activations = d->normalize_activations ? d->normalize_activations
+                                                         : saemon_norm_name(in->norm);
+    in->compute_dtype = d->compute_dtype ? d->compute_dtype : "float32";
+    if (in->arch != SAEMON_ARCH_TOPK) {
+        in->k = 0;
+        in->rescale_acts_by_decoder_norm = false;
+    }
+    in->n_nonfinite_weights = 0;
+    return SAEMON_OK;
+}
+
+static saemon_status dup_str(char **dst, const char *src, saemon_error *err)
+{
+    *dst = strdup(src);
+    return *dst ? SAEMON_OK : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+}
+
+saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *a, saemon_dict **out,
+                                      saemon_error *err)
+{
+    if (!out)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_dict_from_arrays: out is NULL");
+    *out = NULL;
+    if (!a)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_dict_from_arrays: arrays is NULL");
+    if ((unsigned)a->arch > SAEMON_ARCH_TOPK || (unsigned)a->norm > SAEMON_NORM_LAYER_NORM)
+        return saemon_error_set(err, SAEMON_ERR_ARG,
+                                "saemon_dict_from_arrays: invalid architecture or norm");
+    if (a->d_in == 0 || a->d_sae == 0)
+        return saemon_error_set(err, SAEMON_ERR_ARG,
+                                "saemon_dict_from_arrays: d_in and d_sae must be positive");
+    bool gated = a->arch == SAEMON_ARCH_GATED;
+    const char *missing = !a->W_enc                                   ? "W_enc"
+                          : !a->W_dec                                 ? "W_dec"
+                          : !a->b_dec                                 ? "b_dec"
+                          : !gated && !a->b_enc                       ? "b_enc"
+                          : a->arch == SAEMON_ARCH_JUMPRELU && !a->threshold ? "threshold"
+                          : gated && !a->b_gate                       ? "b_gate"
+                          : gated && !a->r_mag                        ? "r_mag"
+                          : gated && !a->b_mag                        ? "b_mag"
+                                                                      : NULL;
+    if (missing)
+        return saemon_error_set(err, SAEMON_ERR_ARG,
+                                "saemon_dict_from_arrays: %s is NULL (required for %s)", missing,
+                                saemon_arch_name(a->arch));
+    if (a->arch == SAEMON_ARCH_TOPK && (a->k < 1 || a->k > a->d_sae))
+        return saemon_error_set(err, SAEMON_ERR_ARG,
+                                "saemon_dict_from_arrays: k = %zu must be in 1..d_sae (%zu)",
+                                a->k, a->d_sae);
+
+    size_t din = a->d_in, dsae = a->d_sae;
+    saemon_dict *d = saemon_dict_alloc(din, dsae, a->arch, err);
+    if (!d)
+        return err ? err->code : SAEMON_ERR_NOMEM;
+    for (size_t i = 0; i < din; i++)
+        for (size_t j = 0; j < dsae; j++)
+            d->W_enc_rows[j * din + i] = a->W_enc[i * dsae + j];
+    size_t wbytes = din * dsae * sizeof(float);
+    memcpy(d->W_dec, a->W_dec, wbytes);
+    memcpy(d->b_dec, a->b_dec, din * sizeof(float));
+    if (d->b_enc)
+        memcpy(d->b_enc, a->b_enc, dsae * sizeof(float));
+    if (d->threshold)
+        memcpy(d->threshold, a->threshold, dsae * sizeof(float));
+    if (gated) {
+        memcpy(d->b_gate, a->b_gate, dsae * sizeof(float));
+        memcpy(d->r_mag, a->r_mag, dsae * sizeof(float));
+        memcpy(d->b_mag, a->b_mag, dsae * sizeof(float));
+    }
+
+    /* Identity: SHA-256 over the float32 bytes in the documented order. */
+    const void *parts[8] = {a->W_enc, d->b_enc, a->W_dec, a->b_dec};
+    size_t lens[8] = {wbytes, d->b_enc ? dsae * sizeof(float) : 0, wbytes, din * sizeof(float)};
+    size_t n = 4;
+    if (d->threshold)
+        parts[n] = a->threshold, lens[n++] = dsae * sizeof(float);
+    if (gated) {
+        parts[n] = a->b_gate, lens[n++] = dsae * sizeof(float);
+        parts[n] = a->r_mag, lens[n++] = dsae * sizeof(float);
+        parts[n] = a->b_mag, lens[n++] = dsae * sizeof(float);
+    }
+    saemon_status st = SAEMON_OK;
+    if (saemon_sha256_hex(parts, lens, n, d->info.sha256))
+        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "saemon_dict_from_arrays: SHA-256 failed");
+
+    d->info.k = a->arch == SAEMON_ARCH_TOPK ? a->k : 0;
+    d->info.apply_b_dec_to_input = a->apply_b_dec_to_input;
+    d->info.norm = a->norm;
+    d->info.weight_dtype = SAEMON_DTYPE_F32;
+    if (!st)
+        st = dup_str(&d->path, "(memory)", err);
+    if (!st)
+        st = dup_str(&d->format, "memory", err);
+    if (!st)
+        st = dup_str(&d->name, a->name && *a->name ? a->name : "memory", err);
+    if (!st)
+        st = dup_str(&d->normalize_activations, saemon_norm_name(a->norm), err);
+    if (!st)
+        st = saemon_dict_finish(d, err);
+    if (st) {
+        saemon_dict_close(d);
+        return st;
+    }
+    *out = d;
+    return SAEMON_OK;
+}
+
+const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict)
+{
+    return dict ? &dict->info : NULL;
+}
+
+void saemon_dict_close(saemon_dict *d)
+{
+    if (!d)
+        return;
+    free(d->path);
+    free(d->format);
+    free(d->name);
+    free(d->hook_name);
+    free(d->model_name);
+    free(d->normalize_activations);
+    free(d->compute_dtype);
+    free(d->W_enc_rows);
+    free(d->W_dec);
+    free(d->b_dec);
+    free(d->b_enc);
+    free(d->threshold);
+    free(d->b_gate);
+    free(d->r_mag);
+    free(d->b_mag);
+    free(d);
+}
+
+const char *saemon_arch_name(saemon_arch arch)
+{
+    switch (arch) {
+    case SAEMON_ARCH_STANDARD: return "standard";
+    case SAEMON_ARCH_JUMPRELU: return "jumprelu";
+    case SAEMON_ARCH_GATED: return "gated";
+    case SAEMON_ARCH_TOPK: return "topk";
+    }
+    return "unknown";
+}
+
+const char *saemon_norm_name(saemon_norm norm)
+{
+    switch (norm) {
+    case SAEMON_NORM_NONE: return "none";
+    case SAEMON_NORM_CONSTANT_NORM_RESCALE: return "constant_norm_rescale";
+    case SAEMON_NORM_LAYER_NORM: return "layer_norm";
+    }
+    return "unknown";
+}
+
+const char *saemon_dtype_name(saemon_dtype dtype)
+{
+    switch (dtype) {
+    case SAEMON_DTYPE_F32: return "F32";
+    case SAEMON_DTYPE_F16: return "F16";
+    case SAEMON_DTYPE_BF16: return "BF16";
+    case SAEMON_DTYPE_F64: return "F64";
+    }
+    return "unknown";
+}

@@ -1,0 +1,11 @@
+/* Hex SHA-256 (OpenSSL EVP) of one or more byte ranges hashed in order. */
+#ifndef SAEMON_SHA256_H
+#define SAEMON_SHA256_H
+
+#include <stddef.h>
+
+/* Hash parts[0..n) (lens[i] bytes each) as one stream into out (64 hex + NUL).
+ * Returns 0 on success, -1 if OpenSSL fails. */
+int saemon_sha256_hex(const void *const *parts, const size_t *lens, size_t n, char out[65]);
+
+#endif
