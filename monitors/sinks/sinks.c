@@ -244,8 +244,10 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         } else {
             atomic_fetch_add(&copy->refs, 1);
             s->ring[(s->head + s->len) % s->cap] = copy;
-            s->len++;
-            pthread_cond_signal(&s->cv);
+            /* The consumer only sleeps on an empty queue: wake it (a futex
+             * syscall) only on the first alert, not on every one. */
+            if (s->len++ == 0)
+                pthread_cond_signal(&s->cv);
         }
         pthread_mutex_unlock(&s->mu);
     }

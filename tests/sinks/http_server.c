@@ -112,8 +112,11 @@ static void *run(void *arg)
     return NULL;
 }
 
-bool http_server_start(http_server *s)
+bool http_server_bind(http_server *s)
 {
+    if (s->bound)
+        return true;
+    s->bound = true;
     pthread_mutex_init(&s->mu, NULL);
     s->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -122,7 +125,12 @@ bool http_server_start(http_server *s)
         listen(s->listen_fd, 64) != 0 || getsockname(s->listen_fd, (struct sockaddr *)&a, &alen) != 0)
         return false;
     s->port = ntohs(a.sin_port);
-    return pthread_create(&s->thread, NULL, run, s) == 0;
+    return true;
+}
+
+bool http_server_start(http_server *s)
+{
+    return http_server_bind(s) && pthread_create(&s->thread, NULL, run, s) == 0;
 }
 
 size_t http_server_count(http_server *s)

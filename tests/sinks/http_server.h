@@ -24,6 +24,7 @@ typedef struct http_server {
     pthread_t thread;
     pthread_mutex_t mu;
     bool stop;
+    bool bound;
     /* behaviour */
     int fail_first;    /* answer the first N requests with fail_status */
     int fail_status;   /* e.g. 503 or 400 */
@@ -33,6 +34,9 @@ typedef struct http_server {
     size_t n;
 } http_server;
 
+/* Listen on 127.0.0.1:<free port> (s->port) without serving yet: a test
+ * can fork while it is still single-threaded. start() binds if needed. */
+bool http_server_bind(http_server *s);
 bool http_server_start(http_server *s);
 size_t http_server_count(http_server *s);
 void http_server_stop(http_server *s); /* joins; frees bodies */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -249,14 +250,19 @@ Test(webhook, spool_survives_kill_9_mid_delivery, .init = setup, .timeout = 60)
 {
     /* Each answer takes 80 ms, so the child is killed with a request in flight. */
     http_server srv = {.delay_s = 0.08};
-    cr_assert(http_server_start(&srv));
+    cr_assert(http_server_bind(&srv));
     char url[64], *dir = test_tmpdir(), spool[4200];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/", srv.port);
     snprintf(spool, sizeof spool, "%s/spool", dir);
+    /* Fork before any thread exists here (a child of a threaded process may
+     * inherit a held allocator lock), then serve. */
     pid_t child = fork();
     cr_assert_neq(child, -1);
-    if (child == 0)
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
         deliver_forever(url, spool);
+    }
+    cr_assert(http_server_start(&srv));
     for (int i = 0; i < 2000 && http_server_count(&srv) < 6; i++) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
