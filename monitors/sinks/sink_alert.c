@@ -1,5 +1,6 @@
 /* sink_alert: one deep copy of an alert per callback, shared by all sinks. */
 #include <inttypes.h>
+#include <stdint.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,14 @@ static const char *put_str(char **cursor, const char *s)
     *cursor += n;
     return d;
 }
+
+/* The copy below must know every pointer in saemon_alert and
+ * saemon_alert_feature: a new field would otherwise dangle once the monitor's
+ * callback returns. Update sink_alert_copy, then these sizes. */
+#if UINTPTR_MAX == UINT64_MAX
+_Static_assert(sizeof(saemon_alert) == 14 * 8, "saemon_alert changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert_feature) == 8, "saemon_alert_feature changed: update sink_alert_copy");
+#endif
 
 sink_alert *sink_alert_copy(const saemon_alert *a)
 {
