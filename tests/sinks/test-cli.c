@@ -24,7 +24,7 @@ Test(cli_sinks, demo_with_a_sinks_file_and_a_webhook, .timeout = 60)
     http_server srv = {0};
     cr_assert(http_server_start(&srv));
     char *dir = test_tmpdir();
-    char yaml[8192], url[64], spool[4200], jsonl[4200], copy[4200];
+    char yaml[16384], url[64], spool[4200], jsonl[4200], copy[4200];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", srv.port);
     snprintf(spool, sizeof spool, "%s/spool", dir);
     snprintf(jsonl, sizeof jsonl, "%s/alerts.jsonl", dir);

@@ -268,6 +268,7 @@ Test(webhook, spool_survives_kill_9_mid_delivery, .init = setup, .timeout = 60)
         nanosleep(&ts, NULL);
     }
     cr_assert_geq(http_server_count(&srv), 6, "the child did not start delivering");
+    fprintf(stderr, "kill-9 test: killing the child after %zu requests\n", http_server_count(&srv));
     kill(child, SIGKILL);
     int status;
     waitpid(child, &status, 0);
@@ -279,11 +280,13 @@ Test(webhook, spool_survives_kill_9_mid_delivery, .init = setup, .timeout = 60)
     /* Restart: no new alerts, the spool is delivered. */
     saemon_sink_options o = {.kind = SAEMON_SINK_WEBHOOK, .url = url, .spool_dir = spool,
                              .backoff_initial_s = 0.01, .drain_timeout_s = 20};
+    fprintf(stderr, "kill-9 test: restarting on the spool (%zu files)\n", files_in(spool, ".json"));
     saemon_sinks *s = open_sink(&o);
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
+    fprintf(stderr, "kill-9 test: restart delivered %llu\n", (unsigned long long)st.delivered);
     cr_assert_eq(st.spooled, 0);
     saemon_sinks_free(s);
     cr_assert_eq(files_in(spool, ".json"), 0);
