@@ -150,6 +150,7 @@ static const sink_ops exec_ops = {
     .handle = exec_handle,
     .finish = exec_finish,
     .destroy = exec_destroy,
+    .drain_bounded = true,
 };
 
 saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error *err)

@@ -39,6 +39,9 @@ typedef struct sink_ops {
      * after the drain deadline). Returns false after setting s->error. */
     bool (*finish)(sink *s, double deadline);
     void (*destroy)(sink *s);
+    /* close() stops handling queued alerts at the drain deadline (slow
+     * sinks: exec); the rest count as failed. Files are always written out. */
+    bool drain_bounded;
 } sink_ops;
 
 struct sink {

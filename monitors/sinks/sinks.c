@@ -92,6 +92,8 @@ static void *sink_thread(void *arg)
     double deadline = INFINITY;
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        if (s->closing && !s->paused && !isfinite(deadline))
+            deadline = sink_now() + s->drain_timeout_s;
         /* Take what is queued (a bounded batch, so retries still get their
          * turn under constant load), then let the sink do its periodic work:
          * an HTTP sink spools every alert it takes before it delivers. */
@@ -100,7 +102,13 @@ static void *sink_thread(void *arg)
             s->head = (s->head + 1) % s->cap;
             s->len--;
             pthread_mutex_unlock(&s->mu);
-            s->ops->handle(s, &a->alert);
+            if (s->ops->drain_bounded && sink_now() >= deadline) {
+                atomic_fetch_add(&s->failed, 1);
+                sink_fail(s, SAEMON_ERR_IO, "sink %s: alerts left unhandled at the drain timeout (%.1f s)",
+                          s->name, s->drain_timeout_s);
+            } else {
+                s->ops->handle(s, &a->alert);
+            }
             sink_alert_release(a);
             pthread_mutex_lock(&s->mu);
         }
@@ -110,9 +118,9 @@ static void *sink_thread(void *arg)
         pthread_mutex_unlock(&s->mu);
         double wait = s->ops->poll ? s->ops->poll(s, closing) : -1;
         pthread_mutex_lock(&s->mu);
-        if (s->len && !s->paused)
-            continue;
-        if (wait == 0)
+        /* Anything that changed while poll() ran (a new alert, close()) was
+         * signalled when nobody waited: look again instead of sleeping. */
+        if ((s->len && !s->paused) || (s->closing && !s->paused && !closing) || wait == 0)
             continue;
         if (closing && (wait < 0 || sink_now() >= deadline))
             break;

@@ -22,8 +22,8 @@ static inline const saemon_alert *test_alert_make(test_alert *t, uint64_t token,
     memset(t, 0, sizeof *t);
     strcpy(t->rule, "deception");
     strcpy(t->status, status);
-    t->features[0] = (saemon_alert_feature){12, 3.5f};
-    t->features[1] = (saemon_alert_feature){40, 0.25f};
+    t->features[0] = (saemon_alert_feature){.index = 12, .value = 3.5f};
+    t->features[1] = (saemon_alert_feature){.index = 40, .value = 0.25f};
     t->labels[0] = (saemon_kv){"team", "safety"};
     t->annotations[0] = (saemon_kv){"runbook", "https://example.invalid/runbook"};
     t->alert = (saemon_alert){

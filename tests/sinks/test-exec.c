@@ -99,3 +99,24 @@ Test(exec, missing_program_fails_the_run_with_its_name)
     cr_assert(strstr(err.message, "/nonexistent/saemon-hook"), "%s", err.message);
     saemon_sinks_free(s);
 }
+
+Test(exec, close_stops_running_commands_at_the_drain_timeout, .timeout = 30)
+{
+    const char *argv[] = {"sleep", "1", NULL};
+    saemon_sinks *s = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_create(&s, &err), SAEMON_OK);
+    saemon_sink_options o = {.kind = SAEMON_SINK_EXEC, .argv = argv, .exec_timeout_s = 5, .drain_timeout_s = 0.5};
+    cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_OK, "%s", err.message);
+    test_alert t;
+    for (int i = 0; i < 5; i++)
+        saemon_sinks_alert(test_alert_make(&t, (uint64_t)i, "firing"), s);
+    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_ERR_IO);
+    cr_assert(strstr(err.message, "drain timeout"), "%s", err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    /* The first command may start before the deadline; the others cannot. */
+    cr_assert_geq(st.failed, 4);
+    cr_assert_eq(st.delivered + st.failed, 5);
+    saemon_sinks_free(s);
+}
