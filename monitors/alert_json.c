@@ -3,7 +3,9 @@
 #include <inttypes.h>
 #include <locale.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "saemon/rules.h"
@@ -63,7 +65,9 @@ static cJSON *features_array(const saemon_alert *a)
             snprintf(value, sizeof value, "null");
         cJSON *f = cJSON_CreateObject();
         if (!f || !cJSON_AddNumberToObject(f, "index", a->features[i].index) ||
-            !cJSON_AddRawToObject(f, "value", value) || !cJSON_AddItemToArray(arr, f)) {
+            !cJSON_AddRawToObject(f, "value", value) ||
+            (a->features[i].label && !cJSON_AddStringToObject(f, "label", a->features[i].label)) ||
+            !cJSON_AddItemToArray(arr, f)) {
             cJSON_Delete(f);
             cJSON_Delete(arr);
             arr = NULL;
@@ -72,6 +76,19 @@ static cJSON *features_array(const saemon_alert *a)
     uselocale(previous);
     freelocale(c_locale);
     return arr;
+}
+
+/* %.9g in the C locale. */
+static bool format_number(double v, char *buf, size_t len)
+{
+    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!c_locale)
+        return false;
+    locale_t previous = uselocale(c_locale);
+    snprintf(buf, len, "%.9g", v);
+    uselocale(previous);
+    freelocale(c_locale);
+    return true;
 }
 
 static bool add(cJSON *obj, const char *key, cJSON *item)
@@ -89,10 +106,15 @@ char *saemon_alert_to_json(const saemon_alert *a)
 {
     if (!a)
         return NULL;
-    char ts[96], stream[24], token[24];
+    char ts[96], stream[24], token[24], fired[24], value[40];
     format_timestamp(a->timestamp, ts, sizeof ts);
     snprintf(stream, sizeof stream, "%" PRIu64, a->stream);
     snprintf(token, sizeof token, "%" PRIu64, a->token);
+    snprintf(fired, sizeof fired, "%" PRIu64, a->fired_token);
+    bool resolved = a->status && !strcmp(a->status, "resolved");
+    bool has_value = isfinite(a->value);
+    if (has_value && !format_number(a->value, value, sizeof value))
+        return NULL;
 
     cJSON *o = cJSON_CreateObject();
     bool ok = o && add(o, "timestamp", cJSON_CreateString(ts)) &&
@@ -100,6 +122,9 @@ char *saemon_alert_to_json(const saemon_alert *a)
               add(o, "severity", string_or_null(a->severity)) &&
               add(o, "description", string_or_null(a->description)) &&
               add(o, "stream", cJSON_CreateRaw(stream)) && add(o, "token", cJSON_CreateRaw(token)) &&
+              (!resolved || add(o, "fired_token", cJSON_CreateRaw(fired))) &&
+              (!has_value || add(o, "value", cJSON_CreateRaw(value))) &&
+              (!a->group || !*a->group || add(o, "group", cJSON_CreateString(a->group))) &&
               add(o, "features", features_array(a)) && add(o, "labels", kv_object(a->labels, a->n_labels)) &&
               add(o, "annotations", kv_object(a->annotations, a->n_annotations)) &&
               add(o, "dictionary", string_or_null(a->dictionary));

@@ -1,86 +1,54 @@
 /* The monitor: per-(rule, stream) state machines fed one token at a time. */
+#include <locale.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "monitors/rules_eval.h"
 #include "monitors/rules_internal.h"
+#include "monitors/rules_template.h"
 #include "monitors/stream_map.h"
+
+/* Per-stream blob layouts (see monitor_layout). */
+typedef struct tracker_state {
+    double sum;
+    uint32_t pos, count;
+    /* followed by float ring[tokens] */
+} tracker_state;
+
+typedef struct window_state {
+    uint32_t pos, seen, n_true, pad;
+    /* followed by uint8_t ring[tokens] */
+} window_state;
 
 struct saemon_monitor {
     const saemon_ruleset *rules;
     const rules_rule **enabled; /* enabled rules in file order */
     size_t n_enabled;
     char *dict_name;
-    saemon_alert_feature *features; /* scratch for one alert: max_leaves entries */
+    bool emit_resolved;
+    saemon_alert_feature *features; /* scratch for one alert: max_features entries */
+    saemon_kv *annotations;         /* scratch: max_annotations */
+    char *annotation_text;          /* scratch: max_annotations_len bytes */
+    locale_t c_locale;              /* numbers in templates print with '.' */
     /* Dense view of the current token for features 0..dense_len-1 (the
      * largest index any enabled rule names), so a leaf costs one load; all
      * zero between tokens. NULL when that range is too large: binary search. */
     float *dense;
     size_t dense_len;
+    float *means;                   /* per tracker, for the current token */
+    size_t *tracker_offset;         /* per tracker: byte offset in the stream blob */
+    size_t *window_offset;          /* per enabled rule: offset, or SIZE_MAX without a window */
     stream_map streams;
     uint64_t dropped;
 };
 
 #define DENSE_MAX_FEATURES (1u << 20) /* 4 MiB of scratch at most */
 
-/* The token being evaluated, and where to look its features up. */
-typedef struct token_ctx {
-    const saemon_token_view *tok;
-    const float *dense;
-} token_ctx;
-
-/* Value of `feature` in the token; absent features are 0. index is ascending. */
-static float feature_value(const token_ctx *ctx, uint32_t feature)
+static size_t round8(size_t n)
 {
-    if (ctx->dense)
-        return ctx->dense[feature];
-    const saemon_token_view *tok = ctx->tok;
-    size_t lo = 0, hi = tok->nnz;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (tok->index[mid] < feature)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < tok->nnz && tok->index[lo] == feature ? tok->value[lo] : 0.0f;
-}
-
-static bool leaf_holds(const rules_cond *c, float v)
-{
-    return (!c->has_above || v > c->above) && (!c->has_below || v < c->below);
-}
-
-static bool eval(const rules_cond *c, const token_ctx *tok)
-{
-    switch (c->kind) {
-    case RULES_COND_LEAF: return leaf_holds(c, feature_value(tok, c->feature));
-    case RULES_COND_ANY:
-        for (size_t i = 0; i < c->n_children; i++)
-            if (eval(&c->children[i], tok))
-                return true;
-        return false;
-    case RULES_COND_ALL:
-        for (size_t i = 0; i < c->n_children; i++)
-            if (!eval(&c->children[i], tok))
-                return false;
-        return true;
-    }
-    return false;
-}
-
-/* Every leaf of the rule whose own condition holds on this token. */
-static void collect(const rules_cond *c, const token_ctx *tok, saemon_alert_feature *out,
-                    size_t *n)
-{
-    if (c->kind != RULES_COND_LEAF) {
-        for (size_t i = 0; i < c->n_children; i++)
-            collect(&c->children[i], tok, out, n);
-        return;
-    }
-    float v = feature_value(tok, c->feature);
-    if (leaf_holds(c, v))
-        out[(*n)++] = (saemon_alert_feature){c->feature, v};
+    return (n + 7) & ~(size_t)7;
 }
 
 /* In-place heapsort by index: qsort may malloc, and observe must not. */
@@ -120,50 +88,99 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void fire(saemon_monitor *mon, const rules_rule *r, const token_ctx *ctx, saemon_alert_fn fn,
-                 void *user)
+/* Render the rule's annotations for this alert into the monitor's scratch. */
+static void render_annotations(saemon_monitor *mon, const rules_rule *r, const saemon_alert *a)
 {
-    const saemon_token_view *tok = ctx->tok;
+    template_ctx ctx = {.rule = r->name, .token = a->token, .stream = a->stream, .value = a->value,
+                        .feature = a->n_features ? &a->features[0] : NULL};
+    locale_t previous = mon->c_locale ? uselocale(mon->c_locale) : (locale_t)0;
+    char *at = mon->annotation_text;
+    for (size_t i = 0; i < r->n_annotations; i++) {
+        mon->annotations[i].key = r->annotations[i].key;
+        if (r->templates[i].is_plain) {
+            mon->annotations[i].value = r->annotations[i].value;
+            continue;
+        }
+        mon->annotations[i].value = at;
+        at += rules_template_render(&r->templates[i], &ctx, at) + 1;
+    }
+    if (mon->c_locale)
+        uselocale(previous);
+}
+
+static void emit(saemon_monitor *mon, const rules_rule *r, saemon_alert *a, saemon_alert_fn fn, void *user)
+{
+    a->rule = r->name;
+    a->description = r->description;
+    a->severity = r->severity;
+    a->group = r->group;
+    a->labels = r->labels;
+    a->n_labels = r->n_labels;
+    a->dictionary = mon->dict_name;
+    a->timestamp = now_seconds();
+    render_annotations(mon, r, a);
+    a->annotations = mon->annotations;
+    a->n_annotations = r->n_annotations;
+    fn(a, user);
+}
+
+static void fire(saemon_monitor *mon, const rules_rule *r, const eval_ctx *ctx, saemon_alert_fn fn, void *user)
+{
     size_t n = 0;
-    collect(r->cond, ctx, mon->features, &n);
+    eval_collect(r->cond, ctx, mon->features, &n);
     sort_by_index(mon->features, n);
     size_t u = 0; /* one entry per feature index, ascending */
     for (size_t i = 0; i < n; i++)
         if (u == 0 || mon->features[u - 1].index != mon->features[i].index)
             mon->features[u++] = mon->features[i];
-    saemon_alert alert = {
-        .rule = r->name,
-        .description = r->description,
-        .severity = r->severity,
-        .status = "firing",
-        .stream = tok->stream,
-        .token = tok->token,
-        .features = mon->features,
-        .n_features = u,
-        .labels = r->labels,
-        .n_labels = r->n_labels,
-        .annotations = r->annotations,
-        .n_annotations = r->n_annotations,
-        .dictionary = mon->dict_name,
-        .timestamp = now_seconds(),
-    };
-    fn(&alert, user);
+    if (mon->rules->n_labels)
+        for (size_t i = 0; i < u; i++)
+            mon->features[i].label = rules_label_of(mon->rules, mon->features[i].index);
+    saemon_alert a = {.status = "firing", .stream = ctx->tok->stream, .token = ctx->tok->token,
+                      .fired_token = ctx->tok->token, .value = eval_value(r->cond, ctx),
+                      .features = mon->features, .n_features = u};
+    emit(mon, r, &a, fn, user);
 }
 
-static uint32_t max_feature(const rules_cond *c)
+static void resolve(saemon_monitor *mon, const rules_rule *r, uint64_t stream, uint64_t token,
+                    const rule_state *st, saemon_alert_fn fn, void *user)
 {
-    if (c->kind == RULES_COND_LEAF)
-        return c->feature;
-    uint32_t m = 0;
-    for (size_t i = 0; i < c->n_children; i++) {
-        uint32_t x = max_feature(&c->children[i]);
-        m = x > m ? x : m;
+    if (!mon->emit_resolved || !fn)
+        return;
+    saemon_alert a = {.status = "resolved", .stream = stream, .token = token, .fired_token = st->last_fire,
+                      .value = NAN, .features = mon->features, .n_features = 0};
+    emit(mon, r, &a, fn, user);
+}
+
+/* Byte offsets of every tracker ring and rule window inside a stream blob. */
+static size_t monitor_layout(saemon_monitor *mon)
+{
+    const saemon_ruleset *rs = mon->rules;
+    size_t off = 0;
+    for (size_t t = 0; t < rs->n_trackers; t++) {
+        mon->tracker_offset[t] = off;
+        off += round8(sizeof(tracker_state) + rs->trackers[t].tokens * sizeof(float));
     }
-    return m;
+    for (size_t i = 0; i < mon->n_enabled; i++) {
+        const rules_rule *r = mon->enabled[i];
+        mon->window_offset[i] = SIZE_MAX;
+        if (r->window_tokens) {
+            mon->window_offset[i] = off;
+            off += round8(sizeof(window_state) + r->window_tokens);
+        }
+    }
+    return off;
 }
 
 saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
                                     saemon_monitor **out, saemon_error *err)
+{
+    return saemon_monitor_create_opts(rules, dict, NULL, out, err);
+}
+
+saemon_status saemon_monitor_create_opts(const saemon_ruleset *rules, const saemon_dict_info *dict,
+                                         const saemon_monitor_options *opts, saemon_monitor **out,
+                                         saemon_error *err)
 {
     if (!rules || !out)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_create: NULL argument");
@@ -177,29 +194,88 @@ saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_di
     if (!mon)
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "saemon_monitor_create: out of memory");
     mon->rules = rules;
+    mon->emit_resolved = opts && opts->resolved;
     mon->enabled = calloc(rules->n_enabled ? rules->n_enabled : 1, sizeof *mon->enabled);
-    mon->features = calloc(rules->max_leaves ? rules->max_leaves : 1, sizeof *mon->features);
+    mon->window_offset = calloc(rules->n_enabled ? rules->n_enabled : 1, sizeof *mon->window_offset);
+    mon->features = calloc(rules->max_features ? rules->max_features : 1, sizeof *mon->features);
+    mon->annotations = calloc(rules->max_annotations ? rules->max_annotations : 1, sizeof *mon->annotations);
+    mon->annotation_text = calloc(rules->max_annotations_len ? rules->max_annotations_len : 1, 1);
+    mon->means = calloc(rules->n_trackers ? rules->n_trackers : 1, sizeof *mon->means);
+    mon->tracker_offset = calloc(rules->n_trackers ? rules->n_trackers : 1, sizeof *mon->tracker_offset);
+    mon->c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     mon->dict_name = dict && dict->name ? strdup(dict->name) : NULL;
-    bool ok = mon->enabled && mon->features && (!dict || !dict->name || mon->dict_name) &&
-              stream_map_init(&mon->streams, rules->n_enabled, 16);
+    bool ok = mon->enabled && mon->window_offset && mon->features && mon->annotations && mon->annotation_text &&
+              mon->means && mon->tracker_offset && mon->c_locale && (!dict || !dict->name || mon->dict_name);
+    uint32_t top = 0;
+    for (size_t i = 0; ok && i < rules->n_rules; i++) {
+        if (rules->rules[i].enabled) {
+            mon->enabled[mon->n_enabled++] = &rules->rules[i];
+            uint32_t m = eval_max_feature(rules->rules[i].cond);
+            top = m > top ? m : top;
+        }
+    }
+    ok = ok && stream_map_init(&mon->streams, rules->n_enabled, ok ? monitor_layout(mon) : 0, 16);
     if (!ok) {
         saemon_monitor_destroy(mon);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "saemon_monitor_create: out of memory");
     }
-    uint32_t top = 0;
-    for (size_t i = 0; i < rules->n_rules; i++) {
-        if (rules->rules[i].enabled) {
-            mon->enabled[mon->n_enabled++] = &rules->rules[i];
-            uint32_t m = max_feature(rules->rules[i].cond);
-            top = m > top ? m : top;
-        }
-    }
+    for (size_t t = 0; t < rules->n_trackers; t++)
+        top = rules->trackers[t].feature > top ? rules->trackers[t].feature : top;
     if (mon->n_enabled && top < DENSE_MAX_FEATURES) {
         mon->dense_len = (size_t)top + 1;
         mon->dense = calloc(mon->dense_len, sizeof *mon->dense); /* NULL: fall back to search */
     }
     *out = mon;
     return SAEMON_OK;
+}
+
+/* Push this token's feature values into every running mean of the stream. */
+static void update_trackers(saemon_monitor *mon, unsigned char *blob, const eval_ctx *ctx)
+{
+    const saemon_ruleset *rs = mon->rules;
+    for (size_t t = 0; t < rs->n_trackers; t++) {
+        tracker_state *ts = (tracker_state *)(blob + mon->tracker_offset[t]);
+        float *ring = (float *)(ts + 1);
+        uint32_t n = rs->trackers[t].tokens;
+        float v = eval_feature(ctx, rs->trackers[t].feature);
+        if (!isfinite(v))
+            v = 0.0f; /* one bad value must not poison the window forever */
+        if (ts->count == n)
+            ts->sum -= ring[ts->pos];
+        else
+            ts->count++;
+        ring[ts->pos] = v;
+        ts->sum += v;
+        ts->pos = ts->pos + 1 == n ? 0 : ts->pos + 1;
+        mon->means[t] = ts->count == n ? (float)(ts->sum / n) : NAN;
+    }
+}
+
+/* The condition through the rule's window: true on >= m of the last n evaluations. */
+static bool apply_window(const rules_rule *r, window_state *ws, bool raw)
+{
+    uint8_t *ring = (uint8_t *)(ws + 1);
+    if (ws->seen == r->window_tokens)
+        ws->n_true -= ring[ws->pos];
+    else
+        ws->seen++;
+    ring[ws->pos] = raw;
+    ws->n_true += raw;
+    ws->pos = ws->pos + 1 == r->window_tokens ? 0 : ws->pos + 1;
+    return ws->n_true >= r->window_count;
+}
+
+static void start_sequence(saemon_monitor *mon, size_t slot, bool is_new, saemon_alert_fn fn, void *user)
+{
+    stream_slot *sl = &mon->streams.slots[slot];
+    rule_state *state = stream_map_states(&mon->streams, slot);
+    for (size_t i = 0; i < mon->n_enabled; i++) {
+        if (!is_new && state[i].firing) /* the sequence it fired in has ended */
+            resolve(mon, mon->enabled[i], sl->id, sl->last_token, &state[i], fn, user);
+        state[i] = (rule_state){0};
+    }
+    if (mon->streams.blob_size)
+        memset(stream_map_blob(&mon->streams, slot), 0, mon->streams.blob_size);
 }
 
 void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,
@@ -217,32 +293,42 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
         return;
     }
     stream_slot *sl = &mon->streams.slots[slot];
-    rule_state *state = stream_map_states(&mon->streams, slot);
-    if (is_new || tok->token == 0 || tok->token != sl->last_token + 1) {
-        for (size_t i = 0; i < mon->n_enabled; i++)
-            state[i] = (rule_state){.armed = true};
-    }
+    if (is_new || tok->token == 0 || tok->token != sl->last_token + 1)
+        start_sequence(mon, slot, is_new, fn, user);
     sl->last_token = tok->token;
+    rule_state *state = stream_map_states(&mon->streams, slot);
+    unsigned char *blob = mon->streams.blob_size ? stream_map_blob(&mon->streams, slot) : NULL;
 
-    token_ctx ctx = {.tok = tok, .dense = mon->dense};
+    eval_ctx ctx = {.tok = tok, .dense = mon->dense, .means = mon->means};
     if (mon->dense)
         for (size_t i = 0; i < tok->nnz; i++)
             if (tok->index[i] < mon->dense_len)
                 mon->dense[tok->index[i]] = tok->value[i];
+    if (blob)
+        update_trackers(mon, blob, &ctx);
 
     for (size_t i = 0; i < mon->n_enabled; i++) {
         const rules_rule *r = mon->enabled[i];
         rule_state *st = &state[i];
-        if (!eval(r->cond, &ctx)) {
+        if (r->interval > 1 && tok->token % r->interval != 0)
+            continue;
+        bool holds = eval_cond(r->cond, &ctx);
+        if (mon->window_offset[i] != SIZE_MAX)
+            holds = apply_window(r, (window_state *)(blob + mon->window_offset[i]), holds);
+        if (!holds) {
             st->held = 0;
-            st->armed = true;
+            if (st->firing && ++st->cleared > r->keep_firing_for) {
+                st->firing = false;
+                resolve(mon, r, tok->stream, tok->token, st, fn, user);
+            }
             continue;
         }
+        st->cleared = 0;
         if (st->held < UINT64_MAX)
             st->held++;
         bool cooled = !st->has_fired || tok->token - st->last_fire > r->cooldown;
-        if (st->held >= r->for_tokens && st->armed && cooled) {
-            st->armed = false;
+        if (!st->firing && st->held >= r->for_tokens && cooled) {
+            st->firing = true;
             st->has_fired = true;
             st->last_fire = tok->token;
             if (fn)
@@ -272,7 +358,14 @@ void saemon_monitor_destroy(saemon_monitor *mon)
         return;
     stream_map_free(&mon->streams);
     free(mon->enabled);
+    free(mon->window_offset);
     free(mon->features);
+    free(mon->annotations);
+    free(mon->annotation_text);
+    free(mon->means);
+    free(mon->tracker_offset);
+    if (mon->c_locale)
+        freelocale(mon->c_locale);
     free(mon->dense);
     free(mon->dict_name);
     free(mon);

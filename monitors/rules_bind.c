@@ -5,17 +5,25 @@
 
 #include "monitors/rules_internal.h"
 
+static saemon_status out_of_range(const saemon_ruleset *rs, uint32_t feature, rules_mark m, size_t d_sae,
+                                  const char *dict_name, saemon_error *err)
+{
+    return saemon_error_set(err, SAEMON_ERR_RULES,
+                            "%s:%zu:%zu: feature %u is out of range for dictionary '%s' "
+                            "(d_sae %zu); expected an index < %zu",
+                            rs->filename, m.line, m.column, feature, dict_name, d_sae, d_sae);
+}
+
 static saemon_status check_features(const saemon_ruleset *rs, const rules_cond *c, size_t d_sae,
                                     const char *dict_name, saemon_error *err)
 {
-    if (c->kind == RULES_COND_LEAF) {
-        if (c->feature < d_sae)
-            return SAEMON_OK;
-        return saemon_error_set(err, SAEMON_ERR_RULES,
-                                "%s:%zu:%zu: feature %u is out of range for dictionary '%s' "
-                                "(d_sae %zu); expected an index < %zu",
-                                rs->filename, c->feature_mark.line, c->feature_mark.column, c->feature,
-                                dict_name, d_sae, d_sae);
+    if (c->kind == RULES_COND_LEAF)
+        return c->feature < d_sae ? SAEMON_OK : out_of_range(rs, c->feature, c->feature_mark, d_sae, dict_name, err);
+    if (c->kind == RULES_COND_PROBE) {
+        for (size_t i = 0; i < c->n_weights; i++)
+            if (c->probe_features[i] >= d_sae)
+                return out_of_range(rs, c->probe_features[i], c->probe_marks[i], d_sae, dict_name, err);
+        return SAEMON_OK;
     }
     for (size_t i = 0; i < c->n_children; i++) {
         saemon_status s = check_features(rs, &c->children[i], d_sae, dict_name, err);

@@ -10,46 +10,108 @@
 #include "monitors/arena.h"
 #include "saemon/rules.h"
 
-#define RULES_MAX_DEPTH 32            /* nesting of any/all */
+#define RULES_MAX_DEPTH 32            /* nesting of any/all/at_least (macros included) */
 #define RULES_MAX_NODES 200000        /* YAML nodes visited (bounds alias expansion) */
 #define RULES_MAX_MAP_ENTRIES 1024    /* keys in any one mapping */
 #define RULES_MAX_FILE_BYTES (16u << 20)
+#define RULES_MAX_WINDOW 65536        /* tokens in a window / mean_over */
+#define RULES_MAX_LABELS_BYTES (256u << 20)
 
 typedef struct rules_mark {
     size_t line, column; /* 1-based */
 } rules_mark;
 
 typedef enum rules_cond_kind {
-    RULES_COND_LEAF = 0,
+    RULES_COND_LEAF = 0, /* one feature (or its running mean) against thresholds */
     RULES_COND_ANY,
     RULES_COND_ALL,
+    RULES_COND_AT_LEAST, /* >= count children hold */
+    RULES_COND_PROBE,    /* sigmoid(w·z + b) > above */
+    RULES_COND_HEALTH,   /* a property of the raw activation / reconstruction */
 } rules_cond_kind;
+
+typedef enum rules_health_kind {
+    RULES_HEALTH_RECON_ABOVE = 0, /* recon_error > lo */
+    RULES_HEALTH_L0_OUTSIDE,      /* nnz < lo or nnz > hi */
+    RULES_HEALTH_NONFINITE,       /* input_nonfinite */
+    RULES_HEALTH_NORM_OUTSIDE,    /* input_norm < lo or > hi (NaN counts as outside) */
+} rules_health_kind;
 
 typedef struct rules_cond {
     rules_cond_kind kind;
-    /* leaf */
+    /* leaf: feature value v; holds when every given bound holds:
+     * v > above, v < below, lo <= v <= hi (between) */
     uint32_t feature;
-    bool has_above, has_below;
-    float above, below;    /* value > above, value < below */
+    bool has_above, has_below, has_between;
+    float above, below, lo, hi;
     rules_mark feature_mark;
-    /* any / all */
+    int32_t tracker;       /* >= 0: compare the running mean (ruleset.trackers[tracker]) */
+    /* any / all / at_least */
     struct rules_cond *children;
     size_t n_children;
+    size_t count;          /* at_least */
+    /* probe */
+    uint32_t *probe_features;
+    float *probe_weights;
+    rules_mark *probe_marks;
+    size_t n_weights;
+    float bias;            /* also: probe threshold in `above` */
+    /* health */
+    rules_health_kind health;
 } rules_cond;
+
+/* A running mean of one feature over the last `tokens` tokens of a stream,
+ * shared by every leaf that asks for the same (feature, tokens). */
+typedef struct rules_tracker {
+    uint32_t feature;
+    uint32_t tokens;
+} rules_tracker;
+
+/* Annotation templates: literal text and {{ .name }} references. */
+typedef enum rules_tpl_kind {
+    TPL_TEXT = 0,
+    TPL_RULE,
+    TPL_TOKEN,
+    TPL_STREAM,
+    TPL_VALUE,
+    TPL_FEATURE_VALUE,
+    TPL_FEATURE_INDEX,
+    TPL_FEATURE_LABEL,
+    TPL_LABEL,             /* text = the label's value (resolved at parse time) */
+} rules_tpl_kind;
+
+typedef struct rules_tpl_part {
+    rules_tpl_kind kind;
+    const char *text;
+    size_t len;
+} rules_tpl_part;
+
+typedef struct rules_template {
+    rules_tpl_part *parts;
+    size_t n_parts;
+    size_t max_len;        /* longest rendering, NUL excluded */
+    bool is_plain;         /* no references: the annotation is used as is */
+} rules_template;
 
 typedef struct rules_rule {
     const char *name;
     const char *description; /* "" when absent */
     const char *severity;    /* canonical lower-case Falco priority */
+    const char *group;       /* "" for the flat rules: list */
     bool enabled;
+    uint64_t interval;       /* evaluate on tokens whose position % interval == 0 */
     uint64_t for_tokens;     /* >= 1 */
     uint64_t cooldown;
+    uint64_t keep_firing_for;
+    uint32_t window_count, window_tokens; /* window_tokens 0: no window */
     rules_cond *cond;
-    size_t n_leaves;
+    size_t max_features;     /* most alert features the condition can report */
     saemon_kv *labels;
     size_t n_labels;
     saemon_kv *annotations;
+    rules_template *templates; /* one per annotation */
     size_t n_annotations;
+    size_t annotations_len;  /* bytes to render every annotation (NULs included) */
     rules_mark mark;         /* the rule's mapping */
     rules_mark name_mark;
 } rules_rule;
@@ -64,6 +126,24 @@ typedef struct rules_pin {
     rules_mark sha256_mark;
 } rules_pin;
 
+typedef struct rules_label {
+    uint32_t index;
+    const char *text;
+} rules_label;
+
+typedef struct rules_macro {
+    const char *name;
+    rules_cond *cond;
+    int depth;               /* nesting depth the macro body uses */
+} rules_macro;
+
+typedef struct rules_list {
+    const char *name;
+    uint32_t *features;
+    rules_mark *marks;
+    size_t n;
+} rules_list;
+
 struct saemon_ruleset {
     arena mem;
     const char *filename;
@@ -71,7 +151,21 @@ struct saemon_ruleset {
     rules_pin pin;
     rules_rule *rules;
     size_t n_rules, n_enabled;
-    size_t max_leaves;       /* most leaves in one enabled rule */
+    size_t max_features;     /* most alert features of one enabled rule */
+    size_t max_annotations, max_annotations_len;
+    bool needs_reconstruction;
+    const char *labels_path; /* NULL when no feature labels */
+    rules_label *labels;     /* ascending index */
+    size_t n_labels, max_label_len;
+    rules_macro *macros;
+    size_t n_macros;
+    rules_list *lists;
+    size_t n_lists;
+    rules_tracker *trackers; /* malloc'd (grows while parsing) */
+    size_t n_trackers, cap_trackers;
 };
+
+/* Explanation of feature `index`, or NULL. */
+const char *rules_label_of(const saemon_ruleset *rs, uint32_t index);
 
 #endif

@@ -9,15 +9,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "monitors/feature_labels.h"
+#include "monitors/read_file.h"
 #include "monitors/rules_condition.h"
 #include "monitors/rules_internal.h"
+#include "monitors/rules_template.h"
 #include "monitors/yaml_walk.h"
 
-static const char *const top_keys[] = {"version", "dictionary", "rules", NULL};
+static const char *const top_keys[] = {"version", "dictionary", "feature_labels", "lists", "macros",
+                                       "rules", "groups", NULL};
+static const char *const group_keys[] = {"name", "interval", "rules", NULL};
+static const char *const window_keys[] = {"count_at_least", "tokens", NULL};
 static const char *const pin_keys[] = {"name", "d_sae", "sha256", NULL};
-static const char *const rule_keys[] = {"name",     "description", "enabled",
-                                        "severity", "condition",   "for",
-                                        "cooldown", "labels",      "annotations",
+static const char *const rule_keys[] = {"name",     "description", "enabled",         "severity",
+                                        "condition", "health",     "for",             "window",
+                                        "cooldown", "keep_firing_for", "labels",      "annotations",
                                         NULL};
 /* Falco priorities, most to least severe. */
 static const char *const severities[] = {"emergency", "alert",         "critical", "error",
@@ -122,8 +128,47 @@ static saemon_status parse_severity(walk *w, const yaml_node_t *node, const char
                      text);
 }
 
-static saemon_status parse_rule(walk *w, const yaml_node_t *node, rules_rule *r)
+static saemon_status parse_window(walk *w, const yaml_node_t *node, rules_rule *r)
 {
+    saemon_status s = walk_check_map(w, node, "'window'", window_keys);
+    if (s != SAEMON_OK)
+        return s;
+    yaml_node_t *count = walk_get(w, node, "count_at_least", NULL), *tokens = walk_get(w, node, "tokens", NULL);
+    if (!count || !tokens)
+        return walk_fail(w, node, "'window' needs 'count_at_least' and 'tokens'; expected "
+                                  "{count_at_least: M, tokens: N}");
+    uint64_t m, n;
+    if ((s = walk_uint(w, tokens, "'window.tokens'", RULES_MAX_WINDOW, &n)) != SAEMON_OK ||
+        (s = walk_uint(w, count, "'window.count_at_least'", RULES_MAX_WINDOW, &m)) != SAEMON_OK)
+        return s;
+    if (n == 0)
+        return walk_fail(w, tokens, "'window.tokens' is 0; expected 1 to %d", RULES_MAX_WINDOW);
+    if (m == 0 || m > n)
+        return walk_fail(w, count, "'window.count_at_least' is %llu for a window of %llu tokens; expected 1 to %llu",
+                         (unsigned long long)m, (unsigned long long)n, (unsigned long long)n);
+    r->window_count = (uint32_t)m;
+    r->window_tokens = (uint32_t)n;
+    return SAEMON_OK;
+}
+
+static saemon_status parse_templates(walk *w, const yaml_node_t *node, rules_rule *r, const saemon_ruleset *rs)
+{
+    if (!(r->templates = arena_calloc(w->mem, r->n_annotations ? r->n_annotations : 1, sizeof *r->templates)))
+        return nomem(w);
+    for (size_t i = 0; i < r->n_annotations; i++) {
+        yaml_node_t *key, *value;
+        walk_map_pair(w, node, i, &key, &value);
+        saemon_status s = rules_template_parse(w, value, r->annotations[i].value, r, rs, &r->templates[i]);
+        if (s != SAEMON_OK)
+            return s;
+        r->annotations_len += r->templates[i].max_len + 1;
+    }
+    return SAEMON_OK;
+}
+
+static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_rule *r)
+{
+    walk *w = p->w;
     saemon_status s = walk_check_map(w, node, "rule", rule_keys);
     if (s != SAEMON_OK)
         return s;
@@ -132,6 +177,8 @@ static saemon_status parse_rule(walk *w, const yaml_node_t *node, rules_rule *r)
     r->severity = "warning";
     r->enabled = true;
     r->for_tokens = 1;
+    r->interval = 1;
+    r->group = "";
 
     yaml_node_t *v = walk_get(w, node, "name", NULL);
     if (!v)
@@ -161,20 +208,35 @@ static saemon_status parse_rule(walk *w, const yaml_node_t *node, rules_rule *r)
     if ((v = walk_get(w, node, "cooldown", NULL)) &&
         (s = walk_uint(w, v, "'cooldown'", UINT64_MAX, &r->cooldown)) != SAEMON_OK)
         return s;
+    if ((v = walk_get(w, node, "keep_firing_for", NULL)) &&
+        (s = walk_uint(w, v, "'keep_firing_for'", UINT64_MAX - 1, &r->keep_firing_for)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, node, "window", NULL)) && (s = parse_window(w, v, r)) != SAEMON_OK)
+        return s;
     if ((v = walk_get(w, node, "labels", NULL)) &&
         (s = parse_kv(w, v, "'labels'", &r->labels, &r->n_labels)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, node, "annotations", NULL)) &&
-        (s = parse_kv(w, v, "'annotations'", &r->annotations, &r->n_annotations)) != SAEMON_OK)
+        ((s = parse_kv(w, v, "'annotations'", &r->annotations, &r->n_annotations)) != SAEMON_OK ||
+         (s = parse_templates(w, v, r, p->rs)) != SAEMON_OK))
         return s;
 
-    if (!(v = walk_get(w, node, "condition", NULL)))
+    yaml_node_t *cond_key = NULL, *health_key = NULL;
+    yaml_node_t *cond = walk_get(w, node, "condition", &cond_key);
+    yaml_node_t *health = walk_get(w, node, "health", &health_key);
+    if (!cond && !health)
         return walk_fail(w, node, "rule '%s' has no 'condition'; expected 'condition: {feature: N, "
-                                  "above: X}' or an any/all list",
+                                  "above: X}' (or another condition) or 'health: {...}'",
                          r->name);
+    if (cond && health)
+        return walk_fail(w, health_key, "rule '%s' has both 'condition' and 'health'; expected one "
+                                        "(use {health: ...} inside the condition to combine them)", r->name);
     if (!(r->cond = arena_calloc(w->mem, 1, sizeof *r->cond)))
         return nomem(w);
-    return rules_parse_condition(w, v, 1, r->cond, &r->n_leaves);
+    p->deepest = 0;
+    s = cond ? rules_parse_condition(p, cond, 1, r->cond) : rules_parse_health(p, health, r->cond);
+    r->max_features = rules_cond_max_features(r->cond);
+    return s;
 }
 
 static int by_name_then_position(const void *a, const void *b)
@@ -211,35 +273,128 @@ static saemon_status check_unique_names(walk *w, saemon_ruleset *rs)
                             first->name_mark.line, first->name_mark.column);
 }
 
-static saemon_status parse_rules(walk *w, const yaml_node_t *list, saemon_ruleset *rs)
+static saemon_status check_rule_list(walk *w, const yaml_node_t *list, const char *what)
 {
     char desc[96];
     if (list->type != YAML_SEQUENCE_NODE)
-        return walk_fail(w, list, "'rules' is %s; expected a list of rules",
-                         walk_describe(list, desc, sizeof desc));
-    size_t n = walk_seq_len(list);
-    if (n == 0)
-        return walk_fail(w, list, "'rules' is an empty list; expected at least one rule");
-    if (!(rs->rules = arena_calloc(w->mem, n, sizeof *rs->rules)))
-        return nomem(w);
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = walk_seq_item(w, list, i);
-        saemon_status s = walk_visit(w, item);
-        if (s == SAEMON_OK)
-            s = parse_rule(w, item, &rs->rules[i]);
-        if (s != SAEMON_OK)
-            return s;
-        rs->n_rules++;
-        if (rs->rules[i].enabled) {
-            rs->n_enabled++;
-            if (rs->rules[i].n_leaves > rs->max_leaves)
-                rs->max_leaves = rs->rules[i].n_leaves;
-        }
-    }
-    return check_unique_names(w, rs);
+        return walk_fail(w, list, "%s is %s; expected a list of rules", what, walk_describe(list, desc, sizeof desc));
+    if (walk_seq_len(list) == 0)
+        return walk_fail(w, list, "%s is an empty list; expected at least one rule", what);
+    return SAEMON_OK;
 }
 
-static saemon_status parse_document(walk *w, const yaml_node_t *root, saemon_ruleset *rs)
+/* Append the rules of `list` (already checked) to rs->rules. */
+static saemon_status parse_rules(rules_parser *p, const yaml_node_t *list, const char *group, uint64_t interval)
+{
+    walk *w = p->w;
+    saemon_ruleset *rs = p->rs;
+    for (size_t i = 0, n = walk_seq_len(list); i < n; i++) {
+        yaml_node_t *item = walk_seq_item(w, list, i);
+        rules_rule *r = &rs->rules[rs->n_rules];
+        saemon_status s = walk_visit(w, item);
+        if (s == SAEMON_OK)
+            s = parse_rule(p, item, r);
+        if (s != SAEMON_OK)
+            return s;
+        r->group = group;
+        r->interval = interval;
+        rs->n_rules++;
+        if (!r->enabled)
+            continue;
+        rs->n_enabled++;
+        if (r->max_features > rs->max_features)
+            rs->max_features = r->max_features;
+        if (r->n_annotations > rs->max_annotations)
+            rs->max_annotations = r->n_annotations;
+        if (r->annotations_len > rs->max_annotations_len)
+            rs->max_annotations_len = r->annotations_len;
+        if (rules_cond_uses_reconstruction(r->cond))
+            rs->needs_reconstruction = true;
+    }
+    return SAEMON_OK;
+}
+
+/* groups: [{name, interval, rules}]; returns the number of rules in *n_rules. */
+static saemon_status check_groups(walk *w, const yaml_node_t *groups, size_t *n_rules)
+{
+    char desc[96];
+    if (groups->type != YAML_SEQUENCE_NODE || walk_seq_len(groups) == 0)
+        return walk_fail(w, groups, "'groups' is %s; expected a non-empty list of {name, interval, rules}",
+                         groups->type == YAML_SEQUENCE_NODE ? "an empty list" : walk_describe(groups, desc, sizeof desc));
+    for (size_t i = 0, n = walk_seq_len(groups); i < n; i++) {
+        yaml_node_t *g = walk_seq_item(w, groups, i), *name, *list;
+        saemon_status s = walk_visit(w, g);
+        if (s == SAEMON_OK)
+            s = walk_check_map(w, g, "group", group_keys);
+        if (s != SAEMON_OK)
+            return s;
+        if (!(name = walk_get(w, g, "name", NULL)))
+            return walk_fail(w, g, "group has no 'name'; expected {name: N, interval: K, rules: [...]}");
+        if (!(list = walk_get(w, g, "rules", NULL)))
+            return walk_fail(w, g, "group has no 'rules'; expected {name: N, interval: K, rules: [...]}");
+        if ((s = check_rule_list(w, list, "the group's 'rules'")) != SAEMON_OK)
+            return s;
+        *n_rules += walk_seq_len(list);
+    }
+    return SAEMON_OK;
+}
+
+static saemon_status parse_groups(rules_parser *p, const yaml_node_t *groups)
+{
+    walk *w = p->w;
+    size_t n = walk_seq_len(groups);
+    const char **names = arena_calloc(w->mem, n, sizeof *names);
+    if (!names)
+        return nomem(w);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_t *g = walk_seq_item(w, groups, i), *v;
+        saemon_status s = walk_string(w, walk_get(w, g, "name", NULL), "the group's 'name'", &names[i]);
+        if (s != SAEMON_OK)
+            return s;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(names[j], names[i]))
+                return walk_fail(w, walk_get(w, g, "name", NULL), "duplicate group name '%.60s'; expected "
+                                 "every group name once per file", names[i]);
+        uint64_t interval = 1;
+        if ((v = walk_get(w, g, "interval", NULL))) {
+            if ((s = walk_uint(w, v, "'interval'", UINT64_MAX, &interval)) != SAEMON_OK)
+                return s;
+            if (interval == 0)
+                return walk_fail(w, v, "'interval' is 0; expected a positive number of tokens");
+        }
+        if ((s = parse_rules(p, walk_get(w, g, "rules", NULL), names[i], interval)) != SAEMON_OK)
+            return s;
+    }
+    return SAEMON_OK;
+}
+
+static saemon_status parse_feature_labels(walk *w, const yaml_node_t *node, saemon_ruleset *rs,
+                                          const saemon_rules_options *opts)
+{
+    const char *rel = opts ? opts->feature_labels : NULL;
+    saemon_status s;
+    if (!rel && node && (s = walk_string(w, node, "'feature_labels'", &rel)) != SAEMON_OK)
+        return s;
+    if (!rel)
+        return SAEMON_OK;
+    char *path = opts && opts->feature_labels ? strdup(rel) : path_relative_to(rs->filename, rel);
+    if (!path)
+        return nomem(w);
+    s = rules_labels_load(rs, path, w->err);
+    free(path);
+    if (s != SAEMON_OK && node && !(opts && opts->feature_labels)) {
+        /* Say which line of the rule file pointed at the label file. */
+        char inner[SAEMON_ERROR_MESSAGE_MAX];
+        snprintf(inner, sizeof inner, "%s", w->err->message);
+        rules_mark m = walk_mark(node);
+        saemon_error_set(w->err, s, "%s:%zu:%zu: cannot use 'feature_labels': %s", w->file, m.line, m.column,
+                         inner);
+    }
+    return s;
+}
+
+static saemon_status parse_document(walk *w, const yaml_node_t *root, saemon_ruleset *rs,
+                                    const saemon_rules_options *opts)
 {
     saemon_status s = walk_visit(w, root);
     if (s == SAEMON_OK)
@@ -258,57 +413,46 @@ static saemon_status parse_document(walk *w, const yaml_node_t *root, saemon_rul
     }
     if ((v = walk_get(w, root, "dictionary", NULL)) && (s = parse_pin(w, v, &rs->pin)) != SAEMON_OK)
         return s;
-    if (!(v = walk_get(w, root, "rules", NULL)))
-        return walk_fail(w, root, "rule file has no 'rules'; expected a top-level 'rules:' list");
-    return parse_rules(w, v, rs);
+    if ((s = parse_feature_labels(w, walk_get(w, root, "feature_labels", NULL), rs, opts)) != SAEMON_OK)
+        return s;
+    rules_parser p = {.w = w, .rs = rs};
+    if ((v = walk_get(w, root, "lists", NULL)) && (s = rules_parse_lists(&p, v)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, root, "macros", NULL)) && (s = rules_parse_macros(&p, v)) != SAEMON_OK)
+        return s;
+    yaml_node_t *flat = walk_get(w, root, "rules", NULL), *groups = walk_get(w, root, "groups", NULL);
+    if (!flat && !groups)
+        return walk_fail(w, root, "rule file has no 'rules'; expected a top-level 'rules:' list (or 'groups:')");
+    size_t n = 0;
+    if (flat && (s = check_rule_list(w, flat, "'rules'")) != SAEMON_OK)
+        return s;
+    n += flat ? walk_seq_len(flat) : 0;
+    if (groups && (s = check_groups(w, groups, &n)) != SAEMON_OK)
+        return s;
+    if (!(rs->rules = arena_calloc(w->mem, n, sizeof *rs->rules)))
+        return nomem(w);
+    if (flat && (s = parse_rules(&p, flat, "", 1)) != SAEMON_OK)
+        return s;
+    if (groups && (s = parse_groups(&p, groups)) != SAEMON_OK)
+        return s;
+    return check_unique_names(w, rs);
 }
-
-/* libyaml reader errors carry a byte offset, not a line. */
-static rules_mark mark_of_offset(const char *text, size_t len, size_t offset)
-{
-    rules_mark m = {1, 1};
-    for (size_t i = 0; i < offset && i < len; i++) {
-        if (text[i] == '\n')
-            m.line++, m.column = 1;
-        else if (((unsigned char)text[i] & 0xC0) != 0x80)
-            m.column++;
-    }
-    return m;
-}
-
-static saemon_status syntax_error(const yaml_parser_t *p, const char *file, const char *text,
-                                  size_t len, saemon_error *err)
-{
-    if (p->error == YAML_MEMORY_ERROR)
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory while parsing YAML", file);
-    rules_mark m = {p->problem_mark.line + 1, p->problem_mark.column + 1};
-    if (p->error == YAML_READER_ERROR)
-        m = mark_of_offset(text, len, p->problem_offset);
-    const char *problem = p->problem ? p->problem : "unknown error";
-    if (p->context)
-        return saemon_error_set(err, SAEMON_ERR_RULES,
-                                "%s:%zu:%zu: YAML syntax error: %s (%s at %zu:%zu); expected well-formed YAML",
-                                file, m.line, m.column, problem, p->context,
-                                (size_t)p->context_mark.line + 1, (size_t)p->context_mark.column + 1);
-    return saemon_error_set(err, SAEMON_ERR_RULES, "%s:%zu:%zu: YAML syntax error: %s; expected well-formed YAML",
-                            file, m.line, m.column, problem);
-}
-
 void saemon_rules_free(saemon_ruleset *rules)
 {
     if (!rules)
         return;
     arena mem = rules->mem;
+    free(rules->trackers);
     arena_free(&mem);
     free(rules);
 }
 
 static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size_t len,
-                                   saemon_ruleset *rs, saemon_error *err)
+                                   saemon_ruleset *rs, const saemon_rules_options *opts, saemon_error *err)
 {
     yaml_document_t doc;
     if (!yaml_parser_load(parser, &doc))
-        return syntax_error(parser, rs->filename, yaml, len, err);
+        return walk_syntax_error(parser, rs->filename, yaml, len, err);
     walk w = {.file = rs->filename, .doc = &doc, .mem = &rs->mem, .err = err};
     saemon_status s;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
@@ -317,14 +461,14 @@ static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size
                              "%s:1:1: rule file is empty; expected a mapping with a 'rules' list",
                              rs->filename);
     else
-        s = parse_document(&w, root, rs);
+        s = parse_document(&w, root, rs, opts);
     yaml_document_delete(&doc);
     if (s != SAEMON_OK)
         return s;
 
     /* Exactly one document: a second one would be silently ignored otherwise. */
     if (!yaml_parser_load(parser, &doc))
-        return syntax_error(parser, rs->filename, yaml, len, err);
+        return walk_syntax_error(parser, rs->filename, yaml, len, err);
     root = yaml_document_get_root_node(&doc);
     if (root) {
         rules_mark m = walk_mark(root);
@@ -338,6 +482,13 @@ static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size
 
 saemon_status saemon_rules_load_string(const char *yaml, size_t len, const char *filename,
                                        saemon_ruleset **out, saemon_error *err)
+{
+    return saemon_rules_load_string_opts(yaml, len, filename, NULL, out, err);
+}
+
+saemon_status saemon_rules_load_string_opts(const char *yaml, size_t len, const char *filename,
+                                            const saemon_rules_options *opts, saemon_ruleset **out,
+                                            saemon_error *err)
 {
     if (!out || (!yaml && len))
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_load_string: NULL argument");
@@ -361,7 +512,7 @@ saemon_status saemon_rules_load_string(const char *yaml, size_t len, const char 
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
-    saemon_status s = load_document(&parser, yaml ? yaml : "", len, rs, err);
+    saemon_status s = load_document(&parser, yaml ? yaml : "", len, rs, opts, err);
     yaml_parser_delete(&parser);
     if (s != SAEMON_OK) {
         saemon_rules_free(rs);
@@ -373,44 +524,26 @@ saemon_status saemon_rules_load_string(const char *yaml, size_t len, const char 
 
 saemon_status saemon_rules_load(const char *path, saemon_ruleset **out, saemon_error *err)
 {
+    return saemon_rules_load_opts(path, NULL, out, err);
+}
+
+saemon_status saemon_rules_load_opts(const char *path, const saemon_rules_options *opts, saemon_ruleset **out,
+                                     saemon_error *err)
+{
     if (!path || !out)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_load: NULL argument");
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open rule file: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > RULES_MAX_FILE_BYTES) {
-        close(fd);
-        return saemon_error_set(err, SAEMON_ERR_RULES, "%s: rule file is %lld bytes; expected at most %u",
-                                path, (long long)st.st_size, RULES_MAX_FILE_BYTES);
-    }
-    size_t len = (size_t)st.st_size;
-    char *text = malloc(len ? len : 1);
-    if (!text) {
-        close(fd);
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, text + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            close(fd);
-            free(text);
-            return saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path,
-                                    e ? strerror(e) : "file shrank while reading");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    saemon_status s = saemon_rules_load_string(text, len, path, out, err);
+    char *text;
+    size_t len;
+    saemon_status s = read_whole_file(path, RULES_MAX_FILE_BYTES, "rule file", &text, &len, err);
+    if (s != SAEMON_OK)
+        return s;
+    s = saemon_rules_load_string_opts(text, len, path, opts, out, err);
     free(text);
     return s;
+}
+
+bool saemon_rules_needs_reconstruction(const saemon_ruleset *rules)
+{
+    return rules && rules->needs_reconstruction;
 }

@@ -14,25 +14,30 @@ static uint64_t mix(uint64_t x) /* splitmix64 finaliser */
 
 static bool alloc_table(stream_map *m, size_t cap)
 {
-    if (cap > SIZE_MAX / sizeof(stream_slot) || (m->n_rules && cap > SIZE_MAX / m->n_rules / sizeof(rule_state)))
+    if (cap > SIZE_MAX / sizeof(stream_slot) || (m->n_rules && cap > SIZE_MAX / m->n_rules / sizeof(rule_state)) ||
+        (m->blob_size && cap > SIZE_MAX / m->blob_size))
         return false;
     stream_slot *slots = calloc(cap, sizeof *slots);
     rule_state *states = m->n_rules ? calloc(cap * m->n_rules, sizeof *states) : NULL;
-    if (!slots || (m->n_rules && !states)) {
+    unsigned char *blobs = m->blob_size ? calloc(cap, m->blob_size) : NULL;
+    if (!slots || (m->n_rules && !states) || (m->blob_size && !blobs)) {
         free(slots);
         free(states);
+        free(blobs);
         return false;
     }
     m->slots = slots;
     m->states = states;
+    m->blobs = blobs;
     m->cap = cap;
     return true;
 }
 
-bool stream_map_init(stream_map *m, size_t n_rules, size_t initial_cap)
+bool stream_map_init(stream_map *m, size_t n_rules, size_t blob_size, size_t initial_cap)
 {
     memset(m, 0, sizeof *m);
     m->n_rules = n_rules;
+    m->blob_size = blob_size;
     size_t cap = 16;
     while (cap < initial_cap)
         cap *= 2;
@@ -61,9 +66,12 @@ static bool grow(stream_map *m)
         m->slots[j] = old.slots[i];
         if (m->n_rules)
             memcpy(stream_map_states(m, j), old.states + i * old.n_rules, m->n_rules * sizeof(rule_state));
+        if (m->blob_size)
+            memcpy(stream_map_blob(m, j), old.blobs + i * old.blob_size, m->blob_size);
     }
     free(old.slots);
     free(old.states);
+    free(old.blobs);
     return true;
 }
 
@@ -88,5 +96,6 @@ void stream_map_free(stream_map *m)
 {
     free(m->slots);
     free(m->states);
+    free(m->blobs);
     memset(m, 0, sizeof *m);
 }

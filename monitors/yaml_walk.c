@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const reserved_keys[] = {
-    "groups", "macros", "lists", "at_least", "between", "window", "keep_firing_for", NULL,
-};
+/* Keys kept for later versions of the language (none at the moment). */
+static const char *const reserved_keys[] = {NULL};
 
 rules_mark walk_mark(const yaml_node_t *node)
 {
@@ -376,3 +375,35 @@ saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, flo
     *out = (float)d;
     return SAEMON_OK;
 }
+
+/* libyaml reader errors carry a byte offset, not a line. */
+static rules_mark mark_of_offset(const char *text, size_t len, size_t offset)
+{
+    rules_mark m = {1, 1};
+    for (size_t i = 0; i < offset && i < len; i++) {
+        if (text[i] == '\n')
+            m.line++, m.column = 1;
+        else if (((unsigned char)text[i] & 0xC0) != 0x80)
+            m.column++;
+    }
+    return m;
+}
+
+saemon_status walk_syntax_error(const yaml_parser_t *p, const char *file, const char *text,
+                                  size_t len, saemon_error *err)
+{
+    if (p->error == YAML_MEMORY_ERROR)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory while parsing YAML", file);
+    rules_mark m = {p->problem_mark.line + 1, p->problem_mark.column + 1};
+    if (p->error == YAML_READER_ERROR)
+        m = mark_of_offset(text, len, p->problem_offset);
+    const char *problem = p->problem ? p->problem : "unknown error";
+    if (p->context)
+        return saemon_error_set(err, SAEMON_ERR_RULES,
+                                "%s:%zu:%zu: YAML syntax error: %s (%s at %zu:%zu); expected well-formed YAML",
+                                file, m.line, m.column, problem, p->context,
+                                (size_t)p->context_mark.line + 1, (size_t)p->context_mark.column + 1);
+    return saemon_error_set(err, SAEMON_ERR_RULES, "%s:%zu:%zu: YAML syntax error: %s; expected well-formed YAML",
+                            file, m.line, m.column, problem);
+}
+

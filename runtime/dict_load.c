@@ -579,6 +579,26 @@ static char *find_pickle(const char *dir)
     return found;
 }
 
+/* A subdirectory that holds an SAE (for a hint in the refusal), or NULL. */
+static char *find_sae_subdir(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return NULL;
+    char *found = NULL;
+    struct dirent *e;
+    while (!found && (e = readdir(dh))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *sub = path_join(dir, e->d_name);
+        if (sub && (dir_has(sub, "cfg.json") || dir_has(sub, "sae.safetensors")))
+            found = strdup(e->d_name);
+        free(sub);
+    }
+    closedir(dh);
+    return found;
+}
+
 saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err)
 {
     if (!out)
@@ -610,19 +630,24 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
                                 "%s/params.npz: Gemma Scope .npz is not read by "
                                 "saemon_dict_open; convert it to a SAELens folder",
                                 dir);
-    char *pickle = find_pickle(dir);
-    if (pickle) {
-        saemon_status st = saemon_error_set(
-            err, SAEMON_ERR_UNSUPPORTED,
-            "%s: only a PyTorch pickle (%s) is here; saemon never unpickles files (loading a "
-            "pickle can run arbitrary code). Convert it to safetensors first",
-            dir, pickle);
-        free(pickle);
-        return st;
-    }
-    return saemon_error_set(err, SAEMON_ERR_IO,
-                            "%s: no SAE found (expected cfg.json + sae_weights.safetensors for "
-                            "SAELens, cfg.json + sae.safetensors for sparsify, or sae.safetensors "
-                            "for OpenAI)",
-                            dir);
+    char *pickle = find_pickle(dir), *sub = find_sae_subdir(dir);
+    char hint[300] = "";
+    if (sub)
+        snprintf(hint, sizeof hint, "; the subdirectory '%.200s' holds a loadable SAE", sub);
+    saemon_status st;
+    if (pickle)
+        st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                              "%s: only a PyTorch pickle (%s) is here; saemon never unpickles "
+                              "files (loading a pickle can run arbitrary code). Convert it to "
+                              "safetensors first%s",
+                              dir, pickle, hint);
+    else
+        st = saemon_error_set(err, SAEMON_ERR_IO,
+                              "%s: no SAE found (expected cfg.json + sae_weights.safetensors for "
+                              "SAELens, cfg.json + sae.safetensors for sparsify, or "
+                              "sae.safetensors for OpenAI)%s",
+                              dir, hint);
+    free(pickle);
+    free(sub);
+    return st;
 }

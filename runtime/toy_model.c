@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BASE_ACTIVE_PER_TOKEN 3.0   /* mean number of background features per token */
+#define BASE_ACTIVE_PER_TOKEN 1.5   /* mean number of background features per token */
 #define ALARM_BURST_RATE 0.004      /* chance a burst starts on a token */
-#define ALARM_MAGNITUDE 5.0f
+#define ALARM_MAGNITUDE 4.0f
 #define PAIR_RATE 0.003
 #define NOISE_SIGMA 0.02
-#define JUMPRELU_THRESHOLD 0.45f    /* above the interference of ~3 random directions in 64-d */
+#define JUMPRELU_THRESHOLD 0.8f     /* ~3 sigma above the interference of the background features */
 
 struct saemon_toy_model {
     uint64_t rng;
@@ -77,9 +77,19 @@ void saemon_toy_generate(saemon_toy_model *toy, float *x, size_t n, saemon_toy_t
         float *row = x + t * SAEMON_TOY_D_IN;
         for (size_t i = 0; i < SAEMON_TOY_D_IN; i++)
             row[i] = (float)(NOISE_SIGMA * gaussian(&toy->rng));
+        size_t active = 0;
         for (size_t j = 0; j < SAEMON_TOY_N_FEATURES; j++)
-            if (uniform(&toy->rng) < toy->prob[j])
-                add_direction(row, toy->directions[j], (float)(0.5 + 1.5 * uniform(&toy->rng)));
+            if (uniform(&toy->rng) < toy->prob[j]) {
+                add_direction(row, toy->directions[j], (float)(1.0 + 1.5 * uniform(&toy->rng)));
+                active++;
+            }
+        if (active == 0) { /* every token carries at least one background feature */
+            size_t j;
+            do
+                j = next_u64(&toy->rng) % SAEMON_TOY_N_FEATURES;
+            while (toy->prob[j] == 0.0);
+            add_direction(row, toy->directions[j], (float)(1.0 + 1.5 * uniform(&toy->rng)));
+        }
 
         if (toy->burst_left == 0 && uniform(&toy->rng) < ALARM_BURST_RATE) {
             toy->burst_len = 1 + (uint32_t)(next_u64(&toy->rng) % 6); /* 1..6 tokens */
@@ -119,7 +129,7 @@ saemon_status saemon_toy_dictionary(const saemon_toy_model *toy, saemon_dict **o
             w_enc[i * m + j] = toy->directions[j][i]; /* SAELens layout: W_enc [d_in][d_sae] */
     }
     saemon_dict_arrays a = {
-        .name = "toy-superposition-64x256",
+        .name = "toy-superposition-128x256",
         .arch = SAEMON_ARCH_JUMPRELU,
         .d_in = d,
         .d_sae = m,

@@ -1,8 +1,8 @@
 /* A deterministic "toy model of superposition" (Elhage et al., 2022): more
  * sparse ground-truth features than dimensions, each a fixed unit direction in
  * activation space, plus a rare planted "alarm" feature that arrives in
- * bursts. The matching dictionary is the set of true directions, so the demo
- * knows which alerts must fire. */
+ * bursts. The matching dictionary is the set of true directions,
+ * so the demo knows which alerts must fire. */
 #ifndef SAEMON_TOY_MODEL_H
 #define SAEMON_TOY_MODEL_H
 
@@ -11,7 +11,7 @@
 
 #include "saemon/dict.h"
 
-#define SAEMON_TOY_D_IN 64
+#define SAEMON_TOY_D_IN 128
 #define SAEMON_TOY_N_FEATURES 256
 #define SAEMON_TOY_ALARM_FEATURE 173u   /* the planted direction the demo rules watch */
 #define SAEMON_TOY_PAIR_A 41u           /* two features planted together now and then */

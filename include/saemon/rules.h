@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "saemon/dict.h"
 #include "saemon/error.h"
@@ -21,6 +22,23 @@ saemon_status saemon_rules_load(const char *path, saemon_ruleset **out, saemon_e
 /* Same, from memory; `filename` is only used in messages. */
 saemon_status saemon_rules_load_string(const char *yaml, size_t len, const char *filename,
                                        saemon_ruleset **out, saemon_error *err);
+
+/* Optional settings for loading. */
+typedef struct saemon_rules_options {
+    /* Feature label JSON (index -> explanation); overrides the file's own
+     * `feature_labels:`. NULL: use the file's, if any. */
+    const char *feature_labels;
+} saemon_rules_options;
+
+saemon_status saemon_rules_load_opts(const char *path, const saemon_rules_options *opts,
+                                     saemon_ruleset **out, saemon_error *err);
+saemon_status saemon_rules_load_string_opts(const char *yaml, size_t len, const char *filename,
+                                            const saemon_rules_options *opts, saemon_ruleset **out,
+                                            saemon_error *err);
+
+/* True when an enabled rule reads saemon_token_view.recon_error
+ * (`reconstruction_error_above`): the encoder must then decode each token. */
+bool saemon_rules_needs_reconstruction(const saemon_ruleset *rules);
 
 /* Check the rules against the dictionary they will watch: the file's pin
  * (name, d_sae, sha256) must match, and every feature index must be < d_sae.
@@ -41,11 +59,13 @@ typedef struct saemon_token_view {
     size_t nnz;
     float input_norm;       /* ||x|| of the raw activation */
     bool input_nonfinite;   /* raw activation held NaN/Inf */
+    float recon_error;      /* ||x - x_hat|| / ||x||; NaN (or 0) when not computed */
 } saemon_token_view;
 
 typedef struct saemon_alert_feature {
     uint32_t index;
     float value;
+    const char *label;      /* explanation from the feature-label file, or NULL */
 } saemon_alert_feature;
 
 typedef struct saemon_kv {
@@ -57,9 +77,13 @@ typedef struct saemon_alert {
     const char *rule;
     const char *description;
     const char *severity;
-    const char *status;            /* "firing" */
+    const char *status;            /* "firing" or "resolved" */
     uint64_t stream;
-    uint64_t token;
+    uint64_t token;                /* firing: the token it fired on; resolved: where it resolved */
+    uint64_t fired_token;          /* the token the (now resolved) alert fired on; = token when firing */
+    double value;                  /* the rule's value (probe score, health measure, mean or
+                                      feature value of the first part that held); NaN: none */
+    const char *group;             /* rule group name, "" for the flat rules: list */
     const saemon_alert_feature *features; /* the features whose conditions held */
     size_t n_features;
     const saemon_kv *labels;
@@ -74,9 +98,20 @@ typedef void (*saemon_alert_fn)(const saemon_alert *alert, void *user);
 
 typedef struct saemon_monitor saemon_monitor;
 
-/* A monitor keeps per-stream rule state. The ruleset must outlive it. */
+/* A monitor keeps per-stream rule state. The ruleset must outlive it.
+ * saemon_monitor_create() uses the default options (firing alerts only). */
 saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
                                     saemon_monitor **out, saemon_error *err);
+
+typedef struct saemon_monitor_options {
+    /* Also call the callback with status "resolved" when a firing alert's
+     * condition stops holding (after keep_firing_for) or its sequence ends. */
+    bool resolved;
+} saemon_monitor_options;
+
+saemon_status saemon_monitor_create_opts(const saemon_ruleset *rules, const saemon_dict_info *dict,
+                                         const saemon_monitor_options *opts, saemon_monitor **out,
+                                         saemon_error *err);
 /* Evaluate every enabled rule on one token; `fn` is called for each alert that
  * fires. A token position that does not follow the stream's previous one (or
  * is 0) starts a new sequence and resets that stream's state. */
@@ -89,6 +124,13 @@ size_t saemon_monitor_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
  * to start tracking a new stream. 0 in a healthy run. */
 uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
+
+/* Rule unit tests (docs/rules.md "Rule unit tests"): run every test of the
+ * YAML test file at `path`, printing PASS/FAIL per test (with a diff) to
+ * `report`. *n_failed gets the number of failing tests. A malformed test or
+ * rule file is an error (file:line:column), not a failure. */
+saemon_status saemon_rules_run_tests(const char *path, FILE *report, size_t *n_tests, size_t *n_failed,
+                                     saemon_error *err);
 
 /* The alert as one line of JSON (no newline); free() the result. NULL on
  * allocation failure. */

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
                     .nnz = hi - lo,
                     .input_norm = f->input_norm[t],
                     .input_nonfinite = f->input_nonfinite[t] != 0,
+                    .recon_error = f->recon_error ? f->recon_error[t] : NAN,
                 };
                 saemon_monitor_observe(rp->monitor, &tok, rp->on_alert, rp->alert_user);
             }

@@ -17,7 +17,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon demo [--tokens N] [--seed S] [--rules RULES.yaml]\n"
                "                   [sink options] [encoder options]\n"
-               "Runs the built-in toy model (64-d activations, 256 sparse features in\n"
+               "Runs the built-in toy model (128-d activations, 256 sparse features in\n"
                "superposition, a planted alarm feature) through the encoder and the shipped\n"
                "demo rules; prints the alerts as they fire and a summary.\n" CLI_SINK_USAGE CLI_ENCODER_USAGE);
 }
@@ -73,12 +73,6 @@ int cmd_demo(int argc, char **argv)
         cli_fail("demo", &err);
         goto done;
     }
-    eo.max_batch = CHUNK;
-    if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
-        cli_fail("demo", &err);
-        goto done;
-    }
-    cli_encoder_warn(enc);
     saemon_status st = rules_path ? saemon_rules_load(rules_path, &rules, &err)
                                   : saemon_rules_load_string(demo_rules_yaml, strlen(demo_rules_yaml),
                                                              "monitors/examples/demo.yaml", &rules, &err);
@@ -91,6 +85,13 @@ int cmd_demo(int argc, char **argv)
         cli_fail("demo", &err);
         goto done;
     }
+    eo.max_batch = CHUNK;
+    eo.reconstruction = saemon_rules_needs_reconstruction(rules);
+    if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
+        cli_fail("demo", &err);
+        goto done;
+    }
+    cli_encoder_warn(enc);
     printf("saemon demo: toy model of superposition, %zu tokens, seed %zu\n", n_tokens, seed);
     cli_print_dict(stdout, info, enc);
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",

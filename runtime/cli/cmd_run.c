@@ -52,6 +52,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         return CLI_FAIL;
     }
+    eo.reconstruction = saemon_rules_needs_reconstruction(rules);
     cli_session s;
     if (!cli_session_open(&s, "run", sae, input, &eo)) {
         saemon_rules_free(rules);

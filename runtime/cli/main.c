@@ -16,6 +16,7 @@ static void usage(FILE *f)
             "  run       encode recorded activations and evaluate alert rules\n"
             "  check     validate a rule file (optionally against a dictionary)\n"
             "  bench     encoder latency and throughput, with numpy/PyTorch peers\n"
+            "  test-rules  run rule unit tests (YAML token sequences and expected alerts)\n"
             "  version   print the version\n"
             "\n"
             "`saemon <command> --help` describes each command.\n");
@@ -39,7 +40,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"demo", cmd_demo}, {"inspect", cmd_inspect}, {"encode", cmd_encode},
         {"run", cmd_run},   {"check", cmd_check},
-        {"bench", cmd_bench},
+        {"bench", cmd_bench}, {"test-rules", cmd_test_rules},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

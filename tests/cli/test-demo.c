@@ -24,7 +24,7 @@ Test(demo, alerts_match_planted_ground_truth, .timeout = 120)
     const char *args[] = {"demo", "--tokens", "20000", "--seed", SEED, "--alerts", alerts_path, NULL};
     cli_result r = cli_run(args);
     cr_assert_eq(r.exit_code, 0, "demo failed: %s", r.err);
-    cr_assert(strstr(r.out, "toy-superposition-64x256"), "demo must print what it loaded");
+    cr_assert(strstr(r.out, "toy-superposition-128x256"), "demo must print what it loaded");
     cr_assert(strstr(r.out, "summary:"), "demo must print a summary");
 
     /* Expected firings from the ground truth. */

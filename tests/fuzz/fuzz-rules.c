@@ -34,12 +34,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (saemon_rules_bind(rules, &info, &err) != SAEMON_OK && strncmp(err.message, "fuzz.yaml", 9) != 0)
         __builtin_trap();
     saemon_monitor *mon = NULL;
-    if (saemon_monitor_create(rules, NULL, &mon, &err) == SAEMON_OK) {
+    saemon_monitor_options opts = {.resolved = true};
+    if (saemon_monitor_create_opts(rules, NULL, &opts, &mon, &err) == SAEMON_OK) {
         const uint32_t index[] = {0, 1, 7, 12, 100, 4000000000u};
         const float value[] = {0.5f, 1.0f, 5.0f, 2.0f, 9.0f, 3.0f};
-        for (uint64_t t = 0; t < 8; t++) {
+        for (uint64_t t = 0; t < 12; t++) {
             saemon_token_view tok = {.stream = t & 1, .token = t / 2, .index = index, .value = value,
-                                     .nnz = (size_t)(t % 7)};
+                                     .nnz = (size_t)(t % 7), .input_norm = (float)t, .input_nonfinite = t == 5,
+                                     .recon_error = t & 2 ? 0.75f : 0.0f};
             saemon_monitor_observe(mon, &tok, ignore_alert, NULL);
         }
         saemon_monitor_destroy(mon);

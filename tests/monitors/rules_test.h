@@ -43,13 +43,19 @@ static inline saemon_ruleset *load_ok(const char *yaml)
 #define CAPTURE_MAX 64
 typedef struct captured {
     char rule[64];
+    char status[16];
+    char group[32];
+    uint64_t fired_token;
+    double value;
+    char feature_label[8][64];
+    char annotation[4][256]; /* values, in rule order */
     char severity[32];
     char description[128];
     uint64_t stream, token;
     size_t n_features;
     saemon_alert_feature features[8];
     size_t n_labels, n_annotations;
-    char json[1024];
+    char json[2048];
 } captured;
 
 typedef struct capture {
@@ -63,6 +69,15 @@ static inline void capture_alert(const saemon_alert *alert, void *user)
     cr_assert_lt(c->n, CAPTURE_MAX, "too many alerts");
     captured *k = &c->a[c->n++];
     snprintf(k->rule, sizeof k->rule, "%s", alert->rule);
+    snprintf(k->status, sizeof k->status, "%s", alert->status);
+    snprintf(k->group, sizeof k->group, "%s", alert->group ? alert->group : "(null)");
+    k->fired_token = alert->fired_token;
+    k->value = alert->value;
+    for (size_t i = 0; i < alert->n_features && i < 8; i++)
+        snprintf(k->feature_label[i], sizeof k->feature_label[i], "%s",
+                 alert->features[i].label ? alert->features[i].label : "(null)");
+    for (size_t i = 0; i < alert->n_annotations && i < 4; i++)
+        snprintf(k->annotation[i], sizeof k->annotation[i], "%s", alert->annotations[i].value);
     snprintf(k->severity, sizeof k->severity, "%s", alert->severity);
     snprintf(k->description, sizeof k->description, "%s", alert->description);
     k->stream = alert->stream;

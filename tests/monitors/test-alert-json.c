@@ -5,7 +5,7 @@
 #include <math.h>
 #include <time.h>
 
-static const saemon_alert_feature feats[] = {{7, 5.25f}, {300, 0.1f}};
+static const saemon_alert_feature feats[] = {{7, 5.25f, NULL}, {300, 0.1f, "past tense"}};
 static const saemon_kv labels[] = {{"team", "safety"}, {"quote", "a \"b\"\n\\c"}};
 static const saemon_kv annotations[] = {{"summary", "alarm feature active"}};
 
@@ -26,6 +26,7 @@ static saemon_alert sample(void)
         .n_annotations = 1,
         .dictionary = "pasttense-mlp/saelens",
         .timestamp = 1795608000.123456, /* 2026-11-25T12:00:00.123Z */
+        .value = NAN,
     };
     return a;
 }
@@ -41,7 +42,7 @@ Test(alert_json, exact_text_and_key_order)
                      "\"rule\":\"alarm-direction\",\"severity\":\"critical\","
                      "\"description\":\"the planted alarm direction is active\","
                      "\"stream\":18446744073709551615,\"token\":9007199254740993,"
-                     "\"features\":[{\"index\":7,\"value\":5.25},{\"index\":300,\"value\":0.100000001}],"
+                     "\"features\":[{\"index\":7,\"value\":5.25},{\"index\":300,\"value\":0.100000001,\"label\":\"past tense\"}],"
                      "\"labels\":{\"team\":\"safety\",\"quote\":\"a \\\"b\\\"\\n\\\\c\"},"
                      "\"annotations\":{\"summary\":\"alarm feature active\"},"
                      "\"dictionary\":\"pasttense-mlp/saelens\"}");
@@ -84,7 +85,7 @@ Test(alert_json, floats_round_trip)
 {
     const float values[] = {1e-10f, 3.4028235e38f, 1.17549435e-38f, 0.33333334f, 16777217.0f, 1.0f};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-        saemon_alert_feature f = {1, values[i]};
+        saemon_alert_feature f = {1, values[i], NULL};
         saemon_alert a = sample();
         a.features = &f;
         a.n_features = 1;
@@ -100,7 +101,7 @@ Test(alert_json, floats_round_trip)
 
 Test(alert_json, non_finite_value_and_missing_strings_become_null)
 {
-    saemon_alert_feature f = {1, NAN};
+    saemon_alert_feature f = {1, NAN, NULL};
     saemon_alert a = sample();
     a.features = &f;
     a.n_features = 1;

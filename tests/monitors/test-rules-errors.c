@@ -56,12 +56,13 @@ Test(document, unknown_top_level_key)
     EXPECT_ERR("rulez: []\n", SAEMON_ERR_RULES, "t.yaml:1:1:", "unknown key 'rulez'");
 }
 
-Test(document, reserved_top_level_keys)
+Test(document, groups_macros_lists_shapes)
 {
-    EXPECT_ERR("groups: []\n", SAEMON_ERR_UNSUPPORTED, "t.yaml:1:1:", "not supported yet");
-    EXPECT_ERR(COND("{feature: 1, above: 0}") "macros: {}\n", SAEMON_ERR_UNSUPPORTED, "t.yaml:4:1:",
-               "'macros'");
-    EXPECT_ERR("lists: {}\n", SAEMON_ERR_UNSUPPORTED, "t.yaml:1:1:", "'lists'");
+    EXPECT_ERR("groups: []\n", SAEMON_ERR_RULES, "t.yaml:1:9:", "'groups' is an empty list");
+    EXPECT_ERR(COND("{feature: 1, above: 0}") "macros: []\n", SAEMON_ERR_RULES, "t.yaml:4:9:",
+               "'macros' is a sequence; expected a mapping");
+    EXPECT_ERR("lists: {a: 3}\n" COND("{feature: 1, above: 0}"), SAEMON_ERR_RULES, "t.yaml:1:12:",
+               "list 'a' is the number 3");
 }
 
 Test(document, duplicate_top_level_key)
@@ -147,12 +148,12 @@ Test(rule, unknown_key_is_a_typo_not_a_silent_default)
                "unknown key 'sevrity'");
 }
 
-Test(rule, reserved_keys)
+Test(rule, temporal_key_types)
 {
-    EXPECT_ERR(COND("{feature: 1, above: 0}") "    keep_firing_for: 3\n", SAEMON_ERR_UNSUPPORTED,
-               "t.yaml:4:5:", "'keep_firing_for' in rule is not supported yet");
-    EXPECT_ERR(COND("{feature: 1, above: 0}") "    window: 3\n", SAEMON_ERR_UNSUPPORTED, "t.yaml:4:5:",
-               "not supported yet");
+    EXPECT_ERR(COND("{feature: 1, above: 0}") "    keep_firing_for: -3\n", SAEMON_ERR_RULES,
+               "t.yaml:4:22:", "'keep_firing_for' is negative");
+    EXPECT_ERR(COND("{feature: 1, above: 0}") "    window: 3\n", SAEMON_ERR_RULES, "t.yaml:4:13:",
+               "'window' is the number 3; expected a mapping");
 }
 
 Test(rule, duplicate_key)
@@ -205,9 +206,8 @@ Test(condition, wrong_shapes)
 Test(condition, unknown_and_reserved_keys)
 {
     EXPECT_ERR(COND("{feature: 7, abvoe: 4}"), SAEMON_ERR_RULES, "t.yaml:3:29:", "unknown key 'abvoe' in condition");
-    EXPECT_ERR(COND("{at_least: 2}"), SAEMON_ERR_UNSUPPORTED, "t.yaml:3:17:", "'at_least' in condition is not supported yet");
-    EXPECT_ERR(COND("{feature: 7, between: [1, 2]}"), SAEMON_ERR_UNSUPPORTED, "t.yaml:3:29:", "not supported yet");
-    EXPECT_ERR(COND("{feature: 7, above: 1, window: 8}"), SAEMON_ERR_UNSUPPORTED, "t.yaml:3:39:", "'window'");
+    EXPECT_ERR(COND("{at_least: 2}"), SAEMON_ERR_RULES, "t.yaml:3:27:", "'at_least' is the number 2; expected a mapping");
+    EXPECT_ERR(COND("{feature: 7, above: 1, window: 8}"), SAEMON_ERR_RULES, "t.yaml:3:39:", "unknown key 'window'");
 }
 
 Test(condition, duplicate_key)
@@ -222,7 +222,7 @@ Test(condition, feature_index)
     EXPECT_ERR(COND("{feature: -1, above: 1}"), SAEMON_ERR_RULES, "t.yaml:3:26:", "'feature' is negative");
     EXPECT_ERR(COND("{feature: 4294967296, above: 1}"), SAEMON_ERR_RULES, "t.yaml:3:26:", "<= 4294967295");
     EXPECT_ERR(COND("{feature: 1.5, above: 1}"), SAEMON_ERR_RULES, "t.yaml:3:26:", "the number 1.5");
-    EXPECT_ERR(COND("{feature: \"7\", above: 1}"), SAEMON_ERR_RULES, "t.yaml:3:26:", "the string \"7\"");
+    EXPECT_ERR(COND("{feature: \"7\", above: 1}"), SAEMON_ERR_RULES, "t.yaml:3:26:", "the label \"7\" but the rule file has no 'feature_labels'");
     EXPECT_ERR(COND("{feature: , above: 1}"), SAEMON_ERR_RULES, "t.yaml:3:26:", "null");
 }
 
@@ -244,9 +244,9 @@ Test(condition, any_all_shapes)
     EXPECT_ERR(COND("{all: []}"), SAEMON_ERR_RULES, "t.yaml:3:22:", "'all' is an empty list");
     EXPECT_ERR(COND("{any: {feature: 1, above: 0}}"), SAEMON_ERR_RULES, "t.yaml:3:22:", "expected a list of conditions");
     EXPECT_ERR(COND("{any: [{feature: 1, above: 0}], all: [{feature: 1, above: 0}]}"), SAEMON_ERR_RULES,
-               "t.yaml:3:17:", "mixes 'any' and 'all'");
+               "t.yaml:3:48:", "mixes 'any' and 'all'");
     EXPECT_ERR(COND("{feature: 1, above: 0, all: [{feature: 1, above: 0}]}"), SAEMON_ERR_RULES,
-               "t.yaml:3:39:", "with feature keys");
+               "t.yaml:3:39:", "mixes 'feature' and 'all'");
     EXPECT_ERR(COND("{any: [{feature: 1, above: 0}, {feature: 2, abov: 1}]}"), SAEMON_ERR_RULES,
                "t.yaml:3:60:", "unknown key 'abov'");
     EXPECT_ERR(COND("{all: [3]}"), SAEMON_ERR_RULES, "t.yaml:3:23:", "condition is the number 3");

@@ -171,6 +171,15 @@ Test(parse, every_shipped_example_loads)
     for (size_t i = 0; i < g.gl_pathc; i++) {
         saemon_ruleset *rs = NULL;
         saemon_error err = {0};
+        size_t len = strlen(g.gl_pathv[i]);
+        if (len > 10 && !strcmp(g.gl_pathv[i] + len - 10, ".test.yaml")) {
+            size_t n = 0, failed = 0; /* rule unit tests: run them */
+            FILE *sink = fopen("/dev/null", "w");
+            cr_expect_eq(saemon_rules_run_tests(g.gl_pathv[i], sink, &n, &failed, &err), SAEMON_OK, "%s", err.message);
+            fclose(sink);
+            cr_expect(n > 0 && failed == 0, "%s: %zu of %zu tests failed", g.gl_pathv[i], failed, n);
+            continue;
+        }
         cr_expect_eq(saemon_rules_load(g.gl_pathv[i], &rs, &err), SAEMON_OK, "%s", err.message);
         cr_expect_gt(saemon_rules_count(rs), 0, "%s", g.gl_pathv[i]);
         saemon_rules_free(rs);

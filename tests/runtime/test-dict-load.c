@@ -364,6 +364,12 @@ Test(dict_load, pickle_only_directory_is_refused)
 Test(dict_load, empty_directory)
 {
     open_bad(tmp, SAEMON_ERR_IO, "no SAE found");
+    char *sub = NULL;
+    cr_assert(asprintf(&sub, "%s/layers.3", tmp) > 0);
+    mkdir(sub, 0700);
+    write_text(sub, "cfg.json", "{}");
+    open_bad(tmp, SAEMON_ERR_IO, "the subdirectory 'layers.3' holds a loadable SAE");
+    free(sub);
 }
 
 /* ---- other formats, synthetic ----------------------------------------- */

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the library into a temporary prefix, compile the README's example
+# program against the installed pkg-config file, and run it on a real SAE (or
+# only compile it when ../shared is absent).
+#   test-install.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1 build=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+meson install -C "$build" --destdir "$tmp/root" --no-rebuild --quiet >/dev/null
+pcdir=$(dirname "$(find "$tmp/root" -name saemon.pc | head -1)")
+[[ -f $pcdir/saemon.pc ]] || { echo "saemon.pc was not installed"; exit 1; }
+sed -n '/<!-- example:begin -->/,/<!-- example:end -->/p' "$src/README.md" | sed '1,2d;$d' | sed '$d' > "$tmp/example.c"
+grep -q "saemon_encoder_encode" "$tmp/example.c" || { echo "README example not found"; exit 1; }
+export PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$tmp/root
+libdir=$(dirname "$(find "$tmp/root" -name 'libsaemon.so' | head -1)")
+cc -std=c11 -Wall -Wextra -Werror ${EXAMPLE_CFLAGS:-} "$tmp/example.c" -o "$tmp/example" $(pkg-config --cflags --libs saemon)
+echo "compiled the README example with: cc example.c \$(pkg-config --cflags --libs saemon)"
+shared=${SAEMON_SHARED_DIR:-$src/../shared}
+sae=$shared/data/sae/pasttense-mlp/saelens
+if [[ -d $sae ]]; then
+  out=$(LD_LIBRARY_PATH=$libdir "$tmp/example" "$sae" "$shared/data/sae/pasttense-mlp/acts.npy")
+  lines=$(grep -c '^token ' <<<"$out")
+  [[ $lines -eq 2000 ]] || { echo "expected 2000 tokens, got $lines"; exit 1; }
+  echo "ran it on pasttense-mlp: $lines tokens"
+else
+  echo "../shared absent: example compiled but not run"
+fi
