@@ -66,11 +66,16 @@ char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url)
     for (size_t i = 0; ok && i < a->n_labels; i++)
         ok = !a->labels[i].key || set(labels, a->labels[i].key, a->labels[i].value ? a->labels[i].value : "");
     ok = ok && set(labels, "alertname", a->rule ? a->rule : "saemon") && set(labels, "severity", a->severity) &&
-         set(labels, "stream", stream) && set(labels, "dictionary", a->dictionary);
+         set(labels, "stream", stream) && set(labels, "dictionary", a->dictionary) &&
+         set(labels, "group", a->group && *a->group ? a->group : NULL);
     for (size_t i = 0; ok && i < a->n_annotations; i++)
         ok = !a->annotations[i].key ||
              set(ann, a->annotations[i].key, a->annotations[i].value ? a->annotations[i].value : "");
+    char fired[24], value[32];
+    snprintf(fired, sizeof fired, "%" PRIu64, a->fired_token);
+    snprintf(value, sizeof value, "%.6g", a->value);
     ok = ok && set(ann, "description", a->description) && set(ann, "token", token) &&
+         (!resolved || set(ann, "fired_token", fired)) && (!isfinite(a->value) || set(ann, "value", value)) &&
          (!a->n_features || set(ann, "features", features));
     if (ok) {
         cJSON_AddItemToObject(alert, "labels", labels);

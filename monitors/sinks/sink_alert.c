@@ -37,14 +37,16 @@ static const char *put_str(char **cursor, const char *s)
  * saemon_alert_feature: a new field would otherwise dangle once the monitor's
  * callback returns. Update sink_alert_copy, then these sizes. */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(saemon_alert) == 14 * 8, "saemon_alert changed: update sink_alert_copy");
-_Static_assert(sizeof(saemon_alert_feature) == 8, "saemon_alert_feature changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert) == 17 * 8, "saemon_alert changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert_feature) == 16, "saemon_alert_feature changed: update sink_alert_copy");
 #endif
 
 sink_alert *sink_alert_copy(const saemon_alert *a)
 {
     size_t strings = str_size(a->rule) + str_size(a->description) + str_size(a->severity) +
-                     str_size(a->status) + str_size(a->dictionary);
+                     str_size(a->status) + str_size(a->dictionary) + str_size(a->group);
+    for (size_t i = 0; i < a->n_features; i++)
+        strings += str_size(a->features[i].label);
     for (size_t i = 0; i < a->n_labels; i++)
         strings += str_size(a->labels[i].key) + str_size(a->labels[i].value);
     for (size_t i = 0; i < a->n_annotations; i++)
@@ -70,6 +72,9 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
     c->alert.severity = put_str(&p, a->severity);
     c->alert.status = put_str(&p, a->status);
     c->alert.dictionary = put_str(&p, a->dictionary);
+    c->alert.group = put_str(&p, a->group);
+    for (size_t i = 0; i < a->n_features; i++)
+        f[i].label = put_str(&p, a->features[i].label);
     for (size_t i = 0; i < a->n_labels; i++) {
         labels[i].key = put_str(&p, a->labels[i].key);
         labels[i].value = put_str(&p, a->labels[i].value);

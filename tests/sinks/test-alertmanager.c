@@ -219,6 +219,8 @@ Test(alertmanager, firing_then_resolved_end_to_end, .timeout = 60, .fini = stop_
     cr_assert_str_eq(str(got, "annotations", "runbook"), "https://example.invalid/runbook");
     cr_assert_str_eq(str(got, "generatorURL", NULL), "http://saemon.test/rules/deception");
     cr_assert_str_eq(str(got, "status", "state"), "active");
+    cr_assert_str_eq(str(got, "labels", "group"), "safety-pack");
+    cr_assert_str_eq(str(got, "annotations", "value"), "3.5");
     cJSON_Delete(all);
 
     a = (saemon_alert *)test_alert_make(&t, 9, "resolved");

@@ -100,6 +100,8 @@ Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
     test_alert t;
     saemon_sinks_alert(test_alert_make(&t, 3, "firing"), s);
     strcpy(t.rule, "OVERWRITTEN");
+    strcpy(t.group, "OVERWRITTEN");
+    strcpy(t.label, "OVERWRITTEN");
     t.features[0].index = 999;
     saemon_sinks_alert(test_alert_make(&t, 4, "resolved"), s);
     strcpy(t.status, "XXXX");
@@ -117,9 +119,11 @@ Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
     char *l1 = strchr(text, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
     cr_assert(!strncmp(text, "{\"earlier\":1}\n", 14));
     cr_assert(strstr(l1, "\"rule\":\"deception\"") && strstr(l1, "\"status\":\"firing\"") &&
-                  strstr(l1, "\"index\":12") && strstr(l1, "\"team\":\"safety\""),
+                  strstr(l1, "\"index\":12") && strstr(l1, "\"team\":\"safety\"") &&
+                  strstr(l1, "\"label\":\"talks about lying\"") && strstr(l1, "\"group\":\"safety-pack\""),
               "line: %s", l1);
-    cr_assert(strstr(l2, "\"status\":\"resolved\"") && strstr(l2, "\"token\":4"), "line: %s", l2);
+    cr_assert(strstr(l2, "\"status\":\"resolved\"") && strstr(l2, "\"token\":4") && strstr(l2, "\"fired_token\":2"),
+              "line: %s", l2);
     cr_assert_eq(strchr(l2, '\n')[1], 0, "exactly three lines");
     free(text);
     test_rmtree(dir);
