@@ -33,13 +33,15 @@ bool cli_parse_size(const char *opt, const char *text, size_t *out);
 typedef struct cli_sink_flags {
     const char *alerts, *sinks_file, *webhook, *alertmanager, *exec, *spool, *generator_url;
     size_t queue;
+    bool resolved; /* --resolved: the monitor also reports resolved alerts */
 } cli_sink_flags;
 
 #define CLI_SINK_LONG_OPTIONS                                                                             \
     {"alerts", required_argument, 0, 'o'}, {"sinks", required_argument, 0, 'S'},                         \
         {"webhook", required_argument, 0, 'W'}, {"alertmanager", required_argument, 0, 'M'},            \
         {"exec", required_argument, 0, 'E'}, {"spool", required_argument, 0, 'P'},                      \
-        {"queue", required_argument, 0, 'Q'}, {"generator-url", required_argument, 0, 'G'}
+        {"queue", required_argument, 0, 'Q'}, {"generator-url", required_argument, 0, 'G'},            \
+        {"resolved", no_argument, 0, 'R'}
 #define CLI_SINK_USAGE                                                                                    \
     "  --alerts FILE        append one JSON line per alert to FILE ('-' = stdout)\n"                      \
     "  --sinks SINKS.yaml   sinks from a config file (see docs/sinks.md)\n"                                \
@@ -48,7 +50,8 @@ typedef struct cli_sink_flags {
     "  --exec CMD           run CMD (split on spaces, no shell) with the alert JSON on stdin\n"            \
     "  --spool DIR          keep undelivered webhook/alertmanager alerts in DIR across restarts\n"         \
     "  --queue N            alerts each sink may hold before dropping (default 65536)\n"                   \
-    "  --generator-url URL  generatorURL sent to Alertmanager\n"
+    "  --generator-url URL  generatorURL sent to Alertmanager\n"                                           \
+    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"
 
 /* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
 int cli_sink_option(int c, const char *arg, cli_sink_flags *f);

@@ -17,6 +17,7 @@ int cli_sink_option(int c, const char *arg, cli_sink_flags *f)
     case 'E': f->exec = arg; return 1;
     case 'P': f->spool = arg; return 1;
     case 'G': f->generator_url = arg; return 1;
+    case 'R': f->resolved = true; return 1;
     case 'Q': return cli_parse_size("--queue", arg, &f->queue) ? 1 : -1;
     default: return 0;
     }

@@ -81,7 +81,7 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         goto done;
     }
-    if (saemon_monitor_create(rules, info, &mon, &err) != SAEMON_OK) {
+    if (saemon_monitor_create_opts(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }

@@ -38,7 +38,8 @@ Test(cli_sinks, demo_with_a_sinks_file_and_a_webhook, .timeout = 60)
              "    command: [sh, -c, 'cat >> \"$1\"', sh, %s]\n",
              jsonl, copy);
     char *cfg = test_write_file(dir, "sinks.yaml", yaml, strlen(yaml));
-    const char *args[] = {"demo", "--tokens", "3000", "--sinks", cfg, "--webhook", url, "--spool", spool, NULL};
+    const char *args[] = {"demo", "--tokens", "3000", "--sinks", cfg, "--webhook", url, "--spool", spool, "--resolved",
+                          NULL};
     cli_result r = cli_run(args);
     cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
     char *a = slurp(jsonl), *b = slurp(copy);
@@ -46,6 +47,7 @@ Test(cli_sinks, demo_with_a_sinks_file_and_a_webhook, .timeout = 60)
     size_t n = count_lines(a);
     cr_assert_gt(n, 0, "the demo raises alerts");
     cr_assert_str_eq(a, b, "the exec sink saw the same lines as the file");
+    cr_assert(strstr(a, "\"status\":\"resolved\""), "--resolved reports resolved alerts too");
     cr_assert_eq(http_server_count(&srv), n, "the webhook got every alert");
     char want[256];
     snprintf(want, sizeof want, "sink webhook:%s: %zu delivered, 0 retried, 0 spooled, 0 dropped, 0 failed", url, n);
