@@ -1,5 +1,6 @@
 /* saemon_dict_open: find which on-disk format a directory holds (SAELens,
- * EleutherAI sparsify, OpenAI sparse_autoencoder), validate it, upcast every
+ * EleutherAI sparsify, OpenAI sparse_autoencoder, Gemma Scope params.npz
+ * via runtime/dict_gemmascope.c), validate it, upcast every
  * tensor to fp32 in the canonical layout and fold dataset scaling. */
 #include <cJSON.h>
 #include <dirent.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "runtime/dict_internal.h"
+#include "runtime/gemmascope.h"
 #include "runtime/half.h"
 #include "runtime/sae_config.h"
 #include "runtime/safetensors.h"
@@ -591,7 +593,8 @@ static char *find_sae_subdir(const char *dir)
         if (e->d_name[0] == '.')
             continue;
         char *sub = path_join(dir, e->d_name);
-        if (sub && (dir_has(sub, "cfg.json") || dir_has(sub, "sae.safetensors")))
+        if (sub && (dir_has(sub, "cfg.json") || dir_has(sub, "sae.safetensors") ||
+                    dir_has(sub, "params.npz")))
             found = strdup(e->d_name);
         free(sub);
     }
@@ -609,9 +612,13 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
     struct stat sb;
     if (stat(dir, &sb) != 0)
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (S_ISREG(sb.st_mode) && has_suffix(dir, ".npz"))
+        return gemmascope_open(dir, dir, out, err);
     if (!S_ISDIR(sb.st_mode))
         return saemon_error_set(err, SAEMON_ERR_ARG,
-                                "%s: not a directory (pass the SAE's folder)", dir);
+                                "%s: not a directory (pass the SAE's folder, or a Gemma Scope "
+                                ".npz file)",
+                                dir);
 
     bool cfg = dir_has(dir, "cfg.json");
     if (dir_has(dir, "sae_weights.safetensors") || (cfg && !dir_has(dir, "sae.safetensors"))) {
@@ -625,11 +632,14 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
     if (dir_has(dir, "sae.safetensors"))
         return cfg ? open_sparsify(dir, out, err) : open_openai(dir, out, err);
 
-    if (dir_has(dir, "params.npz"))
-        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
-                                "%s/params.npz: Gemma Scope .npz is not read by "
-                                "saemon_dict_open; convert it to a SAELens folder",
-                                dir);
+    if (dir_has(dir, "params.npz")) {
+        char *npz = path_join(dir, "params.npz");
+        if (!npz)
+            return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+        saemon_status st = gemmascope_open(npz, dir, out, err);
+        free(npz);
+        return st;
+    }
     char *pickle = find_pickle(dir), *sub = find_sae_subdir(dir);
     char hint[300] = "";
     if (sub)
@@ -645,7 +655,7 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
         st = saemon_error_set(err, SAEMON_ERR_IO,
                               "%s: no SAE found (expected cfg.json + sae_weights.safetensors for "
                               "SAELens, cfg.json + sae.safetensors for sparsify, or "
-                              "sae.safetensors for OpenAI)%s",
+                              "sae.safetensors for OpenAI, or params.npz for Gemma Scope)%s",
                               dir, hint);
     free(pickle);
     free(sub);

@@ -133,13 +133,11 @@ static float *fortran_to_c(const float *src, size_t n, size_t ndim, const size_t
     }
 }
 
-static saemon_status read_preamble(int fd, const char *path, off_t file_size, size_t *header_len,
-                                   size_t *data_offset, saemon_error *err)
+/* The magic, version and header length from the first `got` bytes (10 are
+ * enough for version 1.0, 12 for 2.0/3.0). `size` is the whole file/image. */
+static saemon_status parse_preamble(const unsigned char *pre, size_t got, const char *path, uint64_t size,
+                                    size_t *header_len, size_t *data_offset, saemon_error *err)
 {
-    unsigned char pre[12];
-    ssize_t got = read_full(fd, pre, 10);
-    if (got < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     if (got < 10 || memcmp(pre, npy_magic, 6) != 0)
         return saemon_error_set(err, SAEMON_ERR_FORMAT,
                                 "%s: not a .npy file (missing the \\x93NUMPY magic at the start)", path);
@@ -153,20 +151,79 @@ static saemon_status read_preamble(int fd, const char *path, off_t file_size, si
         hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
         *data_offset = 10;
     } else {
-        if (read_full(fd, pre + 10, 2) != 2)
+        if (got < 12)
             return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: truncated .npy preamble", path);
         hlen = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
         *data_offset = 12;
     }
-    if (hlen > (uint64_t)file_size - *data_offset)
+    if (hlen > size - *data_offset)
         return saemon_error_set(err, SAEMON_ERR_FORMAT,
-                                "%s: .npy header length %zu goes beyond the end of the file (%lld bytes)", path,
-                                hlen, (long long)file_size);
+                                "%s: .npy header length %zu goes beyond the end of the file (%llu bytes)", path,
+                                hlen, (unsigned long long)size);
     if (hlen > SAEMON_NPY_MAX_HEADER_LEN)
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: .npy header length %zu exceeds the %u-byte limit",
                                 path, hlen, SAEMON_NPY_MAX_HEADER_LEN);
     *header_len = hlen;
     *data_offset += hlen;
+    return SAEMON_OK;
+}
+
+/* Element count and byte sizes (raw and as float32) of a parsed header,
+ * overflow-checked; nothing is allocated before this passes. */
+static saemon_status array_sizes(const npy_header *h, const char *path, size_t *n_out, size_t *bytes,
+                                 size_t *fbytes, saemon_error *err)
+{
+    size_t n = 1, nonzero = 1; /* nonzero: keeps every partial product of the shape in range */
+    for (size_t d = 0; d < h->ndim; d++)
+        if (__builtin_mul_overflow(n, h->shape[d], &n) ||
+            __builtin_mul_overflow(nonzero, h->shape[d] ? h->shape[d] : 1, &nonzero))
+            return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                    "%s: .npy shape has more elements than fit in memory", path);
+    if (__builtin_mul_overflow(n, h->itemsize, bytes) || __builtin_mul_overflow(n, sizeof(float), fbytes))
+        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: .npy shape has more bytes than fit in memory",
+                                path);
+    *n_out = n;
+    return SAEMON_OK;
+}
+
+/* The data bytes on hand (`have`) must be exactly what the shape needs. */
+static saemon_status check_data_size(uint64_t have, size_t bytes, const char *path, saemon_error *err)
+{
+    if (have < bytes)
+        return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                "%s: truncated .npy data: the shape needs %zu bytes, the file holds %llu", path,
+                                bytes, (unsigned long long)have);
+    if (have > bytes)
+        return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                "%s: %llu trailing bytes after the .npy data (shape needs %zu bytes)", path,
+                                (unsigned long long)(have - bytes), bytes);
+    return SAEMON_OK;
+}
+
+/* `data` holds the raw elements (float16 in its upper half): widen, make C
+ * order and hand everything to `out`. Takes ownership of data. */
+static saemon_status finish_array(float *data, size_t n, const npy_header *h, const char *path,
+                                  saemon_npy *out, saemon_error *err)
+{
+    decode_in_place(data, n, h);
+    if (h->fortran_order && h->ndim > 1) {
+        float *c_order = fortran_to_c(data, n, h->ndim, h->shape);
+        free(data);
+        if (!c_order)
+            return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory transposing Fortran-order data",
+                                    path);
+        data = c_order;
+    }
+    out->path = strdup(path);
+    if (!out->path) {
+        free(data);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
+    }
+    out->ndim = h->ndim;
+    memcpy(out->shape, h->shape, sizeof h->shape);
+    out->data = data;
+    out->source_dtype = h->descr;
+    out->fortran_order = h->fortran_order;
     return SAEMON_OK;
 }
 
@@ -178,14 +235,20 @@ static saemon_status read_fd(int fd, const char *path, saemon_npy *out, saemon_e
     if (!S_ISREG(st.st_mode))
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
 
+    unsigned char pre[12];
+    ssize_t got = read_full(fd, pre, sizeof pre);
+    if (got < 0)
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     size_t hlen = 0, data_offset = 0;
-    saemon_status status = read_preamble(fd, path, st.st_size, &hlen, &data_offset, err);
+    saemon_status status = parse_preamble(pre, (size_t)got, path, (uint64_t)st.st_size, &hlen, &data_offset, err);
     if (status)
         return status;
+    if (lseek(fd, (off_t)(data_offset - hlen), SEEK_SET) < 0)
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: seek failed: %s", path, strerror(errno));
     char *text = malloc(hlen ? hlen : 1);
     if (!text)
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory for the .npy header", path);
-    ssize_t got = read_full(fd, text, hlen);
+    got = read_full(fd, text, hlen);
     if (got < 0 || (size_t)got != hlen) {
         free(text);
         return got < 0 ? saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno))
@@ -198,25 +261,10 @@ static saemon_status read_fd(int fd, const char *path, saemon_npy *out, saemon_e
         return status;
 
     /* Every size is checked before the data buffer is allocated. */
-    size_t n = 1, nonzero = 1; /* nonzero: keeps every partial product of the shape in range */
-    for (size_t d = 0; d < h.ndim; d++)
-        if (__builtin_mul_overflow(n, h.shape[d], &n) ||
-            __builtin_mul_overflow(nonzero, h.shape[d] ? h.shape[d] : 1, &nonzero))
-            return saemon_error_set(err, SAEMON_ERR_FORMAT,
-                                    "%s: .npy shape has more elements than fit in memory", path);
-    size_t bytes, fbytes;
-    if (__builtin_mul_overflow(n, h.itemsize, &bytes) || __builtin_mul_overflow(n, sizeof(float), &fbytes))
-        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: .npy shape has more bytes than fit in memory",
-                                path);
-    uint64_t have = (uint64_t)st.st_size - data_offset;
-    if (have < bytes)
-        return saemon_error_set(err, SAEMON_ERR_FORMAT,
-                                "%s: truncated .npy data: the shape needs %zu bytes, the file holds %llu", path,
-                                bytes, (unsigned long long)have);
-    if (have > bytes)
-        return saemon_error_set(err, SAEMON_ERR_FORMAT,
-                                "%s: %llu trailing bytes after the .npy data (shape needs %zu bytes)", path,
-                                (unsigned long long)(have - bytes), bytes);
+    size_t n, bytes, fbytes;
+    if ((status = array_sizes(&h, path, &n, &bytes, &fbytes, err)) ||
+        (status = check_data_size((uint64_t)st.st_size - data_offset, bytes, path, err)))
+        return status;
 
     float *data = malloc(fbytes ? fbytes : 1);
     if (!data)
@@ -230,26 +278,45 @@ static saemon_status read_fd(int fd, const char *path, saemon_npy *out, saemon_e
         return got < 0 ? saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno))
                        : saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: truncated .npy data (file shrank?)", path);
     }
-    decode_in_place(data, n, &h);
-    if (h.fortran_order && h.ndim > 1) {
-        float *c_order = fortran_to_c(data, n, h.ndim, h.shape);
-        free(data);
-        if (!c_order)
-            return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory transposing Fortran-order data",
-                                    path);
-        data = c_order;
-    }
-    out->path = strdup(path);
-    if (!out->path) {
-        free(data);
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
-    }
-    out->ndim = h.ndim;
-    memcpy(out->shape, h.shape, sizeof h.shape);
-    out->data = data;
-    out->source_dtype = h.descr;
-    out->fortran_order = h.fortran_order;
+    return finish_array(data, n, &h, path, out, err);
+}
+
+saemon_status saemon_npy_parse_prefix(const void *buf, size_t avail, const char *name, npy_header *h,
+                                      size_t *data_offset, size_t *total, saemon_error *err)
+{
+    const unsigned char *b = buf;
+    size_t hlen = 0, off = 0, n, bytes, fbytes;
+    /* The header may not end beyond what is on hand; the data may. */
+    saemon_status status = parse_preamble(b, avail, name, avail, &hlen, &off, err);
+    if (status || (status = saemon_npy_parse_header((const char *)b + off - hlen, hlen, name, h, err)) ||
+        (status = array_sizes(h, name, &n, &bytes, &fbytes, err)))
+        return status;
+    if (__builtin_add_overflow(off, bytes, total))
+        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: .npy shape has more bytes than fit in memory",
+                                name);
+    *data_offset = off;
     return SAEMON_OK;
+}
+
+saemon_status saemon_npy_from_memory(const void *buf, size_t len, const char *name, saemon_npy *out,
+                                     saemon_error *err)
+{
+    if (!buf || !name || !out)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_npy_from_memory: NULL argument");
+    memset(out, 0, sizeof *out);
+    npy_header h;
+    size_t off, total, n, bytes, fbytes;
+    saemon_status status = saemon_npy_parse_prefix(buf, len, name, &h, &off, &total, err);
+    if (status || (status = array_sizes(&h, name, &n, &bytes, &fbytes, err)) ||
+        (status = check_data_size(len - off, bytes, name, err)))
+        return status;
+    float *data = malloc(fbytes ? fbytes : 1);
+    if (!data)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory for %zu bytes of .npy data", name,
+                                fbytes);
+    if (bytes)
+        memcpy(h.itemsize == 4 ? (char *)data : (char *)data + n * 2, (const char *)buf + off, bytes);
+    return finish_array(data, n, &h, name, out, err);
 }
 
 saemon_status saemon_npy_read(const char *path, saemon_npy *out, saemon_error *err)

@@ -24,4 +24,16 @@ typedef struct npy_header {
 saemon_status saemon_npy_parse_header(const char *text, size_t len, const char *name,
                                       npy_header *out, saemon_error *err);
 
+/* Parse the preamble and header of a .npy image from its first `avail` bytes
+ * (the header must lie within them; the data need not). On success
+ * *data_offset is where the data starts and *total the exact byte size the
+ * whole image must have (overflow-checked). */
+saemon_status saemon_npy_parse_prefix(const void *buf, size_t avail, const char *name, npy_header *h,
+                                      size_t *data_offset, size_t *total, saemon_error *err);
+
+/* saemon_npy_read for a .npy image already in memory (`len` bytes, copied):
+ * same checks, same result. `name` labels messages and becomes out->path. */
+saemon_status saemon_npy_from_memory(const void *buf, size_t len, const char *name, saemon_npy *out,
+                                     saemon_error *err);
+
 #endif

@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   meson ninja-build pkg-config gcc python3
-  libsleef-dev libyaml-dev libcriterion-dev libhwloc-dev hwloc-nox libcjson-dev libssl-dev
+  libsleef-dev libyaml-dev libcriterion-dev libhwloc-dev hwloc-nox libcjson-dev libssl-dev libzip-dev
   python3-numpy                                   # independent golden reference (tests/golden)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, run under qemu
   clang libclang-rt-14-dev                        # libFuzzer harnesses

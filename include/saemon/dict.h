@@ -35,7 +35,7 @@ typedef enum saemon_dtype {
 /* What was loaded. Strings are owned by the dictionary. */
 typedef struct saemon_dict_info {
     const char *path;        /* directory (or "(memory)") */
-    const char *format;      /* "saelens" */
+    const char *format;      /* "saelens", "sparsify", "openai", "gemmascope" */
     const char *name;        /* identity used by rule pins: cfg metadata neuronpedia_id, else dir name */
     saemon_arch arch;
     size_t d_in;
@@ -59,8 +59,10 @@ typedef struct saemon_dict_info {
 
 typedef struct saemon_dict saemon_dict;
 
-/* Load an SAELens directory (cfg.json + sae_weights.safetensors). Validates the
- * file completely before use; on failure returns a status and fills `err`. */
+/* Load an SAE directory: SAELens (cfg.json + sae_weights.safetensors),
+ * sparsify, OpenAI, or Gemma Scope (params.npz; the .npz file itself may also
+ * be given). Validates the file completely before use; on failure returns a
+ * status and fills `err`. */
 saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err);
 
 /* Build a dictionary from float32 arrays already in memory (copied). W_enc is
