@@ -15,6 +15,7 @@
 #include "saemon/error.h"
 #include "saemon/npy.h"
 #include "saemon/rules.h"
+#include "saemon/sinks.h"
 
 #define SAEMON_VERSION "0.1.0"
 

@@ -26,20 +26,41 @@ int cli_fail(const char *what, const saemon_error *err);
 /* Parse a positive size_t option value; false (after a message) if invalid. */
 bool cli_parse_size(const char *opt, const char *text, size_t *out);
 
-/* Where alerts go: one JSON line each, flushed per alert. A write failure
- * (full disk, closed pipe) is remembered and ends the run with an error. */
-typedef struct cli_alert_sink {
-    FILE *out;
-    const char *path; /* for messages; "stdout" */
-    bool owns;
-    uint64_t count;
-    int write_errno;  /* 0 while every write succeeded */
-} cli_alert_sink;
+/* Where alerts go (library sink layer, docs/sinks.md). With no sink option
+ * alerts go to stdout as JSON lines. --alerts FILE appends one line per alert,
+ * written before the next is taken; a write failure (full disk) ends the run
+ * with an error. */
+typedef struct cli_sink_flags {
+    const char *alerts, *sinks_file, *webhook, *alertmanager, *exec, *spool, *generator_url;
+    size_t queue;
+    bool resolved; /* --resolved: the monitor also reports resolved alerts */
+} cli_sink_flags;
 
-bool cli_alert_sink_open(cli_alert_sink *sink, const char *path_or_null);
-void cli_alert_sink_write(const saemon_alert *alert, void *sink);
-/* Flush, fsync a file, close; false (after a message) if anything failed. */
-bool cli_alert_sink_close(cli_alert_sink *sink);
+#define CLI_SINK_LONG_OPTIONS                                                                             \
+    {"alerts", required_argument, 0, 'o'}, {"sinks", required_argument, 0, 'S'},                         \
+        {"webhook", required_argument, 0, 'W'}, {"alertmanager", required_argument, 0, 'M'},            \
+        {"exec", required_argument, 0, 'E'}, {"spool", required_argument, 0, 'P'},                      \
+        {"queue", required_argument, 0, 'Q'}, {"generator-url", required_argument, 0, 'G'},            \
+        {"resolved", no_argument, 0, 'R'}
+#define CLI_SINK_USAGE                                                                                    \
+    "  --alerts FILE        append one JSON line per alert to FILE ('-' = stdout)\n"                      \
+    "  --sinks SINKS.yaml   sinks from a config file (see docs/sinks.md)\n"                                \
+    "  --webhook URL        POST each alert as JSON (retries, Idempotency-Key)\n"                          \
+    "  --alertmanager URL   send to Prometheus Alertmanager (URL/api/v2/alerts)\n"                         \
+    "  --exec CMD           run CMD (split on spaces, no shell) with the alert JSON on stdin\n"            \
+    "  --spool DIR          keep undelivered webhook/alertmanager alerts in DIR across restarts\n"         \
+    "  --queue N            alerts each sink may hold before dropping (default 65536)\n"                   \
+    "  --generator-url URL  generatorURL sent to Alertmanager\n"                                           \
+    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"
+
+/* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
+int cli_sink_option(int c, const char *arg, cli_sink_flags *f);
+/* Open every sink asked for; NULL (after a message) on failure. */
+saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f);
+/* Deliver what is queued, close, print one counter line per sink to stderr;
+ * false (after a message) if a sink failed. Frees the sinks; *alerts (if
+ * not NULL) gets the number of alerts raised. */
+bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts);
 
 /* Encode rows [first, first+n) of a recording in max_batch chunks and feed
  * every token to the monitor. Row r belongs to stream r / tokens_per_stream at

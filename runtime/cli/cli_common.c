@@ -27,61 +27,6 @@ bool cli_parse_size(const char *opt, const char *text, size_t *out)
     return true;
 }
 
-bool cli_alert_sink_open(cli_alert_sink *sink, const char *path)
-{
-    memset(sink, 0, sizeof *sink);
-    if (!path || !strcmp(path, "-")) {
-        sink->out = stdout;
-        sink->path = "stdout";
-        return true;
-    }
-    sink->out = fopen(path, "a");
-    if (!sink->out) {
-        fprintf(stderr, "saemon: cannot open alert file %s: %s\n", path, strerror(errno));
-        return false;
-    }
-    sink->path = path;
-    sink->owns = true;
-    return true;
-}
-
-void cli_alert_sink_write(const saemon_alert *alert, void *user)
-{
-    cli_alert_sink *sink = user;
-    sink->count++;
-    if (sink->write_errno)
-        return;
-    char *line = saemon_alert_to_json(alert);
-    if (!line) {
-        sink->write_errno = ENOMEM;
-        return;
-    }
-    if (fputs(line, sink->out) < 0 || fputc('\n', sink->out) == EOF || fflush(sink->out) != 0)
-        sink->write_errno = errno ? errno : EIO;
-    free(line);
-}
-
-bool cli_alert_sink_close(cli_alert_sink *sink)
-{
-    bool ok = sink->write_errno == 0;
-    if (ok && fflush(sink->out) != 0) {
-        sink->write_errno = errno;
-        ok = false;
-    }
-    if (ok && sink->owns && fsync(fileno(sink->out)) != 0 && errno != EINVAL) {
-        sink->write_errno = errno;
-        ok = false;
-    }
-    if (sink->owns && fclose(sink->out) != 0 && ok) {
-        sink->write_errno = errno;
-        ok = false;
-    }
-    if (!ok)
-        fprintf(stderr, "saemon: writing alerts to %s failed: %s (%" PRIu64 " alerts raised)\n",
-                sink->path, strerror(sink->write_errno), sink->count);
-    return ok;
-}
-
 saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_row, size_t n,
                               saemon_error *err)
 {

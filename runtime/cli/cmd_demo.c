@@ -15,33 +15,35 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: saemon demo [--tokens N] [--seed S] [--rules RULES.yaml] [--alerts ALERTS.jsonl]\n"
-               "                   [encoder options]\n"
+    fprintf(f, "usage: saemon demo [--tokens N] [--seed S] [--rules RULES.yaml]\n"
+               "                   [sink options] [encoder options]\n"
                "Runs the built-in toy model (128-d activations, 256 sparse features in\n"
                "superposition, a planted alarm feature) through the encoder and the shipped\n"
-               "demo rules; prints the alerts as they fire and a summary.\n" CLI_ENCODER_USAGE);
+               "demo rules; prints the alerts as they fire and a summary.\n" CLI_SINK_USAGE CLI_ENCODER_USAGE);
 }
 
 int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"tokens", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
-        {"rules", required_argument, 0, 'r'},  {"alerts", required_argument, 0, 'o'},
-        CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'},
+        {"rules", required_argument, 0, 'r'},  
+        CLI_ENCODER_LONG_OPTIONS, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     size_t n_tokens = 20000, seed = 2024;
-    const char *rules_path = NULL, *alerts = NULL;
+    const char *rules_path = NULL;
     saemon_encoder_options eo = {0};
+    cli_sink_flags sf = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'n': if (!cli_parse_size("--tokens", optarg, &n_tokens)) return CLI_USAGE; break;
         case 's': if (!cli_parse_size("--seed", optarg, &seed)) return CLI_USAGE; break;
         case 'r': rules_path = optarg; break;
-        case 'o': alerts = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
         default: {
             int r = cli_encoder_option(c, optarg, &eo);
+            if (r == 0)
+                r = cli_sink_option(c, optarg, &sf);
             if (r == 1)
                 break;
             if (r == 0)
@@ -61,8 +63,8 @@ int cmd_demo(int argc, char **argv)
     saemon_encoder *enc = NULL;
     saemon_ruleset *rules = NULL;
     saemon_monitor *mon = NULL;
-    cli_alert_sink sink;
-    bool sink_open = false;
+    saemon_sinks *sinks = NULL;
+    uint64_t n_alerts = 0;
     if (!toy) {
         fprintf(stderr, "saemon demo: out of memory\n");
         return CLI_FAIL;
@@ -79,7 +81,7 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         goto done;
     }
-    if (saemon_monitor_create(rules, info, &mon, &err) != SAEMON_OK) {
+    if (saemon_monitor_create_opts(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }
@@ -95,14 +97,14 @@ int cmd_demo(int argc, char **argv)
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
            saemon_rules_count(rules), saemon_rules_enabled_count(rules));
     fflush(stdout);
-    if (!(sink_open = cli_alert_sink_open(&sink, alerts)))
+    if (!(sinks = cli_sinks_open("demo", &sf)))
         goto done;
 
     float x[CHUNK * SAEMON_TOY_D_IN];
     saemon_toy_truth truth[CHUNK];
     uint64_t alarm_tokens = 0, long_bursts = 0, pairs = 0;
     cli_replay rp = {.encoder = enc, .monitor = mon, .d_in = SAEMON_TOY_D_IN, .tokens_per_stream = UINT64_MAX,
-                     .on_alert = cli_alert_sink_write, .alert_user = &sink};
+                     .on_alert = saemon_sinks_alert, .alert_user = sinks};
     double t0 = cli_now_seconds();
     for (size_t done_tokens = 0; done_tokens < n_tokens;) {
         size_t m = n_tokens - done_tokens < CHUNK ? n_tokens - done_tokens : CHUNK;
@@ -119,18 +121,19 @@ int cmd_demo(int argc, char **argv)
         done_tokens += m;
     }
     double dt = cli_now_seconds() - t0;
-    sink_open = false;
-    if (!cli_alert_sink_close(&sink))
+    saemon_sinks *closing = sinks;
+    sinks = NULL;
+    if (!cli_sinks_close("demo", closing, &n_alerts))
         goto done;
     printf("\nsummary: %" PRIu64 " tokens, %" PRIu64 " alerts, mean L0 %.2f features/token, %.0f tokens/s\n",
-           rp.tokens, sink.count, (double)rp.active_features / (double)(rp.tokens ? rp.tokens : 1),
+           rp.tokens, n_alerts, (double)rp.active_features / (double)(rp.tokens ? rp.tokens : 1),
            dt > 0 ? (double)rp.tokens / dt : 0.0);
     printf("planted: %" PRIu64 " alarm tokens (%" PRIu64 " bursts of >= 3 tokens), %" PRIu64 " feature pairs\n",
            alarm_tokens, long_bursts, pairs);
     rc = CLI_OK;
 done:
-    if (sink_open)
-        cli_alert_sink_close(&sink);
+    if (sinks)
+        cli_sinks_close("demo", sinks, NULL);
     saemon_monitor_destroy(mon);
     saemon_rules_free(rules);
     saemon_encoder_destroy(enc);

@@ -1,4 +1,4 @@
-/* saemon run --sae DIR --rules RULES.yaml --input ACTS.npy [--alerts out.jsonl]
+/* saemon run --sae DIR --rules RULES.yaml --input ACTS.npy [sink options]
  * Replays a recording through the encoder and the rules, one JSON line per alert. */
 #include <getopt.h>
 #include <inttypes.h>
@@ -8,30 +8,32 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon run --sae SAE_DIR --rules RULES.yaml --input ACTS.npy\n"
-               "                  [--alerts ALERTS.jsonl] [encoder options]\n"
+               "                  [sink options] [encoder options]\n"
                "Encodes every row of ACTS.npy ([n, d_in] or [batch, seq, d_in]: one stream per\n"
                "sequence), evaluates the rules per token and writes one JSON line per alert to\n"
-               "stdout, or appends (flushed per alert) to ALERTS.jsonl when given.\n" CLI_ENCODER_USAGE);
+               "stdout, or to the sinks given.\n" CLI_SINK_USAGE CLI_ENCODER_USAGE);
 }
 
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"sae", required_argument, 0, 's'},    {"rules", required_argument, 0, 'r'},
-        {"input", required_argument, 0, 'i'},  {"alerts", required_argument, 0, 'o'},
-        CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *sae = NULL, *rules_path = NULL, *input = NULL, *alerts = NULL;
+        {"input", required_argument, 0, 'i'},  
+        CLI_ENCODER_LONG_OPTIONS, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *sae = NULL, *rules_path = NULL, *input = NULL;
     saemon_encoder_options eo = {0};
+    cli_sink_flags sf = {0};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': sae = optarg; break;
         case 'r': rules_path = optarg; break;
         case 'i': input = optarg; break;
-        case 'o': alerts = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
         default: {
             int r = cli_encoder_option(c, optarg, &eo);
+            if (r == 0)
+                r = cli_sink_option(c, optarg, &sf);
             if (r == 1)
                 break;
             if (r == 0)
@@ -59,37 +61,38 @@ int cmd_run(int argc, char **argv)
     const saemon_dict_info *info = saemon_dict_get_info(s.dict);
     int rc = CLI_FAIL;
     saemon_monitor *mon = NULL;
-    cli_alert_sink sink;
-    bool sink_open = false;
+    saemon_sinks *sinks = NULL;
+    uint64_t n_alerts = 0;
     if (saemon_rules_bind(rules, info, &err) != SAEMON_OK) {
         fprintf(stderr, "%s\n", err.message);
         goto done;
     }
-    if (saemon_monitor_create(rules, info, &mon, &err) != SAEMON_OK) {
+    if (saemon_monitor_create_opts(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("run", &err);
         goto done;
     }
-    if (!(sink_open = cli_alert_sink_open(&sink, alerts)))
+    if (!(sinks = cli_sinks_open("run", &sf)))
         goto done;
     cli_replay rp = {.encoder = s.encoder, .monitor = mon, .d_in = info->d_in,
-                     .tokens_per_stream = s.tokens_per_stream, .on_alert = cli_alert_sink_write,
-                     .alert_user = &sink};
+                     .tokens_per_stream = s.tokens_per_stream, .on_alert = saemon_sinks_alert,
+                     .alert_user = sinks};
     double t0 = cli_now_seconds();
     if (cli_replay_rows(&rp, s.input.data, 0, s.n_rows, &err) != SAEMON_OK) {
         cli_fail("run", &err);
         goto done;
     }
     double dt = cli_now_seconds() - t0;
-    sink_open = false;
-    if (!cli_alert_sink_close(&sink))
+    saemon_sinks *closing = sinks;
+    sinks = NULL;
+    if (!cli_sinks_close("run", closing, &n_alerts))
         goto done;
     fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean L0 %.2f, %.0f tokens/s (kernel %s)\n",
-            rp.tokens, s.n_streams, sink.count, rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
+            rp.tokens, s.n_streams, n_alerts, rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
             dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_variant(s.encoder));
     rc = CLI_OK;
 done:
-    if (sink_open)
-        cli_alert_sink_close(&sink);
+    if (sinks)
+        cli_sinks_close("run", sinks, NULL);
     saemon_monitor_destroy(mon);
     cli_session_close(&s);
     saemon_rules_free(rules);

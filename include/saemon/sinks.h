@@ -1,0 +1,128 @@
+/* saemon — alert sinks: where alerts go once a rule fires.
+ *
+ * A saemon_sinks set is fed by the monitor's alert callback
+ * (saemon_sinks_alert is a saemon_alert_fn). Every sink has its own bounded
+ * queue and its own thread, so a slow or unreachable receiver never blocks
+ * encoding: when a queue is full the alert is dropped for that sink and
+ * counted. Kinds:
+ *   jsonl        append one JSON line per alert to a file (fsync policy, size rotation)
+ *   stdout       one JSON line per alert on standard output
+ *   webhook      JSON POST (libcurl) with timeout, retries with exponential backoff,
+ *                an Idempotency-Key header and an optional on-disk spool
+ *   alertmanager Prometheus Alertmanager v2: POST /api/v2/alerts
+ *   exec         run a command (argv, no shell) with the alert JSON on stdin
+ * See docs/sinks.md. */
+#ifndef SAEMON_SINKS_H
+#define SAEMON_SINKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saemon/error.h"
+#include "saemon/rules.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum saemon_sink_kind {
+    SAEMON_SINK_JSONL = 0,
+    SAEMON_SINK_STDOUT,
+    SAEMON_SINK_WEBHOOK,
+    SAEMON_SINK_ALERTMANAGER,
+    SAEMON_SINK_EXEC,
+} saemon_sink_kind;
+
+typedef enum saemon_fsync_policy {
+    SAEMON_FSYNC_NEVER = 0, /* only when the sink is closed */
+    SAEMON_FSYNC_EVERY,     /* after every alert */
+    SAEMON_FSYNC_EVERY_N,   /* after every `fsync_every` alerts */
+} saemon_fsync_policy;
+
+/* One sink. Zero means "default" for every number; strings are copied. */
+typedef struct saemon_sink_options {
+    saemon_sink_kind kind;
+    const char *name;             /* shown in counters and messages; default "<kind>:<target>" */
+    size_t queue_capacity;        /* alerts waiting for this sink; default 65536 */
+
+    /* jsonl */
+    const char *path;
+    saemon_fsync_policy fsync;
+    size_t fsync_every;           /* for SAEMON_FSYNC_EVERY_N */
+    uint64_t rotate_bytes;        /* rotate before a line would pass this size; 0 = never */
+    size_t rotate_keep;           /* keep path.1 .. path.K; default 5 */
+
+    /* webhook, alertmanager */
+    const char *url;              /* alertmanager: base URL, /api/v2/alerts is appended */
+    double timeout_s;             /* per request; default 5 */
+    unsigned max_retries;         /* retries after the first attempt; default 5 */
+    double backoff_initial_s;     /* first retry delay, doubled each retry; default 0.5 */
+    double backoff_max_s;         /* cap on the delay; default 30 */
+    const char *spool_dir;        /* one file per pending alert; NULL = in memory only */
+    const char *generator_url;    /* alertmanager: generatorURL of every alert, optional */
+
+    /* exec */
+    const char *const *argv;      /* NULL-terminated; argv[0] searched in PATH */
+    double exec_timeout_s;        /* child killed after this; default 10 */
+
+    /* close(): how long to keep trying to deliver what is queued; default 10 */
+    double drain_timeout_s;
+} saemon_sink_options;
+
+/* Counters of one sink. delivered/retried/dropped/failed only grow; spooled is
+ * the number of alerts currently waiting in the spool (what a restart will
+ * deliver first). */
+typedef struct saemon_sink_stats {
+    const char *name;
+    const char *kind;
+    uint64_t received;  /* alerts offered to the sink */
+    uint64_t delivered; /* written / accepted by the receiver / command exited 0 */
+    uint64_t retried;   /* delivery attempts after a failed one */
+    uint64_t spooled;   /* waiting in the on-disk spool */
+    uint64_t dropped;   /* queue full, alert not taken */
+    uint64_t failed;    /* refused (HTTP 4xx, exit status != 0, timeout, write error) or given up */
+} saemon_sink_stats;
+
+typedef struct saemon_sinks saemon_sinks;
+
+saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *err);
+
+/* Open the sink (file, spool lock, HTTP handle) and start its thread. A
+ * spool left by an earlier run is delivered before any new alert. */
+saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *opt, saemon_error *err);
+
+/* Add every sink of a YAML config file (see docs/sinks.md); errors name
+ * file:line:column. */
+saemon_status saemon_sinks_load_config(saemon_sinks *sinks, const char *path, saemon_error *err);
+saemon_status saemon_sinks_load_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
+                                              const char *filename, saemon_error *err);
+
+/* The alert callback (a saemon_alert_fn; `sinks` is the saemon_sinks *).
+ * Copies the alert and queues it for every sink; never blocks on I/O. */
+void saemon_sinks_alert(const saemon_alert *alert, void *sinks);
+
+size_t saemon_sinks_count(const saemon_sinks *sinks);
+/* Alerts offered through saemon_sinks_alert. */
+uint64_t saemon_sinks_received(const saemon_sinks *sinks);
+/* Counters of sink i (0-based, in the order added); safe while running. */
+void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out);
+
+/* Deliver what is queued (each sink up to its drain_timeout_s), stop the
+ * threads, flush/fsync/close. Returns the first sink failure (write error,
+ * alerts lost) with a message naming the sink; counters stay readable until
+ * saemon_sinks_free. Idempotent. */
+saemon_status saemon_sinks_close(saemon_sinks *sinks, saemon_error *err);
+/* Closes if needed, then frees. */
+void saemon_sinks_free(saemon_sinks *sinks);
+
+/* Test hook: stop every sink thread from taking alerts off its queue until
+ * resumed (so a test can fill a queue deterministically). */
+void saemon_sinks_pause(saemon_sinks *sinks, bool paused);
+
+const char *saemon_sink_kind_name(saemon_sink_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,178 @@
+/* exec sink: for every alert, posix_spawnp(argv) — no shell — with the
+ * alert's JSON line on stdin. The child is killed (SIGKILL) if it has not
+ * exited within the timeout; exit status 0 counts as delivered, anything
+ * else (status, signal, timeout) as failed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "monitors/sinks/sink_internal.h"
+
+extern char **environ;
+
+typedef struct exec_sink {
+    char **argv;
+    double timeout_s;
+} exec_sink;
+
+/* Write the whole line unless the child stops reading or time runs out. */
+static void feed(int fd, const char *p, size_t n, double deadline)
+{
+    while (n) {
+        double left = deadline - sink_now();
+        if (left <= 0)
+            return;
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        int r = poll(&pfd, 1, (int)(left * 1000.0) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || (pfd.revents & (POLLERR | POLLHUP)))
+            return;
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (w <= 0)
+            return; /* EPIPE: the child does not want (all of) it */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Wait for the child until the deadline; true with *status if it exited. */
+static bool wait_until(pid_t pid, double deadline, int *status)
+{
+    long nap_us = 500;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+        if (sink_now() >= deadline)
+            return false;
+        struct timespec ts = {0, nap_us * 1000};
+        nanosleep(&ts, NULL);
+        if (nap_us < 20000)
+            nap_us *= 2;
+    }
+}
+
+static void exec_handle(sink *s, const saemon_alert *a)
+{
+    exec_sink *x = s->impl;
+    char *line = saemon_alert_to_json(a);
+    int pipefd[2] = {-1, -1};
+    if (!line || pipe2(pipefd, O_CLOEXEC) != 0) {
+        free(line);
+        atomic_fetch_add(&s->failed, 1);
+        return;
+    }
+    size_t n = strlen(line);
+    line[n++] = '\n';
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[0], STDIN_FILENO);
+    posix_spawnattr_init(&attr);
+    /* The sink thread blocks every signal; the child must start clean. */
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, x->argv[0], &fa, &attr, x->argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(pipefd[0]);
+    if (rc != 0) {
+        close(pipefd[1]);
+        free(line);
+        atomic_fetch_add(&s->failed, 1);
+        sink_fail(s, SAEMON_ERR_IO, "sink %s: cannot run %s: %s", s->name, x->argv[0], strerror(rc));
+        return;
+    }
+    double deadline = sink_now() + x->timeout_s;
+    fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
+    feed(pipefd[1], line, n, deadline);
+    close(pipefd[1]);
+    free(line);
+    /* A write to a child that already exited raised SIGPIPE at this
+     * (blocked) thread; take it off so it does not stay pending. */
+    sigset_t pipe_only;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_only, NULL, &zero) > 0) {
+    }
+
+    int status = 0;
+    if (!wait_until(pid, deadline, &status)) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        atomic_fetch_add(&s->failed, 1);
+        return;
+    }
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    atomic_fetch_add(ok ? &s->delivered : &s->failed, 1);
+}
+
+static bool exec_finish(sink *s, double deadline)
+{
+    (void)deadline;
+    return !s->failed_hard;
+}
+
+static void exec_destroy(sink *s)
+{
+    exec_sink *x = s->impl;
+    if (!x)
+        return;
+    for (size_t i = 0; x->argv && x->argv[i]; i++)
+        free(x->argv[i]);
+    free(x->argv);
+    free(x);
+}
+
+static const sink_ops exec_ops = {
+    .handle = exec_handle,
+    .finish = exec_finish,
+    .destroy = exec_destroy,
+    .drain_bounded = true,
+};
+
+saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error *err)
+{
+    if (!o->argv || !o->argv[0] || !*o->argv[0])
+        return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: exec needs a command (argv[0])", s->name);
+    if (!(o->exec_timeout_s >= 0 && o->exec_timeout_s <= 86400))
+        return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: exec timeout out of range", s->name);
+    exec_sink *x = calloc(1, sizeof *x);
+    if (!x)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sink %s: out of memory", s->name);
+    s->impl = x;
+    s->ops = &exec_ops;
+    x->timeout_s = o->exec_timeout_s > 0 ? o->exec_timeout_s : 10.0;
+    size_t n = 0;
+    while (o->argv[n])
+        n++;
+    x->argv = calloc(n + 1, sizeof *x->argv);
+    for (size_t i = 0; x->argv && i < n; i++)
+        if (!(x->argv[i] = strdup(o->argv[i])))
+            return saemon_error_set(err, SAEMON_ERR_NOMEM, "sink %s: out of memory", s->name);
+    if (!x->argv)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sink %s: out of memory", s->name);
+    return SAEMON_OK;
+}

@@ -1,0 +1,78 @@
+/* The inside of the sink layer: a refcounted alert copy shared by all sinks,
+ * and the per-sink object every kind (jsonl, http, exec) implements. */
+#ifndef SAEMON_MONITORS_SINKS_SINK_INTERNAL_H
+#define SAEMON_MONITORS_SINKS_SINK_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "saemon/sinks.h"
+
+/* A deep copy of one saemon_alert in a single allocation (the monitor's
+ * pointers are only valid during the callback). */
+typedef struct sink_alert {
+    atomic_int refs;
+    saemon_alert alert; /* every pointer points into this block */
+} sink_alert;
+
+sink_alert *sink_alert_copy(const saemon_alert *a); /* refs = 1; NULL on OOM */
+void sink_alert_release(sink_alert *a);
+
+/* Seconds on CLOCK_MONOTONIC. */
+double sink_now(void);
+
+/* SHA-256 (hex) of what identifies an alert event: rule, status, stream,
+ * token, dictionary, timestamp. The same event always gets the same key. */
+void sink_alert_key(const saemon_alert *a, char out[65]);
+
+typedef struct sink sink;
+
+typedef struct sink_ops {
+    /* Handle one alert (on the sink thread). */
+    void (*handle)(sink *s, const saemon_alert *a);
+    /* Periodic work (retries); returns seconds until it wants to run again,
+     * or a negative number for "only when an alert arrives". May be NULL. */
+    double (*poll)(sink *s, bool closing);
+    /* Nothing more will come: finish (flush, fsync, give up on what is left
+     * after the drain deadline). Returns false after setting s->error. */
+    bool (*finish)(sink *s, double deadline);
+    void (*destroy)(sink *s);
+    /* close() stops handling queued alerts at the drain deadline (slow
+     * sinks: exec); the rest count as failed. Files are always written out. */
+    bool drain_bounded;
+} sink_ops;
+
+struct sink {
+    const sink_ops *ops;
+    void *impl;
+    char *name;
+    saemon_sink_kind kind;
+    double drain_timeout_s;
+
+    /* queue (ring of sink_alert *) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sink_alert **ring;
+    size_t cap, head, len;
+    bool closing, paused, thread_started;
+    pthread_t thread;
+
+    _Atomic uint64_t received, delivered, retried, spooled, dropped, failed;
+    bool failed_hard;            /* error holds why the run must fail */
+    saemon_error error;
+};
+
+/* Kind constructors: fill s->ops and s->impl, or fail with err. */
+saemon_status sink_jsonl_open(sink *s, const saemon_sink_options *o, saemon_error *err);
+saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error *err);
+saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error *err);
+
+/* Record the first hard failure of a sink (it ends the run with an error). */
+void sink_fail(sink *s, saemon_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Alertmanager v2 postableAlerts body ([one alert]); free() it. NULL on OOM. */
+char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url);
+
+#endif

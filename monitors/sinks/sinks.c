@@ -1,0 +1,346 @@
+/* saemon_sinks: per-sink bounded queue + one consumer thread per sink. The
+ * producer (the monitor callback) only copies the alert and pushes a pointer;
+ * when a queue is full the alert is dropped for that sink and counted. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "monitors/sinks/sink_internal.h"
+
+#define DEFAULT_QUEUE 65536
+#define MAX_QUEUE (1u << 24)
+
+struct saemon_sinks {
+    sink **v;
+    size_t n;
+    _Atomic uint64_t received;
+    bool closed;
+    saemon_status close_status;
+    saemon_error close_error;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+static void curl_init(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+const char *saemon_sink_kind_name(saemon_sink_kind kind)
+{
+    switch (kind) {
+    case SAEMON_SINK_JSONL: return "jsonl";
+    case SAEMON_SINK_STDOUT: return "stdout";
+    case SAEMON_SINK_WEBHOOK: return "webhook";
+    case SAEMON_SINK_ALERTMANAGER: return "alertmanager";
+    case SAEMON_SINK_EXEC: return "exec";
+    }
+    return "?";
+}
+
+void sink_fail(sink *s, saemon_status code, const char *fmt, ...)
+{
+    if (s->failed_hard)
+        return;
+    s->failed_hard = true;
+    s->error.code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->error.message, sizeof s->error.message, fmt, ap);
+    va_end(ap);
+}
+
+saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *err)
+{
+    if (!out)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_create: NULL argument");
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_result != CURLE_OK)
+        return saemon_error_set(err, SAEMON_ERR_IO, "libcurl initialisation failed: %s",
+                                curl_easy_strerror(curl_init_result));
+    *out = calloc(1, sizeof **out);
+    if (!*out)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
+    return SAEMON_OK;
+}
+
+static struct timespec abs_time_in(double seconds)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    if (seconds > 3600)
+        seconds = 3600;
+    double whole = floor(seconds);
+    ts.tv_sec += (time_t)whole;
+    ts.tv_nsec += (long)((seconds - whole) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static void *sink_thread(void *arg)
+{
+    sink *s = arg;
+    double deadline = INFINITY;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (s->closing && !s->paused && !isfinite(deadline))
+            deadline = sink_now() + s->drain_timeout_s;
+        /* Take what is queued (a bounded batch, so retries still get their
+         * turn under constant load), then let the sink do its periodic work:
+         * an HTTP sink spools every alert it takes before it delivers. */
+        for (int batch = 0; s->len && !s->paused && batch < 256; batch++) {
+            sink_alert *a = s->ring[s->head];
+            s->head = (s->head + 1) % s->cap;
+            s->len--;
+            pthread_mutex_unlock(&s->mu);
+            if (s->ops->drain_bounded && sink_now() >= deadline) {
+                atomic_fetch_add(&s->failed, 1);
+                sink_fail(s, SAEMON_ERR_IO, "sink %s: alerts left unhandled at the drain timeout (%.1f s)",
+                          s->name, s->drain_timeout_s);
+            } else {
+                s->ops->handle(s, &a->alert);
+            }
+            sink_alert_release(a);
+            pthread_mutex_lock(&s->mu);
+        }
+        bool closing = s->closing && !s->paused;
+        if (closing && !isfinite(deadline))
+            deadline = sink_now() + s->drain_timeout_s;
+        pthread_mutex_unlock(&s->mu);
+        double wait = s->ops->poll ? s->ops->poll(s, closing) : -1;
+        pthread_mutex_lock(&s->mu);
+        /* Anything that changed while poll() ran (a new alert, close()) was
+         * signalled when nobody waited: look again instead of sleeping. */
+        if ((s->len && !s->paused) || (s->closing && !s->paused && !closing) || wait == 0)
+            continue;
+        if (closing && (wait < 0 || sink_now() >= deadline))
+            break;
+        if (closing && sink_now() + wait > deadline)
+            wait = deadline - sink_now();
+        if (wait < 0) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        } else {
+            struct timespec ts = abs_time_in(wait);
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    s->ops->finish(s, deadline);
+    return NULL;
+}
+
+static void sink_destroy(sink *s)
+{
+    if (!s)
+        return;
+    while (s->len) {
+        sink_alert_release(s->ring[s->head]);
+        s->head = (s->head + 1) % s->cap;
+        s->len--;
+    }
+    if (s->ops && s->ops->destroy)
+        s->ops->destroy(s);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->ring);
+    free(s->name);
+    free(s);
+}
+
+static char *default_name(const saemon_sink_options *o)
+{
+    const char *target = "";
+    switch (o->kind) {
+    case SAEMON_SINK_JSONL: target = o->path; break;
+    case SAEMON_SINK_WEBHOOK:
+    case SAEMON_SINK_ALERTMANAGER: target = o->url; break;
+    case SAEMON_SINK_EXEC: target = o->argv ? o->argv[0] : NULL; break;
+    case SAEMON_SINK_STDOUT: return strdup("stdout");
+    }
+    char *name = NULL;
+    if (asprintf(&name, "%s:%s", saemon_sink_kind_name(o->kind), target ? target : "?") < 0)
+        return NULL;
+    return name;
+}
+
+saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o, saemon_error *err)
+{
+    if (!sinks || !o)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add: NULL argument");
+    if (sinks->closed)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add: the sinks are closed");
+    if ((unsigned)o->kind > SAEMON_SINK_EXEC)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add: unknown sink kind %d", (int)o->kind);
+    if (o->queue_capacity > MAX_QUEUE)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "sink queue capacity %zu is above the limit %u",
+                                o->queue_capacity, MAX_QUEUE);
+    if (!(o->drain_timeout_s >= 0) || o->drain_timeout_s > 86400)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "sink drain timeout must be within 0..86400 s");
+    sink **grown = realloc(sinks->v, (sinks->n + 1) * sizeof *grown);
+    if (!grown)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
+    sinks->v = grown;
+    sink *s = calloc(1, sizeof *s);
+    if (!s)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    s->kind = o->kind;
+    s->cap = o->queue_capacity ? o->queue_capacity : DEFAULT_QUEUE;
+    s->drain_timeout_s = o->drain_timeout_s > 0 ? o->drain_timeout_s : 10.0;
+    s->name = o->name ? strdup(o->name) : default_name(o);
+    s->ring = calloc(s->cap, sizeof *s->ring);
+    if (!s->name || !s->ring) {
+        sink_destroy(s);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
+    }
+    saemon_status st;
+    switch (o->kind) {
+    case SAEMON_SINK_JSONL:
+    case SAEMON_SINK_STDOUT: st = sink_jsonl_open(s, o, err); break;
+    case SAEMON_SINK_WEBHOOK:
+    case SAEMON_SINK_ALERTMANAGER: st = sink_http_open(s, o, err); break;
+    default: st = sink_exec_open(s, o, err); break;
+    }
+    if (st != SAEMON_OK) {
+        sink_destroy(s);
+        return st;
+    }
+    /* Signals go to the application's threads, never to a sink thread; a
+     * closed pipe or socket then shows up as EPIPE instead of killing us. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&s->thread, NULL, sink_thread, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        sink_destroy(s);
+        return saemon_error_set(err, SAEMON_ERR_IO, "sink %s: cannot start its thread: %s",
+                                o->name ? o->name : saemon_sink_kind_name(o->kind), strerror(rc));
+    }
+    s->thread_started = true;
+    sinks->v[sinks->n++] = s;
+    return SAEMON_OK;
+}
+
+void saemon_sinks_alert(const saemon_alert *alert, void *user)
+{
+    saemon_sinks *sinks = user;
+    if (!sinks || !alert || sinks->closed)
+        return;
+    atomic_fetch_add(&sinks->received, 1);
+    sink_alert *copy = sinks->n ? sink_alert_copy(alert) : NULL;
+    for (size_t i = 0; i < sinks->n; i++) {
+        sink *s = sinks->v[i];
+        atomic_fetch_add(&s->received, 1);
+        pthread_mutex_lock(&s->mu);
+        if (!copy || s->len == s->cap) {
+            atomic_fetch_add(&s->dropped, 1);
+        } else {
+            atomic_fetch_add(&copy->refs, 1);
+            s->ring[(s->head + s->len) % s->cap] = copy;
+            /* The consumer only sleeps on an empty queue: wake it (a futex
+             * syscall) only on the first alert, not on every one. */
+            if (s->len++ == 0)
+                pthread_cond_signal(&s->cv);
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    sink_alert_release(copy);
+}
+
+size_t saemon_sinks_count(const saemon_sinks *sinks)
+{
+    return sinks ? sinks->n : 0;
+}
+
+uint64_t saemon_sinks_received(const saemon_sinks *sinks)
+{
+    return sinks ? atomic_load(&sinks->received) : 0;
+}
+
+void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!sinks || i >= sinks->n)
+        return;
+    const sink *s = sinks->v[i];
+    out->name = s->name;
+    out->kind = saemon_sink_kind_name(s->kind);
+    out->received = atomic_load(&s->received);
+    out->delivered = atomic_load(&s->delivered);
+    out->retried = atomic_load(&s->retried);
+    out->spooled = atomic_load(&s->spooled);
+    out->dropped = atomic_load(&s->dropped);
+    out->failed = atomic_load(&s->failed);
+}
+
+void saemon_sinks_pause(saemon_sinks *sinks, bool paused)
+{
+    for (size_t i = 0; sinks && i < sinks->n; i++) {
+        sink *s = sinks->v[i];
+        pthread_mutex_lock(&s->mu);
+        s->paused = paused;
+        pthread_cond_signal(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+saemon_status saemon_sinks_close(saemon_sinks *sinks, saemon_error *err)
+{
+    if (!sinks)
+        return SAEMON_OK;
+    if (!sinks->closed) {
+        sinks->closed = true;
+        sinks->close_status = SAEMON_OK;
+        for (size_t i = 0; i < sinks->n; i++) {
+            sink *s = sinks->v[i];
+            pthread_mutex_lock(&s->mu);
+            s->closing = true;
+            s->paused = false;
+            pthread_cond_signal(&s->cv);
+            pthread_mutex_unlock(&s->mu);
+        }
+        for (size_t i = 0; i < sinks->n; i++) {
+            sink *s = sinks->v[i];
+            if (s->thread_started) {
+                pthread_join(s->thread, NULL);
+                s->thread_started = false;
+            }
+            if (s->failed_hard && sinks->close_status == SAEMON_OK) {
+                sinks->close_status = s->error.code;
+                sinks->close_error = s->error;
+            }
+        }
+    }
+    if (sinks->close_status != SAEMON_OK) {
+        if (err)
+            *err = sinks->close_error;
+        return sinks->close_status;
+    }
+    return SAEMON_OK;
+}
+
+void saemon_sinks_free(saemon_sinks *sinks)
+{
+    if (!sinks)
+        return;
+    saemon_sinks_close(sinks, NULL);
+    for (size_t i = 0; i < sinks->n; i++)
+        sink_destroy(sinks->v[i]);
+    free(sinks->v);
+    free(sinks);
+}
