@@ -11,6 +11,8 @@ packages=(
   python3-numpy                                   # independent golden reference (tests/golden)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, run under qemu
   clang libclang-rt-14-dev                        # libFuzzer harnesses
+  libcurl4-openssl-dev                            # webhook / Alertmanager sinks
+  prometheus-alertmanager                         # end-to-end sink test against the real Alertmanager
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch libopenblas0-pthread gnuplot-nox)
