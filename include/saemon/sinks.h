@@ -102,6 +102,12 @@ saemon_status saemon_sinks_load_config_string(saemon_sinks *sinks, const char *y
  * Copies the alert and queues it for every sink; never blocks on I/O. */
 void saemon_sinks_alert(const saemon_alert *alert, void *sinks);
 
+/* Backpressure: when a queue is full, saemon_sinks_alert waits for room
+ * instead of dropping. For recorded replays (`saemon run` on a file), where
+ * losing an alert is worse than slowing down; a live monitor keeps the
+ * default (drop and count, never stall the model's sidecar). */
+void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room);
+
 size_t saemon_sinks_count(const saemon_sinks *sinks);
 /* Alerts offered through saemon_sinks_alert. */
 uint64_t saemon_sinks_received(const saemon_sinks *sinks);

@@ -54,6 +54,7 @@ struct sink {
     /* queue (ring of sink_alert *) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    pthread_cond_t space;        /* signalled when an alert leaves a full queue */
     sink_alert **ring;
     size_t cap, head, len;
     bool closing, paused, thread_started;

@@ -21,6 +21,7 @@ struct saemon_sinks {
     size_t n;
     _Atomic uint64_t received;
     bool closed;
+    bool backpressure; /* wait for room instead of dropping (recorded replays) */
     saemon_status close_status;
     saemon_error close_error;
 };
@@ -100,7 +101,8 @@ static void *sink_thread(void *arg)
         for (int batch = 0; s->len && !s->paused && batch < 256; batch++) {
             sink_alert *a = s->ring[s->head];
             s->head = (s->head + 1) % s->cap;
-            s->len--;
+            if (s->len-- == s->cap)
+                pthread_cond_broadcast(&s->space);
             pthread_mutex_unlock(&s->mu);
             if (s->ops->drain_bounded && sink_now() >= deadline) {
                 atomic_fetch_add(&s->failed, 1);
@@ -150,6 +152,7 @@ static void sink_destroy(sink *s)
     if (s->ops && s->ops->destroy)
         s->ops->destroy(s);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->space);
     pthread_mutex_destroy(&s->mu);
     free(s->ring);
     free(s->name);
@@ -197,6 +200,7 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
+    pthread_cond_init(&s->space, &ca);
     pthread_condattr_destroy(&ca);
     s->kind = o->kind;
     s->cap = o->queue_capacity ? o->queue_capacity : DEFAULT_QUEUE;
@@ -247,6 +251,8 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         sink *s = sinks->v[i];
         atomic_fetch_add(&s->received, 1);
         pthread_mutex_lock(&s->mu);
+        while (sinks->backpressure && copy && s->len == s->cap && !s->paused && !s->closing)
+            pthread_cond_wait(&s->space, &s->mu);
         if (!copy || s->len == s->cap) {
             atomic_fetch_add(&s->dropped, 1);
         } else {
@@ -260,6 +266,12 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         pthread_mutex_unlock(&s->mu);
     }
     sink_alert_release(copy);
+}
+
+void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room)
+{
+    if (sinks)
+        sinks->backpressure = wait_for_room;
 }
 
 size_t saemon_sinks_count(const saemon_sinks *sinks)

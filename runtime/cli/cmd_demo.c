@@ -99,6 +99,8 @@ int cmd_demo(int argc, char **argv)
     fflush(stdout);
     if (!(sinks = cli_sinks_open("demo", &sf)))
         goto done;
+    /* a recording or a generator: slow down rather than lose an alert */
+    saemon_sinks_set_backpressure(sinks, true);
 
     float x[CHUNK * SAEMON_TOY_D_IN];
     saemon_toy_truth truth[CHUNK];

@@ -73,6 +73,8 @@ int cmd_run(int argc, char **argv)
     }
     if (!(sinks = cli_sinks_open("run", &sf)))
         goto done;
+    /* a recording or a generator: slow down rather than lose an alert */
+    saemon_sinks_set_backpressure(sinks, true);
     cli_replay rp = {.encoder = s.encoder, .monitor = mon, .d_in = info->d_in,
                      .tokens_per_stream = s.tokens_per_stream, .on_alert = saemon_sinks_alert,
                      .alert_user = sinks};

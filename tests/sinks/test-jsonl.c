@@ -225,6 +225,31 @@ Test(jsonl, full_queue_drops_and_counts)
     free(dir);
 }
 
+Test(jsonl, backpressure_waits_for_room_instead_of_dropping)
+{
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/bp.jsonl", dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .queue_capacity = 1,
+                             .fsync = SAEMON_FSYNC_EVERY};
+    saemon_sinks *s = open_jsonl(&o);
+    saemon_sinks_set_backpressure(s, true);
+    send_alerts(s, 0, 300, "firing"); /* far more than the queue holds, faster than fsync */
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_assert_eq(st.dropped, 0, "backpressure must never drop");
+    cr_assert_eq(st.delivered, 300);
+    saemon_sinks_free(s);
+    static uint64_t tok[400];
+    cr_assert_eq(tokens_in(path, tok, 400), 300);
+    for (uint64_t i = 0; i < 300; i++)
+        cr_assert_eq(tok[i], i, "alerts arrive in order");
+    test_rmtree(dir);
+    free(dir);
+}
+
 Test(jsonl, write_failure_fails_close_with_the_reason)
 {
     saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = "/dev/full"};
