@@ -5,51 +5,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "monitors/monitor_internal.h"
 #include "monitors/rules_eval.h"
 #include "monitors/rules_internal.h"
 #include "monitors/rules_template.h"
 #include "monitors/stream_map.h"
 
-/* Per-stream blob layouts (see monitor_layout). */
-typedef struct tracker_state {
-    double sum;
-    uint32_t pos, count;
-    /* followed by float ring[tokens] */
-} tracker_state;
-
-typedef struct window_state {
-    uint32_t pos, seen, n_true, pad;
-    /* followed by uint8_t ring[tokens] */
-} window_state;
-
-struct saemon_monitor {
-    const saemon_ruleset *rules;
-    const rules_rule **enabled; /* enabled rules in file order */
-    size_t n_enabled;
-    char *dict_name;
-    bool emit_resolved;
-    saemon_alert_feature *features; /* scratch for one alert: max_features entries */
-    saemon_kv *annotations;         /* scratch: max_annotations */
-    char *annotation_text;          /* scratch: max_annotations_len bytes */
-    locale_t c_locale;              /* numbers in templates print with '.' */
-    /* Dense view of the current token for features 0..dense_len-1 (the
-     * largest index any enabled rule names), so a leaf costs one load; all
-     * zero between tokens. NULL when that range is too large: binary search. */
-    float *dense;
-    size_t dense_len;
-    float *means;                   /* per tracker, for the current token */
-    size_t *tracker_offset;         /* per tracker: byte offset in the stream blob */
-    size_t *window_offset;          /* per enabled rule: offset, or SIZE_MAX without a window */
-    stream_map streams;
-    uint64_t dropped;
-};
-
 #define DENSE_MAX_FEATURES (1u << 20) /* 4 MiB of scratch at most */
-
-static size_t round8(size_t n)
-{
-    return (n + 7) & ~(size_t)7;
-}
 
 /* In-place heapsort by index: qsort may malloc, and observe must not. */
 static void sift_down(saemon_alert_feature *f, size_t root, size_t n)
@@ -142,8 +104,8 @@ static void fire(saemon_monitor *mon, const rules_rule *r, const eval_ctx *ctx, 
     emit(mon, r, &a, fn, user);
 }
 
-static void resolve(saemon_monitor *mon, const rules_rule *r, uint64_t stream, uint64_t token,
-                    const rule_state *st, saemon_alert_fn fn, void *user)
+void monitor_resolve(saemon_monitor *mon, const rules_rule *r, uint64_t stream, uint64_t token,
+                     const rule_state *st, saemon_alert_fn fn, void *user)
 {
     if (!mon->emit_resolved || !fn)
         return;
@@ -159,14 +121,14 @@ static size_t monitor_layout(saemon_monitor *mon)
     size_t off = 0;
     for (size_t t = 0; t < rs->n_trackers; t++) {
         mon->tracker_offset[t] = off;
-        off += round8(sizeof(tracker_state) + rs->trackers[t].tokens * sizeof(float));
+        off += tracker_bytes(rs->trackers[t].tokens);
     }
     for (size_t i = 0; i < mon->n_enabled; i++) {
         const rules_rule *r = mon->enabled[i];
         mon->window_offset[i] = SIZE_MAX;
         if (r->window_tokens) {
             mon->window_offset[i] = off;
-            off += round8(sizeof(window_state) + r->window_tokens);
+            off += window_bytes(r->window_tokens);
         }
     }
     return off;
@@ -271,7 +233,7 @@ static void start_sequence(saemon_monitor *mon, size_t slot, bool is_new, saemon
     rule_state *state = stream_map_states(&mon->streams, slot);
     for (size_t i = 0; i < mon->n_enabled; i++) {
         if (!is_new && state[i].firing) /* the sequence it fired in has ended */
-            resolve(mon, mon->enabled[i], sl->id, sl->last_token, &state[i], fn, user);
+            monitor_resolve(mon, mon->enabled[i], sl->id, sl->last_token, &state[i], fn, user);
         state[i] = (rule_state){0};
     }
     if (mon->streams.blob_size)
@@ -319,7 +281,7 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
             st->held = 0;
             if (st->firing && ++st->cleared > r->keep_firing_for) {
                 st->firing = false;
-                resolve(mon, r, tok->stream, tok->token, st, fn, user);
+                monitor_resolve(mon, r, tok->stream, tok->token, st, fn, user);
             }
             continue;
         }

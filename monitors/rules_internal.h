@@ -114,6 +114,11 @@ typedef struct rules_rule {
     size_t annotations_len;  /* bytes to render every annotation (NULs included) */
     rules_mark mark;         /* the rule's mapping */
     rules_mark name_mark;
+    /* Canonical form of everything that defines the rule (rules_canon.h):
+     * two rules with equal bytes behave identically, so a reload keeps their
+     * state. Source positions and comments are not part of it. */
+    const unsigned char *canon;
+    size_t canon_len;
 } rules_rule;
 
 typedef struct rules_pin {

@@ -11,6 +11,7 @@
 
 #include "monitors/feature_labels.h"
 #include "monitors/read_file.h"
+#include "monitors/rules_canon.h"
 #include "monitors/rules_condition.h"
 #include "monitors/rules_internal.h"
 #include "monitors/rules_template.h"
@@ -298,6 +299,8 @@ static saemon_status parse_rules(rules_parser *p, const yaml_node_t *list, const
             return s;
         r->group = group;
         r->interval = interval;
+        if (!rules_canon_build(w->mem, rs, r))
+            return nomem(w);
         rs->n_rules++;
         if (!r->enabled)
             continue;

@@ -119,6 +119,29 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
                             void *user);
 void saemon_monitor_destroy(saemon_monitor *mon);
 
+/* What a reload did, counted over enabled rules. */
+typedef struct saemon_reload_stats {
+    size_t rules;    /* enabled rules now */
+    size_t kept;     /* same name and same definition: per-stream state carried over */
+    size_t changed;  /* same name, new definition: starts fresh */
+    size_t added;    /* new name (or newly enabled): starts fresh */
+    size_t removed;  /* gone (or disabled) */
+} saemon_reload_stats;
+
+/* Switch the monitor to `new_rules` between two tokens (docs/rules.md
+ * "Reloading"). The caller has loaded and bound `new_rules` (the monitor does
+ * not bind again); the old ruleset must stay valid until this returns and may
+ * be freed afterwards; `new_rules` must then outlive the monitor. Unchanged
+ * rules keep their per-stream state (held/armed/cooldown/window/firing) and
+ * running means carry over for every (feature, mean_over) still used; changed
+ * and new rules start fresh. A removed or changed rule that was firing is
+ * reported through `fn` as "resolved" (when the monitor reports resolved).
+ * All allocation happens here; on failure (SAEMON_ERR_NOMEM) the monitor is
+ * unchanged and still uses the old rules. `stats` may be NULL. */
+saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *new_rules,
+                                    saemon_alert_fn fn, void *user, saemon_reload_stats *stats,
+                                    saemon_error *err);
+
 /* Streams the monitor currently tracks (one state block each). */
 size_t saemon_monitor_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
