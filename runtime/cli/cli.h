@@ -117,4 +117,37 @@ int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o);
 /* Print the placement warning, if any, to stderr. */
 void cli_encoder_warn(const saemon_encoder *enc);
 void cli_session_close(cli_session *s);
+
+/* Live operation of run/demo (cli_live.c): signals, --rate, rule reload. */
+typedef struct cli_live {
+    const char *what;              /* "run" / "demo", for messages */
+    const char *rules_path;        /* NULL: built-in rules, nothing to reload */
+    const saemon_dict_info *dict;
+    bool can_reconstruct;          /* the encoder decodes: recon rules may be added */
+    saemon_monitor *monitor;
+    saemon_ruleset **rules;        /* the caller's current rules; replaced (old freed) on reload */
+    saemon_alert_fn on_alert;      /* resolved alerts of removed rules go here */
+    void *alert_user;
+    double rate;                   /* tokens per second; <= 0: unpaced */
+    /* set by cli_live_start */
+    double t0;
+    int inotify_fd;
+    const char *base;
+} cli_live;
+
+/* Install SIGINT/SIGTERM (stop) and SIGHUP (reload) handlers, watch the rule
+ * file's directory. */
+void cli_live_start(cli_live *l);
+/* Between two batches, after `tokens` in total: reload the rules if SIGHUP
+ * came or the file changed (errors are logged and the old rules stay), then
+ * sleep as --rate asks. */
+void cli_live_between_batches(cli_live *l, uint64_t tokens);
+/* SIGINT or SIGTERM arrived: finish up and exit 0. */
+bool cli_live_stopping(void);
+void cli_live_end(cli_live *l);
+bool cli_parse_rate(const char *text, double *out);
+#define CLI_LIVE_USAGE                                                                                    \
+    "  --rate TOKENS_PER_SEC  pace the input like a live feed (default: as fast as possible)\n"            \
+    "SIGHUP or a change of the --rules file reloads the rules between batches (a broken\n"                \
+    "file is reported and the old rules stay); SIGINT/SIGTERM stop cleanly.\n"
 #endif

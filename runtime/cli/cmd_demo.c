@@ -15,28 +15,37 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: saemon demo [--tokens N] [--seed S] [--rules RULES.yaml]\n"
+    fprintf(f, "usage: saemon demo [--tokens N] [--seed S] [--rules RULES.yaml] [--rate TOKENS_PER_SEC]\n"
                "                   [sink options] [encoder options]\n"
                "Runs the built-in toy model (128-d activations, 256 sparse features in\n"
                "superposition, a planted alarm feature) through the encoder and the shipped\n"
-               "demo rules; prints the alerts as they fire and a summary.\n" CLI_SINK_USAGE CLI_ENCODER_USAGE);
+               "demo rules; prints the alerts as they fire and a summary.\n"
+               "  --tokens N           tokens to generate (default 20000; 0 = until SIGINT/SIGTERM)\n"
+               CLI_LIVE_USAGE CLI_SINK_USAGE CLI_ENCODER_USAGE);
 }
 
 int cmd_demo(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"tokens", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
-        {"rules", required_argument, 0, 'r'},  
+        {"rules", required_argument, 0, 'r'},  {"rate", required_argument, 0, 'L'},
         CLI_ENCODER_LONG_OPTIONS, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     size_t n_tokens = 20000, seed = 2024;
     const char *rules_path = NULL;
     saemon_encoder_options eo = {0};
     cli_sink_flags sf = {0};
+    double rate = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': if (!cli_parse_size("--tokens", optarg, &n_tokens)) return CLI_USAGE; break;
+        case 'n': /* 0: run until stopped */
+            if (strcmp(optarg, "0") != 0 && !cli_parse_size("--tokens", optarg, &n_tokens))
+                return CLI_USAGE;
+            if (strcmp(optarg, "0") == 0)
+                n_tokens = 0;
+            break;
+        case 'L': if (!cli_parse_rate(optarg, &rate)) return CLI_USAGE; break;
         case 's': if (!cli_parse_size("--seed", optarg, &seed)) return CLI_USAGE; break;
         case 'r': rules_path = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
@@ -92,7 +101,10 @@ int cmd_demo(int argc, char **argv)
         goto done;
     }
     cli_encoder_warn(enc);
-    printf("saemon demo: toy model of superposition, %zu tokens, seed %zu\n", n_tokens, seed);
+    if (n_tokens)
+        printf("saemon demo: toy model of superposition, %zu tokens, seed %zu\n", n_tokens, seed);
+    else
+        printf("saemon demo: toy model of superposition, until stopped, seed %zu\n", seed);
     cli_print_dict(stdout, info, enc);
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
            saemon_rules_count(rules), saemon_rules_enabled_count(rules));
@@ -107,9 +119,13 @@ int cmd_demo(int argc, char **argv)
     uint64_t alarm_tokens = 0, long_bursts = 0, pairs = 0;
     cli_replay rp = {.encoder = enc, .monitor = mon, .d_in = SAEMON_TOY_D_IN, .tokens_per_stream = UINT64_MAX,
                      .on_alert = saemon_sinks_alert, .alert_user = sinks};
+    cli_live live = {.what = "demo", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
+                     .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
+                     .rate = rate};
+    cli_live_start(&live);
     double t0 = cli_now_seconds();
-    for (size_t done_tokens = 0; done_tokens < n_tokens;) {
-        size_t m = n_tokens - done_tokens < CHUNK ? n_tokens - done_tokens : CHUNK;
+    for (size_t done_tokens = 0; (n_tokens == 0 || done_tokens < n_tokens) && !cli_live_stopping();) {
+        size_t m = n_tokens && n_tokens - done_tokens < CHUNK ? n_tokens - done_tokens : CHUNK;
         saemon_toy_generate(toy, x, m, truth);
         for (size_t t = 0; t < m; t++) {
             alarm_tokens += truth[t].alarm;
@@ -117,11 +133,14 @@ int cmd_demo(int argc, char **argv)
             long_bursts += truth[t].burst_start && truth[t].burst_len >= 3;
         }
         if (cli_replay_rows(&rp, x, done_tokens, m, &err) != SAEMON_OK) {
+            cli_live_end(&live);
             cli_fail("demo", &err);
             goto done;
         }
         done_tokens += m;
+        cli_live_between_batches(&live, rp.tokens);
     }
+    cli_live_end(&live);
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;

@@ -8,27 +8,29 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon run --sae SAE_DIR --rules RULES.yaml --input ACTS.npy\n"
-               "                  [sink options] [encoder options]\n"
+               "                  [--rate TOKENS_PER_SEC] [sink options] [encoder options]\n"
                "Encodes every row of ACTS.npy ([n, d_in] or [batch, seq, d_in]: one stream per\n"
                "sequence), evaluates the rules per token and writes one JSON line per alert to\n"
-               "stdout, or to the sinks given.\n" CLI_SINK_USAGE CLI_ENCODER_USAGE);
+               "stdout, or to the sinks given.\n" CLI_LIVE_USAGE CLI_SINK_USAGE CLI_ENCODER_USAGE);
 }
 
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"sae", required_argument, 0, 's'},    {"rules", required_argument, 0, 'r'},
-        {"input", required_argument, 0, 'i'},  
+        {"input", required_argument, 0, 'i'},  {"rate", required_argument, 0, 'L'},
         CLI_ENCODER_LONG_OPTIONS, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *sae = NULL, *rules_path = NULL, *input = NULL;
     saemon_encoder_options eo = {0};
     cli_sink_flags sf = {0};
+    double rate = 0;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': sae = optarg; break;
         case 'r': rules_path = optarg; break;
         case 'i': input = optarg; break;
+        case 'L': if (!cli_parse_rate(optarg, &rate)) return CLI_USAGE; break;
         case 'h': usage(stdout); return CLI_OK;
         default: {
             int r = cli_encoder_option(c, optarg, &eo);
@@ -78,11 +80,23 @@ int cmd_run(int argc, char **argv)
     cli_replay rp = {.encoder = s.encoder, .monitor = mon, .d_in = info->d_in,
                      .tokens_per_stream = s.tokens_per_stream, .on_alert = saemon_sinks_alert,
                      .alert_user = sinks};
+    cli_live live = {.what = "run", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
+                     .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
+                     .rate = rate};
+    cli_live_start(&live);
     double t0 = cli_now_seconds();
-    if (cli_replay_rows(&rp, s.input.data, 0, s.n_rows, &err) != SAEMON_OK) {
-        cli_fail("run", &err);
-        goto done;
+    const size_t batch = saemon_encoder_max_batch(s.encoder);
+    for (size_t row = 0; row < s.n_rows && !cli_live_stopping();) {
+        size_t m = s.n_rows - row < batch ? s.n_rows - row : batch;
+        if (cli_replay_rows(&rp, s.input.data + row * info->d_in, row, m, &err) != SAEMON_OK) {
+            cli_live_end(&live);
+            cli_fail("run", &err);
+            goto done;
+        }
+        row += m;
+        cli_live_between_batches(&live, rp.tokens);
     }
+    cli_live_end(&live);
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;
