@@ -157,7 +157,7 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
     for (int q = 0; q < np; q++) {
         size_t j0 = (p0 + q) * AVX512_PANEL;
         screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, _mm512_add_epi32(a[q], b[q]), row->sx), row,
-                     0.0f, s);
+                     0.0f, s, 1);
     }
 }
 
@@ -240,7 +240,7 @@ static void tile(const saemon_kernel_plan *plan, const char *packed, const scree
         for (int q = 0; q < NP; q++) {
             size_t j0 = (p + (size_t)q) * AVX512_PANEL;
             screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, acc[r][q], row->sx), row, 0.0f,
-                         &S->sinks[r0 + (size_t)r]);
+                         &S->sinks[r0 + (size_t)r], 0);
         }
     }
 }
