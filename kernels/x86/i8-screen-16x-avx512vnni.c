@@ -46,7 +46,7 @@ static size_t packed_size(const saemon_kernel_plan *plan) { return layout(plan).
 
 static size_t scratch_size(const saemon_kernel_plan *plan, size_t max_batch)
 {
-    return screen_scratch_size(plan, max_batch, 2 * d_in4(plan)); /* both levels of x */
+    return screen_scratch_size(plan, max_batch, d_in4(plan));
 }
 
 static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *packed_v)
@@ -94,60 +94,28 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
     }
 }
 
-static long quantise(double v, float scale)
-{
-    long q = lrint(v / scale);
-    return q > 127 ? 127 : q < -127 ? -127 : q;
-}
-
-/* Quantise one row of x into xq[0..n4) (x^ = sx q); rows that cannot be
- * screened are marked fallback. two_level (1-row calls, where the screen is
- * memory-bound and panels just read are still in cache) also
- * quantises the residual r = x - x^ into xq[n4..2 n4) (r^ = sr q2), so the
- * x-quantisation term of the bound shrinks from c2 ||r|| to c2 ||r - r^||
- * (~127x smaller). Otherwise sr = 0 and q2 = 0. */
-static void prep_row(const saemon_kernel_plan *plan, const float *x, screen_row *row, unsigned char *xq,
-                     int two_level)
+/* Quantise one row of x; rows that cannot be screened are marked fallback. */
+static void prep_row(const saemon_kernel_plan *plan, const float *x, screen_row *row, unsigned char *xq)
 {
     const size_t d_in = plan->d_in, n4 = d_in4(plan);
     double m;
-    memset(xq, 128, 2 * n4);
+    memset(xq, 128, n4);
     row->fallback = plan->d_in > I8_MAX_D_IN || !screen_row_screenable(x, d_in, &m);
     if (row->fallback)
         return;
     const float sx = (float)(m / 127.0);
-    double xx = 0, rr = 0, rmax = 0;
+    double xx = 0, rr = 0;
     for (size_t i = 0; i < d_in; i++) {
-        long q = quantise((double)x[i], sx);
+        long q = lrint((double)x[i] / sx);
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
         double r = (double)x[i] - (double)sx * (double)q;
         xx += (double)x[i] * x[i];
         rr += r * r;
-        rmax = fabs(r) > rmax ? fabs(r) : rmax;
         xq[i] = (unsigned char)(q + 128);
     }
     row->sx = sx;
-    row->sr = 0.0f;
     row->x2 = screen_round_up(sqrt(xx));
     row->r2 = screen_round_up(sqrt(rr));
-    /* Second level only where sr*s_j stays a normal float (as sx*s_j does). */
-    if (!two_level || !(rmax >= SCREEN_TINY))
-        return;
-    const float sr = (float)(rmax / 127.0);
-    double r2r2 = 0;
-    for (size_t i = 0; i < d_in; i++) {
-        double r = (double)x[i] - (double)sx * (double)((long)xq[i] - 128);
-        long q2 = quantise(r, sr);
-        double r2 = r - (double)sr * (double)q2;
-        r2r2 += r2 * r2;
-        xq[n4 + i] = (unsigned char)(q2 + 128);
-    }
-    row->sr = sr; /* r2 stays the one-level bound, r2b is the two-level one */
-    /* D~ now has a second term T2 = s_j sr sum q2 w (|T2| <= c2 (||r|| +
-     * ||r - r^||)); its fp32 evaluation adds at most ~6u |T2| beyond the
-     * 2^-20 |D~| slack of screen_panel: charge 2^-20 (||r|| + ||r - r^||)
-     * to the c2 factor. */
-    const double r2n = sqrt(r2r2);
-    row->r2b = screen_round_up(r2n + 0x1p-20 * (sqrt(rr) + r2n));
 }
 
 static inline __m512 approx_dot(const char *packed, const screen_layout *L, size_t j0, __m512i acc, float sx)
@@ -157,40 +125,7 @@ static inline __m512 approx_dot(const char *packed, const screen_layout *L, size
     return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, colsum)), _mm512_mul_ps(scale, _mm512_set1_ps(sx)));
 }
 
-/* D~ = s_j (sx (A - colsum) + sr (B - colsum)) for the two-level x. */
-static inline __m512 approx_dot2(const char *packed, const screen_layout *L, size_t j0, __m512i acc, __m512i acc2,
-                                 float sx, float sr)
-{
-    const __m512i colsum = _mm512_load_si512((const void *)(packed + L->colsum + j0 * 4));
-    const __m512 scale = _mm512_load_ps((const float *)(packed + L->scale) + j0);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc2, colsum)), _mm512_mul_ps(scale, _mm512_set1_ps(sr)),
-                           approx_dot(packed, L, j0, acc, sx));
-}
-
-/* sum_i q2_i w_ji for the 16 latents of panel p (just streamed: in cache). */
-static inline __m512i level2_acc(const char *packed, const screen_layout *L, size_t nblk, const unsigned char *xq2,
-                                 size_t p)
-{
-    const char *w = panel_base(packed, L, p);
-    __m512i a[4];
-    for (int u = 0; u < 4; u++)
-        a[u] = _mm512_setzero_si512();
-    size_t k = 0;
-    for (; k + 4 <= nblk; k += 4) /* four chains: vpdpbusd latency */
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++)
-            a[u] = _mm512_dpbusd_epi32(a[u], _mm512_set1_epi32(*(const unaligned_i32 *)(xq2 + 4 * (k + u))),
-                                       _mm512_load_si512((const void *)(w + (k + u) * PAIR_STRIDE)));
-    for (; k < nblk; k++)
-        a[0] = _mm512_dpbusd_epi32(a[0], _mm512_set1_epi32(*(const unaligned_i32 *)(xq2 + 4 * k)),
-                                   _mm512_load_si512((const void *)(w + k * PAIR_STRIDE)));
-    return _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3]));
-}
-
-/* One row, panels [p0, p0+np), np <= 4, side by side. A panel with
- * candidates under the one-level bound is screened again with the two-level
- * x (if the row has one): both bounds are rigorous, so a latent must pass
- * both to be recomputed. */
+/* One row, panels [p0, p0+np), np <= 4, side by side. */
 static inline __attribute__((always_inline)) void row_panels(const saemon_kernel_plan *plan, const char *packed,
                                                              const screen_layout *L, const unsigned char *xq,
                                                              screen_row *row, size_t p0, int np,
@@ -220,16 +155,9 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
     }
 #pragma GCC unroll 4
     for (int q = 0; q < np; q++) {
-        const size_t j0 = (p0 + q) * AVX512_PANEL;
-        const __m512i acc = _mm512_add_epi32(a[q], b[q]);
-        __mmask16 m = screen_mask(plan, packed, L, j0, approx_dot(packed, L, j0, acc, row->sx), row->x2, row->r2,
-                                  0.0f, s);
-        if (m && row->sr != 0.0f) {
-            const __m512i acc2 = level2_acc(packed, L, nblk, xq + d_in4(plan), p0 + (size_t)q);
-            m &= screen_mask(plan, packed, L, j0, approx_dot2(packed, L, j0, acc, acc2, row->sx, row->sr), row->x2,
-                             row->r2b, 0.0f, s);
-        }
-        screen_append(packed, L, j0, m, row, 1);
+        size_t j0 = (p0 + q) * AVX512_PANEL;
+        screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, _mm512_add_epi32(a[q], b[q]), row->sx), row,
+                     0.0f, s, 1);
     }
 }
 
@@ -322,12 +250,12 @@ static void encode(const saemon_kernel_plan *plan, const void *packed_v, const f
 {
     const char *packed = packed_v;
     const screen_layout L = layout(plan);
-    const screen_scratch S = screen_scratch_of(scratch, n, 2 * d_in4(plan));
+    const screen_scratch S = screen_scratch_of(scratch, n, d_in4(plan));
     const size_t d_in = plan->d_in, np = avx512_panels(plan->d_sae);
     int screened = 0;
     for (size_t r = 0; r < n; r++) {
         avx512_sink_init(&S.sinks[r], plan, out, r, S.heaps + r * plan->k);
-        prep_row(plan, x + r * d_in, &S.rows[r], S.xq + r * S.xq_stride, n == 1);
+        prep_row(plan, x + r * d_in, &S.rows[r], S.xq + r * S.xq_stride);
         if (S.rows[r].fallback)
             screen_fallback_row(plan, packed, &L, x + r * d_in, &S.sinks[r]);
         else

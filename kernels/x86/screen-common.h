@@ -96,7 +96,6 @@ static inline void screen_pack_rows(const saemon_kernel_plan *plan, const float 
 
 typedef struct screen_row {
     float x2, r2, sx; /* ||x||2, ||x - x^||2, int8 activation scale */
-    float sr, r2b;    /* int8, 1 row: scale of the residual level of x^ (or 0), ||x - x^ - r^||2 */
     int fallback;     /* non-finite or out-of-range x: fp32 path */
     uint32_t n_cand;
     uint32_t *cand; /* [SCREEN_CHUNK] latents to recompute */
@@ -117,16 +116,17 @@ static inline int screen_row_screenable(const float *x, size_t d_in, double *max
     return m >= SCREEN_TINY && m <= SCREEN_HUGE;
 }
 
-/* The lanes of one panel's approximate dots dt (latents j0..j0+15) that
- * could pass, given the bound E = c1 x2 + c2 r2 + e_abs. */
-static inline __mmask16 screen_mask(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
-                                    size_t j0, __m512 dt, float x2, float r2, float e_abs, const avx512_sink *s)
+/* Screen one panel's approximate dots dt (latents j0..j0+15) for one row and
+ * append the latents that could pass to the row's candidate list. */
+static inline void screen_panel(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
+                                size_t j0, __m512 dt, screen_row *row, float e_abs, const avx512_sink *s,
+                                int prefetch_rows)
 {
     const __mmask16 valid = avx512_valid_lanes(plan->d_sae, j0);
     const float *c1 = (const float *)(packed + L->c1), *c2 = (const float *)(packed + L->c2);
     const __m512 zero = _mm512_setzero_ps();
-    __m512 e = _mm512_fmadd_ps(_mm512_load_ps(c1 + j0), _mm512_set1_ps(x2),
-                               _mm512_fmadd_ps(_mm512_load_ps(c2 + j0), _mm512_set1_ps(r2),
+    __m512 e = _mm512_fmadd_ps(_mm512_load_ps(c1 + j0), _mm512_set1_ps(row->x2),
+                               _mm512_fmadd_ps(_mm512_load_ps(c2 + j0), _mm512_set1_ps(row->r2),
                                                _mm512_set1_ps(e_abs)));
     const __m512 b = _mm512_maskz_loadu_ps(valid, plan->bias + j0);
     __m512 t = plan->epilogue == SAEMON_EPI_THRESHOLD ? _mm512_maskz_loadu_ps(valid, plan->threshold + j0) : zero;
@@ -170,13 +170,6 @@ static inline __mmask16 screen_mask(const saemon_kernel_plan *plan, const char *
         break;
     }
     }
-    return m;
-}
-
-/* Append the lanes m of the panel at j0 to the row's candidate list. */
-static inline void screen_append(const char *packed, const screen_layout *L, size_t j0, __mmask16 m,
-                                 screen_row *row, int prefetch_rows)
-{
     if (m) {
         /* 1 row: start fetching the candidates' fp32 rows now, so they
          * arrive while the screen streams on (the chunk's recompute then
@@ -194,15 +187,6 @@ static inline void screen_append(const char *packed, const screen_layout *L, siz
                                  _mm512_maskz_compress_epi32(m, idx));
         row->n_cand += (uint32_t)__builtin_popcount(m);
     }
-}
-
-/* Screen one panel for one row and append the latents that could pass. */
-static inline void screen_panel(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
-                                size_t j0, __m512 dt, screen_row *row, float e_abs, const avx512_sink *s,
-                                int prefetch_rows)
-{
-    screen_append(packed, L, j0, screen_mask(plan, packed, L, j0, dt, row->x2, row->r2, e_abs, s), row,
-                  prefetch_rows);
 }
 
 /* Recompute the row's candidates in fp32 (ascending j) and emit them. The
