@@ -19,7 +19,7 @@
 #include "kernels/x86/screen-common.h"
 
 #define TILE_ROWS 8
-#define TILE_PREFETCH 2048 /* bytes ahead in each panel stream */
+#define TILE_PREFETCH 4096 /* bytes ahead in the panel-pair stream (measured: 2048 and 8192 slower) */
 #define I8_MAX_D_IN 65536 /* 255 * 127 * 65536 < 2^31 */
 
 typedef int32_t unaligned_i32 __attribute__((aligned(1), may_alias));
