@@ -145,7 +145,7 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
 #pragma GCC unroll 4
     for (int q = 0; q < np; q++) {
         size_t j0 = (p0 + q) * AVX512_PANEL;
-        screen_panel(plan, packed, L, j0, _mm512_add_ps(a[q], b[q]), row, e_abs(plan), s);
+        screen_panel(plan, packed, L, j0, _mm512_add_ps(a[q], b[q]), row, e_abs(plan), s, 1);
     }
 }
 
@@ -222,7 +222,7 @@ static void tile(const saemon_kernel_plan *plan, const char *packed, const scree
             continue;
         for (int q = 0; q < NP; q++) {
             size_t j0 = (p + (size_t)q) * AVX512_PANEL;
-            screen_panel(plan, packed, L, j0, acc[r][q], row, e_abs(plan), &S->sinks[r0 + (size_t)r]);
+            screen_panel(plan, packed, L, j0, acc[r][q], row, e_abs(plan), &S->sinks[r0 + (size_t)r], 0);
         }
     }
 }

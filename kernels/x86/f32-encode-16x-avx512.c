@@ -18,7 +18,7 @@
 #include "kernels/x86/avx512-common.h"
 
 #define TILE_ROWS 8
-#define TILE_PREFETCH 1024 /* bytes ahead in each panel stream */
+#define TILE_PREFETCH 4096 /* bytes ahead in each panel stream (1024, 2048 measured slower) */
 
 static size_t packed_size(const saemon_kernel_plan *plan)
 {

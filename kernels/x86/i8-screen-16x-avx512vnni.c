@@ -11,14 +11,15 @@
  * decides which latents are recomputed in fp32 from the fp32 rows.
  *
  * Packed panel p: for each group of 4 inputs (d_in padded to a multiple of
- * 4 with zero weights), 64 bytes = 16 latents x 4 int8. 1 row: four panels
- * streamed side by side with two accumulators each. 2+ rows: 8 rows x 2
- * panels of int32 accumulators, panels outer so each panel pair is read from
- * memory once per call. */
+ * 4 with zero weights), 64 bytes = 16 latents x 4 int8; panels 2g and 2g+1
+ * are interleaved per group (128 bytes), so a panel pair is one sequential
+ * stream. 1 row: four panels (two pair streams) side by side with two
+ * accumulators each. 2+ rows: 8 rows x 2 panels of int32 accumulators,
+ * panels outer so each panel pair is read from memory once per call. */
 #include "kernels/x86/screen-common.h"
 
 #define TILE_ROWS 8
-#define TILE_PREFETCH 2048 /* bytes ahead in each panel stream */
+#define TILE_PREFETCH 4096 /* bytes ahead in the panel-pair stream (measured: 2048 and 8192 slower) */
 #define I8_MAX_D_IN 65536 /* 255 * 127 * 65536 < 2^31 */
 
 typedef int32_t unaligned_i32 __attribute__((aligned(1), may_alias));
@@ -27,7 +28,18 @@ static size_t d_in4(const saemon_kernel_plan *plan) { return avx512_round_up(pla
 
 static screen_layout layout(const saemon_kernel_plan *plan)
 {
-    return screen_layout_of(plan, d_in4(plan) * AVX512_PANEL);
+    screen_layout L = screen_layout_of(plan, d_in4(plan) * AVX512_PANEL);
+    L.total = L.panels + avx512_round_up(avx512_panels(plan->d_sae), 2) * L.panel_bytes; /* whole pairs */
+    return L;
+}
+
+/* Panels are stored in pairs, interleaved per block of 4 inputs: block k of
+ * panel p is at pair_base(p/2) + k*128 + (p%2)*64, so a 2-panel tile (and
+ * each half of the 1-row loop) reads one sequential stream. */
+#define PAIR_STRIDE 128
+static inline const char *panel_base(const char *packed, const screen_layout *L, size_t p)
+{
+    return packed + L->panels + (p / 2) * 2 * L->panel_bytes + (p % 2) * 64;
 }
 
 static size_t packed_size(const saemon_kernel_plan *plan) { return layout(plan).total; }
@@ -65,7 +77,7 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
         const float s = (float)(m / 127.0);
         double resid = 0, nq = 0;
         int32_t sum = 0;
-        int8_t *dst = panels + (j / AVX512_PANEL) * L.panel_bytes + (j % AVX512_PANEL) * 4;
+        int8_t *dst = (int8_t *)panel_base(packed, &L, j / AVX512_PANEL) + (j % AVX512_PANEL) * 4;
         for (size_t i = 0; i < d_in; i++) {
             long q = lrint((double)w[i] / s);
             q = q > 127 ? 127 : q < -127 ? -127 : q;
@@ -73,7 +85,7 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
             resid += (w[i] - wh) * (w[i] - wh);
             nq += wh * wh;
             sum += (int32_t)q;
-            dst[(i / 4) * 64 + i % 4] = (int8_t)q;
+            dst[(i / 4) * PAIR_STRIDE + i % 4] = (int8_t)q;
         }
         scale[j] = s;
         colsum[j] = 128 * sum;
@@ -120,7 +132,6 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
                                                              const avx512_sink *s)
 {
     const size_t nblk = d_in4(plan) / 4;
-    const char *w0 = packed + L->panels + p0 * L->panel_bytes;
     __m512i a[4], b[4];
     for (int q = 0; q < 4; q++)
         a[q] = b[q] = _mm512_setzero_si512();
@@ -130,33 +141,34 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
         const __m512i x1 = _mm512_set1_epi32(*(const unaligned_i32 *)(xq + 4 * k + 4));
 #pragma GCC unroll 4
         for (int q = 0; q < np; q++) {
-            const char *w = w0 + q * L->panel_bytes + k * 64;
+            const char *w = panel_base(packed, L, p0 + (size_t)q) + k * PAIR_STRIDE;
             a[q] = _mm512_dpbusd_epi32(a[q], x0, _mm512_load_si512((const void *)w));
-            b[q] = _mm512_dpbusd_epi32(b[q], x1, _mm512_load_si512((const void *)(w + 64)));
+            b[q] = _mm512_dpbusd_epi32(b[q], x1, _mm512_load_si512((const void *)(w + PAIR_STRIDE)));
         }
     }
     if (k < nblk) {
         const __m512i x0 = _mm512_set1_epi32(*(const unaligned_i32 *)(xq + 4 * k));
 #pragma GCC unroll 4
         for (int q = 0; q < np; q++)
-            a[q] = _mm512_dpbusd_epi32(a[q], x0, _mm512_load_si512((const void *)(w0 + q * L->panel_bytes + k * 64)));
+            a[q] = _mm512_dpbusd_epi32(
+                a[q], x0, _mm512_load_si512((const void *)(panel_base(packed, L, p0 + (size_t)q) + k * PAIR_STRIDE)));
     }
 #pragma GCC unroll 4
     for (int q = 0; q < np; q++) {
         size_t j0 = (p0 + q) * AVX512_PANEL;
         screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, _mm512_add_epi32(a[q], b[q]), row->sx), row,
-                     0.0f, s);
+                     0.0f, s, 1);
     }
 }
 
 /* Accumulate R rows x NP panels (1 or 2) from panel p into acc. Kept apart
  * from the screening epilogue: inlined together, GCC 12 splits the
  * accumulators' live ranges and adds two zmm copies per vpdpbusd. */
-static inline __attribute__((always_inline)) void tile_accumulate(const char *w0, size_t panel_bytes, size_t nblk,
+static inline __attribute__((always_inline)) void tile_accumulate(const char *w0, size_t nblk,
                                                                   const unsigned char *xq, size_t xq_stride, int R,
                                                                   int NP, __m512i acc[TILE_ROWS][2])
 {
-    const char *w1 = w0 + panel_bytes;
+    const char *w1 = w0 + 64;
     __m512i a[TILE_ROWS][2];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
@@ -164,11 +176,16 @@ static inline __attribute__((always_inline)) void tile_accumulate(const char *w0
     for (size_t k = 0; k < nblk; k++) {
         /* With few rows the tile is bandwidth-bound: help the prefetcher,
          * which does not run far enough ahead on two interleaved streams. */
-        _mm_prefetch(w0 + k * 64 + TILE_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch(w0 + k * PAIR_STRIDE + TILE_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch(w1 + k * PAIR_STRIDE + TILE_PREFETCH, _MM_HINT_T0);
+        __m512i v0 = _mm512_load_si512((const void *)(w0 + k * PAIR_STRIDE));
+        __m512i v1 = NP > 1 ? _mm512_load_si512((const void *)(w1 + k * PAIR_STRIDE)) : v0;
+        /* Keep the weights in registers: GCC otherwise folds the load into
+         * every vpdpbusd (R loads per vector), and Zen 4 retires one zmm
+         * load per cycle, so the tile became load-bound. */
+        __asm__("" : "+v"(v0));
         if (NP > 1)
-            _mm_prefetch(w1 + k * 64 + TILE_PREFETCH, _MM_HINT_T0);
-        const __m512i v0 = _mm512_load_si512((const void *)(w0 + k * 64));
-        const __m512i v1 = NP > 1 ? _mm512_load_si512((const void *)(w1 + k * 64)) : v0;
+            __asm__("" : "+v"(v1));
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const __m512i xb = _mm512_set1_epi32(*(const unaligned_i32 *)(xq + r * xq_stride + 4 * k));
@@ -187,12 +204,12 @@ static inline __attribute__((always_inline)) void tile_accumulate(const char *w0
 #define TILE_CASE(R)                                                                                  \
     case R:                                                                                           \
         if (NP == 2)                                                                                  \
-            tile_accumulate(w0, panel_bytes, nblk, xq, xq_stride, R, 2, acc);                         \
+            tile_accumulate(w0, nblk, xq, xq_stride, R, 2, acc);                         \
         else                                                                                          \
-            tile_accumulate(w0, panel_bytes, nblk, xq, xq_stride, R, 1, acc);                         \
+            tile_accumulate(w0, nblk, xq, xq_stride, R, 1, acc);                         \
         break;
 
-static __attribute__((noinline)) void tile_dispatch(const char *w0, size_t panel_bytes, size_t nblk,
+static __attribute__((noinline)) void tile_dispatch(const char *w0, size_t nblk,
                                                     const unsigned char *xq, size_t xq_stride, int rows, int NP,
                                                     __m512i acc[TILE_ROWS][2])
 {
@@ -214,7 +231,7 @@ static void tile(const saemon_kernel_plan *plan, const char *packed, const scree
                  size_t r0, size_t p, int rows, int NP)
 {
     __m512i acc[TILE_ROWS][2];
-    tile_dispatch(packed + L->panels + p * L->panel_bytes, L->panel_bytes, d_in4(plan) / 4,
+    tile_dispatch(panel_base(packed, L, p), d_in4(plan) / 4,
                   S->xq + r0 * S->xq_stride, S->xq_stride, rows, NP, acc);
     for (int r = 0; r < rows; r++) {
         screen_row *row = &S->rows[r0 + (size_t)r];
@@ -223,7 +240,7 @@ static void tile(const saemon_kernel_plan *plan, const char *packed, const scree
         for (int q = 0; q < NP; q++) {
             size_t j0 = (p + (size_t)q) * AVX512_PANEL;
             screen_panel(plan, packed, L, j0, approx_dot(packed, L, j0, acc[r][q], row->sx), row, 0.0f,
-                         &S->sinks[r0 + (size_t)r]);
+                         &S->sinks[r0 + (size_t)r], 0);
         }
     }
 }

@@ -119,7 +119,8 @@ static inline int screen_row_screenable(const float *x, size_t d_in, double *max
 /* Screen one panel's approximate dots dt (latents j0..j0+15) for one row and
  * append the latents that could pass to the row's candidate list. */
 static inline void screen_panel(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
-                                size_t j0, __m512 dt, screen_row *row, float e_abs, const avx512_sink *s)
+                                size_t j0, __m512 dt, screen_row *row, float e_abs, const avx512_sink *s,
+                                int prefetch_rows)
 {
     const __mmask16 valid = avx512_valid_lanes(plan->d_sae, j0);
     const float *c1 = (const float *)(packed + L->c1), *c2 = (const float *)(packed + L->c2);
@@ -170,6 +171,16 @@ static inline void screen_panel(const saemon_kernel_plan *plan, const char *pack
     }
     }
     if (m) {
+        /* 1 row: start fetching the candidates' fp32 rows now, so they
+         * arrive while the screen streams on (the chunk's recompute then
+         * hits L2). Multi-row tiles already use most of the DRAM bandwidth;
+         * there it measured slower, and screen_flush's prefetch does it. */
+        const size_t row_bytes = L->row_stride * sizeof(float);
+        for (__mmask16 mm = prefetch_rows ? m : 0; mm; mm &= (__mmask16)(mm - 1)) {
+            const char *r = packed + L->rows + (j0 + (size_t)__builtin_ctz(mm)) * row_bytes;
+            for (size_t o = 0; o < row_bytes; o += 64)
+                _mm_prefetch(r + o, _MM_HINT_T1);
+        }
         const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)j0), iota);
         _mm512_mask_storeu_epi32(row->cand + row->n_cand, (__mmask16)((1u << __builtin_popcount(m)) - 1),
