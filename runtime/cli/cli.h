@@ -142,6 +142,9 @@ void cli_live_start(cli_live *l);
  * came or the file changed (errors are logged and the old rules stay), then
  * sleep as --rate asks. */
 void cli_live_between_batches(cli_live *l, uint64_t tokens);
+/* Encode and evaluate one batch (cli_replay_rows), then cli_live_between_batches.
+ * On failure: ends the live session, prints why and returns false. */
+bool cli_live_replay_batch(cli_live *l, cli_replay *rp, const float *rows, uint64_t first_row, size_t n);
 /* SIGINT or SIGTERM arrived: finish up and exit 0. */
 bool cli_live_stopping(void);
 void cli_live_end(cli_live *l);

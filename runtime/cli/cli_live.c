@@ -161,6 +161,18 @@ void cli_live_between_batches(cli_live *l, uint64_t tokens)
     pace(l, tokens);
 }
 
+bool cli_live_replay_batch(cli_live *l, cli_replay *rp, const float *rows, uint64_t first_row, size_t n)
+{
+    saemon_error err = {0};
+    if (cli_replay_rows(rp, rows, first_row, n, &err) != SAEMON_OK) {
+        cli_live_end(l);
+        cli_fail(l->what, &err);
+        return false;
+    }
+    cli_live_between_batches(l, rp->tokens);
+    return true;
+}
+
 void cli_live_end(cli_live *l)
 {
     if (l->inotify_fd >= 0)

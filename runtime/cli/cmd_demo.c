@@ -132,13 +132,9 @@ int cmd_demo(int argc, char **argv)
             pairs += truth[t].pair;
             long_bursts += truth[t].burst_start && truth[t].burst_len >= 3;
         }
-        if (cli_replay_rows(&rp, x, done_tokens, m, &err) != SAEMON_OK) {
-            cli_live_end(&live);
-            cli_fail("demo", &err);
+        if (!cli_live_replay_batch(&live, &rp, x, done_tokens, m))
             goto done;
-        }
         done_tokens += m;
-        cli_live_between_batches(&live, rp.tokens);
     }
     cli_live_end(&live);
     double dt = cli_now_seconds() - t0;

@@ -88,13 +88,9 @@ int cmd_run(int argc, char **argv)
     const size_t batch = saemon_encoder_max_batch(s.encoder);
     for (size_t row = 0; row < s.n_rows && !cli_live_stopping();) {
         size_t m = s.n_rows - row < batch ? s.n_rows - row : batch;
-        if (cli_replay_rows(&rp, s.input.data + row * info->d_in, row, m, &err) != SAEMON_OK) {
-            cli_live_end(&live);
-            cli_fail("run", &err);
+        if (!cli_live_replay_batch(&live, &rp, s.input.data + row * info->d_in, row, m))
             goto done;
-        }
         row += m;
-        cli_live_between_batches(&live, rp.tokens);
     }
     cli_live_end(&live);
     double dt = cli_now_seconds() - t0;
