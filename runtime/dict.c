@@ -41,6 +41,7 @@ saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saem
         saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
         return NULL;
     }
+    d->info.layer = -1;
     d->info.arch = arch;
     d->info.d_in = d_in;
     d->info.d_sae = d_sae;
@@ -110,6 +111,12 @@ saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
     in->normalize_activations = d->normalize_activations ? d->normalize_activations
                                                          : saemon_norm_name(in->norm);
     in->compute_dtype = d->compute_dtype ? d->compute_dtype : "float32";
+    in->width_tag = d->width_tag ? d->width_tag : "";
+    in->l0_tag = d->l0_tag ? d->l0_tag : "";
+    in->log_feature_sparsity = d->log_sparsity;
+    in->n_dead_features = 0;
+    for (size_t j = 0; d->log_sparsity && j < dsae; j++)
+        in->n_dead_features += d->log_sparsity[j] <= SAEMON_DEAD_LOG_SPARSITY;
     if (in->arch != SAEMON_ARCH_TOPK) {
         in->k = 0;
         in->rescale_acts_by_decoder_norm = false;
@@ -219,6 +226,21 @@ const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict)
     return dict ? &dict->info : NULL;
 }
 
+bool saemon_dict_feature_log_sparsity(const saemon_dict *d, size_t feature, float *log10_density)
+{
+    if (!d || !d->log_sparsity || feature >= d->info.d_sae)
+        return false;
+    if (log10_density)
+        *log10_density = d->log_sparsity[feature];
+    return true;
+}
+
+bool saemon_dict_feature_dead(const saemon_dict *d, size_t feature)
+{
+    float v;
+    return saemon_dict_feature_log_sparsity(d, feature, &v) && v <= SAEMON_DEAD_LOG_SPARSITY;
+}
+
 void saemon_dict_close(saemon_dict *d)
 {
     if (!d)
@@ -230,6 +252,9 @@ void saemon_dict_close(saemon_dict *d)
     free(d->model_name);
     free(d->normalize_activations);
     free(d->compute_dtype);
+    free(d->width_tag);
+    free(d->l0_tag);
+    free(d->log_sparsity);
     free(d->W_enc_rows);
     free(d->W_dec);
     free(d->b_dec);

@@ -43,6 +43,8 @@ typedef struct path_facts {
     int embedding;         /* an embedding/ SAE: SAELens rescales by sqrt(d_in) */
     char hook[64];         /* "" unknown */
     char model[64];        /* "" unknown */
+    char width_tag[16];    /* "16k"; "" unknown */
+    char l0_tag[64];       /* the L0 folder, "average_l0_82"; "" unknown */
     int hook_z;
 } path_facts;
 
@@ -129,6 +131,8 @@ static void parse_path(const char *npz_path, path_facts *pf)
             pf->layer = (long)v;
         if (pf->embedding || pf->layer >= 0) {
             snprintf(pf->name, sizeof pf->name, "%s/%s/%s", lay, comp[n - 2], comp[n - 1]);
+            snprintf(pf->width_tag, sizeof pf->width_tag, "%.15s", comp[n - 2] + 6);
+            snprintf(pf->l0_tag, sizeof pf->l0_tag, "%.63s", comp[n - 1]);
             for (size_t i = n - 3; i-- > 0;)
                 if (strstr(comp[i], "gemma-scope-")) {
                     repo_facts(comp[i], pf);
@@ -387,6 +391,7 @@ saemon_status gemmascope_load(const void *bytes, size_t len, const char *npz_pat
     in->apply_b_dec_to_input = false;
     in->norm = SAEMON_NORM_NONE;
     in->reshape_hook_z = pf.hook_z;
+    in->layer = pf.layer >= 0 ? (int)pf.layer : -1;
     in->weights_bytes = len;
     in->weight_dtype = plan[A_W_ENC].h.itemsize == 2 ? SAEMON_DTYPE_F16 : SAEMON_DTYPE_F32;
     const void *parts[1] = {bytes};
@@ -398,6 +403,8 @@ saemon_status gemmascope_load(const void *bytes, size_t len, const char *npz_pat
     if ((st = set_str(&d->path, given, err)) || (st = set_str(&d->format, "gemmascope", err)) ||
         (st = set_str(&d->name, pf.name, err)) || (st = set_str(&d->hook_name, pf.hook, err)) ||
         (st = set_str(&d->model_name, pf.model, err)) ||
+        (st = set_str(&d->width_tag, pf.width_tag, err)) ||
+        (st = set_str(&d->l0_tag, pf.l0_tag, err)) ||
         (st = set_str(&d->normalize_activations, "none", err)) ||
         (st = set_str(&d->compute_dtype, "float32", err)))
         goto out;

@@ -4,7 +4,10 @@
 #include "runtime/sae_config.h"
 
 #include <cJSON.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +15,8 @@
 
 #define MAX_JSON_INT 9007199254740992.0
 
-static cJSON *parse_object(const char *text, size_t len, const char *label, saemon_error *err,
-                           saemon_status *st)
+cJSON *cfg_parse_object(const char *text, size_t len, const char *label, saemon_error *err,
+                        saemon_status *st)
 {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -69,8 +72,8 @@ static int get_uint(const cJSON *v, uint64_t *out)
     return 1;
 }
 
-static saemon_status need_size(const cJSON *v, const char *label, const char *key, size_t *out,
-                               saemon_error *err)
+saemon_status cfg_need_size(const cJSON *v, const char *label, const char *key, size_t *out,
+                            saemon_error *err)
 {
     uint64_t u = 0;
     int r = get_uint(v, &u);
@@ -98,8 +101,8 @@ static saemon_status opt_bool(const cJSON *v, const char *label, const char *key
 }
 
 /* Optional string copied into *out (NULL when absent); wrong type is an error. */
-static saemon_status opt_string(const cJSON *v, const char *label, const char *key, char **out,
-                                saemon_error *err)
+saemon_status cfg_opt_string(const cJSON *v, const char *label, const char *key, char **out,
+                             saemon_error *err)
 {
     *out = NULL;
     if (!v || cJSON_IsNull(v))
@@ -236,8 +239,8 @@ static saemon_status parse_saelens(sae_config *c, const cJSON *root, const char 
     }
     c->old_format = is_old_format(root, meta);
     saemon_status st;
-    if ((st = need_size(get(root, meta, "d_in"), label, "d_in", &c->d_in, err)) ||
-        (st = need_size(get(root, meta, "d_sae"), label, "d_sae", &c->d_sae, err)) ||
+    if ((st = cfg_need_size(get(root, meta, "d_in"), label, "d_in", &c->d_in, err)) ||
+        (st = cfg_need_size(get(root, meta, "d_sae"), label, "d_sae", &c->d_sae, err)) ||
         (st = opt_bool(get(root, meta, "apply_b_dec_to_input"), label, "apply_b_dec_to_input",
                        true, &c->apply_b_dec_to_input, err)) ||
         (st = parse_arch(c, root, meta, label, err)) ||
@@ -248,12 +251,12 @@ static saemon_status parse_saelens(sae_config *c, const cJSON *root, const char 
     const cJSON *hook = get(root, meta, "hook_name");
     if ((!hook || cJSON_IsNull(hook)) && c->old_format)
         hook = get(root, meta, "hook_point");
-    if ((st = opt_string(hook, label, "hook_name", &c->hook_name, err)) ||
-        (st = opt_string(get(root, meta, "model_name"), label, "model_name", &c->model_name,
+    if ((st = cfg_opt_string(hook, label, "hook_name", &c->hook_name, err)) ||
+        (st = cfg_opt_string(get(root, meta, "model_name"), label, "model_name", &c->model_name,
                          err)) ||
-        (st = opt_string(get(root, meta, "neuronpedia_id"), label, "neuronpedia_id",
+        (st = cfg_opt_string(get(root, meta, "neuronpedia_id"), label, "neuronpedia_id",
                          &c->neuronpedia_id, err)) ||
-        (st = opt_string(get(root, meta, "dtype"), label, "dtype", &c->dtype, err)))
+        (st = cfg_opt_string(get(root, meta, "dtype"), label, "dtype", &c->dtype, err)))
         return st;
 
     if (!c->dtype && !(c->dtype = strdup("float32")))
@@ -289,7 +292,7 @@ saemon_status sae_config_parse(const char *text, size_t len, const char *label, 
 {
     memset(out, 0, sizeof *out);
     saemon_status st;
-    cJSON *root = parse_object(text, len, label, err, &st);
+    cJSON *root = cfg_parse_object(text, len, label, err, &st);
     if (!root)
         return st;
     st = parse_saelens(out, root, label, err);
@@ -314,7 +317,7 @@ void sae_config_free(sae_config *cfg)
 static saemon_status parse_sparsify(sparsify_config *c, const cJSON *root, const char *label,
                                     saemon_error *err)
 {
-    saemon_status st = need_size(cJSON_GetObjectItemCaseSensitive(root, "d_in"), label, "d_in",
+    saemon_status st = cfg_need_size(cJSON_GetObjectItemCaseSensitive(root, "d_in"), label, "d_in",
                                  &c->d_in, err);
     if (st)
         return st;
@@ -372,10 +375,60 @@ saemon_status sparsify_config_parse(const char *text, size_t len, const char *la
 {
     memset(out, 0, sizeof *out);
     saemon_status st;
-    cJSON *root = parse_object(text, len, label, err, &st);
+    cJSON *root = cfg_parse_object(text, len, label, err, &st);
     if (!root)
         return st;
     st = parse_sparsify(out, root, label, err);
     cJSON_Delete(root);
     return st;
+}
+
+/* Config files are small; refuse anything absurd before reading it. */
+#define MAX_JSON_FILE_BYTES (16u << 20)
+
+saemon_status cfg_read_file(const char *path, char **text, size_t *len, saemon_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)sb.st_size > MAX_JSON_FILE_BYTES) {
+        fclose(f);
+        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: %lld bytes is too large for a config",
+                                path, (long long)sb.st_size);
+    }
+    size_t n = (size_t)sb.st_size;
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        fclose(f);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = n ? fread(buf, 1, n, f) : 0;
+    fclose(f);
+    if (got != n) {
+        free(buf);
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: short read", path);
+    }
+    buf[n] = 0;
+    *text = buf;
+    *len = n;
+    return SAEMON_OK;
+}
+
+saemon_status cfg_read_object(const char *path, cJSON **root, size_t *bytes, saemon_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    saemon_status st = cfg_read_file(path, &text, &len, err);
+    if (st)
+        return st;
+    *root = cfg_parse_object(text, len, path, err, &st);
+    free(text);
+    if (bytes)
+        *bytes = len;
+    return *root ? SAEMON_OK : st;
 }
