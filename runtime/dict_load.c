@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/dict_releases.h"
 #include "runtime/dict_spec.h"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "runtime/sae_config.h"
 
 static char *path_join(const char *dir, const char *name)

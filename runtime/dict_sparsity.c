@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/dict_spec.h"
 #include "runtime/half.h"

@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+#include "base/sha256.h"
 #include "runtime/dict_internal.h"
 #include "runtime/half.h"
-#include "runtime/sha256.h"
 
 void dict_spec_free(dict_spec *s)
 {

@@ -4,13 +4,13 @@
 #include "runtime/sae_config.h"
 
 #include <cJSON.h>
-#include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+#include "base/read_file.h"
 #include "runtime/safetensors.h"
 
 #define MAX_JSON_INT 9007199254740992.0
@@ -388,35 +388,11 @@ saemon_status sparsify_config_parse(const char *text, size_t len, const char *la
 
 saemon_status cfg_read_file(const char *path, char **text, size_t *len, saemon_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)sb.st_size > MAX_JSON_FILE_BYTES) {
-        fclose(f);
+    if (stat(path, &sb) == 0 && (unsigned long long)sb.st_size > MAX_JSON_FILE_BYTES)
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: %lld bytes is too large for a config",
                                 path, (long long)sb.st_size);
-    }
-    size_t n = (size_t)sb.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = n ? fread(buf, 1, n, f) : 0;
-    fclose(f);
-    if (got != n) {
-        free(buf);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: short read", path);
-    }
-    buf[n] = 0;
-    *text = buf;
-    *len = n;
-    return SAEMON_OK;
+    return read_whole_file(path, MAX_JSON_FILE_BYTES, "config", text, len, err);
 }
 
 saemon_status cfg_read_object(const char *path, cJSON **root, size_t *bytes, saemon_error *err)

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saemon/api.h"
 #include "saemon/error.h"
 
 #ifdef __cplusplus
@@ -55,7 +56,6 @@ typedef struct saemon_dict_info {
     uint64_t cfg_bytes;
     uint64_t weights_bytes;
     char sha256[65];         /* hex SHA-256 of the weights file (or of the packed weights for in-memory dicts) */
-    size_t n_nonfinite_weights; /* always 0: loading refuses NaN/Inf weights */
     /* The source release's naming, from the folder layout (docs/formats.md). */
     int layer;               /* model layer, -1 when unknown */
     const char *width_tag;   /* width as the release names it ("16k", "32x"), "" when unknown */
@@ -75,7 +75,7 @@ typedef struct saemon_dict saemon_dict;
  * sparsify, OpenAI, or Gemma Scope (params.npz; the .npz file itself may also
  * be given). Validates the file completely before use; on failure returns a
  * status and fills `err`. */
-saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err);
+SAEMON_API saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err);
 
 /* Build a dictionary from float32 arrays already in memory (copied). W_enc is
  * [d_in][d_sae] (SAELens layout), W_dec [d_sae][d_in]; threshold only for
@@ -91,23 +91,23 @@ typedef struct saemon_dict_arrays {
     const float *b_gate, *r_mag, *b_mag; /* gated only */
 } saemon_dict_arrays;
 
-saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *arrays, saemon_dict **out,
+SAEMON_API saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *arrays, saemon_dict **out,
                                       saemon_error *err);
 
-const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict);
+SAEMON_API const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict);
 
 /* Training firing frequency of `feature` from sparsity.safetensors: stores
  * log10(fraction + 1e-10) in *log10_density and returns true; false when the
  * dictionary has no sparsity file or the index is out of range. */
-bool saemon_dict_feature_log_sparsity(const saemon_dict *dict, size_t feature,
-                                      float *log10_density);
+SAEMON_API bool saemon_dict_feature_log_sparsity(const saemon_dict *dict, size_t feature,
+                                                 float *log10_density);
 /* True when the sparsity file says the feature never fired in training. */
-bool saemon_dict_feature_dead(const saemon_dict *dict, size_t feature);
-void saemon_dict_close(saemon_dict *dict);
+SAEMON_API bool saemon_dict_feature_dead(const saemon_dict *dict, size_t feature);
+SAEMON_API void saemon_dict_close(saemon_dict *dict);
 
-const char *saemon_arch_name(saemon_arch arch);
-const char *saemon_norm_name(saemon_norm norm);
-const char *saemon_dtype_name(saemon_dtype dtype);
+SAEMON_API const char *saemon_arch_name(saemon_arch arch);
+SAEMON_API const char *saemon_norm_name(saemon_norm norm);
+SAEMON_API const char *saemon_dtype_name(saemon_dtype dtype);
 
 #ifdef __cplusplus
 }
