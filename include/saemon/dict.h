@@ -67,7 +67,7 @@ typedef struct saemon_dict_info {
 } saemon_dict_info;
 
 /* A feature that never fired in training has log10(0 + 1e-10) = -10. */
-#define SAEMON_DEAD_LOG_SPARSITY (-9.99f)
+#define SAEMON_DEAD_LOG_SPARSITY (-9.999f)
 
 typedef struct saemon_dict saemon_dict;
 
