@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "runtime/dict_internal.h"
 #include "saemon/saemon.h"
 #include "tests/support/golden_compare.h"
 #include "tests/support/st_writer.h"
@@ -446,4 +447,52 @@ Test(format_refusals, saelens_log_threshold_and_sparsity)
     open_bad(tmp, SAEMON_ERR_VALUE, "is not a log10 firing fraction");
     sparsity(tmp, VSAE, NAN);
     open_bad(tmp, SAEMON_ERR_VALUE, "is not a log10 firing fraction");
+}
+
+/* ---- scripts/convert_dictionary_learning.py --------------------------- */
+
+/* torch.save a dictionary_learning AutoEncoder state dict (one tensor in
+ * bfloat16), convert it, load it: every value lands where SAELens puts it. */
+Test(format_refusals, converter_writes_what_saemon_loads, .timeout = 120)
+{
+    const char *py = getenv("SAEMON_PYTHON"), *src = getenv("SAEMON_SOURCE_DIR");
+    char *cmd = NULL;
+    cr_assert(asprintf(&cmd, "'%s' -c 'import torch' 2>/dev/null", py ? py : "/usr/bin/python3") > 0);
+    int have_torch = system(cmd) == 0;
+    free(cmd);
+    if (!have_torch)
+        cr_skip_test("torch not importable by $SAEMON_PYTHON: converter test skipped");
+    char *d = mkpath(tmp, "trainer_0");
+    dl_config(d, "AutoEncoder", "");
+    cr_assert(asprintf(&cmd,
+                       "cd '%s' && '%s' -c 'import torch\n"
+                       "v = lambda n: torch.arange(n, dtype=torch.float32) * 0.25 - 2\n"
+                       "torch.save({\"encoder.weight\": v(64).reshape(16, 4), "
+                       "\"encoder.bias\": v(16), \"decoder.weight\": v(64).reshape(4, 16).to(torch.bfloat16), "
+                       "\"bias\": v(4)}, \"ae.pt\")' && '%s' '%s/scripts/convert_dictionary_learning.py' ae.pt "
+                       ">/dev/null",
+                       d, py ? py : "/usr/bin/python3", py ? py : "/usr/bin/python3", src ? src : ".") > 0);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(cmd);
+    saemon_dict *dict = open_ok(d);
+    const saemon_dict_info *in = saemon_dict_get_info(dict);
+    cr_assert_eq(in->weight_dtype, SAEMON_DTYPE_F32);
+    for (size_t j = 0; j < D_SAE; j++) {
+        cr_assert_eq(dict->b_enc[j], (float)j * 0.25f - 2, "b_enc[%zu]", j);
+        for (size_t i = 0; i < D_IN; i++) {
+            /* encoder.weight [d_sae, d_in] is already the row layout;
+             * decoder.weight [d_in, d_sae] is SAELens' W_dec transposed. */
+            cr_assert_eq(dict->W_enc_rows[j * D_IN + i], (float)(j * D_IN + i) * 0.25f - 2);
+            cr_assert_eq(dict->W_dec[j * D_IN + i], (float)(i * D_SAE + j) * 0.25f - 2);
+        }
+    }
+    for (size_t i = 0; i < D_IN; i++)
+        cr_assert_eq(dict->b_dec[i], (float)i * 0.25f - 2);
+    saemon_dict_close(dict);
+    /* Converted once: a second run refuses to overwrite. */
+    cr_assert(asprintf(&cmd, "'%s' '%s/scripts/convert_dictionary_learning.py' '%s/ae.pt' 2>/dev/null",
+                       py ? py : "/usr/bin/python3", src ? src : ".", d) > 0);
+    cr_assert_neq(system(cmd), 0);
+    free(cmd);
+    free(d);
 }
