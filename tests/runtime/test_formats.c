@@ -496,3 +496,42 @@ Test(format_refusals, converter_writes_what_saemon_loads, .timeout = 120)
     free(cmd);
     free(d);
 }
+
+/* ---- saemon inspect --------------------------------------------------- */
+
+static char *run_inspect(const char *dir)
+{
+    const char *cli = getenv("SAEMON_CLI");
+    char *cmd = NULL;
+    cr_assert(asprintf(&cmd, "'%s' inspect '%s' 2>&1", cli ? cli : "saemon", dir) > 0);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    static char out[8192];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    cr_assert_eq(pclose(p), 0, "%s:\n%s", cmd, out);
+    free(cmd);
+    return out;
+}
+
+Test(format_refusals, inspect_prints_format_release_and_density)
+{
+    if (!getenv("SAEMON_CLI"))
+        cr_skip_test("SAEMON_CLI not set (run under meson test)");
+    char *d = mkpath(tmp, "mlp_out/layer_9_width_16_l0_big");
+    gs2_weights(d, NULL, 0, 0);
+    text(d, "config.json", gs2_cfg);
+    const char *out = run_inspect(d);
+    cr_assert(strstr(out, "format         gemmascope2 (Gemma Scope 2 (Gemma 3): config.json + "
+                          "params.safetensors)"), "%s", out);
+    cr_assert(strstr(out, "release        layer 9, width 16, L0 big"), "%s", out);
+    cr_assert(strstr(out, "hook           blocks.9.hook_mlp_out"), "%s", out);
+    cr_assert(strstr(out, "model          google/gemma-3-1b-pt"), "%s", out);
+
+    char *s = mkpath(tmp, "saelens");
+    saelens_jumprelu(s, 0, 0);
+    sparsity(s, VSAE, -10.0f);
+    out = run_inspect(s);
+    cr_assert(strstr(out, "3 of 16 features never fired (sparsity.safetensors)"), "%s", out);
+    free(d), free(s);
+}
