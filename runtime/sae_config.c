@@ -5,7 +5,6 @@
 
 #include <cJSON.h>
 #include <stdint.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -388,11 +387,7 @@ saemon_status sparsify_config_parse(const char *text, size_t len, const char *la
 
 saemon_status cfg_read_file(const char *path, char **text, size_t *len, saemon_error *err)
 {
-    struct stat sb;
-    if (stat(path, &sb) == 0 && (unsigned long long)sb.st_size > MAX_JSON_FILE_BYTES)
-        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: %lld bytes is too large for a config",
-                                path, (long long)sb.st_size);
-    return read_whole_file(path, MAX_JSON_FILE_BYTES, "config", text, len, err);
+    return read_whole_file(path, MAX_JSON_FILE_BYTES, "config file", text, len, err);
 }
 
 saemon_status cfg_read_object(const char *path, cJSON **root, size_t *bytes, saemon_error *err)
