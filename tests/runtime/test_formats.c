@@ -535,3 +535,58 @@ Test(format_refusals, inspect_prints_format_release_and_density)
     cr_assert(strstr(out, "3 of 16 features never fired (sparsity.safetensors)"), "%s", out);
     free(d), free(s);
 }
+
+/* scripts/convert_pickle_release.py: a Goodfire-layout pickle becomes the
+ * SAELens folder SAELens's goodfire loader builds (W_enc = encoder_linear.weight.T, ...). */
+Test(format_refusals, goodfire_converter_builds_the_saelens_state_dict, .timeout = 120)
+{
+    const char *py = getenv("SAEMON_PYTHON"), *src = getenv("SAEMON_SOURCE_DIR");
+    if (!py)
+        py = "/usr/bin/python3";
+    char *cmd = NULL;
+    cr_assert(asprintf(&cmd, "'%s' -c 'import torch' 2>/dev/null", py) > 0);
+    int have_torch = system(cmd) == 0;
+    free(cmd);
+    if (!have_torch)
+        cr_skip_test("torch not importable by $SAEMON_PYTHON: converter test skipped");
+    cr_assert(asprintf(&cmd,
+                       "cd '%s' && '%s' -c 'import torch\n"
+                       "v = lambda n: torch.arange(n, dtype=torch.float32) * 0.5 - 3\n"
+                       "torch.save({\"encoder_linear.weight\": v(64).reshape(16, 4), "
+                       "\"encoder_linear.bias\": v(16), \"decoder_linear.weight\": v(64).reshape(4, 16), "
+                       "\"decoder_linear.bias\": v(4)}, \"Llama-3.1-8B-Instruct-SAE-l19.pth\")'",
+                       tmp, py) > 0);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(cmd);
+    /* The release's own sizes are 4096 x 65536: a small file is refused... */
+    cr_assert(asprintf(&cmd, "cd '%s' && '%s' '%s/scripts/convert_pickle_release.py' "
+                             "Llama-3.1-8B-Instruct-SAE-l19.pth out 2>/dev/null >/dev/null",
+                       tmp, py, src ? src : ".") > 0);
+    cr_assert_neq(system(cmd), 0, "a shape mismatch must be refused");
+    free(cmd);
+    /* ...unless the sizes are given. */
+    cr_assert(asprintf(&cmd, "cd '%s' && '%s' '%s/scripts/convert_pickle_release.py' --shape 4 16 "
+                             "Llama-3.1-8B-Instruct-SAE-l19.pth out >/dev/null",
+                       tmp, py, src ? src : ".") > 0);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    free(cmd);
+    char *out = golden_join(tmp, "out");
+    saemon_dict *dict = open_ok(out);
+    const saemon_dict_info *in = saemon_dict_get_info(dict);
+    cr_assert_str_eq(in->format, "saelens");
+    cr_assert_eq(in->arch, SAEMON_ARCH_STANDARD);
+    cr_assert(!in->apply_b_dec_to_input);
+    cr_assert_str_eq(in->hook_name, "blocks.19.hook_resid_post");
+    cr_assert_str_eq(in->model_name, "meta-llama/Llama-3.1-8B-Instruct");
+    for (size_t j = 0; j < D_SAE; j++) {
+        cr_assert_eq(dict->b_enc[j], (float)j * 0.5f - 3);
+        for (size_t i = 0; i < D_IN; i++) {
+            cr_assert_eq(dict->W_enc_rows[j * D_IN + i], (float)(j * D_IN + i) * 0.5f - 3);
+            cr_assert_eq(dict->W_dec[j * D_IN + i], (float)(i * D_SAE + j) * 0.5f - 3);
+        }
+    }
+    for (size_t i = 0; i < D_IN; i++)
+        cr_assert_eq(dict->b_dec[i], (float)i * 0.5f - 3);
+    saemon_dict_close(dict);
+    free(out);
+}
