@@ -106,14 +106,14 @@ saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
     saemon_dict_info *in = &d->info;
     in->path = d->path ? d->path : "(memory)";
     in->format = d->format ? d->format : "memory";
-    in->name = d->name ? d->name : "";
-    in->hook_name = d->hook_name ? d->hook_name : "";
-    in->model_name = d->model_name ? d->model_name : "";
-    in->normalize_activations = d->normalize_activations ? d->normalize_activations
+    in->name = d->id.name ? d->id.name : "";
+    in->hook_name = d->id.hook_name ? d->id.hook_name : "";
+    in->model_name = d->id.model_name ? d->id.model_name : "";
+    in->normalize_activations = d->id.normalize_activations ? d->id.normalize_activations
                                                          : saemon_norm_name(in->norm);
-    in->compute_dtype = d->compute_dtype ? d->compute_dtype : "float32";
-    in->width_tag = d->width_tag ? d->width_tag : "";
-    in->l0_tag = d->l0_tag ? d->l0_tag : "";
+    in->compute_dtype = d->id.compute_dtype ? d->id.compute_dtype : "float32";
+    in->width_tag = d->id.width_tag ? d->id.width_tag : "";
+    in->l0_tag = d->id.l0_tag ? d->id.l0_tag : "";
     in->log_feature_sparsity = d->log_sparsity;
     in->n_dead_features = 0;
     for (size_t j = 0; d->log_sparsity && j < dsae; j++)
@@ -208,9 +208,9 @@ saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *a, saemon_dict *
     if (!st)
         st = dup_str(&d->format, "memory", err);
     if (!st)
-        st = dup_str(&d->name, a->name && *a->name ? a->name : "memory", err);
+        st = dup_str(&d->id.name, a->name && *a->name ? a->name : "memory", err);
     if (!st)
-        st = dup_str(&d->normalize_activations, saemon_norm_name(a->norm), err);
+        st = dup_str(&d->id.normalize_activations, saemon_norm_name(a->norm), err);
     if (!st)
         st = saemon_dict_finish(d, err);
     if (st) {
@@ -241,19 +241,25 @@ bool saemon_dict_feature_dead(const saemon_dict *d, size_t feature)
     return saemon_dict_feature_log_sparsity(d, feature, &v) && v <= SAEMON_DEAD_LOG_SPARSITY;
 }
 
+void dict_identity_free(dict_identity *id)
+{
+    free(id->name);
+    free(id->hook_name);
+    free(id->model_name);
+    free(id->normalize_activations);
+    free(id->compute_dtype);
+    free(id->width_tag);
+    free(id->l0_tag);
+    memset(id, 0, sizeof *id);
+}
+
 void saemon_dict_close(saemon_dict *d)
 {
     if (!d)
         return;
     free(d->path);
     free(d->format);
-    free(d->name);
-    free(d->hook_name);
-    free(d->model_name);
-    free(d->normalize_activations);
-    free(d->compute_dtype);
-    free(d->width_tag);
-    free(d->l0_tag);
+    dict_identity_free(&d->id);
     free(d->log_sparsity);
     free(d->W_enc_rows);
     free(d->W_dec);

@@ -5,11 +5,19 @@
 
 #include "saemon/dict.h"
 
+/* Where a dictionary came from: the strings saemon_dict_info points at; owned. */
+typedef struct dict_identity {
+    char *name, *hook_name, *model_name, *normalize_activations, *compute_dtype;
+    char *width_tag, *l0_tag;
+} dict_identity;
+
+void dict_identity_free(dict_identity *id);
+
 struct saemon_dict {
     saemon_dict_info info;
     /* Owned copies of the strings info points at. */
-    char *path, *format, *name, *hook_name, *model_name, *normalize_activations, *compute_dtype;
-    char *width_tag, *l0_tag;
+    char *path, *format;
+    dict_identity id;
 
     /* fp32, 64-byte aligned, owned. Any expected_average_only_in factor is
      * already folded in. */

@@ -108,9 +108,7 @@ static saemon_status configure_saelens(const char *dir, const st_file *f, dict_s
     if (!st && cfg.needs_scaling_factor)
         st = read_scaling_factor(dir, &s->fold_scale, err);
     if (!st) {
-        s->format = "saelens";
-        s->rules = saelens_rules;
-        s->n_rules = sizeof saelens_rules / sizeof saelens_rules[0];
+        DICT_SPEC_RULES(s, "saelens", saelens_rules);
         s->dims_from = "cfg.json";
         s->arch = cfg.arch;
         s->d_in = cfg.d_in;
@@ -123,13 +121,13 @@ static saemon_status configure_saelens(const char *dir, const st_file *f, dict_s
         s->check_scaling_factor = true;
         s->sparsity_file = "sparsity.safetensors";
         s->cfg_bytes = len;
-        if ((st = dict_set_str(&s->name, cfg.neuronpedia_id, err)) ||
-            (st = dict_set_str(&s->hook_name, cfg.hook_name, err)) ||
-            (st = dict_set_str(&s->model_name, cfg.model_name, err)) ||
-            (st = dict_set_str(&s->normalize_activations, cfg.normalize_activations, err)))
+        if ((st = dict_set_str(&s->id.name, cfg.neuronpedia_id, err)) ||
+            (st = dict_set_str(&s->id.hook_name, cfg.hook_name, err)) ||
+            (st = dict_set_str(&s->id.model_name, cfg.model_name, err)) ||
+            (st = dict_set_str(&s->id.normalize_activations, cfg.normalize_activations, err)))
             ;
         else
-            st = dict_set_str(&s->compute_dtype, cfg.dtype, err);
+            st = dict_set_str(&s->id.compute_dtype, cfg.dtype, err);
     }
     sae_config_free(&cfg);
     free(text);
@@ -168,9 +166,7 @@ static saemon_status configure_sparsify(const char *dir, const st_file *f, dict_
     if (!st)
         st = sparsify_config_parse(text, len, cfg_path, &cfg, err);
     if (!st) {
-        s->format = "sparsify";
-        s->rules = sparsify_rules;
-        s->n_rules = sizeof sparsify_rules / sizeof sparsify_rules[0];
+        DICT_SPEC_RULES(s, "sparsify", sparsify_rules);
         s->dims_from = "cfg.json";
         s->arch = SAEMON_ARCH_TOPK;
         s->d_in = cfg.d_in;
@@ -182,13 +178,13 @@ static saemon_status configure_sparsify(const char *dir, const st_file *f, dict_
         /* sparsify folders are named by hookpoint; it computes in the dtype
          * of the file's first tensor. */
         char *hook = dict_dir_tail(dir, 1);
-        st = hook ? dict_set_str(&s->hook_name, hook, err)
+        st = hook ? dict_set_str(&s->id.hook_name, hook, err)
                   : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
         free(hook);
         if (!st && f->n_tensors)
-            st = dict_set_str(&s->compute_dtype, torch_dtype_name(f->tensors[0].float_dtype), err);
+            st = dict_set_str(&s->id.compute_dtype, torch_dtype_name(f->tensors[0].float_dtype), err);
         if (!st)
-            st = dict_set_str(&s->normalize_activations, "none", err);
+            st = dict_set_str(&s->id.normalize_activations, "none", err);
     }
     free(text);
     free(cfg_path);
@@ -259,16 +255,14 @@ static saemon_status configure_openai(const char *dir, const st_file *f, dict_sp
                                 "%s: expected 1-d tensors 'pre_bias' [n_inputs] and 'latent_bias' "
                                 "[n_latents] (OpenAI sparse_autoencoder layout)",
                                 f->label);
-    s->format = "openai";
-    s->rules = openai_rules;
-    s->n_rules = sizeof openai_rules / sizeof openai_rules[0];
+    DICT_SPEC_RULES(s, "openai", openai_rules);
     s->dims_from = "pre_bias/latent_bias";
     s->d_in = (size_t)pre->shape[0];
     s->d_sae = (size_t)lat->shape[0];
     s->apply_b_dec_to_input = true;
     saemon_status st = openai_activation(f, s, err);
     if (!st)
-        st = dict_set_str(&s->normalize_activations, saemon_norm_name(s->norm), err);
+        st = dict_set_str(&s->id.normalize_activations, saemon_norm_name(s->norm), err);
     return st;
 }
 

@@ -133,10 +133,10 @@ static saemon_status gemmascope2_naming(const char *folder, const char *kind, di
             return saemon_error_set(err, SAEMON_ERR_SHAPE,
                                     "%s: the folder says width %s (%llu) but w_enc has d_sae %zu",
                                     folder, tag, width, s->d_sae);
-        st = dict_set_str(&s->width_tag, tag, err);
+        st = dict_set_str(&s->id.width_tag, tag, err);
     }
     if (!st && l0)
-        st = dict_set_str(&s->l0_tag, l0 + strlen("_l0_"), err);
+        st = dict_set_str(&s->id.l0_tag, l0 + strlen("_l0_"), err);
     /* SAELens: the hook from the folder path (resid_post / attn_out / mlp_out). */
     char hook[96] = "";
     if (s->layer >= 0 && strstr(kind, "resid_post"))
@@ -145,7 +145,7 @@ static saemon_status gemmascope2_naming(const char *folder, const char *kind, di
         snprintf(hook, sizeof hook, "blocks.%d.hook_attn_out", s->layer);
     else if (s->layer >= 0 && strstr(kind, "mlp_out"))
         snprintf(hook, sizeof hook, "blocks.%d.hook_mlp_out", s->layer);
-    return st ? st : dict_set_str(&s->hook_name, hook, err);
+    return st ? st : dict_set_str(&s->id.hook_name, hook, err);
 }
 
 /* SAELens: "google/" prefix unless present, "-v3" spelled "-3". */
@@ -156,7 +156,7 @@ static saemon_status gemma3_model_name(const char *raw, dict_spec *s, saemon_err
     char *v3;
     while ((v3 = strstr(buf, "-v3")))
         memmove(v3 + 1, v3 + 2, strlen(v3 + 2) + 1);
-    return dict_set_str(&s->model_name, buf, err);
+    return dict_set_str(&s->id.model_name, buf, err);
 }
 
 saemon_status dict_configure_gemmascope2(const char *dir, const st_file *f, dict_spec *s,
@@ -202,9 +202,7 @@ saemon_status dict_configure_gemmascope2(const char *dir, const st_file *f, dict
                               f->label, got);
     }
     if (!st) {
-        s->format = "gemmascope2";
-        s->rules = gemmascope2_rules;
-        s->n_rules = sizeof gemmascope2_rules / sizeof gemmascope2_rules[0];
+        DICT_SPEC_RULES(s, "gemmascope2", gemmascope2_rules);
         s->dims_from = "w_enc's";
         s->d_in = (size_t)w->shape[0];
         s->d_sae = (size_t)w->shape[1];
@@ -213,8 +211,8 @@ saemon_status dict_configure_gemmascope2(const char *dir, const st_file *f, dict
         s->norm = SAEMON_NORM_NONE;
         if (!(st = gemmascope2_naming(folder, kind, s, err)) &&
             !(st = gemma3_model_name(model, s, err)) &&
-            !(st = dict_set_str(&s->normalize_activations, "none", err)))
-            st = dict_set_str(&s->compute_dtype, "float32", err);
+            !(st = dict_set_str(&s->id.normalize_activations, "none", err)))
+            st = dict_set_str(&s->id.compute_dtype, "float32", err);
     }
     cJSON_Delete(root);
     free(label);
@@ -262,7 +260,7 @@ static saemon_status llamascope_scale(const cJSON *root, const char *label, size
 
 /* Fields both Llama Scope layouts share: hook, layer, width tag, transcoder check. */
 static saemon_status llamascope_common(const cJSON *root, const char *label, const char *dir,
-                                       dict_spec *s, saemon_error *err)
+                                       const char *format, dict_spec *s, saemon_error *err)
 {
     const char *hook = NULL;
     saemon_status st = need_string(root, label, "hook_point_in", &hook, err);
@@ -272,8 +270,7 @@ static saemon_status llamascope_common(const cJSON *root, const char *label, con
     if (cJSON_IsString(out) && strcmp(out->valuestring, hook) != 0)
         return refuse_transcoder(label, hook, out->valuestring, err);
     s->layer = number_after(hook, "blocks.");
-    s->rules = llamascope_rules;
-    s->n_rules = sizeof llamascope_rules / sizeof llamascope_rules[0];
+    DICT_SPEC_RULES(s, format, llamascope_rules);
     s->arch = SAEMON_ARCH_JUMPRELU;
     s->apply_b_dec_to_input = false;
     s->norm = SAEMON_NORM_NONE; /* expected_average_only_in, folded */
@@ -286,12 +283,12 @@ static saemon_status llamascope_common(const cJSON *root, const char *label, con
     else if (s->d_sae % s->d_in == 0)
         snprintf(tag, sizeof tag, "%zux", s->d_sae / s->d_in);
     free(folder);
-    if ((st = dict_set_str(&s->width_tag, tag, err)) ||
-        (st = dict_set_str(&s->hook_name, hook, err)) ||
-        (st = dict_set_str(&s->model_name, "meta-llama/Llama-3.1-8B", err)) ||
-        (st = dict_set_str(&s->normalize_activations, "expected_average_only_in", err)))
+    if ((st = dict_set_str(&s->id.width_tag, tag, err)) ||
+        (st = dict_set_str(&s->id.hook_name, hook, err)) ||
+        (st = dict_set_str(&s->id.model_name, "meta-llama/Llama-3.1-8B", err)) ||
+        (st = dict_set_str(&s->id.normalize_activations, "expected_average_only_in", err)))
         return st;
-    return dict_set_str(&s->compute_dtype, "float32", err);
+    return dict_set_str(&s->id.compute_dtype, "float32", err);
 }
 
 saemon_status dict_configure_llamascope(const char *dir, const st_file *f, dict_spec *s,
@@ -306,9 +303,8 @@ saemon_status dict_configure_llamascope(const char *dir, const st_file *f, dict_
         !(st = cfg_need_size(item(root, "d_sae"), label, "d_sae", &s->d_sae, err)) &&
         !(st = need_number(root, label, "jump_relu_threshold", &jrt, err)) &&
         !(st = llamascope_scale(root, label, s->d_in, &scale, err)))
-        st = llamascope_common(root, label, dir, s, err);
+        st = llamascope_common(root, label, dir, "llamascope", s, err);
     if (!st) {
-        s->format = "llamascope";
         s->dims_from = "hyperparams.json";
         s->fold_scale = scale;
         /* SAELens: one threshold for every feature, jump_relu_threshold *
@@ -343,9 +339,8 @@ saemon_status dict_configure_llamascope_r1(const char *dir, const st_file *f, di
         st = saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: d_model x expansion_factor overflows",
                               label);
     if (!st && !(st = llamascope_scale(root, label, s->d_in, &scale, err)))
-        st = llamascope_common(root, label, dir, s, err);
+        st = llamascope_common(root, label, dir, "llamascope_r1", s, err);
     if (!st) {
-        s->format = "llamascope_r1";
         s->dims_from = "config.json";
         s->fold_scale = scale;
     }
@@ -432,9 +427,7 @@ saemon_status dict_configure_dictionary_learning(const char *dir, const st_file 
             layer = (size_t)lv->valuedouble;
     }
     if (!st) {
-        s->format = "dictionary_learning";
-        s->rules = dictionary_learning_rules;
-        s->n_rules = sizeof dictionary_learning_rules / sizeof dictionary_learning_rules[0];
+        DICT_SPEC_RULES(s, "dictionary_learning", dictionary_learning_rules);
         s->dims_from = "config.json";
         s->apply_b_dec_to_input = true;
         s->norm = SAEMON_NORM_NONE;
@@ -443,11 +436,11 @@ saemon_status dict_configure_dictionary_learning(const char *dir, const st_file 
         snprintf(hook, sizeof hook, "blocks.%zu.hook_resid_post", layer);
         snprintf(width, sizeof width, "%zu", s->d_sae);
         const char *slash = strrchr(lm, '/');
-        if (!(st = dict_set_str(&s->hook_name, hook, err)) &&
-            !(st = dict_set_str(&s->model_name, slash ? slash + 1 : lm, err)) &&
-            !(st = dict_set_str(&s->width_tag, width, err)) &&
-            !(st = dict_set_str(&s->normalize_activations, "none", err)))
-            st = dict_set_str(&s->compute_dtype, "float32", err);
+        if (!(st = dict_set_str(&s->id.hook_name, hook, err)) &&
+            !(st = dict_set_str(&s->id.model_name, slash ? slash + 1 : lm, err)) &&
+            !(st = dict_set_str(&s->id.width_tag, width, err)) &&
+            !(st = dict_set_str(&s->id.normalize_activations, "none", err)))
+            st = dict_set_str(&s->id.compute_dtype, "float32", err);
     }
     cJSON_Delete(root);
     free(label);

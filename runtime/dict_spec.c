@@ -15,17 +15,8 @@
 
 void dict_spec_free(dict_spec *s)
 {
-    if (!s)
-        return;
-    free(s->name);
-    free(s->hook_name);
-    free(s->model_name);
-    free(s->normalize_activations);
-    free(s->compute_dtype);
-    free(s->width_tag);
-    free(s->l0_tag);
-    s->name = s->hook_name = s->model_name = s->normalize_activations = s->compute_dtype =
-        s->width_tag = s->l0_tag = NULL;
+    if (s)
+        dict_identity_free(&s->id);
 }
 
 saemon_status dict_set_str(char **dst, const char *src, saemon_error *err)
@@ -53,7 +44,7 @@ char *dict_dir_tail(const char *dir, int count)
     return out;
 }
 
-static void dims_str(const size_t *dims, size_t nd, char *buf, size_t size)
+void dict_dims_str(const size_t *dims, size_t nd, char *buf, size_t size)
 {
     int w = snprintf(buf, size, "[");
     for (size_t i = 0; i < nd && w > 0 && (size_t)w < size; i++)
@@ -79,7 +70,7 @@ saemon_status dict_need_tensor(const st_file *f, const char *name, size_t ndim,
         ok = t->shape[i] == dims[i];
     if (!ok) {
         char got[96], want[96];
-        dims_str(dims, ndim, want, sizeof want);
+        dict_dims_str(dims, ndim, want, sizeof want);
         return saemon_error_set(err, SAEMON_ERR_SHAPE,
                                 "%s: tensor '%s' has shape %s, expected %s = %s", f->label, name,
                                 st_shape_str(t, got, sizeof got), what, want);
@@ -316,17 +307,12 @@ static saemon_status set_identity(saemon_dict *d, const char *dir, dict_spec *s,
     in->weights_bytes = f->size;
     in->weight_dtype = (saemon_dtype)enc->float_dtype;
     in->layer = s->layer;
-    d->name = s->name, s->name = NULL;
-    d->hook_name = s->hook_name, s->hook_name = NULL;
-    d->model_name = s->model_name, s->model_name = NULL;
-    d->normalize_activations = s->normalize_activations, s->normalize_activations = NULL;
-    d->compute_dtype = s->compute_dtype, s->compute_dtype = NULL;
-    d->width_tag = s->width_tag, s->width_tag = NULL;
-    d->l0_tag = s->l0_tag, s->l0_tag = NULL;
+    d->id = s->id; /* moved: the spec no longer owns them */
+    memset(&s->id, 0, sizeof s->id);
     saemon_status st;
     if ((st = dict_set_str(&d->path, dir, err)) || (st = dict_set_str(&d->format, s->format, err)))
         return st;
-    if (!d->name && !(d->name = dict_dir_tail(dir, 2)))
+    if (!d->id.name && !(d->id.name = dict_dir_tail(dir, 2)))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     const void *parts[1] = {f->bytes};
     size_t lens[1] = {(size_t)f->size};

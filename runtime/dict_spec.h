@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "runtime/dict_internal.h"
 #include "runtime/safetensors.h"
 #include "saemon/dict.h"
 
@@ -61,16 +62,22 @@ typedef struct dict_spec {
     const char *sparsity_file;  /* SAELens: optional sparsity.safetensors beside */
     const char *dims_from;      /* where d_in/d_sae came from, for messages ("cfg.json") */
     uint64_t cfg_bytes;
-    /* Identity, owned (free with dict_spec_free); NULL when unknown. */
-    char *name, *hook_name, *model_name, *normalize_activations, *compute_dtype;
-    char *width_tag, *l0_tag;
-    int layer; /* -1 when unknown */
+    dict_identity id; /* owned (dict_spec_free); NULL strings when unknown */
+    int layer;        /* -1 when unknown */
 } dict_spec;
 
 void dict_spec_free(dict_spec *spec);
 
 /* Replace *dst with a copy of src (NULL or "" clears it). */
 saemon_status dict_set_str(char **dst, const char *src, saemon_error *err);
+
+/* "[a, b, c]" into buf (truncated to size). */
+void dict_dims_str(const size_t *dims, size_t nd, char *buf, size_t size);
+
+/* Fill a dict_spec the way a format's reader starts: format name and its tensor rules. */
+#define DICT_SPEC_RULES(spec, fmt, table)                                                       \
+    ((spec)->format = (fmt), (spec)->rules = (table),                                          \
+     (spec)->n_rules = sizeof(table) / sizeof((table)[0]))
 
 /* Load `f` (already validated) into a new dictionary following `spec`.
  * `dir` is what the user passed (info.path); the name defaults to its last
