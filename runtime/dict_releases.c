@@ -67,19 +67,6 @@ static saemon_status need_string(const cJSON *obj, const char *label, const char
     return SAEMON_OK;
 }
 
-/* The number after `prefix` in s ("blocks.12.hook..." -> 12), or -1. */
-static int number_after(const char *s, const char *prefix)
-{
-    const char *p = s ? strstr(s, prefix) : NULL;
-    if (!p)
-        return -1;
-    p += strlen(prefix);
-    if (*p < '0' || *p > '9')
-        return -1;
-    long v = strtol(p, NULL, 10);
-    return v >= 0 && v < 100000 ? (int)v : -1;
-}
-
 /* A transcoder reads one hook and writes another: not an SAE of one hook. */
 static saemon_status refuse_transcoder(const char *label, const char *in, const char *out,
                                        saemon_error *err)
@@ -120,7 +107,7 @@ static unsigned long long parse_width(const char *s, size_t len)
 static saemon_status gemmascope2_naming(const char *folder, const char *kind, dict_spec *s,
                                         saemon_error *err)
 {
-    s->layer = number_after(folder, "layer_");
+    s->layer = dict_number_after(folder, "layer_");
     const char *w = strstr(folder, "width_"), *l0 = strstr(folder, "_l0_");
     saemon_status st = SAEMON_OK;
     if (w) {
@@ -269,7 +256,7 @@ static saemon_status llamascope_common(const cJSON *root, const char *label, con
     const cJSON *out = item(root, "hook_point_out");
     if (cJSON_IsString(out) && strcmp(out->valuestring, hook) != 0)
         return refuse_transcoder(label, hook, out->valuestring, err);
-    s->layer = number_after(hook, "blocks.");
+    s->layer = dict_number_after(hook, "blocks.");
     DICT_SPEC_RULES(s, format, llamascope_rules);
     s->arch = SAEMON_ARCH_JUMPRELU;
     s->apply_b_dec_to_input = false;

@@ -44,6 +44,18 @@ char *dict_dir_tail(const char *dir, int count)
     return out;
 }
 
+int dict_number_after(const char *s, const char *prefix)
+{
+    const char *p = s ? strstr(s, prefix) : NULL;
+    if (!p)
+        return -1;
+    p += strlen(prefix);
+    if (*p < '0' || *p > '9')
+        return -1;
+    long v = strtol(p, NULL, 10);
+    return v >= 0 && v < 100000 ? (int)v : -1;
+}
+
 void dict_dims_str(const size_t *dims, size_t nd, char *buf, size_t size)
 {
     int w = snprintf(buf, size, "[");
@@ -306,7 +318,13 @@ static saemon_status set_identity(saemon_dict *d, const char *dir, dict_spec *s,
     in->cfg_bytes = s->cfg_bytes;
     in->weights_bytes = f->size;
     in->weight_dtype = (saemon_dtype)enc->float_dtype;
+    /* Layer from the hook when the format did not name it (SAELens
+     * blocks.L.hook_*, sparsify folders layers.L). */
     in->layer = s->layer;
+    if (in->layer < 0)
+        in->layer = dict_number_after(s->id.hook_name, "blocks.");
+    if (in->layer < 0)
+        in->layer = dict_number_after(s->id.hook_name, "layers.");
     d->id = s->id; /* moved: the spec no longer owns them */
     memset(&s->id, 0, sizeof s->id);
     saemon_status st;

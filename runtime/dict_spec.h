@@ -71,6 +71,9 @@ void dict_spec_free(dict_spec *spec);
 /* Replace *dst with a copy of src (NULL or "" clears it). */
 saemon_status dict_set_str(char **dst, const char *src, saemon_error *err);
 
+/* The number after `prefix` in s ("blocks.12.hook..." -> 12), or -1. */
+int dict_number_after(const char *s, const char *prefix);
+
 /* "[a, b, c]" into buf (truncated to size). */
 void dict_dims_str(const size_t *dims, size_t nd, char *buf, size_t size);
 

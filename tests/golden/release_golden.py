@@ -373,7 +373,7 @@ def generate(out_dir, shared, seed):
         summary.append((name, f, m))
     sae_rel, files, configs, acts, n_dead = saelens_log_threshold(rng, 26, 110)
     f, m = write_case(out_dir, "saelens-logthr-sparsity", sae_rel, files, configs, acts,
-                      dict(format="saelens", arch="jumprelu", n_dead_features=n_dead, layer=-1,
+                      dict(format="saelens", arch="jumprelu", n_dead_features=n_dead, layer=2,
                            hook_name="blocks.2.hook_resid_post", model_name="toy"))
     summary.append(("saelens-logthr-sparsity", f, m))
     if shared:
