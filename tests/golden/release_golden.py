@@ -298,6 +298,26 @@ def real_cases(shared):
                                         ("b_enc", "F32", w["b_enc"]), ("threshold", "F32", np.array(thr[0]))]},
                     {"config.json": {"trainer": {"dict_class": "MatryoshkaBatchTopKSAE", "activation_dim": 64,
                                                  "dict_size": 100, "layer": 0, "lm_name": "list-comp/2layer"}}}, acts))
+        # Llama Scope layouts: SAELens folds s = sqrt(d)/norm into W_enc and scales the scalar
+        # threshold by s (R1: threshold = exp(log_jumprelu_threshold), unscaled), so store
+        # W_enc / s and jump_relu_threshold = theta / s; b_dec folded into b_enc as above.
+        norm = 11.0
+        s = 64 ** 0.5 / norm
+        hp = {"d_model": 64, "d_sae": 100, "hook_point_in": "blocks.0.hook_resid_post",
+              "hook_point_out": "blocks.0.hook_resid_post", "jump_relu_threshold": float(thr[0]) / s,
+              "dataset_average_activation_norm": {"in": norm, "out": norm}}
+        llama = [("decoder.bias", "F32", f32(w["b_dec"] * s)), ("decoder.weight", "F32", f32(w["W_dec"].T * s)),
+                 ("encoder.bias", "F32", f32(b_enc_folded)), ("encoder.weight", "F32", f32(w["W_enc"].T / s))]
+        out.append(("real-listcomp-llamascope", "sae/Llama3_1-8B-Base-L0R-1x",
+                    {"checkpoints/final.safetensors": llama}, {"hyperparams.json": hp}, acts))
+        # R1: d_sae = d_model * expansion_factor, so the first 64 of the 100 real features.
+        r1 = dict(hp, expansion_factor=1)
+        del r1["d_sae"], r1["jump_relu_threshold"]
+        first = [("decoder.bias", "F32", f32(w["b_dec"] * s)), ("decoder.weight", "F32", f32(w["W_dec"][:64].T * s)),
+                 ("encoder.bias", "F32", f32(b_enc_folded[:64])), ("encoder.weight", "F32", f32(w["W_enc"][:, :64].T / s)),
+                 ("log_jumprelu_threshold", "F32", np.log(f32(thr[:64])))]
+        out.append(("real-listcomp-llamascope_r1", "sae/L0R", {"sae_weights.safetensors": first},
+                    {"config.json": r1}, acts))
         out.append(("real-listcomp-logthr", "sae/logthr",
                     {"sae_weights.safetensors": [("W_dec", "F32", w["W_dec"]), ("W_enc", "F32", w["W_enc"]),
                                                  ("b_dec", "F32", w["b_dec"]), ("b_enc", "F32", w["b_enc"]),
@@ -378,7 +398,7 @@ def generate(out_dir, shared, seed):
     summary.append(("saelens-logthr-sparsity", f, m))
     if shared:
         fmt = {"gemmascope2": "gemmascope2", "matryoshka": "dictionary_learning", "logthr": "saelens",
-               "autoencoder": "dictionary_learning"}
+               "autoencoder": "dictionary_learning", "llamascope": "llamascope", "llamascope_r1": "llamascope_r1"}
         for name, sae_rel, files, configs, acts in real_cases(shared):
             info = {"format": fmt[name.split("-")[-1]], "real": True}
             f, m = write_case(out_dir, name, sae_rel, files, configs, acts, info)
