@@ -187,11 +187,11 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
     if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
         int e = errno;
+        unsigned owner = __atomic_load_n(&h->producer_pid, __ATOMIC_RELAXED);
         munmap(map, size);
         close(fd);
         if (e == EAGAIN || e == EACCES) {
-            set_msg(msg, msg_len, "ring %s already has a live producer (pid %u)", p->shm_name,
-                    (unsigned)__atomic_load_n(&h->producer_pid, __ATOMIC_RELAXED));
+            set_msg(msg, msg_len, "ring %s already has a live producer (pid %u)", p->shm_name, owner);
             return CONNECT_BUSY;
         }
         set_msg(msg, msg_len, "ring %s: lock: %s", p->shm_name, strerror(e));
