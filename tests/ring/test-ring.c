@@ -33,6 +33,7 @@ typedef struct attach_job {
     saemon_producer *p;
     int rc;
     char msg[256];
+    int done;
 } attach_job;
 
 static void *attach_thread(void *arg)
@@ -42,6 +43,7 @@ static void *attach_thread(void *arg)
                                  .dtype = j->dtype, .lossless_wait_us = j->lossless,
                                  .handshake_timeout_ms = 5000};
     j->rc = saemon_producer_attach(&o, &j->p, j->msg, sizeof j->msg);
+    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -50,13 +52,8 @@ static saemon_producer *attach_polling(saemon_ring *r, attach_job *j)
     pthread_t t;
     pthread_create(&t, NULL, attach_thread, j);
     saemon_frame f;
-    saemon_ring_stats st;
-    for (int i = 0; i < 5000; i++) { /* until judged (bounded, not timed) */
+    while (!__atomic_load_n(&j->done, __ATOMIC_ACQUIRE)) /* the consumer judges inside next() */
         saemon_ring_next(r, &f, 1, NULL);
-        saemon_ring_get_stats(r, &st);
-        if (st.producer_state != SAEMON_RING_PRODUCER_NONE)
-            break;
-    }
     pthread_join(t, NULL);
     return j->p;
 }
