@@ -12,12 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/gemmascope.h"
 #include "runtime/half.h"
 #include "runtime/npy_internal.h"
 #include "runtime/npz.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 
 /* Above this size a member must not compress better than SUSPICIOUS_RATIO:
  * trained float weights barely compress (~1.1:1), a bomb compresses ~1000:1. */
@@ -276,7 +277,7 @@ static saemon_status load_member(npz_archive *a, const member_plan *p, float *ds
         return st;
     /* dst was sized from the header planned in phase 1: insist it is the same. */
     if (arr.ndim != p->h.ndim || memcmp(arr.shape, p->h.shape, arr.ndim * sizeof arr.shape[0])) {
-        saemon_npy_free(&arr);
+        saemon_npy_close(&arr);
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header changed between reads", label);
     }
     if (transpose)
@@ -288,7 +289,7 @@ static saemon_status load_member(npz_archive *a, const member_plan *p, float *ds
             n *= arr.shape[d];
         memcpy(dst, arr.data, n * sizeof(float));
     }
-    saemon_npy_free(&arr);
+    saemon_npy_close(&arr);
     return SAEMON_OK;
 }
 

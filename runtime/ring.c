@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "runtime/half.h"
+#include "base/error.h"
 #include "runtime/ring_internal.h"
 
 #define IDLE_WAIT_CAP_MS 10 /* re-check at least this often even without a wake-up */

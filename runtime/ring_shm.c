@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "runtime/ring_internal.h"
 
 static int lock_byte(int fd, int which)
