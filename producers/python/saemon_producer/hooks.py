@@ -35,6 +35,10 @@ class Attachment:
         self.stream = stream
         self._positions = positions
         self._dtype = dtype
+        torch = self._torch
+        self._want = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
+        if self._want is None:
+            raise ValueError("dtype must be 'f32', 'f16' or 'bf16'")
         self._opts = dict(model=model_id or type(model).__name__, dtype=dtype, lossless_us=lossless_us,
                           checksum=checksum, wake=wake)
         self.producers = {}
@@ -60,7 +64,11 @@ class Attachment:
         return p
 
     def _streams(self, batch):
-        s = self.stream() if callable(self.stream) else self.stream
+        s = self.stream
+        if type(s) is int and batch == 1:
+            return (s,)
+        if callable(s):
+            s = s()
         if isinstance(s, int):
             s = [s]
         s = list(s)
@@ -71,15 +79,15 @@ class Attachment:
     def _as_array(self, t):
         """The whole output as one C-contiguous numpy array of the announced
         dtype (2-byte dtypes as int16 bit patterns), converted once per pass."""
-        torch = self._torch
-        want = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[self._dtype]
-        if t.dtype != want:
-            t = t.to(dtype=want)
-        if t.device.type != "cpu":
+        if t.requires_grad:
+            t = t.detach()
+        if t.dtype != self._want:
+            t = t.to(dtype=self._want)
+        if not t.is_cpu:
             t = t.to("cpu")
         if self._dtype != "f32":
-            t = t.view(torch.int16)
-        return t.contiguous().numpy()
+            t = t.view(self._torch.int16)
+        return (t if t.is_contiguous() else t.contiguous()).numpy()
 
     def _make_hook(self, path):
         def hook(module, inputs, output):
@@ -94,7 +102,7 @@ class Attachment:
                 t = t.reshape(t.shape[0], -1, t.shape[-1])
             batch, n_pos, d = t.shape
             p = self._producer(path, d)
-            arr = self._as_array(t.detach())
+            arr = self._as_array(t)
             for b, stream in enumerate(self._streams(batch)):
                 key = (path, stream)
                 nxt = self._next.get(key, 0)
