@@ -116,10 +116,11 @@ static bool gap_take(saemon_producer *p, uint64_t stream)
 
 /* ---- segment attach / detach ---- */
 
+/* Called after a seq_cst store of head/announce_gen: with the consumer's
+ * seq_cst store of waiters and load of head, one of us sees the other. */
 static void wake_consumer(ring_header *h)
 {
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&h->waiters, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&h->waiters, __ATOMIC_SEQ_CST)) {
         __atomic_add_fetch(&h->wake, 1, __ATOMIC_RELEASE);
         syscall(SYS_futex, &h->wake, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     }
@@ -230,7 +231,7 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
     p->my_gen = __atomic_load_n(&h->announce_gen, __ATOMIC_RELAXED) + 1;
     if (p->my_gen == 0)
         p->my_gen = 1;
-    __atomic_store_n(&h->announce_gen, p->my_gen, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->announce_gen, p->my_gen, __ATOMIC_SEQ_CST);
     p->state = P_PENDING;
     wake_consumer(h);
     return CONNECT_OK;
@@ -373,7 +374,7 @@ static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, co
      * A producer killed before this point leaves the slot invisible. */
     __atomic_store_n((uint64_t *)slot, p->head + 1, __ATOMIC_RELEASE);
     p->head++;
-    __atomic_store_n(&h->head, p->head, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->head, p->head, __ATOMIC_SEQ_CST); /* release + the wake-up pairing */
     __atomic_store_n(&h->frames_published, h->frames_published + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&h->tokens_produced, h->tokens_produced + n_rows, __ATOMIC_RELAXED);
     p->dropped_pending = 0;
