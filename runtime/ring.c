@@ -314,8 +314,7 @@ static void idle_wait(saemon_ring *r, int timeout_ms)
             return;
     } while (ring_now_ns() < spin_end);
     uint32_t w = __atomic_load_n(&h->wake, __ATOMIC_ACQUIRE);
-    /* Dekker pair with the producer (seq_cst store, then seq_cst load, on both
-     * sides): either we see its new head, or it sees waiters and wakes us. */
+    /* seq_cst on both sides (see wake_consumer in producers/c/producer.c) */
     __atomic_store_n(&h->waiters, 1u, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&h->head, __ATOMIC_SEQ_CST) == r->tail
         && __atomic_load_n(&h->announce_gen, __ATOMIC_SEQ_CST) == r->judged_gen) {

@@ -116,8 +116,12 @@ static bool gap_take(saemon_producer *p, uint64_t stream)
 
 /* ---- segment attach / detach ---- */
 
-/* Called after a seq_cst store of head/announce_gen: with the consumer's
- * seq_cst store of waiters and load of head, one of us sees the other. */
+/* Dekker-style hand-off with idle_wait() in runtime/ring.c: the producer
+ * publishes (head or announce_gen, seq_cst) then reads `waiters` (seq_cst);
+ * the consumer sets `waiters` (seq_cst) then re-reads head/announce_gen
+ * (seq_cst) before sleeping. All four being seq_cst, one of the two sides
+ * sees the other's write: no lost wake-up. (No fences: ThreadSanitizer
+ * does not model them.) */
 static void wake_consumer(ring_header *h)
 {
     if (__atomic_load_n(&h->waiters, __ATOMIC_SEQ_CST)) {
@@ -374,7 +378,7 @@ static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, co
      * A producer killed before this point leaves the slot invisible. */
     __atomic_store_n((uint64_t *)slot, p->head + 1, __ATOMIC_RELEASE);
     p->head++;
-    __atomic_store_n(&h->head, p->head, __ATOMIC_SEQ_CST); /* release + the wake-up pairing */
+    __atomic_store_n(&h->head, p->head, __ATOMIC_SEQ_CST);
     __atomic_store_n(&h->frames_published, h->frames_published + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&h->tokens_produced, h->tokens_produced + n_rows, __ATOMIC_RELAXED);
     p->dropped_pending = 0;
