@@ -77,18 +77,26 @@ static saemon_producer *attach_while_draining(const char *name, uint32_t d_in, s
     return p;
 }
 
-static int serve(const char *name, uint32_t d_in)
+/* Create ring `name` (1024 slots) and start a thread draining it into *d. */
+static saemon_ring *start_drainer(const char *name, uint32_t d_in, uint32_t rows, drainer *d, pthread_t *t)
 {
-    saemon_ring_options o = {.name = name, .slots = 1024, .max_rows_per_frame = 4, .d_in = d_in};
+    saemon_ring_options o = {.name = name, .slots = 1024, .max_rows_per_frame = rows, .d_in = d_in};
     saemon_ring *r = NULL;
     saemon_error err;
     if (saemon_ring_create(&o, &r, &err) != SAEMON_OK) {
         fprintf(stderr, "%s\n", err.message);
-        return 1;
+        exit(1);
     }
-    drainer d = {.r = r};
+    *d = (drainer){.r = r};
+    pthread_create(t, NULL, drain, d);
+    return r;
+}
+
+static int serve(const char *name, uint32_t d_in)
+{
+    drainer d;
     pthread_t t;
-    pthread_create(&t, NULL, drain, &d);
+    saemon_ring *r = start_drainer(name, d_in, 4, &d, &t);
     printf("READY\n");
     fflush(stdout);
     char buf[64];
@@ -139,16 +147,9 @@ int main(int argc, char **argv)
 
     char name[64];
     snprintf(name, sizeof name, "bench%ld", (long)getpid());
-    saemon_ring_options o = {.name = name, .slots = 1024, .max_rows_per_frame = 1, .d_in = d_in};
-    saemon_ring *r = NULL;
-    saemon_error err;
-    if (saemon_ring_create(&o, &r, &err) != SAEMON_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
-    drainer d = {.r = r};
+    drainer d;
     pthread_t t;
-    pthread_create(&t, NULL, drain, &d);
+    saemon_ring *r = start_drainer(name, d_in, 1, &d, &t);
     saemon_producer *p = attach_while_draining(name, d_in, dt);
 
     size_t row_bytes = (size_t)d_in * (dt == SAEMON_PRODUCER_F32 ? 4 : 2);
