@@ -52,7 +52,8 @@ struct saemon_producer {
     /* loss bookkeeping carried by the next published frame */
     uint64_t dropped_pending;
     bool gap_all_pending;
-    uint64_t gap_streams[GAP_SET]; /* stream + 1; 0 = empty */
+    uint64_t gap_streams[GAP_SET]; /* stream + 1; 0 = empty; at most 3/4 full */
+    uint32_t gap_count;
 
     saemon_producer_stats stats;
     char refuse_reason[256];
@@ -80,7 +81,11 @@ static void gap_add(saemon_producer *p, uint64_t stream)
         if (*e == key)
             return;
         if (*e == 0) {
+            /* keep a quarter empty: probing and deletion need empty slots */
+            if (p->gap_count >= GAP_SET * 3 / 4)
+                break;
             *e = key;
+            p->gap_count++;
             return;
         }
     }
@@ -109,6 +114,7 @@ static bool gap_take(saemon_producer *p, uint64_t stream)
             }
         }
         p->gap_streams[hole] = 0;
+        p->gap_count--;
         return true;
     }
     return false;

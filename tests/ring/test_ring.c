@@ -473,3 +473,34 @@ Test(ring, segment_is_owner_only)
     saemon_ring_destroy(r);
     cr_assert_neq(stat(path, &st), 0, "destroy unlinks the segment");
 }
+
+Test(ring, more_dropping_streams_than_tracked_marks_every_stream)
+{
+    char name[64];
+    saemon_ring *r = make_ring("gapall", 8, D, NULL, name, sizeof name);
+    saemon_producer *p = producer_for(r, name, D, "h", SAEMON_PRODUCER_F32, 0);
+    float rows[D] = {0};
+    saemon_frame f;
+    for (uint64_t s = 0; s < 200; s++) { /* 200 open streams the consumer knows */
+        cr_assert_eq(saemon_producer_publish(p, s, 0, rows, 1), SAEMON_PRODUCER_OK);
+        cr_assert_eq(saemon_ring_next(r, &f, 1000, NULL), 1);
+        cr_assert(!f.gap);
+    }
+    saemon_ring_release(r);
+    int dropped = 0;
+    for (uint64_t s = 0; s < 200; s++) /* 8 fit, 192 streams lose a token: > 128 tracked */
+        dropped += saemon_producer_publish(p, s, 1, rows, 1) == SAEMON_PRODUCER_DROPPED;
+    cr_assert_eq(dropped, 192);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(saemon_ring_next(r, &f, 1000, NULL), 1);
+    saemon_ring_release(r);
+    for (uint64_t s = 8; s < 200; s++) { /* every stream that lost a token says so */
+        cr_assert_eq(saemon_producer_publish(p, s, 2, rows, 1), SAEMON_PRODUCER_OK);
+        cr_assert_eq(saemon_ring_next(r, &f, 1000, NULL), 1);
+        cr_assert_eq(f.stream, s);
+        cr_assert(f.gap, "stream %llu", (unsigned long long)s);
+        saemon_ring_release(r);
+    }
+    saemon_producer_detach(p);
+    saemon_ring_destroy(r);
+}

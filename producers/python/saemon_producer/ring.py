@@ -303,6 +303,9 @@ class Producer:
         self._dropped_pending += 1
         self.stats["frames_dropped"] += 1
         self.stats["tokens_dropped"] += n_rows
+        if len(self._gaps) >= 4096:  # too many to track: every open stream is suspect
+            self._gaps.clear()
+            self._gap_all = True
         self._gaps.add(stream)
         if self._seg is not None and self._state != "refused":
             c, q = self._counters, self._q
