@@ -349,7 +349,7 @@ int bench_suite_run(const suite_opts *in)
 {
     suite_opts o = *in;
     suite_results res = {0};
-    double t_start = bench_now();
+    double t_start = clock_now_s();
     suite_affinity_save();
     res.allowed_cores = suite_allowed_cpus();
     resolve_threads(&o, res.allowed_cores);
@@ -407,7 +407,7 @@ int bench_suite_run(const suite_opts *in)
     }
     suite_attach_ratios(&res);
     progress_finish();
-    res.run_s = bench_now() - t_start;
+    res.run_s = clock_now_s() - t_start;
 
     suite_print(&res, &o, stdout);
     cJSON *root = suite_json(&res, &o);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/error.h"
 #include "monitors/monitor_internal.h"
 #include "monitors/rules_eval.h"
 #include "monitors/rules_internal.h"

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "monitors/monitor_internal.h"
 #include "monitors/rules_canon.h"
 

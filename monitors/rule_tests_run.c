@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitors/read_file.h"
+#include "base/error.h"
+#include "base/read_file.h"
 #include "monitors/rule_tests.h"
 
 typedef struct got_alert {

@@ -9,13 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "monitors/feature_labels.h"
-#include "monitors/read_file.h"
+#include "base/read_file.h"
 #include "monitors/rules_canon.h"
 #include "monitors/rules_condition.h"
 #include "monitors/rules_internal.h"
 #include "monitors/rules_template.h"
-#include "monitors/yaml_walk.h"
+#include "base/yaml_walk.h"
 
 static const char *const top_keys[] = {"version", "dictionary", "feature_labels", "lists", "macros",
                                        "rules", "groups", NULL};
@@ -389,7 +390,7 @@ static saemon_status parse_feature_labels(walk *w, const yaml_node_t *node, saem
         /* Say which line of the rule file pointed at the label file. */
         char inner[SAEMON_ERROR_MESSAGE_MAX];
         snprintf(inner, sizeof inner, "%s", w->err->message);
-        rules_mark m = walk_mark(node);
+        walk_pos m = walk_mark(node);
         saemon_error_set(w->err, s, "%s:%zu:%zu: cannot use 'feature_labels': %s", w->file, m.line, m.column,
                          inner);
     }
@@ -474,7 +475,7 @@ static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size
         return walk_syntax_error(parser, rs->filename, yaml, len, err);
     root = yaml_document_get_root_node(&doc);
     if (root) {
-        rules_mark m = walk_mark(root);
+        walk_pos m = walk_mark(root);
         s = saemon_error_set(err, SAEMON_ERR_RULES,
                              "%s:%zu:%zu: a second YAML document; expected exactly one document per rule file",
                              rs->filename, m.line, m.column);

@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/half.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 
 void *saemon_aligned_alloc(size_t bytes)
 {

@@ -12,12 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/gemmascope.h"
 #include "runtime/half.h"
 #include "runtime/npy_internal.h"
 #include "runtime/npz.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 
 /* Above this size a member must not compress better than SUSPICIOUS_RATIO:
  * trained float weights barely compress (~1.1:1), a bomb compresses ~1000:1. */

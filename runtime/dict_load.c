@@ -12,12 +12,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/gemmascope.h"
 #include "runtime/half.h"
 #include "runtime/sae_config.h"
 #include "runtime/safetensors.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 
 /* cfg.json and activation_scaler.json are small; refuse anything absurd. */
 #define MAX_JSON_FILE_BYTES (16u << 20)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "kernels/kernel.h"
 #include "runtime/dict_internal.h"
 #include "runtime/preprocess.h"

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+
 struct saemon_topology {
     hwloc_topology_t topo;
 };

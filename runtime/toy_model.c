@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+
 #define BASE_ACTIVE_PER_TOKEN 1.5   /* mean number of background features per token */
 #define ALARM_BURST_RATE 0.004      /* chance a burst starts on a token */
 #define ALARM_MAGNITUDE 4.0f

@@ -31,10 +31,6 @@ typedef struct saemon_error {
 /* Short stable name of a status ("format", "shape", ...). */
 const char *saemon_status_name(saemon_status code);
 
-/* Record an error (printf-style) and return `code`; `err` may be NULL. */
-saemon_status saemon_error_set(saemon_error *err, saemon_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
 #ifdef __cplusplus
 }
 #endif

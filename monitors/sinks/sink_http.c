@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 #include "monitors/sinks/spool.h"
 
@@ -122,7 +123,7 @@ static double pump(sink *s, bool closing)
     (void)closing;
     http_sink *h = s->impl;
     while (h->len) {
-        double now = sink_now();
+        double now = clock_now_s();
         if (now < h->next_attempt)
             return h->next_attempt - now;
         spool_entry *e = &h->q[h->head];

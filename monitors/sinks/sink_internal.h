@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/clock.h"
 #include "saemon/sinks.h"
 
 /* A deep copy of one saemon_alert in a single allocation (the monitor's
@@ -19,9 +20,6 @@ typedef struct sink_alert {
 
 sink_alert *sink_alert_copy(const saemon_alert *a); /* refs = 1; NULL on OOM */
 void sink_alert_release(sink_alert *a);
-
-/* Seconds on CLOCK_MONOTONIC. */
-double sink_now(void);
 
 /* SHA-256 (hex) of what identifies an alert event: rule, status, stream,
  * token, dictionary, timestamp. The same event always gets the same key. */

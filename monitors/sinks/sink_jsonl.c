@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 
 typedef struct jsonl {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 
 #define DEFAULT_QUEUE 65536
@@ -94,7 +95,7 @@ static void *sink_thread(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->closing && !s->paused && !isfinite(deadline))
-            deadline = sink_now() + s->drain_timeout_s;
+            deadline = clock_now_s() + s->drain_timeout_s;
         /* Take what is queued (a bounded batch, so retries still get their
          * turn under constant load), then let the sink do its periodic work:
          * an HTTP sink spools every alert it takes before it delivers. */
@@ -104,7 +105,7 @@ static void *sink_thread(void *arg)
             if (s->len-- == s->cap)
                 pthread_cond_broadcast(&s->space);
             pthread_mutex_unlock(&s->mu);
-            if (s->ops->drain_bounded && sink_now() >= deadline) {
+            if (s->ops->drain_bounded && clock_now_s() >= deadline) {
                 atomic_fetch_add(&s->failed, 1);
                 sink_fail(s, SAEMON_ERR_IO, "sink %s: alerts left unhandled at the drain timeout (%.1f s)",
                           s->name, s->drain_timeout_s);
@@ -116,7 +117,7 @@ static void *sink_thread(void *arg)
         }
         bool closing = s->closing && !s->paused;
         if (closing && !isfinite(deadline))
-            deadline = sink_now() + s->drain_timeout_s;
+            deadline = clock_now_s() + s->drain_timeout_s;
         pthread_mutex_unlock(&s->mu);
         double wait = s->ops->poll ? s->ops->poll(s, closing) : -1;
         pthread_mutex_lock(&s->mu);
@@ -124,10 +125,10 @@ static void *sink_thread(void *arg)
          * signalled when nobody waited: look again instead of sleeping. */
         if ((s->len && !s->paused) || (s->closing && !s->paused && !closing) || wait == 0)
             continue;
-        if (closing && (wait < 0 || sink_now() >= deadline))
+        if (closing && (wait < 0 || clock_now_s() >= deadline))
             break;
-        if (closing && sink_now() + wait > deadline)
-            wait = deadline - sink_now();
+        if (closing && clock_now_s() + wait > deadline)
+            wait = deadline - clock_now_s();
         if (wait < 0) {
             pthread_cond_wait(&s->cv, &s->mu);
         } else {

@@ -20,15 +20,16 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
-#include "monitors/yaml_walk.h"
+#include "base/yaml_walk.h"
 
 #define MAX_SINKS 64
 #define MAX_ARGV 256
 
 typedef struct parsed_sink {
     saemon_sink_options o;
-    rules_mark mark;
+    walk_pos mark;
 } parsed_sink;
 
 static const char *const common_keys[] = {"type", "name", "queue", "drain_timeout"};

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "monitors/sinks/spool.h"
 
 #define SPOOL_MAX_BODY (4u << 20)

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "kernels/kernel.h"
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 #include "runtime/topology.h"
 
 static void print_kernels(void)

@@ -6,7 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 int cli_fail(const char *what, const saemon_error *err)
 {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "demo_rules.h" /* generated: demo_rules_yaml[] */
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 #include "runtime/toy_model.h"
 
 #define CHUNK 64

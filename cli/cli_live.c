@@ -10,7 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "runtime/cli/cli.h"
+#include "base/error.h"
+#include "cli/cli.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 

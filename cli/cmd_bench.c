@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "bench/suite.h"
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 int cmd_bench(int argc, char **argv)
 {

@@ -10,7 +10,7 @@
 #include <zip.h>
 
 #include "runtime/dict_internal.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 #include "saemon/encoder.h"
 #include "saemon/npy.h"
 #include "tests/support/support.h"

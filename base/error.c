@@ -1,7 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "saemon/error.h"
+#include "base/error.h"
 
 const char *saemon_status_name(saemon_status code)
 {

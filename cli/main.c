@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 static void usage(FILE *f)
 {

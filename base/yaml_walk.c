@@ -1,4 +1,4 @@
-#include "monitors/yaml_walk.h"
+#include "base/yaml_walk.h"
 
 #include <float.h>
 #include <locale.h>
@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+
 /* Keys kept for later versions of the language (none at the moment). */
 static const char *const reserved_keys[] = {NULL};
 
-rules_mark walk_mark(const yaml_node_t *node)
+walk_pos walk_mark(const yaml_node_t *node)
 {
-    rules_mark m = {1, 1};
+    walk_pos m = {1, 1};
     if (node) {
         m.line = node->start_mark.line + 1;
         m.column = node->start_mark.column + 1;
@@ -26,7 +28,7 @@ static saemon_status vfail(walk *w, saemon_status code, const yaml_node_t *at, c
 {
     char what[SAEMON_ERROR_MESSAGE_MAX];
     vsnprintf(what, sizeof what, fmt, ap);
-    rules_mark m = walk_mark(at);
+    walk_pos m = walk_mark(at);
     return saemon_error_set(w->err, code, "%s:%zu:%zu: %s", w->file, m.line, m.column, what);
 }
 
@@ -51,11 +53,11 @@ saemon_status walk_fail_code(walk *w, saemon_status code, const yaml_node_t *at,
 
 saemon_status walk_visit(walk *w, const yaml_node_t *node)
 {
-    if (++w->nodes_visited > RULES_MAX_NODES)
+    if (++w->nodes_visited > WALK_MAX_NODES)
         return walk_fail(w, node,
                          "rule file expands to more than %d YAML nodes (aliases included); "
                          "expected a smaller file",
-                         RULES_MAX_NODES);
+                         WALK_MAX_NODES);
     const char *tag = (const char *)node->tag;
     const char *want = node->type == YAML_SCALAR_NODE     ? YAML_STR_TAG
                        : node->type == YAML_SEQUENCE_NODE ? YAML_SEQ_TAG
@@ -223,9 +225,9 @@ saemon_status walk_check_map(walk *w, const yaml_node_t *node, const char *what,
         return walk_fail(w, node, "%s is %s; expected a mapping", what,
                          walk_describe(node, desc, sizeof desc));
     size_t n = walk_map_len(node);
-    if (n > RULES_MAX_MAP_ENTRIES)
+    if (n > WALK_MAX_MAP_ENTRIES)
         return walk_fail(w, node, "%s has %zu entries; expected at most %d", what, n,
-                         RULES_MAX_MAP_ENTRIES);
+                         WALK_MAX_MAP_ENTRIES);
     if (allowed)
         join(allowed, expected, sizeof expected);
     for (size_t i = 0; i < n; i++) {
@@ -254,7 +256,7 @@ saemon_status walk_check_map(walk *w, const yaml_node_t *node, const char *what,
             walk_map_pair(w, node, j, &prev, &unused);
             if (prev->type == YAML_SCALAR_NODE && prev->data.scalar.length == key->data.scalar.length &&
                 memcmp(prev->data.scalar.value, key->data.scalar.value, key->data.scalar.length) == 0) {
-                rules_mark m = walk_mark(prev);
+                walk_pos m = walk_mark(prev);
                 snprintf(other, sizeof other, "%zu:%zu", m.line, m.column);
                 return walk_fail(w, key, "duplicate key '%s' in %s (first at %s); expected each key once",
                                  name, what, other);
@@ -377,9 +379,9 @@ saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, flo
 }
 
 /* libyaml reader errors carry a byte offset, not a line. */
-static rules_mark mark_of_offset(const char *text, size_t len, size_t offset)
+static walk_pos mark_of_offset(const char *text, size_t len, size_t offset)
 {
-    rules_mark m = {1, 1};
+    walk_pos m = {1, 1};
     for (size_t i = 0; i < offset && i < len; i++) {
         if (text[i] == '\n')
             m.line++, m.column = 1;
@@ -394,7 +396,7 @@ saemon_status walk_syntax_error(const yaml_parser_t *p, const char *file, const 
 {
     if (p->error == YAML_MEMORY_ERROR)
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory while parsing YAML", file);
-    rules_mark m = {p->problem_mark.line + 1, p->problem_mark.column + 1};
+    walk_pos m = {p->problem_mark.line + 1, p->problem_mark.column + 1};
     if (p->error == YAML_READER_ERROR)
         m = mark_of_offset(text, len, p->problem_offset);
     const char *problem = p->problem ? p->problem : "unknown error";

@@ -3,7 +3,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 static void usage(FILE *f)
 {

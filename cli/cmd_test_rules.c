@@ -1,7 +1,7 @@
 /* saemon test-rules TESTS.yaml... — promtool-style rule unit tests. */
 #include <getopt.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 static const char usage_text[] =
     "usage: saemon test-rules TESTS.yaml [TESTS.yaml...]\n"

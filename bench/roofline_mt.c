@@ -53,7 +53,7 @@ static void *mt_reader(void *p)
     for (int rep = 0;; rep++) {
         pthread_barrier_wait(&r->bar);
         if (a->id == 0) {
-            t0 = bench_now();
+            t0 = clock_now_s();
             if (rep == 0)
                 t_start = t0;
         }
@@ -61,7 +61,7 @@ static void *mt_reader(void *p)
             mt_sink ^= bench_read_stream(buf, r->bytes_each);
         pthread_barrier_wait(&r->bar);
         if (a->id == 0) {
-            double now = bench_now(), gbs = (double)(r->bytes_each * r->threads) / (now - t0) * 1e-9;
+            double now = clock_now_s(), gbs = (double)(r->bytes_each * r->threads) / (now - t0) * 1e-9;
             if (buf && gbs > r->best_gbs)
                 r->best_gbs = gbs;
             r->stop = (now - t_start >= r->seconds && rep >= 2) || !buf;

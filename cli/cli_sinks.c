@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 int cli_sink_option(int c, const char *arg, cli_sink_flags *f)
 {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "saemon/npy.h"
 
 static saemon_status write_error(saemon_error *err, const char *path, const char *what, int e)

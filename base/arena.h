@@ -1,7 +1,7 @@
 /* A bump allocator: a ruleset owns every string and node it parsed in one
  * arena, so error paths and saemon_rules_free() release everything at once. */
-#ifndef SAEMON_MONITORS_ARENA_H
-#define SAEMON_MONITORS_ARENA_H
+#ifndef SAEMON_BASE_ARENA_H
+#define SAEMON_BASE_ARENA_H
 
 #include <stddef.h>
 

@@ -1,7 +1,7 @@
 /* saemon check RULES.yaml [--sae SAE_DIR] — validate a rule file, exit 0/1. */
 #include <getopt.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 int cmd_check(int argc, char **argv)
 {

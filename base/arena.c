@@ -1,4 +1,4 @@
-#include "monitors/arena.h"
+#include "base/arena.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -21,14 +21,14 @@
 #define PEAK_LOOP()                                                                  \
     X12(DECL)                                                                        \
     uint64_t iters = 0;                                                              \
-    double t0 = bench_now(), t;                                                      \
+    double t0 = clock_now_s(), t;                                                      \
     do {                                                                             \
         for (int i = 0; i < INNER; i++) {                                            \
             X12(STEP)                                                                \
         }                                                                            \
         X12(KEEP)                                                                    \
         iters += INNER;                                                              \
-        t = bench_now() - t0;                                                        \
+        t = clock_now_s() - t0;                                                        \
     } while (t < seconds);
 
 #define KEEP(c) OPAQUE(acc##c);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/cli/cli.h"
+#include "cli/cli.h"
 
 static void usage(FILE *f)
 {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "runtime/npy_internal.h"
 
 typedef struct cursor {

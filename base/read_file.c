@@ -1,4 +1,4 @@
-#include "monitors/read_file.h"
+#include "base/read_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "base/error.h"
 
 saemon_status read_whole_file(const char *path, size_t max, const char *what, char **text, size_t *len,
                               saemon_error *err)

@@ -1,6 +1,6 @@
 /* Whole-file reads for the rule, label and rule-test loaders. */
-#ifndef SAEMON_MONITORS_READ_FILE_H
-#define SAEMON_MONITORS_READ_FILE_H
+#ifndef SAEMON_BASE_READ_FILE_H
+#define SAEMON_BASE_READ_FILE_H
 
 #include <stddef.h>
 

@@ -1,25 +1,34 @@
-/* Typed, strict access to a libyaml document for the rule parser: every
- * failure becomes "FILE:LINE:COLUMN: what is wrong; expected what" at the
+/* Typed, strict access to a libyaml document for the YAML parsers (rules,
+ * rule tests, sink configs): every failure becomes "FILE:LINE:COLUMN: what is wrong; expected what" at the
  * offending node. Plain scalars are typed with the YAML 1.2 core schema;
  * quoted scalars are always strings. */
-#ifndef SAEMON_MONITORS_YAML_WALK_H
-#define SAEMON_MONITORS_YAML_WALK_H
+#ifndef SAEMON_BASE_YAML_WALK_H
+#define SAEMON_BASE_YAML_WALK_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <yaml.h>
 
-#include "monitors/arena.h"
-#include "monitors/rules_internal.h"
+#include "base/arena.h"
 #include "saemon/error.h"
+
+/* Limits every walked file shares: they bound alias expansion ("billion
+ * laughs") and the cost of the duplicate-key check. */
+#define WALK_MAX_NODES 200000     /* YAML nodes visited */
+#define WALK_MAX_MAP_ENTRIES 1024 /* keys in any one mapping */
+
+/* A source position, 1-based, for messages ("file:line:column"). */
+typedef struct walk_pos {
+    size_t line, column;
+} walk_pos;
 
 typedef struct walk {
     const char *file;
     yaml_document_t *doc;
     arena *mem;
     saemon_error *err;
-    size_t nodes_visited; /* against RULES_MAX_NODES */
+    size_t nodes_visited; /* against WALK_MAX_NODES */
 } walk;
 
 typedef enum scalar_type {
@@ -30,7 +39,7 @@ typedef enum scalar_type {
     SCALAR_FLOAT,      /* includes .inf / .nan */
 } scalar_type;
 
-rules_mark walk_mark(const yaml_node_t *node);
+walk_pos walk_mark(const yaml_node_t *node);
 
 /* Record an error at node (code SAEMON_ERR_RULES unless given) and return it. */
 saemon_status walk_fail(walk *w, const yaml_node_t *at, const char *fmt, ...)
@@ -38,7 +47,7 @@ saemon_status walk_fail(walk *w, const yaml_node_t *at, const char *fmt, ...)
 saemon_status walk_fail_code(walk *w, saemon_status code, const yaml_node_t *at, const char *fmt,
                              ...) __attribute__((format(printf, 4, 5)));
 
-/* Count one visited node; fails once the file expands past RULES_MAX_NODES. */
+/* Count one visited node; fails once the file expands past WALK_MAX_NODES. */
 saemon_status walk_visit(walk *w, const yaml_node_t *node);
 
 scalar_type walk_scalar_type(const yaml_node_t *node);
