@@ -24,7 +24,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "base/file_read.h"
+#include "base/read_file.h"
 #include "base/yaml_walk.h"
 
 static const char *const root_keys[] = {"version", "metrics", "sinks", "resolved", "heartbeat_timeout",
@@ -237,7 +237,7 @@ saemon_status serve_config_load(const char *path, serve_config *out, saemon_erro
     memset(out, 0, sizeof *out);
     char *text = NULL;
     size_t len = 0;
-    saemon_status s = base_read_file(path, "serve config", 1u << 20, &text, &len, err);
+    saemon_status s = read_whole_file(path, 1u << 20, "serve config", &text, &len, err);
     if (s != SAEMON_OK)
         return s;
     yaml_parser_t parser;

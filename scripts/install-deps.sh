@@ -12,6 +12,7 @@ packages=(
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, run under qemu
   clang libclang-rt-14-dev                        # libFuzzer harnesses
   libcurl4-openssl-dev                            # webhook / Alertmanager sinks
+  libmicrohttpd-dev libsystemd-dev                # saemon serve: /metrics, sd_notify
   prometheus-alertmanager                         # end-to-end sink test against the real Alertmanager
 )
 if [[ "${1:-}" == "--bench" ]]; then
