@@ -72,7 +72,7 @@ struct serve_dict {
     pthread_t thread;
     bool thread_started;
     _Atomic bool failed;                   /* the consumer thread stopped on an error */
-    char failure[512];
+    char failure[1600];
     serve_hist encode_seconds;
     _Atomic uint64_t reloads_ok, reloads_failed;
     pthread_mutex_t alerts_mu;

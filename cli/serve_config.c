@@ -24,6 +24,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "base/error.h"
 #include "base/read_file.h"
 #include "base/yaml_walk.h"
 
