@@ -1,5 +1,5 @@
 /* A bump allocator: a ruleset owns every string and node it parsed in one
- * arena, so error paths and saemon_rules_free() release everything at once. */
+ * arena, so error paths and saemon_rules_close() release everything at once. */
 #ifndef SAEMON_BASE_ARENA_H
 #define SAEMON_BASE_ARENA_H
 

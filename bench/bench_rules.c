@@ -123,14 +123,14 @@ int main(int argc, char **argv)
         char *yaml = make_rules(counts[ci]);
         saemon_ruleset *rs = NULL;
         saemon_error err;
-        if (saemon_rules_load_string(yaml, strlen(yaml), "bench.yaml", &rs, &err) != SAEMON_OK) {
+        if (saemon_rules_from_string(yaml, strlen(yaml), "bench.yaml", NULL, &rs, &err) != SAEMON_OK) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
         }
         free(yaml);
         saemon_monitor *mon = NULL;
         saemon_monitor_options opts = {.resolved = true};
-        if (saemon_monitor_create_opts(rs, NULL, &opts, &mon, &err) != SAEMON_OK) {
+        if (saemon_monitor_create(rs, NULL, &opts, &mon, &err) != SAEMON_OK) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
         }
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
         double ns = (t1 - t0) * 1e9 / (double)tokens;
         printf("%8zu %12.1f %14.2f %10.3f\n", counts[ci], ns, ns / (double)counts[ci], (double)alerts / (double)tokens);
         saemon_monitor_destroy(mon);
-        saemon_rules_free(rs);
+        saemon_rules_close(rs);
     }
     return 0;
 }

@@ -126,7 +126,7 @@ bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, con
     if (saemon_dict_open(sae_dir, &s->dict, &err) != SAEMON_OK)
         goto fail;
     const saemon_dict_info *info = saemon_dict_get_info(s->dict);
-    if (saemon_npy_read(input_path, &s->input, &err) != SAEMON_OK)
+    if (saemon_npy_open(input_path, &s->input, &err) != SAEMON_OK)
         goto fail;
     if (saemon_npy_as_rows(&s->input, info->d_in, info->reshape_hook_z, &s->n_rows, &s->n_streams,
                            &s->tokens_per_stream, &err) != SAEMON_OK)
@@ -144,7 +144,7 @@ fail:
 void cli_session_close(cli_session *s)
 {
     saemon_encoder_destroy(s->encoder);
-    saemon_npy_free(&s->input);
+    saemon_npy_close(&s->input);
     saemon_dict_close(s->dict);
     memset(s, 0, sizeof *s);
 }

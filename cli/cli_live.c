@@ -114,7 +114,7 @@ static void reload(cli_live *l, const char *why)
     saemon_error err = {0};
     saemon_ruleset *next = NULL;
     saemon_reload_stats st = {0};
-    saemon_status s = saemon_rules_load(l->rules_path, &next, &err);
+    saemon_status s = saemon_rules_open(l->rules_path, NULL, &next, &err);
     if (s == SAEMON_OK)
         s = saemon_rules_bind(next, l->dict, &err);
     if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !l->can_reconstruct)
@@ -127,10 +127,10 @@ static void reload(cli_live *l, const char *why)
     log_prefix(l->what);
     if (s != SAEMON_OK) {
         fprintf(stderr, "rules not reloaded after %s, keeping the old rules: %s\n", why, err.message);
-        saemon_rules_free(next);
+        saemon_rules_close(next);
         return;
     }
-    saemon_rules_free(*l->rules);
+    saemon_rules_close(*l->rules);
     *l->rules = next;
     fprintf(stderr, "rules reloaded: %zu rules (%zu kept state, %zu changed, %zu added, %zu removed) after %s\n",
             st.rules, st.kept, st.changed, st.added, st.removed, why);

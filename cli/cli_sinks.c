@@ -109,12 +109,12 @@ saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f)
             free(argv[0]);
         free(argv);
     }
-    if (ok && f->sinks_file && saemon_sinks_load_config(s, f->sinks_file, &err) != SAEMON_OK) {
+    if (ok && f->sinks_file && saemon_sinks_add_config(s, f->sinks_file, &err) != SAEMON_OK) {
         fprintf(stderr, "%s\n", err.message);
         ok = false;
     }
     if (!ok) {
-        saemon_sinks_free(s);
+        saemon_sinks_destroy(s);
         return NULL;
     }
     return s;
@@ -125,7 +125,7 @@ bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts)
     if (alerts)
         *alerts = saemon_sinks_received(sinks);
     saemon_error err = {0};
-    bool ok = saemon_sinks_close(sinks, &err) == SAEMON_OK;
+    bool ok = saemon_sinks_stop(sinks, &err) == SAEMON_OK;
     for (size_t i = 0; i < saemon_sinks_count(sinks); i++) {
         saemon_sink_stats st;
         saemon_sinks_stats(sinks, i, &st);
@@ -136,6 +136,6 @@ bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts)
     }
     if (!ok)
         cli_fail(what, &err);
-    saemon_sinks_free(sinks);
+    saemon_sinks_destroy(sinks);
     return ok;
 }

@@ -26,7 +26,7 @@ int cmd_check(int argc, char **argv)
     const char *path = argv[optind];
     saemon_error err = {0};
     saemon_ruleset *rules = NULL;
-    if (saemon_rules_load(path, &rules, &err) != SAEMON_OK) {
+    if (saemon_rules_open(path, NULL, &rules, &err) != SAEMON_OK) {
         fprintf(stderr, "%s\n", err.message);
         return CLI_FAIL;
     }
@@ -46,6 +46,6 @@ int cmd_check(int argc, char **argv)
     if (rc == CLI_OK)
         printf("%s: OK (%zu rules, %zu enabled%s)\n", path, saemon_rules_count(rules),
                saemon_rules_enabled_count(rules), sae ? ", checked against the dictionary" : "");
-    saemon_rules_free(rules);
+    saemon_rules_close(rules);
     return rc;
 }

@@ -82,15 +82,15 @@ int cmd_demo(int argc, char **argv)
         cli_fail("demo", &err);
         goto done;
     }
-    saemon_status st = rules_path ? saemon_rules_load(rules_path, &rules, &err)
-                                  : saemon_rules_load_string(demo_rules_yaml, strlen(demo_rules_yaml),
-                                                             "monitors/examples/demo.yaml", &rules, &err);
+    saemon_status st = rules_path ? saemon_rules_open(rules_path, NULL, &rules, &err)
+                                  : saemon_rules_from_string(demo_rules_yaml, strlen(demo_rules_yaml),
+                                                             "monitors/examples/demo.yaml", NULL, &rules, &err);
     const saemon_dict_info *info = saemon_dict_get_info(dict);
     if (st != SAEMON_OK || saemon_rules_bind(rules, info, &err) != SAEMON_OK) {
         fprintf(stderr, "%s\n", err.message);
         goto done;
     }
-    if (saemon_monitor_create_opts(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
+    if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }
@@ -152,7 +152,7 @@ done:
     if (sinks)
         cli_sinks_close("demo", sinks, NULL);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rules);
+    saemon_rules_close(rules);
     saemon_encoder_destroy(enc);
     saemon_dict_close(dict);
     saemon_toy_destroy(toy);

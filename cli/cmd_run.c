@@ -50,14 +50,14 @@ int cmd_run(int argc, char **argv)
     }
     saemon_error err = {0};
     saemon_ruleset *rules = NULL;
-    if (saemon_rules_load(rules_path, &rules, &err) != SAEMON_OK) {
+    if (saemon_rules_open(rules_path, NULL, &rules, &err) != SAEMON_OK) {
         fprintf(stderr, "%s\n", err.message);
         return CLI_FAIL;
     }
     eo.reconstruction = saemon_rules_needs_reconstruction(rules);
     cli_session s;
     if (!cli_session_open(&s, "run", sae, input, &eo)) {
-        saemon_rules_free(rules);
+        saemon_rules_close(rules);
         return CLI_FAIL;
     }
     const saemon_dict_info *info = saemon_dict_get_info(s.dict);
@@ -69,7 +69,7 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         goto done;
     }
-    if (saemon_monitor_create_opts(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
+    if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("run", &err);
         goto done;
     }
@@ -107,6 +107,6 @@ done:
         cli_sinks_close("run", sinks, NULL);
     saemon_monitor_destroy(mon);
     cli_session_close(&s);
-    saemon_rules_free(rules);
+    saemon_rules_close(rules);
     return rc;
 }

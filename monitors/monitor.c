@@ -137,14 +137,8 @@ static size_t monitor_layout(saemon_monitor *mon)
 }
 
 saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
-                                    saemon_monitor **out, saemon_error *err)
-{
-    return saemon_monitor_create_opts(rules, dict, NULL, out, err);
-}
-
-saemon_status saemon_monitor_create_opts(const saemon_ruleset *rules, const saemon_dict_info *dict,
-                                         const saemon_monitor_options *opts, saemon_monitor **out,
-                                         saemon_error *err)
+                                    const saemon_monitor_options *opts, saemon_monitor **out,
+                                    saemon_error *err)
 {
     if (!rules || !out)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_create: NULL argument");

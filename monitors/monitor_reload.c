@@ -86,7 +86,7 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     if (!mon || !new_rules)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_reload: NULL argument");
     saemon_monitor *fresh = NULL;
-    saemon_status s = saemon_monitor_create_opts(new_rules, NULL, &(saemon_monitor_options){.resolved = mon->emit_resolved},
+    saemon_status s = saemon_monitor_create(new_rules, NULL, &(saemon_monitor_options){.resolved = mon->emit_resolved},
                                                  &fresh, err);
     if (s != SAEMON_OK)
         return s;

@@ -115,7 +115,6 @@ saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
         in->k = 0;
         in->rescale_acts_by_decoder_norm = false;
     }
-    in->n_nonfinite_weights = 0;
     return SAEMON_OK;
 }
 

@@ -277,7 +277,7 @@ static saemon_status load_member(npz_archive *a, const member_plan *p, float *ds
         return st;
     /* dst was sized from the header planned in phase 1: insist it is the same. */
     if (arr.ndim != p->h.ndim || memcmp(arr.shape, p->h.shape, arr.ndim * sizeof arr.shape[0])) {
-        saemon_npy_free(&arr);
+        saemon_npy_close(&arr);
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header changed between reads", label);
     }
     if (transpose)
@@ -289,7 +289,7 @@ static saemon_status load_member(npz_archive *a, const member_plan *p, float *ds
             n *= arr.shape[d];
         memcpy(dst, arr.data, n * sizeof(float));
     }
-    saemon_npy_free(&arr);
+    saemon_npy_close(&arr);
     return SAEMON_OK;
 }
 

@@ -50,7 +50,7 @@ struct saemon_encoder {
     saemon_topk_entry *heap; /* TopK merge across slices */
     size_t *offsets;
     float *input_norm;
-    uint8_t *nonfinite;
+    bool *nonfinite;
     double *row_shift, *row_scale; /* per-row normalisation, for decoding */
     float *recon_error;            /* NULL unless reconstruction was asked for */
     double *decoded;               /* [d_in] scratch for one decoded row */
@@ -251,7 +251,7 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
     enc->x = saemon_aligned_alloc(nb * d_in * sizeof(float));
     enc->offsets = malloc((nb + 1) * sizeof(size_t));
     enc->input_norm = malloc(nb * sizeof(float));
-    enc->nonfinite = malloc(nb);
+    enc->nonfinite = malloc(nb * sizeof(bool));
     enc->row_shift = malloc(nb * sizeof(double));
     enc->row_scale = malloc(nb * sizeof(double));
     if (opts && opts->reconstruction) {

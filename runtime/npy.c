@@ -320,10 +320,10 @@ saemon_status saemon_npy_from_memory(const void *buf, size_t len, const char *na
     return finish_array(data, n, &h, name, out, err);
 }
 
-saemon_status saemon_npy_read(const char *path, saemon_npy *out, saemon_error *err)
+saemon_status saemon_npy_open(const char *path, saemon_npy *out, saemon_error *err)
 {
     if (!path || !out)
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_npy_read: path and out must not be NULL");
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_npy_open: path and out must not be NULL");
     memset(out, 0, sizeof *out);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -333,7 +333,7 @@ saemon_status saemon_npy_read(const char *path, saemon_npy *out, saemon_error *e
     return status;
 }
 
-void saemon_npy_free(saemon_npy *npy)
+void saemon_npy_close(saemon_npy *npy)
 {
     if (!npy)
         return;
@@ -359,7 +359,7 @@ static size_t product(const size_t *dims, size_t n)
     return p;
 }
 
-saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, int allow_hook_z, size_t *n_rows,
+saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, bool allow_hook_z, size_t *n_rows,
                                  size_t *n_streams, size_t *tokens_per_stream, saemon_error *err)
 {
     if (!npy || d_in == 0)

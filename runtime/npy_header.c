@@ -101,16 +101,16 @@ static saemon_status check_descr(const char *s, size_t n, const char *name, npy_
                             name, (int)(n > 40 ? 40 : n), s);
 }
 
-static saemon_status parse_bool(cursor *c, int *out)
+static saemon_status parse_bool(cursor *c, bool *out)
 {
     skip_space(c);
     size_t left = (size_t)(c->end - c->p);
     if (left >= 4 && !memcmp(c->p, "True", 4)) {
         c->p += 4;
-        *out = 1;
+        *out = true;
     } else if (left >= 5 && !memcmp(c->p, "False", 5)) {
         c->p += 5;
-        *out = 0;
+        *out = false;
     } else {
         return syntax(c, "True or False after 'fortran_order':");
     }

@@ -2,6 +2,8 @@
 #ifndef SAEMON_ERROR_H
 #define SAEMON_ERROR_H
 
+#include "saemon/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -29,7 +31,7 @@ typedef struct saemon_error {
 } saemon_error;
 
 /* Short stable name of a status ("format", "shape", ...). */
-const char *saemon_status_name(saemon_status code);
+SAEMON_API const char *saemon_status_name(saemon_status code);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
  *   saemon_dict_open()      load an SAE (cfg.json + sae_weights.safetensors)
  *   saemon_encoder_create() pick a kernel, pack weights
  *   saemon_encoder_encode() dense activations -> sparse features (CSR)
- *   saemon_rules_load()     YAML alert rules
+ *   saemon_rules_open()     YAML alert rules
  *   saemon_monitor_observe() evaluate rules token by token, alerts to a callback
  */
 #ifndef SAEMON_H
@@ -16,7 +16,6 @@
 #include "saemon/npy.h"
 #include "saemon/rules.h"
 #include "saemon/sinks.h"
-
-#define SAEMON_VERSION "0.1.0"
+#include "saemon/version.h"
 
 #endif

@@ -63,6 +63,10 @@ struct sink {
     saemon_error error;
 };
 
+/* Test hook: stop every sink thread from taking alerts off its queue until
+ * resumed (so a test can fill a queue deterministically). */
+void saemon_sinks_pause(saemon_sinks *sinks, bool paused);
+
 /* Kind constructors: fill s->ops and s->impl, or fail with err. */
 saemon_status sink_jsonl_open(sink *s, const saemon_sink_options *o, saemon_error *err);
 saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error *err);

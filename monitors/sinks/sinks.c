@@ -312,7 +312,7 @@ void saemon_sinks_pause(saemon_sinks *sinks, bool paused)
     }
 }
 
-saemon_status saemon_sinks_close(saemon_sinks *sinks, saemon_error *err)
+saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *err)
 {
     if (!sinks)
         return SAEMON_OK;
@@ -347,11 +347,11 @@ saemon_status saemon_sinks_close(saemon_sinks *sinks, saemon_error *err)
     return SAEMON_OK;
 }
 
-void saemon_sinks_free(saemon_sinks *sinks)
+void saemon_sinks_destroy(saemon_sinks *sinks)
 {
     if (!sinks)
         return;
-    saemon_sinks_close(sinks, NULL);
+    saemon_sinks_stop(sinks, NULL);
     for (size_t i = 0; i < sinks->n; i++)
         sink_destroy(sinks->v[i]);
     free(sinks->v);

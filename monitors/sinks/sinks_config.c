@@ -290,11 +290,11 @@ static saemon_status yaml_error(const yaml_parser_t *p, const char *file, saemon
                             p->problem ? p->problem : "unknown error");
 }
 
-saemon_status saemon_sinks_load_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
-                                              const char *filename, saemon_error *err)
+saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
+                                             const char *filename, saemon_error *err)
 {
     if (!sinks || (!yaml && len))
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_load_config_string: NULL argument");
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config_string: NULL argument");
     if (!filename)
         filename = "(string)";
     yaml_parser_t parser;
@@ -328,10 +328,10 @@ saemon_status saemon_sinks_load_config_string(saemon_sinks *sinks, const char *y
     return s;
 }
 
-saemon_status saemon_sinks_load_config(saemon_sinks *sinks, const char *path, saemon_error *err)
+saemon_status saemon_sinks_add_config(saemon_sinks *sinks, const char *path, saemon_error *err)
 {
     if (!sinks || !path)
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_load_config: NULL argument");
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config: NULL argument");
     FILE *f = fopen(path, "rb");
     if (!f)
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open sinks file: %s", path, strerror(errno));
@@ -362,7 +362,7 @@ saemon_status saemon_sinks_load_config(saemon_sinks *sinks, const char *path, sa
     }
     fclose(f);
     if (s == SAEMON_OK)
-        s = saemon_sinks_load_config_string(sinks, text, len, path, err);
+        s = saemon_sinks_add_config_string(sinks, text, len, path, err);
     free(text);
     return s;
 }

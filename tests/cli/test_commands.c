@@ -41,16 +41,16 @@ static int fixture_open(fixture *fx)
     char path[4096];
     saemon_error err = {0};
     snprintf(path, sizeof path, "%s/expected.npy", fx->tmp);
-    cr_assert_eq(saemon_npy_read(path, &fx->expected, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &fx->expected, &err), SAEMON_OK, "%s", err.message);
     snprintf(path, sizeof path, "%s/margin.npy", fx->tmp);
-    cr_assert_eq(saemon_npy_read(path, &fx->margin, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &fx->margin, &err), SAEMON_OK, "%s", err.message);
     return 1;
 }
 
 static void fixture_close(fixture *fx)
 {
-    saemon_npy_free(&fx->expected);
-    saemon_npy_free(&fx->margin);
+    saemon_npy_close(&fx->expected);
+    saemon_npy_close(&fx->margin);
     test_rmtree(fx->tmp);
     free(fx->tmp), free(fx->sae), free(fx->acts);
 }
@@ -163,7 +163,7 @@ Test(commands, encode_writes_dense_and_sparse_features, .timeout = 300)
     cr_assert_eq(r.exit_code, 0, "encode failed: %s", r.err);
     saemon_npy f = {0};
     saemon_error err = {0};
-    cr_assert_eq(saemon_npy_read(out, &f, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(out, &f, &err), SAEMON_OK, "%s", err.message);
     cr_assert_eq(f.ndim, 2);
     cr_assert_eq(f.shape[0], fx.expected.shape[0]);
     cr_assert_eq(f.shape[1], fx.expected.shape[1]);
@@ -189,7 +189,7 @@ Test(commands, encode_writes_dense_and_sparse_features, .timeout = 300)
     }
     cr_assert_eq(lines, f.shape[0]);
     free(jsonl);
-    saemon_npy_free(&f);
+    saemon_npy_close(&f);
     cli_result_free(&r);
     fixture_close(&fx);
 }

@@ -71,9 +71,9 @@ static void compare_case(const char *sae_dir, const char *acts_path, const char 
     const saemon_dict_info *info = saemon_dict_get_info(dict);
     saemon_npy acts = {0}, expected = {0}, margin = {0};
     char *exp_path = join(ref_dir, "expected.npy"), *margin_path = join(ref_dir, "margin.npy");
-    cr_assert_eq(saemon_npy_read(acts_path, &acts, &err), SAEMON_OK, "%s", err.message);
-    cr_assert_eq(saemon_npy_read(exp_path, &expected, &err), SAEMON_OK, "%s", err.message);
-    cr_assert_eq(saemon_npy_read(margin_path, &margin, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(acts_path, &acts, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(exp_path, &expected, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(margin_path, &margin, &err), SAEMON_OK, "%s", err.message);
     size_t n_rows, n_streams, tps;
     cr_assert_eq(saemon_npy_as_rows(&acts, info->d_in, info->reshape_hook_z, &n_rows, &n_streams, &tps, &err),
                  SAEMON_OK, "%s", err.message);
@@ -132,9 +132,9 @@ static void compare_case(const char *sae_dir, const char *acts_path, const char 
     }
     free(dense);
     saemon_encoder_destroy(enc);
-    saemon_npy_free(&acts);
-    saemon_npy_free(&expected);
-    saemon_npy_free(&margin);
+    saemon_npy_close(&acts);
+    saemon_npy_close(&expected);
+    saemon_npy_close(&margin);
     free(exp_path);
     free(margin_path);
     saemon_dict_close(dict);

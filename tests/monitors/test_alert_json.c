@@ -137,7 +137,7 @@ Test(alert_json, from_a_live_monitor)
     info.d_sae = 8;
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
-    cr_assert_eq(saemon_monitor_create(rs, &info, &mon, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_monitor_create(rs, &info, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
     capture c = {0};
     const uint32_t idx[] = {7};
     const float val[] = {5.25f};
@@ -160,5 +160,5 @@ Test(alert_json, from_a_live_monitor)
     cr_expect(strncmp(cJSON_GetObjectItem(o, "timestamp")->valuestring, year, 5) == 0, "%s", c.a[0].json);
     cJSON_Delete(o);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }

@@ -13,7 +13,7 @@ static saemon_monitor *make(const char *yaml, bool resolved, saemon_ruleset **rs
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
     saemon_monitor_options opts = {.resolved = resolved};
-    cr_assert_eq(saemon_monitor_create_opts(rs, NULL, &opts, &mon, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_monitor_create(rs, NULL, &opts, &mon, &err), SAEMON_OK, "%s", err.message);
     *rs_out = rs;
     return mon;
 }
@@ -38,7 +38,7 @@ static void expect_events(const capture *c, const char *want)
 static void done(saemon_monitor *mon, saemon_ruleset *rs)
 {
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(operators, between_is_inclusive)
@@ -250,7 +250,7 @@ Test(health, no_recon_rule_means_no_reconstruction)
     saemon_ruleset *rs = load_ok("rules:\n  - {name: n, health: {input_norm_outside: [0, 1]}}\n"
                                  "  - {name: r, enabled: false, health: {reconstruction_error_above: 0.1}}\n");
     cr_expect_not(saemon_rules_needs_reconstruction(rs), "disabled rules do not count");
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(labels, alerts_carry_explanations_and_rules_use_them)
@@ -283,7 +283,7 @@ Test(labels, alerts_carry_explanations_and_rules_use_them)
     saemon_rules_options opts = {.feature_labels = other_path};
     saemon_error err = {0};
     rs = NULL;
-    cr_expect_eq(saemon_rules_load_string_opts(yaml, strlen(yaml), "t.yaml", &opts, &rs, &err), SAEMON_ERR_RULES);
+    cr_expect_eq(saemon_rules_from_string(yaml, strlen(yaml), "t.yaml", &opts, &rs, &err), SAEMON_ERR_RULES);
     cr_expect(strstr(err.message, "t.yaml:5:23: unknown feature label \"cats\""), "%s", err.message);
     free(other_path);
     free(labels);

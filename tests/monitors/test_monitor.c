@@ -16,7 +16,7 @@ static saemon_monitor *monitor_for(const char *yaml, saemon_ruleset **rs_out)
     saemon_dict_info info = toy_dict();
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
-    cr_assert_eq(saemon_monitor_create(rs, &info, &mon, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_monitor_create(rs, &info, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
     *rs_out = rs;
     return mon;
 }
@@ -48,7 +48,7 @@ Test(for_, three_consecutive_fires_once_at_token_2)
     feed_pattern(mon, 1, "1111111111", &c);
     expect_tokens(&c, (uint64_t[]){2}, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(for_, interrupted_run_restarts_count)
@@ -59,7 +59,7 @@ Test(for_, interrupted_run_restarts_count)
     feed_pattern(mon, 1, "1011011", &c);
     expect_tokens(&c, (uint64_t[]){3, 6}, 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(for_, zero_means_one)
@@ -70,7 +70,7 @@ Test(for_, zero_means_one)
     feed_pattern(mon, 1, "0100", &c);
     expect_tokens(&c, (uint64_t[]){1}, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(edge, stays_true_fires_once_and_rearms_after_false)
@@ -81,7 +81,7 @@ Test(edge, stays_true_fires_once_and_rearms_after_false)
     feed_pattern(mon, 1, "11111011", &c);
     expect_tokens(&c, (uint64_t[]){0, 6}, 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(cooldown, blocks_refiring_within_window)
@@ -92,7 +92,7 @@ Test(cooldown, blocks_refiring_within_window)
     feed_pattern(mon, 1, "10101010101", &c); /* true on even tokens */
     expect_tokens(&c, (uint64_t[]){0, 4, 8}, 3);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(cooldown, fires_when_it_expires_if_still_armed_and_true)
@@ -103,7 +103,7 @@ Test(cooldown, fires_when_it_expires_if_still_armed_and_true)
     feed_pattern(mon, 1, "1011111111", &c);
     expect_tokens(&c, (uint64_t[]){0, 5}, 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(stream, token_gap_resets_state)
@@ -121,7 +121,7 @@ Test(stream, token_gap_resets_state)
     feed(mon, 1, 7, idx, val, 1, &c);
     expect_tokens(&c, (uint64_t[]){7}, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(stream, token_zero_starts_a_new_sequence_and_rearms)
@@ -133,7 +133,7 @@ Test(stream, token_zero_starts_a_new_sequence_and_rearms)
     feed_pattern(mon, 1, "111", &c); /* tokens 0,1,2 again: new sequence, cooldown forgotten */
     expect_tokens(&c, (uint64_t[]){0, 0}, 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(stream, repeated_token_resets)
@@ -149,7 +149,7 @@ Test(stream, repeated_token_resets)
     feed(mon, 1, 4, idx, val, 1, &c);
     expect_tokens(&c, (uint64_t[]){4}, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(stream, interleaved_streams_are_independent)
@@ -172,7 +172,7 @@ Test(stream, interleaved_streams_are_independent)
     cr_expect_eq(c.a[1].token, 3);
     cr_expect_eq(saemon_monitor_stream_count(mon), 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(stream, many_streams_grow_the_map)
@@ -194,7 +194,7 @@ Test(stream, many_streams_grow_the_map)
     cr_expect_eq(saemon_monitor_stream_count(mon), 1000);
     cr_expect_eq(saemon_monitor_dropped(mon), 0);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(rules, disabled_rule_never_fires)
@@ -211,7 +211,7 @@ Test(rules, disabled_rule_never_fires)
     cr_assert_eq(c.n, 1);
     cr_expect_str_eq(c.a[0].rule, "on");
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(condition, between_is_strict_and_absent_is_zero)
@@ -233,7 +233,7 @@ Test(condition, between_is_strict_and_absent_is_zero)
     cr_expect_eq(c.a[1].features[0].index, 3);
     cr_expect_float_eq(c.a[1].features[0].value, 2.5f, 0);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(condition, below_holds_for_an_absent_feature)
@@ -249,7 +249,7 @@ Test(condition, below_holds_for_an_absent_feature)
     cr_expect_eq(c.a[0].features[0].index, 9);
     cr_expect_float_eq(c.a[0].features[0].value, 0.0f, 0);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(condition, any_all_and_nesting)
@@ -287,7 +287,7 @@ Test(condition, any_all_and_nesting)
     cr_expect_eq(c.a[4].features[2].index, 3);
     cr_expect_float_eq(c.a[4].features[2].value, 0.0f, 0);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(condition, features_are_sorted_and_unique)
@@ -308,7 +308,7 @@ Test(condition, features_are_sorted_and_unique)
     cr_expect_eq(c.a[0].features[1].index, 9);
     cr_expect_float_eq(c.a[0].features[1].value, 6.0f, 0);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(api, null_callback_still_tracks_state_and_bad_views_are_counted)
@@ -327,7 +327,7 @@ Test(api, null_callback_still_tracks_state_and_bad_views_are_counted)
     saemon_monitor_observe(mon, NULL, capture_alert, &c);
     cr_expect_eq(saemon_monitor_dropped(mon), 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(api, create_without_dictionary_has_null_dictionary_name)
@@ -335,13 +335,13 @@ Test(api, create_without_dictionary_has_null_dictionary_name)
     saemon_ruleset *rs = load_ok(RULE(""));
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
-    cr_assert_eq(saemon_monitor_create(rs, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_monitor_create(rs, NULL, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
     capture c = {0};
     feed_pattern(mon, 1, "1", &c);
     cr_assert_eq(c.n, 1);
     cr_expect(strstr(c.a[0].json, "\"dictionary\":null") != NULL, "%s", c.a[0].json);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(api, create_refuses_a_mismatched_dictionary)
@@ -350,10 +350,10 @@ Test(api, create_refuses_a_mismatched_dictionary)
     saemon_dict_info info = toy_dict();
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
-    cr_expect_eq(saemon_monitor_create(rs, &info, &mon, &err), SAEMON_ERR_RULES);
+    cr_expect_eq(saemon_monitor_create(rs, &info, NULL, &mon, &err), SAEMON_ERR_RULES);
     cr_expect_null(mon);
     cr_expect(strncmp(err.message, "t.yaml:3:26:", 12) == 0, "%s", err.message);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 /* Feature indices past the dense-lookup range take the binary-search path;
@@ -372,13 +372,13 @@ Test(condition, huge_feature_indices_evaluate_like_small_ones)
         saemon_ruleset *rs = load_ok(yaml[k]);
         saemon_monitor *mon = NULL;
         saemon_error err = {0};
-        cr_assert_eq(saemon_monitor_create(rs, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
+        cr_assert_eq(saemon_monitor_create(rs, NULL, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
         const uint32_t idx[] = {3, 7, 9, 4000000000u};
         const float val[][4] = {{1, 5, 0.5f, 0}, {3, 5, 2, 0}, {1.5f, 4, 0, 0}, {0.6f, 4.5f, 0.1f, 2}};
         for (uint64_t t = 0; t < 4; t++)
             feed(mon, 0, 0, idx, val[t], 4, &c[k]); /* token 0 each time: fresh sequence */
         saemon_monitor_destroy(mon);
-        saemon_rules_free(rs);
+        saemon_rules_close(rs);
     }
     /* r: t0, t3; s: t0, t2, t3; far (second file only): t3 */
     cr_assert_eq(c[0].n, 5);

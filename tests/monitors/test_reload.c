@@ -26,7 +26,7 @@ static saemon_monitor *monitor_for(saemon_ruleset *rs, bool resolved)
     saemon_dict_info info = toy_dict();
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
-    cr_assert_eq(saemon_monitor_create_opts(rs, &info, &(saemon_monitor_options){.resolved = resolved}, &mon, &err),
+    cr_assert_eq(saemon_monitor_create(rs, &info, &(saemon_monitor_options){.resolved = resolved}, &mon, &err),
                  SAEMON_OK, "%s", err.message);
     return mon;
 }
@@ -38,7 +38,7 @@ static saemon_reload_stats reload(saemon_monitor *mon, saemon_ruleset **rs, cons
     saemon_reload_stats st = {0};
     saemon_error err = {0};
     cr_assert_eq(saemon_monitor_reload(mon, next, capture_alert, c, &st, &err), SAEMON_OK, "%s", err.message);
-    saemon_rules_free(*rs);
+    saemon_rules_close(*rs);
     *rs = next;
     return st;
 }
@@ -75,7 +75,7 @@ Test(reload, unchanged_rule_mid_for_keeps_its_count)
     cr_expect_eq(c.a[0].token, 2);
     cr_expect_str_eq(c.a[0].rule, "r");
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, changed_threshold_restarts_the_count)
@@ -91,7 +91,7 @@ Test(reload, changed_threshold_restarts_the_count)
     cr_assert_eq(c.n, 1, "the count restarts at the reload: fires on the third token after it");
     cr_expect_eq(c.a[0].token, 4);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, unchanged_rule_stays_in_cooldown)
@@ -108,7 +108,7 @@ Test(reload, unchanged_rule_stays_in_cooldown)
     cr_assert_eq(c.n, 2);
     cr_expect_eq(c.a[1].token, 6);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, changed_cooldown_starts_fresh)
@@ -122,7 +122,7 @@ Test(reload, changed_cooldown_starts_fresh)
     cr_assert_eq(c.n, 2, "a changed rule has no cooldown to respect");
     cr_expect_eq(c.a[1].token, 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, firing_unchanged_rule_neither_refires_nor_resolves)
@@ -140,7 +140,7 @@ Test(reload, firing_unchanged_rule_neither_refires_nor_resolves)
     cr_expect_str_eq(c.a[1].status, "resolved");
     cr_expect_eq(c.a[1].fired_token, 0, "the firing token carried over");
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, removed_firing_rule_resolves)
@@ -161,7 +161,7 @@ Test(reload, removed_firing_rule_resolves)
     feed_pattern(mon, 3, "11", &c);
     cr_expect_eq(c.n, 2, "the removed rule no longer fires");
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, changed_firing_rule_resolves_then_fires_anew)
@@ -178,7 +178,7 @@ Test(reload, changed_firing_rule_resolves_then_fires_anew)
     cr_expect_str_eq(c.a[2].status, "firing");
     cr_expect_eq(c.a[2].token, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, removed_firing_rule_is_silent_without_resolved)
@@ -190,7 +190,7 @@ Test(reload, removed_firing_rule_is_silent_without_resolved)
     reload(mon, &rs, "rules:\n" RULE_OTHER, &c);
     cr_expect_eq(c.n, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, added_rule_starts_fresh_and_fires)
@@ -207,7 +207,7 @@ Test(reload, added_rule_starts_fresh_and_fires)
     cr_assert_eq(c.n, 1, "an added rule counts from the reload on");
     cr_expect_eq(c.a[0].token, 3);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, window_state_carries_over)
@@ -222,7 +222,7 @@ Test(reload, window_state_carries_over)
     cr_assert_eq(c.n, 1, "3 of the last 4 held, two of them before the reload");
     cr_expect_eq(c.a[0].token, 3);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, running_mean_carries_over_to_a_new_rule)
@@ -239,7 +239,7 @@ Test(reload, running_mean_carries_over_to_a_new_rule)
     cr_assert_eq(c.n, 1, "the mean over (feature 7, 4 tokens) is a property of the stream: it carried over");
     cr_expect_eq(c.a[0].token, 3);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, many_streams_keep_their_own_state)
@@ -259,7 +259,7 @@ Test(reload, many_streams_keep_their_own_state)
     for (size_t i = 0; i < c.n; i++)
         cr_expect_eq(c.a[i].stream % 2, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, disabled_counts_as_removed_and_enabled_as_added)
@@ -275,7 +275,7 @@ Test(reload, disabled_counts_as_removed_and_enabled_as_added)
     cr_expect_eq(st.added, 1);
     cr_expect_eq(st.rules, 2);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(reload, null_arguments_are_refused)

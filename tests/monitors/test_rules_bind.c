@@ -26,7 +26,7 @@ static saemon_status bind(const char *yaml, saemon_dict_info info, saemon_error 
 {
     saemon_ruleset *rs = load_ok(yaml);
     saemon_status s = saemon_rules_bind(rs, &info, err);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
     return s;
 }
 

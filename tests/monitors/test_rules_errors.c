@@ -270,7 +270,7 @@ static char *nested(int depth)
 Test(condition, depth_limit)
 {
     char *ok = nested(32);
-    saemon_rules_free(load_ok(ok));
+    saemon_rules_close(load_ok(ok));
     free(ok);
     char *deep = nested(33);
     /* the 33rd condition starts after 32 "{any: [" prefixes of 7 characters */
@@ -290,7 +290,7 @@ Test(limits, alias_expansion_bomb)
                        "  - name: x\n    condition: &l6 {any: [*l5, *l5, *l5, *l5, *l5, *l5, *l5, *l5, *l5, *l5]}\n";
     saemon_ruleset *rs = NULL;
     saemon_error err = {0};
-    saemon_status s = saemon_rules_load_string(bomb, strlen(bomb), "t.yaml", &rs, &err);
+    saemon_status s = saemon_rules_from_string(bomb, strlen(bomb), "t.yaml", NULL, &rs, &err);
     cr_assert_eq(s, SAEMON_ERR_RULES, "%s", err.message);
     cr_assert(strstr(err.message, "more than 200000 YAML nodes"), "%s", err.message);
     cr_assert(strncmp(err.message, "t.yaml:", 7) == 0, "%s", err.message);
@@ -316,8 +316,8 @@ Test(api, bad_arguments_and_missing_file)
 {
     saemon_ruleset *rs = (saemon_ruleset *)1;
     saemon_error err = {0};
-    cr_expect_eq(saemon_rules_load_string(NULL, 5, "x", &rs, &err), SAEMON_ERR_ARG);
-    cr_expect_eq(saemon_rules_load("/nonexistent/rules.yaml", &rs, &err), SAEMON_ERR_IO);
+    cr_expect_eq(saemon_rules_from_string(NULL, 5, "x", NULL, &rs, &err), SAEMON_ERR_ARG);
+    cr_expect_eq(saemon_rules_open("/nonexistent/rules.yaml", NULL, &rs, &err), SAEMON_ERR_IO);
     cr_expect_null(rs);
     cr_expect(strstr(err.message, "/nonexistent/rules.yaml") != NULL, "%s", err.message);
 }

@@ -9,7 +9,7 @@ static saemon_monitor *monitor(saemon_ruleset *rs)
 {
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
-    cr_assert_eq(saemon_monitor_create(rs, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_monitor_create(rs, NULL, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
     return mon;
 }
 
@@ -29,7 +29,7 @@ Test(parse, minimal_rule_gets_defaults)
     cr_expect_eq(c.a[0].n_labels, 0);
     cr_expect_eq(c.a[0].n_annotations, 0);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(parse, every_key_block_style)
@@ -62,7 +62,7 @@ Test(parse, every_key_block_style)
               c.a[0].json);
     cr_expect(strstr(c.a[0].json, "\"annotations\":{\"summary\":\"alarm feature active\"}"), "%s", c.a[0].json);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(parse, severities_case_insensitive_with_info_alias)
@@ -82,7 +82,7 @@ Test(parse, severities_case_insensitive_with_info_alias)
         cr_assert_eq(c.n, 1);
         cr_expect_str_eq(c.a[0].severity, out[i]);
         saemon_monitor_destroy(mon);
-        saemon_rules_free(rs);
+        saemon_rules_close(rs);
     }
 }
 
@@ -104,7 +104,7 @@ Test(parse, number_spellings)
     cr_expect_str_eq(c.a[1].rule, "b");
     cr_expect_str_eq(c.a[2].rule, "c");
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(parse, anchors_aliases_and_comments)
@@ -124,7 +124,7 @@ Test(parse, anchors_aliases_and_comments)
     cr_assert_eq(c.n, 2);
     cr_expect_eq(c.a[1].n_labels, 1);
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(parse, explicit_document_markers_and_unicode_text)
@@ -139,7 +139,7 @@ Test(parse, explicit_document_markers_and_unicode_text)
     cr_assert_eq(c.n, 1);
     cr_expect_str_eq(c.a[0].description, "caf\xc3\xa9 \xe2\x98\x83");
     saemon_monitor_destroy(mon);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(parse, example_file_in_the_repository)
@@ -150,14 +150,14 @@ Test(parse, example_file_in_the_repository)
     snprintf(path, sizeof path, "%s/monitors/examples/every-construct.yaml", src);
     saemon_ruleset *rs = NULL;
     saemon_error err = {0};
-    cr_assert_eq(saemon_rules_load(path, &rs, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_rules_open(path, NULL, &rs, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(saemon_rules_count(rs), 6);
     cr_expect_eq(saemon_rules_enabled_count(rs), 5);
     saemon_dict_info info = {0};
     info.name = "pasttense-mlp/saelens";
     info.d_sae = 512;
     cr_expect_eq(saemon_rules_bind(rs, &info, &err), SAEMON_OK, "%s", err.message);
-    saemon_rules_free(rs);
+    saemon_rules_close(rs);
 }
 
 Test(parse, every_shipped_example_loads)
@@ -180,9 +180,9 @@ Test(parse, every_shipped_example_loads)
             cr_expect(n > 0 && failed == 0, "%s: %zu of %zu tests failed", g.gl_pathv[i], failed, n);
             continue;
         }
-        cr_expect_eq(saemon_rules_load(g.gl_pathv[i], &rs, &err), SAEMON_OK, "%s", err.message);
+        cr_expect_eq(saemon_rules_open(g.gl_pathv[i], NULL, &rs, &err), SAEMON_OK, "%s", err.message);
         cr_expect_gt(saemon_rules_count(rs), 0, "%s", g.gl_pathv[i]);
-        saemon_rules_free(rs);
+        saemon_rules_close(rs);
     }
     globfree(&g);
 }
@@ -195,7 +195,7 @@ Test(parse, load_from_file_names_the_file_in_errors)
     char *path = test_write_file(dir, "bad.yaml", bad, strlen(bad));
     saemon_ruleset *rs = NULL;
     saemon_error err = {0};
-    cr_expect_eq(saemon_rules_load(path, &rs, &err), SAEMON_ERR_RULES);
+    cr_expect_eq(saemon_rules_open(path, NULL, &rs, &err), SAEMON_ERR_RULES);
     char prefix[4200];
     snprintf(prefix, sizeof prefix, "%s:3:29: unknown key 'abvoe'", path);
     cr_expect(strncmp(err.message, prefix, strlen(prefix)) == 0, "%s", err.message);

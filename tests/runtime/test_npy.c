@@ -74,7 +74,7 @@ static void expect_error(const char *path, saemon_status code, const char *needl
 {
     saemon_npy a;
     saemon_error err = {0};
-    saemon_status st = saemon_npy_read(path, &a, &err);
+    saemon_status st = saemon_npy_open(path, &a, &err);
     cr_assert_eq(st, code, "%s: expected status %s, got %s (%s)", path, saemon_status_name(code),
                  saemon_status_name(st), err.message);
     cr_expect_eq(err.code, code);
@@ -112,14 +112,14 @@ Test(npy, write_read_round_trip)
     cr_expect_eq(st.st_mode & 0777, 0666 & ~mask, "mode %o, expected 0666 minus umask", st.st_mode & 0777);
 
     saemon_npy a;
-    cr_assert_eq(saemon_npy_read(path, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &a, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(a.ndim, 2);
     cr_expect_eq(a.shape[0], 3);
     cr_expect_eq(a.shape[1], 5);
     cr_expect_str_eq(a.source_dtype, "<f4");
     cr_expect_eq(a.fortran_order, 0);
     cr_expect_eq(memcmp(a.data, v, sizeof v), 0, "data differs after round trip");
-    saemon_npy_free(&a);
+    saemon_npy_close(&a);
     cr_expect_null(a.data);
     free(path);
 }
@@ -154,10 +154,10 @@ Test(npy, scalar_and_empty_round_trip)
     cr_assert_eq(saemon_npy_write_f32(p1, NULL, 2, empty_shape, NULL), SAEMON_OK);
     saemon_npy a, b;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(p0, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(p0, &a, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(a.ndim, 0);
     cr_expect_eq(a.data[0], 42.5f);
-    cr_assert_eq(saemon_npy_read(p1, &b, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(p1, &b, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(b.ndim, 2);
     cr_expect_eq(b.shape[0], 0);
     cr_expect_eq(b.shape[1], 7);
@@ -166,8 +166,8 @@ Test(npy, scalar_and_empty_round_trip)
     cr_expect_eq(rows, 0);
     cr_expect_eq(saemon_npy_as_rows(&a, 1, 0, &rows, &streams, &per, &err), SAEMON_ERR_SHAPE,
                  "a 0-d array has no rows");
-    saemon_npy_free(&a);
-    saemon_npy_free(&b);
+    saemon_npy_close(&a);
+    saemon_npy_close(&b);
     free(p0);
     free(p1);
 }
@@ -224,10 +224,10 @@ Test(npy, write_over_existing_file_replaces_it)
     cr_assert_eq(saemon_npy_write_f32(path, a, 1, sa, NULL), SAEMON_OK);
     cr_assert_eq(saemon_npy_write_f32(path, b, 1, sb, NULL), SAEMON_OK);
     saemon_npy r;
-    cr_assert_eq(saemon_npy_read(path, &r, NULL), SAEMON_OK);
+    cr_assert_eq(saemon_npy_open(path, &r, NULL), SAEMON_OK);
     cr_expect_eq(r.shape[0], 2);
     cr_expect_eq(r.data[1], 8.0f);
-    saemon_npy_free(&r);
+    saemon_npy_close(&r);
     free(path);
 }
 
@@ -260,7 +260,7 @@ static void check_halves(const char *descr, int big)
     char *path = save(big ? "half-be.npy" : "half-le.npy", raw_npy(1, 0, dict, data, sizeof data));
     saemon_npy a;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(path, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &a, &err), SAEMON_OK, "%s", err.message);
     cr_expect_str_eq(a.source_dtype, descr);
     for (size_t i = 0; i < N_HALVES; i++) {
         uint32_t got, want;
@@ -276,7 +276,7 @@ static void check_halves(const char *descr, int big)
     cr_expect_eq(qnan, 0x7fc00000u, "qNaN bits %08x", qnan);
     cr_expect(isnan(a.data[N_HALVES + 1]) && signbit(a.data[N_HALVES + 1]));
     cr_expect_eq(snan, 0xffa02000u, "NaN payload not kept: %08x", snan);
-    saemon_npy_free(&a);
+    saemon_npy_close(&a);
     free(path);
 }
 
@@ -296,10 +296,10 @@ Test(npy, float32_big_endian)
     char *path = save("be.npy", raw_npy(1, 0, "{'descr': '>f4', 'fortran_order': False, 'shape': (5,), }", data, 20));
     saemon_npy a;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(path, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &a, &err), SAEMON_OK, "%s", err.message);
     cr_expect_str_eq(a.source_dtype, ">f4");
     cr_expect_eq(memcmp(a.data, v, sizeof v), 0);
-    saemon_npy_free(&a);
+    saemon_npy_close(&a);
     free(path);
 }
 
@@ -319,8 +319,8 @@ Test(npy, fortran_order_matches_c_order)
     char *pf = save_f32("f.npy", "{'shape': (2,3,4), 'fortran_order': True, 'descr': '<f4'}", f, 24);
     saemon_npy a, b;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(pc, &a, &err), SAEMON_OK, "%s", err.message);
-    cr_assert_eq(saemon_npy_read(pf, &b, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(pc, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(pf, &b, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(b.fortran_order, 1);
     cr_expect_eq(b.ndim, 3);
     cr_expect_eq(b.shape[2], 4);
@@ -335,8 +335,8 @@ Test(npy, fortran_order_matches_c_order)
     cr_expect_eq(streams, 2);
     cr_expect_eq(per, 3);
     cr_expect_eq(b.data[5 * 4 + 3], elem(1, 2, 3));
-    saemon_npy_free(&a);
-    saemon_npy_free(&b);
+    saemon_npy_close(&a);
+    saemon_npy_close(&b);
     free(pc);
     free(pf);
 }
@@ -358,7 +358,7 @@ static void check_fortran_shape(size_t a, size_t b, size_t c, size_t d)
     char *path = save_f32(name, dict, f, n);
     saemon_npy r;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(path, &r, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &r, &err), SAEMON_OK, "%s", err.message);
     size_t x = 0, bad = 0;
     for (size_t i = 0; i < a; i++)
         for (size_t j = 0; j < b; j++)
@@ -366,7 +366,7 @@ static void check_fortran_shape(size_t a, size_t b, size_t c, size_t d)
                 for (size_t l = 0; l < d; l++, x++)
                     bad += r.data[x] != (float)(((i * 131 + j) * 137 + k) * 139 + l);
     cr_expect_eq(bad, 0, "%s: %zu elements misplaced", name, bad);
-    saemon_npy_free(&r);
+    saemon_npy_close(&r);
     free(f);
     free(path);
 }
@@ -393,12 +393,12 @@ Test(npy, fortran_order_float16_big_endian)
     char *path = save("f16f.npy", raw_npy(1, 0, "{'descr': '>f2', 'fortran_order': True, 'shape': (2, 3)}", data, 12));
     saemon_npy a;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(path, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &a, &err), SAEMON_OK, "%s", err.message);
     for (size_t i = 0; i < 2; i++)
         for (size_t j = 0; j < 3; j++)
             cr_expect_eq(a.data[i * 3 + j], 2.0f + (float)(10 * i + j) * 0x1p-9f, "(%zu,%zu) = %a", i, j,
                          (double)a.data[i * 3 + j]);
-    saemon_npy_free(&a);
+    saemon_npy_close(&a);
     free(path);
 }
 
@@ -409,12 +409,12 @@ Test(npy, versions_2_and_3)
     char *p3 = save("v3.npy", raw_npy(3, 0, "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (3,)}", v, 12));
     saemon_npy a;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(p2, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(p2, &a, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(a.data[2], 3.0f);
-    saemon_npy_free(&a);
-    cr_assert_eq(saemon_npy_read(p3, &a, &err), SAEMON_OK, "%s", err.message);
+    saemon_npy_close(&a);
+    cr_assert_eq(saemon_npy_open(p3, &a, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(a.data[0], 1.0f);
-    saemon_npy_free(&a);
+    saemon_npy_close(&a);
     free(p2);
     free(p3);
 }
@@ -480,14 +480,14 @@ Test(npy, hook_z_rows_are_head_major)
     char *path = save_f32("z.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 2), }", f, 12);
     saemon_npy a;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(path, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &a, &err), SAEMON_OK, "%s", err.message);
     size_t rows, streams, per;
     cr_assert_eq(saemon_npy_as_rows(&a, 6, 1, &rows, &streams, &per, &err), SAEMON_OK, "%s", err.message);
     cr_assert_eq(rows, 2);
     for (size_t t = 0; t < 2; t++)
         for (size_t i = 0; i < 6; i++)
             cr_expect_eq(a.data[t * 6 + i], (float)(100 * t + 10 * (i / 2) + i % 2), "row %zu col %zu", t, i);
-    saemon_npy_free(&a);
+    saemon_npy_close(&a);
     free(path);
 }
 
@@ -660,7 +660,7 @@ Test(npy, reads_shared_activations)
         cr_skip_test("shared data dir not found (set SAEMON_SHARED_DIR): villes acts.npy skipped");
     saemon_npy a;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(path, &a, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(path, &a, &err), SAEMON_OK, "%s", err.message);
     cr_expect_eq(a.ndim, 2);
     cr_expect_eq(a.shape[0], 2001);
     cr_expect_eq(a.shape[1], 128);
@@ -670,6 +670,6 @@ Test(npy, reads_shared_activations)
     for (size_t i = 0; i < rows * 128; i++)
         if (!isfinite(a.data[i]))
             cr_assert_fail("non-finite activation at %zu", i);
-    saemon_npy_free(&a);
+    saemon_npy_close(&a);
     free(path);
 }

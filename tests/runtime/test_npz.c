@@ -212,7 +212,7 @@ static void check_fixture(const char *rel)
     /* b_enc had b_dec folded in (b_enc - b_dec @ W_enc): compare encodes. */
     saemon_npy acts;
     saemon_error err;
-    cr_assert_eq(saemon_npy_read(acts_path, &acts, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_npy_open(acts_path, &acts, &err), SAEMON_OK, "%s", err.message);
     float *eg = encode_all(g, &acts), *es = encode_all(s, &acts);
     size_t n = acts.shape[0] * 100, active = 0;
     double maxdiff = 0;
@@ -227,7 +227,7 @@ static void check_fixture(const char *rel)
     cr_assert(active > acts.shape[0] * 2, "only %zu active features", active); /* mean L0 ~3 */
     free(eg);
     free(es);
-    saemon_npy_free(&acts);
+    saemon_npy_close(&acts);
     saemon_dict_close(g);
     saemon_dict_close(s);
     free(npz);

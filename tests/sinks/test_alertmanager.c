@@ -154,11 +154,11 @@ static void send_one(int port, const saemon_alert *a)
                              .backoff_initial_s = 0.1};
     cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_OK, "%s", err.message);
     saemon_sinks_alert(a, s);
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 1, "alertmanager accepted the alert (failed %llu)", (unsigned long long)st.failed);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }
 
 /* The alert with alertname=deception and stream=7 in GET /api/v2/alerts,

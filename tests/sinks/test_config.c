@@ -10,7 +10,7 @@
 static saemon_status load(const char *yaml, saemon_sinks **out, saemon_error *err)
 {
     cr_assert_eq(saemon_sinks_create(out, err), SAEMON_OK);
-    return saemon_sinks_load_config_string(*out, yaml, strlen(yaml), "sinks.yaml", err);
+    return saemon_sinks_add_config_string(*out, yaml, strlen(yaml), "sinks.yaml", err);
 }
 
 Test(config, every_kind)
@@ -64,14 +64,14 @@ Test(config, every_kind)
      * alert and says so; the webhook keeps its one in the spool. */
     test_alert t;
     saemon_sinks_alert(test_alert_make(&t, 0, "firing"), s);
-    saemon_status cs = saemon_sinks_close(s, &err);
+    saemon_status cs = saemon_sinks_stop(s, &err);
     cr_assert_eq(cs, SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "alertmanager:http://127.0.0.1:9"), "%s", err.message);
     saemon_sinks_stats(s, 2, &st);
     cr_assert_eq(st.spooled, 1);
     saemon_sinks_stats(s, 4, &st);
     cr_assert_eq(st.delivered, 1, "exec true");
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     test_rmtree(dir);
     free(dir);
 }
@@ -84,7 +84,7 @@ static void expect_error(const char *yaml, const char *where, const char *what)
     cr_assert(strstr(err.message, where), "want '%s' in: %s", where, err.message);
     cr_assert(strstr(err.message, what), "want '%s' in: %s", what, err.message);
     cr_assert_eq(saemon_sinks_count(s), 0, "nothing is opened from an invalid file");
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }
 
 Test(config, errors_name_file_line_column)
@@ -111,5 +111,5 @@ Test(config, open_failure_names_the_sink_position)
     const char *yaml = "sinks:\n  - type: stdout\n  - type: jsonl\n    path: /nonexistent-dir/x\n";
     cr_assert_eq(load(yaml, &s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "sinks.yaml:3:5: cannot open alert file /nonexistent-dir/x"), "%s", err.message);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }

@@ -22,10 +22,10 @@ static saemon_sink_stats run_exec(const char *const *argv, double timeout, int n
     test_alert t;
     for (int i = 0; i < n_alerts; i++)
         saemon_sinks_alert(test_alert_make(&t, (uint64_t)i, i % 2 ? "resolved" : "firing"), s);
-    cr_assert_eq(saemon_sinks_close(s, &err), want, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), want, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     return st;
 }
 
@@ -95,9 +95,9 @@ Test(exec, missing_program_fails_the_run_with_its_name)
     cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_OK, "%s", err.message);
     test_alert t;
     saemon_sinks_alert(test_alert_make(&t, 0, "firing"), s);
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_ERR_IO);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "/nonexistent/saemon-hook"), "%s", err.message);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }
 
 Test(exec, close_stops_running_commands_at_the_drain_timeout, .timeout = 30)
@@ -111,12 +111,12 @@ Test(exec, close_stops_running_commands_at_the_drain_timeout, .timeout = 30)
     test_alert t;
     for (int i = 0; i < 5; i++)
         saemon_sinks_alert(test_alert_make(&t, (uint64_t)i, "firing"), s);
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_ERR_IO);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "drain timeout"), "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     /* The first command may start before the deadline; the others cannot. */
     cr_assert_geq(st.failed, 4);
     cr_assert_eq(st.delivered + st.failed, 5);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "monitors/sinks/sink_internal.h" /* saemon_sinks_pause */
 #include "tests/sinks/sink_test.h"
 #include "tests/support/support.h"
 
@@ -107,13 +108,13 @@ Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
     strcpy(t.status, "XXXX");
     saemon_sinks_pause(s, false);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 2);
     cr_assert_eq(st.dropped, 0);
     cr_assert_str_eq(st.kind, "jsonl");
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 
     char *text = slurp(path);
     char *l1 = strchr(text, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
@@ -144,8 +145,8 @@ Test(jsonl, rotates_by_size_and_keeps_k_files)
     saemon_sinks *s = open_jsonl(&o);
     send_alerts(s, 0, 9, "firing");
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
-    saemon_sinks_free(s);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_destroy(s);
 
     uint64_t tok[16];
     struct stat st;
@@ -178,9 +179,9 @@ static int fsyncs_for(saemon_fsync_policy policy, size_t every, int alerts)
     __atomic_store_n(&fsync_watch, real, __ATOMIC_SEQ_CST);
     send_alerts(s, 0, (uint64_t)alerts, "firing");
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     __atomic_store_n(&fsync_watch, NULL, __ATOMIC_SEQ_CST);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     uint64_t tok[16];
     cr_assert_eq(tokens_in(path, tok, 16), (size_t)alerts);
     free(real);
@@ -213,11 +214,11 @@ Test(jsonl, full_queue_drops_and_counts)
     cr_assert_eq(st.received, 10);
     cr_assert_eq(st.dropped, 6);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 4);
     cr_assert_eq(saemon_sinks_received(s), 10);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     uint64_t tok[16];
     cr_assert_eq(tokens_in(path, tok, 16), 4);
     cr_assert(tok[0] == 0 && tok[3] == 3, "the oldest four were kept, in order");
@@ -236,12 +237,12 @@ Test(jsonl, backpressure_waits_for_room_instead_of_dropping)
     saemon_sinks_set_backpressure(s, true);
     send_alerts(s, 0, 300, "firing"); /* far more than the queue holds, faster than fsync */
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.dropped, 0, "backpressure must never drop");
     cr_assert_eq(st.delivered, 300);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     static uint64_t tok[400];
     cr_assert_eq(tokens_in(path, tok, 400), 300);
     for (uint64_t i = 0; i < 300; i++)
@@ -256,14 +257,14 @@ Test(jsonl, write_failure_fails_close_with_the_reason)
     saemon_sinks *s = open_jsonl(&o);
     send_alerts(s, 0, 3, "firing");
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_ERR_IO);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "/dev/full") && strstr(err.message, "No space left on device"), "%s",
               err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.failed, 3);
     cr_assert_eq(st.delivered, 0);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }
 
 Test(jsonl, unopenable_file_is_refused_at_add)
@@ -275,5 +276,5 @@ Test(jsonl, unopenable_file_is_refused_at_add)
     cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "/nonexistent-dir/x.jsonl"), "%s", err.message);
     cr_assert_eq(saemon_sinks_count(s), 0);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }

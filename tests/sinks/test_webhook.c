@@ -69,8 +69,8 @@ Test(webhook, request_shape, .init = setup)
     saemon_sinks_alert(test_alert_make(&t, 1, "resolved"), s);
     saemon_sinks_alert(test_alert_make(&t, 1, "firing"), s);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
-    saemon_sinks_free(s);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_destroy(s);
     cr_assert_eq(http_server_count(&srv), 3);
     http_request *r = srv.req;
     cr_assert_str_eq(r[0].method, "POST");
@@ -96,13 +96,13 @@ Test(webhook, retries_with_exponential_backoff, .init = setup)
     test_alert t;
     saemon_sinks_alert(test_alert_make(&t, 5, "firing"), s);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 1);
     cr_assert_eq(st.retried, 3);
     cr_assert_eq(st.failed, 0);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     cr_assert_eq(http_server_count(&srv), 4);
     for (int i = 1; i < 4; i++) {
         cr_assert_str_eq(srv.req[i].key, srv.req[0].key, "a retry keeps its key");
@@ -127,14 +127,14 @@ Test(webhook, refusal_is_not_retried_and_is_set_aside, .init = setup)
     saemon_sinks_alert(test_alert_make(&t, 1, "firing"), s);
     saemon_sinks_alert(test_alert_make(&t, 2, "firing"), s);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.failed, 1);
     cr_assert_eq(st.delivered, 1);
     cr_assert_eq(st.retried, 0);
     cr_assert_eq(st.spooled, 0);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     cr_assert_eq(http_server_count(&srv), 2);
     cr_assert_eq(files_in(spool, ".rejected"), 1);
     cr_assert_eq(files_in(spool, ".json"), 0);
@@ -158,13 +158,13 @@ Test(webhook, gives_up_without_a_spool_and_says_so, .init = setup)
     test_alert t;
     saemon_sinks_alert(test_alert_make(&t, 1, "firing"), s);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_ERR_IO);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "1 alerts could not be delivered") && strstr(err.message, url), "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.failed, 1);
     cr_assert_eq(st.retried, 2);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
 }
 
 Test(webhook, spool_keeps_alerts_while_the_receiver_is_down, .init = setup)
@@ -183,12 +183,12 @@ Test(webhook, spool_keeps_alerts_while_the_receiver_is_down, .init = setup)
     for (uint64_t i = 0; i < 5; i++)
         saemon_sinks_alert(test_alert_make(&t, i, "firing"), s);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "spooled alerts are not lost: %s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "spooled alerts are not lost: %s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.spooled, 5);
     cr_assert_eq(st.delivered, 0);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     cr_assert_eq(files_in(spool, ".json"), 5);
 
     /* The receiver is back (same port): a restart delivers the spool first. */
@@ -198,11 +198,11 @@ Test(webhook, spool_keeps_alerts_while_the_receiver_is_down, .init = setup)
     o.url = url;
     s = open_sink(&o);
     saemon_sinks_alert(test_alert_make(&t, 5, "firing"), s);
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sinks_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 6);
     cr_assert_eq(st.spooled, 0);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     cr_assert_eq(http_server_count(&back), 6);
     for (uint64_t i = 0; i < 6; i++)
         cr_assert_eq(body_token(back.req[i].body), i, "delivery %zu out of order", (size_t)i);
@@ -222,8 +222,8 @@ Test(webhook, spool_is_locked_against_a_second_user, .init = setup)
     cr_assert_eq(saemon_sinks_create(&b, &err), SAEMON_OK);
     cr_assert_eq(saemon_sinks_add(b, &o, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "another saemon is using it"), "%s", err.message);
-    saemon_sinks_free(b);
-    saemon_sinks_free(a);
+    saemon_sinks_destroy(b);
+    saemon_sinks_destroy(a);
     test_rmtree(dir);
     free(dir);
 }
@@ -242,7 +242,7 @@ static void deliver_forever(const char *url, const char *spool)
     test_alert t;
     for (uint64_t i = 0; i < KILL_ALERTS; i++)
         saemon_sinks_alert(test_alert_make(&t, i, "firing"), s);
-    saemon_sinks_close(s, NULL);
+    saemon_sinks_stop(s, NULL);
     _exit(0);
 }
 
@@ -283,12 +283,12 @@ Test(webhook, spool_survives_kill_9_mid_delivery, .init = setup, .timeout = 60)
     fprintf(stderr, "kill-9 test: restarting on the spool (%zu files)\n", files_in(spool, ".json"));
     saemon_sinks *s = open_sink(&o);
     saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_close(s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
     saemon_sinks_stats(s, 0, &st);
     fprintf(stderr, "kill-9 test: restart delivered %llu\n", (unsigned long long)st.delivered);
     cr_assert_eq(st.spooled, 0);
-    saemon_sinks_free(s);
+    saemon_sinks_destroy(s);
     cr_assert_eq(files_in(spool, ".json"), 0);
 
     /* What the receiver acts on (first request per Idempotency-Key) is every
