@@ -202,11 +202,11 @@ static bool apply_overrides(const serve_flags *fl, serve_config *c)
 static saemon_status load_rules(const serve_dict *d, saemon_ruleset **out, saemon_error *err)
 {
     saemon_rules_options ro = {.feature_labels = d->cfg->feature_labels};
-    saemon_status s = saemon_rules_load_opts(d->cfg->rules, &ro, out, err);
+    saemon_status s = saemon_rules_open(d->cfg->rules, &ro, out, err);
     if (s == SAEMON_OK && d->info)
         s = saemon_rules_bind(*out, d->info, err);
     if (s != SAEMON_OK) {
-        saemon_rules_free(*out);
+        saemon_rules_close(*out);
         *out = NULL;
     }
     return s;
@@ -258,7 +258,7 @@ static bool open_dict(serve *srv, size_t i)
         if (saemon_ring_create(&ro, &sr->ring, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
         saemon_monitor_options mo = {.resolved = srv->cfg.resolved};
-        if (saemon_monitor_create_opts(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
+        if (saemon_monitor_create(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
         serve_log("info", "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " d_in=%zu hook=%s",
                   d->label, sr->cfg->name, saemon_ring_shm_name(sr->ring), sr->cfg->slots, sr->cfg->max_rows,
@@ -336,17 +336,17 @@ static void request_reload(serve *srv, const char *why)
             atomic_fetch_add(&d->reloads_failed, 1);
             serve_log("error", "dictionary=%s rules not reloaded after %s, keeping the old rules: %s", d->label, why,
                       err.message);
-            saemon_rules_free(next);
+            saemon_rules_close(next);
             continue;
         }
-        saemon_rules_free(atomic_exchange(&d->pending, next)); /* an unapplied older reload is superseded */
+        saemon_rules_close(atomic_exchange(&d->pending, next)); /* an unapplied older reload is superseded */
     }
 }
 
 static void free_retired(serve *srv)
 {
     for (size_t i = 0; i < srv->n_dicts; i++)
-        saemon_rules_free(atomic_exchange(&srv->dicts[i].retired, NULL));
+        saemon_rules_close(atomic_exchange(&srv->dicts[i].retired, NULL));
 }
 
 /* ---- producer health (main thread) ---- */
@@ -427,9 +427,9 @@ static void close_all(serve *srv, metrics_http *http)
             saemon_ring_destroy(d->rings[r].ring);
         }
         saemon_encoder_destroy(d->encoder);
-        saemon_rules_free(d->rules);
-        saemon_rules_free(atomic_exchange(&d->pending, NULL));
-        saemon_rules_free(atomic_exchange(&d->retired, NULL));
+        saemon_rules_close(d->rules);
+        saemon_rules_close(atomic_exchange(&d->pending, NULL));
+        saemon_rules_close(atomic_exchange(&d->retired, NULL));
         saemon_dict_close(d->dict);
         for (size_t a = 0; a < d->n_alerts; a++) {
             free(d->alerts[a].rule);

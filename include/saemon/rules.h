@@ -149,7 +149,7 @@ SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
  * (reported through `fn` when the monitor reports resolved alerts) and the
  * stream's state is freed, so a long-running monitor does not grow with the
  * number of streams it has seen. A later token of the same id starts afresh. */
-void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user);
+SAEMON_API void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user);
 
 /* Rule unit tests (docs/rules.md "Rule unit tests"): run every test of the
  * YAML test file at `path`, printing PASS/FAIL per test (with a diff) to

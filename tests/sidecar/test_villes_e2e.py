@@ -26,7 +26,12 @@ import time
 import urllib.request
 
 import numpy as np
-import torch
+
+try:
+    import torch
+except ImportError:  # meson: exit 77 = skipped
+    print("SKIP: PyTorch is not installed (Debian: python3-torch; scripts/install-deps.sh installs it)")
+    sys.exit(77)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
