@@ -95,7 +95,7 @@ static saemon_status get_count(walk *w, const yaml_node_t *map, const char *key,
 static bool ring_name_ok(const char *n)
 {
     size_t len = strlen(n);
-    if (len == 0 || len > 200)
+    if (len == 0 || len > 64)
         return false;
     for (const char *c = n; *c; c++)
         if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
@@ -138,7 +138,7 @@ static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_con
         r->max_rows = (uint32_t)v;
     }
     if (!ring_name_ok(r->name))
-        return walk_fail(w, node, "ring name \"%.60s\" is not valid; expected 1-200 characters from "
+        return walk_fail(w, node, "ring name \"%.60s\" is not valid; expected 1-64 characters from "
                                   "[A-Za-z0-9._-], not starting with '.'",
                          r->name);
     return SAEMON_OK;
