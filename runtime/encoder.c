@@ -197,7 +197,7 @@ static saemon_status choose_placement(saemon_encoder *enc, const saemon_encoder_
     }
     if (want > MAX_THREADS)
         want = MAX_THREADS;
-    saemon_status st = saemon_topology_open(&enc->topo, err);
+    saemon_status st = saemon_topology_create(&enc->topo, err);
     if (st != SAEMON_OK)
         return st;
     size_t n = saemon_topology_choose(enc->topo, o->cpus, o->exclude_cpus, want, enc->pus, MAX_THREADS,
@@ -443,7 +443,7 @@ void saemon_encoder_destroy(saemon_encoder *enc)
         }
         free(enc->slices);
     }
-    saemon_topology_close(enc->topo);
+    saemon_topology_destroy(enc->topo);
     free(enc->heap);
     free(enc->threshold);
     free(enc->mag_scale);
