@@ -359,8 +359,11 @@ static void report_rings(serve *srv)
             saemon_ring_stats st;
             saemon_ring_get_stats(r->ring, &st);
             const char *dl = r->dict->label, *rn = r->cfg->name;
+            bool detached = st.producer_pid == 0; /* a clean detach clears the pid */
             if (st.producer_state != r->logged_state || st.producer_pid != r->logged_pid) {
-                if (st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED)
+                if (detached && r->logged_pid != 0)
+                    serve_log("info", "dictionary=%s ring=%s producer pid=%d detached", dl, rn, (int)r->logged_pid);
+                else if (st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached)
                     serve_log("info", "dictionary=%s ring=%s producer attached pid=%d model=\"%s\" hook=\"%s\" d_in=%" PRIu32 " dtype=%s",
                               dl, rn, (int)st.producer_pid, st.model, st.hook, st.d_in, st.dtype);
                 else if (st.producer_state == SAEMON_RING_PRODUCER_REFUSED)
@@ -369,7 +372,8 @@ static void report_rings(serve *srv)
                 r->logged_state = st.producer_state;
                 r->logged_pid = st.producer_pid;
             }
-            bool down = st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED &&
+            /* Down: attached (not cleanly detached) but dead or silent. */
+            bool down = st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached &&
                         (!st.producer_alive || st.heartbeat_age_s > srv->cfg.heartbeat_timeout_s);
             if (down != r->logged_down) {
                 if (down)

@@ -21,7 +21,7 @@
 #include "saemon/saemon.h"
 
 /* Upper bounds (seconds) of the encode-latency histogram buckets. */
-#define SERVE_HIST_BUCKETS 16
+#define SERVE_HIST_BUCKETS 19
 extern const double serve_hist_le[SERVE_HIST_BUCKETS];
 
 typedef struct serve_hist {

@@ -9,8 +9,9 @@
 
 #include "cli/serve.h"
 
-const double serve_hist_le[SERVE_HIST_BUCKETS] = {1e-5,   2.5e-5, 5e-5,   1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
-                                                  5e-3,   1e-2,   2.5e-2, 5e-2, 0.1,    0.25, 0.5,  1.0};
+const double serve_hist_le[SERVE_HIST_BUCKETS] = {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4,
+                                                  2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,
+                                                  5e-2, 0.1, 0.25, 0.5, 1.0};
 
 void serve_hist_observe(serve_hist *h, double seconds)
 {
