@@ -390,7 +390,7 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
     const size_t d_in = info->d_in;
     for (size_t r = 0; r < n; r++) {
         /* b_dec is folded into the biases (fold_b_dec). */
-        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm, NULL);
+        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm);
         enc->input_norm[r] = st.input_norm;
         enc->nonfinite[r] = st.nonfinite;
         enc->row_shift[r] = st.shift;
