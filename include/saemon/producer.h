@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saemon/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -65,7 +67,7 @@ typedef struct saemon_producer_stats {
 
 /* Attach. On failure returns a negative code, *out = NULL, and writes a
  * one-line reason into msg (msg_len bytes, may be NULL). */
-int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer **out, char *msg,
+SAEMON_API int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer **out, char *msg,
                            size_t msg_len);
 
 /* Publish n_rows rows (row-major, n_rows * d_in elements of the announced
@@ -73,25 +75,25 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
  * that do not fit one slot are split into several frames. Returns
  * SAEMON_PRODUCER_OK, SAEMON_PRODUCER_DROPPED (some or all frames dropped) or
  * SAEMON_PRODUCER_EINVAL. Never blocks beyond lossless_wait_us per frame. */
-int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token,
+SAEMON_API int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token,
                             const void *rows, uint32_t n_rows);
 
 /* Tell saemon the stream is finished (a zero-row frame with end-of-stream). */
-int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t token);
+SAEMON_API int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t token);
 
 /* Refresh the heartbeat (publish does it too); call it from an idle loop so
  * saemon can tell "no traffic" from "producer hung". Also re-attaches if saemon
  * restarted. Cheap: at most one check every few milliseconds. */
-void saemon_producer_heartbeat(saemon_producer *p);
+SAEMON_API void saemon_producer_heartbeat(saemon_producer *p);
 
 /* Highest severity saemon fired so far for `stream` (0 none, 1 info, 2
  * warning, 3 critical, 4 block); an atomic load, no system call. */
-int saemon_producer_verdict(const saemon_producer *p, uint64_t stream);
+SAEMON_API int saemon_producer_verdict(const saemon_producer *p, uint64_t stream);
 
-void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out);
+SAEMON_API void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out);
 
 /* Release the ring (another producer may attach). NULL is a no-op. */
-void saemon_producer_detach(saemon_producer *p);
+SAEMON_API void saemon_producer_detach(saemon_producer *p);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saemon/api.h"
 #include "saemon/error.h"
 
 #ifdef __cplusplus
@@ -35,9 +36,9 @@ typedef enum saemon_verdict {
 } saemon_verdict;
 
 /* Stable lower-case name ("none", "info", "warning", "critical", "block"). */
-const char *saemon_verdict_name(saemon_verdict v);
+SAEMON_API const char *saemon_verdict_name(saemon_verdict v);
 /* Parse those names (also "error" = critical); returns -1 if unknown. */
-int saemon_verdict_parse(const char *name);
+SAEMON_API int saemon_verdict_parse(const char *name);
 
 /* Why a frame or a producer was refused (index into the rejected[] counters). */
 typedef enum saemon_ring_reject {
@@ -51,7 +52,7 @@ typedef enum saemon_ring_reject {
 } saemon_ring_reject;
 
 /* Stable name of a reject reason ("header", "size", "checksum", ...). */
-const char *saemon_ring_reject_name(saemon_ring_reject r);
+SAEMON_API const char *saemon_ring_reject_name(saemon_ring_reject r);
 
 typedef struct saemon_ring_options {
     const char *name;        /* ring name: [A-Za-z0-9._-]{1,64}; segment "/saemon-ring.<name>" */
@@ -111,7 +112,7 @@ typedef struct saemon_ring_stats {
 
 /* Create (or, after a crashed consumer, replace) the shared segment and own it.
  * Fails if another live consumer serves the same name. */
-saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **out,
+SAEMON_API saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **out,
                                  saemon_error *err);
 
 /* Wait up to timeout_ms (0 = poll, <0 = forever) for the next valid frame.
@@ -119,27 +120,27 @@ saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **o
  * unusable). Malformed frames are skipped and counted, never returned. Idle
  * waiting sleeps on a futex (no busy loop). Call saemon_ring_release() when
  * done with the frame (next() releases an unreleased frame implicitly). */
-int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_error *err);
+SAEMON_API int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_error *err);
 
 /* Hand the slot of the last frame back to the producer. */
-void saemon_ring_release(saemon_ring *r);
+SAEMON_API void saemon_ring_release(saemon_ring *r);
 
 /* Snapshot of counters and the producer's announcement (thread-safe). */
-void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out);
+SAEMON_API void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out);
 
 /* Raise the verdict of `stream` to `severity` (never lowers it). Visible to the
  * producer immediately. Thread-safe with respect to next(). */
-void saemon_ring_set_verdict(saemon_ring *r, uint64_t stream, saemon_verdict severity);
+SAEMON_API void saemon_ring_set_verdict(saemon_ring *r, uint64_t stream, saemon_verdict severity);
 
 /* Current verdict of a stream as the producer would read it. */
-saemon_verdict saemon_ring_get_verdict(saemon_ring *r, uint64_t stream);
+SAEMON_API saemon_verdict saemon_ring_get_verdict(saemon_ring *r, uint64_t stream);
 
 /* Shared-memory name of the ring ("/saemon-ring.<name>"). */
-const char *saemon_ring_shm_name(const saemon_ring *r);
+SAEMON_API const char *saemon_ring_shm_name(const saemon_ring *r);
 
 /* Retire the segment (producers notice and re-attach to a new consumer) and
  * unlink it. NULL is a no-op. */
-void saemon_ring_destroy(saemon_ring *r);
+SAEMON_API void saemon_ring_destroy(saemon_ring *r);
 
 #ifdef __cplusplus
 }
