@@ -12,7 +12,6 @@
  * The dictionary is the benchmark's trained-like synthetic one (synth.c),
  * written as a SAELens directory; `saemon serve` runs as a child process,
  * encoding on another core than the producer. docs/benchmarks.md. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
