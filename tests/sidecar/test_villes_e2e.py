@@ -84,8 +84,12 @@ def generate_names(model, vocab, producer_mod, ring, n_names, prompts, seed, blo
     current = {"stream": 0}
 
     def record(_module, _inputs, output):
+        # Each pass recomputes the whole prefix (no KV cache); like the
+        # producer, keep only the positions not seen before: a recomputed
+        # earlier position may differ in its last bits.
         rows = output[0].detach().cpu().numpy()
-        sent[current["stream"]] = rows.copy()  # the full prefix: last call = every position
+        have = sent.setdefault(current["stream"], [])
+        have.extend(rows[len(have):].copy())
 
     rec = model.core.register_forward_hook(record)
     prod = producer_mod.attach(model, {"core": ring}, stream=lambda: current["stream"],
@@ -112,6 +116,7 @@ def generate_names(model, vocab, producer_mod, ring, n_names, prompts, seed, blo
     finally:
         prod.detach()
         rec.remove()
+    sent = {s: np.stack(rows) for s, rows in sent.items()}
     return sent, stopped, verdicts, stats
 
 
