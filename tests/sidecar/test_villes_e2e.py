@@ -138,7 +138,7 @@ def main():
         else:
             print("SKIP-PART: ../shared absent: synthetic transformer and SAE built in the test")
             model, vocab, sae, _ = synthetic_setup(work)
-            features, thresholds = [3, 7], [0.5, 0.5]
+            features, thresholds = [3, 7], [1.5, 0.5]
             prompts = ["", "a", "b"]
         rules = os.path.join(work, "rules.yaml")
         with open(rules, "w") as f:
