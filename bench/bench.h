@@ -72,4 +72,8 @@ const char *bench_default_shared_dir(void);
 /* ---- bench_rules.c: `saemon-bench rules` ---- */
 int bench_rules_main(int argc, char **argv);
 
+/* ---- sidecar.c ---- */
+/* `saemon bench sidecar`: saemon serve beside a C producer. */
+int bench_sidecar_main(int argc, char **argv);
+
 #endif
