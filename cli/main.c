@@ -14,7 +14,7 @@ static void usage(FILE *f)
             "  inspect   print what a dictionary directory holds\n"
             "  encode    encode recorded activations (.npy) to features (.npy / sparse JSONL)\n"
             "  run       encode recorded activations and evaluate alert rules\n"
-            "  check     validate a rule file (optionally against a dictionary)\n"
+            "  check     validate a rule file (optionally against a dictionary) and/or a sinks file\n"
             "  bench     encoder latency and throughput, with numpy/PyTorch peers\n"
             "  test-rules  run rule unit tests (YAML token sequences and expected alerts)\n"
             "  version   print the version\n"
