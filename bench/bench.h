@@ -166,4 +166,8 @@ int bench_run_peers(bench_results *res, const bench_opts *o, const char *dir, co
 /* Tiny float32 C-order .npy writer (peers only). */
 int bench_write_npy(const char *path, const float *data, size_t ndim, const size_t *shape);
 
+/* ---- sidecar.c ---- */
+/* `saemon bench sidecar`: saemon serve beside a C producer. */
+int bench_sidecar_main(int argc, char **argv);
+
 #endif

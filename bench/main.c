@@ -3,6 +3,7 @@
  *   saemon-bench [options]          encoder latency / throughput, peers, plots (suite.c)
  *   saemon-bench kernels [options]  single-thread kernel variants, roofline (kernels_main.c)
  *   saemon-bench rules [--quick]    rule evaluation cost per token (bench_rules.c)
+ *   saemon-bench sidecar [options]  `saemon serve` beside a producer: cost, delays, rate (sidecar.c)
  * See docs/benchmarks.md. */
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ int main(int argc, char **argv)
         return bench_kernels_main(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "rules"))
         return bench_rules_main(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "sidecar"))
+        return bench_sidecar_main(argc - 1, argv + 1);
     suite_opts o;
     if (bench_suite_parse(&o, argc, argv) != 0)
         return 2;

@@ -19,6 +19,7 @@ int cmd_check(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_test_rules(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Print "saemon <what>: <message>" for a failed call; returns CLI_FAIL. */
 int cli_fail(const char *what, const saemon_error *err);
@@ -83,6 +84,12 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
 void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc);
 
 double cli_now_seconds(void);
+
+/* One token's sparse features as a JSON line: {"stream":S,"token":T,"index":[…],"value":[…]},
+ * with "dictionary" and "ring" first when not NULL (names must need no escaping).
+ * Shared by `encode --sparse` and `serve --features`; false on a write error. */
+bool cli_write_sparse_line(FILE *f, const char *dictionary, const char *ring, uint64_t stream, uint64_t token,
+                           const uint32_t *idx, const float *val, size_t nnz);
 
 
 

@@ -147,3 +147,22 @@ void cli_session_close(cli_session *s)
     saemon_dict_close(s->dict);
     memset(s, 0, sizeof *s);
 }
+
+bool cli_write_sparse_line(FILE *f, const char *dictionary, const char *ring, uint64_t stream, uint64_t token,
+                           const uint32_t *idx, const float *val, size_t nnz)
+{
+    /* Names here come from the config's validated character sets (no quotes
+     * or backslashes), so they need no escaping. */
+    int ok = fputc('{', f) != EOF;
+    if (ok && dictionary)
+        ok = fprintf(f, "\"dictionary\":\"%s\",", dictionary) > 0;
+    if (ok && ring)
+        ok = fprintf(f, "\"ring\":\"%s\",", ring) > 0;
+    ok = ok && fprintf(f, "\"stream\":%" PRIu64 ",\"token\":%" PRIu64 ",\"index\":[", stream, token) > 0;
+    for (size_t i = 0; i < nnz && ok; i++)
+        ok = fprintf(f, "%s%" PRIu32, i ? "," : "", idx[i]) > 0;
+    ok = ok && fputs("],\"value\":[", f) >= 0;
+    for (size_t i = 0; i < nnz && ok; i++)
+        ok = fprintf(f, "%s%.9g", i ? "," : "", (double)val[i]) > 0;
+    return ok && fputs("]}\n", f) >= 0;
+}

@@ -17,18 +17,6 @@ static void usage(FILE *f)
                "JSON line per token: {\"stream\":S,\"token\":T,\"index\":[...],\"value\":[...]}.\n" CLI_ENCODER_USAGE);
 }
 
-static bool write_sparse_line(FILE *f, uint64_t stream, uint64_t token, const uint32_t *idx, const float *val,
-                              size_t nnz)
-{
-    int ok = fprintf(f, "{\"stream\":%" PRIu64 ",\"token\":%" PRIu64 ",\"index\":[", stream, token) > 0;
-    for (size_t i = 0; i < nnz && ok; i++)
-        ok = fprintf(f, "%s%" PRIu32, i ? "," : "", idx[i]) > 0;
-    ok = ok && fputs("],\"value\":[", f) >= 0;
-    for (size_t i = 0; i < nnz && ok; i++)
-        ok = fprintf(f, "%s%.9g", i ? "," : "", (double)val[i]) > 0;
-    return ok && fputs("]}\n", f) >= 0;
-}
-
 int cmd_encode(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -92,7 +80,7 @@ int cmd_encode(int argc, char **argv)
             if (dense)
                 for (size_t e = lo; e < hi; e++)
                     dense[row * d_sae + f->index[e]] = f->value[e];
-            if (sp && !write_sparse_line(sp, row / s.tokens_per_stream, row % s.tokens_per_stream, f->index + lo,
+            if (sp && !cli_write_sparse_line(sp, NULL, NULL, row / s.tokens_per_stream, row % s.tokens_per_stream, f->index + lo,
                                          f->value + lo, hi - lo)) {
                 fprintf(stderr, "saemon encode: writing %s failed: %s\n", sparse, strerror(errno));
                 goto done;

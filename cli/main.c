@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "  inspect   print what a dictionary directory holds\n"
             "  encode    encode recorded activations (.npy) to features (.npy / sparse JSONL)\n"
             "  run       encode recorded activations and evaluate alert rules\n"
+            "  serve     the sidecar daemon: watch a live model through shared-memory rings\n"
             "  check     validate a rule file (optionally against a dictionary) and/or a sinks file\n"
             "  bench     encoder latency and throughput, with numpy/PyTorch peers\n"
             "  test-rules  run rule unit tests (YAML token sequences and expected alerts)\n"
@@ -40,7 +41,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"demo", cmd_demo}, {"inspect", cmd_inspect}, {"encode", cmd_encode},
         {"run", cmd_run},   {"check", cmd_check},
-        {"bench", cmd_bench}, {"test-rules", cmd_test_rules},
+        {"bench", cmd_bench}, {"test-rules", cmd_test_rules}, {"serve", cmd_serve},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

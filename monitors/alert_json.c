@@ -125,6 +125,7 @@ char *saemon_alert_to_json(const saemon_alert *a)
               (!resolved || add(o, "fired_token", cJSON_CreateRaw(fired))) &&
               (!has_value || add(o, "value", cJSON_CreateRaw(value))) &&
               (!a->group || !*a->group || add(o, "group", cJSON_CreateString(a->group))) &&
+              (!a->block || add(o, "action", cJSON_CreateString("block"))) &&
               add(o, "features", features_array(a)) && add(o, "labels", kv_object(a->labels, a->n_labels)) &&
               add(o, "annotations", kv_object(a->annotations, a->n_annotations)) &&
               add(o, "dictionary", string_or_null(a->dictionary));

@@ -76,6 +76,7 @@ static void emit(saemon_monitor *mon, const rules_rule *r, saemon_alert *a, saem
     a->rule = r->name;
     a->description = r->description;
     a->severity = r->severity;
+    a->block = r->block;
     a->group = r->group;
     a->labels = r->labels;
     a->n_labels = r->n_labels;
@@ -233,6 +234,21 @@ static void start_sequence(saemon_monitor *mon, size_t slot, bool is_new, saemon
     }
     if (mon->streams.blob_size)
         memset(stream_map_blob(&mon->streams, slot), 0, mon->streams.blob_size);
+}
+
+void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    size_t slot = stream_map_find(&mon->streams, stream);
+    if (slot == SIZE_MAX)
+        return;
+    const stream_slot *sl = &mon->streams.slots[slot];
+    rule_state *state = stream_map_states(&mon->streams, slot);
+    for (size_t i = 0; i < mon->n_enabled; i++)
+        if (state[i].firing)
+            monitor_resolve(mon, mon->enabled[i], sl->id, sl->last_token, &state[i], fn, user);
+    stream_map_remove(&mon->streams, stream);
 }
 
 void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,

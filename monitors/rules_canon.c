@@ -97,6 +97,7 @@ bool rules_canon_build(arena *mem, const saemon_ruleset *rs, rules_rule *r)
     put_str(&b, r->severity);
     put_str(&b, r->group);
     put_u64(&b, r->enabled);
+    put_u64(&b, r->block);
     put_u64(&b, r->interval);
     put_u64(&b, r->for_tokens);
     put_u64(&b, r->cooldown);

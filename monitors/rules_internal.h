@@ -94,6 +94,7 @@ typedef struct rules_rule {
     const char *severity;    /* canonical lower-case Falco priority */
     const char *group;       /* "" for the flat rules: list */
     bool enabled;
+    bool block;              /* action: block — ask the producer to stop the stream */
     uint64_t interval;       /* evaluate on tokens whose position % interval == 0 */
     uint64_t for_tokens;     /* >= 1 */
     uint64_t cooldown;

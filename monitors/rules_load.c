@@ -26,7 +26,7 @@ static const char *const pin_keys[] = {"name", "d_sae", "sha256", NULL};
 static const char *const rule_keys[] = {"name",     "description", "enabled",         "severity",
                                         "condition", "health",     "for",             "window",
                                         "cooldown", "keep_firing_for", "labels",      "annotations",
-                                        NULL};
+                                        "action",   NULL};
 /* Falco priorities, most to least severe. */
 static const char *const severities[] = {"emergency", "alert",         "critical", "error",
                                          "warning",   "notice",        "informational",
@@ -201,6 +201,15 @@ static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_
         return s;
     if ((v = walk_get(w, node, "severity", NULL)) && (s = parse_severity(w, v, &r->severity)) != SAEMON_OK)
         return s;
+    if ((v = walk_get(w, node, "action", NULL))) {
+        const char *action;
+        if ((s = walk_string(w, v, "'action'", &action)) != SAEMON_OK)
+            return s;
+        if (strcmp(action, "block") == 0)
+            r->block = true;
+        else if (strcmp(action, "notify") != 0)
+            return walk_fail(w, v, "unknown action \"%.40s\"; expected notify (the default) or block", action);
+    }
     if ((v = walk_get(w, node, "for", NULL))) {
         if ((s = walk_uint(w, v, "'for'", UINT64_MAX, &r->for_tokens)) != SAEMON_OK)
             return s;

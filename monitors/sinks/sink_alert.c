@@ -30,7 +30,7 @@ static const char *put_str(char **cursor, const char *s)
  * saemon_alert_feature: a new field would otherwise dangle once the monitor's
  * callback returns. Update sink_alert_copy, then these sizes. */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(saemon_alert) == 17 * 8, "saemon_alert changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert) == 18 * 8, "saemon_alert changed: update sink_alert_copy");
 _Static_assert(sizeof(saemon_alert_feature) == 16, "saemon_alert_feature changed: update sink_alert_copy");
 #endif
 
