@@ -528,9 +528,9 @@ int cmd_serve(int argc, char **argv)
             fprintf(stderr, "saemon serve: %s\n", err.message);
             goto out;
         }
-        serve_log("info", "metrics listening on %s (port %u, %s%s): /metrics /healthz", srv.cfg.metrics,
+        serve_log("info", "metrics listening on %s (port %u): /metrics /healthz over %s%s", srv.cfg.metrics,
                   metrics_http_port(http), web_config_tls(web) ? "https" : "http",
-                  web_config_basic_auth(web) ? ", basic auth" : "");
+                  web_config_basic_auth(web) ? " with basic auth" : "");
     }
     for (size_t i = 0; i < srv.n_dicts; i++) {
         if (pthread_create(&srv.dicts[i].thread, NULL, serve_consumer_main, &srv.dicts[i]) != 0) {

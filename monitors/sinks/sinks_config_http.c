@@ -146,6 +146,11 @@ static saemon_status parse_tls(walk *w, const yaml_node_t *v, saemon_http_client
         (s = get_text(w, v, "server_name", "tls_config", &out->server_name)) != SAEMON_OK ||
         (s = get_text(w, v, "min_version", "tls_config", &out->min_version)) != SAEMON_OK)
         return s;
+    if (out->min_version && strcmp(out->min_version, "TLS10") && strcmp(out->min_version, "TLS11") &&
+        strcmp(out->min_version, "TLS12") && strcmp(out->min_version, "TLS13"))
+        return walk_fail(w, walk_get(w, v, "min_version", NULL),
+                         "tls_config min_version \"%.20s\" is unknown; expected TLS10, TLS11, TLS12 or TLS13",
+                         out->min_version);
     if ((b = walk_get(w, v, "insecure_skip_verify", NULL))) {
         if ((s = walk_bool(w, b, "tls_config 'insecure_skip_verify'", &out->insecure_skip_verify)) != SAEMON_OK)
             return s;
