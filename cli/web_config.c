@@ -164,6 +164,7 @@ static saemon_status parse_tls(walk *w, const yaml_node_t *tls, web_config *wc)
                          "RequireAndVerifyClientCert");
     wc->priorities = versions[2].priorities;
     v = walk_get(w, tls, "min_version", NULL);
+    text = NULL;
     if ((s = get_text(w, tls, "min_version", &text)) != SAEMON_OK)
         return s;
     if (text) {

@@ -159,12 +159,19 @@ static saemon_status parse_tls(walk *w, const yaml_node_t *v, saemon_http_client
                                        "checked",
                            w->file, walk_mark(b).line, walk_mark(b).column);
     }
-    if (out->ca_file && !tls_check_cert_file(out->ca_file, "tls_config ca_file", true, msg, sizeof msg, warn, wlen))
+    char where[3][300];
+    const yaml_node_t *nodes[3] = {ca, cert, key};
+    for (int i = 0; i < 3; i++)
+        snprintf(where[i], sizeof where[i], "%s:%zu:%zu: ", w->file, walk_mark(nodes[i]).line,
+                 walk_mark(nodes[i]).column);
+    if (out->ca_file &&
+        !tls_check_cert_file(out->ca_file, "tls_config ca_file", true, msg, sizeof msg, where[0], warn, wlen))
         return walk_fail(w, ca, "%s", msg);
     if (out->cert_file &&
-        !tls_check_cert_file(out->cert_file, "tls_config cert_file", false, msg, sizeof msg, warn, wlen))
+        !tls_check_cert_file(out->cert_file, "tls_config cert_file", false, msg, sizeof msg, where[1], warn, wlen))
         return walk_fail(w, cert, "%s", msg);
-    if (out->key_file && out->cert_file && !tls_check_key_file(out->key_file, out->cert_file, msg, sizeof msg, warn, wlen))
+    if (out->key_file && out->cert_file &&
+        !tls_check_key_file(out->key_file, out->cert_file, msg, sizeof msg, where[2], warn, wlen))
         return walk_fail(w, key, "%s", msg);
     return SAEMON_OK;
 }

@@ -59,8 +59,8 @@ static int validity(X509 *x, bool *soon)
     return 0;
 }
 
-bool tls_check_cert_file(const char *path, const char *what, bool ca, char *msg, size_t len, char *warn,
-                         size_t wlen)
+bool tls_check_cert_file(const char *path, const char *what, bool ca, char *msg, size_t len, const char *where,
+                         char *warn, size_t wlen)
 {
     BIO *b = open_file(path, what, msg, len);
     if (!b)
@@ -83,8 +83,8 @@ bool tls_check_cert_file(const char *path, const char *what, bool ca, char *msg,
         }
         if (soon) {
             asn1_date(X509_get0_notAfter(x), date, sizeof date);
-            tls_check_warn(warn, wlen, "%s %s: certificate %zu expires on %s (within %d days)", what, path, n, date,
-                           SOON_DAYS);
+            tls_check_warn(warn, wlen, "%s%s %s: certificate %zu expires on %s (within %d days)", where, what, path, n,
+                           date, SOON_DAYS);
         }
         X509_free(x);
         if (!ca)
@@ -103,8 +103,8 @@ bool tls_check_cert_file(const char *path, const char *what, bool ca, char *msg,
         return false;
     }
     if (ca && usable < n)
-        tls_check_warn(warn, wlen, "%s %s: %zu of its %zu certificates are expired or not yet valid", what, path,
-                       n - usable, n);
+        tls_check_warn(warn, wlen, "%s%s %s: %zu of its %zu certificates are expired or not yet valid", where, what,
+                       path, n - usable, n);
     return true;
 }
 
@@ -114,8 +114,8 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1; /* never prompt: an encrypted key is an error */
 }
 
-bool tls_check_key_file(const char *key_path, const char *cert_path, char *msg, size_t len, char *warn,
-                        size_t wlen)
+bool tls_check_key_file(const char *key_path, const char *cert_path, char *msg, size_t len, const char *where,
+                        char *warn, size_t wlen)
 {
     BIO *b = open_file(key_path, "tls_config key_file", msg, len);
     if (!b)
@@ -129,8 +129,8 @@ bool tls_check_key_file(const char *key_path, const char *cert_path, char *msg, 
     }
     struct stat st;
     if (stat(key_path, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
-        tls_check_warn(warn, wlen, "tls_config key_file %s is readable by group or others; make it private (chmod 600)",
-                       key_path);
+        tls_check_warn(warn, wlen, "%stls_config key_file %s is readable by group or others; make it private (chmod 600)",
+                       where, key_path);
     bool ok = false;
     X509 *x = NULL;
     BIO *c = BIO_new_file(cert_path, "r");
