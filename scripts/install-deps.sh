@@ -15,6 +15,8 @@ packages=(
   libcurl4-openssl-dev                            # webhook / Alertmanager sinks
   libmicrohttpd-dev libsystemd-dev                # saemon serve: /metrics, sd_notify
   prometheus-alertmanager                         # end-to-end sink test against the real Alertmanager
+  libgnutls28-dev libcrypt-dev                    # serve --web-config: client certificates, bcrypt
+  openssl curl                                    # credentials test: certificates, scraping /metrics
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libopenblas0-pthread gnuplot-nox)

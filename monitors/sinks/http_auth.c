@@ -17,6 +17,16 @@ bool http_header_valid(const char *line)
     return !strpbrk(colon, "\r\n");
 }
 
+bool http_url_has_userinfo(const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return false;
+    p += 3;
+    size_t authority = strcspn(p, "/?#");
+    return memchr(p, '@', authority) != NULL;
+}
+
 static bool tls_version(const char *v, long *out)
 {
     static const struct {
@@ -122,6 +132,8 @@ saemon_status http_auth_open(http_auth *a, const saemon_http_client *o, const ch
 {
     memset(a, 0, sizeof *a);
     char msg[512];
+    if (http_url_has_userinfo(url))
+        return fail(a, err, sink_name, "the URL holds credentials (user:password@); use basic_auth");
     if (!http_client_valid(o, msg, sizeof msg))
         return fail(a, err, sink_name, msg);
     size_t n = 0;

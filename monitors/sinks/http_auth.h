@@ -35,5 +35,7 @@ void http_auth_close(http_auth *a);
  * option combination, that a header line is well-formed. */
 bool http_client_valid(const saemon_http_client *o, char *msg, size_t len);
 bool http_header_valid(const char *line);
+/* "https://user:pw@host/..." — credentials that would end up in names and logs. */
+bool http_url_has_userinfo(const char *url);
 
 #endif

@@ -270,6 +270,9 @@ static bool valid_seconds(double v, double max)
 
 static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_error *err)
 {
+    if (http_url_has_userinfo(o->url)) /* before any message quotes the URL */
+        return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: the URL holds credentials (user:password@); use "
+                                "basic_auth", s->name);
     if (!o->url || (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)))
         return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: needs an http:// or https:// URL, got '%s'", s->name,
                                 o->url ? o->url : "(none)");

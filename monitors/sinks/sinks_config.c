@@ -23,6 +23,7 @@
 #include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 #include "base/yaml_walk.h"
+#include "monitors/sinks/http_auth.h"
 #include "monitors/sinks/sinks_config_http.h"
 
 #define MAX_SINKS 64
@@ -229,6 +230,9 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
         v = walk_get(w, node, "url", NULL);
         if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8))
             return walk_fail(w, v, "'url' \"%.60s\" is not an http:// or https:// URL", o->url);
+        if (http_url_has_userinfo(o->url))
+            return walk_fail(w, v, "'url' holds credentials (user:password@); they would show in sink names and "
+                                   "messages: use basic_auth with password_file");
         if ((s = get_seconds(w, node, "timeout", 3600, &o->timeout_s)) != SAEMON_OK ||
             (s = get_seconds(w, node, "backoff", 3600, &o->backoff_initial_s)) != SAEMON_OK ||
             (s = get_seconds(w, node, "backoff_max", 86400, &o->backoff_max_s)) != SAEMON_OK)

@@ -213,6 +213,15 @@ Test(auth, check_config_names_positions_and_never_secrets, .init = setup)
     cr_assert(strstr(msg, "sinks.yaml:5:31: ") && strstr(msg, "min_version"), "%s", msg);
     cr_assert(!strstr(msg, "Secret"), "%s", msg);
 
+    /* Credentials in the URL: refused, and not repeated in the message. */
+    snprintf(yaml, sizeof yaml,
+             "sinks:\n"
+             "  - type: webhook\n"
+             "    url: https://u:url-Secret-c41@127.0.0.1:1/hook\n");
+    cr_assert_neq(check(dir, yaml, msg, sizeof msg, warn, sizeof warn), SAEMON_OK);
+    cr_assert(strstr(msg, "sinks.yaml:3:10: ") && strstr(msg, "holds credentials"), "%s", msg);
+    cr_assert(!strstr(msg, "Secret"), "%s", msg);
+
     /* basic_auth and authorization together; an unknown tls_config key. */
     snprintf(yaml, sizeof yaml,
              "sinks:\n"

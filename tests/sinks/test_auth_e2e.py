@@ -350,6 +350,21 @@ def test(work, procs):
             fail("alertmanager answers without credentials: its web config is not in force")
     print(f"delivered {n} alerts to each of {n_sinks - 1} authenticated receivers")
 
+    # The same through the command-line flags (the common case).
+    bearer_rx.reset()
+    write(os.path.join(work, "am-password"), sec["am-password"] + "\n")
+    hook_url = f"https://127.0.0.1:{bearer_rx.port}/hook"
+    flags = ["--webhook", hook_url, "--webhook-bearer-file", os.path.join(work, "hook-token"),
+             "--ca-file", os.path.join(certs, "ca.crt")]
+    if am:
+        flags += ["--alertmanager", f"https://127.0.0.1:{am_port}", "--alertmanager-user", "saemon",
+                  "--alertmanager-password-file", os.path.join(work, "am-password")]
+    p = run([CLI, "demo", "--tokens", "1000", "--alerts", os.path.join(work, "flags.jsonl")] + flags, check_rc=0)
+    if stats_line(p.stderr, "webhook:" + hook_url) != [n, 0, 0, 0, 0] or len(bearer_rx.requests) != n:
+        fail(f"--webhook-bearer-file: not every alert delivered:\n{p.stderr}")
+    if am and stats_line(p.stderr, f"alertmanager:https://127.0.0.1:{am_port}")[0] != n:
+        fail(f"--alertmanager-user/--alertmanager-password-file: not every alert delivered:\n{p.stderr}")
+
     # 2. Wrong credentials: refused, reported, counted, 401 not retried.
     for rx in receivers:
         rx.reset()
@@ -497,7 +512,7 @@ def test(work, procs):
     for k in ["hook-password", "am-password", "metrics-password", "wrong-password"]:
         for user in ["saemon", "prometheus"]:
             needles[f"{k} as basic auth of {user}"] = base64.b64encode(f"{user}:{sec[k]}".encode()).decode()
-    secret_files = {os.path.join(work, f) for f in ["hook-password", "hook-token", "wrong-password"]}
+    secret_files = {os.path.join(work, f) for f in ["hook-password", "hook-token", "wrong-password", "am-password"]}
     texts = [("output", t) for t in OUTPUTS]
     for root, _, files in os.walk(work):
         for f in files:
