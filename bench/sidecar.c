@@ -29,6 +29,7 @@
 #include <cjson/cJSON.h>
 
 #include "bench.h"
+#include "saemon/npy.h"
 #include "saemon/producer.h"
 #include "synth.h"
 
@@ -249,8 +250,10 @@ static void run_torch_peer(const sc_opts *o, const bench_synth *s, const char *d
     snprintf(path[1], sizeof path[1], "%s/b.npy", dir);
     snprintf(path[2], sizeof path[2], "%s/x.npy", dir);
     size_t wshape[2] = {s->d_sae, s->d_in}, bshape[1] = {s->d_sae}, xshape[2] = {s->n_tokens, s->d_in};
-    if (bench_write_npy(path[0], s->w_rows, 2, wshape) || bench_write_npy(path[1], s->b_enc, 1, bshape) ||
-        bench_write_npy(path[2], s->x, 2, xshape)) {
+    saemon_error err = {0};
+    if (saemon_npy_write_f32(path[0], s->w_rows, 2, wshape, &err) != SAEMON_OK ||
+        saemon_npy_write_f32(path[1], s->b_enc, 1, bshape, &err) != SAEMON_OK ||
+        saemon_npy_write_f32(path[2], s->x, 2, xshape, &err) != SAEMON_OK) {
         snprintf(out->note, sizeof out->note, "cannot write the peer inputs");
         return;
     }

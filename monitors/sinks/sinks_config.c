@@ -21,7 +21,10 @@
 #include <yaml.h>
 
 #include "base/error.h"
+#include "base/read_file.h"
 #include "monitors/sinks/sink_internal.h"
+
+#define SINKS_MAX_FILE_BYTES (1u << 20)
 #include "base/yaml_walk.h"
 #include "monitors/sinks/http_auth.h"
 #include "monitors/sinks/sinks_config_http.h"
@@ -345,48 +348,13 @@ saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *ya
     return process_config(sinks, yaml, len, filename ? filename : "(string)", NULL, NULL, 0, err);
 }
 
-static saemon_status read_config(const char *path, char **text, size_t *len, saemon_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open sinks file: %s", path, strerror(errno));
-    size_t cap = 0;
-    *text = NULL;
-    *len = 0;
-    saemon_status s = SAEMON_OK;
-    for (;;) {
-        if (*len == cap) {
-            if (cap >= (1u << 20)) {
-                s = saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: sinks file is over 1 MiB", path);
-                break;
-            }
-            cap = cap ? 2 * cap : 4096;
-            char *g = realloc(*text, cap);
-            if (!g) {
-                s = saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            *text = g;
-        }
-        size_t r = fread(*text + *len, 1, cap - *len, f);
-        *len += r;
-        if (r == 0) {
-            if (ferror(f))
-                s = saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
-    return s;
-}
-
 saemon_status saemon_sinks_add_config(saemon_sinks *sinks, const char *path, saemon_error *err)
 {
     if (!sinks || !path)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config: NULL argument");
     char *text = NULL;
     size_t len = 0;
-    saemon_status s = read_config(path, &text, &len, err);
+    saemon_status s = read_whole_file(path, SINKS_MAX_FILE_BYTES, "sinks file", &text, &len, err);
     if (s == SAEMON_OK)
         s = process_config(sinks, text, len, path, NULL, NULL, 0, err);
     free(text);
@@ -402,7 +370,7 @@ saemon_status saemon_sinks_check_config(const char *path, size_t *n_sinks, char 
         warnings[0] = 0;
     char *text = NULL;
     size_t len = 0;
-    saemon_status s = read_config(path, &text, &len, err);
+    saemon_status s = read_whole_file(path, SINKS_MAX_FILE_BYTES, "sinks file", &text, &len, err);
     if (s == SAEMON_OK)
         s = process_config(NULL, text, len, path, n_sinks, warnings, warnings_len, err);
     free(text);
