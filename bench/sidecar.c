@@ -384,8 +384,8 @@ int bench_sidecar_main(int argc, char **argv)
         free(trigger);
         goto out;
     }
-    pin_self(0);
     serve = start_serve(&o, dir, ring, alerts, log);
+    pin_self(0); /* after the fork: the daemon must not inherit this mask */
     /* Attach as soon as the daemon has created the ring. */
     char msg[256] = "";
     saemon_producer_options po = {.ring = ring, .model = "saemon-bench", .hook = "bench.hook",
@@ -403,7 +403,13 @@ int bench_sidecar_main(int argc, char **argv)
             p = NULL;
         }
         if (waitpid(serve, NULL, WNOHANG) == serve) {
-            fprintf(stderr, "saemon bench sidecar: saemon serve exited; its log is %s\n", log);
+            fprintf(stderr, "saemon bench sidecar: saemon serve exited; its log:\n");
+            FILE *lf = fopen(log, "r");
+            char l[1024];
+            while (lf && fgets(l, sizeof l, lf))
+                fputs(l, stderr);
+            if (lf)
+                fclose(lf);
             serve = -1;
             free(trigger);
             goto out;

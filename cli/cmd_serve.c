@@ -248,6 +248,10 @@ static bool open_dict(serve *srv, size_t i)
     if (saemon_encoder_create(d->dict, &eo, &d->encoder, &err) != SAEMON_OK)
         return cli_fail("serve", &err), false;
     cli_encoder_warn(d->encoder);
+    if (!serve_gather_init(d)) {
+        fprintf(stderr, "saemon serve: out of memory\n");
+        return false;
+    }
     d->n_rings = dc->n_rings;
     for (size_t r = 0; r < dc->n_rings; r++) {
         serve_ring *sr = &d->rings[r];
@@ -435,6 +439,7 @@ static void close_all(serve *srv, metrics_http *http)
             saemon_monitor_destroy(d->rings[r].monitor);
             saemon_ring_destroy(d->rings[r].ring);
         }
+        serve_gather_free(d);
         saemon_encoder_destroy(d->encoder);
         saemon_rules_close(d->rules);
         saemon_rules_close(atomic_exchange(&d->pending, NULL));

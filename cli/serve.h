@@ -57,6 +57,8 @@ typedef struct serve_ring {
     uint64_t logged_dropped, logged_rejected, logged_gaps;
 } serve_ring;
 
+struct serve_gather;
+
 struct serve_dict {
     const serve_dict_config *cfg;
     const char *label; /* metrics/log name */
@@ -75,6 +77,7 @@ struct serve_dict {
     char failure[1600];
     serve_hist encode_seconds;
     _Atomic uint64_t reloads_ok, reloads_failed;
+    struct serve_gather *gather;           /* the consumer's batch of gathered frames */
     pthread_mutex_t alerts_mu;
     serve_alert_count *alerts;
     size_t n_alerts, cap_alerts;
@@ -91,8 +94,11 @@ typedef struct serve {
     double started;             /* monotonic seconds */
 } serve;
 
-/* Consumer thread body (serve_consumer.c). */
+/* Consumer thread body (serve_consumer.c); the gather buffer is sized from
+ * the encoder's batch and allocated before the thread starts. */
 void *serve_consumer_main(void *dict);
+bool serve_gather_init(serve_dict *d);
+void serve_gather_free(serve_dict *d);
 
 /* Metrics (serve_metrics.c). */
 void serve_metrics_render(void *srv, prom_text *out);

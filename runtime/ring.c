@@ -296,10 +296,10 @@ static void idle_wait(saemon_ring *r, int timeout_ms)
 {
     ring_header *h = r->h;
     uint32_t w = __atomic_load_n(&h->wake, __ATOMIC_ACQUIRE);
-    __atomic_store_n(&h->waiters, 1u, __ATOMIC_RELAXED);
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&h->head, __ATOMIC_ACQUIRE) == r->tail
-        && __atomic_load_n(&h->announce_gen, __ATOMIC_ACQUIRE) == r->judged_gen) {
+    /* seq_cst on both sides (see wake_consumer in producers/c/producer.c) */
+    __atomic_store_n(&h->waiters, 1u, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&h->head, __ATOMIC_SEQ_CST) == r->tail
+        && __atomic_load_n(&h->announce_gen, __ATOMIC_SEQ_CST) == r->judged_gen) {
         struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
         syscall(SYS_futex, &h->wake, FUTEX_WAIT, w, &ts, NULL, 0);
     }

@@ -115,10 +115,15 @@ static bool gap_take(saemon_producer *p, uint64_t stream)
 
 /* ---- segment attach / detach ---- */
 
+/* Dekker-style hand-off with idle_wait() in runtime/ring.c: the producer
+ * publishes (head or announce_gen, seq_cst) then reads `waiters` (seq_cst);
+ * the consumer sets `waiters` (seq_cst) then re-reads head/announce_gen
+ * (seq_cst) before sleeping. All four being seq_cst, one of the two sides
+ * sees the other's write: no lost wake-up. (No fences: ThreadSanitizer
+ * does not model them.) */
 static void wake_consumer(ring_header *h)
 {
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&h->waiters, __ATOMIC_RELAXED)) {
+    if (__atomic_load_n(&h->waiters, __ATOMIC_SEQ_CST)) {
         __atomic_add_fetch(&h->wake, 1, __ATOMIC_RELEASE);
         syscall(SYS_futex, &h->wake, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     }
@@ -224,7 +229,7 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
     p->my_gen = __atomic_load_n(&h->announce_gen, __ATOMIC_RELAXED) + 1;
     if (p->my_gen == 0)
         p->my_gen = 1;
-    __atomic_store_n(&h->announce_gen, p->my_gen, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->announce_gen, p->my_gen, __ATOMIC_SEQ_CST);
     p->state = P_PENDING;
     wake_consumer(h);
     return CONNECT_OK;
@@ -367,7 +372,7 @@ static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, co
      * A producer killed before this point leaves the slot invisible. */
     __atomic_store_n((uint64_t *)slot, p->head + 1, __ATOMIC_RELEASE);
     p->head++;
-    __atomic_store_n(&h->head, p->head, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->head, p->head, __ATOMIC_SEQ_CST);
     __atomic_store_n(&h->frames_published, h->frames_published + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&h->tokens_produced, h->tokens_produced + n_rows, __ATOMIC_RELAXED);
     p->dropped_pending = 0;

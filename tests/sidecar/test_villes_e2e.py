@@ -75,7 +75,8 @@ def rules_for(features, thresholds, block=False):
     return "\n".join(lines) + "\n"
 
 
-def generate_names(model, vocab, producer_mod, ring, n_names, prompts, seed, d_in, block_check=False):
+def generate_names(model, vocab, producer_mod, ring, n_names, prompts, seed, block_check=False,
+                   wait_for_verdicts=None):
     """Generate names one token at a time with the producer attached; return
     per stream the rows the hook published, and what the verdicts did."""
     gen = torch.Generator().manual_seed(seed)
@@ -83,13 +84,17 @@ def generate_names(model, vocab, producer_mod, ring, n_names, prompts, seed, d_i
     current = {"stream": 0}
 
     def record(_module, _inputs, output):
+        # Each pass recomputes the whole prefix (no KV cache); like the
+        # producer, keep only the positions not seen before: a recomputed
+        # earlier position may differ in its last bits.
         rows = output[0].detach().cpu().numpy()
-        sent[current["stream"]] = rows.copy()  # the full prefix: last call = every position
+        have = sent.setdefault(current["stream"], [])
+        have.extend(rows[len(have):].copy())
 
     rec = model.core.register_forward_hook(record)
     prod = producer_mod.attach(model, {"core": ring}, stream=lambda: current["stream"],
-                               model_id="villes", lossless_wait_us=2_000_000)
-    stopped = {}
+                               model_id="villes", lossless_us=2_000_000)
+    stopped, verdicts, stats = {}, {}, {}
     try:
         for i in range(n_names):
             current["stream"] = 1000 + i
@@ -104,10 +109,15 @@ def generate_names(model, vocab, producer_mod, ring, n_names, prompts, seed, d_i
             except StopIteration:
                 pass
             prod.end_stream(current["stream"])
+        if wait_for_verdicts:
+            wait_for_verdicts()  # the daemon has encoded every token: verdicts are final
+        verdicts = {s: prod.verdict(s) for s in sent}
+        stats = dict(prod.producers["core"].stats)
     finally:
         prod.detach()
         rec.remove()
-    return sent, stopped, prod
+    sent = {s: np.stack(rows) for s, rows in sent.items()}
+    return sent, stopped, verdicts, stats
 
 
 def main():
@@ -128,9 +138,8 @@ def main():
         else:
             print("SKIP-PART: ../shared absent: synthetic transformer and SAE built in the test")
             model, vocab, sae, _ = synthetic_setup(work)
-            features, thresholds = [3, 7], [0.5, 0.5]
+            features, thresholds = [3, 7], [1.5, 0.5]
             prompts = ["", "a", "b"]
-        d_in = model.embedding.weight.shape[1]
         rules = os.path.join(work, "rules.yaml")
         with open(rules, "w") as f:
             f.write(rules_for(features, thresholds))
@@ -142,11 +151,10 @@ def main():
                           "--batch", "1"], os.path.join(work, "serve.log"))
 
         # Phase 1: generate, then compare everything with an offline encode.
-        sent, _, prod = generate_names(model, vocab, saemon_producer, ring, 30, prompts, seed=7, d_in=d_in)
+        sent, _, _, stats = generate_names(model, vocab, saemon_producer, ring, 30, prompts, seed=7)
         n_tokens = sum(len(r) for r in sent.values())
         srv.wait_value("saemon_tokens_encoded_total", n_tokens)
         srv.wait_value("saemon_streams_ended_total", len(sent))
-        stats = prod.stats()
         if stats["tokens_dropped"]:
             fail(f"producer dropped {stats['tokens_dropped']} tokens in lossless mode")
 
@@ -218,15 +226,9 @@ def main():
         srv.proc.send_signal(signal.SIGHUP)
         srv.wait_value("saemon_rules_reload_total", 1, result="success")
         time.sleep(0.2)  # the consumer swaps rules between frames; give it one poll period
-        sent2, stopped, _ = generate_names(model, vocab, saemon_producer, ring, 12, prompts, seed=11,
-                                           d_in=d_in, block_check=True)
-        srv.wait_value("saemon_streams_ended_total", len(sent2))
-        verdicts = {}
-        import saemon_producer as sp
-        reader = sp.Producer(ring, model_id="villes-verdicts", hook="core", d_in=d_in)
-        for s in sent2:
-            verdicts[s] = reader.verdict(s)
-        reader.close()
+        sent2, stopped, verdicts, _ = generate_names(
+            model, vocab, saemon_producer, ring, 12, prompts, seed=11, block_check=True,
+            wait_for_verdicts=lambda: srv.wait_value("saemon_streams_ended_total", 12))
         rc, log = srv.stop()
         if rc != 0:
             fail(f"saemon serve exited {rc} in phase 2:\n{log}")
