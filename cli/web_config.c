@@ -67,24 +67,11 @@ typedef struct parse {
     web_config *wc;
 } parse;
 
-static saemon_status get_text(walk *w, const yaml_node_t *map, const char *key, const char **out)
-{
-    yaml_node_t *v = walk_get(w, map, key, NULL);
-    if (!v)
-        return SAEMON_OK;
-    char what[64];
-    snprintf(what, sizeof what, "'%s'", key);
-    saemon_status s = walk_string(w, v, what, out);
-    if (s == SAEMON_OK && !**out)
-        return walk_fail(w, v, "'%s' is empty", key);
-    return s;
-}
-
 /* Read the file a key names (relative to the config file) into *out. */
 static saemon_status read_keyed_file(walk *w, const yaml_node_t *map, const char *key, char **out)
 {
     const char *rel = NULL;
-    saemon_status s = get_text(w, map, key, &rel);
+    saemon_status s = walk_get_text(w, map, NULL, key, &rel);
     if (s != SAEMON_OK || !rel)
         return s;
     char *path = path_relative_to(w->file, rel);
@@ -140,7 +127,7 @@ static saemon_status parse_tls(walk *w, const yaml_node_t *tls, web_config *wc)
         return s;
     const char *text = NULL;
     yaml_node_t *v = walk_get(w, tls, "client_auth_type", NULL);
-    if ((s = get_text(w, tls, "client_auth_type", &text)) != SAEMON_OK)
+    if ((s = walk_get_text(w, tls, NULL, "client_auth_type", &text)) != SAEMON_OK)
         return s;
     if (text) {
         size_t i = 0, n = sizeof client_auth_names / sizeof client_auth_names[0];
@@ -165,7 +152,7 @@ static saemon_status parse_tls(walk *w, const yaml_node_t *tls, web_config *wc)
     wc->priorities = versions[2].priorities;
     v = walk_get(w, tls, "min_version", NULL);
     text = NULL;
-    if ((s = get_text(w, tls, "min_version", &text)) != SAEMON_OK)
+    if ((s = walk_get_text(w, tls, NULL, "min_version", &text)) != SAEMON_OK)
         return s;
     if (text) {
         size_t i = 0, n = sizeof versions / sizeof versions[0];

@@ -16,25 +16,11 @@ static saemon_status oom(walk *w)
     return saemon_error_set(w->err, SAEMON_ERR_NOMEM, "%s: out of memory", w->file);
 }
 
-static saemon_status get_text(walk *w, const yaml_node_t *map, const char *key, const char *section,
-                              const char **out)
-{
-    yaml_node_t *v = walk_get(w, map, key, NULL);
-    if (!v)
-        return SAEMON_OK;
-    char what[80];
-    snprintf(what, sizeof what, "%s '%s'", section, key);
-    saemon_status s = walk_string(w, v, what, out);
-    if (s == SAEMON_OK && !**out)
-        return walk_fail(w, v, "%s is empty", what);
-    return s;
-}
-
 /* A path key, made relative to the sinks file. */
 static saemon_status get_path(walk *w, const yaml_node_t *map, const char *key, const char *section,
                               const char **out, yaml_node_t **node)
 {
-    saemon_status s = get_text(w, map, key, section, out);
+    saemon_status s = walk_get_text(w, map, section, key, out);
     *node = walk_get(w, map, key, NULL);
     if (s != SAEMON_OK || !*out)
         return s;
@@ -56,9 +42,9 @@ static saemon_status get_secret(walk *w, const yaml_node_t *map, const char *key
     snprintf(env_key, sizeof env_key, "%s_env", key);
     yaml_node_t *value_node = walk_get(w, map, key, NULL), *file_node = NULL;
     saemon_status s;
-    if ((s = get_text(w, map, key, section, &out->value)) != SAEMON_OK ||
+    if ((s = walk_get_text(w, map, section, key, &out->value)) != SAEMON_OK ||
         (s = get_path(w, map, file_key, section, &out->file, &file_node)) != SAEMON_OK ||
-        (s = get_text(w, map, env_key, section, &out->env)) != SAEMON_OK)
+        (s = walk_get_text(w, map, section, env_key, &out->env)) != SAEMON_OK)
         return s;
     if (!!out->value + !!out->file + !!out->env > 1)
         return walk_fail(w, map, "%s: give only one of '%s', '%s' and '%s'", section, key, file_key, env_key);
@@ -143,8 +129,8 @@ static saemon_status parse_tls(walk *w, const yaml_node_t *v, saemon_http_client
     if ((s = get_path(w, v, "ca_file", "tls_config", &out->ca_file, &ca)) != SAEMON_OK ||
         (s = get_path(w, v, "cert_file", "tls_config", &out->cert_file, &cert)) != SAEMON_OK ||
         (s = get_path(w, v, "key_file", "tls_config", &out->key_file, &key)) != SAEMON_OK ||
-        (s = get_text(w, v, "server_name", "tls_config", &out->server_name)) != SAEMON_OK ||
-        (s = get_text(w, v, "min_version", "tls_config", &out->min_version)) != SAEMON_OK)
+        (s = walk_get_text(w, v, "tls_config", "server_name", &out->server_name)) != SAEMON_OK ||
+        (s = walk_get_text(w, v, "tls_config", "min_version", &out->min_version)) != SAEMON_OK)
         return s;
     if (out->min_version && strcmp(out->min_version, "TLS10") && strcmp(out->min_version, "TLS11") &&
         strcmp(out->min_version, "TLS12") && strcmp(out->min_version, "TLS13"))
@@ -187,7 +173,7 @@ saemon_status sinks_config_http(walk *w, const yaml_node_t *sink, saemon_http_cl
         return s;
     if ((v = walk_get(w, sink, "basic_auth", NULL))) {
         if ((s = check_map(w, v, "basic_auth", basic_keys)) != SAEMON_OK ||
-            (s = get_text(w, v, "username", "basic_auth", &out->basic_username)) != SAEMON_OK ||
+            (s = walk_get_text(w, v, "basic_auth", "username", &out->basic_username)) != SAEMON_OK ||
             (s = get_secret(w, v, "password", "basic_auth", &out->basic_password, warn, wlen)) != SAEMON_OK)
             return s;
         if (!out->basic_username)
@@ -195,7 +181,7 @@ saemon_status sinks_config_http(walk *w, const yaml_node_t *sink, saemon_http_cl
     }
     if ((v = walk_get(w, sink, "authorization", NULL))) {
         if ((s = check_map(w, v, "authorization", auth_keys)) != SAEMON_OK ||
-            (s = get_text(w, v, "type", "authorization", &out->auth_type)) != SAEMON_OK ||
+            (s = walk_get_text(w, v, "authorization", "type", &out->auth_type)) != SAEMON_OK ||
             (s = get_secret(w, v, "credentials", "authorization", &out->auth_credentials, warn, wlen)) != SAEMON_OK)
             return s;
     }
