@@ -1,11 +1,11 @@
 #include "monitors/sinks/secret.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "base/read_file.h"
 
 bool secret_source_set(const saemon_secret *src)
 {
@@ -34,51 +34,22 @@ bool secret_read_file(const char *path, const char *what, char **value, struct s
                       char *msg, size_t len)
 {
     *value = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
+    /* stat before reading: a change after it is seen by the next refresh. */
+    if (stat(path, st) != 0) {
         snprintf(msg, len, "%s file %s: cannot open: %s", what, path, strerror(errno));
         return false;
     }
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        snprintf(msg, len, "%s file %s: not a regular file", what, path);
-        close(fd);
+    char role[64];
+    snprintf(role, sizeof role, "%s file", what);
+    char *buf = NULL;
+    size_t n = 0;
+    saemon_error err = {0};
+    if (read_whole_file(path, SECRET_MAX_BYTES, role, &buf, &n, &err) != SAEMON_OK) {
+        snprintf(msg, len, "%s", err.message);
         return false;
     }
     if (mode_warning)
         *mode_warning = (st->st_mode & (S_IRWXG | S_IRWXO)) != 0;
-    if (st->st_size > SECRET_MAX_BYTES) {
-        snprintf(msg, len, "%s file %s: %lld bytes; a secret file holds at most %d", what, path,
-                 (long long)st->st_size, SECRET_MAX_BYTES);
-        close(fd);
-        return false;
-    }
-    char *buf = calloc(1, SECRET_MAX_BYTES + 2);
-    if (!buf) {
-        snprintf(msg, len, "%s file %s: out of memory", what, path);
-        close(fd);
-        return false;
-    }
-    size_t n = 0;
-    while (n <= SECRET_MAX_BYTES) {
-        ssize_t r = read(fd, buf + n, SECRET_MAX_BYTES + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            snprintf(msg, len, "%s file %s: read failed: %s", what, path, strerror(errno));
-            close(fd);
-            wipe_free(buf);
-            return false;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    if (n > SECRET_MAX_BYTES) {
-        snprintf(msg, len, "%s file %s: over %d bytes", what, path, SECRET_MAX_BYTES);
-        wipe_free(buf);
-        return false;
-    }
     /* As Prometheus: the file's content is the secret; editors add one
      * newline at the end, which is not part of it. */
     if (n && buf[n - 1] == '\n')
@@ -88,7 +59,8 @@ bool secret_read_file(const char *path, const char *what, char **value, struct s
     if (n == 0 || memchr(buf, 0, n) || memchr(buf, '\n', n) || memchr(buf, '\r', n)) {
         snprintf(msg, len, "%s file %s: %s", what, path,
                  n == 0 ? "empty" : "holds a NUL byte or more than one line; expected the secret on one line");
-        wipe_free(buf);
+        explicit_bzero(buf, n);
+        free(buf);
         return false;
     }
     *value = buf;

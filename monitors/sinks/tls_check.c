@@ -1,6 +1,5 @@
 #include "monitors/sinks/tls_check.h"
 
-#include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -8,9 +7,12 @@
 #include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+
+#include "base/read_file.h"
 
 #define SOON_DAYS 30
 
@@ -39,11 +41,22 @@ static void asn1_date(const ASN1_TIME *t, char *out, size_t len)
         snprintf(out, len, "(unreadable date)");
 }
 
-static BIO *open_file(const char *path, const char *what, char *msg, size_t len)
+/* The file as a memory BIO: read with base/read_file (regular files only,
+ * never blocking on a FIFO, at most 1 MiB). */
+static BIO *open_file(const char *path, const char *what, char *msg, size_t len, char **text)
 {
-    BIO *b = BIO_new_file(path, "r");
-    if (!b)
-        snprintf(msg, len, "%s %s: cannot open: %s", what, path, strerror(errno ? errno : EIO));
+    size_t n = 0;
+    saemon_error err = {0};
+    if (read_whole_file(path, 1u << 20, what, text, &n, &err) != SAEMON_OK) {
+        snprintf(msg, len, "%s", err.message);
+        return NULL;
+    }
+    BIO *b = BIO_new_mem_buf(*text, (int)n);
+    if (!b) {
+        snprintf(msg, len, "%s %s: out of memory", what, path);
+        free(*text);
+        *text = NULL;
+    }
     return b;
 }
 
@@ -62,7 +75,8 @@ static int validity(X509 *x, bool *soon)
 bool tls_check_cert_file(const char *path, const char *what, bool ca, char *msg, size_t len, const char *where,
                          char *warn, size_t wlen)
 {
-    BIO *b = open_file(path, what, msg, len);
+    char *text = NULL;
+    BIO *b = open_file(path, what, msg, len, &text);
     if (!b)
         return false;
     size_t n = 0, usable = 0;
@@ -92,6 +106,7 @@ bool tls_check_cert_file(const char *path, const char *what, bool ca, char *msg,
     }
     ERR_clear_error();
     BIO_free(b);
+    free(text);
     if (!ok)
         return false;
     if (n == 0) {
@@ -117,11 +132,14 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
 bool tls_check_key_file(const char *key_path, const char *cert_path, char *msg, size_t len, const char *where,
                         char *warn, size_t wlen)
 {
-    BIO *b = open_file(key_path, "tls_config key_file", msg, len);
+    char *text = NULL;
+    BIO *b = open_file(key_path, "tls_config key_file", msg, len, &text);
     if (!b)
         return false;
     EVP_PKEY *key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
     BIO_free(b);
+    explicit_bzero(text, strlen(text));
+    free(text);
     ERR_clear_error();
     if (!key) {
         snprintf(msg, len, "tls_config key_file %s: no unencrypted PEM private key in it", key_path);
@@ -133,7 +151,8 @@ bool tls_check_key_file(const char *key_path, const char *cert_path, char *msg, 
                        where, key_path);
     bool ok = false;
     X509 *x = NULL;
-    BIO *c = BIO_new_file(cert_path, "r");
+    char *cert_text = NULL, ignored[8];
+    BIO *c = open_file(cert_path, "tls_config cert_file", ignored, sizeof ignored, &cert_text);
     if (c && (x = PEM_read_bio_X509(c, NULL, NULL, NULL)))
         ok = X509_check_private_key(x, key) == 1;
     if (!ok)
@@ -142,6 +161,7 @@ bool tls_check_key_file(const char *key_path, const char *cert_path, char *msg, 
     ERR_clear_error();
     X509_free(x);
     BIO_free(c);
+    free(cert_text);
     EVP_PKEY_free(key);
     return ok;
 }
