@@ -464,7 +464,7 @@ def test(work, procs):
     with open(log_path, "w") as log:
         srv = subprocess.Popen([CLI, "serve", "--sae", os.path.join(work, "sae"), "--rules",
                                 os.path.join(work, "rules.yaml"), "--ring", ring, "--metrics", "127.0.0.1:0",
-                                "--web-config", web, "--alerts", os.path.join(work, "serve-alerts.jsonl")],
+                                "--web-config", web, "--sinks", good],
                                stdout=log, stderr=subprocess.STDOUT, env=env)
     procs.append(srv)
     port, deadline = None, time.time() + 60
@@ -486,8 +486,9 @@ def test(work, procs):
         return (int(lines[-1]) if lines[-1].isdigit() else 0), lines[0] if len(lines) > 1 else ""
 
     code, body = curl(*client, "-u", f"prometheus:{sec['metrics-password']}", url)
-    if code != 200 or "saemon_" not in body:
-        fail(f"/metrics with client certificate and password: HTTP {code}\n{body[:300]}")
+    if code != 200 or "saemon_" not in body or 'sink="basic"' not in body:
+        fail(f"/metrics with client certificate and password: HTTP {code} (want the sinks' counters too)\n"
+             f"{body[:300]}")
     code2, _ = curl(*client, "-u", f"prometheus:{sec['metrics-password']}", url)  # cached check
     code_h, _ = curl(*client, "-u", f"prometheus:{sec['metrics-password']}", url.replace("/metrics", "/healthz"))
     if code2 != 200 or code_h not in (200, 503):
