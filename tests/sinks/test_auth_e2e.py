@@ -91,6 +91,12 @@ def make_certs(d):
     leaf("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
     leaf("receiver", "receiver.test", "subjectAltName=DNS:receiver.test\nextendedKeyUsage=serverAuth")
     leaf("client", "saemon", "extendedKeyUsage=clientAuth")
+    # A client certificate from a CA nobody trusts.
+    ossl("req", "-x509", *ec, "-keyout", "rogue-ca.key", "-out", "rogue-ca.crt", "-days", "90", "-subj", "/CN=rogue")
+    write(os.path.join(d, "rogue.ext"), "extendedKeyUsage=clientAuth\n", 0o644)
+    ossl("req", *ec, "-keyout", "rogue.key", "-out", "rogue.csr", "-subj", "/CN=saemon")
+    ossl("x509", "-req", "-in", "rogue.csr", "-CA", "rogue-ca.crt", "-CAkey", "rogue-ca.key", "-CAcreateserial",
+         "-out", "rogue.crt", "-days", "90", "-extfile", "rogue.ext")
     # An expired certificate: `openssl ca` takes explicit dates.
     write(os.path.join(d, "ca.cnf"), "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
           "serial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n", 0o644)
@@ -498,6 +504,8 @@ def test(work, procs):
         "wrong password": curl(*client, "-u", f"prometheus:{sec['wrong-password']}", url)[0],
         "unknown user": curl(*client, "-u", f"admin:{sec['metrics-password']}", url)[0],
         "no client certificate": curl("-u", f"prometheus:{sec['metrics-password']}", url)[0],
+        "untrusted client certificate": curl("--cert", f"{certs}/rogue.crt", "--key", f"{certs}/rogue.key", "-u",
+                                             f"prometheus:{sec['metrics-password']}", url)[0],
         "plain http": curl("-u", f"prometheus:{sec['metrics-password']}", url.replace("https:", "http:"))[0],
     }
     want = {"no password": 401, "wrong password": 401, "unknown user": 401}
