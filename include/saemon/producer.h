@@ -46,7 +46,8 @@ enum {
 typedef struct saemon_producer_options {
     const char *ring;          /* ring name as given to `saemon serve --ring` */
     const char *model;         /* model id announced to saemon (free text, < 120 bytes) */
-    const char *hook;          /* hook name, e.g. "blocks.8.hook_resid_post" (< 120 bytes) */
+    const char *hook;          /* hook name, e.g. "blocks.8.hook_resid_post" (< 120 bytes);
+                                * NULL/"" = announce the hook saemon expects (replay tools) */
     uint32_t d_in;             /* row width */
     saemon_producer_dtype dtype;
     uint32_t lossless_wait_us; /* 0 = never wait (drop when full); else wait at most this long */

@@ -27,6 +27,7 @@ struct saemon_producer {
     char shm_name[sizeof RING_SHM_PREFIX + RING_NAME_MAX];
     char model[RING_TEXT_MAX];
     char hook[RING_TEXT_MAX];
+    bool hook_from_consumer; /* announce whatever hook the consumer expects */
     uint32_t hook_id;
     uint32_t d_in;
     uint32_t dtype;
@@ -211,6 +212,11 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
     p->dev = st.st_dev;
     p->ino = st.st_ino;
     p->rows_per_frame = (uint32_t)((h->slot_bytes - FRAME_HEADER_BYTES) / p->row_bytes);
+    if (p->hook_from_consumer) {
+        const char *want = memchr(h->expected_hook, 0, sizeof h->expected_hook) ? h->expected_hook : "";
+        snprintf(p->hook, sizeof p->hook, "%.119s", *want ? want : "any");
+        p->hook_id = ring_fnv1a32(p->hook);
+    }
     /* Continue after a previous producer (possibly killed mid-frame: its
      * unpublished slot is simply overwritten). */
     p->head = __atomic_load_n(&h->head, __ATOMIC_ACQUIRE);
@@ -460,8 +466,8 @@ static int check_options(const saemon_producer_options *o, char *msg, size_t len
         set_msg(msg, len, "ring name must be 1-%d characters of [A-Za-z0-9._-]", RING_NAME_MAX);
         return SAEMON_PRODUCER_EINVAL;
     }
-    if (!o->hook || !*o->hook || strlen(o->hook) >= RING_TEXT_MAX) {
-        set_msg(msg, len, "hook name must be 1-%d bytes", RING_TEXT_MAX - 1);
+    if (o->hook && strlen(o->hook) >= RING_TEXT_MAX) {
+        set_msg(msg, len, "hook name must be shorter than %d bytes", RING_TEXT_MAX);
         return SAEMON_PRODUCER_EINVAL;
     }
     if (o->model && strlen(o->model) >= RING_TEXT_MAX) {
@@ -492,7 +498,8 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
     p->fd = -1;
     snprintf(p->shm_name, sizeof p->shm_name, "%s%s", RING_SHM_PREFIX, opt->ring);
     snprintf(p->model, sizeof p->model, "%s", opt->model ? opt->model : "");
-    snprintf(p->hook, sizeof p->hook, "%s", opt->hook);
+    p->hook_from_consumer = !opt->hook || !*opt->hook;
+    snprintf(p->hook, sizeof p->hook, "%s", p->hook_from_consumer ? "any" : opt->hook);
     p->hook_id = ring_fnv1a32(p->hook);
     p->d_in = opt->d_in;
     p->dtype = opt->dtype;

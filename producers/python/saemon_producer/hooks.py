@@ -28,15 +28,19 @@ def _torch():
 
 class Attachment:
     def __init__(self, model, rings, stream=0, *, hook_names=None, model_id="", dtype="f32",
-                 lossless_us=0, positions="auto", checksum="rows", d_in=None):
+                 lossless_us=0, positions="auto", checksum="rows", wake=False, d_in=None):
         if positions not in ("auto", "incremental", "full"):
             raise ValueError("positions must be 'auto', 'incremental' or 'full'")
         self._torch = _torch()
         self.stream = stream
         self._positions = positions
         self._dtype = dtype
+        torch = self._torch
+        self._want = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
+        if self._want is None:
+            raise ValueError("dtype must be 'f32', 'f16' or 'bf16'")
         self._opts = dict(model=model_id or type(model).__name__, dtype=dtype, lossless_us=lossless_us,
-                          checksum=checksum)
+                          checksum=checksum, wake=wake)
         self.producers = {}
         self._next = {}  # (module path, stream) -> next token position to publish
         self._handles = []
@@ -60,7 +64,11 @@ class Attachment:
         return p
 
     def _streams(self, batch):
-        s = self.stream() if callable(self.stream) else self.stream
+        s = self.stream
+        if type(s) is int and batch == 1:
+            return (s,)
+        if callable(s):
+            s = s()
         if isinstance(s, int):
             s = [s]
         s = list(s)
@@ -68,30 +76,33 @@ class Attachment:
             raise ValueError("saemon hook: %d stream ids for a batch of %d" % (len(s), batch))
         return s
 
-    def _rows_bytes(self, t):
-        torch = self._torch
-        if self._dtype == "f32":
-            t = t.to(dtype=torch.float32)
-        else:
-            t = t.to(dtype=torch.float16 if self._dtype == "f16" else torch.bfloat16).view(torch.int16)
-        if t.device.type != "cpu":
+    def _as_array(self, t):
+        """The whole output as one C-contiguous numpy array of the announced
+        dtype (2-byte dtypes as int16 bit patterns), converted once per pass."""
+        if t.requires_grad:
+            t = t.detach()
+        if t.dtype != self._want:
+            t = t.to(dtype=self._want)
+        if not t.is_cpu:
             t = t.to("cpu")
-        return t.contiguous().numpy()
+        if self._dtype != "f32":
+            t = t.view(self._torch.int16)
+        return (t if t.is_contiguous() else t.contiguous()).numpy()
 
     def _make_hook(self, path):
         def hook(module, inputs, output):
             t = output[0] if isinstance(output, (tuple, list)) else output
             if not self._torch.is_tensor(t):
                 return
-            t = t.detach()
             if t.dim() == 1:
-                t = t[None, None]
+                t = t.reshape(1, 1, -1)
             elif t.dim() == 2:
-                t = t[None]
-            elif t.dim() != 3:
+                t = t.unsqueeze(0)
+            elif t.dim() > 3:
                 t = t.reshape(t.shape[0], -1, t.shape[-1])
             batch, n_pos, d = t.shape
             p = self._producer(path, d)
+            arr = self._as_array(t)
             for b, stream in enumerate(self._streams(batch)):
                 key = (path, stream)
                 nxt = self._next.get(key, 0)
@@ -99,10 +110,10 @@ class Attachment:
                 if full:
                     if n_pos <= nxt:
                         continue
-                    rows, first = t[b, nxt:], nxt
+                    rows, first = arr[b, nxt:], nxt
                 else:
-                    rows, first = t[b], nxt
-                p.publish(stream, first, self._rows_bytes(rows), rows.shape[0])
+                    rows, first = arr[b], nxt
+                p.publish(stream, first, rows, rows.shape[0])
                 self._next[key] = first + rows.shape[0]
         return hook
 

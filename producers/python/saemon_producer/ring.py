@@ -5,10 +5,11 @@ Linux, little-endian hosts. numpy/torch are optional: `publish` takes any
 object exposing the buffer protocol (bytes, bytearray, memoryview, a
 C-contiguous numpy array).
 
-Words another process reads while we write them (commit, head, wake) are
-stored with native-order struct formats: CPython packs those with one
-memcpy of the whole word (a single aligned store), whereas '<' formats store
-byte by byte and could be seen half-written.
+Words another process reads while we write them (commit, head, counters,
+wake) are stored through memoryview casts of the mapping ('Q'/'I' items):
+CPython stores such an item with one aligned memcpy, i.e. a single store.
+(struct.pack_into is not usable for them: it zeroes the field before
+writing it, so a reader could see 0 in between.)
 """
 import ctypes
 import errno
@@ -55,11 +56,8 @@ OFF_ANN = 192
 OFF_REFUSE_REASON = 640
 
 _geometry = struct.Struct("<IHHQIIQQIIQI")          # bytes 0..59
-_counters = struct.Struct("@QQQQ")                  # 144: tokens_produced, frames/tokens dropped, frames_published
 _announce = struct.Struct("<IIIII4x120s120s")       # 192..455
 _frame = struct.Struct("<IHHQQQIIIBBHI")            # frame header bytes 8..59 (52 bytes)
-_word64 = struct.Struct("@Q")                       # single-store words
-_word32 = struct.Struct("@I")
 _flock = struct.Struct("hhqqi4x")                   # struct flock (x86-64 / aarch64)
 
 _FUTEX_NR = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
@@ -67,14 +65,16 @@ _libc = None
 
 
 def _futex_wake(addr):
+    """FUTEX_WAKE the consumer sleeping on the ring's wake word (ctypes, GIL released)."""
     global _libc
     if _FUTEX_NR is None:
         return
     if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.syscall.restype = ctypes.c_long
-    _libc.syscall(ctypes.c_long(_FUTEX_NR), ctypes.c_void_p(addr), ctypes.c_int(1),
-                  ctypes.c_int(0x7FFFFFFF), None, None, ctypes.c_int(0))
+        _libc = ctypes.CDLL(None, use_errno=True).syscall
+        _libc.restype = ctypes.c_long
+        _libc.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_int]
+    _libc(_FUTEX_NR, addr, 1, 0x7FFFFFFF, None, None, 0)
 
 
 def _hash64(x):
@@ -136,6 +136,8 @@ class _Segment:
             self.slots, self.slot_bytes, self.slots_off = slots, slot_bytes, slots_off
             self.verdict_entries, self.verdict_off = ventries, voff
             self.wake_addr = ctypes.addressof(ctypes.c_uint32.from_buffer(self.mm, OFF_WAKE))
+            self.q = memoryview(self.mm).cast("Q")  # 64-bit words, single-store access
+            self.u = memoryview(self.mm).cast("I")  # 32-bit words
         except BaseException:
             os.close(self.fd)
             raise
@@ -150,6 +152,8 @@ class _Segment:
             raise
 
     def close(self):
+        self.q.release()
+        self.u.release()
         try:
             self.mm.close()
         except BufferError:  # a ctypes view still alive: let the GC unmap it
@@ -166,7 +170,7 @@ class Producer:
     restarts (frames are dropped and counted meanwhile)."""
 
     def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
-                 handshake_timeout=1.0, checksum="rows"):
+                 handshake_timeout=1.0, checksum="rows", wake=False):
         if not ring_name_valid(ring):
             raise ValueError("ring name must be 1-64 characters of [A-Za-z0-9._-]")
         if dtype not in DTYPES:
@@ -186,6 +190,10 @@ class Producer:
         self._hook_id = fnv1a32(hook)
         self._lossless_ns = int(lossless_us) * 1000
         self._csum = CSUM_CRC32 if checksum == "rows" else CSUM_CRC32_HEADER
+        # Waking a sleeping consumer costs a ctypes futex call per idle->busy
+        # transition (5-50 us from Python, more on a loaded host); without it
+        # the consumer notices the frame on its next 1 ms poll.
+        self._wake_consumer = bool(wake)
         self._hdr = bytearray(_frame.size)
         self._seg = None
         self._state = "disconnected"
@@ -214,33 +222,33 @@ class Producer:
         except FileNotFoundError:
             return False
         if not seg.lock():
-            pid = _word32.unpack_from(seg.mm, OFF_PRODUCER_PID)[0]
+            pid = seg.u[OFF_PRODUCER_PID // 4]
             seg.close()
             if initial:
                 raise BusyError("ring %s already has a live producer (pid %d)" % (self.ring, pid))
             return False
-        mm = seg.mm
-        self._seg, self._mm = seg, mm
+        mm, q, u = seg.mm, seg.q, seg.u
+        self._seg, self._mm, self._q, self._u = seg, mm, q, u
         self._slots, self._mask = seg.slots, seg.slots - 1
         self._slot_bytes, self._slots_off = seg.slot_bytes, seg.slots_off
         self._rows_per_frame = (seg.slot_bytes - FRAME_HEADER_BYTES) // self.row_bytes
-        self._head = _word64.unpack_from(mm, OFF_HEAD)[0]
-        self._counters = list(_counters.unpack_from(mm, 144))
+        self._head = q[OFF_HEAD // 8]
+        self._counters = list(q[18:22])  # 144: tokens_produced, frames/tokens dropped, frames_published
         flags = 1 if self._lossless_ns else 0
         _announce.pack_into(mm, OFF_ANN, self.d_in, self._dtype_code, flags, self._lossless_ns // 1000,
                             self._hook_id, self.model.encode(), self.hook.encode())
-        _word32.pack_into(mm, OFF_PRODUCER_PID, os.getpid())
-        _word64.pack_into(mm, OFF_HEARTBEAT, time.monotonic_ns())
-        gen = (_word32.unpack_from(mm, OFF_ANNOUNCE_GEN)[0] + 1) & 0xFFFFFFFF or 1
+        u[OFF_PRODUCER_PID // 4] = os.getpid()
+        q[OFF_HEARTBEAT // 8] = time.monotonic_ns()
+        gen = (u[OFF_ANNOUNCE_GEN // 4] + 1) & 0xFFFFFFFF or 1
         self._gen = gen
-        _word32.pack_into(mm, OFF_ANNOUNCE_GEN, gen)
+        u[OFF_ANNOUNCE_GEN // 4] = gen
         self._state = "pending"
         self._wake()
         return True
 
     def _disconnect(self):
         if self._seg is not None:
-            self._mm = None
+            self._mm = self._q = self._u = None
             self._seg.close()
             self._seg = None
         self._state = "disconnected"
@@ -248,10 +256,10 @@ class Producer:
     def _poll_judgement(self):
         if self._state != "pending":
             return
-        mm = self._mm
-        if _word32.unpack_from(mm, OFF_JUDGED_GEN)[0] != self._gen:
+        mm, u = self._mm, self._u
+        if u[OFF_JUDGED_GEN // 4] != self._gen:
             return
-        if _word32.unpack_from(mm, OFF_JUDGEMENT)[0] == JUDGE_ACCEPTED:
+        if u[OFF_JUDGEMENT // 4] == JUDGE_ACCEPTED:
             self._state, self.refuse_reason = "accepted", ""
         else:
             self._state = "refused"
@@ -259,7 +267,7 @@ class Producer:
                 "utf-8", "replace")
 
     def _segment_current(self):
-        if _word32.unpack_from(self._mm, OFF_STATE)[0] != STATE_READY:
+        if self._u[OFF_STATE // 4] != STATE_READY:
             return False
         try:
             st = os.stat(self.path)
@@ -269,7 +277,7 @@ class Producer:
 
     def _maintain(self, now):
         if self._seg is not None:
-            _word64.pack_into(self._mm, OFF_HEARTBEAT, now)
+            self._q[OFF_HEARTBEAT // 8] = now
             if self._state == "pending":
                 self._poll_judgement()
         if now < self._next_check:
@@ -285,9 +293,9 @@ class Producer:
             self._poll_judgement()
 
     def _wake(self):
-        mm = self._mm
-        if _word32.unpack_from(mm, OFF_WAITERS)[0]:
-            _word32.pack_into(mm, OFF_WAKE, (_word32.unpack_from(mm, OFF_WAKE)[0] + 1) & 0xFFFFFFFF)
+        u = self._u
+        if u[OFF_WAITERS // 4]:
+            u[OFF_WAKE // 4] = (u[OFF_WAKE // 4] + 1) & 0xFFFFFFFF
             _futex_wake(self._seg.wake_addr)
 
     # -- publishing -------------------------------------------------------
@@ -297,16 +305,16 @@ class Producer:
         self.stats["tokens_dropped"] += n_rows
         self._gaps.add(stream)
         if self._seg is not None and self._state != "refused":
-            c = self._counters
+            c, q = self._counters, self._q
             c[0] += n_rows
             c[1] += 1
             c[2] += n_rows
-            _counters.pack_into(self._mm, 144, *c)
+            q[18], q[19], q[20] = c[0], c[1], c[2]
 
     def _wait_space(self, start):
         deadline = start + self._lossless_ns
         while True:
-            if self._head - _word64.unpack_from(self._mm, OFF_TAIL)[0] < self._slots:
+            if self._head - self._q[OFF_TAIL // 8] < self._slots:
                 return True
             if time.monotonic_ns() >= deadline:
                 return False
@@ -314,9 +322,9 @@ class Producer:
             time.sleep(0.00002)
 
     def _publish_frame(self, stream, token, mv, n_rows, flags, now):
-        mm = self._mm
+        mm, q = self._mm, self._q
         head = self._head
-        if head - _word64.unpack_from(mm, OFF_TAIL)[0] >= self._slots:
+        if head - q[OFF_TAIL // 8] >= self._slots:
             if not (self._lossless_ns and self._wait_space(now)):
                 self._count_drop(stream, n_rows)
                 return False
@@ -337,19 +345,19 @@ class Producer:
         struct.pack_into("<I", mm, slot + 60, crc)
         if n_rows:
             mm[slot + 64:slot + 64 + len(mv)] = mv
-        _word64.pack_into(mm, slot, head + 1)           # commit: the frame is complete
+        q[slot // 8] = head + 1                         # commit: the frame is complete
         self._head = head = head + 1
-        _word64.pack_into(mm, OFF_HEAD, head)           # publish
+        q[OFF_HEAD // 8] = head                         # publish
         c = self._counters
         c[0] += n_rows
         c[3] += 1
-        _counters.pack_into(mm, 144, *c)
+        q[18], q[21] = c[0], c[3]
         self._dropped_pending = 0
         self._gap_all = False
         st = self.stats
         st["frames_published"] += 1
         st["tokens_published"] += n_rows
-        if _word32.unpack_from(mm, OFF_WAITERS)[0]:
+        if self._wake_consumer and self._u[OFF_WAITERS // 4]:
             self._wake()
         return True
 
@@ -400,7 +408,7 @@ class Producer:
         """Frames published but not yet consumed (0 when not connected)."""
         if self._seg is None:
             return 0
-        return self._head - _word64.unpack_from(self._mm, OFF_TAIL)[0]
+        return self._head - self._q[OFF_TAIL // 8]
 
     def verdict(self, stream):
         """Highest severity saemon fired for `stream` so far (0 none .. 4 block)."""
@@ -411,7 +419,7 @@ class Producer:
         mask = seg.verdict_entries - 1
         h = _hash64(stream) & mask
         for i in range(VERDICT_WINDOW):
-            w = _word64.unpack_from(self._mm, seg.verdict_off + ((h + i) & mask) * 8)[0]
+            w = self._q[seg.verdict_off // 8 + ((h + i) & mask)]
             if w == 0:
                 return VERDICT_NONE
             if w >> 8 == key:
@@ -429,7 +437,7 @@ class Producer:
     def close(self):
         """Detach (another producer may then attach)."""
         if self._seg is not None:
-            _word32.pack_into(self._mm, OFF_PRODUCER_PID, 0)
+            self._u[OFF_PRODUCER_PID // 4] = 0
         self._disconnect()
 
     detach = close
