@@ -296,6 +296,20 @@ saemon_status walk_string(walk *w, const yaml_node_t *node, const char *what, co
     return SAEMON_OK;
 }
 
+saemon_status walk_get_text(walk *w, const yaml_node_t *map, const char *section, const char *key,
+                            const char **out)
+{
+    yaml_node_t *v = walk_get(w, map, key, NULL);
+    if (!v)
+        return SAEMON_OK;
+    char what[96];
+    snprintf(what, sizeof what, "%s%s'%s'", section ? section : "", section ? " " : "", key);
+    saemon_status s = walk_string(w, v, what, out);
+    if (s == SAEMON_OK && !**out)
+        return walk_fail(w, v, "%s is empty", what);
+    return s;
+}
+
 saemon_status walk_bool(walk *w, const yaml_node_t *node, const char *what, bool *out)
 {
     char desc[96];

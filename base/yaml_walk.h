@@ -71,6 +71,11 @@ yaml_node_t *walk_get(walk *w, const yaml_node_t *map, const char *key, yaml_nod
 /* Typed getters; each fails at the node with a message naming `what`. */
 saemon_status walk_string(walk *w, const yaml_node_t *node, const char *what, const char **out);
 saemon_status walk_bool(walk *w, const yaml_node_t *node, const char *what, bool *out);
+/* The non-empty string under `key` of a checked mapping, or *out untouched
+ * when the key is absent; messages name it "'key'" (prefixed by `section`
+ * when not NULL: "tls_config 'ca_file'"). */
+saemon_status walk_get_text(walk *w, const yaml_node_t *map, const char *section, const char *key,
+                            const char **out);
 saemon_status walk_uint(walk *w, const yaml_node_t *node, const char *what, uint64_t max,
                         uint64_t *out);
 /* A finite number that fits a float (integers accepted). */

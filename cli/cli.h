@@ -34,6 +34,9 @@ bool cli_parse_size(const char *opt, const char *text, size_t *out);
  * with an error. */
 typedef struct cli_sink_flags {
     const char *alerts, *sinks_file, *webhook, *alertmanager, *exec, *spool, *generator_url;
+    /* credentials of --webhook / --alertmanager (the common case; a sinks
+     * file takes every option, docs/sinks.md) */
+    const char *webhook_bearer_file, *alertmanager_user, *alertmanager_password_file, *sink_ca_file;
     size_t queue;
     bool resolved; /* --resolved: the monitor also reports resolved alerts */
 } cli_sink_flags;
@@ -43,7 +46,11 @@ typedef struct cli_sink_flags {
         {"webhook", required_argument, 0, 'W'}, {"alertmanager", required_argument, 0, 'M'},            \
         {"exec", required_argument, 0, 'E'}, {"spool", required_argument, 0, 'P'},                      \
         {"queue", required_argument, 0, 'Q'}, {"generator-url", required_argument, 0, 'G'},            \
-        {"resolved", no_argument, 0, 'R'}
+        {"resolved", no_argument, 0, 'R'}, {"webhook-bearer-file", required_argument, 0, CLI_OPT_BEARER_FILE}, \
+        {"alertmanager-user", required_argument, 0, CLI_OPT_AM_USER},                                    \
+        {"alertmanager-password-file", required_argument, 0, CLI_OPT_AM_PASSWORD_FILE},                  \
+        {"ca-file", required_argument, 0, CLI_OPT_CA_FILE}
+enum { CLI_OPT_BEARER_FILE = 0x1500, CLI_OPT_AM_USER, CLI_OPT_AM_PASSWORD_FILE, CLI_OPT_CA_FILE };
 #define CLI_SINK_USAGE                                                                                    \
     "  --alerts FILE        append one JSON line per alert to FILE ('-' = stdout)\n"                      \
     "  --sinks SINKS.yaml   sinks from a config file (see docs/sinks.md)\n"                                \
@@ -53,6 +60,9 @@ typedef struct cli_sink_flags {
     "  --spool DIR          keep undelivered webhook/alertmanager alerts in DIR across restarts\n"         \
     "  --queue N            alerts each sink may hold before dropping (default 65536)\n"                   \
     "  --generator-url URL  generatorURL sent to Alertmanager\n"                                           \
+    "  --webhook-bearer-file FILE   send 'Authorization: Bearer <the file's content>' to --webhook\n"     \
+    "  --alertmanager-user USER --alertmanager-password-file FILE   basic auth for --alertmanager\n"     \
+    "  --ca-file FILE       CA certificates (PEM) that --webhook/--alertmanager servers must chain to\n"  \
     "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"
 
 /* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
@@ -91,8 +101,6 @@ double cli_now_seconds(void);
  * Shared by `encode --sparse` and `serve --features`; false on a write error. */
 bool cli_write_sparse_line(FILE *f, const char *dictionary, const char *ring, uint64_t stream, uint64_t token,
                            const uint32_t *idx, const float *val, size_t nnz);
-
-
 
 /* A dictionary, its encoder and a recorded activation file viewed as rows. */
 typedef struct cli_session {

@@ -19,6 +19,10 @@ int cli_sink_option(int c, const char *arg, cli_sink_flags *f)
     case 'G': f->generator_url = arg; return 1;
     case 'R': f->resolved = true; return 1;
     case 'Q': return cli_parse_size("--queue", arg, &f->queue) ? 1 : -1;
+    case CLI_OPT_BEARER_FILE: f->webhook_bearer_file = arg; return 1;
+    case CLI_OPT_AM_USER: f->alertmanager_user = arg; return 1;
+    case CLI_OPT_AM_PASSWORD_FILE: f->alertmanager_password_file = arg; return 1;
+    case CLI_OPT_CA_FILE: f->sink_ca_file = arg; return 1;
     default: return 0;
     }
 }
@@ -77,6 +81,14 @@ saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f)
         cli_fail(what, &err);
         return NULL;
     }
+    if ((f->webhook_bearer_file && !f->webhook) || (!!f->alertmanager_user != !!f->alertmanager_password_file) ||
+        (f->alertmanager_user && !f->alertmanager) || (f->sink_ca_file && !f->webhook && !f->alertmanager)) {
+        fprintf(stderr, "saemon %s: --webhook-bearer-file needs --webhook; --alertmanager-user and "
+                        "--alertmanager-password-file go together with --alertmanager; --ca-file needs one of them\n",
+                what);
+        saemon_sinks_destroy(s);
+        return NULL;
+    }
     bool ok = true;
     bool any = f->alerts || f->sinks_file || f->webhook || f->alertmanager || f->exec;
     if (!any || f->alerts) {
@@ -87,14 +99,18 @@ saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f)
     if (ok && f->webhook) {
         char *spool = spool_subdir(what, f->spool, "webhook");
         saemon_sink_options o = {.kind = SAEMON_SINK_WEBHOOK, .url = f->webhook, .spool_dir = spool,
-                                 .queue_capacity = f->queue};
+                                 .queue_capacity = f->queue,
+                                 .http = {.auth_credentials.file = f->webhook_bearer_file, .ca_file = f->sink_ca_file}};
         ok = (!f->spool || spool) && add(what, s, &o);
         free(spool);
     }
     if (ok && f->alertmanager) {
         char *spool = spool_subdir(what, f->spool, "alertmanager");
         saemon_sink_options o = {.kind = SAEMON_SINK_ALERTMANAGER, .url = f->alertmanager, .spool_dir = spool,
-                                 .generator_url = f->generator_url, .queue_capacity = f->queue};
+                                 .generator_url = f->generator_url, .queue_capacity = f->queue,
+                                 .http = {.basic_username = f->alertmanager_user,
+                                          .basic_password.file = f->alertmanager_password_file,
+                                          .ca_file = f->sink_ca_file}};
         ok = (!f->spool || spool) && add(what, s, &o);
         free(spool);
     }

@@ -48,6 +48,7 @@ static void usage(FILE *f)
             "  --name LABEL         dictionary label in metrics and logs\n"
             "  --feature-labels F   feature explanations (Neuronpedia JSON) for alerts\n"
             "  --metrics ADDR:PORT  serve /metrics and /healthz (e.g. 127.0.0.1:9464; port 0 = any free)\n"
+            "  --web-config FILE    TLS and basic auth for it: a Prometheus exporter web config file\n"
             "  --features FILE      also write every token's features as JSON lines (for checking)\n"
             "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n" CLI_SINK_USAGE
                 CLI_ENCODER_USAGE,
@@ -60,7 +61,7 @@ typedef struct serve_flags {
     const char *ring_names[SERVE_MAX_RINGS];
     size_t n_rings;
     uint64_t slots, max_rows;
-    const char *metrics, *features;
+    const char *metrics, *web_config, *features;
     double heartbeat;
     cli_sink_flags sinks;
     saemon_encoder_options enc;
@@ -87,6 +88,7 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
         {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'N'},
         {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
+        {"web-config", required_argument, 0, 'w'},
         {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
         CLI_SINK_LONG_OPTIONS, CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
@@ -109,6 +111,7 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         case 'N': fl->one.name = optarg; break;
         case 'F': fl->one.feature_labels = optarg; break;
         case 'x': fl->metrics = optarg; break;
+        case 'w': fl->web_config = optarg; break;
         case 'f': fl->features = optarg; break;
         case 'H':
             if (!cli_parse_rate(optarg, &fl->heartbeat)) /* a positive number */
@@ -177,6 +180,8 @@ static bool config_from_flags(const serve_flags *fl, serve_config *c)
 static bool apply_overrides(const serve_flags *fl, serve_config *c)
 {
     if (fl->metrics && !(free(c->metrics), c->metrics = strdup(fl->metrics)))
+        return false;
+    if (fl->web_config && !(free(c->web_config), c->web_config = strdup(fl->web_config)))
         return false;
     if (fl->features && !(free(c->features), c->features = strdup(fl->features)))
         return false;
@@ -492,6 +497,7 @@ int cmd_serve(int argc, char **argv)
         return CLI_FAIL;
     }
     metrics_http *http = NULL;
+    web_config *web = NULL;
     rc = CLI_FAIL;
     if (!apply_overrides(&fl, &srv.cfg) || serve_config_validate(&srv.cfg, &err) != SAEMON_OK) {
         fprintf(stderr, "saemon serve: %s\n", err.message[0] ? err.message : "out of memory");
@@ -513,14 +519,23 @@ int cmd_serve(int argc, char **argv)
         sf.alerts = srv.cfg.alerts;
     if (!(srv.sinks = cli_sinks_open("serve", &sf)))
         goto out;
+    if (srv.cfg.web_config && !srv.cfg.metrics) {
+        fprintf(stderr, "saemon serve: a web config (TLS, basic auth) needs --metrics or 'metrics:'\n");
+        goto out;
+    }
+    if (srv.cfg.web_config && web_config_load(srv.cfg.web_config, &web, &err) != SAEMON_OK) {
+        fprintf(stderr, "saemon serve: %s\n", err.message);
+        goto out;
+    }
     if (srv.cfg.metrics) {
         metrics_http_callbacks cb = {.render = serve_metrics_render, .healthy = serve_healthy, .user = &srv};
-        if (metrics_http_start(srv.cfg.metrics, &cb, &http, &err) != SAEMON_OK) {
+        if (metrics_http_start(srv.cfg.metrics, &cb, web, &http, &err) != SAEMON_OK) {
             fprintf(stderr, "saemon serve: %s\n", err.message);
             goto out;
         }
-        serve_log("info", "metrics listening on %s (port %u): /metrics /healthz", srv.cfg.metrics,
-                  metrics_http_port(http));
+        serve_log("info", "metrics listening on %s (port %u): /metrics /healthz over %s%s", srv.cfg.metrics,
+                  metrics_http_port(http), web_config_tls(web) ? "https" : "http",
+                  web_config_basic_auth(web) ? " with basic auth" : "");
     }
     for (size_t i = 0; i < srv.n_dicts; i++) {
         if (pthread_create(&srv.dicts[i].thread, NULL, serve_consumer_main, &srv.dicts[i]) != 0) {
@@ -567,6 +582,8 @@ out:
     report_rings(&srv);
     metrics_http_stop(http); /* it reads the sinks' counters */
     http = NULL;
+    web_config_free(web);
+    web = NULL;
     if (srv.sinks) {
         uint64_t n_alerts = 0;
         saemon_sinks *closing = srv.sinks;

@@ -15,7 +15,7 @@ static void usage(FILE *f)
             "  encode    encode recorded activations (.npy) to features (.npy / sparse JSONL)\n"
             "  run       encode recorded activations and evaluate alert rules\n"
             "  serve     the sidecar daemon: watch a live model through shared-memory rings\n"
-            "  check     validate a rule file (optionally against a dictionary)\n"
+            "  check     validate a rule file (optionally against a dictionary) and/or a sinks file\n"
             "  bench     encoder latency and throughput, with numpy/PyTorch peers\n"
             "  test-rules  run rule unit tests (YAML token sequences and expected alerts)\n"
             "  produce   replay a recording into a running `saemon serve` (shared-memory ring)\n"

@@ -12,6 +12,7 @@
 struct metrics_http {
     struct MHD_Daemon *daemon;
     metrics_http_callbacks cb;
+    web_config *web; /* TLS, basic auth; NULL = plain HTTP, open */
     unsigned port;
 };
 
@@ -110,6 +111,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     }
     if (*upload_size) /* GET/HEAD carry no body: ignore and finish */
         *upload_size = 0;
+    enum MHD_Result refused;
+    if (!web_config_admit(h->web, conn, &refused))
+        return refused;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
     if (strcmp(url, "/metrics") == 0) {
@@ -133,8 +137,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
 }
 
-saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, metrics_http **out,
-                                 saemon_error *err)
+saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, web_config *web,
+                                 metrics_http **out, saemon_error *err)
 {
     *out = NULL;
     struct sockaddr_storage ss;
@@ -145,14 +149,18 @@ saemon_status metrics_http_start(const char *listen, const metrics_http_callback
     if (!h)
         return fail(err, "metrics endpoint %s: out of memory%s", listen, "");
     h->cb = *cb;
+    h->web = web;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[6];
+    web_config_mhd_options(web, tls, &flags);
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
     h->daemon = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)32, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+                                 (unsigned)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_ARRAY, tls,
+                                 MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
         return fail(err, "metrics endpoint %s: cannot listen (%s)", listen,

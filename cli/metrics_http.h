@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "cli/prom_text.h"
+#include "cli/web_config.h"
 #include "saemon/error.h"
 
 typedef struct metrics_http metrics_http;
@@ -22,9 +23,11 @@ typedef struct metrics_http_callbacks {
 } metrics_http_callbacks;
 
 /* `listen` is "HOST:PORT" ("127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464") or
- * just "PORT" (loopback). Port 0 picks a free port (see metrics_http_port). */
-saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, metrics_http **out,
-                                 saemon_error *err);
+ * just "PORT" (loopback). Port 0 picks a free port (see metrics_http_port).
+ * `web` (optional, see web_config.h): TLS and basic auth as a Prometheus
+ * exporter's --web.config.file; it must outlive the endpoint. */
+saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, web_config *web,
+                                 metrics_http **out, saemon_error *err);
 /* The port actually bound. */
 unsigned metrics_http_port(const metrics_http *h);
 void metrics_http_stop(metrics_http *h);

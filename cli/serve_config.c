@@ -28,7 +28,7 @@
 #include "base/read_file.h"
 #include "base/yaml_walk.h"
 
-static const char *const root_keys[] = {"version", "metrics", "sinks", "resolved", "heartbeat_timeout",
+static const char *const root_keys[] = {"version", "metrics", "web_config", "sinks", "resolved", "heartbeat_timeout",
                                         "cpus", "exclude_cpus", "isa", "alerts", "features",
                                         "dictionaries", NULL};
 static const char *const dict_keys[] = {"name", "sae", "hook", "rules", "feature_labels", "threads",
@@ -202,6 +202,7 @@ static saemon_status parse_root(parse *p, const yaml_node_t *root, serve_config 
         return walk_fail_code(w, SAEMON_ERR_UNSUPPORTED, v, "version %llu; this saemon reads version 1",
                               (unsigned long long)version);
     if ((s = get_text(w, root, "metrics", &c->metrics)) != SAEMON_OK ||
+        (s = get_path(p, root, "web_config", &c->web_config)) != SAEMON_OK ||
         (s = get_path(p, root, "sinks", &c->sinks)) != SAEMON_OK || (s = get_text(w, root, "cpus", &c->cpus)) != SAEMON_OK ||
         (s = get_text(w, root, "exclude_cpus", &c->exclude_cpus)) != SAEMON_OK ||
         (s = get_text(w, root, "isa", &c->isa)) != SAEMON_OK || (s = get_path(p, root, "alerts", &c->alerts)) != SAEMON_OK ||
@@ -310,6 +311,7 @@ void serve_config_free(serve_config *c)
             free(d->rings[r].name);
     }
     free(c->metrics);
+    free(c->web_config);
     free(c->sinks);
     free(c->cpus);
     free(c->exclude_cpus);

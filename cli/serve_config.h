@@ -36,6 +36,7 @@ typedef struct serve_config {
     serve_dict_config dicts[SERVE_MAX_DICTS];
     size_t n_dicts;
     char *metrics;        /* "HOST:PORT" or NULL: no endpoint */
+    char *web_config;     /* exporter-toolkit web config (TLS, basic auth) for it, or NULL */
     char *sinks;          /* sinks YAML, or NULL: the sink flags / stdout */
     char *cpus, *exclude_cpus;
     char *isa;

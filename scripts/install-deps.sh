@@ -16,6 +16,8 @@ packages=(
   libmicrohttpd-dev libsystemd-dev                # saemon serve: /metrics, sd_notify
   zlib1g-dev                                      # CRC-32 of ring frames from Python producers
   prometheus-alertmanager                         # end-to-end sink test against the real Alertmanager
+  libgnutls28-dev libcrypt-dev                    # serve --web-config: client certificates, bcrypt
+  openssl curl                                    # credentials test: certificates, scraping /metrics
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libopenblas0-pthread gnuplot-nox)

@@ -41,6 +41,34 @@ typedef enum saemon_fsync_policy {
     SAEMON_FSYNC_EVERY_N,   /* after every `fsync_every` alerts */
 } saemon_fsync_policy;
 
+/* Where one secret comes from (at most one of the three; all NULL = none):
+ * the value itself, a file (re-read whenever its inode, size or mtime
+ * changes, checked before every request, so a rotated file is picked up
+ * without a restart; one trailing newline is dropped), or the name of an
+ * environment variable (read once, when the sink opens). */
+typedef struct saemon_secret {
+    const char *value;
+    const char *file;
+    const char *env;
+} saemon_secret;
+
+/* Authentication and TLS of an HTTP sink, named as in Prometheus'
+ * http_config (docs/sinks.md, "Authentication and TLS"). All zero = none,
+ * with TLS certificate verification ON (the system CA store). */
+typedef struct saemon_http_client {
+    const char *const *headers;   /* NULL-terminated "Name: value" lines, sent as given */
+    const char *basic_username;   /* basic_auth: username + password */
+    saemon_secret basic_password;
+    const char *auth_type;        /* authorization: type, default "Bearer" */
+    saemon_secret auth_credentials;
+    const char *ca_file;          /* tls_config */
+    const char *cert_file;        /* client certificate (PEM) ... */
+    const char *key_file;         /* ... and its key (PEM, unencrypted) */
+    const char *server_name;      /* name the server certificate must carry (SNI + check) */
+    const char *min_version;      /* "TLS10" "TLS11" "TLS12" "TLS13"; default TLS12 */
+    bool insecure_skip_verify;    /* no certificate/name check: loudly warned about */
+} saemon_http_client;
+
 /* One sink. Zero means "default" for every number; strings are copied. */
 typedef struct saemon_sink_options {
     saemon_sink_kind kind;
@@ -62,6 +90,7 @@ typedef struct saemon_sink_options {
     double backoff_max_s;         /* cap on the delay; default 30 */
     const char *spool_dir;        /* one file per pending alert; NULL = in memory only */
     const char *generator_url;    /* alertmanager: generatorURL of every alert, optional */
+    saemon_http_client http;      /* headers, basic/bearer auth, TLS */
 
     /* exec */
     const char *const *argv;      /* NULL-terminated; argv[0] searched in PATH */
@@ -124,6 +153,16 @@ SAEMON_API saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *er
 SAEMON_API void saemon_sinks_destroy(saemon_sinks *sinks);
 
 SAEMON_API const char *saemon_sink_kind_name(saemon_sink_kind kind);
+
+/* Validate a sinks config file without opening anything or sending anything:
+ * the YAML (file:line:column), secret files readable (and not readable by
+ * group/others: a warning), certificates and keys parse, are within their
+ * validity period, a client key matches its certificate. Problems that do
+ * not stop the file from working are appended to `warnings` (one per line,
+ * may be NULL); *n_sinks is the number of sinks. No secret value is ever
+ * part of a message. */
+SAEMON_API saemon_status saemon_sinks_check_config(const char *path, size_t *n_sinks, char *warnings,
+                                                   size_t warnings_len, saemon_error *err);
 
 #ifdef __cplusplus
 }

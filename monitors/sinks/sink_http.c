@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "monitors/sinks/http_auth.h"
 #include "monitors/sinks/sink_internal.h"
 #include "monitors/sinks/spool.h"
 
@@ -19,10 +20,14 @@
 
 typedef struct http_sink {
     bool alertmanager;
+    const char *name; /* the sink's, for messages */
     char *url, *generator_url;
     double timeout_s, backoff_initial, backoff_max;
     unsigned max_retries;
     CURL *curl;
+    http_auth auth;
+    char curl_error[CURL_ERROR_SIZE];
+    bool warned_credentials;
     bool has_spool;
     spool sp;
     spool_entry *q; /* FIFO: q[head .. head+len) */
@@ -62,17 +67,23 @@ static post_result post(http_sink *h, const spool_entry *e)
     }
     headers = more;
     CURL *c = h->curl;
-    curl_easy_setopt(c, CURLOPT_URL, h->url);
+    if (!http_auth_prepare(&h->auth, c, &headers, h->last_error, sizeof h->last_error)) {
+        curl_slist_free_all(headers);
+        return POST_RETRY; /* e.g. a secret file being rotated: try again later */
+    }
+    curl_easy_setopt(c, CURLOPT_URL, h->auth.url ? h->auth.url : h->url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, e->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->len);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_reply);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+    h->curl_error[0] = 0;
     CURLcode rc = curl_easy_perform(c);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(headers);
     if (rc != CURLE_OK) {
-        snprintf(h->last_error, sizeof h->last_error, "%s", curl_easy_strerror(rc));
+        snprintf(h->last_error, sizeof h->last_error, "%s%s%.180s", curl_easy_strerror(rc), *h->curl_error ? ": " : "",
+                 h->curl_error);
         return POST_RETRY;
     }
     long code = 0;
@@ -83,6 +94,13 @@ static post_result post(http_sink *h, const spool_entry *e)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     snprintf(h->last_error, sizeof h->last_error, "HTTP %ld %.160s", code, reply);
+    if ((code == 401 || code == 403) && !h->warned_credentials) {
+        /* Wrong or missing credentials: every alert will be refused the same
+         * way; say so once, loudly (each refusal is counted failed). */
+        h->warned_credentials = true;
+        fprintf(stderr, "saemon: sink %s: the receiver refused the credentials (HTTP %ld); alerts are counted failed\n",
+                h->name, code);
+    }
     return code == 408 || code == 429 || code >= 500 ? POST_RETRY : POST_REFUSED;
 }
 
@@ -218,6 +236,7 @@ static void http_destroy(sink *s)
         spool_close(&h->sp);
     if (h->curl)
         curl_easy_cleanup(h->curl);
+    http_auth_close(&h->auth);
     free(h->url);
     free(h->generator_url);
     free(h);
@@ -251,6 +270,9 @@ static bool valid_seconds(double v, double max)
 
 static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_error *err)
 {
+    if (http_url_has_userinfo(o->url)) /* before any message quotes the URL */
+        return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: the URL holds credentials (user:password@); use "
+                                "basic_auth", s->name);
     if (!o->url || (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)))
         return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: needs an http:// or https:// URL, got '%s'", s->name,
                                 o->url ? o->url : "(none)");
@@ -263,6 +285,7 @@ static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_err
     s->impl = h;
     s->ops = &http_ops;
     h->alertmanager = o->kind == SAEMON_SINK_ALERTMANAGER;
+    h->name = s->name;
     h->timeout_s = o->timeout_s > 0 ? o->timeout_s : 5.0;
     h->backoff_initial = o->backoff_initial_s > 0 ? o->backoff_initial_s : 0.5;
     h->backoff_max = o->backoff_max_s > 0 ? o->backoff_max_s : 30.0;
@@ -280,6 +303,10 @@ static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_err
     curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h->curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "saemon/" "0.1");
+    curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->curl_error);
+    saemon_status st = http_auth_open(&h->auth, &o->http, h->url, s->name, h->curl, err);
+    if (st != SAEMON_OK)
+        return st;
     if (o->spool_dir) {
         spool_entry *pending = NULL;
         size_t n = 0;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "monitors/sinks/http_auth.h"
 #include "monitors/sinks/sink_internal.h"
 
 #define DEFAULT_QUEUE 65536
@@ -168,7 +169,9 @@ static char *default_name(const saemon_sink_options *o)
     switch (o->kind) {
     case SAEMON_SINK_JSONL: target = o->path; break;
     case SAEMON_SINK_WEBHOOK:
-    case SAEMON_SINK_ALERTMANAGER: target = o->url; break;
+    case SAEMON_SINK_ALERTMANAGER: /* never put a password in a name */
+        target = o->url && http_url_has_userinfo(o->url) ? "(URL with credentials)" : o->url;
+        break;
     case SAEMON_SINK_EXEC: target = o->argv ? o->argv[0] : NULL; break;
     case SAEMON_SINK_STDOUT: return strdup("stdout");
     }

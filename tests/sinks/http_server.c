@@ -71,6 +71,8 @@ static void serve_one(http_server *s, int fd)
     http_request rq = {0};
     sscanf(buf, "%7s %127s", rq.method, rq.path);
     header(buf, "Idempotency-Key", rq.key, sizeof rq.key);
+    header(buf, "Authorization", rq.authorization, sizeof rq.authorization);
+    header(buf, "X-Team", rq.team, sizeof rq.team);
     rq.body = strndup(buf + head_len, body_len);
     rq.at = http_now();
     if (s->delay_s > 0) {
@@ -79,6 +81,8 @@ static void serve_one(http_server *s, int fd)
     }
     pthread_mutex_lock(&s->mu);
     rq.status = (int)s->n < s->fail_first ? s->fail_status : 200;
+    if (*s->require_authorization && strcmp(rq.authorization, s->require_authorization) != 0)
+        rq.status = 401;
     if (s->n < HTTP_SERVER_MAX_REQUESTS)
         s->req[s->n++] = rq;
     else

@@ -13,6 +13,8 @@ typedef struct http_request {
     char method[8];
     char path[128];
     char key[80];      /* Idempotency-Key header, "" if absent */
+    char authorization[256]; /* Authorization header, "" if absent */
+    char team[64];     /* X-Team header (custom headers test), "" if absent */
     char *body;
     double at;         /* CLOCK_MONOTONIC seconds when it arrived */
     int status;        /* what the server answered */
@@ -29,6 +31,9 @@ typedef struct http_server {
     int fail_first;    /* answer the first N requests with fail_status */
     int fail_status;   /* e.g. 503 or 400 */
     double delay_s;    /* sleep before answering */
+    /* when set, requests without exactly this Authorization header get 401
+     * (the receiver behind basic auth / a bearer-token proxy) */
+    char require_authorization[256];
     /* record */
     http_request req[HTTP_SERVER_MAX_REQUESTS];
     size_t n;
