@@ -122,8 +122,16 @@ static void reload(cli_live *l, const char *why)
                              "%s: the new rules use reconstruction_error_above but this run does not "
                              "decode; expected a restart to add reconstruction checks",
                              l->rules_path);
+    bool plan_prepared = false;
+    if (s == SAEMON_OK && l->plan) {
+        plan_prepared = cli_plan_reload(l->plan, l->encoder, next, &err);
+        if (!plan_prepared)
+            s = err.code ? err.code : SAEMON_ERR_RULES;
+    }
     if (s == SAEMON_OK)
         s = saemon_monitor_reload(l->monitor, next, l->on_alert, l->alert_user, &st, &err);
+    if (plan_prepared)
+        cli_plan_commit(l->plan, s == SAEMON_OK, l->encoder);
     log_prefix(l->what);
     if (s != SAEMON_OK) {
         fprintf(stderr, "rules not reloaded after %s, keeping the old rules: %s\n", why, err.message);
@@ -134,6 +142,10 @@ static void reload(cli_live *l, const char *why)
     *l->rules = next;
     fprintf(stderr, "rules reloaded: %zu rules (%zu kept state, %zu changed, %zu added, %zu removed) after %s\n",
             st.rules, st.kept, st.changed, st.added, st.removed, why);
+    if (l->plan && l->encoder) {
+        log_prefix(l->what);
+        fprintf(stderr, "encoder plan from the next batch: %s\n", saemon_encoder_plan(l->encoder));
+    }
 }
 
 /* Sleep until `tokens` are due at --rate, waking for a stop request. */

@@ -269,6 +269,8 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
         rule_state *st = &state[i];
         if (r->interval > 1 && tok->token % r->interval != 0)
             continue;
+        if (r->needs_full && tok->subset) /* L0 / reconstruction unknown on this token */
+            continue;
         bool holds = eval_cond(r->cond, &ctx);
         if (mon->window_offset[i] != SIZE_MAX)
             holds = apply_window(r, (window_state *)(blob + mon->window_offset[i]), holds);

@@ -95,6 +95,8 @@ typedef struct rules_rule {
     const char *group;       /* "" for the flat rules: list */
     bool enabled;
     uint64_t interval;       /* evaluate on tokens whose position % interval == 0 */
+    uint64_t every;          /* health sampling: the full encode on one token in N; 0: not declared */
+    bool needs_full;         /* reads L0 / reconstruction, or declares every: skip subset tokens */
     uint64_t for_tokens;     /* >= 1 */
     uint64_t cooldown;
     uint64_t keep_firing_for;

@@ -15,6 +15,7 @@
 #include "monitors/rules_canon.h"
 #include "monitors/rules_condition.h"
 #include "monitors/rules_internal.h"
+#include "monitors/rules_needs.h"
 #include "monitors/rules_template.h"
 #include "base/yaml_walk.h"
 
@@ -26,7 +27,7 @@ static const char *const pin_keys[] = {"name", "d_sae", "sha256", NULL};
 static const char *const rule_keys[] = {"name",     "description", "enabled",         "severity",
                                         "condition", "health",     "for",             "window",
                                         "cooldown", "keep_firing_for", "labels",      "annotations",
-                                        NULL};
+                                        "every",    NULL};
 /* Falco priorities, most to least severe. */
 static const char *const severities[] = {"emergency", "alert",         "critical", "error",
                                          "warning",   "notice",        "informational",
@@ -237,8 +238,20 @@ static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_
         return nomem(w);
     p->deepest = 0;
     s = cond ? rules_parse_condition(p, cond, 1, r->cond) : rules_parse_health(p, health, r->cond);
+    if (s != SAEMON_OK)
+        return s;
     r->max_features = rules_cond_max_features(r->cond);
-    return s;
+    if ((v = walk_get(w, node, "every", NULL))) {
+        if ((s = walk_uint(w, v, "'every'", UINT32_MAX, &r->every)) != SAEMON_OK)
+            return s;
+        if (r->every == 0)
+            return walk_fail(w, v, "'every' is 0; expected a positive number of tokens");
+        if (!rules_cond_has_health(r->cond))
+            return walk_fail(w, v, "rule '%s' has 'every' but no health check; expected 'every' on a rule "
+                                   "with a health check (it samples the full encode)", r->name);
+    }
+    r->needs_full = r->every || rules_cond_full_measure(r->cond);
+    return SAEMON_OK;
 }
 
 static int by_name_then_position(const void *a, const void *b)

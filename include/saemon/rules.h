@@ -37,6 +37,29 @@ SAEMON_API saemon_status saemon_rules_from_string(const char *yaml, size_t len, 
  * (`reconstruction_error_above`): the encoder must then decode each token. */
 SAEMON_API bool saemon_rules_needs_reconstruction(const saemon_ruleset *rules);
 
+/* What the encoder must compute for these rules (docs/rules.md "What the
+ * encoder computes"). */
+typedef struct saemon_rules_needs {
+    size_t n_latents;        /* distinct features the enabled rules read */
+    /* Why the enabled rules need every latent on every token (a rule reads L0
+     * or the reconstruction error without `every:`), or NULL. Points into
+     * full_reason_text of this struct: copy the struct, re-point it. */
+    const char *full_reason;
+    char full_reason_text[160];
+    uint64_t full_every;     /* smallest `every: N` of the enabled rules; 0: none */
+    bool reconstruction;     /* = saemon_rules_needs_reconstruction */
+    bool out_of_memory;      /* the latent set could not be computed */
+} saemon_rules_needs;
+
+/* The latents the enabled rules read: features in conditions, lists, macros,
+ * label-based selections, running means and probes' nonzero weights. Writes
+ * the first min(count, cap) indices, ascending, to `out` (may be NULL to
+ * count), fills `needs` (may be NULL) and returns the count. Pass the list
+ * to saemon_encoder_options.latents (or saemon_encoder_set_latents after a
+ * reload), with full_reason / full_every from `needs`. */
+SAEMON_API size_t saemon_rules_needed_latents(const saemon_ruleset *rules, uint32_t *out, size_t cap,
+                                              saemon_rules_needs *needs);
+
 /* Check the rules against the dictionary they will watch: the file's pin
  * (name, d_sae, sha256) must match, and every feature index must be < d_sae.
  * A mismatch is SAEMON_ERR_MISMATCH / SAEMON_ERR_RULES with file:line:column. */
@@ -57,6 +80,11 @@ typedef struct saemon_token_view {
     float input_norm;       /* ||x|| of the raw activation */
     bool input_nonfinite;   /* raw activation held NaN/Inf */
     float recon_error;      /* ||x - x_hat|| / ||x||; NaN (or 0) when not computed */
+    /* The features come from a subset plan (saemon_features.subset): only
+     * the watched latents are present, so L0 and the reconstruction error
+     * are unknown and rules reading them (or declaring `every:`) skip this
+     * token. false (the default): every latent was encoded. */
+    bool subset;
 } saemon_token_view;
 
 typedef struct saemon_alert_feature {
