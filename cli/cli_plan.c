@@ -34,7 +34,6 @@ static bool collect(cli_plan *p, const saemon_ruleset *rules)
         return false;
     }
     saemon_rules_needed_latents(rules, lat, n, &p->needs);
-    p->needs.full_reason = p->needs.full_reason ? p->needs.full_reason_text : NULL;
     free(p->latents);
     p->latents = lat;
     return true;
@@ -50,7 +49,7 @@ bool cli_plan_apply(cli_plan *p, const saemon_ruleset *rules, saemon_encoder_opt
         return false;
     eo->latents = p->latents;
     eo->n_latents = p->needs.n_latents;
-    eo->full_reason = p->needs.full_reason;
+    eo->full_reason = p->needs.full_reason[0] ? p->needs.full_reason : NULL;
     eo->full_every = p->needs.full_every;
     return true;
 }
@@ -70,7 +69,7 @@ bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *nex
         return false;
     }
     bool ok = false;
-    if (fresh.needs.full_reason)
+    if (fresh.needs.full_reason[0])
         saemon_error_set(err, SAEMON_ERR_RULES,
                          "%s, but this run encodes a subset of the latents; expected `every: N` on that "
                          "rule, or a restart with --encode all",
@@ -99,7 +98,6 @@ void cli_plan_commit(cli_plan *p, bool switched, saemon_encoder *enc)
         free(p->latents);
         p->latents = p->next.latents;
         p->needs = p->next.needs;
-        p->needs.full_reason = p->needs.full_reason ? p->needs.full_reason_text : NULL;
     } else {
         /* the monitor kept the old rules: put the old latent set back */
         saemon_error err = {0};

@@ -85,13 +85,10 @@ size_t saemon_rules_needed_latents(const saemon_ruleset *rules, uint32_t *out, s
         top = t > top ? t : top;
         if (r->every) {
             nd.full_every = nd.full_every == 0 || r->every < nd.full_every ? r->every : nd.full_every;
-        } else if (!nd.full_reason) {
+        } else if (!nd.full_reason[0]) {
             const char *m = rules_cond_full_measure(r->cond);
-            if (m) {
-                snprintf(nd.full_reason_text, sizeof nd.full_reason_text, "rule '%s' reads %s on every token",
-                         r->name, m);
-                nd.full_reason = nd.full_reason_text;
-            }
+            if (m)
+                snprintf(nd.full_reason, sizeof nd.full_reason, "rule '%s' reads %s on every token", r->name, m);
         }
     }
     nd.reconstruction = rules->needs_reconstruction;

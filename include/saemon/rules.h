@@ -42,10 +42,8 @@ SAEMON_API bool saemon_rules_needs_reconstruction(const saemon_ruleset *rules);
 typedef struct saemon_rules_needs {
     size_t n_latents;        /* distinct features the enabled rules read */
     /* Why the enabled rules need every latent on every token (a rule reads L0
-     * or the reconstruction error without `every:`), or NULL. Points into
-     * full_reason_text of this struct: copy the struct, re-point it. */
-    const char *full_reason;
-    char full_reason_text[160];
+     * or the reconstruction error without `every:`); "" when nothing does. */
+    char full_reason[160];
     uint64_t full_every;     /* smallest `every: N` of the enabled rules; 0: none */
     bool reconstruction;     /* = saemon_rules_needs_reconstruction */
     bool out_of_memory;      /* the latent set could not be computed */
