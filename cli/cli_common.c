@@ -51,6 +51,7 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
                     .input_norm = f->input_norm[t],
                     .input_nonfinite = f->input_nonfinite[t] != 0,
                     .recon_error = f->recon_error ? f->recon_error[t] : NAN,
+                    .subset = f->subset && f->subset[t],
                 };
                 saemon_monitor_observe(rp->monitor, &tok, rp->on_alert, rp->alert_user);
             }
