@@ -31,35 +31,33 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
                               saemon_error *err)
 {
     const size_t batch = saemon_encoder_max_batch(rp->encoder);
-    for (size_t done = 0; done < n;) {
+    uint64_t *where = rp->monitor ? malloc(2 * batch * sizeof *where) : NULL;
+    if (rp->monitor && !where) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return err->code = SAEMON_ERR_NOMEM;
+    }
+    uint64_t *streams = where, *tokens = where ? where + batch : NULL;
+    saemon_status st = SAEMON_OK;
+    for (size_t done = 0; done < n && st == SAEMON_OK;) {
         size_t m = n - done < batch ? n - done : batch;
         const saemon_features *f;
-        saemon_status st = saemon_encoder_encode(rp->encoder, rows + done * rp->d_in, m, &f, err);
+        st = saemon_encoder_encode(rp->encoder, rows + done * rp->d_in, m, &f, err);
         if (st != SAEMON_OK)
-            return st;
-        for (size_t t = 0; t < m; t++) {
-            uint64_t row = first_row + done + t;
-            size_t lo = f->offsets[t], hi = f->offsets[t + 1];
-            rp->active_features += hi - lo;
-            if (rp->monitor) {
-                saemon_token_view tok = {
-                    .stream = row / rp->tokens_per_stream,
-                    .token = row % rp->tokens_per_stream,
-                    .index = f->index + lo,
-                    .value = f->value + lo,
-                    .nnz = hi - lo,
-                    .input_norm = f->input_norm[t],
-                    .input_nonfinite = f->input_nonfinite[t] != 0,
-                    .recon_error = f->recon_error ? f->recon_error[t] : NAN,
-                    .subset = f->subset && f->subset[t],
-                };
-                saemon_monitor_observe(rp->monitor, &tok, rp->on_alert, rp->alert_user);
+            break;
+        rp->active_features += f->offsets[m] - f->offsets[0];
+        if (rp->monitor) {
+            for (size_t t = 0; t < m; t++) {
+                uint64_t row = first_row + done + t;
+                streams[t] = row / rp->tokens_per_stream;
+                tokens[t] = row % rp->tokens_per_stream;
             }
+            saemon_monitor_observe_batch(rp->monitor, f, streams, tokens, rp->on_alert, rp->alert_user);
         }
         rp->tokens += m;
         done += m;
     }
-    return SAEMON_OK;
+    free(where);
+    return st;
 }
 
 double cli_now_seconds(void)
@@ -111,6 +109,12 @@ int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o)
     case 'X': o->exclude_cpus = arg; return 1;
     default: return 0;
     }
+}
+
+int cli_live_option(int c, const char *arg, saemon_encoder_options *o, cli_sink_flags *f)
+{
+    int r = cli_encoder_option(c, arg, o);
+    return r == 0 ? cli_sink_option(c, arg, f) : r;
 }
 
 void cli_encoder_warn(const saemon_encoder *enc)

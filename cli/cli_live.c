@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/error.h"
 #include "cli/cli.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -104,6 +103,20 @@ static bool rules_file_changed(cli_live *l)
     }
 }
 
+/* Reload hooks: the new rules' latents are packed before the monitor
+ * switches, and dropped again if it does not. */
+static saemon_status prepare_plan(const saemon_ruleset *next, void *user, saemon_error *err)
+{
+    cli_live *l = user;
+    return cli_plan_reload(l->plan, l->encoder, next, err) ? SAEMON_OK : (err->code ? err->code : SAEMON_ERR_RULES);
+}
+
+static void finish_plan(bool switched, void *user)
+{
+    cli_live *l = user;
+    cli_plan_commit(l->plan, switched, l->encoder);
+}
+
 static void reload(cli_live *l, const char *why)
 {
     if (!l->rules_path) {
@@ -112,34 +125,20 @@ static void reload(cli_live *l, const char *why)
         return;
     }
     saemon_error err = {0};
-    saemon_ruleset *next = NULL;
     saemon_reload_stats st = {0};
-    saemon_status s = saemon_rules_open(l->rules_path, NULL, &next, &err);
-    if (s == SAEMON_OK)
-        s = saemon_rules_bind(next, l->dict, &err);
-    if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !l->can_reconstruct)
-        s = saemon_error_set(&err, SAEMON_ERR_RULES,
-                             "%s: the new rules use reconstruction_error_above but this run does not "
-                             "decode; expected a restart to add reconstruction checks",
-                             l->rules_path);
-    bool plan_prepared = false;
-    if (s == SAEMON_OK && l->plan) {
-        plan_prepared = cli_plan_reload(l->plan, l->encoder, next, &err);
-        if (!plan_prepared)
-            s = err.code ? err.code : SAEMON_ERR_RULES;
+    saemon_reload_options policy = {
+        .dict = l->dict, .can_reconstruct = l->can_reconstruct, .on_alert = l->on_alert, .user = l->alert_user};
+    if (l->plan) { /* the encoder's latent set follows the rules */
+        policy.prepare = prepare_plan;
+        policy.finish = finish_plan;
+        policy.hook_user = l;
     }
-    if (s == SAEMON_OK)
-        s = saemon_monitor_reload(l->monitor, next, l->on_alert, l->alert_user, &st, &err);
-    if (plan_prepared)
-        cli_plan_commit(l->plan, s == SAEMON_OK, l->encoder);
+    saemon_status s = saemon_monitor_reload_file(l->monitor, l->rules_path, &policy, l->rules, &st, &err);
     log_prefix(l->what);
     if (s != SAEMON_OK) {
         fprintf(stderr, "rules not reloaded after %s, keeping the old rules: %s\n", why, err.message);
-        saemon_rules_close(next);
         return;
     }
-    saemon_rules_close(*l->rules);
-    *l->rules = next;
     fprintf(stderr, "rules reloaded: %zu rules (%zu kept state, %zu changed, %zu added, %zu removed) after %s\n",
             st.rules, st.kept, st.changed, st.added, st.removed, why);
     if (l->plan && l->encoder) {

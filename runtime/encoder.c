@@ -103,7 +103,7 @@ static saemon_status choose_placement(saemon_encoder *enc, const saemon_encoder_
     }
     if (want > MAX_THREADS)
         want = MAX_THREADS;
-    saemon_status st = saemon_topology_open(&enc->topo, err);
+    saemon_status st = saemon_topology_create(&enc->topo, err);
     if (st != SAEMON_OK)
         return st;
     size_t n = saemon_topology_choose(enc->topo, o->cpus, o->exclude_cpus, want, enc->pus, MAX_THREADS,
@@ -378,7 +378,7 @@ static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const
     const size_t d_in = info->d_in;
     for (size_t r = 0; r < n; r++) {
         /* b_dec is folded into the biases (fold_b_dec). */
-        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm, NULL);
+        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm);
         enc->input_norm[r] = st.input_norm;
         enc->nonfinite[r] = st.nonfinite;
         enc->row_shift[r] = st.shift;
@@ -479,7 +479,7 @@ void saemon_encoder_destroy(saemon_encoder *enc)
     if (enc->cur != enc->full)
         plan_set_free(enc->cur);
     plan_set_free(enc->full);
-    saemon_topology_close(enc->topo);
+    saemon_topology_destroy(enc->topo);
     free(enc->heap);
     free(enc->threshold);
     free(enc->mag_scale);
