@@ -120,6 +120,24 @@ bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *nex
 void cli_plan_commit(cli_plan *p, bool switched, saemon_encoder *enc);
 void cli_plan_free(cli_plan *p);
 
+/* Capture on demand over a recording (cli_capture.c): saemon_capture_fn for
+ * saemon_monitor_set_capture. Row r is stream r / tokens_per_stream. */
+typedef struct cli_capture {
+    const saemon_dict *dict;
+    const char *variant;        /* the run's --isa */
+    const float *rows;
+    size_t d_in, tokens_per_stream, n_rows;
+    saemon_encoder *enc;        /* every latent; created on the first capture */
+    float *best;                /* [d_sae] */
+    uint32_t *touched;
+    void *ranked;
+    bool failed;
+} cli_capture;
+
+size_t cli_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
+                      void *user);
+void cli_capture_close(cli_capture *c);
+
 /* A dictionary, its encoder and a recorded activation file viewed as rows. */
 typedef struct cli_session {
     saemon_dict *dict;

@@ -63,12 +63,17 @@ int cmd_run(int argc, char **argv)
     const saemon_dict_info *info = saemon_dict_get_info(s.dict);
     int rc = CLI_FAIL;
     saemon_monitor *mon = NULL;
+    cli_capture capture = {0};
     saemon_sinks *sinks = NULL;
     uint64_t n_alerts = 0;
     if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("run", &err);
         goto done;
     }
+    /* rules with `capture:` (now or after a reload) get the window's top features */
+    capture = (cli_capture){.dict = s.dict, .variant = eo.variant, .rows = s.input.data, .d_in = info->d_in,
+                            .tokens_per_stream = s.tokens_per_stream, .n_rows = s.n_rows};
+    saemon_monitor_set_capture(mon, cli_capture_fn, &capture);
     if (!(sinks = cli_sinks_open("run", &sf)))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
@@ -104,6 +109,7 @@ done:
     if (sinks)
         cli_sinks_close("run", sinks, NULL);
     saemon_monitor_destroy(mon);
+    cli_capture_close(&capture);
     cli_session_close(&s);
     saemon_rules_close(rules);
     cli_plan_free(&plan);

@@ -102,6 +102,15 @@ static void fire(saemon_monitor *mon, const rules_rule *r, const eval_ctx *ctx, 
     saemon_alert a = {.status = "firing", .stream = ctx->tok->stream, .token = ctx->tok->token,
                       .fired_token = ctx->tok->token, .value = eval_value(r->cond, ctx),
                       .features = mon->features, .n_features = u};
+    if (r->capture_count && mon->capture_fn && mon->captured) {
+        size_t c = mon->capture_fn(a.stream, a.token, r->capture_window, mon->captured, r->capture_count,
+                                   mon->capture_user);
+        a.n_captured = c < r->capture_count ? c : r->capture_count;
+        for (size_t i = 0; i < a.n_captured; i++)
+            mon->captured[i].label = mon->rules->n_labels ? rules_label_of(mon->rules, mon->captured[i].index) : NULL;
+        a.captured = mon->captured;
+        a.capture_window = r->capture_window;
+    }
     emit(mon, r, &a, fn, user);
 }
 
@@ -301,6 +310,16 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
                 mon->dense[tok->index[i]] = 0.0f;
 }
 
+void saemon_monitor_set_capture(saemon_monitor *mon, saemon_capture_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    if (fn && !mon->captured)
+        mon->captured = calloc(RULES_MAX_CAPTURE, sizeof *mon->captured);
+    mon->capture_fn = fn;
+    mon->capture_user = user;
+}
+
 size_t saemon_monitor_stream_count(const saemon_monitor *mon)
 {
     return mon ? mon->streams.count : 0;
@@ -353,5 +372,6 @@ void saemon_monitor_destroy(saemon_monitor *mon)
         freelocale(mon->c_locale);
     free(mon->dense);
     free(mon->dict_name);
+    free(mon->captured);
     free(mon);
 }

@@ -122,6 +122,10 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     fresh->dict_name = mon->dict_name;
     mon->dict_name = NULL;
     fresh->dropped = mon->dropped;
+    fresh->capture_fn = mon->capture_fn;
+    fresh->capture_user = mon->capture_user;
+    fresh->captured = mon->captured;
+    mon->captured = NULL;
     saemon_monitor old = *mon;
     *mon = *fresh;
     *fresh = old;

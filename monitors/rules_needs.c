@@ -81,6 +81,8 @@ size_t saemon_rules_needed_latents(const saemon_ruleset *rules, uint32_t *out, s
         const rules_rule *r = &rules->rules[i];
         if (!r->enabled)
             continue;
+        if (r->capture_window > nd.capture_window)
+            nd.capture_window = r->capture_window;
         uint32_t t = top_feature(r->cond);
         top = t > top ? t : top;
         if (r->every) {

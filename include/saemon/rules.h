@@ -47,6 +47,7 @@ typedef struct saemon_rules_needs {
     char full_reason[160];
     uint64_t full_every;     /* smallest `every: N` of the enabled rules; 0: none */
     bool reconstruction;     /* = saemon_rules_needs_reconstruction */
+    uint32_t capture_window; /* largest `capture.window` of the enabled rules; 0: no capture */
     bool out_of_memory;      /* the latent set could not be computed */
 } saemon_rules_needs;
 
@@ -116,6 +117,13 @@ typedef struct saemon_alert {
     size_t n_annotations;
     const char *dictionary;        /* name of the bound dictionary, may be NULL */
     double timestamp;              /* unix time, seconds */
+    /* Capture on demand (a rule's `capture:`): the strongest features of the
+     * last capture_window tokens of the stream encoded with the full
+     * dictionary (value = the largest over the window), descending; with
+     * labels where loaded. n_captured 0 and capture_window 0 without capture. */
+    const saemon_alert_feature *captured;
+    size_t n_captured;
+    uint32_t capture_window;
 } saemon_alert;
 
 typedef void (*saemon_alert_fn)(const saemon_alert *alert, void *user);
@@ -148,6 +156,19 @@ SAEMON_API void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_f
                                              const uint64_t *streams, const uint64_t *tokens,
                                              saemon_alert_fn fn, void *user);
 SAEMON_API void saemon_monitor_destroy(saemon_monitor *mon);
+
+/* Capture on demand: when a rule with `capture: {features: top, count: C,
+ * window: W}` fires on token `token` of `stream`, the monitor asks the
+ * caller for the strongest features of that stream's last `window` tokens
+ * (token included) encoded with every latent: write at most `cap` (index,
+ * value) pairs, strongest first, value the largest over the window, and
+ * return how many. The caller keeps the raw rows (or the tokens' full
+ * features) and a full encoder (saemon_encoder_encode_full, or a second
+ * encoder: not the one whose features are being observed). Labels are
+ * filled in by the monitor. Without a function, capture is skipped. */
+typedef size_t (*saemon_capture_fn)(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out,
+                                    size_t cap, void *user);
+SAEMON_API void saemon_monitor_set_capture(saemon_monitor *mon, saemon_capture_fn fn, void *user);
 
 /* What a reload did, counted over enabled rules. */
 typedef struct saemon_reload_stats {

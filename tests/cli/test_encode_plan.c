@@ -4,6 +4,7 @@
  * its reason are logged; `rules` refuses what cannot be exact; `every:`
  * samples the full encode. */
 #include <cJSON.h>
+#include <math.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,84 @@ Test(encode_plan, l0_rules_need_every_or_the_full_encode, .timeout = 120)
         cJSON_Delete(a);
     }
     cr_expect_gt(l0_alerts, 0, "the sampled L0 rule should fire on this data");
+    free(text), free(rules), free(sae), free(acts);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Capture on demand: the alert's captured features are the strongest of the
+ * window's tokens in a full encode (`saemon encode --sparse`, every latent),
+ * while the run itself encodes one latent. */
+Test(encode_plan, capture_attaches_the_windows_top_features, .timeout = 120)
+{
+    char *sae = test_shared_path("data/sae/listcomp-toy/saelens"), *acts = test_shared_path("data/sae/listcomp-toy/acts.npy");
+    if (!sae || !acts)
+        cr_skip_test("needs ../shared/data/sae/listcomp-toy; skipped");
+    char *dir = test_tmpdir();
+    const char *y = "version: 1\nrules:\n"
+                    "  - {name: c, condition: {feature: 3, above: 0.5}, cooldown: 50,"
+                    " capture: {features: top, count: 5, window: 4}}\n";
+    char *rules = test_write_file(dir, "c.yaml", y, strlen(y));
+    char alerts[4096], sparse[4096];
+    snprintf(alerts, sizeof alerts, "%s/a.jsonl", dir);
+    snprintf(sparse, sizeof sparse, "%s/f.jsonl", dir);
+    run_mode(sae, acts, rules, "auto", alerts, "encoder plan: subset of 1 of 100 latents");
+    const char *enc_args[] = {"encode", "--sae", sae, "--input", acts, "--sparse", sparse, NULL};
+    cli_result r = cli_run(enc_args);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    cli_result_free(&r);
+    /* dense copy of the full features: [tokens][100] */
+    enum { D = 100, MAXT = 4096 };
+    static float full[MAXT][D];
+    memset(full, 0, sizeof full);
+    char *text = slurp(sparse);
+    size_t n_tok = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *t = cJSON_Parse(line);
+        long tok = (long)cJSON_GetObjectItem(t, "token")->valuedouble;
+        cr_assert(tok >= 0 && tok < MAXT);
+        cJSON *ix = cJSON_GetObjectItem(t, "index"), *v = cJSON_GetObjectItem(t, "value");
+        for (int i = 0; i < cJSON_GetArraySize(ix); i++)
+            full[tok][cJSON_GetArrayItem(ix, i)->valueint] = (float)cJSON_GetArrayItem(v, i)->valuedouble;
+        n_tok = (size_t)tok + 1 > n_tok ? (size_t)tok + 1 : n_tok;
+        cJSON_Delete(t);
+    }
+    free(text);
+    text = slurp(alerts);
+    size_t checked = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *a = cJSON_Parse(line);
+        long tok = (long)cJSON_GetObjectItem(a, "token")->valuedouble;
+        cJSON *cap = cJSON_GetObjectItem(a, "captured");
+        cr_assert_not_null(cap, "%s", line);
+        cr_assert_eq(cJSON_GetObjectItem(cap, "window")->valueint, 4);
+        float best[D] = {0};
+        for (long t = tok - 3 < 0 ? 0 : tok - 3; t <= tok; t++)
+            for (int j = 0; j < D; j++)
+                best[j] = full[t][j] > best[j] ? full[t][j] : best[j];
+        cJSON *fs = cJSON_GetObjectItem(cap, "features");
+        int got = cJSON_GetArraySize(fs);
+        int active = 0;
+        for (int j = 0; j < D; j++)
+            active += best[j] > 0;
+        cr_assert_eq(got, active < 5 ? active : 5, "%s", line);
+        float prev = INFINITY;
+        for (int i = 0; i < got; i++) {
+            cJSON *f = cJSON_GetArrayItem(fs, i);
+            int j = cJSON_GetObjectItem(f, "index")->valueint;
+            float v = (float)cJSON_GetObjectItem(f, "value")->valuedouble;
+            cr_assert_float_eq(v, best[j], 1e-6f * best[j], "token %ld feature %d", tok, j);
+            cr_assert(v <= prev);
+            prev = v;
+            int stronger = 0; /* features above it in the full encode: exactly the ones listed before it */
+            for (int k = 0; k < D; k++)
+                stronger += best[k] > best[j];
+            cr_assert_eq(stronger, i, "token %ld: feature %d is not the %d-th strongest", tok, j, i);
+        }
+        checked++;
+        cJSON_Delete(a);
+    }
+    cr_assert_gt(checked, 3);
     free(text), free(rules), free(sae), free(acts);
     test_rmtree(dir);
     free(dir);

@@ -1,5 +1,7 @@
 /* What the rules need the encoder to compute: saemon_rules_needed_latents,
  * `every: N` on health rules, and subset tokens skipping L0 rules. */
+#include <unistd.h>
+
 #include "tests/monitors/rules_test.h"
 
 static const char *PACK =
@@ -97,4 +99,76 @@ Test(needs, subset_tokens_skip_rules_reading_l0_and_sampled_rules)
     cr_expect_eq(fired, 2);
     saemon_monitor_destroy(mon);
     saemon_rules_close(rs);
+}
+
+static uint64_t cap_stream, cap_token;
+static uint32_t cap_window;
+static size_t fake_capture(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
+                           void *user)
+{
+    (void)user;
+    cap_stream = stream, cap_token = token, cap_window = window;
+    size_t n = 0;
+    for (uint32_t j = 0; j < 5 && n < cap; j++)
+        out[n++] = (saemon_alert_feature){.index = 10 - j, .value = 5.0f - (float)j};
+    return n;
+}
+
+static char last_json[4096];
+static void keep_json(const saemon_alert *a, void *user)
+{
+    (void)user;
+    char *j = saemon_alert_to_json(a);
+    snprintf(last_json, sizeof last_json, "%s", j ? j : "");
+    free(j);
+}
+
+Test(needs, capture_asks_the_caller_and_attaches_top_features_with_labels)
+{
+    const char *labels = "{\"9\": \"ninth\"}";
+    char dir[] = "/tmp/saemon-capture-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256], yaml[512];
+    snprintf(path, sizeof path, "%s/labels.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs(labels, f);
+    fclose(f);
+    snprintf(yaml, sizeof yaml,
+             "version: 1\nfeature_labels: %s\nrules:\n"
+             "  - {name: c, condition: {feature: 3, above: 0.5}, capture: {features: top, count: 3, window: 16}}\n",
+             path);
+    saemon_ruleset *rs = load_ok(yaml);
+    saemon_rules_needs nd;
+    saemon_rules_needed_latents(rs, NULL, 0, &nd);
+    cr_expect_eq(nd.capture_window, 16);
+    saemon_monitor *mon = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_monitor_create(rs, NULL, NULL, &mon, &err), SAEMON_OK, "%s", err.message);
+    saemon_monitor_set_capture(mon, fake_capture, NULL);
+    const uint32_t idx[1] = {3};
+    const float val[1] = {1.0f};
+    saemon_token_view tok = {.stream = 7, .token = 0, .index = idx, .value = val, .nnz = 1, .input_norm = 1};
+    saemon_monitor_observe(mon, &tok, keep_json, NULL);
+    cr_expect_eq(cap_stream, 7);
+    cr_expect_eq(cap_token, 0);
+    cr_expect_eq(cap_window, 16);
+    cr_expect(strstr(last_json, "\"captured\":{\"window\":16,\"features\":[{\"index\":10,\"value\":5},"
+                                "{\"index\":9,\"value\":4,\"label\":\"ninth\"},{\"index\":8,\"value\":3}]}"),
+              "%s", last_json);
+    saemon_monitor_destroy(mon);
+    saemon_rules_close(rs);
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(needs, capture_errors)
+{
+    EXPECT_ERR("version: 1\nrules:\n  - {name: a, condition: {feature: 3, above: 1}, capture: {features: all, count: 3, window: 4}}\n",
+               SAEMON_ERR_RULES, "t.yaml:3:", "expected top");
+    EXPECT_ERR("version: 1\nrules:\n  - {name: a, condition: {feature: 3, above: 1}, capture: {features: top, count: 0, window: 4}}\n",
+               SAEMON_ERR_RULES, "t.yaml:3:", "'capture.count' is 0");
+    EXPECT_ERR("version: 1\nrules:\n  - {name: a, condition: {feature: 3, above: 1}, capture: {features: top, count: 3}}\n",
+               SAEMON_ERR_RULES, "t.yaml:3:", "needs 'features', 'count' and 'window'");
+    EXPECT_ERR("version: 1\nrules:\n  - {name: a, condition: {feature: 3, above: 1}, capture: {features: top, count: 3, window: 5000}}\n",
+               SAEMON_ERR_RULES, "t.yaml:3:", "capture.window");
 }
