@@ -218,10 +218,13 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
     }
     if (st == SAEMON_OK && (!subset || opts->keep_full || opts->full_every))
         st = plan_set_full(enc, &enc->full, err);
-    if (st == SAEMON_OK && subset)
-        st = plan_set_subset(enc, opts->latents, opts->n_latents, true, &enc->cur, err);
-    else
-        enc->cur = enc->full;
+    if (st == SAEMON_OK && subset) {
+        plan_set *sub = NULL;
+        st = plan_set_subset(enc, opts->latents, opts->n_latents, true, &sub, err);
+        atomic_init(&enc->cur, sub);
+    } else {
+        atomic_init(&enc->cur, enc->full);
+    }
     if (st != SAEMON_OK) {
         saemon_encoder_destroy(enc);
         return st;
@@ -260,8 +263,8 @@ static void install_pending(saemon_encoder *enc)
     plan_set *next = atomic_exchange(&enc->pending, NULL);
     if (!next)
         return;
-    plan_set *old = enc->cur;
-    enc->cur = next;
+    plan_set *old = atomic_load_explicit(&enc->cur, memory_order_relaxed);
+    atomic_store_explicit(&enc->cur, next, memory_order_release);
     if (old != enc->full && old != next)
         plan_set_free(atomic_exchange(&enc->retired, old));
 }
@@ -394,7 +397,7 @@ static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const
             memcpy(enc->x_full + n_full++ * d_in, enc->x + r * d_in, d_in * sizeof(float));
         enc->row_subset[r] = !enc->row_full[r];
     }
-    if (set == enc->cur)
+    if (set == atomic_load_explicit(&enc->cur, memory_order_relaxed))
         enc->rows_seen += n;
     run_plan(enc, set, enc->x, n);
     run_plan(enc, enc->full, enc->x_full, n_full);
@@ -430,7 +433,7 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
         return saemon_error_set(err, SAEMON_ERR_ARG, "batch of %zu rows exceeds max_batch %zu", n,
                                 enc->max_batch);
     install_pending(enc);
-    return encode_with(enc, enc->cur, x, n, out, err);
+    return encode_with(enc, atomic_load_explicit(&enc->cur, memory_order_relaxed), x, n, out, err);
 }
 
 saemon_status saemon_encoder_encode_full(saemon_encoder *enc, const float *x, size_t n,
@@ -449,8 +452,9 @@ saemon_status saemon_encoder_encode_full(saemon_encoder *enc, const float *x, si
 /* The plan the next encode uses: a pending one if set_latents left one. */
 static const plan_set *plan_in_effect(const saemon_encoder *enc)
 {
-    const plan_set *p = atomic_load(&((saemon_encoder *)enc)->pending);
-    return p ? p : enc->cur;
+    saemon_encoder *e = (saemon_encoder *)enc;
+    const plan_set *p = atomic_load(&e->pending);
+    return p ? p : atomic_load_explicit(&e->cur, memory_order_acquire);
 }
 
 bool saemon_encoder_is_subset(const saemon_encoder *enc) { return plan_in_effect(enc)->map != NULL; }
@@ -476,8 +480,9 @@ void saemon_encoder_destroy(saemon_encoder *enc)
     if (pending != enc->full)
         plan_set_free(pending);
     plan_set_free(atomic_exchange(&enc->retired, NULL));
-    if (enc->cur != enc->full)
-        plan_set_free(enc->cur);
+    plan_set *cur = atomic_load(&enc->cur);
+    if (cur != enc->full)
+        plan_set_free(cur);
     plan_set_free(enc->full);
     saemon_topology_destroy(enc->topo);
     free(enc->heap);

@@ -108,8 +108,10 @@ SAEMON_API saemon_status saemon_encoder_encode_full(saemon_encoder *enc, const f
 SAEMON_API saemon_status saemon_encoder_set_latents(saemon_encoder *enc, const uint32_t *latents, size_t n,
                                          saemon_error *err);
 
-/* The plan in use (call from the encoding thread): true for a subset, and
- * how many latents it computes per row (d_sae for the full plan). */
+/* The plan in effect (the one set_latents left pending, else the one in
+ * use): true for a subset, and how many latents it computes per row (d_sae
+ * for the full plan). Call from the encoding thread or from the one thread
+ * that calls set_latents. */
 SAEMON_API bool saemon_encoder_is_subset(const saemon_encoder *enc);
 SAEMON_API size_t saemon_encoder_latent_count(const saemon_encoder *enc);
 /* One line saying which plan is in use, why, and how many latents it holds,
