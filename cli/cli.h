@@ -102,6 +102,59 @@ double cli_now_seconds(void);
 bool cli_write_sparse_line(FILE *f, const char *dictionary, const char *ring, uint64_t stream, uint64_t token,
                            const uint32_t *idx, const float *val, size_t nnz);
 
+
+/* --encode auto|rules|all (cli_plan.c): the encoder computes the latents the
+ * rules read when that is exact, and follows rule reloads. */
+typedef struct cli_plan_next {
+    uint32_t *latents;
+    saemon_rules_needs needs;
+} cli_plan_next;
+
+typedef struct cli_plan {
+    saemon_encode_mode mode;   /* from --encode; the default is auto */
+    uint32_t *latents;         /* the rules' latents (not for mode all) */
+    saemon_rules_needs needs;
+    cli_plan_next next;        /* prepared by cli_plan_reload, kept or dropped by cli_plan_commit */
+} cli_plan;
+
+#define CLI_PLAN_LONG_OPTION {"encode", required_argument, 0, 'N'}
+#define CLI_PLAN_USAGE                                                                                    \
+    "  --encode MODE        auto (default): only the latents the rules read when that is exact\n"          \
+    "                       (not TopK, no L0/reconstruction rule without every:), else all;\n"             \
+    "                       rules: that subset or an error; all: every latent\n"
+
+bool cli_parse_encode_mode(const char *text, saemon_encode_mode *out);
+/* Set eo's encode mode, latents, full_reason, full_every and reconstruction
+ * from the rules; false (after a message) on no memory. */
+bool cli_plan_apply(cli_plan *p, const saemon_ruleset *rules, saemon_encoder_options *eo);
+/* "saemon <what>: encoder plan: ..." on stderr. */
+void cli_plan_log(const char *what, const saemon_encoder *enc);
+/* Before a monitor reload to `next`: prepare and hand the encoder the new
+ * latent set (installed at its next batch); false with `err` when the new
+ * rules cannot run on this plan. Then cli_plan_commit says whether the
+ * monitor switched (else the old set is put back). */
+bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *next, saemon_error *err);
+void cli_plan_commit(cli_plan *p, bool switched, saemon_encoder *enc);
+void cli_plan_free(cli_plan *p);
+
+/* Capture on demand over a recording (cli_capture.c): saemon_capture_fn for
+ * saemon_monitor_set_capture. Row r is stream r / tokens_per_stream. */
+typedef struct cli_capture {
+    const saemon_dict *dict;
+    const char *variant;        /* the run's --isa */
+    const float *rows;
+    size_t d_in, tokens_per_stream, n_rows;
+    saemon_encoder *enc;        /* every latent; created on the first capture */
+    float *best;                /* [d_sae] */
+    uint32_t *touched;
+    void *ranked;
+    bool failed;
+} cli_capture;
+
+size_t cli_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
+                      void *user);
+void cli_capture_close(cli_capture *c);
+
 /* A dictionary, its encoder and a recorded activation file viewed as rows. */
 typedef struct cli_session {
     saemon_dict *dict;
@@ -114,6 +167,10 @@ typedef struct cli_session {
  * false with nothing left open. */
 bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
                       const saemon_encoder_options *opts);
+/* The same, for rules: they are bound to the dictionary before the encoder
+ * is created, and `plan` (may be NULL) sets its latents from them. */
+bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
+                            saemon_encoder_options *opts, const saemon_ruleset *rules, cli_plan *plan);
 
 /* Encoder placement options shared by run/encode/demo:
  * --isa, --batch, --threads, --cpus, --exclude-cpus. */
@@ -143,6 +200,8 @@ typedef struct cli_live {
     const char *rules_path;        /* NULL: built-in rules, nothing to reload */
     const saemon_dict_info *dict;
     bool can_reconstruct;          /* the encoder decodes: recon rules may be added */
+    saemon_encoder *encoder;       /* with plan: follows the reloaded rules' latents */
+    cli_plan *plan;                /* NULL: the encoder's plan never changes */
     saemon_monitor *monitor;
     saemon_ruleset **rules;        /* the caller's current rules; replaced (old freed) on reload */
     saemon_alert_fn on_alert;      /* resolved alerts of removed rules go here */

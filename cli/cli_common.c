@@ -189,6 +189,13 @@ void cli_encoder_warn(const saemon_encoder *enc)
 bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
                       const saemon_encoder_options *opts)
 {
+    saemon_encoder_options o = opts ? *opts : (saemon_encoder_options){0};
+    return cli_session_open_rules(s, what, sae_dir, input_path, &o, NULL, NULL);
+}
+
+bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
+                            saemon_encoder_options *opts, const saemon_ruleset *rules, cli_plan *plan)
+{
     memset(s, 0, sizeof *s);
     saemon_error err = {0};
     if (saemon_dict_open(sae_dir, &s->dict, &err) != SAEMON_OK)
@@ -199,9 +206,20 @@ bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, con
     if (saemon_npy_as_rows(&s->input, info->d_in, info->reshape_hook_z, &s->n_rows, &s->n_streams,
                            &s->tokens_per_stream, &err) != SAEMON_OK)
         goto fail;
+    if (rules && saemon_rules_bind(rules, info, &err) != SAEMON_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        cli_session_close(s);
+        return false;
+    }
+    if (rules && plan && !cli_plan_apply(plan, rules, opts)) {
+        cli_session_close(s);
+        return false;
+    }
     if (saemon_encoder_create(s->dict, opts, &s->encoder, &err) != SAEMON_OK)
         goto fail;
     cli_encoder_warn(s->encoder);
+    if (rules && plan)
+        cli_plan_log(what, s->encoder);
     return true;
 fail:
     cli_fail(what, &err);

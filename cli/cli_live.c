@@ -103,6 +103,20 @@ static bool rules_file_changed(cli_live *l)
     }
 }
 
+/* Reload hooks: the new rules' latents are packed before the monitor
+ * switches, and dropped again if it does not. */
+static saemon_status prepare_plan(const saemon_ruleset *next, void *user, saemon_error *err)
+{
+    cli_live *l = user;
+    return cli_plan_reload(l->plan, l->encoder, next, err) ? SAEMON_OK : (err->code ? err->code : SAEMON_ERR_RULES);
+}
+
+static void finish_plan(bool switched, void *user)
+{
+    cli_live *l = user;
+    cli_plan_commit(l->plan, switched, l->encoder);
+}
+
 static void reload(cli_live *l, const char *why)
 {
     if (!l->rules_path) {
@@ -112,8 +126,13 @@ static void reload(cli_live *l, const char *why)
     }
     saemon_error err = {0};
     saemon_reload_stats st = {0};
-    const saemon_reload_options policy = {
+    saemon_reload_options policy = {
         .dict = l->dict, .can_reconstruct = l->can_reconstruct, .on_alert = l->on_alert, .user = l->alert_user};
+    if (l->plan) { /* the encoder's latent set follows the rules */
+        policy.prepare = prepare_plan;
+        policy.finish = finish_plan;
+        policy.hook_user = l;
+    }
     saemon_status s = saemon_monitor_reload_file(l->monitor, l->rules_path, &policy, l->rules, &st, &err);
     log_prefix(l->what);
     if (s != SAEMON_OK) {
@@ -122,6 +141,10 @@ static void reload(cli_live *l, const char *why)
     }
     fprintf(stderr, "rules reloaded: %zu rules (%zu kept state, %zu changed, %zu added, %zu removed) after %s\n",
             st.rules, st.kept, st.changed, st.added, st.removed, why);
+    if (l->plan && l->encoder) {
+        log_prefix(l->what);
+        fprintf(stderr, "encoder plan from the next batch: %s\n", saemon_encoder_plan(l->encoder));
+    }
 }
 
 /* Sleep until `tokens` are due at --rate, waking for a stop request. */

@@ -103,6 +103,15 @@ static void fire(saemon_monitor *mon, const rules_rule *r, const eval_ctx *ctx, 
     saemon_alert a = {.status = "firing", .stream = ctx->tok->stream, .token = ctx->tok->token,
                       .fired_token = ctx->tok->token, .value = eval_value(r->cond, ctx),
                       .features = mon->features, .n_features = u};
+    if (r->capture_count && mon->capture_fn && mon->captured) {
+        size_t c = mon->capture_fn(a.stream, a.token, r->capture_window, mon->captured, r->capture_count,
+                                   mon->capture_user);
+        a.n_captured = c < r->capture_count ? c : r->capture_count;
+        for (size_t i = 0; i < a.n_captured; i++)
+            mon->captured[i].label = mon->rules->n_labels ? rules_label_of(mon->rules, mon->captured[i].index) : NULL;
+        a.captured = mon->captured;
+        a.capture_window = r->capture_window;
+    }
     emit(mon, r, &a, fn, user);
 }
 
@@ -285,6 +294,8 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
         rule_state *st = &state[i];
         if (r->interval > 1 && tok->token % r->interval != 0)
             continue;
+        if (r->needs_full && tok->subset) /* L0 / reconstruction unknown on this token */
+            continue;
         bool holds = eval_cond(r->cond, &ctx);
         if (mon->window_offset[i] != SIZE_MAX)
             holds = apply_window(r, (window_state *)(blob + mon->window_offset[i]), holds);
@@ -315,6 +326,16 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
                 mon->dense[tok->index[i]] = 0.0f;
 }
 
+void saemon_monitor_set_capture(saemon_monitor *mon, saemon_capture_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    if (fn && !mon->captured)
+        mon->captured = calloc(RULES_MAX_CAPTURE, sizeof *mon->captured);
+    mon->capture_fn = fn;
+    mon->capture_user = user;
+}
+
 size_t saemon_monitor_stream_count(const saemon_monitor *mon)
 {
     return mon ? mon->streams.count : 0;
@@ -340,6 +361,7 @@ void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *f,
             .input_norm = f->input_norm[t],
             .input_nonfinite = f->input_nonfinite[t],
             .recon_error = f->recon_error ? f->recon_error[t] : NAN,
+            .subset = f->subset && f->subset[t],
         };
         saemon_monitor_observe(mon, &tok, fn, user);
     }
@@ -366,5 +388,6 @@ void saemon_monitor_destroy(saemon_monitor *mon)
         freelocale(mon->c_locale);
     free(mon->dense);
     free(mon->dict_name);
+    free(mon->captured);
     free(mon);
 }

@@ -41,6 +41,9 @@ struct saemon_monitor {
     size_t *window_offset;          /* per enabled rule: offset, or SIZE_MAX without a window */
     stream_map streams;
     uint64_t dropped;
+    saemon_capture_fn capture_fn;   /* capture on demand, or NULL */
+    void *capture_user;
+    saemon_alert_feature *captured; /* scratch: RULES_MAX_CAPTURE entries */
 };
 
 static inline size_t round8(size_t n)

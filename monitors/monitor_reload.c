@@ -122,6 +122,10 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     fresh->dict_name = mon->dict_name;
     mon->dict_name = NULL;
     fresh->dropped = mon->dropped;
+    fresh->capture_fn = mon->capture_fn;
+    fresh->capture_user = mon->capture_user;
+    fresh->captured = mon->captured;
+    mon->captured = NULL;
     saemon_monitor old = *mon;
     *mon = *fresh;
     *fresh = old;
@@ -148,8 +152,13 @@ saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const char *path, 
                              "%s: the new rules use reconstruction_error_above but this run does not "
                              "decode; expected a restart to add reconstruction checks",
                              path);
+    bool prepared = false;
+    if (s == SAEMON_OK && opts->prepare)
+        prepared = (s = opts->prepare(next, opts->hook_user, err)) == SAEMON_OK;
     if (s == SAEMON_OK)
         s = saemon_monitor_reload(mon, next, opts->on_alert, opts->user, stats, err);
+    if (prepared && opts->finish)
+        opts->finish(s == SAEMON_OK, opts->hook_user);
     if (s != SAEMON_OK) {
         saemon_rules_close(next);
         return s;

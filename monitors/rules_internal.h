@@ -15,6 +15,8 @@
 #define RULES_MAX_FILE_BYTES (16u << 20)
 #define RULES_MAX_WINDOW 65536        /* tokens in a window / mean_over */
 #define RULES_MAX_LABELS_BYTES (256u << 20)
+#define RULES_MAX_CAPTURE 1024        /* capture.count */
+#define RULES_MAX_CAPTURE_WINDOW 4096 /* capture.window, tokens */
 
 typedef enum rules_cond_kind {
     RULES_COND_LEAF = 0, /* one feature (or its running mean) against thresholds */
@@ -96,6 +98,9 @@ typedef struct rules_rule {
     bool enabled;
     bool block;              /* action: block — ask the producer to stop the stream */
     uint64_t interval;       /* evaluate on tokens whose position % interval == 0 */
+    uint64_t every;          /* health sampling: the full encode on one token in N; 0: not declared */
+    bool needs_full;         /* reads L0 / reconstruction, or declares every: skip subset tokens */
+    uint32_t capture_count, capture_window; /* capture: {features: top, ...}; 0: none */
     uint64_t for_tokens;     /* >= 1 */
     uint64_t cooldown;
     uint64_t keep_firing_for;

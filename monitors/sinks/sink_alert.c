@@ -30,7 +30,7 @@ static const char *put_str(char **cursor, const char *s)
  * saemon_alert_feature: a new field would otherwise dangle once the monitor's
  * callback returns. Update sink_alert_copy, then these sizes. */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(saemon_alert) == 18 * 8, "saemon_alert changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert) == 20 * 8, "saemon_alert changed: update sink_alert_copy");
 _Static_assert(sizeof(saemon_alert_feature) == 16, "saemon_alert_feature changed: update sink_alert_copy");
 #endif
 
@@ -40,11 +40,13 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
                      str_size(a->status) + str_size(a->dictionary) + str_size(a->group);
     for (size_t i = 0; i < a->n_features; i++)
         strings += str_size(a->features[i].label);
+    for (size_t i = 0; i < a->n_captured; i++)
+        strings += str_size(a->captured[i].label);
     for (size_t i = 0; i < a->n_labels; i++)
         strings += str_size(a->labels[i].key) + str_size(a->labels[i].value);
     for (size_t i = 0; i < a->n_annotations; i++)
         strings += str_size(a->annotations[i].key) + str_size(a->annotations[i].value);
-    size_t size = sizeof(sink_alert) + a->n_features * sizeof(saemon_alert_feature) +
+    size_t size = sizeof(sink_alert) + (a->n_features + a->n_captured) * sizeof(saemon_alert_feature) +
                   (a->n_labels + a->n_annotations) * sizeof(saemon_kv) + strings;
     sink_alert *c = malloc(size);
     if (!c)
@@ -57,6 +59,11 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
         memcpy(f, a->features, a->n_features * sizeof *f);
     c->alert.features = a->n_features ? f : NULL;
     p += a->n_features * sizeof *f;
+    saemon_alert_feature *cap = (saemon_alert_feature *)p;
+    if (a->n_captured)
+        memcpy(cap, a->captured, a->n_captured * sizeof *cap);
+    c->alert.captured = a->n_captured ? cap : NULL;
+    p += a->n_captured * sizeof *cap;
     saemon_kv *labels = (saemon_kv *)p;
     saemon_kv *annotations = labels + a->n_labels;
     p = (char *)(annotations + a->n_annotations);
@@ -68,6 +75,8 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
     c->alert.group = put_str(&p, a->group);
     for (size_t i = 0; i < a->n_features; i++)
         f[i].label = put_str(&p, a->features[i].label);
+    for (size_t i = 0; i < a->n_captured; i++)
+        cap[i].label = put_str(&p, a->captured[i].label);
     for (size_t i = 0; i < a->n_labels; i++) {
         labels[i].key = put_str(&p, a->labels[i].key);
         labels[i].value = put_str(&p, a->labels[i].value);

@@ -119,6 +119,8 @@ Test(reload, broken_then_valid_rules_while_running, .timeout = 30, .fini = kill_
     start_demo(rules, alerts, out, err);
 
     wait_for(alerts, "\"rule\":\"v1\"", 0);
+    /* --encode auto: only feature 173 is encoded (docs/ARCHITECTURE.md "Subset plans") */
+    cr_expect(count_in(err, "saemon demo: encoder plan: subset of 1 of 256 latents") == 1, "%s", slurp(err));
 
     /* SIGHUP on an unchanged file: reloaded, the rule keeps its state. */
     kill(child, SIGHUP);
@@ -137,6 +139,8 @@ Test(reload, broken_then_valid_rules_while_running, .timeout = 30, .fini = kill_
     write_file(rules, V2);
     wait_for(err, "rules reloaded: 1 rules (0 kept state, 0 changed, 1 added, 1 removed) after a change of the file", 0);
     wait_for(alerts, "\"rule\":\"v2\"", 0);
+    /* the encoder swapped its plan to feature 41: v2's alerts above prove it is watched */
+    cr_expect(count_in(err, "encoder plan from the next batch: subset of 1 of 256 latents") >= 2, "%s", slurp(err));
 
     kill(child, SIGTERM);
     int status = -1;
