@@ -347,7 +347,9 @@ saemon_status walk_uint(walk *w, const yaml_node_t *node, const char *what, uint
     return SAEMON_OK;
 }
 
-saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out)
+/* The number a YAML int/float scalar spells, in double: ±inf for .inf /
+ * -.inf and for decimals beyond double range, NaN for .nan. */
+static saemon_status scalar_number(walk *w, const yaml_node_t *node, const char *what, double *out)
 {
     char desc[96];
     scalar_type t = node->type == YAML_SCALAR_NODE ? walk_scalar_type(node) : SCALAR_STRING;
@@ -361,8 +363,10 @@ saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, flo
     uint64_t u;
     if (t == SCALAR_INT && len > 2 && s[0] == '0' && (s[1] == 'o' || s[1] == 'x')) {
         d = parse_uint(s, len, &negative, &u) ? (double)u : INFINITY;
-    } else if (s[len - 1] == 'f' || s[len - 1] == 'F' || s[len - 1] == 'n' || s[len - 1] == 'N') {
-        d = NAN; /* .inf / .nan spellings */
+    } else if (s[len - 1] == 'f' || s[len - 1] == 'F') {
+        d = s[0] == '-' ? -INFINITY : INFINITY; /* .inf, +.inf, -.inf */
+    } else if (s[len - 1] == 'n' || s[len - 1] == 'N') {
+        d = NAN; /* .nan */
     } else {
         /* strtod in the C locale: the caller's LC_NUMERIC must not change '.'. */
         locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
@@ -371,11 +375,31 @@ saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, flo
         d = strtod_l(s, NULL, c_locale);
         freelocale(c_locale);
     }
+    *out = d;
+    return SAEMON_OK;
+}
+
+saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out)
+{
+    char desc[96];
+    double d;
+    saemon_status st = scalar_number(w, node, what, &d);
+    if (st != SAEMON_OK)
+        return st;
     if (!isfinite(d) || fabs(d) > FLT_MAX)
         return walk_fail(w, node, "%s is %s; expected a finite number within float range", what,
                          walk_describe(node, desc, sizeof desc));
     *out = (float)d;
     return SAEMON_OK;
+}
+
+saemon_status walk_float_any(walk *w, const yaml_node_t *node, const char *what, float *out)
+{
+    double d;
+    saemon_status st = scalar_number(w, node, what, &d);
+    if (st == SAEMON_OK)
+        *out = (float)d; /* beyond float range: ±inf, as the encoder would produce */
+    return st;
 }
 
 /* libyaml reader errors carry a byte offset, not a line. */

@@ -75,6 +75,8 @@ saemon_status walk_uint(walk *w, const yaml_node_t *node, const char *what, uint
                         uint64_t *out);
 /* A finite number that fits a float (integers accepted). */
 saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out);
+/* Any number a float can hold, .inf, -.inf and .nan included (test inputs). */
+saemon_status walk_float_any(walk *w, const yaml_node_t *node, const char *what, float *out);
 
 /* The error of a failed yaml_parser_load as "FILE:LINE:COL: YAML syntax error: ...". */
 saemon_status walk_syntax_error(const yaml_parser_t *p, const char *file, const char *text, size_t len,

@@ -83,6 +83,9 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
 void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc);
 
 double cli_now_seconds(void);
+/* A float as a JSON value: a number (%.9g, round-trips), or for a non-finite
+ * one the string "+Inf", "-Inf" or "NaN" (bare inf/nan is not JSON). */
+bool cli_write_json_float(FILE *f, float v);
 
 
 

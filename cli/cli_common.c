@@ -53,12 +53,25 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
                     .recon_error = f->recon_error ? f->recon_error[t] : NAN,
                 };
                 saemon_monitor_observe(rp->monitor, &tok, rp->on_alert, rp->alert_user);
+                /* The last token of a sequence (and so of the input): what
+                 * still fires there is resolved now (docs/rules.md). */
+                if (tok.token + 1 == rp->tokens_per_stream)
+                    saemon_monitor_end_stream(rp->monitor, tok.stream, rp->on_alert, rp->alert_user);
             }
         }
         rp->tokens += m;
         done += m;
     }
     return SAEMON_OK;
+}
+
+bool cli_write_json_float(FILE *f, float v)
+{
+    if (isnan(v))
+        return fputs("\"NaN\"", f) >= 0;
+    if (isinf(v))
+        return fputs(v > 0 ? "\"+Inf\"" : "\"-Inf\"", f) >= 0;
+    return fprintf(f, "%.9g", (double)v) > 0;
 }
 
 double cli_now_seconds(void)

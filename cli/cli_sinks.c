@@ -7,16 +7,29 @@
 
 #include "cli/cli.h"
 
+/* Set a one-of-a-kind option; a second occurrence is refused rather than
+ * silently replacing the first (several sinks of a kind: use --sinks FILE). */
+static int set_once(const char **slot, const char *opt, const char *arg)
+{
+    if (*slot) {
+        fprintf(stderr, "saemon: %s given twice ('%s', then '%s'); expected it once — for several sinks of a kind "
+                        "use a sinks file (--sinks, docs/sinks.md)\n", opt, *slot, arg);
+        return -1;
+    }
+    *slot = arg;
+    return 1;
+}
+
 int cli_sink_option(int c, const char *arg, cli_sink_flags *f)
 {
     switch (c) {
-    case 'o': f->alerts = arg; return 1;
-    case 'S': f->sinks_file = arg; return 1;
-    case 'W': f->webhook = arg; return 1;
-    case 'M': f->alertmanager = arg; return 1;
-    case 'E': f->exec = arg; return 1;
-    case 'P': f->spool = arg; return 1;
-    case 'G': f->generator_url = arg; return 1;
+    case 'o': return set_once(&f->alerts, "--alerts", arg);
+    case 'S': return set_once(&f->sinks_file, "--sinks", arg);
+    case 'W': return set_once(&f->webhook, "--webhook", arg);
+    case 'M': return set_once(&f->alertmanager, "--alertmanager", arg);
+    case 'E': return set_once(&f->exec, "--exec", arg);
+    case 'P': return set_once(&f->spool, "--spool", arg);
+    case 'G': return set_once(&f->generator_url, "--generator-url", arg);
     case 'R': f->resolved = true; return 1;
     case 'Q': return cli_parse_size("--queue", arg, &f->queue) ? 1 : -1;
     default: return 0;

@@ -198,13 +198,14 @@ static void update_trackers(saemon_monitor *mon, unsigned char *blob, const eval
         if (!isfinite(v))
             v = 0.0f; /* one bad value must not poison the window forever */
         if (ts->count == n)
-            ts->sum -= ring[ts->pos];
+            exact_sum_add(&ts->sum, ring[ts->pos], 1);
         else
             ts->count++;
         ring[ts->pos] = v;
-        ts->sum += v;
+        exact_sum_add(&ts->sum, v, 0);
         ts->pos = ts->pos + 1 == n ? 0 : ts->pos + 1;
-        mon->means[t] = ts->count == n ? (float)(ts->sum / n) : NAN;
+        /* exact sum, rounded to double, divided in double, rounded to float */
+        mon->means[t] = ts->count == n ? (float)(exact_sum_value(&ts->sum) / n) : NAN;
     }
 }
 
@@ -233,6 +234,21 @@ static void start_sequence(saemon_monitor *mon, size_t slot, bool is_new, saemon
     }
     if (mon->streams.blob_size)
         memset(stream_map_blob(&mon->streams, slot), 0, mon->streams.blob_size);
+}
+
+void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    size_t slot = stream_map_find(&mon->streams, stream);
+    if (slot == SIZE_MAX)
+        return;
+    const stream_slot *sl = &mon->streams.slots[slot];
+    rule_state *state = stream_map_states(&mon->streams, slot);
+    for (size_t i = 0; i < mon->n_enabled; i++)
+        if (state[i].firing)
+            monitor_resolve(mon, mon->enabled[i], sl->id, sl->last_token, &state[i], fn, user);
+    stream_map_remove(&mon->streams, stream);
 }
 
 void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,

@@ -143,6 +143,12 @@ SAEMON_API size_t saemon_monitor_stream_count(const saemon_monitor *mon);
  * to start tracking a new stream. 0 in a healthy run. */
 SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
 
+/* The producer closed `stream`: every alert still firing in it is resolved
+ * (reported through `fn` when the monitor reports resolved alerts) and the
+ * stream's state is freed, so a long-running monitor does not grow with the
+ * number of streams it has seen. A later token of the same id starts afresh. */
+SAEMON_API void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user);
+
 /* Rule unit tests (docs/rules.md "Rule unit tests"): run every test of the
  * YAML test file at `path`, printing PASS/FAIL per test (with a diff) to
  * `report`. *n_failed gets the number of failing tests. A malformed test or
