@@ -236,7 +236,10 @@ static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_
     if (!(r->cond = arena_calloc(w->mem, 1, sizeof *r->cond)))
         return nomem(w);
     p->deepest = 0;
+    p->expanded = 0;
     s = cond ? rules_parse_condition(p, cond, 1, r->cond) : rules_parse_health(p, health, r->cond);
+    if (s != SAEMON_OK)
+        return s;
     r->max_features = rules_cond_max_features(r->cond);
     return s;
 }
