@@ -92,6 +92,21 @@ Test(operators, macros_and_lists_expand)
     done(mon, rs);
 }
 
+/* issue 12: 2 * 3e38 overflows float; in float32 the score was inf - inf = NaN. */
+Test(operators, probe_sum_of_huge_features_does_not_overflow)
+{
+    saemon_ruleset *rs;
+    saemon_monitor *mon = make("rules:\n  - name: p\n    condition:\n      probe: {weights: {1: 2.0, 2: -2.0}, "
+                               "above: 0.4}\n", false, &rs);
+    capture c = {0};
+    const uint32_t idx[] = {1, 2};
+    const float v[] = {3e38f, 3e38f};
+    feed(mon, 0, 0, idx, v, 2, &c);
+    expect_events(&c, "0:firing");
+    cr_expect_eq(c.a[0].value, 0.5, "score %.9g", c.a[0].value); /* sigmoid(6e38 - 6e38) */
+    done(mon, rs);
+}
+
 Test(operators, probe_is_sigmoid_of_linear_score)
 {
     saemon_ruleset *rs;
