@@ -433,3 +433,38 @@ saemon_status walk_syntax_error(const yaml_parser_t *p, const char *file, const 
                             file, m.line, m.column, problem);
 }
 
+
+saemon_status walk_check_depth(const char *file, const char *text, size_t len, saemon_status code,
+                               saemon_error *err)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", file);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    saemon_status s = SAEMON_OK;
+    size_t depth = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev))
+            break; /* a syntax error: the loader reports it with its own message */
+        yaml_event_type_t type = ev.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > WALK_MAX_DEPTH) {
+                s = saemon_error_set(err, code,
+                                     "%s:%zu:%zu: collections nested more than %d deep; expected a shallower "
+                                     "document",
+                                     file, (size_t)ev.start_mark.line + 1, (size_t)ev.start_mark.column + 1,
+                                     WALK_MAX_DEPTH);
+                yaml_event_delete(&ev);
+                break;
+            }
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        yaml_event_delete(&ev);
+        if (type == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return s;
+}

@@ -276,6 +276,11 @@ saemon_status rule_tests_parse_string(const char *yaml, size_t len, const char *
         return saemon_error_set(err, SAEMON_ERR_RULES, "%s: test file is %zu bytes; expected at most %u", filename,
                                 len, RULES_MAX_FILE_BYTES);
     }
+    saemon_status depth_ok = walk_check_depth(tf->filename, yaml ? yaml : "", len, SAEMON_ERR_RULES, err);
+    if (depth_ok != SAEMON_OK) {
+        rule_tests_free(tf);
+        return depth_ok;
+    }
     if (!yaml_parser_initialize(&parser)) {
         rule_tests_free(tf);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);

@@ -507,6 +507,11 @@ saemon_status saemon_rules_from_string(const char *yaml, size_t len, const char 
         saemon_rules_close(rs);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
     }
+    saemon_status depth_ok = walk_check_depth(rs->filename, yaml ? yaml : "", len, SAEMON_ERR_RULES, err);
+    if (depth_ok != SAEMON_OK) {
+        saemon_rules_close(rs);
+        return depth_ok;
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         saemon_rules_close(rs);

@@ -297,6 +297,9 @@ saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *ya
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config_string: NULL argument");
     if (!filename)
         filename = "(string)";
+    saemon_status depth_ok = walk_check_depth(filename, yaml ? yaml : "", len, SAEMON_ERR_FORMAT, err);
+    if (depth_ok != SAEMON_OK)
+        return depth_ok;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
