@@ -143,6 +143,16 @@ int bench_report_csv(const bench_results *res, const char *path);
 /* ---- real_saes.c ---- */
 void bench_real_saes(bench_results *res, const bench_opts *o);
 
+/* ---- paths.c ---- */
+/* A helper file shipped with the benchmark ("peers.py"): next to the program
+ * (build tree), else in the installed data directory. Static buffer. */
+const char *bench_data_file(const char *name);
+/* $SAEMON_SHARED_DIR, else "../shared". */
+const char *bench_default_shared_dir(void);
+
+/* ---- main.c: `saemon-bench rules` (bench_rules.c) ---- */
+int bench_rules_main(int argc, char **argv);
+
 /* ---- kernels_main.c: the saemon-bench-kernels program ---- */
 int bench_kernels_main(int argc, char **argv);
 /* acts file paired with an SAELens dir (real_saes.c); malloc'd or NULL. */

@@ -1,4 +1,4 @@
-/* saemon-bench-rules: rule evaluation cost in ns per token for 10, 100 and
+/* saemon-bench rules: rule evaluation cost in ns per token for 10, 100 and
  * 1000 rules of mixed kinds (leaf, any/all, between, at_least, probe, window,
  * mean_over, health), on synthetic sparse tokens (d_sae 16384, L0 64). */
 #include <inttypes.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "saemon/rules.h"
 
 #define D_SAE 16384
@@ -103,7 +104,7 @@ static int by_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int main(int argc, char **argv)
+int bench_rules_main(int argc, char **argv)
 {
     double min_seconds = argc > 1 && !strcmp(argv[1], "--quick") ? 0.05 : 0.5;
     static uint32_t index[N_TOKENS][L0];
@@ -115,7 +116,7 @@ int main(int argc, char **argv)
         }
         qsort(index[t], L0, sizeof index[t][0], by_u32);
     }
-    printf("saemon-bench-rules: d_sae %d, L0 16-64, 4 streams, mixed rule kinds, resolved events on;\n"
+    printf("saemon-bench rules: d_sae %d, L0 16-64, 4 streams, mixed rule kinds, resolved events on;\n"
            "thread CPU time per observed token\n", D_SAE);
     printf("%8s %12s %14s %10s\n", "rules", "ns/token", "ns/rule/token", "alerts/tok");
     const size_t counts[] = {10, 100, 1000};

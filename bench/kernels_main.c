@@ -10,12 +10,6 @@
 #include "kernels/kernel.h"
 #include "synth.h"
 
-#ifndef SAEMON_BENCH_PEERS_PY
-#define SAEMON_BENCH_PEERS_PY "bench/peers.py"
-#endif
-#ifndef SAEMON_BENCH_SHARED_DIR
-#define SAEMON_BENCH_SHARED_DIR "../shared"
-#endif
 
 typedef struct shape_def {
     const char *name, *alias;
@@ -268,11 +262,9 @@ int bench_kernels_main(int argc, char **argv)
     o.max_time = o.quick ? 0.4 : 2.0;
     o.min_calls = o.quick ? 10 : 30;
     if (!o.shared_dir)
-        o.shared_dir = getenv("SAEMON_SHARED_DIR");
-    if (!o.shared_dir || !*o.shared_dir)
-        o.shared_dir = SAEMON_BENCH_SHARED_DIR;
+        o.shared_dir = bench_default_shared_dir();
     if (!o.peers_script)
-        o.peers_script = SAEMON_BENCH_PEERS_PY;
+        o.peers_script = bench_data_file("peers.py");
     if (!o.no_peers && access(o.python, X_OK) != 0) {
         fprintf(stderr, "saemon-bench-kernels: %s not found; peers disabled\n", o.python);
         o.no_peers = 1;

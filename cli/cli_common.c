@@ -31,38 +31,52 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
                               saemon_error *err)
 {
     const size_t batch = saemon_encoder_max_batch(rp->encoder);
-    for (size_t done = 0; done < n;) {
+    uint64_t *where = rp->monitor ? malloc(2 * batch * sizeof *where) : NULL;
+    if (rp->monitor && !where) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return err->code = SAEMON_ERR_NOMEM;
+    }
+    uint64_t *streams = where, *tokens = where ? where + batch : NULL;
+    saemon_status st = SAEMON_OK;
+    for (size_t done = 0; done < n && st == SAEMON_OK;) {
         size_t m = n - done < batch ? n - done : batch;
         const saemon_features *f;
-        saemon_status st = saemon_encoder_encode(rp->encoder, rows + done * rp->d_in, m, &f, err);
+        st = saemon_encoder_encode(rp->encoder, rows + done * rp->d_in, m, &f, err);
         if (st != SAEMON_OK)
-            return st;
-        for (size_t t = 0; t < m; t++) {
-            uint64_t row = first_row + done + t;
-            size_t lo = f->offsets[t], hi = f->offsets[t + 1];
-            rp->active_features += hi - lo;
-            if (rp->monitor) {
-                saemon_token_view tok = {
-                    .stream = row / rp->tokens_per_stream,
-                    .token = row % rp->tokens_per_stream,
-                    .index = f->index + lo,
-                    .value = f->value + lo,
-                    .nnz = hi - lo,
-                    .input_norm = f->input_norm[t],
-                    .input_nonfinite = f->input_nonfinite[t] != 0,
-                    .recon_error = f->recon_error ? f->recon_error[t] : NAN,
-                };
-                saemon_monitor_observe(rp->monitor, &tok, rp->on_alert, rp->alert_user);
-                /* The last token of a sequence (and so of the input): what
-                 * still fires there is resolved now (docs/rules.md). */
-                if (tok.token + 1 == rp->tokens_per_stream)
-                    saemon_monitor_end_stream(rp->monitor, tok.stream, rp->on_alert, rp->alert_user);
+            break;
+        rp->active_features += f->offsets[m] - f->offsets[0];
+        if (rp->monitor) {
+            for (size_t t = 0; t < m; t++) {
+                uint64_t row = first_row + done + t;
+                streams[t] = row / rp->tokens_per_stream;
+                tokens[t] = row % rp->tokens_per_stream;
+            }
+            /* Observe up to and including the last token of each sequence in
+             * the batch, then end that stream: what still fires there is
+             * resolved right after it (docs/rules.md), before the next
+             * sequence's alerts. */
+            for (size_t from = 0, t = 0; t < m; t++) {
+                bool last = tokens[t] + 1 == rp->tokens_per_stream;
+                if (!last && t + 1 < m)
+                    continue;
+                saemon_features part = *f;
+                part.n_tokens = t + 1 - from;
+                part.offsets = f->offsets + from;
+                part.input_norm = f->input_norm + from;
+                part.input_nonfinite = f->input_nonfinite + from;
+                part.recon_error = f->recon_error ? f->recon_error + from : NULL;
+                saemon_monitor_observe_batch(rp->monitor, &part, streams + from, tokens + from, rp->on_alert,
+                                             rp->alert_user);
+                if (last)
+                    saemon_monitor_end_stream(rp->monitor, streams[t], rp->on_alert, rp->alert_user);
+                from = t + 1;
             }
         }
         rp->tokens += m;
         done += m;
     }
-    return SAEMON_OK;
+    free(where);
+    return st;
 }
 
 bool cli_write_json_float(FILE *f, float v)

@@ -10,7 +10,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/error.h"
 #include "cli/cli.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -112,26 +111,15 @@ static void reload(cli_live *l, const char *why)
         return;
     }
     saemon_error err = {0};
-    saemon_ruleset *next = NULL;
     saemon_reload_stats st = {0};
-    saemon_status s = saemon_rules_open(l->rules_path, NULL, &next, &err);
-    if (s == SAEMON_OK)
-        s = saemon_rules_bind(next, l->dict, &err);
-    if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !l->can_reconstruct)
-        s = saemon_error_set(&err, SAEMON_ERR_RULES,
-                             "%s: the new rules use reconstruction_error_above but this run does not "
-                             "decode; expected a restart to add reconstruction checks",
-                             l->rules_path);
-    if (s == SAEMON_OK)
-        s = saemon_monitor_reload(l->monitor, next, l->on_alert, l->alert_user, &st, &err);
+    const saemon_reload_options policy = {
+        .dict = l->dict, .can_reconstruct = l->can_reconstruct, .on_alert = l->on_alert, .user = l->alert_user};
+    saemon_status s = saemon_monitor_reload_file(l->monitor, l->rules_path, &policy, l->rules, &st, &err);
     log_prefix(l->what);
     if (s != SAEMON_OK) {
         fprintf(stderr, "rules not reloaded after %s, keeping the old rules: %s\n", why, err.message);
-        saemon_rules_close(next);
         return;
     }
-    saemon_rules_close(*l->rules);
-    *l->rules = next;
     fprintf(stderr, "rules reloaded: %zu rules (%zu kept state, %zu changed, %zu added, %zu removed) after %s\n",
             st.rules, st.kept, st.changed, st.added, st.removed, why);
 }

@@ -9,7 +9,7 @@
 
 #include "demo_rules.h" /* generated: demo_rules_yaml[] */
 #include "cli/cli.h"
-#include "runtime/toy_model.h"
+#include "cli/toy_model.h"
 
 #define CHUNK 64
 
@@ -67,7 +67,7 @@ int cmd_demo(int argc, char **argv)
     }
     int rc = CLI_FAIL;
     saemon_error err = {0};
-    saemon_toy_model *toy = saemon_toy_create(seed);
+    toy_model *toy = toy_create(seed);
     saemon_dict *dict = NULL;
     saemon_encoder *enc = NULL;
     saemon_ruleset *rules = NULL;
@@ -78,7 +78,7 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "saemon demo: out of memory\n");
         return CLI_FAIL;
     }
-    if (saemon_toy_dictionary(toy, &dict, &err) != SAEMON_OK) {
+    if (toy_dictionary(toy, &dict, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }
@@ -114,10 +114,10 @@ int cmd_demo(int argc, char **argv)
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);
 
-    float x[CHUNK * SAEMON_TOY_D_IN];
-    saemon_toy_truth truth[CHUNK];
+    float x[CHUNK * TOY_D_IN];
+    toy_truth truth[CHUNK];
     uint64_t alarm_tokens = 0, long_bursts = 0, pairs = 0;
-    cli_replay rp = {.encoder = enc, .monitor = mon, .d_in = SAEMON_TOY_D_IN, .tokens_per_stream = UINT64_MAX,
+    cli_replay rp = {.encoder = enc, .monitor = mon, .d_in = TOY_D_IN, .tokens_per_stream = UINT64_MAX,
                      .on_alert = saemon_sinks_alert, .alert_user = sinks};
     cli_live live = {.what = "demo", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
                      .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
@@ -126,7 +126,7 @@ int cmd_demo(int argc, char **argv)
     double t0 = cli_now_seconds();
     for (size_t done_tokens = 0; (n_tokens == 0 || done_tokens < n_tokens) && !cli_live_stopping();) {
         size_t m = n_tokens && n_tokens - done_tokens < CHUNK ? n_tokens - done_tokens : CHUNK;
-        saemon_toy_generate(toy, x, m, truth);
+        toy_generate(toy, x, m, truth);
         for (size_t t = 0; t < m; t++) {
             alarm_tokens += truth[t].alarm;
             pairs += truth[t].pair;
@@ -155,6 +155,6 @@ done:
     saemon_rules_close(rules);
     saemon_encoder_destroy(enc);
     saemon_dict_close(dict);
-    saemon_toy_destroy(toy);
+    toy_destroy(toy);
     return rc;
 }

@@ -2,39 +2,23 @@
 #include <getopt.h>
 #include <string.h>
 
-#include "kernels/kernel.h"
 #include "cli/cli.h"
-#include "runtime/topology.h"
 
 static void print_kernels(void)
 {
-    size_t n;
-    const saemon_kernel *const *all = saemon_kernels_all(&n);
-    const uint32_t cpu = saemon_cpu_features();
-    const saemon_kernel *chosen = saemon_kernel_select(NULL);
-    printf("cpu features  ");
-    static const struct { uint32_t bit; const char *name; } names[] = {
-        {SAEMON_CPU_AVX512F, "avx512f/bw/dq/vl"}, {SAEMON_CPU_AVX512BF16, "avx512_bf16"},
-        {SAEMON_CPU_AVX512VNNI, "avx512_vnni"},   {SAEMON_CPU_NEON, "neon"},
-        {SAEMON_CPU_NEON_DOTPROD, "neon-dotprod"}, {SAEMON_CPU_NEON_BF16, "neon-bf16"},
-    };
-    int any = 0;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (cpu & names[i].bit)
-            printf("%s%s", any++ ? " " : "", names[i].name);
-    printf("%s\n", any ? "" : "(baseline only)");
-    for (size_t i = 0; i < n; i++) {
-        int runs = (all[i]->cpu_features & ~cpu) == 0;
-        printf("  %-28s isa %-12s %s%s\n", all[i]->name, all[i]->isa, runs ? "runs here" : "not supported by this CPU",
-               all[i] == chosen ? "  <- chosen" : "");
-    }
+    const char *cpu = saemon_cpu_features_string();
+    printf("cpu features  %s\n", *cpu ? cpu : "(baseline only)");
+    saemon_kernel_info k;
+    for (size_t i = 0; saemon_kernel_get(i, &k); i++)
+        printf("  %-28s isa %-12s %s%s%s\n", k.name, k.isa, k.runnable ? "runs here" : "not runnable: ",
+               k.why_not, k.chosen ? "  <- chosen" : "");
 }
 
 static int print_topology(size_t threads, const char *cpus, const char *exclude)
 {
     saemon_error err = {0};
     saemon_topology *topo = NULL;
-    if (saemon_topology_open(&topo, &err) != SAEMON_OK)
+    if (saemon_topology_create(&topo, &err) != SAEMON_OK)
         return cli_fail("inspect", &err);
     saemon_topology_print(topo, stdout);
     unsigned pus[256];
@@ -51,7 +35,7 @@ static int print_topology(size_t threads, const char *cpus, const char *exclude)
         if (warning[0])
             printf("warning        %s\n", warning);
     }
-    saemon_topology_close(topo);
+    saemon_topology_destroy(topo);
     return rc;
 }
 

@@ -320,6 +320,31 @@ size_t saemon_monitor_stream_count(const saemon_monitor *mon)
     return mon ? mon->streams.count : 0;
 }
 
+void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *f, const uint64_t *streams,
+                                  const uint64_t *tokens, saemon_alert_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    if (!f || !streams || !tokens || !f->offsets || (f->n_tokens && (!f->input_norm || !f->input_nonfinite))) {
+        mon->dropped += f ? f->n_tokens : 0;
+        return;
+    }
+    for (size_t t = 0; t < f->n_tokens; t++) {
+        size_t lo = f->offsets[t], hi = f->offsets[t + 1];
+        saemon_token_view tok = {
+            .stream = streams[t],
+            .token = tokens[t],
+            .index = f->index + lo,
+            .value = f->value + lo,
+            .nnz = hi - lo,
+            .input_norm = f->input_norm[t],
+            .input_nonfinite = f->input_nonfinite[t],
+            .recon_error = f->recon_error ? f->recon_error[t] : NAN,
+        };
+        saemon_monitor_observe(mon, &tok, fn, user);
+    }
+}
+
 uint64_t saemon_monitor_dropped(const saemon_monitor *mon)
 {
     return mon ? mon->dropped : 0;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/read_file.h"
 #include "runtime/dict_internal.h"
 #include "runtime/gemmascope.h"
 #include "runtime/half.h"
@@ -417,27 +418,12 @@ saemon_status gemmascope_open(const char *npz_path, const char *given, saemon_di
                               saemon_error *err)
 {
     *out = NULL;
-    int fd = open(npz_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", npz_path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", npz_path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return saemon_error_set(err, SAEMON_ERR_IO, "%s: mmap: %s", npz_path, strerror(e));
-        }
-    }
-    close(fd);
-    saemon_status st = gemmascope_load(map ? map : "", len, npz_path, given, out, err);
-    if (map)
-        munmap(map, len);
+    const void *map;
+    size_t len;
+    saemon_status st = file_map_regular(npz_path, "params file", &map, &len, err);
+    if (st != SAEMON_OK)
+        return st;
+    st = gemmascope_load(map ? map : "", len, npz_path, given, out, err);
+    file_unmap(map, len);
     return st;
 }

@@ -166,8 +166,6 @@ void saemon_workers_run(saemon_workers *p, saemon_job_fn fn, void *ctx)
         wait_change(p, &p->pending, left, 0);
 }
 
-size_t saemon_workers_parts(const saemon_workers *p) { return p->n_parts; }
-
 int saemon_workers_binding(const saemon_workers *p, size_t part)
 {
     return part < p->n_parts ? p->workers[part].bound_pu : -1;

@@ -9,6 +9,7 @@
 
 #include "saemon/api.h"
 #include "saemon/dict.h"
+#include "saemon/encoder.h"
 #include "saemon/error.h"
 
 #ifdef __cplusplus
@@ -112,6 +113,14 @@ SAEMON_API saemon_status saemon_monitor_create(const saemon_ruleset *rules, cons
  * is 0) starts a new sequence and resets that stream's state. */
 SAEMON_API void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,
                             void *user);
+/* Evaluate every token of an encoded batch, in order: token t of `features`
+ * is position tokens[t] of stream streams[t] (both arrays hold
+ * features->n_tokens entries). The same as calling saemon_monitor_observe on
+ * each token's view (features, input norm, non-finite flag, reconstruction
+ * error when the encoder computed it). */
+SAEMON_API void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *features,
+                                             const uint64_t *streams, const uint64_t *tokens,
+                                             saemon_alert_fn fn, void *user);
 SAEMON_API void saemon_monitor_destroy(saemon_monitor *mon);
 
 /* What a reload did, counted over enabled rules. */
@@ -136,6 +145,31 @@ typedef struct saemon_reload_stats {
 SAEMON_API saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *new_rules,
                                     saemon_alert_fn fn, void *user, saemon_reload_stats *stats,
                                     saemon_error *err);
+
+/* The reload policy of a running monitor (`saemon run`, `saemon serve`):
+ * what a reload from a file needs besides the file. */
+typedef struct saemon_reload_options {
+    const saemon_rules_options *rules; /* how to load the file; NULL: defaults */
+    const saemon_dict_info *dict;      /* bind the new rules to it (pin, feature range); NULL: none */
+    /* The encoder decodes (saemon_encoder_options.reconstruction): new rules
+     * may use reconstruction_error_above. When false such rules are refused
+     * (they could never see a reconstruction error). */
+    bool can_reconstruct;
+    saemon_alert_fn on_alert;          /* resolved alerts of removed/changed firing rules */
+    void *user;
+} saemon_reload_options;
+
+/* Load the rule file at `path`, bind it, check it against the policy above
+ * and switch the monitor to it (saemon_monitor_reload). On success the
+ * caller's ruleset *rules (the one the monitor used) is closed and replaced
+ * by the new one. On any failure nothing changes: the monitor keeps the old
+ * rules, *rules is untouched and err says why (file:line:column for a broken
+ * file). opts may be NULL (no binding, reconstruction allowed, no callback);
+ * stats may be NULL. */
+SAEMON_API saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const char *path,
+                                                    const saemon_reload_options *opts,
+                                                    saemon_ruleset **rules, saemon_reload_stats *stats,
+                                                    saemon_error *err);
 
 /* Streams the monitor currently tracks (one state block each). */
 SAEMON_API size_t saemon_monitor_stream_count(const saemon_monitor *mon);

@@ -13,9 +13,11 @@
 #include "saemon/dict.h"
 #include "saemon/encoder.h"
 #include "saemon/error.h"
+#include "saemon/kernels.h"
 #include "saemon/npy.h"
 #include "saemon/rules.h"
 #include "saemon/sinks.h"
+#include "saemon/topology.h"
 #include "saemon/version.h"
 
 #endif

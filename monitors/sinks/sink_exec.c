@@ -154,7 +154,7 @@ static const sink_ops exec_ops = {
     .drain_bounded = true,
 };
 
-saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error *err)
+static saemon_status open_exec(sink *s, const saemon_sink_options *o, saemon_error *err)
 {
     if (!o->argv || !o->argv[0] || !*o->argv[0])
         return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: exec needs a command (argv[0])", s->name);
@@ -177,3 +177,5 @@ saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "sink %s: out of memory", s->name);
     return SAEMON_OK;
 }
+
+const sink_kind sink_kind_exec = {.open = open_exec};

@@ -249,7 +249,7 @@ static bool valid_seconds(double v, double max)
     return v >= 0 && v <= max; /* false for NaN */
 }
 
-saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error *err)
+static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_error *err)
 {
     if (!o->url || (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)))
         return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: needs an http:// or https:// URL, got '%s'", s->name,
@@ -293,3 +293,5 @@ saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error
     }
     return SAEMON_OK;
 }
+
+const sink_kind sink_kind_http = {.open = open_http};

@@ -67,10 +67,17 @@ struct sink {
  * resumed (so a test can fill a queue deterministically). */
 void saemon_sinks_pause(saemon_sinks *sinks, bool paused);
 
-/* Kind constructors: fill s->ops and s->impl, or fail with err. */
-saemon_status sink_jsonl_open(sink *s, const saemon_sink_options *o, saemon_error *err);
-saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error *err);
-saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error *err);
+/* One kind of sink (sink_jsonl.c, sink_http.c, sink_exec.c): sinks.c picks
+ * the kind's descriptor by saemon_sink_kind and calls open, which fills
+ * s->ops and s->impl or fails with err. Calls go one way: sinks.c -> kind
+ * -> the helpers below (sink_kind.c, sink_alert.c, spool.c). */
+typedef struct sink_kind {
+    saemon_status (*open)(sink *s, const saemon_sink_options *o, saemon_error *err);
+} sink_kind;
+
+extern const sink_kind sink_kind_jsonl; /* jsonl and stdout */
+extern const sink_kind sink_kind_http;  /* webhook and alertmanager */
+extern const sink_kind sink_kind_exec;
 
 /* Record the first hard failure of a sink (it ends the run with an error). */
 void sink_fail(sink *s, saemon_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

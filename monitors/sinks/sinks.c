@@ -27,6 +27,20 @@ struct saemon_sinks {
     saemon_error close_error;
 };
 
+/* Which implementation serves each kind: the one place sinks.c knows of
+ * the kinds; they know nothing of sinks.c. */
+static const sink_kind *kind_of(saemon_sink_kind kind)
+{
+    switch (kind) {
+    case SAEMON_SINK_JSONL:
+    case SAEMON_SINK_STDOUT: return &sink_kind_jsonl;
+    case SAEMON_SINK_WEBHOOK:
+    case SAEMON_SINK_ALERTMANAGER: return &sink_kind_http;
+    case SAEMON_SINK_EXEC: break;
+    }
+    return &sink_kind_exec;
+}
+
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
 static void curl_init(void)
@@ -44,18 +58,6 @@ const char *saemon_sink_kind_name(saemon_sink_kind kind)
     case SAEMON_SINK_EXEC: return "exec";
     }
     return "?";
-}
-
-void sink_fail(sink *s, saemon_status code, const char *fmt, ...)
-{
-    if (s->failed_hard)
-        return;
-    s->failed_hard = true;
-    s->error.code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->error.message, sizeof s->error.message, fmt, ap);
-    va_end(ap);
 }
 
 saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *err)
@@ -212,14 +214,7 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
         sink_destroy(s);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
     }
-    saemon_status st;
-    switch (o->kind) {
-    case SAEMON_SINK_JSONL:
-    case SAEMON_SINK_STDOUT: st = sink_jsonl_open(s, o, err); break;
-    case SAEMON_SINK_WEBHOOK:
-    case SAEMON_SINK_ALERTMANAGER: st = sink_http_open(s, o, err); break;
-    default: st = sink_exec_open(s, o, err); break;
-    }
+    saemon_status st = kind_of(o->kind)->open(s, o, err);
     if (st != SAEMON_OK) {
         sink_destroy(s);
         return st;

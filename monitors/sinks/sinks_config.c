@@ -21,7 +21,10 @@
 #include <yaml.h>
 
 #include "base/error.h"
+#include "base/read_file.h"
 #include "monitors/sinks/sink_internal.h"
+
+#define SINKS_MAX_FILE_BYTES (1u << 20)
 #include "base/yaml_walk.h"
 
 #define MAX_SINKS 64
@@ -335,35 +338,9 @@ saemon_status saemon_sinks_add_config(saemon_sinks *sinks, const char *path, sae
 {
     if (!sinks || !path)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open sinks file: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    saemon_status s = SAEMON_OK;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= (1u << 20)) {
-                s = saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: sinks file is over 1 MiB", path);
-                break;
-            }
-            cap = cap ? 2 * cap : 4096;
-            char *g = realloc(text, cap);
-            if (!g) {
-                s = saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            text = g;
-        }
-        size_t r = fread(text + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) {
-            if (ferror(f))
-                s = saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
+    char *text;
+    size_t len;
+    saemon_status s = read_whole_file(path, SINKS_MAX_FILE_BYTES, "sinks file", &text, &len, err);
     if (s == SAEMON_OK)
         s = saemon_sinks_add_config_string(sinks, text, len, path, err);
     free(text);

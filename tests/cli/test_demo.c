@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/toy_model.h"
+#include "cli/toy_model.h"
 #include "tests/cli/cli_run.h"
 #include "tests/support/support.h"
 
@@ -28,11 +28,11 @@ Test(demo, alerts_match_planted_ground_truth, .timeout = 120)
     cr_assert(strstr(r.out, "summary:"), "demo must print a summary");
 
     /* Expected firings from the ground truth. */
-    saemon_toy_model *toy = saemon_toy_create(strtoull(SEED, NULL, 10));
-    static float x[TOKENS * SAEMON_TOY_D_IN];
-    static saemon_toy_truth truth[TOKENS];
-    saemon_toy_generate(toy, x, TOKENS, truth);
-    saemon_toy_destroy(toy);
+    toy_model *toy = toy_create(strtoull(SEED, NULL, 10));
+    static float x[TOKENS * TOY_D_IN];
+    static toy_truth truth[TOKENS];
+    toy_generate(toy, x, TOKENS, truth);
+    toy_destroy(toy);
     rule_oracle alarm = {.for_tokens = 3, .cooldown = 8, .armed = 1, .last_fire = -1};
     rule_oracle pair = {.for_tokens = 1, .cooldown = 0, .armed = 1, .last_fire = -1};
     static char expect_alarm[TOKENS], expect_pair[TOKENS];

@@ -1,10 +1,9 @@
-#include "runtime/toy_model.h"
+#include "cli/toy_model.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/error.h"
 
 #define BASE_ACTIVE_PER_TOKEN 1.5   /* mean number of background features per token */
 #define ALARM_BURST_RATE 0.004      /* chance a burst starts on a token */
@@ -13,10 +12,10 @@
 #define NOISE_SIGMA 0.02
 #define JUMPRELU_THRESHOLD 0.8f     /* ~3 sigma above the interference of the background features */
 
-struct saemon_toy_model {
+struct toy_model {
     uint64_t rng;
-    float directions[SAEMON_TOY_N_FEATURES][SAEMON_TOY_D_IN];
-    double prob[SAEMON_TOY_N_FEATURES];
+    float directions[TOY_N_FEATURES][TOY_D_IN];
+    double prob[TOY_N_FEATURES];
     uint32_t burst_left, burst_len;
 };
 
@@ -36,51 +35,51 @@ static double gaussian(uint64_t *s)
     return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
 }
 
-saemon_toy_model *saemon_toy_create(uint64_t seed)
+toy_model *toy_create(uint64_t seed)
 {
-    saemon_toy_model *toy = calloc(1, sizeof *toy);
+    toy_model *toy = calloc(1, sizeof *toy);
     if (!toy)
         return NULL;
     toy->rng = seed;
     double zipf_total = 0.0;
-    for (size_t j = 0; j < SAEMON_TOY_N_FEATURES; j++) {
+    for (size_t j = 0; j < TOY_N_FEATURES; j++) {
         double norm = 0.0;
-        for (size_t i = 0; i < SAEMON_TOY_D_IN; i++) {
+        for (size_t i = 0; i < TOY_D_IN; i++) {
             double g = gaussian(&toy->rng);
             toy->directions[j][i] = (float)g;
             norm += g * g;
         }
         norm = sqrt(norm);
-        for (size_t i = 0; i < SAEMON_TOY_D_IN; i++)
+        for (size_t i = 0; i < TOY_D_IN; i++)
             toy->directions[j][i] = (float)(toy->directions[j][i] / norm);
         toy->prob[j] = 1.0 / (double)(j % 64 + 4); /* Zipf-like firing rates */
         zipf_total += toy->prob[j];
     }
-    for (size_t j = 0; j < SAEMON_TOY_N_FEATURES; j++)
+    for (size_t j = 0; j < TOY_N_FEATURES; j++)
         toy->prob[j] *= BASE_ACTIVE_PER_TOKEN / zipf_total;
     /* The planted features only appear when planted. */
-    toy->prob[SAEMON_TOY_ALARM_FEATURE] = 0.0;
-    toy->prob[SAEMON_TOY_PAIR_A] = 0.0;
-    toy->prob[SAEMON_TOY_PAIR_B] = 0.0;
+    toy->prob[TOY_ALARM_FEATURE] = 0.0;
+    toy->prob[TOY_PAIR_A] = 0.0;
+    toy->prob[TOY_PAIR_B] = 0.0;
     return toy;
 }
 
-void saemon_toy_destroy(saemon_toy_model *toy) { free(toy); }
+void toy_destroy(toy_model *toy) { free(toy); }
 
 static void add_direction(float *x, const float *dir, float magnitude)
 {
-    for (size_t i = 0; i < SAEMON_TOY_D_IN; i++)
+    for (size_t i = 0; i < TOY_D_IN; i++)
         x[i] += magnitude * dir[i];
 }
 
-void saemon_toy_generate(saemon_toy_model *toy, float *x, size_t n, saemon_toy_truth *truth)
+void toy_generate(toy_model *toy, float *x, size_t n, toy_truth *truth)
 {
     for (size_t t = 0; t < n; t++) {
-        float *row = x + t * SAEMON_TOY_D_IN;
-        for (size_t i = 0; i < SAEMON_TOY_D_IN; i++)
+        float *row = x + t * TOY_D_IN;
+        for (size_t i = 0; i < TOY_D_IN; i++)
             row[i] = (float)(NOISE_SIGMA * gaussian(&toy->rng));
         size_t active = 0;
-        for (size_t j = 0; j < SAEMON_TOY_N_FEATURES; j++)
+        for (size_t j = 0; j < TOY_N_FEATURES; j++)
             if (uniform(&toy->rng) < toy->prob[j]) {
                 add_direction(row, toy->directions[j], (float)(1.0 + 1.5 * uniform(&toy->rng)));
                 active++;
@@ -88,7 +87,7 @@ void saemon_toy_generate(saemon_toy_model *toy, float *x, size_t n, saemon_toy_t
         if (active == 0) { /* every token carries at least one background feature */
             size_t j;
             do
-                j = next_u64(&toy->rng) % SAEMON_TOY_N_FEATURES;
+                j = next_u64(&toy->rng) % TOY_N_FEATURES;
             while (toy->prob[j] == 0.0);
             add_direction(row, toy->directions[j], (float)(1.0 + 1.5 * uniform(&toy->rng)));
         }
@@ -97,17 +96,17 @@ void saemon_toy_generate(saemon_toy_model *toy, float *x, size_t n, saemon_toy_t
             toy->burst_len = 1 + (uint32_t)(next_u64(&toy->rng) % 6); /* 1..6 tokens */
             toy->burst_left = toy->burst_len;
         }
-        saemon_toy_truth tr = {0};
+        toy_truth tr = {0};
         if (toy->burst_left > 0) {
-            add_direction(row, toy->directions[SAEMON_TOY_ALARM_FEATURE], ALARM_MAGNITUDE);
+            add_direction(row, toy->directions[TOY_ALARM_FEATURE], ALARM_MAGNITUDE);
             tr.alarm = 1;
             tr.burst_start = toy->burst_left == toy->burst_len;
             tr.burst_len = toy->burst_len;
             toy->burst_left--;
         }
         if (uniform(&toy->rng) < PAIR_RATE) {
-            add_direction(row, toy->directions[SAEMON_TOY_PAIR_A], 2.0f);
-            add_direction(row, toy->directions[SAEMON_TOY_PAIR_B], 2.0f);
+            add_direction(row, toy->directions[TOY_PAIR_A], 2.0f);
+            add_direction(row, toy->directions[TOY_PAIR_B], 2.0f);
             tr.pair = 1;
         }
         if (truth)
@@ -115,15 +114,19 @@ void saemon_toy_generate(saemon_toy_model *toy, float *x, size_t n, saemon_toy_t
     }
 }
 
-saemon_status saemon_toy_dictionary(const saemon_toy_model *toy, saemon_dict **out, saemon_error *err)
+saemon_status toy_dictionary(const toy_model *toy, saemon_dict **out, saemon_error *err)
 {
-    const size_t d = SAEMON_TOY_D_IN, m = SAEMON_TOY_N_FEATURES;
+    const size_t d = TOY_D_IN, m = TOY_N_FEATURES;
     float *w_enc = malloc(d * m * sizeof(float));
     float *zeros_m = calloc(m, sizeof(float)), *zeros_d = calloc(d, sizeof(float));
     float *thr = malloc(m * sizeof(float));
     if (!w_enc || !zeros_m || !zeros_d || !thr) {
         free(w_enc), free(zeros_m), free(zeros_d), free(thr);
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory building the toy dictionary");
+        if (err) {
+            err->code = SAEMON_ERR_NOMEM;
+            snprintf(err->message, sizeof err->message, "out of memory building the toy dictionary");
+        }
+        return SAEMON_ERR_NOMEM;
     }
     for (size_t j = 0; j < m; j++) {
         thr[j] = JUMPRELU_THRESHOLD;
