@@ -69,7 +69,17 @@ typedef struct saemon_sink_options {
 
     /* close(): how long to keep trying to deliver what is queued; default 10 */
     double drain_timeout_s;
+
+    /* Memory bound in bytes of the alerts waiting for this sink (its queue,
+     * and an HTTP sink's pending bodies; with a spool the bodies beyond it
+     * stay on disk only); default SAEMON_SINK_DEFAULT_QUEUE_BYTES. */
+    size_t queue_bytes;
+    /* webhook/alertmanager: part of every Idempotency-Key, so replays of the
+     * same input dedupe and different runs do not; default "" */
+    const char *run_id;
 } saemon_sink_options;
+
+#define SAEMON_SINK_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 
 /* Counters of one sink. delivered/retried/dropped/failed only grow; spooled is
  * the number of alerts currently waiting in the spool (what a restart will
@@ -83,6 +93,9 @@ typedef struct saemon_sink_stats {
     uint64_t spooled;   /* waiting in the on-disk spool */
     uint64_t dropped;   /* queue full, alert not taken */
     uint64_t failed;    /* refused (HTTP 4xx, exit status != 0, timeout, write error) or given up */
+    uint64_t spool_errors; /* alerts whose spool write failed (kept in memory only) */
+    uint64_t quarantined;  /* bad spool entries set aside as *.bad at start */
+    uint64_t queued_bytes; /* memory held by the alerts in the queue now */
 } saemon_sink_stats;
 
 typedef struct saemon_sinks saemon_sinks;

@@ -15,15 +15,17 @@
  * pointers are only valid during the callback). */
 typedef struct sink_alert {
     atomic_int refs;
+    size_t size;        /* bytes of the whole block (queue byte bound) */
     saemon_alert alert; /* every pointer points into this block */
 } sink_alert;
 
 sink_alert *sink_alert_copy(const saemon_alert *a); /* refs = 1; NULL on OOM */
 void sink_alert_release(sink_alert *a);
 
-/* SHA-256 (hex) of what identifies an alert event: rule, status, stream,
- * token, dictionary, timestamp. The same event always gets the same key. */
-void sink_alert_key(const saemon_alert *a, char out[65]);
+/* SHA-256 (hex) of what identifies an alert event: run id, dictionary, rule,
+ * stream, token, status. The same event always gets the same key, also when
+ * the same input is replayed (the run id tells runs apart when wanted). */
+void sink_alert_key(const saemon_alert *a, const char *run_id, char out[65]);
 
 typedef struct sink sink;
 
@@ -59,6 +61,9 @@ struct sink {
     pthread_t thread;
 
     _Atomic uint64_t received, delivered, retried, spooled, dropped, failed;
+    _Atomic uint64_t spool_errors, quarantined;
+    _Atomic size_t queued_bytes;  /* of the alerts in the ring */
+    size_t max_queued_bytes;
     bool failed_hard;            /* error holds why the run must fail */
     saemon_error error;
 };

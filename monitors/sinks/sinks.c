@@ -104,8 +104,9 @@ static void *sink_thread(void *arg)
         for (int batch = 0; s->len && !s->paused && batch < 256; batch++) {
             sink_alert *a = s->ring[s->head];
             s->head = (s->head + 1) % s->cap;
-            if (s->len-- == s->cap)
-                pthread_cond_broadcast(&s->space);
+            s->len--;
+            atomic_fetch_sub(&s->queued_bytes, a->size);
+            pthread_cond_broadcast(&s->space); /* room by count or by bytes */
             pthread_mutex_unlock(&s->mu);
             if (s->ops->drain_bounded && clock_now_s() >= deadline) {
                 atomic_fetch_add(&s->failed, 1);
@@ -207,6 +208,7 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     pthread_condattr_destroy(&ca);
     s->kind = o->kind;
     s->cap = o->queue_capacity ? o->queue_capacity : DEFAULT_QUEUE;
+    s->max_queued_bytes = o->queue_bytes ? o->queue_bytes : SAEMON_SINK_DEFAULT_QUEUE_BYTES;
     s->drain_timeout_s = o->drain_timeout_s > 0 ? o->drain_timeout_s : 10.0;
     s->name = o->name ? strdup(o->name) : default_name(o);
     s->ring = calloc(s->cap, sizeof *s->ring);
@@ -236,6 +238,13 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     return SAEMON_OK;
 }
 
+/* Full by count or by bytes; an empty queue always takes one alert, so a
+ * single alert bigger than the bound still gets through. With s->mu held. */
+static bool queue_full(const sink *s, size_t bytes)
+{
+    return s->len == s->cap || (s->len > 0 && atomic_load(&s->queued_bytes) + bytes > s->max_queued_bytes);
+}
+
 void saemon_sinks_alert(const saemon_alert *alert, void *user)
 {
     saemon_sinks *sinks = user;
@@ -247,12 +256,13 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         sink *s = sinks->v[i];
         atomic_fetch_add(&s->received, 1);
         pthread_mutex_lock(&s->mu);
-        while (sinks->backpressure && copy && s->len == s->cap && !s->paused && !s->closing)
+        while (sinks->backpressure && copy && queue_full(s, copy->size) && !s->paused && !s->closing)
             pthread_cond_wait(&s->space, &s->mu);
-        if (!copy || s->len == s->cap) {
+        if (!copy || queue_full(s, copy->size)) {
             atomic_fetch_add(&s->dropped, 1);
         } else {
             atomic_fetch_add(&copy->refs, 1);
+            atomic_fetch_add(&s->queued_bytes, copy->size);
             s->ring[(s->head + s->len) % s->cap] = copy;
             /* The consumer only sleeps on an empty queue: wake it (a futex
              * syscall) only on the first alert, not on every one. */
@@ -294,6 +304,9 @@ void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *
     out->spooled = atomic_load(&s->spooled);
     out->dropped = atomic_load(&s->dropped);
     out->failed = atomic_load(&s->failed);
+    out->spool_errors = atomic_load(&s->spool_errors);
+    out->quarantined = atomic_load(&s->quarantined);
+    out->queued_bytes = atomic_load(&s->queued_bytes);
 }
 
 void saemon_sinks_pause(saemon_sinks *sinks, bool paused)
