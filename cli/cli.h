@@ -32,6 +32,7 @@ bool cli_parse_size(const char *opt, const char *text, size_t *out);
  * with an error. */
 typedef struct cli_sink_flags {
     const char *alerts, *sinks_file, *webhook, *alertmanager, *exec, *spool, *generator_url;
+    const char *run_id; /* --run-id; NULL: the command's default (run: the input path) */
     size_t queue;
     bool resolved; /* --resolved: the monitor also reports resolved alerts */
 } cli_sink_flags;
@@ -41,7 +42,7 @@ typedef struct cli_sink_flags {
         {"webhook", required_argument, 0, 'W'}, {"alertmanager", required_argument, 0, 'M'},            \
         {"exec", required_argument, 0, 'E'}, {"spool", required_argument, 0, 'P'},                      \
         {"queue", required_argument, 0, 'Q'}, {"generator-url", required_argument, 0, 'G'},            \
-        {"resolved", no_argument, 0, 'R'}
+        {"resolved", no_argument, 0, 'R'}, {"run-id", required_argument, 0, 'U'}
 #define CLI_SINK_USAGE                                                                                    \
     "  --alerts FILE        append one JSON line per alert to FILE ('-' = stdout)\n"                      \
     "  --sinks SINKS.yaml   sinks from a config file (see docs/sinks.md)\n"                                \
@@ -51,12 +52,14 @@ typedef struct cli_sink_flags {
     "  --spool DIR          keep undelivered webhook/alertmanager alerts in DIR across restarts\n"         \
     "  --queue N            alerts each sink may hold before dropping (default 65536)\n"                   \
     "  --generator-url URL  generatorURL sent to Alertmanager\n"                                           \
-    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"
+    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"          \
+    "  --run-id ID          part of every Idempotency-Key: the same events under the same ID\n"        \
+    "                       repeat their keys (run: default the --input path; demo: \"demo\")\n"
 
 /* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
 int cli_sink_option(int c, const char *arg, cli_sink_flags *f);
 /* Open every sink asked for; NULL (after a message) on failure. */
-saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f);
+saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f, const char *default_run_id);
 /* Deliver what is queued, close, print one counter line per sink to stderr;
  * false (after a message) if a sink failed. Frees the sinks; *alerts (if
  * not NULL) gets the number of alerts raised. */

@@ -31,6 +31,7 @@ int cli_sink_option(int c, const char *arg, cli_sink_flags *f)
     case 'P': return set_once(&f->spool, "--spool", arg);
     case 'G': return set_once(&f->generator_url, "--generator-url", arg);
     case 'R': f->resolved = true; return 1;
+    case 'U': return set_once(&f->run_id, "--run-id", arg);
     case 'Q': return cli_parse_size("--queue", arg, &f->queue) ? 1 : -1;
     default: return 0;
     }
@@ -82,12 +83,14 @@ static char *spool_subdir(const char *what, const char *spool, const char *name)
     return dir;
 }
 
-saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f)
+saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f, const char *default_run_id)
 {
     saemon_error err = {0};
     saemon_sinks *s = NULL;
-    if (saemon_sinks_create(&s, &err) != SAEMON_OK) {
+    if (saemon_sinks_create(&s, &err) != SAEMON_OK ||
+        saemon_sinks_set_run_id(s, f->run_id ? f->run_id : default_run_id, &err) != SAEMON_OK) {
         cli_fail(what, &err);
+        saemon_sinks_destroy(s);
         return NULL;
     }
     bool ok = true;

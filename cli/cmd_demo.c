@@ -109,7 +109,7 @@ int cmd_demo(int argc, char **argv)
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
            saemon_rules_count(rules), saemon_rules_enabled_count(rules));
     fflush(stdout);
-    if (!(sinks = cli_sinks_open("demo", &sf)))
+    if (!(sinks = cli_sinks_open("demo", &sf, "demo")))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);

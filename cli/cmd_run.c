@@ -73,7 +73,7 @@ int cmd_run(int argc, char **argv)
         cli_fail("run", &err);
         goto done;
     }
-    if (!(sinks = cli_sinks_open("run", &sf)))
+    if (!(sinks = cli_sinks_open("run", &sf, input)))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);

@@ -106,6 +106,11 @@ SAEMON_API saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *e
  * spool left by an earlier run is delivered before any new alert. */
 SAEMON_API saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *opt, saemon_error *err);
 
+/* The run id of the sinks added from now on that do not set their own
+ * (saemon_sink_options.run_id): part of every Idempotency-Key, so a replay
+ * of the same input under the same id repeats the same keys. */
+SAEMON_API saemon_status saemon_sinks_set_run_id(saemon_sinks *sinks, const char *run_id, saemon_error *err);
+
 /* Add every sink of a YAML config file (see docs/sinks.md); errors name
  * file:line:column. */
 SAEMON_API saemon_status saemon_sinks_add_config(saemon_sinks *sinks, const char *path, saemon_error *err);

@@ -43,6 +43,7 @@ typedef struct http_sink {
     pthread_cond_t cv;
     size_t pending_bytes, max_pending_bytes; /* bodies held in memory */
     uint64_t on_disk;              /* entries of q in the spool */
+    uint64_t handled;              /* alerts http_handle has taken (spooled or not) */
     char run_id[128];
 } http_sink;
 
@@ -184,6 +185,13 @@ static void *deliver_loop(void *arg)
             wait_until(h, h->stopping && h->stop_deadline < h->next_attempt ? h->stop_deadline : h->next_attempt);
             continue;
         }
+        /* Write-ahead: whatever was queued for this sink when this attempt
+         * is due is spooled first (the sink thread does that; wait for it). */
+        uint64_t queued = atomic_load(&s->enqueued);
+        if (h->has_spool && h->handled < queued && !h->stopping) {
+            pthread_cond_wait(&h->cv, &h->mu);
+            continue;
+        }
         spool_entry e = h->q[h->head]; /* the array may move; the body does not */
         bool reread = !e.body;
         pthread_mutex_unlock(&h->mu);
@@ -235,6 +243,14 @@ static void *deliver_loop(void *arg)
     return NULL;
 }
 
+static void mark_handled(http_sink *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->handled++;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
 static void http_handle(sink *s, const saemon_alert *a)
 {
     http_sink *h = s->impl;
@@ -242,6 +258,7 @@ static void http_handle(sink *s, const saemon_alert *a)
     e.body = h->alertmanager ? sink_alertmanager_body(a, h->generator_url) : saemon_alert_to_json(a);
     if (!e.body) {
         atomic_fetch_add(&s->dropped, 1);
+        mark_handled(h);
         return;
     }
     e.len = strlen(e.body);
@@ -263,7 +280,9 @@ static void http_handle(sink *s, const saemon_alert *a)
         e.body = NULL;
         full = false;
     }
+    h->handled++;
     if (full || !push(h, e)) {
+        pthread_cond_signal(&h->cv);
         pthread_mutex_unlock(&h->mu);
         if (e.on_disk) /* cannot even track it: leave it for the next start */
             atomic_fetch_add(&s->failed, 1);

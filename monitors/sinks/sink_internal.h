@@ -62,6 +62,7 @@ struct sink {
 
     _Atomic uint64_t received, delivered, retried, spooled, dropped, failed;
     _Atomic uint64_t spool_errors, quarantined;
+    _Atomic uint64_t enqueued;    /* alerts pushed onto the queue (taken or not yet) */
     _Atomic size_t queued_bytes;  /* of the alerts in the ring */
     size_t max_queued_bytes;
     bool failed_hard;            /* error holds why the run must fail */

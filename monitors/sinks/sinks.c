@@ -23,6 +23,7 @@ struct saemon_sinks {
     _Atomic uint64_t received;
     bool closed;
     bool backpressure; /* wait for room instead of dropping (recorded replays) */
+    char *run_id;      /* for sinks added without their own (Idempotency-Keys) */
     saemon_status close_status;
     saemon_error close_error;
 };
@@ -216,7 +217,10 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
         sink_destroy(s);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
     }
-    saemon_status st = kind_of(o->kind)->open(s, o, err);
+    saemon_sink_options with_run = *o;
+    if (!with_run.run_id)
+        with_run.run_id = sinks->run_id;
+    saemon_status st = kind_of(o->kind)->open(s, &with_run, err);
     if (st != SAEMON_OK) {
         sink_destroy(s);
         return st;
@@ -263,6 +267,7 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         } else {
             atomic_fetch_add(&copy->refs, 1);
             atomic_fetch_add(&s->queued_bytes, copy->size);
+            atomic_fetch_add(&s->enqueued, 1);
             s->ring[(s->head + s->len) % s->cap] = copy;
             /* The consumer only sleeps on an empty queue: wake it (a futex
              * syscall) only on the first alert, not on every one. */
@@ -272,6 +277,18 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         pthread_mutex_unlock(&s->mu);
     }
     sink_alert_release(copy);
+}
+
+saemon_status saemon_sinks_set_run_id(saemon_sinks *sinks, const char *run_id, saemon_error *err)
+{
+    if (!sinks)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_set_run_id: NULL argument");
+    char *copy = run_id ? strdup(run_id) : NULL;
+    if (run_id && !copy)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
+    free(sinks->run_id);
+    sinks->run_id = copy;
+    return SAEMON_OK;
 }
 
 void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room)
@@ -363,5 +380,6 @@ void saemon_sinks_destroy(saemon_sinks *sinks)
     for (size_t i = 0; i < sinks->n; i++)
         sink_destroy(sinks->v[i]);
     free(sinks->v);
+    free(sinks->run_id);
     free(sinks);
 }
