@@ -10,7 +10,9 @@
 #include "saemon/saemon.h"
 
 /* Exit codes: 0 ok, 1 the input was refused or a run failed, 2 usage error. */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+/* Exit statuses (docs/sinks.md): 3 = the run finished but some alerts
+ * failed delivery for good (refused, exec status != 0 or timeout). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_DELIVERY = 3 };
 
 int cmd_inspect(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
@@ -61,9 +63,10 @@ int cli_sink_option(int c, const char *arg, cli_sink_flags *f);
 /* Open every sink asked for; NULL (after a message) on failure. */
 saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f, const char *default_run_id);
 /* Deliver what is queued, close, print one counter line per sink to stderr;
- * false (after a message) if a sink failed. Frees the sinks; *alerts (if
- * not NULL) gets the number of alerts raised. */
-bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts);
+ * CLI_FAIL (after a message) if a sink lost alerts, CLI_DELIVERY if alerts
+ * failed delivery for good (one line per such sink says why), else CLI_OK.
+ * Frees the sinks; *alerts (if not NULL) gets the number of alerts raised. */
+int cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts);
 
 /* Encode rows [first, first+n) of a recording in max_batch chunks and feed
  * every token to the monitor. Row r belongs to stream r / tokens_per_stream at

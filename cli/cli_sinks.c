@@ -136,12 +136,13 @@ saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f, const ch
     return s;
 }
 
-bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts)
+int cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts)
 {
     if (alerts)
         *alerts = saemon_sinks_received(sinks);
     saemon_error err = {0};
     bool ok = saemon_sinks_stop(sinks, &err) == SAEMON_OK;
+    uint64_t failed = 0;
     for (size_t i = 0; i < saemon_sinks_count(sinks); i++) {
         saemon_sink_stats st;
         saemon_sinks_stats(sinks, i, &st);
@@ -149,9 +150,16 @@ bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts)
                 "saemon %s: sink %s: %" PRIu64 " delivered, %" PRIu64 " retried, %" PRIu64 " spooled, %" PRIu64
                 " dropped, %" PRIu64 " failed\n",
                 what, st.name, st.delivered, st.retried, st.spooled, st.dropped, st.failed);
+        if (st.failed)
+            fprintf(stderr, "saemon %s: sink %s: %" PRIu64 " alerts failed delivery for good (last: %s)\n", what,
+                    st.name, st.failed, st.last_failure[0] ? st.last_failure : "?");
+        if (st.spool_errors)
+            fprintf(stderr, "saemon %s: sink %s: %" PRIu64 " alerts could not be written to the spool\n", what,
+                    st.name, st.spool_errors);
+        failed += st.failed;
     }
     if (!ok)
         cli_fail(what, &err);
     saemon_sinks_destroy(sinks);
-    return ok;
+    return !ok ? CLI_FAIL : failed ? CLI_DELIVERY : CLI_OK;
 }

@@ -140,14 +140,15 @@ int cmd_demo(int argc, char **argv)
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;
-    if (!cli_sinks_close("demo", closing, &n_alerts))
+    int closed = cli_sinks_close("demo", closing, &n_alerts);
+    if (closed == CLI_FAIL)
         goto done;
     printf("\nsummary: %" PRIu64 " tokens, %" PRIu64 " alerts, mean L0 %.2f features/token, %.0f tokens/s\n",
            rp.tokens, n_alerts, (double)rp.active_features / (double)(rp.tokens ? rp.tokens : 1),
            dt > 0 ? (double)rp.tokens / dt : 0.0);
     printf("planted: %" PRIu64 " alarm tokens (%" PRIu64 " bursts of >= 3 tokens), %" PRIu64 " feature pairs\n",
            alarm_tokens, long_bursts, pairs);
-    rc = CLI_OK;
+    rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)
         cli_sinks_close("demo", sinks, NULL);

@@ -96,12 +96,13 @@ int cmd_run(int argc, char **argv)
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;
-    if (!cli_sinks_close("run", closing, &n_alerts))
+    int closed = cli_sinks_close("run", closing, &n_alerts);
+    if (closed == CLI_FAIL)
         goto done;
     fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean L0 %.2f, %.0f tokens/s (kernel %s)\n",
             rp.tokens, s.n_streams, n_alerts, rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
             dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_variant(s.encoder));
-    rc = CLI_OK;
+    rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)
         cli_sinks_close("run", sinks, NULL);

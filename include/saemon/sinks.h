@@ -96,6 +96,7 @@ typedef struct saemon_sink_stats {
     uint64_t spool_errors; /* alerts whose spool write failed (kept in memory only) */
     uint64_t quarantined;  /* bad spool entries set aside as *.bad at start */
     uint64_t queued_bytes; /* memory held by the alerts in the queue now */
+    char last_failure[200]; /* why the last failed alert failed ("" if none) */
 } saemon_sink_stats;
 
 typedef struct saemon_sinks saemon_sinks;

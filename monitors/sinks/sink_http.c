@@ -198,8 +198,8 @@ static void *deliver_loop(void *arg)
         if (reread && !spool_read(&h->sp, &e)) {
             /* set aside by a person, or unreadable now: nothing to send */
             pthread_mutex_lock(&h->mu);
-            atomic_fetch_add(&s->failed, 1);
             snprintf(h->last_error, sizeof h->last_error, "spooled alert %" PRIu64 " could not be read back", e.seq);
+            sink_failed_one(s, "%s", h->last_error);
             pop_head(s, h);
             continue;
         }
@@ -224,13 +224,13 @@ static void *deliver_loop(void *arg)
             continue;
         }
         if (r == POST_REFUSED) {
-            atomic_fetch_add(&s->failed, 1);
+            sink_failed_one(s, "refused: %s", h->last_error);
             pop_head(s, h);
             continue;
         }
         h->head_failures++;
         if (!h->q[h->head].on_disk && h->head_failures > h->max_retries) {
-            atomic_fetch_add(&s->failed, 1);
+            sink_failed_one(s, "given up after %u retries: %s", h->max_retries, h->last_error);
             h->lost++;
             pop_head(s, h);
             continue;
@@ -323,6 +323,9 @@ static bool http_finish(sink *s, double deadline)
     if (memory_only) {
         atomic_fetch_add(&s->failed, memory_only);
         h->lost += memory_only;
+        pthread_mutex_lock(&s->mu);
+        snprintf(s->last_failure, sizeof s->last_failure, "undelivered at the drain timeout: %.160s", h->last_error);
+        pthread_mutex_unlock(&s->mu);
     }
     if (h->lost)
         sink_fail(s, SAEMON_ERR_IO, "sink %s: %" PRIu64 " alerts could not be delivered to %s (last error: %s)",

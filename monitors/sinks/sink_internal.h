@@ -66,6 +66,8 @@ struct sink {
     _Atomic size_t queued_bytes;  /* of the alerts in the ring */
     size_t max_queued_bytes;
     bool failed_hard;            /* error holds why the run must fail */
+    char last_failure[200];      /* why the last alert failed for good (under mu) */
+    _Atomic double drain_deadline; /* set by close(): handle() must be done by then */
     saemon_error error;
 };
 
@@ -84,6 +86,9 @@ typedef struct sink_kind {
 extern const sink_kind sink_kind_jsonl; /* jsonl and stdout */
 extern const sink_kind sink_kind_http;  /* webhook and alertmanager */
 extern const sink_kind sink_kind_exec;
+
+/* Count one alert failed for good and say why (kept for the stats). */
+void sink_failed_one(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Record the first hard failure of a sink (it ends the run with an error). */
 void sink_fail(sink *s, saemon_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -98,11 +98,15 @@ static void *sink_thread(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->closing && !s->paused && !isfinite(deadline))
-            deadline = clock_now_s() + s->drain_timeout_s;
+            deadline = atomic_load(&s->drain_deadline);
         /* Take what is queued (a bounded batch, so retries still get their
          * turn under constant load), then let the sink do its periodic work:
          * an HTTP sink spools every alert it takes before it delivers. */
         for (int batch = 0; s->len && !s->paused && batch < 256; batch++) {
+            /* close() may come in the middle of a batch: the drain deadline
+             * starts then, not after up to 256 more slow alerts. */
+            if (s->closing && !isfinite(deadline))
+                deadline = atomic_load(&s->drain_deadline);
             sink_alert *a = s->ring[s->head];
             s->head = (s->head + 1) % s->cap;
             s->len--;
@@ -110,7 +114,7 @@ static void *sink_thread(void *arg)
             pthread_cond_broadcast(&s->space); /* room by count or by bytes */
             pthread_mutex_unlock(&s->mu);
             if (s->ops->drain_bounded && clock_now_s() >= deadline) {
-                atomic_fetch_add(&s->failed, 1);
+                sink_failed_one(s, "left unhandled at the drain timeout (%.1f s)", s->drain_timeout_s);
                 sink_fail(s, SAEMON_ERR_IO, "sink %s: alerts left unhandled at the drain timeout (%.1f s)",
                           s->name, s->drain_timeout_s);
             } else {
@@ -121,7 +125,7 @@ static void *sink_thread(void *arg)
         }
         bool closing = s->closing && !s->paused;
         if (closing && !isfinite(deadline))
-            deadline = clock_now_s() + s->drain_timeout_s;
+            deadline = atomic_load(&s->drain_deadline);
         pthread_mutex_unlock(&s->mu);
         double wait = s->ops->poll ? s->ops->poll(s, closing) : -1;
         pthread_mutex_lock(&s->mu);
@@ -211,6 +215,7 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     s->cap = o->queue_capacity ? o->queue_capacity : DEFAULT_QUEUE;
     s->max_queued_bytes = o->queue_bytes ? o->queue_bytes : SAEMON_SINK_DEFAULT_QUEUE_BYTES;
     s->drain_timeout_s = o->drain_timeout_s > 0 ? o->drain_timeout_s : 10.0;
+    atomic_init(&s->drain_deadline, INFINITY);
     s->name = o->name ? strdup(o->name) : default_name(o);
     s->ring = calloc(s->cap, sizeof *s->ring);
     if (!s->name || !s->ring) {
@@ -324,6 +329,10 @@ void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *
     out->spool_errors = atomic_load(&s->spool_errors);
     out->quarantined = atomic_load(&s->quarantined);
     out->queued_bytes = atomic_load(&s->queued_bytes);
+    sink *w = (sink *)s; /* the mutex only, for the text */
+    pthread_mutex_lock(&w->mu);
+    snprintf(out->last_failure, sizeof out->last_failure, "%s", s->last_failure);
+    pthread_mutex_unlock(&w->mu);
 }
 
 void saemon_sinks_pause(saemon_sinks *sinks, bool paused)
@@ -347,6 +356,7 @@ saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *err)
         for (size_t i = 0; i < sinks->n; i++) {
             sink *s = sinks->v[i];
             pthread_mutex_lock(&s->mu);
+            atomic_store(&s->drain_deadline, clock_now_s() + s->drain_timeout_s);
             s->closing = true;
             s->paused = false;
             pthread_cond_signal(&s->cv);
