@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HTTP_SERVER_MAX_REQUESTS 256
+#define HTTP_SERVER_MAX_REQUESTS 2048
 
 typedef struct http_request {
     char method[8];
