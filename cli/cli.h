@@ -143,6 +143,9 @@ typedef struct cli_live {
     double t0;
     int inotify_fd;
     const char *base;
+    char *watch_dir;               /* the rule file's directory (malloc'd) */
+    bool watch_lost;               /* the directory was deleted or moved: re-arming */
+    double next_rearm;
 } cli_live;
 
 /* Install SIGINT/SIGTERM (stop) and SIGHUP (reload) handlers, watch the rule

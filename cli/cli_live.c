@@ -43,6 +43,10 @@ static void log_prefix(const char *what)
     fprintf(stderr, "%s.%03ldZ saemon %s: ", when, ts.tv_nsec / 1000000, what);
 }
 
+/* IN_DELETE_SELF / IN_MOVE_SELF: the directory itself went away (the
+ * watch is then dropped: IN_IGNORED) and has to be re-armed. */
+#define WATCH_MASK (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
+
 /* Watch the directory, not the file: an editor that writes a new file and
  * renames it over the old one replaces the inode a file watch would follow. */
 static void watch_rules(cli_live *l)
@@ -55,8 +59,10 @@ static void watch_rules(cli_live *l)
     else
         snprintf(dir, sizeof dir, "%.*s", (int)(slash == l->rules_path ? 1 : slash - l->rules_path), l->rules_path);
     l->base = slash ? slash + 1 : l->rules_path;
+    l->watch_dir = strdup(dir);
+    l->watch_lost = false;
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0 || inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+    if (fd < 0 || !l->watch_dir || inotify_add_watch(fd, dir, WATCH_MASK) < 0) {
         fprintf(stderr, "saemon %s: warning: cannot watch %s for changes (%s); reload with SIGHUP\n", l->what, dir,
                 strerror(errno));
         if (fd >= 0)
@@ -98,6 +104,13 @@ static bool rules_file_changed(cli_live *l)
             const struct inotify_event *ev = (const struct inotify_event *)p;
             if ((ev->mask & IN_Q_OVERFLOW) || (ev->len && strcmp(ev->name, l->base) == 0))
                 changed = true;
+            if ((ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) && !l->watch_lost) {
+                l->watch_lost = true;
+                l->next_rearm = 0;
+                log_prefix(l->what);
+                fprintf(stderr, "file watching stopped: %s was deleted or moved; watching again once it is back "
+                                "(SIGHUP reloads meanwhile)\n", l->watch_dir);
+            }
             p += sizeof *ev + ev->len;
         }
     }
@@ -140,11 +153,30 @@ static void pace(cli_live *l, uint64_t tokens)
     }
 }
 
+/* After the directory was deleted or moved: try to watch it again (once a
+ * second); the file may have changed meanwhile, so a re-armed watch reloads. */
+static bool rearm_watch(cli_live *l)
+{
+    if (!l->watch_lost || l->inotify_fd < 0)
+        return false;
+    double now = cli_now_seconds();
+    if (now < l->next_rearm)
+        return false;
+    l->next_rearm = now + 1.0;
+    if (inotify_add_watch(l->inotify_fd, l->watch_dir, WATCH_MASK) < 0)
+        return false;
+    l->watch_lost = false;
+    log_prefix(l->what);
+    fprintf(stderr, "watching %s for changes again\n", l->watch_dir);
+    return true;
+}
+
 void cli_live_between_batches(cli_live *l, uint64_t tokens)
 {
     bool hup = reload_requested != 0;
     reload_requested = 0;
     bool changed = rules_file_changed(l);
+    changed |= rearm_watch(l);
     if (hup || changed)
         reload(l, hup ? "SIGHUP" : "a change of the file");
     pace(l, tokens);
@@ -167,6 +199,8 @@ void cli_live_end(cli_live *l)
     if (l->inotify_fd >= 0)
         close(l->inotify_fd);
     l->inotify_fd = -1;
+    free(l->watch_dir);
+    l->watch_dir = NULL;
     if (stop_requested) {
         log_prefix(l->what);
         fprintf(stderr, "stopped by signal; shutting down\n");
