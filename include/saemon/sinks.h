@@ -62,6 +62,8 @@ typedef struct saemon_sink_options {
     double backoff_max_s;         /* cap on the delay; default 30 */
     const char *spool_dir;        /* one file per pending alert; NULL = in memory only */
     const char *generator_url;    /* alertmanager: generatorURL of every alert, optional */
+    double resend_interval_s;     /* alertmanager: re-send firing alerts this often, with
+                                     endsAt = now + 4 x this; default 60 */
 
     /* exec */
     const char *const *argv;      /* NULL-terminated; argv[0] searched in PATH */

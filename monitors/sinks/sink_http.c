@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "base/sha256.h"
+#include "monitors/sinks/am_active.h"
 #include "monitors/sinks/sink_internal.h"
 #include "monitors/sinks/spool.h"
 
@@ -45,6 +47,11 @@ typedef struct http_sink {
     uint64_t on_disk;              /* entries of q in the spool */
     uint64_t handled;              /* alerts http_handle has taken (spooled or not) */
     char run_id[128];
+    /* alertmanager: firing alerts re-sent every resend_s with endsAt =
+     * now + 4 resend_s, as Prometheus does (sink thread only) */
+    am_active active;
+    double resend_s, next_resend;
+    uint64_t resends;
 } http_sink;
 
 typedef enum { POST_OK, POST_RETRY, POST_REFUSED } post_result;
@@ -229,6 +236,10 @@ static void *deliver_loop(void *arg)
             continue;
         }
         h->head_failures++;
+        if (h->q[h->head].resend && h->head_failures > h->max_retries) {
+            pop_head(s, h); /* the next round re-sends it anyway */
+            continue;
+        }
         if (!h->q[h->head].on_disk && h->head_failures > h->max_retries) {
             sink_failed_one(s, "given up after %u retries: %s", h->max_retries, h->last_error);
             h->lost++;
@@ -255,7 +266,10 @@ static void http_handle(sink *s, const saemon_alert *a)
 {
     http_sink *h = s->impl;
     spool_entry e = {0};
-    e.body = h->alertmanager ? sink_alertmanager_body(a, h->generator_url) : saemon_alert_to_json(a);
+    e.body = h->alertmanager ? sink_alertmanager_body(a, h->generator_url, a->timestamp + 4 * h->resend_s)
+                             : saemon_alert_to_json(a);
+    if (h->alertmanager && e.body && !am_active_note(&h->active, a))
+        sink_failed_one(s, "too many active alerts to re-send (max %d)", AM_ACTIVE_MAX);
     if (!e.body) {
         atomic_fetch_add(&s->dropped, 1);
         mark_handled(h);
@@ -300,6 +314,49 @@ static void http_handle(sink *s, const saemon_alert *a)
     pthread_mutex_unlock(&h->mu);
 }
 
+/* Alertmanager: queue a fresh copy of every active alert (memory only: a
+ * re-send lost in a crash only shortens the alert's endsAt). Sink thread. */
+static double resend_active(sink *s, bool closing)
+{
+    http_sink *h = s->impl;
+    if (!h->alertmanager || closing)
+        return -1;
+    double now = clock_now_s();
+    if (h->next_resend == 0)
+        h->next_resend = now + h->resend_s;
+    if (now < h->next_resend)
+        return h->next_resend - now;
+    h->next_resend = now + h->resend_s;
+    h->resends++;
+    double wall = (double)time(NULL);
+    for (size_t i = 0; i < h->active.n; i++) {
+        const saemon_alert *a = &h->active.v[i]->alert;
+        spool_entry e = {0};
+        e.body = sink_alertmanager_body(a, h->generator_url, wall + 4 * h->resend_s);
+        if (!e.body)
+            continue;
+        e.len = strlen(e.body);
+        e.resend = true;
+        char key[65], round[24];
+        sink_alert_key(a, h->run_id, key);
+        snprintf(round, sizeof round, "resend %" PRIu64, h->resends);
+        const void *parts[] = {key, round};
+        const size_t lens[] = {64, strlen(round)};
+        if (saemon_sha256_hex(parts, lens, 2, e.key) != 0)
+            memcpy(e.key, key, sizeof e.key);
+        pthread_mutex_lock(&h->mu);
+        if (h->pending_bytes + e.len > h->max_pending_bytes || !push(h, e)) {
+            pthread_mutex_unlock(&h->mu);
+            free(e.body);
+            continue;
+        }
+        h->pending_bytes += e.len;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
+    return h->resend_s;
+}
+
 static void stop_deliverer(http_sink *h, double deadline)
 {
     if (!h->deliverer_started)
@@ -319,7 +376,7 @@ static bool http_finish(sink *s, double deadline)
     stop_deliverer(h, isfinite(deadline) ? deadline : clock_now_s() + s->drain_timeout_s);
     uint64_t memory_only = 0; /* what is on disk waits for the next run; the rest is lost */
     for (size_t i = 0; i < h->len; i++)
-        memory_only += !h->q[h->head + i].on_disk;
+        memory_only += !h->q[h->head + i].on_disk && !h->q[h->head + i].resend;
     if (memory_only) {
         atomic_fetch_add(&s->failed, memory_only);
         h->lost += memory_only;
@@ -348,6 +405,7 @@ static void http_destroy(sink *s)
         curl_easy_cleanup(h->curl);
     free(h->url);
     free(h->generator_url);
+    am_active_free(&h->active);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
     free(h);
@@ -355,6 +413,7 @@ static void http_destroy(sink *s)
 
 static const sink_ops http_ops = {
     .handle = http_handle,
+    .poll = resend_active,
     .finish = http_finish,
     .destroy = http_destroy,
 };
@@ -435,6 +494,7 @@ static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_err
     }
     h->max_pending_bytes = o->queue_bytes ? o->queue_bytes : SAEMON_SINK_DEFAULT_QUEUE_BYTES;
     snprintf(h->run_id, sizeof h->run_id, "%s", o->run_id ? o->run_id : "");
+    h->resend_s = o->resend_interval_s > 0 ? o->resend_interval_s : 60.0;
     /* Signals go to the application's threads, as for the sink thread. */
     sigset_t all, old;
     sigfillset(&all);

@@ -93,7 +93,9 @@ void sink_failed_one(sink *s, const char *fmt, ...) __attribute__((format(printf
 /* Record the first hard failure of a sink (it ends the run with an error). */
 void sink_fail(sink *s, saemon_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Alertmanager v2 postableAlerts body ([one alert]); free() it. NULL on OOM. */
-char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url);
+/* Alertmanager v2 postableAlerts body ([one alert]); free() it. NULL on OOM.
+ * A firing alert gets endsAt = ends_at when ends_at > 0 (re-sent before then
+ * while it holds); a resolved one endsAt = its timestamp. */
+char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url, double ends_at);
 
 #endif

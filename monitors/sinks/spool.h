@@ -18,6 +18,7 @@ typedef struct spool_entry {
     char *body;
     size_t len;
     bool on_disk; /* written to the spool (false: the write failed, memory only) */
+    bool resend;  /* alertmanager re-send of an active alert: never spooled, never "lost" */
 } spool_entry;
 
 typedef struct spool {

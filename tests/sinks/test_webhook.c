@@ -435,3 +435,44 @@ Test(webhook, bad_spool_entries_are_quarantined, .init = setup)
     test_rmtree(dir);
     free(dir);
 }
+
+/* issue 12, item 16: Alertmanager resolves an alert by itself once its endsAt
+ * (or resolve_timeout) passes; active alerts must be re-sent while they hold,
+ * with a later endsAt each time, and no longer once resolved. */
+Test(webhook, alertmanager_resends_active_alerts_with_endsat, .init = setup, .timeout = 60)
+{
+    http_server srv = {0};
+    cr_assert(http_server_start(&srv));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    saemon_sink_options o = {.kind = SAEMON_SINK_ALERTMANAGER, .url = url, .resend_interval_s = 0.2};
+    saemon_sinks *s = open_sink(&o);
+    test_alert t;
+    saemon_sinks_alert(test_alert_make(&t, 3, "firing"), s);
+    wait_arrived(&srv, 4); /* the alert, then re-sends */
+    saemon_sinks_alert(test_alert_make(&t, 9, "resolved"), s);
+    cr_assert_eq(saemon_sinks_stop(s, NULL), SAEMON_OK);
+    saemon_sinks_destroy(s);
+    size_t n = http_server_count(&srv);
+    cr_assert_geq(n, 5);
+    char prev_ends[64] = "";
+    for (size_t i = 0; i < n; i++) {
+        cJSON *arr = cJSON_Parse(srv.req[i].body), *a = cJSON_GetArrayItem(arr, 0);
+        cr_assert(a, "%s", srv.req[i].body);
+        cJSON *labels = cJSON_GetObjectItem(a, "labels");
+        cr_expect_str_eq(cJSON_GetObjectItem(labels, "alertname")->valuestring, "deception");
+        cJSON *ends = cJSON_GetObjectItem(a, "endsAt"), *starts = cJSON_GetObjectItem(a, "startsAt");
+        cr_assert(cJSON_IsString(ends), "every body carries endsAt: %s", srv.req[i].body);
+        if (i + 1 < n) { /* firing: same startsAt, endsAt never earlier */
+            cr_assert(cJSON_IsString(starts));
+            cr_expect_str_eq(starts->valuestring, "2023-11-14T22:13:23.000Z");
+            cr_expect_geq(strcmp(ends->valuestring, prev_ends), 0, "%s after %s", ends->valuestring, prev_ends);
+            snprintf(prev_ends, sizeof prev_ends, "%s", ends->valuestring);
+        } else { /* the last one is the resolution: endsAt = its timestamp */
+            cr_expect(!starts);
+            cr_expect_str_eq(ends->valuestring, "2023-11-14T22:13:29.000Z");
+        }
+        cJSON_Delete(arr);
+    }
+    http_server_stop(&srv);
+}
