@@ -33,6 +33,13 @@ while (( $(date +%s) - start < dur )); do
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rss" "$fds" "$n_j" "$n_r" "$p99" | tee -a "$out/samples.tsv"
 done
 kill -TERM $pid; wait $pid || echo "demo exit status $?"
+# What the drain timeout left in the spool is not lost: a restart on the same
+# spool (raising almost nothing itself) delivers it.
+printf 'sinks:\n  - {type: webhook, url: "http://127.0.0.1:%s/hook", spool: "%s/spool/webhook", drain_timeout: 3600}\n' \
+  "$port" "$out" > "$out/drain.yaml"
+"$bin" demo --tokens 1 --resolved --run-id drain --alerts "$out/after.jsonl" --sinks "$out/drain.yaml" \
+  >/dev/null 2>"$out/drain.err" || echo "drain run exit status $?"
+cat "$out/after.jsonl" >> "$out/alerts.jsonl"
 sleep 1
 cut -f3 "$out/received.log" | sort > "$out/recv.events"
 python3 - "$out" <<'PY'
