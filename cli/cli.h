@@ -146,6 +146,10 @@ typedef struct cli_live {
     char *watch_dir;               /* the rule file's directory (malloc'd) */
     bool watch_lost;               /* the directory was deleted or moved: re-arming */
     double next_rearm;
+    /* A reload is parsed on its own thread, never on the encoding thread: a
+     * big or hostile file must not stall the alerts (cli_live.c). */
+    struct cli_reload_job *job;    /* running or finished, not yet applied */
+    const char *pending_why;       /* another request came while it ran */
 } cli_live;
 
 /* Install SIGINT/SIGTERM (stop) and SIGHUP (reload) handlers, watch the rule
