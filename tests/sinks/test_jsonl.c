@@ -323,3 +323,40 @@ Test(jsonl, a_failed_write_leaves_no_partial_line)
     test_rmtree(dir);
     free(dir);
 }
+
+/* issue 12, item 12: 148 alerts with a 4 MB description took RSS to 823 MB
+ * because queues were bounded by count only. Bounded in bytes now. */
+Test(jsonl, queue_is_bounded_in_bytes)
+{
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/q.jsonl", dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .queue_bytes = 10u << 20};
+    saemon_sinks *s = open_jsonl(&o);
+    saemon_sinks_pause(s, true);
+    size_t big = 4u << 20;
+    char *description = malloc(big + 1);
+    memset(description, 'x', big);
+    description[big] = 0;
+    test_alert t;
+    for (uint64_t i = 0; i < 148; i++) {
+        test_alert_make(&t, i, "firing");
+        t.alert.description = description;
+        saemon_sinks_alert(&t.alert, s);
+    }
+    free(description);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_expect_eq(st.received, 148);
+    cr_expect_eq(st.dropped, 146, "two 4 MB alerts fit in 10 MB");
+    cr_expect_leq(st.queued_bytes, 10u << 20);
+    cr_expect_gt(st.queued_bytes, 8u << 20);
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_stats(s, 0, &st);
+    cr_expect_eq(st.delivered, 2);
+    cr_expect_eq(st.queued_bytes, 0);
+    saemon_sinks_destroy(s);
+    test_rmtree(dir);
+    free(dir);
+}
