@@ -462,3 +462,48 @@ Test(faults, reload_storm_with_broken_and_hostile_files)
     test_rmtree(dir);
     free(dir), free(jsonl), free(errp), free(rules);
 }
+
+/* issue 12, item 11: with a hung webhook and --queue 4 the JSONL file got
+ * about one alert per second, although one slow sink must not hold up the
+ * others. The webhook's sink thread only spools now; delivery waits on its
+ * own thread, so the file gets every alert while the receiver is still
+ * answering its first request. */
+Test(faults, hung_receiver_does_not_hold_up_the_jsonl_file)
+{
+    char *dir = test_tmpdir(), *ref = path_in(dir, "ref.jsonl"), *jsonl = path_in(dir, "alerts.jsonl");
+    char *spool = path_in(dir, "spool"), url[64];
+    const char *ref_args[] = {"demo", "--tokens", "3000", "--alerts", ref, NULL};
+    cli_result r = cli_run(ref_args);
+    cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+    cli_result_free(&r);
+    size_t total = lines_in(ref);
+    cr_assert_gt(total, 10);
+
+    http_server srv = {.delay_s = 8}; /* hung, as far as this test goes */
+    cr_assert(http_server_bind(&srv));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", srv.port);
+    const char *cli = getenv("SAEMON_CLI");
+    pid_t child = fork();
+    cr_assert_neq(child, -1);
+    if (child == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 1);
+        dup2(null, 2);
+        execl(cli, cli, "demo", "--tokens", "3000", "--queue", "4", "--alerts", jsonl, "--webhook", url, "--spool",
+              spool, (char *)NULL);
+        _exit(127);
+    }
+    cr_assert(http_server_start(&srv));
+    for (int i = 0; i < 4000 && lines_in(jsonl) < total; i++)
+        nap_ms(5);
+    size_t got = lines_in(jsonl);
+    size_t answered = http_server_count(&srv);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    cr_expect_eq(got, total, "the JSONL file got %zu of %zu alerts", got, total);
+    cr_expect_eq(answered, 0, "all of it before the receiver answered once");
+    http_server_stop(&srv);
+    test_rmtree(dir);
+    free(dir), free(ref), free(jsonl), free(spool);
+}
