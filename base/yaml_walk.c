@@ -382,7 +382,7 @@ static saemon_status scalar_number(walk *w, const yaml_node_t *node, const char 
 saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out)
 {
     char desc[96];
-    double d;
+    double d = 0;
     saemon_status st = scalar_number(w, node, what, &d);
     if (st != SAEMON_OK)
         return st;
@@ -395,7 +395,7 @@ saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, flo
 
 saemon_status walk_float_any(walk *w, const yaml_node_t *node, const char *what, float *out)
 {
-    double d;
+    double d = 0;
     saemon_status st = scalar_number(w, node, what, &d);
     if (st == SAEMON_OK)
         *out = (float)d; /* beyond float range: ±inf, as the encoder would produce */

@@ -179,6 +179,7 @@ static void *deliver_loop(void *arg)
 {
     sink *s = arg;
     http_sink *h = s->impl;
+    uint64_t wal_mark = 0;
     pthread_mutex_lock(&h->mu);
     for (;;) {
         double now = clock_now_s();
@@ -193,12 +194,16 @@ static void *deliver_loop(void *arg)
             continue;
         }
         /* Write-ahead: whatever was queued for this sink when this attempt
-         * is due is spooled first (the sink thread does that; wait for it). */
-        uint64_t queued = atomic_load(&s->enqueued);
-        if (h->has_spool && h->handled < queued && !h->stopping) {
+         * became due is spooled first (the sink thread does that; wait for
+         * it). The mark is taken once per attempt: alerts queued while we
+         * wait do not move it, or a steady stream would starve delivery. */
+        if (!wal_mark)
+            wal_mark = atomic_load(&s->enqueued) + 1; /* +1: 0 means "not taken" */
+        if (h->has_spool && h->handled + 1 < wal_mark && !h->stopping) {
             pthread_cond_wait(&h->cv, &h->mu);
             continue;
         }
+        wal_mark = 0;
         spool_entry e = h->q[h->head]; /* the array may move; the body does not */
         bool reread = !e.body;
         pthread_mutex_unlock(&h->mu);
