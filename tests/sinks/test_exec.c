@@ -125,7 +125,7 @@ Test(exec, close_stops_running_commands_at_the_drain_timeout, .timeout = 30)
  * drain deadline only after the batch: 256 x the exec timeout (> 11 minutes
  * with defaults). The command running at close() is stopped at the drain
  * deadline too. Without the fix this test runs into its Criterion timeout. */
-Test(exec, close_in_the_middle_of_a_batch_keeps_the_drain_timeout, .timeout = 40)
+Test(exec, close_in_the_middle_of_a_batch_keeps_the_drain_timeout, .timeout = 30)
 {
     const char *argv[] = {"sleep", "30", NULL};
     saemon_sinks *s = NULL;
