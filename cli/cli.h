@@ -10,7 +10,9 @@
 #include "saemon/saemon.h"
 
 /* Exit codes: 0 ok, 1 the input was refused or a run failed, 2 usage error. */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+/* Exit statuses (docs/sinks.md): 3 = the run finished but some alerts
+ * failed delivery for good (refused, exec status != 0 or timeout). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_DELIVERY = 3 };
 
 int cmd_inspect(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
@@ -37,6 +39,7 @@ typedef struct cli_sink_flags {
     /* credentials of --webhook / --alertmanager (the common case; a sinks
      * file takes every option, docs/sinks.md) */
     const char *webhook_bearer_file, *alertmanager_user, *alertmanager_password_file, *sink_ca_file;
+    const char *run_id; /* --run-id; NULL: the command's default (run: the input path) */
     size_t queue;
     bool resolved; /* --resolved: the monitor also reports resolved alerts */
 } cli_sink_flags;
@@ -49,7 +52,7 @@ typedef struct cli_sink_flags {
         {"resolved", no_argument, 0, 'R'}, {"webhook-bearer-file", required_argument, 0, CLI_OPT_BEARER_FILE}, \
         {"alertmanager-user", required_argument, 0, CLI_OPT_AM_USER},                                    \
         {"alertmanager-password-file", required_argument, 0, CLI_OPT_AM_PASSWORD_FILE},                  \
-        {"ca-file", required_argument, 0, CLI_OPT_CA_FILE}
+        {"ca-file", required_argument, 0, CLI_OPT_CA_FILE}, {"run-id", required_argument, 0, 'U'}
 enum { CLI_OPT_BEARER_FILE = 0x1500, CLI_OPT_AM_USER, CLI_OPT_AM_PASSWORD_FILE, CLI_OPT_CA_FILE };
 #define CLI_SINK_USAGE                                                                                    \
     "  --alerts FILE        append one JSON line per alert to FILE ('-' = stdout)\n"                      \
@@ -63,16 +66,19 @@ enum { CLI_OPT_BEARER_FILE = 0x1500, CLI_OPT_AM_USER, CLI_OPT_AM_PASSWORD_FILE, 
     "  --webhook-bearer-file FILE   send 'Authorization: Bearer <the file's content>' to --webhook\n"     \
     "  --alertmanager-user USER --alertmanager-password-file FILE   basic auth for --alertmanager\n"     \
     "  --ca-file FILE       CA certificates (PEM) that --webhook/--alertmanager servers must chain to\n"  \
-    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"
+    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"          \
+    "  --run-id ID          part of every Idempotency-Key: the same events under the same ID\n"        \
+    "                       repeat their keys (run: default the --input path; demo: \"demo\")\n"
 
 /* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
 int cli_sink_option(int c, const char *arg, cli_sink_flags *f);
 /* Open every sink asked for; NULL (after a message) on failure. */
-saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f);
+saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f, const char *default_run_id);
 /* Deliver what is queued, close, print one counter line per sink to stderr;
- * false (after a message) if a sink failed. Frees the sinks; *alerts (if
- * not NULL) gets the number of alerts raised. */
-bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts);
+ * CLI_FAIL (after a message) if a sink lost alerts, CLI_DELIVERY if alerts
+ * failed delivery for good (one line per such sink says why), else CLI_OK.
+ * Frees the sinks; *alerts (if not NULL) gets the number of alerts raised. */
+int cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts);
 
 /* Encode rows [first, first+n) of a recording in max_batch chunks and feed
  * every token to the monitor. Row r belongs to stream r / tokens_per_stream at
@@ -95,12 +101,17 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
 void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc);
 
 double cli_now_seconds(void);
+/* A float as a JSON value: a number (%.9g, round-trips), or for a non-finite
+ * one the string "+Inf", "-Inf" or "NaN" (bare inf/nan is not JSON). */
+bool cli_write_json_float(FILE *f, float v);
 
 /* One token's sparse features as a JSON line: {"stream":S,"token":T,"index":[…],"value":[…]},
- * with "dictionary" and "ring" first when not NULL (names must need no escaping).
- * Shared by `encode --sparse` and `serve --features`; false on a write error. */
+ * with "dictionary" and "ring" first when not NULL (names must need no escaping),
+ * values as cli_write_json_float writes them and "input_nonfinite":true when
+ * the raw row held NaN/Inf. Shared by `encode --sparse` and `serve --features`;
+ * false on a write error. */
 bool cli_write_sparse_line(FILE *f, const char *dictionary, const char *ring, uint64_t stream, uint64_t token,
-                           const uint32_t *idx, const float *val, size_t nnz);
+                           const uint32_t *idx, const float *val, size_t nnz, bool input_nonfinite);
 
 
 /* --encode auto|rules|all (cli_plan.c): the encoder computes the latents the
@@ -211,6 +222,13 @@ typedef struct cli_live {
     double t0;
     int inotify_fd;
     const char *base;
+    char *watch_dir;               /* the rule file's directory (malloc'd) */
+    bool watch_lost;               /* the directory was deleted or moved: re-arming */
+    double next_rearm;
+    /* A reload is parsed on its own thread, never on the encoding thread: a
+     * big or hostile file must not stall the alerts (cli_live.c). */
+    struct cli_reload_job *job;    /* running or finished, not yet applied */
+    const char *pending_why;       /* another request came while it ran */
 } cli_live;
 
 /* Install SIGINT/SIGTERM (stop) and SIGHUP (reload) handlers, watch the rule

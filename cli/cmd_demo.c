@@ -111,7 +111,7 @@ int cmd_demo(int argc, char **argv)
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
            saemon_rules_count(rules), saemon_rules_enabled_count(rules));
     fflush(stdout);
-    if (!(sinks = cli_sinks_open("demo", &sf)))
+    if (!(sinks = cli_sinks_open("demo", &sf, "demo")))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);
@@ -143,14 +143,15 @@ int cmd_demo(int argc, char **argv)
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;
-    if (!cli_sinks_close("demo", closing, &n_alerts))
+    int closed = cli_sinks_close("demo", closing, &n_alerts);
+    if (closed == CLI_FAIL)
         goto done;
     printf("\nsummary: %" PRIu64 " tokens, %" PRIu64 " alerts, mean %s %.2f features/token, %.0f tokens/s\n",
            rp.tokens, n_alerts, saemon_encoder_is_subset(enc) ? "active watched features" : "L0", (double)rp.active_features / (double)(rp.tokens ? rp.tokens : 1),
            dt > 0 ? (double)rp.tokens / dt : 0.0);
     printf("planted: %" PRIu64 " alarm tokens (%" PRIu64 " bursts of >= 3 tokens), %" PRIu64 " feature pairs\n",
            alarm_tokens, long_bursts, pairs);
-    rc = CLI_OK;
+    rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)
         cli_sinks_close("demo", sinks, NULL);

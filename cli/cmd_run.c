@@ -74,7 +74,7 @@ int cmd_run(int argc, char **argv)
     capture = (cli_capture){.dict = s.dict, .variant = eo.variant, .rows = s.input.data, .d_in = info->d_in,
                             .tokens_per_stream = s.tokens_per_stream, .n_rows = s.n_rows};
     saemon_monitor_set_capture(mon, cli_capture_fn, &capture);
-    if (!(sinks = cli_sinks_open("run", &sf)))
+    if (!(sinks = cli_sinks_open("run", &sf, input)))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);
@@ -98,13 +98,14 @@ int cmd_run(int argc, char **argv)
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;
-    if (!cli_sinks_close("run", closing, &n_alerts))
+    int closed = cli_sinks_close("run", closing, &n_alerts);
+    if (closed == CLI_FAIL)
         goto done;
     fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean %s %.2f, %.0f tokens/s (kernel %s)\n",
             rp.tokens, s.n_streams, n_alerts, saemon_encoder_is_subset(s.encoder) ? "active watched features" : "L0",
             rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
             dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_variant(s.encoder));
-    rc = CLI_OK;
+    rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)
         cli_sinks_close("run", sinks, NULL);

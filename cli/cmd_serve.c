@@ -517,7 +517,12 @@ int cmd_serve(int argc, char **argv)
         sf.sinks_file = srv.cfg.sinks;
     if (!sf.alerts)
         sf.alerts = srv.cfg.alerts;
-    if (!(srv.sinks = cli_sinks_open("serve", &sf)))
+    /* Idempotency keys: one run id per daemon start, so a restarted model
+     * reusing stream ids is not mistaken for a replay; spooled alerts keep
+     * the keys they were spooled with (--run-id overrides). */
+    char run_id[96];
+    snprintf(run_id, sizeof run_id, "serve-%ld-%d", (long)time(NULL), (int)getpid());
+    if (!(srv.sinks = cli_sinks_open("serve", &sf, run_id)))
         goto out;
     if (srv.cfg.web_config && !srv.cfg.metrics) {
         fprintf(stderr, "saemon serve: a web config (TLS, basic auth) needs --metrics or 'metrics:'\n");
@@ -587,8 +592,9 @@ out:
     if (srv.sinks) {
         uint64_t n_alerts = 0;
         saemon_sinks *closing = srv.sinks;
-        if (!cli_sinks_close("serve", closing, &n_alerts))
-            rc = CLI_FAIL;
+        int sink_rc = cli_sinks_close("serve", closing, &n_alerts);
+        if (sink_rc != CLI_OK && rc == CLI_OK)
+            rc = sink_rc; /* 1: alerts lost, 3: deliveries failed for good */
         srv.sinks = NULL;
     }
     print_summary(&srv);

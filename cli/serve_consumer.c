@@ -125,7 +125,7 @@ static void write_features(serve *srv, const serve_ring *r, const gather_entry *
     for (uint32_t t = 0; t < e->n_rows; t++) {
         size_t lo = feat->offsets[e->first + t], hi = feat->offsets[e->first + t + 1];
         cli_write_sparse_line(srv->features, r->dict->label, r->cfg->name, e->stream, e->token + t,
-                              feat->index + lo, feat->value + lo, hi - lo);
+                              feat->index + lo, feat->value + lo, hi - lo, feat->input_nonfinite[e->first + t]);
     }
     fflush(srv->features);
     pthread_mutex_unlock(&srv->features_mu);

@@ -208,13 +208,14 @@ static void update_trackers(saemon_monitor *mon, unsigned char *blob, const eval
         if (!isfinite(v))
             v = 0.0f; /* one bad value must not poison the window forever */
         if (ts->count == n)
-            ts->sum -= ring[ts->pos];
+            exact_sum_add(&ts->sum, ring[ts->pos], 1);
         else
             ts->count++;
         ring[ts->pos] = v;
-        ts->sum += v;
+        exact_sum_add(&ts->sum, v, 0);
         ts->pos = ts->pos + 1 == n ? 0 : ts->pos + 1;
-        mon->means[t] = ts->count == n ? (float)(ts->sum / n) : NAN;
+        /* exact sum, rounded to double, divided in double, rounded to float */
+        mon->means[t] = ts->count == n ? (float)(exact_sum_value(&ts->sum) / n) : NAN;
     }
 }
 

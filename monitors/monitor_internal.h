@@ -6,12 +6,13 @@
 #include <locale.h>
 #include <stdint.h>
 
+#include "monitors/exact_sum.h"
 #include "monitors/rules_internal.h"
 #include "monitors/stream_map.h"
 
 /* Per-stream blob layouts (see monitor_layout). */
 typedef struct tracker_state {
-    double sum;
+    exact_sum sum; /* of the ring's values, exact (no drift after an outlier) */
     uint32_t pos, count;
     /* followed by float ring[tokens] */
 } tracker_state;

@@ -12,6 +12,10 @@
 #include "saemon/rules.h"
 
 #define RULES_MAX_DEPTH 32            /* nesting of any/all/at_least (macros included) */
+/* Condition nodes of one rule or macro with every macro reference expanded:
+ * evaluation, alert features and canonical hashing all walk the expanded
+ * tree, so a macro that uses the previous one twice doubles it per level. */
+#define RULES_MAX_EXPANDED 65536
 #define RULES_MAX_FILE_BYTES (16u << 20)
 #define RULES_MAX_WINDOW 65536        /* tokens in a window / mean_over */
 #define RULES_MAX_LABELS_BYTES (256u << 20)
@@ -141,6 +145,7 @@ typedef struct rules_macro {
     const char *name;
     rules_cond *cond;
     int depth;               /* nesting depth the macro body uses */
+    size_t expanded;         /* condition nodes of the body, macros expanded */
 } rules_macro;
 
 typedef struct rules_list {

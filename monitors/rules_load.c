@@ -278,6 +278,7 @@ static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_
     if (!(r->cond = arena_calloc(w->mem, 1, sizeof *r->cond)))
         return nomem(w);
     p->deepest = 0;
+    p->expanded = 0;
     s = cond ? rules_parse_condition(p, cond, 1, r->cond) : rules_parse_health(p, health, r->cond);
     if (s != SAEMON_OK)
         return s;
@@ -557,6 +558,11 @@ saemon_status saemon_rules_from_string(const char *yaml, size_t len, const char 
     if (!rs->filename) {
         saemon_rules_close(rs);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
+    }
+    saemon_status depth_ok = walk_check_depth(rs->filename, yaml ? yaml : "", len, SAEMON_ERR_RULES, err);
+    if (depth_ok != SAEMON_OK) {
+        saemon_rules_close(rs);
+        return depth_ok;
     }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {

@@ -217,6 +217,14 @@ typedef struct saemon_reload_options {
     void *hook_user;
 } saemon_reload_options;
 
+/* The first half of saemon_monitor_reload_file, which touches no monitor:
+ * load the rule file at `path`, bind it and check it against the policy
+ * above. A long-running program calls it off its encoding thread (parsing a
+ * large or hostile file takes time), then saemon_monitor_reload() with the
+ * result between batches. *out is NULL on failure. */
+SAEMON_API saemon_status saemon_rules_open_for_reload(const char *path, const saemon_reload_options *opts,
+                                                      saemon_ruleset **out, saemon_error *err);
+
 /* Load the rule file at `path`, bind it, check it against the policy above
  * and switch the monitor to it (saemon_monitor_reload). On success the
  * caller's ruleset *rules (the one the monitor used) is closed and replaced

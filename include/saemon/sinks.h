@@ -91,6 +91,8 @@ typedef struct saemon_sink_options {
     const char *spool_dir;        /* one file per pending alert; NULL = in memory only */
     const char *generator_url;    /* alertmanager: generatorURL of every alert, optional */
     saemon_http_client http;      /* headers, basic/bearer auth, TLS */
+    double resend_interval_s;     /* alertmanager: re-send firing alerts this often, with
+                                     endsAt = now + 4 x this; default 60 */
 
     /* exec */
     const char *const *argv;      /* NULL-terminated; argv[0] searched in PATH */
@@ -98,7 +100,17 @@ typedef struct saemon_sink_options {
 
     /* close(): how long to keep trying to deliver what is queued; default 10 */
     double drain_timeout_s;
+
+    /* Memory bound in bytes of the alerts waiting for this sink (its queue,
+     * and an HTTP sink's pending bodies; with a spool the bodies beyond it
+     * stay on disk only); default SAEMON_SINK_DEFAULT_QUEUE_BYTES. */
+    size_t queue_bytes;
+    /* webhook/alertmanager: part of every Idempotency-Key, so replays of the
+     * same input dedupe and different runs do not; default "" */
+    const char *run_id;
 } saemon_sink_options;
+
+#define SAEMON_SINK_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 
 /* Counters of one sink. delivered/retried/dropped/failed only grow; spooled is
  * the number of alerts currently waiting in the spool (what a restart will
@@ -112,6 +124,10 @@ typedef struct saemon_sink_stats {
     uint64_t spooled;   /* waiting in the on-disk spool */
     uint64_t dropped;   /* queue full, alert not taken */
     uint64_t failed;    /* refused (HTTP 4xx, exit status != 0, timeout, write error) or given up */
+    uint64_t spool_errors; /* alerts whose spool write failed (kept in memory only) */
+    uint64_t quarantined;  /* bad spool entries set aside as *.bad at start */
+    uint64_t queued_bytes; /* memory held by the alerts in the queue now */
+    char last_failure[200]; /* why the last failed alert failed ("" if none) */
 } saemon_sink_stats;
 
 typedef struct saemon_sinks saemon_sinks;
@@ -121,6 +137,11 @@ SAEMON_API saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *e
 /* Open the sink (file, spool lock, HTTP handle) and start its thread. A
  * spool left by an earlier run is delivered before any new alert. */
 SAEMON_API saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *opt, saemon_error *err);
+
+/* The run id of the sinks added from now on that do not set their own
+ * (saemon_sink_options.run_id): part of every Idempotency-Key, so a replay
+ * of the same input under the same id repeats the same keys. */
+SAEMON_API saemon_status saemon_sinks_set_run_id(saemon_sinks *sinks, const char *run_id, saemon_error *err);
 
 /* Add every sink of a YAML config file (see docs/sinks.md); errors name
  * file:line:column. */

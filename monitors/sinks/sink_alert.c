@@ -52,6 +52,7 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
     if (!c)
         return NULL;
     atomic_init(&c->refs, 1);
+    c->size = size;
     c->alert = *a;
     char *p = (char *)(c + 1);
     saemon_alert_feature *f = (saemon_alert_feature *)p;
@@ -98,11 +99,13 @@ void sink_alert_release(sink_alert *a)
 
 /* Fields are separated by a byte that cannot occur in them (0x1f, unit
  * separator) so ("a", "bc") and ("ab", "c") hash differently. */
-void sink_alert_key(const saemon_alert *a, char out[65])
+void sink_alert_key(const saemon_alert *a, const char *run_id, char out[65])
 {
-    char nums[96];
-    snprintf(nums, sizeof nums, "%" PRIu64 "\x1f%" PRIu64 "\x1f%.6f", a->stream, a->token, a->timestamp);
-    const char *fields[] = {"saemon-alert-v1", a->rule, a->status, a->dictionary, nums};
+    char nums[64];
+    snprintf(nums, sizeof nums, "%" PRIu64 "\x1f%" PRIu64, a->stream, a->token);
+    /* No timestamp: a replay of the same input raises the same events, and
+     * must carry the same keys so receivers can drop the duplicates. */
+    const char *fields[] = {"saemon-alert-v2", run_id, a->dictionary, a->rule, nums, a->status};
     enum { N = sizeof fields / sizeof fields[0] };
     const void *parts[2 * N];
     size_t lens[2 * N];

@@ -307,6 +307,9 @@ static saemon_status yaml_error(const yaml_parser_t *p, const char *file, saemon
 static saemon_status process_config(saemon_sinks *sinks, const char *yaml, size_t len, const char *filename,
                                     size_t *n_sinks, char *warn, size_t wlen, saemon_error *err)
 {
+    saemon_status depth_ok = walk_check_depth(filename, yaml ? yaml : "", len, SAEMON_ERR_FORMAT, err);
+    if (depth_ok != SAEMON_OK)
+        return depth_ok;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);

@@ -215,3 +215,30 @@ Test(reload, sighup_reloads_a_changed_file, .timeout = 30, .fini = kill_child)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     free(dir);
 }
+
+/* issue 12, item 14: auto-reload silently stopped after the rules directory
+ * was deleted and recreated. Now it says so and re-arms the watch. */
+Test(reload, watch_survives_the_directory_being_recreated, .timeout = 30, .fini = kill_child)
+{
+    char *dir = test_tmpdir();
+    char sub[4096], rules[4200], alerts[4096], out[4096], err[4096];
+    snprintf(sub, sizeof sub, "%s/rules.d", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    snprintf(rules, sizeof rules, "%s/rules.yaml", sub);
+    snprintf(alerts, sizeof alerts, "%s/alerts.jsonl", dir);
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    write_file(rules, V1);
+    start_demo(rules, alerts, out, err);
+    wait_for(alerts, "\"rule\":\"v1\"", 0);
+
+    cr_assert_eq(unlink(rules), 0);
+    cr_assert_eq(rmdir(sub), 0);
+    wait_for(err, "file watching stopped", 0);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    wait_for(err, "for changes again", 0);
+    write_file(rules, V2); /* no SIGHUP: the re-armed watch sees it */
+    wait_for(err, "1 added, 1 removed) after a change of the file", 0);
+    wait_for(alerts, "\"rule\":\"v2\"", 0);
+    free(dir);
+}
