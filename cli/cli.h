@@ -164,6 +164,9 @@ typedef struct cli_capture {
 
 size_t cli_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
                       void *user);
+/* The strongest features (largest value over the rows) of n contiguous raw
+ * rows encoded with every latent; c->dict, c->variant and c->d_in must be set. */
+size_t cli_capture_rows(cli_capture *c, const float *rows, size_t n, saemon_alert_feature *out, size_t cap);
 void cli_capture_close(cli_capture *c);
 
 /* A dictionary, its encoder and a recorded activation file viewed as rows. */

@@ -1,8 +1,9 @@
-/* Capture on demand for `saemon run`: when a rule with `capture:` fires, the
- * stream's last `window` rows of the recording are encoded with every latent
- * by a second encoder (created on the first capture; the run's own encoder
- * may hold only a subset plan, and its output is being observed), and the
- * strongest features over the window go into the alert. */
+/* Capture on demand for `saemon run` and `saemon serve`: when a rule with
+ * `capture:` fires, the stream's last `window` rows are encoded with every
+ * latent by a second encoder (created on the first capture; the caller's own
+ * encoder may hold only a subset plan, and its output is being observed), and
+ * the strongest features over the window go into the alert. `run` takes the
+ * rows from its recording; `serve` keeps them per stream (serve_capture.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,22 +40,16 @@ static bool open_encoder(cli_capture *c)
     return true;
 }
 
-size_t cli_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
-                      void *user)
+size_t cli_capture_rows(cli_capture *c, const float *rows, size_t n, saemon_alert_feature *out, size_t cap)
 {
-    cli_capture *c = user;
     if (c->failed || (!c->enc && !open_encoder(c)))
         return 0;
-    const uint64_t last = stream * c->tokens_per_stream + token;
-    const uint64_t first = token + 1 >= window ? last + 1 - window : stream * c->tokens_per_stream;
-    if (last >= c->n_rows)
-        return 0;
     size_t n_touched = 0;
-    for (uint64_t row = first; row <= last;) {
-        size_t m = last + 1 - row < CAPTURE_BATCH ? (size_t)(last + 1 - row) : CAPTURE_BATCH;
+    for (size_t row = 0; row < n;) {
+        size_t m = n - row < CAPTURE_BATCH ? n - row : CAPTURE_BATCH;
         const saemon_features *f;
         saemon_error err = {0};
-        if (saemon_encoder_encode_full(c->enc, c->rows + row * c->d_in, m, &f, &err) != SAEMON_OK)
+        if (saemon_encoder_encode_full(c->enc, rows + row * c->d_in, m, &f, &err) != SAEMON_OK)
             break;
         for (size_t e = 0; e < f->offsets[m]; e++) {
             uint32_t j = f->index[e];
@@ -71,10 +66,21 @@ size_t cli_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_a
         c->best[c->touched[i]] = 0.0f;
     }
     qsort(r, n_touched, sizeof *r, stronger);
-    size_t n = n_touched < cap ? n_touched : cap;
-    for (size_t i = 0; i < n; i++)
+    size_t k = n_touched < cap ? n_touched : cap;
+    for (size_t i = 0; i < k; i++)
         out[i] = (saemon_alert_feature){.index = r[i].index, .value = r[i].value};
-    return n;
+    return k;
+}
+
+size_t cli_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
+                      void *user)
+{
+    cli_capture *c = user;
+    const uint64_t last = stream * c->tokens_per_stream + token;
+    const uint64_t first = token + 1 >= window ? last + 1 - window : stream * c->tokens_per_stream;
+    if (last >= c->n_rows)
+        return 0;
+    return cli_capture_rows(c, c->rows + first * c->d_in, (size_t)(last + 1 - first), out, cap);
 }
 
 void cli_capture_close(cli_capture *c)

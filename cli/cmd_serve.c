@@ -50,6 +50,7 @@ static void usage(FILE *f)
             "  --metrics ADDR:PORT  serve /metrics and /healthz (e.g. 127.0.0.1:9464; port 0 = any free)\n"
             "  --web-config FILE    TLS and basic auth for it: a Prometheus exporter web config file\n"
             "  --features FILE      also write every token's features as JSON lines (for checking)\n"
+            CLI_PLAN_USAGE
             "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n" CLI_SINK_USAGE
                 CLI_ENCODER_USAGE,
             SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_HEARTBEAT_S);
@@ -61,7 +62,7 @@ typedef struct serve_flags {
     const char *ring_names[SERVE_MAX_RINGS];
     size_t n_rings;
     uint64_t slots, max_rows;
-    const char *metrics, *web_config, *features;
+    const char *metrics, *web_config, *features, *encode;
     double heartbeat;
     cli_sink_flags sinks;
     saemon_encoder_options enc;
@@ -86,9 +87,9 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         {"config", required_argument, 0, 'c'}, {"sae", required_argument, 0, 's'},
         {"rules", required_argument, 0, 'r'}, {"ring", required_argument, 0, 'g'},
         {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
-        {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'N'},
+        {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'A'},
         {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
-        {"web-config", required_argument, 0, 'w'},
+        {"web-config", required_argument, 0, 'w'}, CLI_PLAN_LONG_OPTION,
         {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
         CLI_SINK_LONG_OPTIONS, CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
@@ -108,7 +109,14 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         case 'k': fl->one.hook = optarg; break;
         case 'n': if (!parse_u64("--slots", optarg, 1u << 20, &fl->slots)) return CLI_USAGE; break;
         case 'm': if (!parse_u64("--max-rows", optarg, 1u << 16, &fl->max_rows)) return CLI_USAGE; break;
-        case 'N': fl->one.name = optarg; break;
+        case 'A': fl->one.name = optarg; break;
+        case 'N':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "rules") && strcmp(optarg, "all")) {
+                fprintf(stderr, "saemon serve: --encode expects auto, rules or all, got '%s'\n", optarg);
+                return CLI_USAGE;
+            }
+            fl->encode = optarg;
+            break;
         case 'F': fl->one.feature_labels = optarg; break;
         case 'x': fl->metrics = optarg; break;
         case 'w': fl->web_config = optarg; break;
@@ -193,6 +201,8 @@ static bool apply_overrides(const serve_flags *fl, serve_config *c)
         return false;
     if (fl->enc.variant && !(free(c->isa), c->isa = strdup(fl->enc.variant)))
         return false;
+    if (fl->encode && !(free(c->encode), c->encode = strdup(fl->encode)))
+        return false;
     if (fl->sinks.resolved)
         c->resolved = true;
     for (size_t i = 0; i < c->n_dicts; i++) {
@@ -243,11 +253,25 @@ static bool open_dict(serve *srv, size_t i)
         .threads = dc->threads,
         .cpus = srv->cfg.cpus,
         .exclude_cpus = srv->cfg.exclude_cpus,
-        .reconstruction = saemon_rules_needs_reconstruction(d->rules),
     };
+    /* Only the latents the rules read, when that is exact (docs/serve.md). */
+    const char *mode = srv->cfg.encode ? srv->cfg.encode : "auto";
+    if (!cli_parse_encode_mode(mode, &d->plan.mode) || !cli_plan_apply(&d->plan, d->rules, &eo))
+        return false;
     if (saemon_encoder_create(d->dict, &eo, &d->encoder, &err) != SAEMON_OK)
         return cli_fail("serve", &err), false;
     cli_encoder_warn(d->encoder);
+    uint32_t window = d->plan.needs.capture_window;
+    if (d->plan.mode == SAEMON_ENCODE_ALL) { /* the plan did not look at the rules */
+        saemon_rules_needs needs;
+        saemon_rules_needed_latents(d->rules, NULL, 0, &needs);
+        window = needs.capture_window;
+    }
+    d->capture = (cli_capture){.dict = d->dict, .variant = srv->cfg.isa, .d_in = d->info->d_in};
+    if (window && !(d->capture_rows = malloc((size_t)window * d->info->d_in * sizeof(float)))) {
+        fprintf(stderr, "saemon serve: out of memory\n");
+        return false;
+    }
     if (!serve_gather_init(d)) {
         fprintf(stderr, "saemon serve: out of memory\n");
         return false;
@@ -269,6 +293,18 @@ static bool open_dict(serve *srv, size_t i)
         saemon_monitor_options mo = {.resolved = srv->cfg.resolved};
         if (saemon_monitor_create(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
+        if (window) {
+            /* the last `window` rows of at most this many streams: 64 MiB a ring */
+            size_t per_stream = (size_t)window * d->info->d_in * sizeof(float);
+            size_t max_streams = (64u << 20) / per_stream;
+            if (max_streams < 16)
+                max_streams = 16;
+            if (!(sr->history = serve_history_create(d->info->d_in, window, max_streams))) {
+                fprintf(stderr, "saemon serve: out of memory for the capture window\n");
+                return false;
+            }
+            saemon_monitor_set_capture(sr->monitor, serve_capture_fn, sr);
+        }
         serve_log("info", "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " d_in=%zu hook=%s",
                   d->label, sr->cfg->name, saemon_ring_shm_name(sr->ring), sr->cfg->slots, sr->cfg->max_rows,
                   d->info->d_in, dc->hook ? dc->hook : "(any)");
@@ -276,6 +312,8 @@ static bool open_dict(serve *srv, size_t i)
     serve_log("info", "dictionary=%s sae=%s d_in=%zu d_sae=%zu kernel=%s threads=%zu rules=%s (%zu enabled)",
               d->label, dc->sae, d->info->d_in, d->info->d_sae, saemon_encoder_variant(d->encoder),
               saemon_encoder_threads(d->encoder), dc->rules, saemon_rules_enabled_count(d->rules));
+    serve_log("info", "dictionary=%s encode=%s plan: %s%s", d->label, mode, saemon_encoder_plan(d->encoder),
+              window ? " (capture: the last rows of each stream are kept)" : "");
     return true;
 }
 
@@ -327,28 +365,64 @@ static bool rules_changed(serve *srv, rule_watch *w)
     return changed;
 }
 
+/* Load and bind the new rules here (never on a consumer thread), pack the
+ * encoder's new latent set, hand the rules over; the consumer switches its
+ * monitors between two frames. One reload per dictionary at a time: a
+ * request while one is in flight is served once that one has finished. */
+static void reload_dict(serve_dict *d, const char *why)
+{
+    if (d->reload_in_flight) {
+        d->reload_deferred = why;
+        return;
+    }
+    saemon_ruleset *next = NULL;
+    saemon_error err = {0};
+    saemon_status s = load_rules(d, &next, &err);
+    if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !saemon_rules_needs_reconstruction(d->rules)) {
+        snprintf(err.message, sizeof err.message,
+                 "%s: the new rules use reconstruction_error_above but the encoder was started without "
+                 "decoding; restart saemon serve to add reconstruction checks",
+                 d->cfg->rules);
+        s = SAEMON_ERR_RULES;
+    }
+    if (s == SAEMON_OK && !cli_plan_reload(&d->plan, d->encoder, next, &err))
+        s = err.code ? err.code : SAEMON_ERR_RULES;
+    if (s != SAEMON_OK) {
+        atomic_fetch_add(&d->reloads_failed, 1);
+        serve_log("error", "dictionary=%s rules not reloaded after %s, keeping the old rules: %s", d->label, why,
+                  err.message);
+        saemon_rules_close(next);
+        return;
+    }
+    d->reload_in_flight = true;
+    atomic_store(&d->reload_result, 0);
+    atomic_store(&d->pending, next);
+}
+
 static void request_reload(serve *srv, const char *why)
+{
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        reload_dict(&srv->dicts[i], why);
+}
+
+/* The consumer's answer to a reload: keep the new latent set or put the old
+ * one back; then serve a request that came meanwhile. */
+static void finish_reloads(serve *srv)
 {
     for (size_t i = 0; i < srv->n_dicts; i++) {
         serve_dict *d = &srv->dicts[i];
-        saemon_ruleset *next = NULL;
-        saemon_error err = {0};
-        saemon_status s = load_rules(d, &next, &err);
-        if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !saemon_rules_needs_reconstruction(d->rules)) {
-            snprintf(err.message, sizeof err.message,
-                     "%s: the new rules use reconstruction_error_above but the encoder was started without "
-                     "decoding; restart saemon serve to add reconstruction checks",
-                     d->cfg->rules);
-            s = SAEMON_ERR_RULES;
-        }
-        if (s != SAEMON_OK) {
-            atomic_fetch_add(&d->reloads_failed, 1);
-            serve_log("error", "dictionary=%s rules not reloaded after %s, keeping the old rules: %s", d->label, why,
-                      err.message);
-            saemon_rules_close(next);
+        int result = atomic_load(&d->reload_result);
+        if (!d->reload_in_flight || result == 0)
             continue;
+        cli_plan_commit(&d->plan, result == 1, d->encoder);
+        if (result == 1)
+            serve_log("info", "dictionary=%s encoder plan: %s", d->label, saemon_encoder_plan(d->encoder));
+        d->reload_in_flight = false;
+        if (d->reload_deferred) {
+            const char *why = d->reload_deferred;
+            d->reload_deferred = NULL;
+            reload_dict(d, why);
         }
-        saemon_rules_close(atomic_exchange(&d->pending, next)); /* an unapplied older reload is superseded */
     }
 }
 
@@ -440,6 +514,11 @@ static void close_all(serve *srv, metrics_http *http)
             saemon_ring_destroy(d->rings[r].ring);
         }
         serve_gather_free(d);
+        for (size_t r = 0; r < d->n_rings; r++)
+            serve_history_destroy(d->rings[r].history);
+        cli_capture_close(&d->capture);
+        free(d->capture_rows);
+        cli_plan_free(&d->plan);
         saemon_encoder_destroy(d->encoder);
         saemon_rules_close(d->rules);
         saemon_rules_close(atomic_exchange(&d->pending, NULL));
@@ -566,6 +645,7 @@ int cmd_serve(int argc, char **argv)
             sd_notify(0, "READY=1");
         }
         free_retired(&srv);
+        finish_reloads(&srv);
         report_rings(&srv);
         for (size_t i = 0; i < srv.n_dicts; i++)
             consumer_failed |= atomic_load(&srv.dicts[i].failed);

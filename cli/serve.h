@@ -15,8 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cli/cli.h"
 #include "cli/prom_text.h"
 #include "cli/serve_config.h"
+#include "cli/serve_history.h"
 #include "saemon/ring.h"
 #include "saemon/saemon.h"
 
@@ -46,6 +48,7 @@ typedef struct serve_ring {
     serve_dict *dict;
     saemon_ring *ring;
     saemon_monitor *monitor;
+    serve_history *history;         /* raw rows for capture on demand, or NULL */
     _Atomic uint64_t tokens_encoded;
     _Atomic uint64_t gaps;          /* frames that arrived after lost tokens of their stream */
     _Atomic uint64_t streams_ended;
@@ -69,6 +72,15 @@ struct serve_dict {
     saemon_ruleset *rules;                 /* in use by the consumer thread */
     _Atomic(saemon_ruleset *) pending;     /* loaded by the main thread, swapped in between frames */
     _Atomic(saemon_ruleset *) retired;     /* replaced, for the main thread to free */
+    /* The encoder's latent set follows the rules (cli_plan.c): the main thread
+     * packs the new set before handing over the rules, the consumer says
+     * whether its monitors switched (1) or not (2), the main thread commits. */
+    cli_plan plan;
+    _Atomic int reload_result;
+    bool reload_in_flight;                 /* main thread: a reload awaits its result */
+    const char *reload_deferred;           /* main thread: a reload asked meanwhile */
+    cli_capture capture;                   /* every-latent encoder for `capture:` rules */
+    float *capture_rows;                   /* [window][d_in] scratch */
     serve_ring rings[SERVE_MAX_RINGS];
     size_t n_rings;
     pthread_t thread;
@@ -98,6 +110,10 @@ typedef struct serve {
  * the encoder's batch and allocated before the thread starts. */
 void *serve_consumer_main(void *dict);
 bool serve_gather_init(serve_dict *d);
+/* saemon_capture_fn of a ring (user = serve_ring *): the stream's window from
+ * its history, encoded with every latent. */
+size_t serve_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
+                        void *user);
 void serve_gather_free(serve_dict *d);
 
 /* Metrics (serve_metrics.c). */

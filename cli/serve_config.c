@@ -29,7 +29,7 @@
 #include "base/yaml_walk.h"
 
 static const char *const root_keys[] = {"version", "metrics", "web_config", "sinks", "resolved", "heartbeat_timeout",
-                                        "cpus", "exclude_cpus", "isa", "alerts", "features",
+                                        "cpus", "exclude_cpus", "isa", "encode", "alerts", "features",
                                         "dictionaries", NULL};
 static const char *const dict_keys[] = {"name", "sae", "hook", "rules", "feature_labels", "threads",
                                         "batch", "rings", NULL};
@@ -205,7 +205,8 @@ static saemon_status parse_root(parse *p, const yaml_node_t *root, serve_config 
         (s = get_path(p, root, "web_config", &c->web_config)) != SAEMON_OK ||
         (s = get_path(p, root, "sinks", &c->sinks)) != SAEMON_OK || (s = get_text(w, root, "cpus", &c->cpus)) != SAEMON_OK ||
         (s = get_text(w, root, "exclude_cpus", &c->exclude_cpus)) != SAEMON_OK ||
-        (s = get_text(w, root, "isa", &c->isa)) != SAEMON_OK || (s = get_path(p, root, "alerts", &c->alerts)) != SAEMON_OK ||
+        (s = get_text(w, root, "isa", &c->isa)) != SAEMON_OK ||
+        (s = get_text(w, root, "encode", &c->encode)) != SAEMON_OK || (s = get_path(p, root, "alerts", &c->alerts)) != SAEMON_OK ||
         (s = get_path(p, root, "features", &c->features)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, root, "resolved", NULL)) && (s = walk_bool(w, v, "'resolved'", &c->resolved)) != SAEMON_OK)
@@ -277,6 +278,8 @@ saemon_status serve_config_load(const char *path, serve_config *out, saemon_erro
 
 saemon_status serve_config_validate(const serve_config *c, saemon_error *err)
 {
+    if (c->encode && strcmp(c->encode, "auto") && strcmp(c->encode, "rules") && strcmp(c->encode, "all"))
+        return saemon_error_set(err, SAEMON_ERR_ARG, "serve: encode \"%s\"; expected auto, rules or all", c->encode);
     if (c->n_dicts == 0)
         return saemon_error_set(err, SAEMON_ERR_ARG, "serve: no dictionary to watch");
     /* Every ring has exactly one consumer: a name used twice would make two
@@ -316,6 +319,7 @@ void serve_config_free(serve_config *c)
     free(c->cpus);
     free(c->exclude_cpus);
     free(c->isa);
+    free(c->encode);
     free(c->alerts);
     free(c->features);
     memset(c, 0, sizeof *c);

@@ -40,6 +40,7 @@ typedef struct serve_config {
     char *sinks;          /* sinks YAML, or NULL: the sink flags / stdout */
     char *cpus, *exclude_cpus;
     char *isa;
+    char *encode;         /* auto | rules | all (docs/serve.md); NULL: auto */
     bool resolved;        /* also report resolved alerts */
     double heartbeat_timeout_s; /* a producer silent this long is reported down */
     char *alerts;         /* JSONL file for alerts (flag mode convenience) */

@@ -68,6 +68,7 @@ static void apply_pending_rules(serve_dict *d)
         atomic_fetch_add(&d->reloads_failed, 1);
         serve_log("error", "dictionary=%s rules not reloaded, keeping the old rules: %s", d->label, err.message);
         atomic_store(&d->retired, next);
+        atomic_store(&d->reload_result, 2);
         return;
     }
     saemon_ruleset *old = d->rules;
@@ -77,6 +78,7 @@ static void apply_pending_rules(serve_dict *d)
               "dictionary=%s rules reloaded: %zu rules (%zu kept state, %zu changed, %zu added, %zu removed)",
               d->label, st.rules, st.kept, st.changed, st.added, st.removed);
     atomic_store(&d->retired, old);
+    atomic_store(&d->reload_result, 1);
 }
 
 /* Tokens of one encode call, gathered from consecutive frames of one ring
@@ -133,10 +135,13 @@ static void write_features(serve *srv, const serve_ring *r, const gather_entry *
 
 /* The tokens of entry e (its rows start at e->first in the features) through
  * the ring's monitor, then its end of stream. */
-static void observe(serve_ring *r, const gather_entry *e, const saemon_features *feat)
+static void observe(serve_ring *r, const gather_entry *e, const saemon_features *feat, const float *rows)
 {
+    size_t d_in = r->dict->info->d_in;
     for (uint32_t t = 0; t < e->n_rows; t++) {
         size_t i = e->first + t, lo = feat->offsets[i], hi = feat->offsets[i + 1];
+        if (r->history) /* before observing: a capture includes this token */
+            serve_history_push(r->history, e->stream, e->token + t, rows + i * d_in);
         saemon_token_view v = {
             .stream = e->stream,
             .token = e->token + t,
@@ -146,6 +151,7 @@ static void observe(serve_ring *r, const gather_entry *e, const saemon_features 
             .input_norm = feat->input_norm[i],
             .input_nonfinite = feat->input_nonfinite[i] != 0,
             .recon_error = feat->recon_error ? feat->recon_error[i] : NAN,
+            .subset = feat->subset && feat->subset[i],
         };
         saemon_monitor_observe(r->monitor, &v, on_alert, r);
     }
@@ -153,6 +159,8 @@ static void observe(serve_ring *r, const gather_entry *e, const saemon_features 
         write_features(r->dict->srv, r, e, feat);
     atomic_fetch_add_explicit(&r->tokens_encoded, e->n_rows, memory_order_relaxed);
     if (e->end_of_stream) {
+        if (r->history)
+            serve_history_forget(r->history, e->stream);
         saemon_monitor_end_stream(r->monitor, e->stream, on_alert, r);
         atomic_fetch_add_explicit(&r->streams_ended, 1, memory_order_relaxed);
     }
@@ -173,7 +181,7 @@ static bool encode_entries(serve_dict *d, serve_ring *r, const float *rows, size
         serve_hist_observe(&d->encode_seconds, now_s() - t0);
     }
     for (size_t i = 0; i < n_entries; i++)
-        observe(r, &entries[i], feat);
+        observe(r, &entries[i], feat, rows);
     return true;
 }
 
@@ -261,6 +269,18 @@ static int poll_rings(serve_dict *d, int timeout_ms)
         handled += n;
     }
     return handled;
+}
+
+size_t serve_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
+                        void *user)
+{
+    serve_ring *r = user;
+    serve_dict *d = r->dict;
+    if (!r->history)
+        return 0;
+    uint32_t have = serve_history_capacity(r->history);
+    size_t n = serve_history_window(r->history, stream, token, window < have ? window : have, d->capture_rows);
+    return n ? cli_capture_rows(&d->capture, d->capture_rows, n, out, cap) : 0;
 }
 
 void *serve_consumer_main(void *arg)

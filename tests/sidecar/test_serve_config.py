@@ -1,6 +1,7 @@
 """`saemon serve --config`: two dictionaries (two hook points), each with its
 own rules and ring, fed by two producers at once; each dictionary's alerts
-equal `saemon run` on its own recording, /metrics labels them apart, a config
+(captured top features of `capture:` rules included) equal `saemon run` on
+its own recording, /metrics labels them apart, a config
 typo is refused with file:line:column, and SIGHUP with a broken rule file
 keeps the old rules and counts the failure.
 
@@ -32,6 +33,10 @@ rules:
         - {{feature: {feat}, above: 0.3}}
         - {{feature: {feat2}, above: 0.3}}
     for: 2
+  - name: cap-{tag}
+    severity: informational
+    condition: {{feature: {feat2}, above: 0.9}}
+    capture: {{features: top, count: 5, window: 4}}
 """
 
 
@@ -144,7 +149,11 @@ dictionaries:
                 fail(f"dictionary {tag}: `saemon run` raised no alert; the comparison proves nothing")
             if got.get(tag, []) != want:
                 fail(f"dictionary {tag}: serve raised {len(got.get(tag, []))} alert events, run {len(want)}")
-            print(f"dictionary {tag}: {len(want)} alert events identical to `saemon run`")
+            captured = sum(1 for a in want if '"captured"' in a)
+            if not captured:
+                fail(f"dictionary {tag}: no alert carried captured features; capture was not exercised")
+            print(f"dictionary {tag}: {len(want)} alert events identical to `saemon run` "
+                  f"({captured} with captured top features)")
         print("PASS")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -8,7 +8,8 @@ encodes the stream with the real SAE and fires rules. Checked:
   3. /metrics counts what was sent, encoded and fired;
   4. after a live rule reload (SIGHUP) to a rule with `action: block`, the
      verdict the model server polls is "block" for exactly the streams whose
-     features crossed the threshold.
+     features crossed the threshold — with the default `--encode auto`, i.e.
+     only the watched latents encoded, the plan following the reload.
 Without ../shared the same runs on a small transformer and SAE built here.
 
 usage: test_villes_e2e.py SAEMON_CLI SOURCE_DIR [SHARED_DIR]
@@ -148,7 +149,7 @@ def main():
         feats = os.path.join(work, "features.jsonl")
         srv = Serve(cli, ["--sae", sae, "--rules", rules, "--ring", ring, "--hook", "core",
                           "--metrics", "127.0.0.1:0", "--features", feats, "--alerts", alerts, "--resolved",
-                          "--batch", "1"], os.path.join(work, "serve.log"))
+                          "--batch", "1", "--encode", "all"], os.path.join(work, "serve.log"))
 
         # Phase 1: generate, then compare everything with an offline encode.
         sent, _, _, stats = generate_names(model, vocab, saemon_producer, ring, 30, prompts, seed=7)
