@@ -219,6 +219,10 @@ static void render_sinks(prom_text *t, serve *srv)
         {"saemon_sink_retried_total", "Delivery retries.", offsetof(saemon_sink_stats, retried)},
         {"saemon_sink_dropped_total", "Alerts dropped (queue full).", offsetof(saemon_sink_stats, dropped)},
         {"saemon_sink_failed_total", "Alerts refused or given up.", offsetof(saemon_sink_stats, failed)},
+        {"saemon_sink_spool_errors_total", "Spool writes that failed (the alert stayed in memory).",
+         offsetof(saemon_sink_stats, spool_errors)},
+        {"saemon_sink_quarantined_total", "Malformed spool entries set aside as *.bad.",
+         offsetof(saemon_sink_stats, quarantined)},
     };
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
         prom_family(t, fam[f].name, "counter", fam[f].help);
@@ -229,6 +233,10 @@ static void render_sinks(prom_text *t, serve *srv)
     prom_family(t, "saemon_sink_spooled", "gauge", "Alerts waiting in the on-disk spool.");
     for (size_t i = 0; i < n; i++)
         prom_sample_u64(t, "saemon_sink_spooled", LABELS({"sink", st[i].name}, {"kind", st[i].kind}), st[i].spooled);
+    prom_family(t, "saemon_sink_queued_bytes", "gauge", "Bytes of alerts queued in memory for the sink.");
+    for (size_t i = 0; i < n; i++)
+        prom_sample_u64(t, "saemon_sink_queued_bytes", LABELS({"sink", st[i].name}, {"kind", st[i].kind}),
+                        st[i].queued_bytes);
     prom_family(t, "saemon_sink_queue_depth", "gauge", "Alerts queued for the sink, not yet handled.");
     for (size_t i = 0; i < n; i++) {
         uint64_t done = st[i].delivered + st[i].dropped + st[i].failed;
