@@ -6,7 +6,8 @@
 #  1b. the release build (-O3, what scripts/setup.sh builds) with -Werror:
 #     build only, plus the exported-symbols test
 #  2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
-#  3. the worker pool under ThreadSanitizer
+#  3. the worker pool and the ring under ThreadSanitizer, and the `saemon serve`
+#     end-to-end tests (consumer, HTTP and sink threads) with a TSan build
 #  4. a short libFuzzer run of every parser harness
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -29,10 +30,10 @@ meson test -C build-release --suite abi --print-errorlogs
 echo "== test suite under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false
-echo "== worker pool under ThreadSanitizer"
+echo "== worker pool, ring and saemon serve under ThreadSanitizer"
 [[ -f build-tsan/build.ninja ]] || meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbench=false
-ninja -C build-tsan tests/runtime/stress-threads tests/ring/stress-ring
-TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --suite stress --print-errorlogs --no-rebuild
+ninja -C build-tsan tests/runtime/stress-threads tests/ring/stress-ring saemon
+TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --suite stress --suite sidecar --print-errorlogs --no-rebuild
 if [[ -x tests/fuzz/run.sh ]]; then
   echo "== fuzzing (short run)"
   tests/fuzz/run.sh "${FUZZ_SECONDS:-15}"
