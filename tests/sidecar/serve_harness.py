@@ -1,5 +1,6 @@
 """Helpers for the sidecar tests: run `saemon serve` as a child process, read
 its /metrics, write small SAELens dictionaries."""
+import atexit
 import json
 import re
 import signal
@@ -34,6 +35,7 @@ class Serve:
     def __init__(self, cli, args, log_path):
         self.log = open(log_path, "w+")
         self.proc = subprocess.Popen([cli, "serve"] + args, stdout=subprocess.DEVNULL, stderr=self.log)
+        atexit.register(self.kill)  # a failing test must not leave a daemon behind
         self.port = None
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -70,6 +72,11 @@ class Serve:
                 return v
             time.sleep(0.05)
         fail(f"{name}{labels} did not reach {want} (last {self.value(name, **labels)})")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
