@@ -38,17 +38,19 @@ typedef struct sc_opts {
     double seconds;   /* per sustained-rate step */
     size_t trials;    /* verdict trials */
     const char *saemon, *python, *out;
+    const char *encode; /* passed to saemon serve: auto (the default) or all */
     int no_peers, quick;
 } sc_opts;
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: saemon bench sidecar [--shape gemma|gpt2|DINxDSAE] [--seconds S] [--trials N]\n"
-               "                            [--quick] [--no-peers] [--out FILE.json]\n"
+               "                            [--encode auto|all] [--quick] [--no-peers] [--out FILE.json]\n"
                "Starts `saemon serve` on a synthetic trained-like JumpReLU dictionary (default the\n"
                "Gemma-2-2B shape 2304x16384) and measures the producer's cost per token, the delay\n"
                "from an offending token to its verdict and to its alert, the sustained rate with\n"
-               "zero drops, and PyTorch encoding the same SAE in-process per token.\n");
+               "zero drops, and PyTorch encoding the same SAE in-process per token. --encode all makes\n"
+               "the daemon encode every latent (auto: only the one the benchmark's rule watches).\n");
 }
 
 static double now_s(void)
@@ -155,7 +157,8 @@ static pid_t start_serve(const sc_opts *o, const char *dir, const char *ring, co
     }
     /* The daemon encodes on CPU 1; this process publishes from CPU 0. */
     execl(o->saemon, o->saemon, "serve", "--sae", sae, "--rules", rules, "--ring", ring, "--slots", "1024",
-          "--max-rows", "64", "--batch", "64", "--threads", "1", "--cpus", "1", "--alerts", alerts, (char *)NULL);
+          "--max-rows", "64", "--batch", "64", "--threads", "1", "--cpus", "1", "--alerts", alerts, "--encode",
+          o->encode, (char *)NULL);
     _exit(127);
 }
 
@@ -290,7 +293,8 @@ static void run_torch_peer(const sc_opts *o, const bench_synth *s, const char *d
 
 static int parse(sc_opts *o, int argc, char **argv)
 {
-    *o = (sc_opts){.d_in = 2304, .d_sae = 16384, .seconds = 3, .trials = 400, .python = "/usr/bin/python3"};
+    *o = (sc_opts){.d_in = 2304, .d_sae = 16384, .seconds = 3, .trials = 400, .python = "/usr/bin/python3",
+                   .encode = "auto"};
     o->saemon = getenv("SAEMON_EXE");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -315,6 +319,8 @@ static int parse(sc_opts *o, int argc, char **argv)
             o->seconds = atof(argv[++i]);
         } else if (!strcmp(a, "--trials") && v) {
             o->trials = (size_t)atol(argv[++i]);
+        } else if (!strcmp(a, "--encode") && v && (!strcmp(v, "auto") || !strcmp(v, "all"))) {
+            o->encode = argv[++i];
         } else if (!strcmp(a, "--out") && v) {
             o->out = argv[++i];
         } else if (!strcmp(a, "--saemon") && v) {
@@ -511,8 +517,8 @@ int bench_sidecar_main(int argc, char **argv)
     if (ci)
         fclose(ci);
     printf("saemon bench sidecar — %s, dictionary %zux%zu JumpReLU (mean L0 %.0f), producer on CPU 0, "
-           "serve on CPU 1 (kernel: the daemon's default)\n",
-           cpu, s.d_in, s.d_sae, s.calib_l0);
+           "serve on CPU 1 (kernel: the daemon's default), --encode %s\n",
+           cpu, s.d_in, s.d_sae, s.calib_l0, o.encode);
     printf("  producer publish, 1 token (C)      p50 %.2f us  p99 %.2f us  (%zu calls at 500 tokens/s)\n",
            pub.p50 * 1e6, pub.p99 * 1e6, pub.n);
     printf("  flood: offered %.0f tokens/s, kept %.0f tokens/s (the rest dropped and counted)\n", flood_offered,
