@@ -461,7 +461,9 @@ int bench_sidecar_main(int argc, char **argv)
         }
     }
 
-    /* 3. Verdict and alert delay from an idle daemon. */
+    /* 3. Verdict and alert delay from an idle daemon: first let it drain
+     * whatever the rate steps left queued (up to a full ring). */
+    settle(2.0);
     double *vd = malloc(o.trials * sizeof *vd), *ad = malloc(o.trials * sizeof *ad);
     size_t nv = 0, na = 0, lost = 0;
     for (size_t t = 0; t < o.trials; t++) {
