@@ -31,7 +31,7 @@ uint64_t bench_read_stream(const void *buf, size_t bytes)
 }
 
 /* Bytes per weight of the dtype a variant streams for every latent: the
- * first field of its name ("f32-dot-1x-scalar", "bf16-screen-..."). */
+ * first field of its name ("f32-encode-1x1-scalar", "bf16-screen-..."). */
 double bench_variant_weight_bytes(const char *variant, char *dtype, size_t n)
 {
     size_t len = strcspn(variant, "-");

@@ -57,7 +57,7 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
 saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t n,
                                     const saemon_features **out, saemon_error *err);
 
-/* Name of the kernel variant in use, e.g. "f32-dot-1x-scalar". */
+/* Name of the kernel variant in use, e.g. "f32-encode-1x1-scalar". */
 const char *saemon_encoder_variant(const saemon_encoder *enc);
 size_t saemon_encoder_max_batch(const saemon_encoder *enc);
 
