@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/clock.h"
+
 #define BENCH_MAX_BATCHES 8
 #define BENCH_MAX_PEER_CONFIGS 2
 
@@ -30,14 +32,13 @@ typedef struct bench_stats {
     size_t calls;
 } bench_stats;
 
-double bench_now(void);
 /* Warm up, then call fn until (calls >= min_calls and elapsed >= min_time)
  * or elapsed >= max_time (a slow cell may stop below min_calls, never below 1).
  * p99 is nearest-rank: with fewer than 100 calls it is the slowest call. */
 bench_stats bench_measure(void (*fn)(void *), void *ctx, const bench_opts *o);
 double bench_percentile(double *sorted, size_t n, double p);
 
-/* ---- roofline.c / roofline-avx512.c ---- */
+/* ---- roofline.c / roofline_avx512.c ---- */
 typedef struct bench_roofline {
     double bw_dram;   /* GB/s, streaming read of a 1 GiB buffer */
     double bw_16m;    /* GB/s, 16 MiB buffer (cache-resident on this machine class) */
@@ -141,6 +142,16 @@ int bench_report_csv(const bench_results *res, const char *path);
 
 /* ---- real_saes.c ---- */
 void bench_real_saes(bench_results *res, const bench_opts *o);
+
+/* ---- paths.c ---- */
+/* A helper file shipped with the benchmark ("peers.py"): next to the program
+ * (build tree), else in the installed data directory. Static buffer. */
+const char *bench_data_file(const char *name);
+/* $SAEMON_SHARED_DIR, else "../shared". */
+const char *bench_default_shared_dir(void);
+
+/* ---- main.c: `saemon-bench rules` (bench_rules.c) ---- */
+int bench_rules_main(int argc, char **argv);
 
 /* ---- kernels_main.c: the saemon-bench-kernels program ---- */
 int bench_kernels_main(int argc, char **argv);

@@ -10,12 +10,6 @@
 #include "kernels/kernel.h"
 #include "synth.h"
 
-#ifndef SAEMON_BENCH_PEERS_PY
-#define SAEMON_BENCH_PEERS_PY "bench/peers.py"
-#endif
-#ifndef SAEMON_BENCH_SHARED_DIR
-#define SAEMON_BENCH_SHARED_DIR "../shared"
-#endif
 
 typedef struct shape_def {
     const char *name, *alias;
@@ -268,11 +262,9 @@ int bench_kernels_main(int argc, char **argv)
     o.max_time = o.quick ? 0.4 : 2.0;
     o.min_calls = o.quick ? 10 : 30;
     if (!o.shared_dir)
-        o.shared_dir = getenv("SAEMON_SHARED_DIR");
-    if (!o.shared_dir || !*o.shared_dir)
-        o.shared_dir = SAEMON_BENCH_SHARED_DIR;
+        o.shared_dir = bench_default_shared_dir();
     if (!o.peers_script)
-        o.peers_script = SAEMON_BENCH_PEERS_PY;
+        o.peers_script = bench_data_file("peers.py");
     if (!o.no_peers && access(o.python, X_OK) != 0) {
         fprintf(stderr, "saemon-bench-kernels: %s not found; peers disabled\n", o.python);
         o.no_peers = 1;
@@ -280,7 +272,7 @@ int bench_kernels_main(int argc, char **argv)
 
     bench_results res = {0};
     describe_machine(&res);
-    double t_start = bench_now();
+    double t_start = clock_now_s();
     printf("saemon-bench-kernels%s: single thread; cell = warm-up, then >= %zu calls and >= %.1f s "
            "(or stop at %.1f s)\n",
            o.quick ? " --quick" : "", o.min_calls, o.min_time, o.max_time);
@@ -295,7 +287,7 @@ int bench_kernels_main(int argc, char **argv)
             continue;
         printf("generating %s %zux%zu dictionary and calibrating ...\n", sh->name, sh->d_in, sh->d_sae);
         fflush(stdout);
-        double t0 = bench_now();
+        double t0 = clock_now_s();
         bench_synth s;
         if (bench_synth_make(&s, sh->d_in, sh->d_sae, max_batch(&o), o.quick ? 32 : 64, o.target_l0,
                              0x5AE0u + si, calib) != 0) {
@@ -307,7 +299,7 @@ int bench_kernels_main(int argc, char **argv)
         *note = (bench_synth_note){.shape = sh->name, .d_in = sh->d_in, .d_sae = sh->d_sae,
                                    .n_calib = s.n_calib, .n_tokens = s.n_tokens,
                                    .target_l0 = s.target_l0, .theta = s.theta,
-                                   .calib_l0 = s.calib_l0, .gen_s = bench_now() - t0,
+                                   .calib_l0 = s.calib_l0, .gen_s = clock_now_s() - t0,
                                    .calib_variant = calib->name};
         printf("  theta %.5f -> mean L0 %.2f on %zu calibration tokens (target %.0f)\n", s.theta,
                s.calib_l0, s.n_calib, s.target_l0);
@@ -325,7 +317,7 @@ int bench_kernels_main(int argc, char **argv)
 
     bench_report_table(&res, &o);
     printf("\ntotal run time %.1f s. Numbers are from a shared machine: other processes add noise.\n",
-           bench_now() - t_start);
+           clock_now_s() - t_start);
     int rc = 0;
     if (o.json_path && bench_report_json(&res, &o, o.json_path) != 0) {
         fprintf(stderr, "saemon-bench-kernels: cannot write %s\n", o.json_path);

@@ -1,8 +1,44 @@
-/* saemon-bench-kernels: the kernel benchmark as its own program; the same
- * code runs as `saemon bench kernels`. */
+/* saemon-bench: every benchmark of saemon in one program (`saemon bench`
+ * runs it).
+ *   saemon-bench [options]          encoder latency / throughput, peers, plots (suite.c)
+ *   saemon-bench kernels [options]  single-thread kernel variants, roofline (kernels_main.c)
+ *   saemon-bench rules [--quick]    rule evaluation cost per token (bench_rules.c)
+ * See docs/benchmarks.md. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "bench.h"
+#include "suite.h"
+
+/* The command line, recorded in bench.json so a result says how it was made. */
+static char *command_line(int argc, char **argv)
+{
+    size_t len = strlen("saemon bench") + 1;
+    for (int i = 1; i < argc; i++)
+        len += strlen(argv[i]) + 1;
+    char *line = malloc(len);
+    if (!line)
+        return NULL;
+    strcpy(line, "saemon bench");
+    for (int i = 1; i < argc; i++) {
+        strcat(line, " ");
+        strcat(line, argv[i]);
+    }
+    return line;
+}
 
 int main(int argc, char **argv)
 {
-    return bench_kernels_main(argc, argv);
+    if (argc >= 2 && !strcmp(argv[1], "kernels"))
+        return bench_kernels_main(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "rules"))
+        return bench_rules_main(argc - 1, argv + 1);
+    suite_opts o;
+    if (bench_suite_parse(&o, argc, argv) != 0)
+        return 2;
+    char *line = command_line(argc, argv);
+    o.command_line = line;
+    int rc = bench_suite_run(&o);
+    free(line);
+    return rc ? 1 : 0;
 }

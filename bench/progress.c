@@ -18,7 +18,7 @@ static void draw(int force)
 {
     if (!bar.on)
         return;
-    double now = bench_now();
+    double now = clock_now_s();
     if (!force && now - bar.last_draw < 0.1)
         return;
     bar.last_draw = now;
@@ -43,7 +43,7 @@ void progress_init(size_t total_units, int force)
     memset(&bar, 0, sizeof bar);
     bar.on = force || isatty(STDERR_FILENO);
     bar.total = total_units;
-    bar.t_start = bench_now();
+    bar.t_start = clock_now_s();
 }
 
 void progress_begin(const char *label)

@@ -97,7 +97,7 @@ static void bench_one(bench_results *res, const bench_opts *o, const char *dir, 
         add_skip(res, rel, NULL, strdup("no recorded activations (acts.npy) next to this SAE"));
         goto out;
     }
-    if (saemon_npy_read(acts, &npy, &err) != SAEMON_OK ||
+    if (saemon_npy_open(acts, &npy, &err) != SAEMON_OK ||
         saemon_npy_as_rows(&npy, info->d_in, info->reshape_hook_z, &n_rows, &n_streams, &per_stream,
                            &err) != SAEMON_OK) {
         if (asprintf(&note, "%s: %s", acts, err.message) >= 0)
@@ -145,7 +145,7 @@ static void bench_one(bench_results *res, const bench_opts *o, const char *dir, 
     }
 out:
     if (npy.data)
-        saemon_npy_free(&npy);
+        saemon_npy_close(&npy);
     free(acts);
     saemon_dict_close(dict);
 }

@@ -14,12 +14,6 @@
 #include "suite.h"
 #include "suite_synth.h"
 
-#ifndef SAEMON_BENCH_PEERS_PY
-#define SAEMON_BENCH_PEERS_PY "bench/peers.py"
-#endif
-#ifndef SAEMON_BENCH_SHARED_DIR
-#define SAEMON_BENCH_SHARED_DIR "../shared"
-#endif
 
 typedef struct shape_def {
     const char *name, *alias;
@@ -54,7 +48,7 @@ void bench_suite_usage(FILE *f)
             "  --progress           draw the progress bar even when stderr is not a terminal\n"
             "  --l0 N               target mean L0 of the generated dictionaries (default 70)\n"
             "  --shared-dir DIR     shared data (default $SAEMON_SHARED_DIR, else ../shared)\n"
-            "  --peers-script FILE  the peer script (default bench/peers.py of the source tree)\n");
+            "  --peers-script FILE  the peer script (default: peers.py installed with saemon-bench)\n");
 }
 
 static int parse_list(const char *opt, const char *s, size_t *out, size_t max, size_t *n, int allow_all)
@@ -173,11 +167,9 @@ int bench_suite_parse(suite_opts *o, int argc, char **argv)
     o->cell = (bench_opts){.min_time = o->quick ? 0.1 : 0.5, .max_time = o->quick ? 0.4 : 2.0,
                            .min_calls = o->quick ? 10 : 30};
     if (!o->shared_dir)
-        o->shared_dir = getenv("SAEMON_SHARED_DIR");
-    if (!o->shared_dir || !*o->shared_dir)
-        o->shared_dir = SAEMON_BENCH_SHARED_DIR;
+        o->shared_dir = bench_default_shared_dir();
     if (!o->peers_script)
-        o->peers_script = SAEMON_BENCH_PEERS_PY;
+        o->peers_script = bench_data_file("peers.py");
     return 0;
 }
 
@@ -349,7 +341,7 @@ int bench_suite_run(const suite_opts *in)
 {
     suite_opts o = *in;
     suite_results res = {0};
-    double t_start = bench_now();
+    double t_start = clock_now_s();
     suite_affinity_save();
     res.allowed_cores = suite_allowed_cpus();
     resolve_threads(&o, res.allowed_cores);
@@ -407,7 +399,7 @@ int bench_suite_run(const suite_opts *in)
     }
     suite_attach_ratios(&res);
     progress_finish();
-    res.run_s = bench_now() - t_start;
+    res.run_s = clock_now_s() - t_start;
 
     suite_print(&res, &o, stdout);
     cJSON *root = suite_json(&res, &o);

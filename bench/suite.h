@@ -158,7 +158,7 @@ void suite_affinity_restore(void);
 int suite_affinity_set_list(const char *cpus);
 size_t suite_allowed_cpus(void);
 
-/* ---- roofline-mt.c ---- */
+/* ---- roofline_mt.c ---- */
 /* Streaming-read bandwidths with `threads` threads reading at once, each
  * pinned to one of the allowed CPUs; compute peaks = threads × one core's. */
 void bench_roofline_measure_threads(bench_roofline *r, const bench_roofline *one, size_t threads, int quick);

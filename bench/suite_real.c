@@ -54,7 +54,7 @@ static void bench_one(suite_results *res, const suite_opts *o, const char *dir, 
         goto fail;
     }
     const saemon_dict_info *info = saemon_dict_get_info(dict);
-    if (saemon_npy_read(acts, &npy, &err) != SAEMON_OK ||
+    if (saemon_npy_open(acts, &npy, &err) != SAEMON_OK ||
         saemon_npy_as_rows(&npy, info->d_in, info->reshape_hook_z, &n_rows, &n_streams, &per_stream, &err) !=
             SAEMON_OK) {
         suite_note(res, "real SAE %s skipped: %s", rel, err.message);
@@ -80,7 +80,7 @@ static void bench_one(suite_results *res, const suite_opts *o, const char *dir, 
                        .n_tokens = n_rows, .x = pool_x};
     suite_run_saemon(res, o, dict, &pool, used);
     free(pool_x);
-    saemon_npy_free(&npy);
+    saemon_npy_close(&npy);
     saemon_dict_close(dict);
     free(acts);
     return;
@@ -88,7 +88,7 @@ fail:
     for (size_t i = 0; i < units; i++)
         progress_end_unit();
     if (npy.data)
-        saemon_npy_free(&npy);
+        saemon_npy_close(&npy);
     saemon_dict_close(dict);
     free(acts);
 }

@@ -111,7 +111,7 @@ void suite_print(const suite_results *res, const suite_opts *o, FILE *f)
 {
     fprintf(f, "\n== Machine ==\n%s, %zu allowed CPUs; saemon %s%s. Shared machine: numbers are noisy, compare "
                "figures of one run.\n",
-            res->cpu, res->allowed_cores, SAEMON_VERSION, o->quick ? ", --quick run" : "");
+            res->cpu, res->allowed_cores, saemon_version(), o->quick ? ", --quick run" : "");
     print_roofline(res, f);
     if (res->n_synth)
         fprintf(f, "\n== Generated dictionaries (bench/synth.c; JumpReLU, one shared threshold) ==\n");
@@ -162,7 +162,7 @@ cJSON *suite_json(const suite_results *res, const suite_opts *o)
     if (!root)
         return NULL;
     cJSON_AddStringToObject(root, "tool", "saemon bench");
-    cJSON_AddStringToObject(root, "version", SAEMON_VERSION);
+    cJSON_AddStringToObject(root, "version", saemon_version());
     if (o->command_line)
         cJSON_AddStringToObject(root, "command", o->command_line);
     cJSON_AddBoolToObject(root, "quick", o->quick);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "saemon/saemon.h"
 #include "suite_synth.h"
 

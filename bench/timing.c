@@ -5,13 +5,6 @@
 
 #include "bench.h"
 
-double bench_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -43,9 +36,9 @@ bench_stats bench_measure(void (*fn)(void *), void *ctx, const bench_opts *o)
     bench_stats st = {0};
     /* Warm-up: one call, a second one when the first was quick (page faults,
      * frequency ramp). A call that already takes a long time warms itself. */
-    double t0 = bench_now();
+    double t0 = clock_now_s();
     fn(ctx);
-    if (bench_now() - t0 < 0.05)
+    if (clock_now_s() - t0 < 0.05)
         fn(ctx);
 
     size_t cap = 256; /* grows below */
@@ -53,11 +46,11 @@ bench_stats bench_measure(void (*fn)(void *), void *ctx, const bench_opts *o)
     if (!samples)
         return st;
     size_t n = 0;
-    double start = bench_now();
+    double start = clock_now_s();
     for (;;) {
-        double a = bench_now();
+        double a = clock_now_s();
         fn(ctx);
-        double b = bench_now();
+        double b = clock_now_s();
         if (n == cap) {
             double *grown = realloc(samples, 2 * cap * sizeof *samples);
             if (!grown)
@@ -74,7 +67,7 @@ bench_stats bench_measure(void (*fn)(void *), void *ctx, const bench_opts *o)
         if (n >= 100000)
             break;
     }
-    st.total_s = bench_now() - start;
+    st.total_s = clock_now_s() - start;
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += samples[i];

@@ -105,7 +105,7 @@ const char *saemon_cpu_feature_name(uint32_t bit)
     case SAEMON_CPU_NEON: return "neon";
     case SAEMON_CPU_NEON_DOTPROD: return "neon-dotprod";
     case SAEMON_CPU_NEON_BF16: return "neon-bf16";
-    default: return "?";
+    default: return "cpu-feature-?";
     }
 }
 

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitors/read_file.h"
+#include "base/error.h"
+#include "base/read_file.h"
 
 static int by_index(const void *a, const void *b)
 {

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/error.h"
 #include "monitors/monitor_internal.h"
 #include "monitors/rules_eval.h"
 #include "monitors/rules_internal.h"
@@ -135,14 +136,8 @@ static size_t monitor_layout(saemon_monitor *mon)
 }
 
 saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
-                                    saemon_monitor **out, saemon_error *err)
-{
-    return saemon_monitor_create_opts(rules, dict, NULL, out, err);
-}
-
-saemon_status saemon_monitor_create_opts(const saemon_ruleset *rules, const saemon_dict_info *dict,
-                                         const saemon_monitor_options *opts, saemon_monitor **out,
-                                         saemon_error *err)
+                                    const saemon_monitor_options *opts, saemon_monitor **out,
+                                    saemon_error *err)
 {
     if (!rules || !out)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_create: NULL argument");
@@ -307,6 +302,31 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
 size_t saemon_monitor_stream_count(const saemon_monitor *mon)
 {
     return mon ? mon->streams.count : 0;
+}
+
+void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *f, const uint64_t *streams,
+                                  const uint64_t *tokens, saemon_alert_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    if (!f || !streams || !tokens || !f->offsets || (f->n_tokens && (!f->input_norm || !f->input_nonfinite))) {
+        mon->dropped += f ? f->n_tokens : 0;
+        return;
+    }
+    for (size_t t = 0; t < f->n_tokens; t++) {
+        size_t lo = f->offsets[t], hi = f->offsets[t + 1];
+        saemon_token_view tok = {
+            .stream = streams[t],
+            .token = tokens[t],
+            .index = f->index + lo,
+            .value = f->value + lo,
+            .nnz = hi - lo,
+            .input_norm = f->input_norm[t],
+            .input_nonfinite = f->input_nonfinite[t],
+            .recon_error = f->recon_error ? f->recon_error[t] : NAN,
+        };
+        saemon_monitor_observe(mon, &tok, fn, user);
+    }
 }
 
 uint64_t saemon_monitor_dropped(const saemon_monitor *mon)

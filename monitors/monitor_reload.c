@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "monitors/monitor_internal.h"
 #include "monitors/rules_canon.h"
 
@@ -85,8 +86,8 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     if (!mon || !new_rules)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_reload: NULL argument");
     saemon_monitor *fresh = NULL;
-    saemon_status s = saemon_monitor_create_opts(new_rules, NULL, &(saemon_monitor_options){.resolved = mon->emit_resolved},
-                                                 &fresh, err);
+    const saemon_monitor_options mo = {.resolved = mon->emit_resolved};
+    saemon_status s = saemon_monitor_create(new_rules, NULL, &mo, &fresh, err);
     if (s != SAEMON_OK)
         return s;
     /* Same capacity, so every stream lands in the slot it has now. */
@@ -127,5 +128,33 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     saemon_monitor_destroy(fresh);
     if (stats)
         *stats = st;
+    return SAEMON_OK;
+}
+
+saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const char *path, const saemon_reload_options *opts,
+                                         saemon_ruleset **rules, saemon_reload_stats *stats, saemon_error *err)
+{
+    if (!mon || !path || !rules)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_reload_file: NULL argument");
+    const saemon_reload_options none = {.can_reconstruct = true};
+    if (!opts)
+        opts = &none;
+    saemon_ruleset *next = NULL;
+    saemon_status s = saemon_rules_open(path, opts->rules, &next, err);
+    if (s == SAEMON_OK && opts->dict)
+        s = saemon_rules_bind(next, opts->dict, err);
+    if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !opts->can_reconstruct)
+        s = saemon_error_set(err, SAEMON_ERR_RULES,
+                             "%s: the new rules use reconstruction_error_above but this run does not "
+                             "decode; expected a restart to add reconstruction checks",
+                             path);
+    if (s == SAEMON_OK)
+        s = saemon_monitor_reload(mon, next, opts->on_alert, opts->user, stats, err);
+    if (s != SAEMON_OK) {
+        saemon_rules_close(next);
+        return s;
+    }
+    saemon_rules_close(*rules);
+    *rules = next;
     return SAEMON_OK;
 }

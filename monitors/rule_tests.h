@@ -3,7 +3,7 @@
 #ifndef SAEMON_MONITORS_RULE_TESTS_H
 #define SAEMON_MONITORS_RULE_TESTS_H
 
-#include "monitors/arena.h"
+#include "base/arena.h"
 #include "monitors/rules_internal.h"
 
 #define RULE_TESTS_MAX_TOKENS 1000000 /* tokens per test after repeat */
@@ -25,7 +25,7 @@ typedef struct rt_expect_alert {
     bool has_labels, has_annotations;
     saemon_kv *labels, *annotations;
     size_t n_labels, n_annotations;
-    rules_mark rule_mark;
+    walk_pos rule_mark;
 } rt_expect_alert;
 
 typedef struct rt_expect {
@@ -48,7 +48,7 @@ typedef struct rule_test_file {
     arena mem;
     const char *filename;
     const char **rule_files;   /* as written */
-    rules_mark *rule_file_marks;
+    walk_pos *rule_file_marks;
     size_t n_rule_files;
     rt_test *tests;
     size_t n_tests;

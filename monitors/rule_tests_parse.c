@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "monitors/rule_tests.h"
-#include "monitors/yaml_walk.h"
+#include "base/yaml_walk.h"
 
 static const char *const top_keys[] = {"rule_files", "tests", NULL};
 static const char *const test_keys[] = {"name", "input", "expect", NULL};

@@ -4,7 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "monitors/read_file.h"
+#include "base/error.h"
+#include "base/read_file.h"
 #include "monitors/rule_tests.h"
 
 typedef struct got_alert {
@@ -191,7 +192,7 @@ static saemon_status run_test(const rule_test_file *tf, const rt_test *t, saemon
     saemon_monitor_options opts = {.resolved = true};
     for (size_t m = 0; s == SAEMON_OK && m < n_rs; m++) {
         recs[m].rs = rs[m];
-        s = saemon_monitor_create_opts(rs[m], NULL, &opts, &mons[m], err);
+        s = saemon_monitor_create(rs[m], NULL, &opts, &mons[m], err);
     }
     if (s == SAEMON_OK)
         s = feed(tf, t, mons, recs, n_rs, err);
@@ -265,7 +266,7 @@ static saemon_status run_file(const rule_test_file *tf, FILE *out, size_t *n_tes
     saemon_status s = SAEMON_OK;
     for (size_t i = 0; s == SAEMON_OK && i < tf->n_rule_files; i++) {
         char *path = path_relative_to(tf->filename, tf->rule_files[i]);
-        s = path ? saemon_rules_load(path, &rs[i], err)
+        s = path ? saemon_rules_open(path, NULL, &rs[i], err)
                  : saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", tf->filename);
         free(path);
     }
@@ -278,7 +279,7 @@ static saemon_status run_file(const rule_test_file *tf, FILE *out, size_t *n_tes
         *n_failed += s == SAEMON_OK && !passed;
     }
     for (size_t i = 0; i < tf->n_rule_files; i++)
-        saemon_rules_free(rs[i]);
+        saemon_rules_close(rs[i]);
     free(rs);
     return s;
 }

@@ -3,9 +3,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base/error.h"
 #include "monitors/rules_internal.h"
 
-static saemon_status out_of_range(const saemon_ruleset *rs, uint32_t feature, rules_mark m, size_t d_sae,
+static saemon_status out_of_range(const saemon_ruleset *rs, uint32_t feature, walk_pos m, size_t d_sae,
                                   const char *dict_name, saemon_error *err)
 {
     return saemon_error_set(err, SAEMON_ERR_RULES,

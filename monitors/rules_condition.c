@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "monitors/feature_labels.h"
 
 static const char *const cond_keys[] = {"feature", "above", "below", "between", "mean_over", "any", "all",

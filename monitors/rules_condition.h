@@ -5,7 +5,7 @@
 #define SAEMON_MONITORS_RULES_CONDITION_H
 
 #include "monitors/rules_internal.h"
-#include "monitors/yaml_walk.h"
+#include "base/yaml_walk.h"
 
 typedef struct rules_parser {
     walk *w;

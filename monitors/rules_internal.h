@@ -7,19 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "monitors/arena.h"
+#include "base/arena.h"
+#include "base/yaml_walk.h"
 #include "saemon/rules.h"
 
 #define RULES_MAX_DEPTH 32            /* nesting of any/all/at_least (macros included) */
-#define RULES_MAX_NODES 200000        /* YAML nodes visited (bounds alias expansion) */
-#define RULES_MAX_MAP_ENTRIES 1024    /* keys in any one mapping */
 #define RULES_MAX_FILE_BYTES (16u << 20)
 #define RULES_MAX_WINDOW 65536        /* tokens in a window / mean_over */
 #define RULES_MAX_LABELS_BYTES (256u << 20)
-
-typedef struct rules_mark {
-    size_t line, column; /* 1-based */
-} rules_mark;
 
 typedef enum rules_cond_kind {
     RULES_COND_LEAF = 0, /* one feature (or its running mean) against thresholds */
@@ -44,7 +39,7 @@ typedef struct rules_cond {
     uint32_t feature;
     bool has_above, has_below, has_between;
     float above, below, lo, hi;
-    rules_mark feature_mark;
+    walk_pos feature_mark;
     int32_t tracker;       /* >= 0: compare the running mean (ruleset.trackers[tracker]) */
     /* any / all / at_least */
     struct rules_cond *children;
@@ -53,7 +48,7 @@ typedef struct rules_cond {
     /* probe */
     uint32_t *probe_features;
     float *probe_weights;
-    rules_mark *probe_marks;
+    walk_pos *probe_marks;
     size_t n_weights;
     float bias;            /* also: probe threshold in `above` */
     /* health */
@@ -112,8 +107,8 @@ typedef struct rules_rule {
     rules_template *templates; /* one per annotation */
     size_t n_annotations;
     size_t annotations_len;  /* bytes to render every annotation (NULs included) */
-    rules_mark mark;         /* the rule's mapping */
-    rules_mark name_mark;
+    walk_pos mark;         /* the rule's mapping */
+    walk_pos name_mark;
     /* Canonical form of everything that defines the rule (rules_canon.h):
      * two rules with equal bytes behave identically, so a reload keeps their
      * state. Source positions and comments are not part of it. */
@@ -123,12 +118,12 @@ typedef struct rules_rule {
 
 typedef struct rules_pin {
     const char *name;        /* NULL: not pinned */
-    rules_mark name_mark;
+    walk_pos name_mark;
     bool has_d_sae;
     uint64_t d_sae;
-    rules_mark d_sae_mark;
+    walk_pos d_sae_mark;
     const char *sha256;      /* NULL: not pinned; 64 hex, lower-case */
-    rules_mark sha256_mark;
+    walk_pos sha256_mark;
 } rules_pin;
 
 typedef struct rules_label {
@@ -145,7 +140,7 @@ typedef struct rules_macro {
 typedef struct rules_list {
     const char *name;
     uint32_t *features;
-    rules_mark *marks;
+    walk_pos *marks;
     size_t n;
 } rules_list;
 

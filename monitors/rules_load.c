@@ -1,4 +1,4 @@
-/* saemon_rules_load*: YAML text -> validated saemon_ruleset. */
+/* saemon_rules_open, saemon_rules_from_string: YAML text -> validated saemon_ruleset. */
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -9,13 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "monitors/feature_labels.h"
-#include "monitors/read_file.h"
+#include "base/read_file.h"
 #include "monitors/rules_canon.h"
 #include "monitors/rules_condition.h"
 #include "monitors/rules_internal.h"
 #include "monitors/rules_template.h"
-#include "monitors/yaml_walk.h"
+#include "base/yaml_walk.h"
 
 static const char *const top_keys[] = {"version", "dictionary", "feature_labels", "lists", "macros",
                                        "rules", "groups", NULL};
@@ -389,7 +390,7 @@ static saemon_status parse_feature_labels(walk *w, const yaml_node_t *node, saem
         /* Say which line of the rule file pointed at the label file. */
         char inner[SAEMON_ERROR_MESSAGE_MAX];
         snprintf(inner, sizeof inner, "%s", w->err->message);
-        rules_mark m = walk_mark(node);
+        walk_pos m = walk_mark(node);
         saemon_error_set(w->err, s, "%s:%zu:%zu: cannot use 'feature_labels': %s", w->file, m.line, m.column,
                          inner);
     }
@@ -440,7 +441,7 @@ static saemon_status parse_document(walk *w, const yaml_node_t *root, saemon_rul
         return s;
     return check_unique_names(w, rs);
 }
-void saemon_rules_free(saemon_ruleset *rules)
+void saemon_rules_close(saemon_ruleset *rules)
 {
     if (!rules)
         return;
@@ -474,7 +475,7 @@ static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size
         return walk_syntax_error(parser, rs->filename, yaml, len, err);
     root = yaml_document_get_root_node(&doc);
     if (root) {
-        rules_mark m = walk_mark(root);
+        walk_pos m = walk_mark(root);
         s = saemon_error_set(err, SAEMON_ERR_RULES,
                              "%s:%zu:%zu: a second YAML document; expected exactly one document per rule file",
                              rs->filename, m.line, m.column);
@@ -483,18 +484,12 @@ static saemon_status load_document(yaml_parser_t *parser, const char *yaml, size
     return s;
 }
 
-saemon_status saemon_rules_load_string(const char *yaml, size_t len, const char *filename,
-                                       saemon_ruleset **out, saemon_error *err)
-{
-    return saemon_rules_load_string_opts(yaml, len, filename, NULL, out, err);
-}
-
-saemon_status saemon_rules_load_string_opts(const char *yaml, size_t len, const char *filename,
-                                            const saemon_rules_options *opts, saemon_ruleset **out,
-                                            saemon_error *err)
+saemon_status saemon_rules_from_string(const char *yaml, size_t len, const char *filename,
+                                       const saemon_rules_options *opts, saemon_ruleset **out,
+                                       saemon_error *err)
 {
     if (!out || (!yaml && len))
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_load_string: NULL argument");
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_from_string: NULL argument");
     *out = NULL;
     if (!filename)
         filename = "(string)";
@@ -506,42 +501,37 @@ saemon_status saemon_rules_load_string_opts(const char *yaml, size_t len, const 
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
     rs->filename = arena_strndup(&rs->mem, filename, strlen(filename));
     if (!rs->filename) {
-        saemon_rules_free(rs);
+        saemon_rules_close(rs);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
     }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
-        saemon_rules_free(rs);
+        saemon_rules_close(rs);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)(yaml ? yaml : ""), len);
     saemon_status s = load_document(&parser, yaml ? yaml : "", len, rs, opts, err);
     yaml_parser_delete(&parser);
     if (s != SAEMON_OK) {
-        saemon_rules_free(rs);
+        saemon_rules_close(rs);
         return s;
     }
     *out = rs;
     return SAEMON_OK;
 }
 
-saemon_status saemon_rules_load(const char *path, saemon_ruleset **out, saemon_error *err)
-{
-    return saemon_rules_load_opts(path, NULL, out, err);
-}
-
-saemon_status saemon_rules_load_opts(const char *path, const saemon_rules_options *opts, saemon_ruleset **out,
-                                     saemon_error *err)
+saemon_status saemon_rules_open(const char *path, const saemon_rules_options *opts, saemon_ruleset **out,
+                                saemon_error *err)
 {
     if (!path || !out)
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_load: NULL argument");
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_open: NULL argument");
     *out = NULL;
     char *text;
     size_t len;
     saemon_status s = read_whole_file(path, RULES_MAX_FILE_BYTES, "rule file", &text, &len, err);
     if (s != SAEMON_OK)
         return s;
-    s = saemon_rules_load_string_opts(text, len, path, opts, out, err);
+    s = saemon_rules_from_string(text, len, path, opts, out, err);
     free(text);
     return s;
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/error.h"
+
 #define NUMBER_MAX 32 /* "%.9g" of a double, or a uint64 */
 
 typedef struct name_entry {
@@ -25,7 +27,7 @@ static const name_entry names[] = {
 static saemon_status fail_at(walk *w, const yaml_node_t *node, const char *text, size_t at, const char *fmt,
                              const char *arg)
 {
-    rules_mark m = walk_mark(node);
+    walk_pos m = walk_mark(node);
     yaml_scalar_style_t style = node->data.scalar.style;
     bool exact = !memchr(text, '\n', at) && (style == YAML_PLAIN_SCALAR_STYLE ||
                                              style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||

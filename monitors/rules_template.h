@@ -7,7 +7,7 @@
 #include <math.h>
 
 #include "monitors/rules_internal.h"
-#include "monitors/yaml_walk.h"
+#include "base/yaml_walk.h"
 
 /* Parse the annotation `text` held by scalar `node` of rule `r` (whose labels
  * are already parsed). Unknown names fail at their line:column. */

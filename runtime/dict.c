@@ -5,9 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/half.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 
 void *saemon_aligned_alloc(size_t bytes)
 {
@@ -114,7 +115,6 @@ saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
         in->k = 0;
         in->rescale_acts_by_decoder_norm = false;
     }
-    in->n_nonfinite_weights = 0;
     return SAEMON_OK;
 }
 

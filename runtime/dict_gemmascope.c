@@ -12,12 +12,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
+#include "base/read_file.h"
 #include "runtime/dict_internal.h"
 #include "runtime/gemmascope.h"
 #include "runtime/half.h"
 #include "runtime/npy_internal.h"
 #include "runtime/npz.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 
 /* Above this size a member must not compress better than SUSPICIOUS_RATIO:
  * trained float weights barely compress (~1.1:1), a bomb compresses ~1000:1. */
@@ -276,7 +278,7 @@ static saemon_status load_member(npz_archive *a, const member_plan *p, float *ds
         return st;
     /* dst was sized from the header planned in phase 1: insist it is the same. */
     if (arr.ndim != p->h.ndim || memcmp(arr.shape, p->h.shape, arr.ndim * sizeof arr.shape[0])) {
-        saemon_npy_free(&arr);
+        saemon_npy_close(&arr);
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header changed between reads", label);
     }
     if (transpose)
@@ -288,7 +290,7 @@ static saemon_status load_member(npz_archive *a, const member_plan *p, float *ds
             n *= arr.shape[d];
         memcpy(dst, arr.data, n * sizeof(float));
     }
-    saemon_npy_free(&arr);
+    saemon_npy_close(&arr);
     return SAEMON_OK;
 }
 
@@ -416,27 +418,12 @@ saemon_status gemmascope_open(const char *npz_path, const char *given, saemon_di
                               saemon_error *err)
 {
     *out = NULL;
-    int fd = open(npz_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", npz_path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", npz_path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return saemon_error_set(err, SAEMON_ERR_IO, "%s: mmap: %s", npz_path, strerror(e));
-        }
-    }
-    close(fd);
-    saemon_status st = gemmascope_load(map ? map : "", len, npz_path, given, out, err);
-    if (map)
-        munmap(map, len);
+    const void *map;
+    size_t len;
+    saemon_status st = file_map_regular(npz_path, "params file", &map, &len, err);
+    if (st != SAEMON_OK)
+        return st;
+    st = gemmascope_load(map ? map : "", len, npz_path, given, out, err);
+    file_unmap(map, len);
     return st;
 }

@@ -12,12 +12,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/error.h"
+#include "base/read_file.h"
 #include "runtime/dict_internal.h"
 #include "runtime/gemmascope.h"
 #include "runtime/half.h"
 #include "runtime/sae_config.h"
 #include "runtime/safetensors.h"
-#include "runtime/sha256.h"
+#include "base/sha256.h"
 
 /* cfg.json and activation_scaler.json are small; refuse anything absurd. */
 #define MAX_JSON_FILE_BYTES (16u << 20)
@@ -40,40 +42,6 @@ static bool dir_has(const char *dir, const char *name)
     bool r = p && is_file(p);
     free(p);
     return r;
-}
-
-/* Read a whole small file into a NUL-terminated buffer. */
-static saemon_status read_small_file(const char *path, char **text, size_t *len, saemon_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((unsigned long long)sb.st_size > MAX_JSON_FILE_BYTES) {
-        fclose(f);
-        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: %lld bytes is too large for a config",
-                                path, (long long)sb.st_size);
-    }
-    size_t n = (size_t)sb.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(f);
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = n ? fread(buf, 1, n, f) : 0;
-    fclose(f);
-    if (got != n) {
-        free(buf);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: short read", path);
-    }
-    buf[n] = 0;
-    *text = buf;
-    *len = n;
-    return SAEMON_OK;
 }
 
 /* ---- tensors ---------------------------------------------------------- */
@@ -229,7 +197,7 @@ static saemon_status read_scaling_factor(const char *dir, double *s, saemon_erro
     }
     char *text = NULL;
     size_t len = 0;
-    st = read_small_file(path, &text, &len, err);
+    st = read_whole_file(path, MAX_JSON_FILE_BYTES, "config file", &text, &len, err);
     if (st) {
         free(path);
         return st;
@@ -296,7 +264,7 @@ static saemon_status open_saelens(const char *dir, saemon_dict **out, saemon_err
         st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((st = read_small_file(cfg_path, &text, &len, err)) ||
+    if ((st = read_whole_file(cfg_path, MAX_JSON_FILE_BYTES, "config file", &text, &len, err)) ||
         (st = sae_config_parse(text, len, cfg_path, &cfg, err)) ||
         (st = st_open(w_path, &f, err)))
         goto out;
@@ -391,7 +359,7 @@ static saemon_status open_sparsify(const char *dir, saemon_dict **out, saemon_er
         st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((st = read_small_file(cfg_path, &text, &len, err)) ||
+    if ((st = read_whole_file(cfg_path, MAX_JSON_FILE_BYTES, "config file", &text, &len, err)) ||
         (st = sparsify_config_parse(text, len, cfg_path, &cfg, err)) ||
         (st = st_open(w_path, &f, err)))
         goto out;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "kernels/kernel.h"
 #include "runtime/dict_internal.h"
 #include "runtime/preprocess.h"
@@ -49,7 +50,7 @@ struct saemon_encoder {
     saemon_topk_entry *heap; /* TopK merge across slices */
     size_t *offsets;
     float *input_norm;
-    uint8_t *nonfinite;
+    bool *nonfinite;
     double *row_shift, *row_scale; /* per-row normalisation, for decoding */
     float *recon_error;            /* NULL unless reconstruction was asked for */
     double *decoded;               /* [d_in] scratch for one decoded row */
@@ -196,7 +197,7 @@ static saemon_status choose_placement(saemon_encoder *enc, const saemon_encoder_
     }
     if (want > MAX_THREADS)
         want = MAX_THREADS;
-    saemon_status st = saemon_topology_open(&enc->topo, err);
+    saemon_status st = saemon_topology_create(&enc->topo, err);
     if (st != SAEMON_OK)
         return st;
     size_t n = saemon_topology_choose(enc->topo, o->cpus, o->exclude_cpus, want, enc->pus, MAX_THREADS,
@@ -250,7 +251,7 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
     enc->x = saemon_aligned_alloc(nb * d_in * sizeof(float));
     enc->offsets = malloc((nb + 1) * sizeof(size_t));
     enc->input_norm = malloc(nb * sizeof(float));
-    enc->nonfinite = malloc(nb);
+    enc->nonfinite = malloc(nb * sizeof(bool));
     enc->row_shift = malloc(nb * sizeof(double));
     enc->row_scale = malloc(nb * sizeof(double));
     if (opts && opts->reconstruction) {
@@ -389,7 +390,7 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
     const size_t d_in = info->d_in;
     for (size_t r = 0; r < n; r++) {
         /* b_dec is folded into the biases (fold_b_dec). */
-        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm, NULL);
+        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm);
         enc->input_norm[r] = st.input_norm;
         enc->nonfinite[r] = st.nonfinite;
         enc->row_shift[r] = st.shift;
@@ -442,7 +443,7 @@ void saemon_encoder_destroy(saemon_encoder *enc)
         }
         free(enc->slices);
     }
-    saemon_topology_close(enc->topo);
+    saemon_topology_destroy(enc->topo);
     free(enc->heap);
     free(enc->threshold);
     free(enc->mag_scale);

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
+#include "base/read_file.h"
 #include "runtime/npy_internal.h"
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
@@ -227,20 +229,15 @@ static saemon_status finish_array(float *data, size_t n, const npy_header *h, co
     return SAEMON_OK;
 }
 
-static saemon_status read_fd(int fd, const char *path, saemon_npy *out, saemon_error *err)
+/* fd: a regular file of `size` bytes (file_open_regular). */
+static saemon_status read_fd(int fd, uint64_t size, const char *path, saemon_npy *out, saemon_error *err)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: stat failed: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
-
     unsigned char pre[12];
     ssize_t got = read_full(fd, pre, sizeof pre);
     if (got < 0)
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     size_t hlen = 0, data_offset = 0;
-    saemon_status status = parse_preamble(pre, (size_t)got, path, (uint64_t)st.st_size, &hlen, &data_offset, err);
+    saemon_status status = parse_preamble(pre, (size_t)got, path, size, &hlen, &data_offset, err);
     if (status)
         return status;
     if (lseek(fd, (off_t)(data_offset - hlen), SEEK_SET) < 0)
@@ -263,7 +260,7 @@ static saemon_status read_fd(int fd, const char *path, saemon_npy *out, saemon_e
     /* Every size is checked before the data buffer is allocated. */
     size_t n, bytes, fbytes;
     if ((status = array_sizes(&h, path, &n, &bytes, &fbytes, err)) ||
-        (status = check_data_size((uint64_t)st.st_size - data_offset, bytes, path, err)))
+        (status = check_data_size(size - data_offset, bytes, path, err)))
         return status;
 
     float *data = malloc(fbytes ? fbytes : 1);
@@ -319,20 +316,22 @@ saemon_status saemon_npy_from_memory(const void *buf, size_t len, const char *na
     return finish_array(data, n, &h, name, out, err);
 }
 
-saemon_status saemon_npy_read(const char *path, saemon_npy *out, saemon_error *err)
+saemon_status saemon_npy_open(const char *path, saemon_npy *out, saemon_error *err)
 {
     if (!path || !out)
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_npy_read: path and out must not be NULL");
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_npy_open: path and out must not be NULL");
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    saemon_status status = read_fd(fd, path, out, err);
+    int fd;
+    uint64_t size;
+    saemon_status status = file_open_regular(AT_FDCWD, path, "activation file", &fd, &size, err);
+    if (status != SAEMON_OK)
+        return status;
+    status = read_fd(fd, size, path, out, err);
     close(fd);
     return status;
 }
 
-void saemon_npy_free(saemon_npy *npy)
+void saemon_npy_close(saemon_npy *npy)
 {
     if (!npy)
         return;
@@ -358,7 +357,7 @@ static size_t product(const size_t *dims, size_t n)
     return p;
 }
 
-saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, int allow_hook_z, size_t *n_rows,
+saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, bool allow_hook_z, size_t *n_rows,
                                  size_t *n_streams, size_t *tokens_per_stream, saemon_error *err)
 {
     if (!npy || d_in == 0)

@@ -2,6 +2,7 @@
 #ifndef SAEMON_NPY_INTERNAL_H
 #define SAEMON_NPY_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "saemon/npy.h"
@@ -14,7 +15,7 @@ typedef struct npy_header {
     const char *descr;   /* one of the accepted static strings */
     size_t itemsize;     /* 2 or 4 */
     int big_endian;
-    int fortran_order;
+    bool fortran_order;
     size_t ndim;
     size_t shape[SAEMON_NPY_MAX_DIMS];
 } npy_header;
@@ -31,7 +32,7 @@ saemon_status saemon_npy_parse_header(const char *text, size_t len, const char *
 saemon_status saemon_npy_parse_prefix(const void *buf, size_t avail, const char *name, npy_header *h,
                                       size_t *data_offset, size_t *total, saemon_error *err);
 
-/* saemon_npy_read for a .npy image already in memory (`len` bytes, copied):
+/* saemon_npy_open for a .npy image already in memory (`len` bytes, copied):
  * same checks, same result. `name` labels messages and becomes out->path. */
 saemon_status saemon_npy_from_memory(const void *buf, size_t len, const char *name, saemon_npy *out,
                                      saemon_error *err);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <zip.h>
 
+#include "base/error.h"
 #include "runtime/npz.h"
 
 /* Deflate cannot expand data by more than ~1032:1 (one 258-byte match per

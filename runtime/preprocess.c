@@ -5,8 +5,7 @@
 /* torch.Tensor.std default: unbiased (N − 1); SAELens adds eps to the std. */
 #define LAYER_NORM_EPS 1e-5
 
-saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in, saemon_norm norm,
-                                       const float *b_dec)
+saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in, saemon_norm norm)
 {
     saemon_row_stats st = {0};
     double sumsq = 0.0, sum = 0.0;
@@ -34,11 +33,7 @@ saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in,
     }
     st.shift = shift;
     st.scale = scale;
-    for (size_t i = 0; i < d_in; i++) {
-        double v = ((double)in[i] - shift) * scale;
-        if (b_dec)
-            v -= b_dec[i];
-        out[i] = (float)v;
-    }
+    for (size_t i = 0; i < d_in; i++)
+        out[i] = (float)(((double)in[i] - shift) * scale);
     return st;
 }

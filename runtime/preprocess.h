@@ -1,6 +1,8 @@
-/* SAELens' input preprocessing, in SAELens' order (formats.md §1.4):
- * normalisation, then x − b_dec when apply_b_dec_to_input. The hook_z
- * reshape is a view of the input (saemon_npy_as_rows), nothing to compute. */
+/* SAELens' input normalisation (formats.md §1.4). The x − b_dec of
+ * apply_b_dec_to_input that follows it in SAELens is not done per row: the
+ * encoder folds b_dec·W_j into the biases once (runtime/encoder.c,
+ * fold_b_dec). The hook_z reshape is a view of the input
+ * (saemon_npy_as_rows), nothing to compute. */
 #ifndef SAEMON_PREPROCESS_H
 #define SAEMON_PREPROCESS_H
 
@@ -18,7 +20,6 @@ typedef struct saemon_row_stats {
 /* out[i] = preprocessed in[i] for one row of d_in values. Computed in double,
  * rounded once. A zero row under constant_norm_rescale becomes NaN, as in
  * SAELens (0 · sqrt(d)/0); NaN rows activate no feature. */
-saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in, saemon_norm norm,
-                                       const float *b_dec_or_null);
+saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in, saemon_norm norm);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "runtime/safetensors.h"
 
 #define MAX_JSON_INT 9007199254740992.0

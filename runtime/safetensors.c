@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
+#include "base/read_file.h"
+
 static const struct {
     const char *name;
     unsigned bits;
@@ -393,35 +396,15 @@ fail:
 saemon_status st_open(const char *path, st_file *out, saemon_error *err)
 {
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(e));
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)sb.st_size;
-    void *map = NULL;
-    if (len >= 8) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int e = errno;
-            close(fd);
-            return saemon_error_set(err, SAEMON_ERR_IO, "%s: mmap: %s", path, strerror(e));
-        }
-    }
-    close(fd);
+    const void *map;
+    size_t len;
+    saemon_status st = file_map_regular(path, "weights file", &map, &len, err);
+    if (st != SAEMON_OK)
+        return st;
     static const uint8_t empty[1];
-    saemon_status st = st_parse(map ? map : empty, len, path, out, err);
+    st = st_parse(map ? map : empty, len, path, out, err);
     if (st) {
-        if (map)
-            munmap(map, len);
+        file_unmap(map, len);
         return st;
     }
     out->map = map;
@@ -444,8 +427,7 @@ void st_close(st_file *f)
     }
     free(f->meta_keys);
     free(f->meta_values);
-    if (f->map)
-        munmap(f->map, f->map_len);
+    file_unmap(f->map, f->map_len);
     free(f->label);
     memset(f, 0, sizeof *f);
 }

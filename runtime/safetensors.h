@@ -26,7 +26,7 @@ typedef struct st_tensor {
 
 typedef struct st_file {
     char *label;          /* path (or caller's label) used in messages */
-    void *map;            /* mmap of the whole file, or NULL when parsed from memory */
+    const void *map;      /* mmap of the whole file, or NULL when parsed from memory */
     size_t map_len;
     const uint8_t *bytes; /* the whole file */
     uint64_t size;

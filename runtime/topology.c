@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+
 struct saemon_topology {
     hwloc_topology_t topo;
 };
 
-saemon_status saemon_topology_open(saemon_topology **out, saemon_error *err)
+saemon_status saemon_topology_create(saemon_topology **out, saemon_error *err)
 {
     *out = NULL;
     saemon_topology *t = calloc(1, sizeof *t);
@@ -28,7 +30,7 @@ saemon_status saemon_topology_open(saemon_topology **out, saemon_error *err)
     return SAEMON_OK;
 }
 
-void saemon_topology_close(saemon_topology *t)
+void saemon_topology_destroy(saemon_topology *t)
 {
     if (!t)
         return;

@@ -11,6 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
+#include "base/error.h"
+
 typedef struct worker {
     saemon_workers *pool;
     size_t part;
@@ -52,13 +55,6 @@ static inline void cpu_relax(void)
 #endif
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Wait until *addr != seen: spin for spin_ns, then sleep on the futex. */
 static uint32_t wait_change(saemon_workers *p, _Atomic uint32_t *addr, uint32_t seen, int count_sleeper)
 {
@@ -68,7 +64,7 @@ static uint32_t wait_change(saemon_workers *p, _Atomic uint32_t *addr, uint32_t 
         if (v != seen)
             return v;
         if ((i & 63) == 0) {
-            uint64_t t = now_ns();
+            uint64_t t = clock_now_ns();
             if (!start)
                 start = t;
             else if (t - start > p->spin_ns)
@@ -169,8 +165,6 @@ void saemon_workers_run(saemon_workers *p, saemon_job_fn fn, void *ctx)
     for (uint32_t left; others && (left = atomic_load_explicit(&p->pending, memory_order_acquire)) != 0;)
         wait_change(p, &p->pending, left, 0);
 }
-
-size_t saemon_workers_parts(const saemon_workers *p) { return p->n_parts; }
 
 int saemon_workers_binding(const saemon_workers *p, size_t part)
 {

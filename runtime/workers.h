@@ -25,8 +25,6 @@ saemon_status saemon_workers_start(size_t n_parts, saemon_topology *topo, const 
 /* Run fn(ctx, part) for every part and return when all are done. */
 void saemon_workers_run(saemon_workers *w, saemon_job_fn fn, void *ctx);
 
-size_t saemon_workers_parts(const saemon_workers *w);
-
 /* The PU worker `part` (>= 1) is bound to as read back from the OS, or -1. */
 int saemon_workers_binding(const saemon_workers *w, size_t part);
 

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saemon/api.h"
 #include "saemon/error.h"
 
 #ifdef __cplusplus
@@ -54,7 +55,6 @@ typedef struct saemon_dict_info {
     uint64_t cfg_bytes;
     uint64_t weights_bytes;
     char sha256[65];         /* hex SHA-256 of the weights file (or of the packed weights for in-memory dicts) */
-    size_t n_nonfinite_weights; /* always 0: loading refuses NaN/Inf weights */
 } saemon_dict_info;
 
 typedef struct saemon_dict saemon_dict;
@@ -63,7 +63,7 @@ typedef struct saemon_dict saemon_dict;
  * sparsify, OpenAI, or Gemma Scope (params.npz; the .npz file itself may also
  * be given). Validates the file completely before use; on failure returns a
  * status and fills `err`. */
-saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err);
+SAEMON_API saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err);
 
 /* Build a dictionary from float32 arrays already in memory (copied). W_enc is
  * [d_in][d_sae] (SAELens layout), W_dec [d_sae][d_in]; threshold only for
@@ -79,15 +79,15 @@ typedef struct saemon_dict_arrays {
     const float *b_gate, *r_mag, *b_mag; /* gated only */
 } saemon_dict_arrays;
 
-saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *arrays, saemon_dict **out,
+SAEMON_API saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *arrays, saemon_dict **out,
                                       saemon_error *err);
 
-const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict);
-void saemon_dict_close(saemon_dict *dict);
+SAEMON_API const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict);
+SAEMON_API void saemon_dict_close(saemon_dict *dict);
 
-const char *saemon_arch_name(saemon_arch arch);
-const char *saemon_norm_name(saemon_norm norm);
-const char *saemon_dtype_name(saemon_dtype dtype);
+SAEMON_API const char *saemon_arch_name(saemon_arch arch);
+SAEMON_API const char *saemon_norm_name(saemon_norm norm);
+SAEMON_API const char *saemon_dtype_name(saemon_dtype dtype);
 
 #ifdef __cplusplus
 }

@@ -2,9 +2,11 @@
 #ifndef SAEMON_ENCODER_H
 #define SAEMON_ENCODER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saemon/api.h"
 #include "saemon/dict.h"
 #include "saemon/error.h"
 
@@ -21,7 +23,7 @@ typedef struct saemon_features {
     const uint32_t *index;   /* feature (latent) index, < d_sae */
     const float *value;      /* activation, > 0 */
     const float *input_norm; /* [n_tokens]: ||x||_2 of the raw input row */
-    const uint8_t *input_nonfinite; /* [n_tokens]: 1 if the raw row held NaN/Inf */
+    const bool *input_nonfinite; /* [n_tokens]: the raw row held NaN/Inf */
     /* [n_tokens]: ||x − x̂|| / ||x|| with x̂ = decode(features) in the input's
      * own space (normalisation undone), when the encoder was created with
      * `reconstruction`; NULL otherwise. */
@@ -42,32 +44,32 @@ typedef struct saemon_encoder_options {
     size_t threads;
     const char *cpus;         /* only these CPUs, hwloc list syntax "2-5,8"; NULL = all allowed */
     const char *exclude_cpus; /* never these (e.g. the production model's cores) */
-    int no_pin;               /* 1: choose cores but do not bind threads */
+    bool no_pin;              /* choose cores but do not bind threads */
     unsigned spin_us;         /* idle workers spin this long before sleeping; 0 means 200 */
-    int reconstruction;       /* 1: also decode each token and report its relative error */
+    bool reconstruction;      /* also decode each token and report its relative error */
 } saemon_encoder_options;
 
 typedef struct saemon_encoder saemon_encoder;
 
-saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encoder_options *opts,
+SAEMON_API saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encoder_options *opts,
                                     saemon_encoder **out, saemon_error *err);
 
 /* Encode `n` rows of `d_in` floats (contiguous, row-major). The result stays
  * valid until the next call on this encoder. n must be <= max_batch. */
-saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t n,
+SAEMON_API saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t n,
                                     const saemon_features **out, saemon_error *err);
 
 /* Name of the kernel variant in use, e.g. "f32-encode-1x1-scalar". */
-const char *saemon_encoder_variant(const saemon_encoder *enc);
-size_t saemon_encoder_max_batch(const saemon_encoder *enc);
+SAEMON_API const char *saemon_encoder_variant(const saemon_encoder *enc);
+SAEMON_API size_t saemon_encoder_max_batch(const saemon_encoder *enc);
 
 /* Number of slices (threads) and the CPU each is bound to (-1: unpinned). */
-size_t saemon_encoder_threads(const saemon_encoder *enc);
-int saemon_encoder_thread_cpu(const saemon_encoder *enc, size_t slice);
+SAEMON_API size_t saemon_encoder_threads(const saemon_encoder *enc);
+SAEMON_API int saemon_encoder_thread_cpu(const saemon_encoder *enc, size_t slice);
 /* A placement warning from creation (fewer cores than asked), or "". */
-const char *saemon_encoder_warning(const saemon_encoder *enc);
+SAEMON_API const char *saemon_encoder_warning(const saemon_encoder *enc);
 
-void saemon_encoder_destroy(saemon_encoder *enc);
+SAEMON_API void saemon_encoder_destroy(saemon_encoder *enc);
 
 #ifdef __cplusplus
 }

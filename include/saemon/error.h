@@ -2,6 +2,8 @@
 #ifndef SAEMON_ERROR_H
 #define SAEMON_ERROR_H
 
+#include "saemon/api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -29,11 +31,7 @@ typedef struct saemon_error {
 } saemon_error;
 
 /* Short stable name of a status ("format", "shape", ...). */
-const char *saemon_status_name(saemon_status code);
-
-/* Record an error (printf-style) and return `code`; `err` may be NULL. */
-saemon_status saemon_error_set(saemon_error *err, saemon_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+SAEMON_API const char *saemon_status_name(saemon_status code);
 
 #ifdef __cplusplus
 }

@@ -2,9 +2,11 @@
 #ifndef SAEMON_NPY_H
 #define SAEMON_NPY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saemon/api.h"
 #include "saemon/error.h"
 
 #ifdef __cplusplus
@@ -19,7 +21,7 @@ typedef struct saemon_npy {
     size_t shape[SAEMON_NPY_MAX_DIMS];
     float *data;          /* product(shape) floats, row-major, owned */
     const char *source_dtype; /* "<f4", "<f2", ... as in the header */
-    int fortran_order;    /* the file was Fortran-ordered (data has been transposed to C order) */
+    bool fortran_order;   /* the file was Fortran-ordered (data has been transposed to C order) */
     char *path;           /* the file read (owned copy), used in messages */
 } saemon_npy;
 
@@ -28,8 +30,8 @@ typedef struct saemon_npy {
  * checked against the file before allocation: a short file is a "truncated"
  * SAEMON_ERR_FORMAT, extra bytes after the data are refused too. Other dtypes
  * are SAEMON_ERR_UNSUPPORTED. On failure *out is zeroed. */
-saemon_status saemon_npy_read(const char *path, saemon_npy *out, saemon_error *err);
-void saemon_npy_free(saemon_npy *npy);
+SAEMON_API saemon_status saemon_npy_open(const char *path, saemon_npy *out, saemon_error *err);
+SAEMON_API void saemon_npy_close(saemon_npy *npy);
 
 /* View an activation array as [n_rows][d_in] (no copy: data is C order): the
  * last dim must be d_in, or (when allow_hook_z) the last two dims must be
@@ -39,7 +41,7 @@ void saemon_npy_free(saemon_npy *npy);
  * [batch, seq, d_in] is batch streams of seq tokens, [d_in] is one row.
  * Anything else is SAEMON_ERR_SHAPE naming the shape and d_in. Any output
  * pointer may be NULL. */
-saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, int allow_hook_z,
+SAEMON_API saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, bool allow_hook_z,
                                  size_t *n_rows, size_t *n_streams, size_t *tokens_per_stream,
                                  saemon_error *err);
 
@@ -48,7 +50,7 @@ saemon_status saemon_npy_as_rows(const saemon_npy *npy, size_t d_in, int allow_h
  * a temporary in the same directory, fsync'ed and renamed over `path`, so a
  * failure (e.g. ENOSPC) never leaves a half-written file; a device or FIFO
  * path is written directly. */
-saemon_status saemon_npy_write_f32(const char *path, const float *data, size_t ndim,
+SAEMON_API saemon_status saemon_npy_write_f32(const char *path, const float *data, size_t ndim,
                                    const size_t *shape, saemon_error *err);
 
 #ifdef __cplusplus

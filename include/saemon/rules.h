@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "saemon/api.h"
 #include "saemon/dict.h"
+#include "saemon/encoder.h"
 #include "saemon/error.h"
 
 #ifdef __cplusplus
@@ -16,13 +18,6 @@ extern "C" {
 
 typedef struct saemon_ruleset saemon_ruleset;
 
-/* Parse and validate a rule file. Errors carry "file:line:column: what was
- * expected". */
-saemon_status saemon_rules_load(const char *path, saemon_ruleset **out, saemon_error *err);
-/* Same, from memory; `filename` is only used in messages. */
-saemon_status saemon_rules_load_string(const char *yaml, size_t len, const char *filename,
-                                       saemon_ruleset **out, saemon_error *err);
-
 /* Optional settings for loading. */
 typedef struct saemon_rules_options {
     /* Feature label JSON (index -> explanation); overrides the file's own
@@ -30,25 +25,28 @@ typedef struct saemon_rules_options {
     const char *feature_labels;
 } saemon_rules_options;
 
-saemon_status saemon_rules_load_opts(const char *path, const saemon_rules_options *opts,
-                                     saemon_ruleset **out, saemon_error *err);
-saemon_status saemon_rules_load_string_opts(const char *yaml, size_t len, const char *filename,
-                                            const saemon_rules_options *opts, saemon_ruleset **out,
-                                            saemon_error *err);
+/* Parse and validate a rule file (opts may be NULL: defaults). Errors carry
+ * "file:line:column: what was expected". Release with saemon_rules_close. */
+SAEMON_API saemon_status saemon_rules_open(const char *path, const saemon_rules_options *opts,
+                                saemon_ruleset **out, saemon_error *err);
+/* Same, from memory; `filename` is only used in messages. */
+SAEMON_API saemon_status saemon_rules_from_string(const char *yaml, size_t len, const char *filename,
+                                       const saemon_rules_options *opts, saemon_ruleset **out,
+                                       saemon_error *err);
 
 /* True when an enabled rule reads saemon_token_view.recon_error
  * (`reconstruction_error_above`): the encoder must then decode each token. */
-bool saemon_rules_needs_reconstruction(const saemon_ruleset *rules);
+SAEMON_API bool saemon_rules_needs_reconstruction(const saemon_ruleset *rules);
 
 /* Check the rules against the dictionary they will watch: the file's pin
  * (name, d_sae, sha256) must match, and every feature index must be < d_sae.
  * A mismatch is SAEMON_ERR_MISMATCH / SAEMON_ERR_RULES with file:line:column. */
-saemon_status saemon_rules_bind(const saemon_ruleset *rules, const saemon_dict_info *dict,
+SAEMON_API saemon_status saemon_rules_bind(const saemon_ruleset *rules, const saemon_dict_info *dict,
                                 saemon_error *err);
 
-size_t saemon_rules_count(const saemon_ruleset *rules);          /* enabled + disabled */
-size_t saemon_rules_enabled_count(const saemon_ruleset *rules);
-void saemon_rules_free(saemon_ruleset *rules);
+SAEMON_API size_t saemon_rules_count(const saemon_ruleset *rules);          /* enabled + disabled */
+SAEMON_API size_t saemon_rules_enabled_count(const saemon_ruleset *rules);
+SAEMON_API void saemon_rules_close(saemon_ruleset *rules);
 
 /* One token as the monitor sees it. */
 typedef struct saemon_token_view {
@@ -98,26 +96,32 @@ typedef void (*saemon_alert_fn)(const saemon_alert *alert, void *user);
 
 typedef struct saemon_monitor saemon_monitor;
 
-/* A monitor keeps per-stream rule state. The ruleset must outlive it.
- * saemon_monitor_create() uses the default options (firing alerts only). */
-saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
-                                    saemon_monitor **out, saemon_error *err);
-
 typedef struct saemon_monitor_options {
     /* Also call the callback with status "resolved" when a firing alert's
      * condition stops holding (after keep_firing_for) or its sequence ends. */
     bool resolved;
 } saemon_monitor_options;
 
-saemon_status saemon_monitor_create_opts(const saemon_ruleset *rules, const saemon_dict_info *dict,
-                                         const saemon_monitor_options *opts, saemon_monitor **out,
-                                         saemon_error *err);
+/* A monitor keeps per-stream rule state. The ruleset must outlive it. opts
+ * NULL: the defaults (firing alerts only). dict (may be NULL) is bound first
+ * (saemon_rules_bind). */
+SAEMON_API saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
+                                    const saemon_monitor_options *opts, saemon_monitor **out,
+                                    saemon_error *err);
 /* Evaluate every enabled rule on one token; `fn` is called for each alert that
  * fires. A token position that does not follow the stream's previous one (or
  * is 0) starts a new sequence and resets that stream's state. */
-void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,
+SAEMON_API void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,
                             void *user);
-void saemon_monitor_destroy(saemon_monitor *mon);
+/* Evaluate every token of an encoded batch, in order: token t of `features`
+ * is position tokens[t] of stream streams[t] (both arrays hold
+ * features->n_tokens entries). The same as calling saemon_monitor_observe on
+ * each token's view (features, input norm, non-finite flag, reconstruction
+ * error when the encoder computed it). */
+SAEMON_API void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *features,
+                                             const uint64_t *streams, const uint64_t *tokens,
+                                             saemon_alert_fn fn, void *user);
+SAEMON_API void saemon_monitor_destroy(saemon_monitor *mon);
 
 /* What a reload did, counted over enabled rules. */
 typedef struct saemon_reload_stats {
@@ -138,26 +142,51 @@ typedef struct saemon_reload_stats {
  * reported through `fn` as "resolved" (when the monitor reports resolved).
  * All allocation happens here; on failure (SAEMON_ERR_NOMEM) the monitor is
  * unchanged and still uses the old rules. `stats` may be NULL. */
-saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *new_rules,
+SAEMON_API saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *new_rules,
                                     saemon_alert_fn fn, void *user, saemon_reload_stats *stats,
                                     saemon_error *err);
 
+/* The reload policy of a running monitor (`saemon run`, `saemon serve`):
+ * what a reload from a file needs besides the file. */
+typedef struct saemon_reload_options {
+    const saemon_rules_options *rules; /* how to load the file; NULL: defaults */
+    const saemon_dict_info *dict;      /* bind the new rules to it (pin, feature range); NULL: none */
+    /* The encoder decodes (saemon_encoder_options.reconstruction): new rules
+     * may use reconstruction_error_above. When false such rules are refused
+     * (they could never see a reconstruction error). */
+    bool can_reconstruct;
+    saemon_alert_fn on_alert;          /* resolved alerts of removed/changed firing rules */
+    void *user;
+} saemon_reload_options;
+
+/* Load the rule file at `path`, bind it, check it against the policy above
+ * and switch the monitor to it (saemon_monitor_reload). On success the
+ * caller's ruleset *rules (the one the monitor used) is closed and replaced
+ * by the new one. On any failure nothing changes: the monitor keeps the old
+ * rules, *rules is untouched and err says why (file:line:column for a broken
+ * file). opts may be NULL (no binding, reconstruction allowed, no callback);
+ * stats may be NULL. */
+SAEMON_API saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const char *path,
+                                                    const saemon_reload_options *opts,
+                                                    saemon_ruleset **rules, saemon_reload_stats *stats,
+                                                    saemon_error *err);
+
 /* Streams the monitor currently tracks (one state block each). */
-size_t saemon_monitor_stream_count(const saemon_monitor *mon);
+SAEMON_API size_t saemon_monitor_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
  * to start tracking a new stream. 0 in a healthy run. */
-uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
+SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
 
 /* Rule unit tests (docs/rules.md "Rule unit tests"): run every test of the
  * YAML test file at `path`, printing PASS/FAIL per test (with a diff) to
  * `report`. *n_failed gets the number of failing tests. A malformed test or
  * rule file is an error (file:line:column), not a failure. */
-saemon_status saemon_rules_run_tests(const char *path, FILE *report, size_t *n_tests, size_t *n_failed,
+SAEMON_API saemon_status saemon_rules_run_tests(const char *path, FILE *report, size_t *n_tests, size_t *n_failed,
                                      saemon_error *err);
 
 /* The alert as one line of JSON (no newline); free() the result. NULL on
  * allocation failure. */
-char *saemon_alert_to_json(const saemon_alert *alert);
+SAEMON_API char *saemon_alert_to_json(const saemon_alert *alert);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
  *   saemon_dict_open()      load an SAE (cfg.json + sae_weights.safetensors)
  *   saemon_encoder_create() pick a kernel, pack weights
  *   saemon_encoder_encode() dense activations -> sparse features (CSR)
- *   saemon_rules_load()     YAML alert rules
+ *   saemon_rules_open()     YAML alert rules
  *   saemon_monitor_observe() evaluate rules token by token, alerts to a callback
  */
 #ifndef SAEMON_H
@@ -13,10 +13,11 @@
 #include "saemon/dict.h"
 #include "saemon/encoder.h"
 #include "saemon/error.h"
+#include "saemon/kernels.h"
 #include "saemon/npy.h"
 #include "saemon/rules.h"
 #include "saemon/sinks.h"
-
-#define SAEMON_VERSION "0.1.0"
+#include "saemon/topology.h"
+#include "saemon/version.h"
 
 #endif

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "saemon/api.h"
 #include "saemon/error.h"
 #include "saemon/rules.h"
 
@@ -86,47 +87,43 @@ typedef struct saemon_sink_stats {
 
 typedef struct saemon_sinks saemon_sinks;
 
-saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *err);
+SAEMON_API saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *err);
 
 /* Open the sink (file, spool lock, HTTP handle) and start its thread. A
  * spool left by an earlier run is delivered before any new alert. */
-saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *opt, saemon_error *err);
+SAEMON_API saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *opt, saemon_error *err);
 
 /* Add every sink of a YAML config file (see docs/sinks.md); errors name
  * file:line:column. */
-saemon_status saemon_sinks_load_config(saemon_sinks *sinks, const char *path, saemon_error *err);
-saemon_status saemon_sinks_load_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
-                                              const char *filename, saemon_error *err);
+SAEMON_API saemon_status saemon_sinks_add_config(saemon_sinks *sinks, const char *path, saemon_error *err);
+SAEMON_API saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
+                                             const char *filename, saemon_error *err);
 
 /* The alert callback (a saemon_alert_fn; `sinks` is the saemon_sinks *).
  * Copies the alert and queues it for every sink; never blocks on I/O. */
-void saemon_sinks_alert(const saemon_alert *alert, void *sinks);
+SAEMON_API void saemon_sinks_alert(const saemon_alert *alert, void *sinks);
 
 /* Backpressure: when a queue is full, saemon_sinks_alert waits for room
  * instead of dropping. For recorded replays (`saemon run` on a file), where
  * losing an alert is worse than slowing down; a live monitor keeps the
  * default (drop and count, never stall the model's sidecar). */
-void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room);
+SAEMON_API void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room);
 
-size_t saemon_sinks_count(const saemon_sinks *sinks);
+SAEMON_API size_t saemon_sinks_count(const saemon_sinks *sinks);
 /* Alerts offered through saemon_sinks_alert. */
-uint64_t saemon_sinks_received(const saemon_sinks *sinks);
+SAEMON_API uint64_t saemon_sinks_received(const saemon_sinks *sinks);
 /* Counters of sink i (0-based, in the order added); safe while running. */
-void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out);
+SAEMON_API void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out);
 
 /* Deliver what is queued (each sink up to its drain_timeout_s), stop the
  * threads, flush/fsync/close. Returns the first sink failure (write error,
  * alerts lost) with a message naming the sink; counters stay readable until
- * saemon_sinks_free. Idempotent. */
-saemon_status saemon_sinks_close(saemon_sinks *sinks, saemon_error *err);
-/* Closes if needed, then frees. */
-void saemon_sinks_free(saemon_sinks *sinks);
+ * saemon_sinks_destroy. Idempotent. */
+SAEMON_API saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *err);
+/* Stops if needed, then frees. */
+SAEMON_API void saemon_sinks_destroy(saemon_sinks *sinks);
 
-/* Test hook: stop every sink thread from taking alerts off its queue until
- * resumed (so a test can fill a queue deterministically). */
-void saemon_sinks_pause(saemon_sinks *sinks, bool paused);
-
-const char *saemon_sink_kind_name(saemon_sink_kind kind);
+SAEMON_API const char *saemon_sink_kind_name(saemon_sink_kind kind);
 
 #ifdef __cplusplus
 }

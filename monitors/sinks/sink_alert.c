@@ -1,20 +1,13 @@
 /* sink_alert: one deep copy of an alert per callback, shared by all sinks. */
 #include <inttypes.h>
 #include <stdint.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "base/sha256.h"
 #include "monitors/sinks/sink_internal.h"
-
-double sink_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static size_t str_size(const char *s)
 {
@@ -100,19 +93,18 @@ void sink_alert_key(const saemon_alert *a, char out[65])
 {
     char nums[96];
     snprintf(nums, sizeof nums, "%" PRIu64 "\x1f%" PRIu64 "\x1f%.6f", a->stream, a->token, a->timestamp);
-    const char *parts[] = {"saemon-alert-v1", a->rule, a->status, a->dictionary, nums};
-    unsigned char md[32];
-    unsigned int md_len = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    for (size_t i = 0; ok && i < sizeof parts / sizeof parts[0]; i++) {
-        const char *s = parts[i] ? parts[i] : "";
-        ok = EVP_DigestUpdate(ctx, s, strlen(s)) && EVP_DigestUpdate(ctx, "\x1f", 1);
+    const char *fields[] = {"saemon-alert-v1", a->rule, a->status, a->dictionary, nums};
+    enum { N = sizeof fields / sizeof fields[0] };
+    const void *parts[2 * N];
+    size_t lens[2 * N];
+    for (size_t i = 0; i < N; i++) {
+        parts[2 * i] = fields[i] ? fields[i] : "";
+        lens[2 * i] = strlen(parts[2 * i]);
+        parts[2 * i + 1] = "\x1f";
+        lens[2 * i + 1] = 1;
     }
-    ok = ok && EVP_DigestFinal_ex(ctx, md, &md_len) && md_len == 32;
-    EVP_MD_CTX_free(ctx);
-    if (!ok)
-        memset(md, 0, sizeof md); /* only on OOM inside OpenSSL */
-    for (int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    if (saemon_sha256_hex(parts, lens, 2 * N, out) != 0) {
+        memset(out, '0', 64); /* only on OOM inside OpenSSL */
+        out[64] = '\0';
+    }
 }

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 
 extern char **environ;
@@ -27,7 +28,7 @@ typedef struct exec_sink {
 static void feed(int fd, const char *p, size_t n, double deadline)
 {
     while (n) {
-        double left = deadline - sink_now();
+        double left = deadline - clock_now_s();
         if (left <= 0)
             return;
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
@@ -56,7 +57,7 @@ static bool wait_until(pid_t pid, double deadline, int *status)
             return true;
         if (r < 0 && errno != EINTR)
             return false;
-        if (sink_now() >= deadline)
+        if (clock_now_s() >= deadline)
             return false;
         struct timespec ts = {0, nap_us * 1000};
         nanosleep(&ts, NULL);
@@ -103,7 +104,7 @@ static void exec_handle(sink *s, const saemon_alert *a)
         sink_fail(s, SAEMON_ERR_IO, "sink %s: cannot run %s: %s", s->name, x->argv[0], strerror(rc));
         return;
     }
-    double deadline = sink_now() + x->timeout_s;
+    double deadline = clock_now_s() + x->timeout_s;
     fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
     feed(pipefd[1], line, n, deadline);
     close(pipefd[1]);
@@ -153,7 +154,7 @@ static const sink_ops exec_ops = {
     .drain_bounded = true,
 };
 
-saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error *err)
+static saemon_status open_exec(sink *s, const saemon_sink_options *o, saemon_error *err)
 {
     if (!o->argv || !o->argv[0] || !*o->argv[0])
         return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: exec needs a command (argv[0])", s->name);
@@ -176,3 +177,5 @@ saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "sink %s: out of memory", s->name);
     return SAEMON_OK;
 }
+
+const sink_kind sink_kind_exec = {.open = open_exec};

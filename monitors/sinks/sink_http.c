@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 #include "monitors/sinks/spool.h"
 
@@ -122,7 +123,7 @@ static double pump(sink *s, bool closing)
     (void)closing;
     http_sink *h = s->impl;
     while (h->len) {
-        double now = sink_now();
+        double now = clock_now_s();
         if (now < h->next_attempt)
             return h->next_attempt - now;
         spool_entry *e = &h->q[h->head];
@@ -248,7 +249,7 @@ static bool valid_seconds(double v, double max)
     return v >= 0 && v <= max; /* false for NaN */
 }
 
-saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error *err)
+static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_error *err)
 {
     if (!o->url || (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8)))
         return saemon_error_set(err, SAEMON_ERR_ARG, "sink %s: needs an http:// or https:// URL, got '%s'", s->name,
@@ -292,3 +293,5 @@ saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error
     }
     return SAEMON_OK;
 }
+
+const sink_kind sink_kind_http = {.open = open_http};

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/clock.h"
 #include "saemon/sinks.h"
 
 /* A deep copy of one saemon_alert in a single allocation (the monitor's
@@ -19,9 +20,6 @@ typedef struct sink_alert {
 
 sink_alert *sink_alert_copy(const saemon_alert *a); /* refs = 1; NULL on OOM */
 void sink_alert_release(sink_alert *a);
-
-/* Seconds on CLOCK_MONOTONIC. */
-double sink_now(void);
 
 /* SHA-256 (hex) of what identifies an alert event: rule, status, stream,
  * token, dictionary, timestamp. The same event always gets the same key. */
@@ -65,10 +63,21 @@ struct sink {
     saemon_error error;
 };
 
-/* Kind constructors: fill s->ops and s->impl, or fail with err. */
-saemon_status sink_jsonl_open(sink *s, const saemon_sink_options *o, saemon_error *err);
-saemon_status sink_http_open(sink *s, const saemon_sink_options *o, saemon_error *err);
-saemon_status sink_exec_open(sink *s, const saemon_sink_options *o, saemon_error *err);
+/* Test hook: stop every sink thread from taking alerts off its queue until
+ * resumed (so a test can fill a queue deterministically). */
+void saemon_sinks_pause(saemon_sinks *sinks, bool paused);
+
+/* One kind of sink (sink_jsonl.c, sink_http.c, sink_exec.c): sinks.c picks
+ * the kind's descriptor by saemon_sink_kind and calls open, which fills
+ * s->ops and s->impl or fails with err. Calls go one way: sinks.c -> kind
+ * -> the helpers below (sink_kind.c, sink_alert.c, spool.c). */
+typedef struct sink_kind {
+    saemon_status (*open)(sink *s, const saemon_sink_options *o, saemon_error *err);
+} sink_kind;
+
+extern const sink_kind sink_kind_jsonl; /* jsonl and stdout */
+extern const sink_kind sink_kind_http;  /* webhook and alertmanager */
+extern const sink_kind sink_kind_exec;
 
 /* Record the first hard failure of a sink (it ends the run with an error). */
 void sink_fail(sink *s, saemon_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 
 typedef struct jsonl {
@@ -171,7 +172,7 @@ static const sink_ops jsonl_ops = {
     .destroy = jsonl_destroy,
 };
 
-saemon_status sink_jsonl_open(sink *s, const saemon_sink_options *o, saemon_error *err)
+static saemon_status open_jsonl(sink *s, const saemon_sink_options *o, saemon_error *err)
 {
     bool to_stdout = o->kind == SAEMON_SINK_STDOUT || (o->path && !strcmp(o->path, "-"));
     if (!to_stdout && (!o->path || !*o->path))
@@ -209,3 +210,5 @@ saemon_status sink_jsonl_open(sink *s, const saemon_sink_options *o, saemon_erro
     s->ops = &jsonl_ops;
     return SAEMON_OK;
 }
+
+const sink_kind sink_kind_jsonl = {.open = open_jsonl};

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/error.h"
 #include "monitors/sinks/sink_internal.h"
 
 #define DEFAULT_QUEUE 65536
@@ -25,6 +26,20 @@ struct saemon_sinks {
     saemon_status close_status;
     saemon_error close_error;
 };
+
+/* Which implementation serves each kind: the one place sinks.c knows of
+ * the kinds; they know nothing of sinks.c. */
+static const sink_kind *kind_of(saemon_sink_kind kind)
+{
+    switch (kind) {
+    case SAEMON_SINK_JSONL:
+    case SAEMON_SINK_STDOUT: return &sink_kind_jsonl;
+    case SAEMON_SINK_WEBHOOK:
+    case SAEMON_SINK_ALERTMANAGER: return &sink_kind_http;
+    case SAEMON_SINK_EXEC: break;
+    }
+    return &sink_kind_exec;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result;
@@ -43,18 +58,6 @@ const char *saemon_sink_kind_name(saemon_sink_kind kind)
     case SAEMON_SINK_EXEC: return "exec";
     }
     return "?";
-}
-
-void sink_fail(sink *s, saemon_status code, const char *fmt, ...)
-{
-    if (s->failed_hard)
-        return;
-    s->failed_hard = true;
-    s->error.code = code;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->error.message, sizeof s->error.message, fmt, ap);
-    va_end(ap);
 }
 
 saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *err)
@@ -94,7 +97,7 @@ static void *sink_thread(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->closing && !s->paused && !isfinite(deadline))
-            deadline = sink_now() + s->drain_timeout_s;
+            deadline = clock_now_s() + s->drain_timeout_s;
         /* Take what is queued (a bounded batch, so retries still get their
          * turn under constant load), then let the sink do its periodic work:
          * an HTTP sink spools every alert it takes before it delivers. */
@@ -104,7 +107,7 @@ static void *sink_thread(void *arg)
             if (s->len-- == s->cap)
                 pthread_cond_broadcast(&s->space);
             pthread_mutex_unlock(&s->mu);
-            if (s->ops->drain_bounded && sink_now() >= deadline) {
+            if (s->ops->drain_bounded && clock_now_s() >= deadline) {
                 atomic_fetch_add(&s->failed, 1);
                 sink_fail(s, SAEMON_ERR_IO, "sink %s: alerts left unhandled at the drain timeout (%.1f s)",
                           s->name, s->drain_timeout_s);
@@ -116,7 +119,7 @@ static void *sink_thread(void *arg)
         }
         bool closing = s->closing && !s->paused;
         if (closing && !isfinite(deadline))
-            deadline = sink_now() + s->drain_timeout_s;
+            deadline = clock_now_s() + s->drain_timeout_s;
         pthread_mutex_unlock(&s->mu);
         double wait = s->ops->poll ? s->ops->poll(s, closing) : -1;
         pthread_mutex_lock(&s->mu);
@@ -124,10 +127,10 @@ static void *sink_thread(void *arg)
          * signalled when nobody waited: look again instead of sleeping. */
         if ((s->len && !s->paused) || (s->closing && !s->paused && !closing) || wait == 0)
             continue;
-        if (closing && (wait < 0 || sink_now() >= deadline))
+        if (closing && (wait < 0 || clock_now_s() >= deadline))
             break;
-        if (closing && sink_now() + wait > deadline)
-            wait = deadline - sink_now();
+        if (closing && clock_now_s() + wait > deadline)
+            wait = deadline - clock_now_s();
         if (wait < 0) {
             pthread_cond_wait(&s->cv, &s->mu);
         } else {
@@ -211,14 +214,7 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
         sink_destroy(s);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
     }
-    saemon_status st;
-    switch (o->kind) {
-    case SAEMON_SINK_JSONL:
-    case SAEMON_SINK_STDOUT: st = sink_jsonl_open(s, o, err); break;
-    case SAEMON_SINK_WEBHOOK:
-    case SAEMON_SINK_ALERTMANAGER: st = sink_http_open(s, o, err); break;
-    default: st = sink_exec_open(s, o, err); break;
-    }
+    saemon_status st = kind_of(o->kind)->open(s, o, err);
     if (st != SAEMON_OK) {
         sink_destroy(s);
         return st;
@@ -311,7 +307,7 @@ void saemon_sinks_pause(saemon_sinks *sinks, bool paused)
     }
 }
 
-saemon_status saemon_sinks_close(saemon_sinks *sinks, saemon_error *err)
+saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *err)
 {
     if (!sinks)
         return SAEMON_OK;
@@ -346,11 +342,11 @@ saemon_status saemon_sinks_close(saemon_sinks *sinks, saemon_error *err)
     return SAEMON_OK;
 }
 
-void saemon_sinks_free(saemon_sinks *sinks)
+void saemon_sinks_destroy(saemon_sinks *sinks)
 {
     if (!sinks)
         return;
-    saemon_sinks_close(sinks, NULL);
+    saemon_sinks_stop(sinks, NULL);
     for (size_t i = 0; i < sinks->n; i++)
         sink_destroy(sinks->v[i]);
     free(sinks->v);

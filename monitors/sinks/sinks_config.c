@@ -20,15 +20,19 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "base/error.h"
+#include "base/read_file.h"
 #include "monitors/sinks/sink_internal.h"
-#include "monitors/yaml_walk.h"
+
+#define SINKS_MAX_FILE_BYTES (1u << 20)
+#include "base/yaml_walk.h"
 
 #define MAX_SINKS 64
 #define MAX_ARGV 256
 
 typedef struct parsed_sink {
     saemon_sink_options o;
-    rules_mark mark;
+    walk_pos mark;
 } parsed_sink;
 
 static const char *const common_keys[] = {"type", "name", "queue", "drain_timeout"};
@@ -289,11 +293,11 @@ static saemon_status yaml_error(const yaml_parser_t *p, const char *file, saemon
                             p->problem ? p->problem : "unknown error");
 }
 
-saemon_status saemon_sinks_load_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
-                                              const char *filename, saemon_error *err)
+saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
+                                             const char *filename, saemon_error *err)
 {
     if (!sinks || (!yaml && len))
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_load_config_string: NULL argument");
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config_string: NULL argument");
     if (!filename)
         filename = "(string)";
     yaml_parser_t parser;
@@ -327,41 +331,15 @@ saemon_status saemon_sinks_load_config_string(saemon_sinks *sinks, const char *y
     return s;
 }
 
-saemon_status saemon_sinks_load_config(saemon_sinks *sinks, const char *path, saemon_error *err)
+saemon_status saemon_sinks_add_config(saemon_sinks *sinks, const char *path, saemon_error *err)
 {
     if (!sinks || !path)
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_load_config: NULL argument");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot open sinks file: %s", path, strerror(errno));
-    char *text = NULL;
-    size_t len = 0, cap = 0;
-    saemon_status s = SAEMON_OK;
-    for (;;) {
-        if (len == cap) {
-            if (cap >= (1u << 20)) {
-                s = saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: sinks file is over 1 MiB", path);
-                break;
-            }
-            cap = cap ? 2 * cap : 4096;
-            char *g = realloc(text, cap);
-            if (!g) {
-                s = saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            text = g;
-        }
-        size_t r = fread(text + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) {
-            if (ferror(f))
-                s = saemon_error_set(err, SAEMON_ERR_IO, "%s: read failed: %s", path, strerror(errno));
-            break;
-        }
-    }
-    fclose(f);
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config: NULL argument");
+    char *text;
+    size_t len;
+    saemon_status s = read_whole_file(path, SINKS_MAX_FILE_BYTES, "sinks file", &text, &len, err);
     if (s == SAEMON_OK)
-        s = saemon_sinks_load_config_string(sinks, text, len, path, err);
+        s = saemon_sinks_add_config_string(sinks, text, len, path, err);
     free(text);
     return s;
 }

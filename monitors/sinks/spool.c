@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/error.h"
+#include "base/read_file.h"
 #include "monitors/sinks/spool.h"
 
 #define SPOOL_MAX_BODY (4u << 20)
@@ -46,38 +48,20 @@ static int by_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static bool read_body(int dir_fd, const char *name, spool_entry *e)
+static saemon_status read_body(int dir_fd, const char *dir, const char *name, spool_entry *e, saemon_error *err)
 {
-    int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    struct stat st;
-    bool ok = fstat(fd, &st) == 0 && st.st_size > 0 && (uint64_t)st.st_size <= SPOOL_MAX_BODY;
-    if (!ok)
-        errno = EINVAL;
-    e->len = ok ? (size_t)st.st_size : 0;
-    e->body = ok ? malloc(e->len + 1) : NULL;
-    if (ok && !e->body)
-        ok = false, errno = ENOMEM;
-    for (size_t got = 0; ok && got < e->len;) {
-        ssize_t r = read(fd, e->body + got, e->len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            ok = false;
-            errno = r == 0 ? EINVAL : errno;
-        } else {
-            got += (size_t)r;
-        }
-    }
-    close(fd);
-    if (!ok) {
+    saemon_status s = read_whole_file_at(dir_fd, name, SPOOL_MAX_BODY, "spooled alert", &e->body, &e->len, err);
+    if (s == SAEMON_OK && e->len == 0) {
         free(e->body);
         e->body = NULL;
-        return false;
+        s = saemon_error_set(err, SAEMON_ERR_IO, "spool %s/%s: empty spooled alert", dir, name);
+    } else if (s != SAEMON_OK) {
+        /* read_whole_file_at names only the file: say which spool it is in */
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err ? err->message : "");
+        s = saemon_error_set(err, s, "spool %s: %s", dir, why);
     }
-    e->body[e->len] = 0;
-    return true;
+    return s;
 }
 
 static void free_entries(spool_entry *v, size_t n)
@@ -132,11 +116,8 @@ saemon_status spool_open(spool *sp, const char *dir, spool_entry **pending, size
         spool_entry e = {0};
         if (!parse_name(de->d_name, &e))
             continue;
-        if (!read_body(sp->dir_fd, de->d_name, &e)) {
-            s = saemon_error_set(err, SAEMON_ERR_IO, "spool %s/%s: cannot read: %s", dir, de->d_name,
-                                 strerror(errno));
+        if ((s = read_body(sp->dir_fd, dir, de->d_name, &e, err)) != SAEMON_OK)
             break;
-        }
         if (n == cap) {
             size_t nc = cap ? 2 * cap : 64;
             spool_entry *g = realloc(v, nc * sizeof *g);

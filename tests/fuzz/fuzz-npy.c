@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     saemon_npy a;
     saemon_error err;
-    if (saemon_npy_read(path, &a, &err) == SAEMON_OK) {
+    if (saemon_npy_open(path, &a, &err) == SAEMON_OK) {
         size_t n = 1;
         for (size_t d = 0; d < a.ndim; d++)
             n *= a.shape[d];
@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (saemon_npy_as_rows(&a, a.shape[a.ndim - 1], 1, &rows, &streams, &per, &err) != SAEMON_OK ||
                 rows * a.shape[a.ndim - 1] != n)
                 abort();
-        saemon_npy_free(&a);
+        saemon_npy_close(&a);
     } else if (!err.message[0]) {
         abort(); /* every failure explains itself */
     }

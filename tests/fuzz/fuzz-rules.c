@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     saemon_ruleset *rules = NULL;
     saemon_error err;
-    if (saemon_rules_load_string((const char *)data, size, "fuzz.yaml", &rules, &err) != SAEMON_OK) {
+    if (saemon_rules_from_string((const char *)data, size, "fuzz.yaml", NULL, &rules, &err) != SAEMON_OK) {
         /* Every failure must carry a message naming the input. */
         if (strncmp(err.message, "fuzz.yaml", 9) != 0)
             __builtin_trap();
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     saemon_monitor *mon = NULL;
     saemon_monitor_options opts = {.resolved = true};
-    if (saemon_monitor_create_opts(rules, NULL, &opts, &mon, &err) == SAEMON_OK) {
+    if (saemon_monitor_create(rules, NULL, &opts, &mon, &err) == SAEMON_OK) {
         const uint32_t index[] = {0, 1, 7, 12, 100, 4000000000u};
         const float value[] = {0.5f, 1.0f, 5.0f, 2.0f, 9.0f, 3.0f};
         for (uint64_t t = 0; t < 12; t++) {
@@ -46,6 +46,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         saemon_monitor_destroy(mon);
     }
-    saemon_rules_free(rules);
+    saemon_rules_close(rules);
     return 0;
 }

@@ -14,7 +14,7 @@ static inline saemon_ruleset *load_ok(const char *yaml)
 {
     saemon_ruleset *rs = NULL;
     saemon_error err = {0};
-    saemon_status s = saemon_rules_load_string(yaml, strlen(yaml), "t.yaml", &rs, &err);
+    saemon_status s = saemon_rules_from_string(yaml, strlen(yaml), "t.yaml", NULL, &rs, &err);
     cr_assert_eq(s, SAEMON_OK, "load failed: %s", err.message);
     cr_assert_not_null(rs);
     return rs;
@@ -27,7 +27,7 @@ static inline saemon_ruleset *load_ok(const char *yaml)
         const char *y_ = (yaml);                                                                  \
         saemon_ruleset *rs_ = NULL;                                                               \
         saemon_error err_ = {0};                                                                  \
-        saemon_status s_ = saemon_rules_load_string(y_, strlen(y_), "t.yaml", &rs_, &err_);       \
+        saemon_status s_ = saemon_rules_from_string(y_, strlen(y_), "t.yaml", NULL, &rs_, &err_);       \
         cr_expect_eq(s_, (code), "status %s for %s (message: %s)", saemon_status_name(s_), prefix, \
                      err_.message);                                                               \
         cr_expect_null(rs_);                                                                      \
@@ -36,7 +36,7 @@ static inline saemon_ruleset *load_ok(const char *yaml)
         cr_expect(strstr(err_.message, phrase) != NULL, "expected '%s' in: %s", phrase,           \
                   err_.message);                                                                  \
         cr_expect(strstr(err_.message, "expected") != NULL, "no 'expected' in: %s", err_.message); \
-        saemon_rules_free(rs_);                                                                   \
+        saemon_rules_close(rs_);                                                                   \
     } while (0)
 
 /* Alerts recorded by capture_alert (copies of what the tests check). */

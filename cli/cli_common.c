@@ -1,0 +1,149 @@
+#include <errno.h>
+#include <math.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int cli_fail(const char *what, const saemon_error *err)
+{
+    fprintf(stderr, "saemon %s: %s\n", what, err->message);
+    return CLI_FAIL;
+}
+
+bool cli_parse_size(const char *opt, const char *text, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || !end || *end || end == text || text[0] == '-' || v == 0) {
+        fprintf(stderr, "saemon: %s expects a positive integer, got '%s'\n", opt, text);
+        return false;
+    }
+    *out = (size_t)v;
+    return true;
+}
+
+saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_row, size_t n,
+                              saemon_error *err)
+{
+    const size_t batch = saemon_encoder_max_batch(rp->encoder);
+    uint64_t *where = rp->monitor ? malloc(2 * batch * sizeof *where) : NULL;
+    if (rp->monitor && !where) {
+        snprintf(err->message, sizeof err->message, "out of memory");
+        return err->code = SAEMON_ERR_NOMEM;
+    }
+    uint64_t *streams = where, *tokens = where ? where + batch : NULL;
+    saemon_status st = SAEMON_OK;
+    for (size_t done = 0; done < n && st == SAEMON_OK;) {
+        size_t m = n - done < batch ? n - done : batch;
+        const saemon_features *f;
+        st = saemon_encoder_encode(rp->encoder, rows + done * rp->d_in, m, &f, err);
+        if (st != SAEMON_OK)
+            break;
+        rp->active_features += f->offsets[m] - f->offsets[0];
+        if (rp->monitor) {
+            for (size_t t = 0; t < m; t++) {
+                uint64_t row = first_row + done + t;
+                streams[t] = row / rp->tokens_per_stream;
+                tokens[t] = row % rp->tokens_per_stream;
+            }
+            saemon_monitor_observe_batch(rp->monitor, f, streams, tokens, rp->on_alert, rp->alert_user);
+        }
+        rp->tokens += m;
+        done += m;
+    }
+    free(where);
+    return st;
+}
+
+double cli_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
+
+void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc)
+{
+    fprintf(f, "dictionary     %s\n", info->name ? info->name : "(unnamed)");
+    fprintf(f, "path           %s\n", info->path ? info->path : "(memory)");
+    fprintf(f, "format         %s\n", info->format ? info->format : "?");
+    fprintf(f, "architecture   %s", saemon_arch_name(info->arch));
+    if (info->arch == SAEMON_ARCH_TOPK)
+        fprintf(f, " (k=%zu%s)", info->k, info->rescale_acts_by_decoder_norm ? ", rescaled by decoder norm" : "");
+    fprintf(f, "\n");
+    fprintf(f, "d_in           %zu\n", info->d_in);
+    fprintf(f, "d_sae          %zu\n", info->d_sae);
+    fprintf(f, "weight dtype   %s (computed in float32; cfg dtype %s)\n", saemon_dtype_name(info->weight_dtype),
+            or_dash(info->compute_dtype));
+    fprintf(f, "hook           %s%s\n", or_dash(info->hook_name),
+            info->reshape_hook_z ? " (hook_z: [heads, d_head] inputs flattened)" : "");
+    fprintf(f, "model          %s\n", or_dash(info->model_name));
+    fprintf(f, "normalisation  %s", saemon_norm_name(info->norm));
+    if (info->folded_scaling_factor > 0)
+        fprintf(f, " (expected_average_only_in, factor %.9g folded into the weights)", info->folded_scaling_factor);
+    fprintf(f, "\n");
+    fprintf(f, "b_dec on input %s\n", info->apply_b_dec_to_input ? "subtracted" : "not subtracted");
+    if (info->cfg_bytes)
+        fprintf(f, "file sizes     cfg %" PRIu64 " B, weights %" PRIu64 " B\n", info->cfg_bytes, info->weights_bytes);
+    else if (info->weights_bytes)
+        fprintf(f, "file size      weights %" PRIu64 " B (no cfg file)\n", info->weights_bytes);
+    fprintf(f, "sha256         %s\n", info->sha256);
+    if (enc)
+        fprintf(f, "kernel         %s\n", saemon_encoder_variant(enc));
+}
+
+int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o)
+{
+    switch (c) {
+    case 'a': o->variant = arg; return 1;
+    case 'b': return cli_parse_size("--batch", arg, &o->max_batch) ? 1 : -1;
+    case 'T': return cli_parse_size("--threads", arg, &o->threads) ? 1 : -1;
+    case 'C': o->cpus = arg; return 1;
+    case 'X': o->exclude_cpus = arg; return 1;
+    default: return 0;
+    }
+}
+
+void cli_encoder_warn(const saemon_encoder *enc)
+{
+    if (saemon_encoder_warning(enc)[0])
+        fprintf(stderr, "saemon: warning: %s\n", saemon_encoder_warning(enc));
+}
+
+bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
+                      const saemon_encoder_options *opts)
+{
+    memset(s, 0, sizeof *s);
+    saemon_error err = {0};
+    if (saemon_dict_open(sae_dir, &s->dict, &err) != SAEMON_OK)
+        goto fail;
+    const saemon_dict_info *info = saemon_dict_get_info(s->dict);
+    if (saemon_npy_open(input_path, &s->input, &err) != SAEMON_OK)
+        goto fail;
+    if (saemon_npy_as_rows(&s->input, info->d_in, info->reshape_hook_z, &s->n_rows, &s->n_streams,
+                           &s->tokens_per_stream, &err) != SAEMON_OK)
+        goto fail;
+    if (saemon_encoder_create(s->dict, opts, &s->encoder, &err) != SAEMON_OK)
+        goto fail;
+    cli_encoder_warn(s->encoder);
+    return true;
+fail:
+    cli_fail(what, &err);
+    cli_session_close(s);
+    return false;
+}
+
+void cli_session_close(cli_session *s)
+{
+    saemon_encoder_destroy(s->encoder);
+    saemon_npy_close(&s->input);
+    saemon_dict_close(s->dict);
+    memset(s, 0, sizeof *s);
+}

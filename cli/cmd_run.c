@@ -1,0 +1,112 @@
+/* saemon run --sae DIR --rules RULES.yaml --input ACTS.npy [sink options]
+ * Replays a recording through the encoder and the rules, one JSON line per alert. */
+#include <getopt.h>
+#include <inttypes.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: saemon run --sae SAE_DIR --rules RULES.yaml --input ACTS.npy\n"
+               "                  [--rate TOKENS_PER_SEC] [sink options] [encoder options]\n"
+               "Encodes every row of ACTS.npy ([n, d_in] or [batch, seq, d_in]: one stream per\n"
+               "sequence), evaluates the rules per token and writes one JSON line per alert to\n"
+               "stdout, or to the sinks given.\n" CLI_LIVE_USAGE CLI_SINK_USAGE CLI_ENCODER_USAGE);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"sae", required_argument, 0, 's'},    {"rules", required_argument, 0, 'r'},
+        {"input", required_argument, 0, 'i'},  {"rate", required_argument, 0, 'L'},
+        CLI_ENCODER_LONG_OPTIONS, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *sae = NULL, *rules_path = NULL, *input = NULL;
+    saemon_encoder_options eo = {0};
+    cli_sink_flags sf = {0};
+    double rate = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': sae = optarg; break;
+        case 'r': rules_path = optarg; break;
+        case 'i': input = optarg; break;
+        case 'L': if (!cli_parse_rate(optarg, &rate)) return CLI_USAGE; break;
+        case 'h': usage(stdout); return CLI_OK;
+        default: {
+            int r = cli_encoder_option(c, optarg, &eo);
+            if (r == 0)
+                r = cli_sink_option(c, optarg, &sf);
+            if (r == 1)
+                break;
+            if (r == 0)
+                usage(stderr);
+            return CLI_USAGE;
+        }
+        }
+    }
+    if (!sae || !rules_path || !input || optind != argc) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    saemon_error err = {0};
+    saemon_ruleset *rules = NULL;
+    if (saemon_rules_open(rules_path, NULL, &rules, &err) != SAEMON_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return CLI_FAIL;
+    }
+    eo.reconstruction = saemon_rules_needs_reconstruction(rules);
+    cli_session s;
+    if (!cli_session_open(&s, "run", sae, input, &eo)) {
+        saemon_rules_close(rules);
+        return CLI_FAIL;
+    }
+    const saemon_dict_info *info = saemon_dict_get_info(s.dict);
+    int rc = CLI_FAIL;
+    saemon_monitor *mon = NULL;
+    saemon_sinks *sinks = NULL;
+    uint64_t n_alerts = 0;
+    if (saemon_rules_bind(rules, info, &err) != SAEMON_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        goto done;
+    }
+    if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
+        cli_fail("run", &err);
+        goto done;
+    }
+    if (!(sinks = cli_sinks_open("run", &sf)))
+        goto done;
+    /* a recording or a generator: slow down rather than lose an alert */
+    saemon_sinks_set_backpressure(sinks, true);
+    cli_replay rp = {.encoder = s.encoder, .monitor = mon, .d_in = info->d_in,
+                     .tokens_per_stream = s.tokens_per_stream, .on_alert = saemon_sinks_alert,
+                     .alert_user = sinks};
+    cli_live live = {.what = "run", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
+                     .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
+                     .rate = rate};
+    cli_live_start(&live);
+    double t0 = cli_now_seconds();
+    const size_t batch = saemon_encoder_max_batch(s.encoder);
+    for (size_t row = 0; row < s.n_rows && !cli_live_stopping();) {
+        size_t m = s.n_rows - row < batch ? s.n_rows - row : batch;
+        if (!cli_live_replay_batch(&live, &rp, s.input.data + row * info->d_in, row, m))
+            goto done;
+        row += m;
+    }
+    cli_live_end(&live);
+    double dt = cli_now_seconds() - t0;
+    saemon_sinks *closing = sinks;
+    sinks = NULL;
+    if (!cli_sinks_close("run", closing, &n_alerts))
+        goto done;
+    fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean L0 %.2f, %.0f tokens/s (kernel %s)\n",
+            rp.tokens, s.n_streams, n_alerts, rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
+            dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_variant(s.encoder));
+    rc = CLI_OK;
+done:
+    if (sinks)
+        cli_sinks_close("run", sinks, NULL);
+    saemon_monitor_destroy(mon);
+    cli_session_close(&s);
+    saemon_rules_close(rules);
+    return rc;
+}

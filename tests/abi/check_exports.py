@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The dynamic symbols libsaemon.so defines must be exactly the functions the
+public headers declare (include/saemon/*.h plus the generated version.h).
+
+The declarations come from the compiler itself (gcc -aux-info lists every
+prototype a translation unit sees, with the header it came from), the
+exports from `nm -D --defined-only`. Prints both differences; exit 1 if any.
+
+usage: check_exports.py CC LIBSAEMON_SO SOURCE_INCLUDE_DIR BUILD_INCLUDE_DIR
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+
+def declared(cc, src_inc, build_inc):
+    headers = sorted(f for f in os.listdir(os.path.join(src_inc, 'saemon')) if f.endswith('.h'))
+    headers.append('version.h')
+    with tempfile.TemporaryDirectory() as tmp:
+        c = os.path.join(tmp, 'all.c')
+        aux = os.path.join(tmp, 'aux.txt')
+        with open(c, 'w') as f:
+            for h in headers:
+                f.write('#include "saemon/%s"\n' % h)
+        subprocess.run([cc, '-std=gnu11', '-fsyntax-only', '-aux-info', aux,
+                        '-I', src_inc, '-I', build_inc, c], check=True)
+        names = set()
+        with open(aux) as f:
+            for line in f:
+                # /* /path/include/saemon/dict.h:90:NC */ extern saemon_status saemon_dict_open (...);
+                m = re.match(r'/\* (\S+):\d+:\w+ \*/ (.*)', line)
+                if not m or '/saemon/' not in m.group(1):
+                    continue
+                if os.path.dirname(m.group(1)) not in (os.path.join(src_inc, 'saemon'),
+                                                       os.path.join(build_inc, 'saemon')):
+                    continue
+                fn = re.search(r'(\w+) \(', m.group(2))
+                if fn:
+                    names.add(fn.group(1))
+    return names, headers
+
+
+def exported(lib):
+    out = subprocess.run(['nm', '-D', '--defined-only', lib], check=True,
+                         capture_output=True, text=True).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in 'TWiVDBRuG':
+            names.add(parts[2].split('@')[0])
+    return names
+
+
+def main():
+    cc, lib, src_inc, build_inc = sys.argv[1:5]
+    decl, headers = declared(cc, os.path.abspath(src_inc), os.path.abspath(build_inc))
+    exp = exported(lib)
+    missing = sorted(decl - exp)
+    extra = sorted(exp - decl)
+    print('%d functions declared in %s, %d symbols exported by %s'
+          % (len(decl), ', '.join(headers), len(exp), os.path.basename(lib)))
+    for n in missing:
+        print('declared but not exported (missing SAEMON_API or definition?): ' + n)
+    for n in extra:
+        print('exported but not declared in a public header: ' + n)
+    return 1 if missing or extra else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

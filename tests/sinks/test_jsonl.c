@@ -1,0 +1,280 @@
+/* jsonl/stdout sinks: append, rotation, fsync policy, queue overflow, alert
+ * copy, write failure. fsync is interposed (this executable's definition wins
+ * over libc's for the statically linked library) to count calls per file. */
+#include <cJSON.h>
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "monitors/sinks/sink_internal.h" /* saemon_sinks_pause */
+#include "tests/sinks/sink_test.h"
+#include "tests/support/support.h"
+
+static const char *fsync_watch; /* count fsyncs of this path */
+static int fsync_count;
+
+int fsync(int fd)
+{
+    if (fsync_watch) {
+        char link[64], target[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n > 0) {
+            target[n] = 0;
+            if (!strcmp(target, fsync_watch))
+                __atomic_fetch_add(&fsync_count, 1, __ATOMIC_SEQ_CST);
+        }
+    }
+    return (int)syscall(SYS_fsync, fd);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = calloc(1, (size_t)n + 1);
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
+/* Tokens of the JSON lines in `path`, in order; returns how many. */
+static size_t tokens_in(const char *path, uint64_t *tokens, size_t max)
+{
+    char *text = slurp(path);
+    if (!text)
+        return 0;
+    size_t n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        cr_assert(o, "not JSON: %s", line);
+        cJSON *t = cJSON_GetObjectItem(o, "token");
+        cr_assert(cJSON_IsNumber(t));
+        if (n < max)
+            tokens[n] = (uint64_t)t->valuedouble;
+        n++;
+        cJSON_Delete(o);
+    }
+    free(text);
+    return n;
+}
+
+static saemon_sinks *open_jsonl(const saemon_sink_options *o)
+{
+    saemon_sinks *s = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_create(&s, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_eq(saemon_sinks_add(s, o, &err), SAEMON_OK, "%s", err.message);
+    return s;
+}
+
+static void send_alerts(saemon_sinks *s, uint64_t first, uint64_t n, const char *status)
+{
+    test_alert t;
+    for (uint64_t i = first; i < first + n; i++)
+        saemon_sinks_alert(test_alert_make(&t, i, status), s);
+}
+
+Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
+{
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/alerts.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"earlier\":1}\n", f); /* append, never truncate */
+    fclose(f);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path};
+    saemon_sinks *s = open_jsonl(&o);
+    saemon_sinks_pause(s, true); /* the copy must be taken before the callback returns */
+    test_alert t;
+    saemon_sinks_alert(test_alert_make(&t, 3, "firing"), s);
+    strcpy(t.rule, "OVERWRITTEN");
+    strcpy(t.group, "OVERWRITTEN");
+    strcpy(t.label, "OVERWRITTEN");
+    t.features[0].index = 999;
+    saemon_sinks_alert(test_alert_make(&t, 4, "resolved"), s);
+    strcpy(t.status, "XXXX");
+    saemon_sinks_pause(s, false);
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_assert_eq(st.delivered, 2);
+    cr_assert_eq(st.dropped, 0);
+    cr_assert_str_eq(st.kind, "jsonl");
+    saemon_sinks_destroy(s);
+
+    char *text = slurp(path);
+    char *l1 = strchr(text, '\n') + 1, *l2 = strchr(l1, '\n') + 1;
+    cr_assert(!strncmp(text, "{\"earlier\":1}\n", 14));
+    cr_assert(strstr(l1, "\"rule\":\"deception\"") && strstr(l1, "\"status\":\"firing\"") &&
+                  strstr(l1, "\"index\":12") && strstr(l1, "\"team\":\"safety\"") &&
+                  strstr(l1, "\"label\":\"talks about lying\"") && strstr(l1, "\"group\":\"safety-pack\""),
+              "line: %s", l1);
+    cr_assert(strstr(l2, "\"status\":\"resolved\"") && strstr(l2, "\"token\":4") && strstr(l2, "\"fired_token\":2"),
+              "line: %s", l2);
+    cr_assert_eq(strchr(l2, '\n')[1], 0, "exactly three lines");
+    free(text);
+    test_rmtree(dir);
+    free(dir);
+}
+
+Test(jsonl, rotates_by_size_and_keeps_k_files)
+{
+    char *dir = test_tmpdir();
+    char path[4096], p[4200];
+    snprintf(path, sizeof path, "%s/a.jsonl", dir);
+    /* Tokens 0..8 give lines of one length: a limit of 2.5 lines holds two. */
+    test_alert t;
+    char *line = saemon_alert_to_json(test_alert_make(&t, 0, "firing"));
+    uint64_t limit = (strlen(line) + 1) * 5 / 2;
+    free(line);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .rotate_bytes = limit, .rotate_keep = 2};
+    saemon_sinks *s = open_jsonl(&o);
+    send_alerts(s, 0, 9, "firing");
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_destroy(s);
+
+    uint64_t tok[16];
+    struct stat st;
+    /* 9 lines, 2 per file: a.jsonl.4 ... would exist without the limit;
+     * kept: a.jsonl (token 8), .1 (6,7), .2 (4,5); .3 removed. */
+    cr_assert_eq(tokens_in(path, tok, 16), 1);
+    cr_assert_eq(tok[0], 8);
+    cr_assert_leq(stat(path, &st) == 0 ? (uint64_t)st.st_size : 0, limit);
+    snprintf(p, sizeof p, "%s.1", path);
+    cr_assert_eq(tokens_in(p, tok, 16), 2);
+    cr_assert(tok[0] == 6 && tok[1] == 7);
+    snprintf(p, sizeof p, "%s.2", path);
+    cr_assert_eq(tokens_in(p, tok, 16), 2);
+    cr_assert(tok[0] == 4 && tok[1] == 5);
+    snprintf(p, sizeof p, "%s.3", path);
+    cr_assert_neq(stat(p, &st), 0, "%s must have been dropped (keep 2)", p);
+    test_rmtree(dir);
+    free(dir);
+}
+
+static int fsyncs_for(saemon_fsync_policy policy, size_t every, int alerts)
+{
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/f.jsonl", dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .fsync = policy, .fsync_every = every};
+    saemon_sinks *s = open_jsonl(&o);
+    char *real = realpath(path, NULL);
+    fsync_count = 0;
+    __atomic_store_n(&fsync_watch, real, __ATOMIC_SEQ_CST);
+    send_alerts(s, 0, (uint64_t)alerts, "firing");
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    __atomic_store_n(&fsync_watch, NULL, __ATOMIC_SEQ_CST);
+    saemon_sinks_destroy(s);
+    uint64_t tok[16];
+    cr_assert_eq(tokens_in(path, tok, 16), (size_t)alerts);
+    free(real);
+    test_rmtree(dir);
+    free(dir);
+    return fsync_count;
+}
+
+Test(jsonl, fsync_policy)
+{
+    /* every alert + the final one at close */
+    cr_assert_eq(fsyncs_for(SAEMON_FSYNC_EVERY, 0, 10), 11);
+    /* after alerts 3, 6, 9 + close */
+    cr_assert_eq(fsyncs_for(SAEMON_FSYNC_EVERY_N, 3, 10), 4);
+    /* only at close */
+    cr_assert_eq(fsyncs_for(SAEMON_FSYNC_NEVER, 0, 10), 1);
+}
+
+Test(jsonl, full_queue_drops_and_counts)
+{
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/q.jsonl", dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .queue_capacity = 4};
+    saemon_sinks *s = open_jsonl(&o);
+    saemon_sinks_pause(s, true); /* the consumer takes nothing: the queue fills */
+    send_alerts(s, 0, 10, "firing");
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_assert_eq(st.received, 10);
+    cr_assert_eq(st.dropped, 6);
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_stats(s, 0, &st);
+    cr_assert_eq(st.delivered, 4);
+    cr_assert_eq(saemon_sinks_received(s), 10);
+    saemon_sinks_destroy(s);
+    uint64_t tok[16];
+    cr_assert_eq(tokens_in(path, tok, 16), 4);
+    cr_assert(tok[0] == 0 && tok[3] == 3, "the oldest four were kept, in order");
+    test_rmtree(dir);
+    free(dir);
+}
+
+Test(jsonl, backpressure_waits_for_room_instead_of_dropping)
+{
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/bp.jsonl", dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .queue_capacity = 1,
+                             .fsync = SAEMON_FSYNC_EVERY};
+    saemon_sinks *s = open_jsonl(&o);
+    saemon_sinks_set_backpressure(s, true);
+    send_alerts(s, 0, 300, "firing"); /* far more than the queue holds, faster than fsync */
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_assert_eq(st.dropped, 0, "backpressure must never drop");
+    cr_assert_eq(st.delivered, 300);
+    saemon_sinks_destroy(s);
+    static uint64_t tok[400];
+    cr_assert_eq(tokens_in(path, tok, 400), 300);
+    for (uint64_t i = 0; i < 300; i++)
+        cr_assert_eq(tok[i], i, "alerts arrive in order");
+    test_rmtree(dir);
+    free(dir);
+}
+
+Test(jsonl, write_failure_fails_close_with_the_reason)
+{
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = "/dev/full"};
+    saemon_sinks *s = open_jsonl(&o);
+    send_alerts(s, 0, 3, "firing");
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
+    cr_assert(strstr(err.message, "/dev/full") && strstr(err.message, "No space left on device"), "%s",
+              err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_assert_eq(st.failed, 3);
+    cr_assert_eq(st.delivered, 0);
+    saemon_sinks_destroy(s);
+}
+
+Test(jsonl, unopenable_file_is_refused_at_add)
+{
+    saemon_sinks *s = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_create(&s, &err), SAEMON_OK);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = "/nonexistent-dir/x.jsonl"};
+    cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_ERR_IO);
+    cr_assert(strstr(err.message, "/nonexistent-dir/x.jsonl"), "%s", err.message);
+    cr_assert_eq(saemon_sinks_count(s), 0);
+    saemon_sinks_destroy(s);
+}
