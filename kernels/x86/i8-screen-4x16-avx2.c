@@ -22,6 +22,7 @@
 #define TILE_ROWS 4
 #define TILE_PREFETCH 1024 /* bytes ahead in the panel-pair stream */
 #define PAIR_STRIDE 32     /* bytes per block of 2 inputs of a panel pair */
+#define ROW_PREFETCH 2048  /* bytes ahead in each pair stream, 1-row loop */
 
 typedef __m256i tile_acc;
 typedef int32_t unaligned_i32 __attribute__((aligned(1), may_alias));
@@ -110,6 +111,10 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
     for (; k + 2 <= nblk; k += 2) {
         const __m256i x0 = _mm256_set1_epi32(*(const unaligned_i32 *)(xq + 4 * k));
         const __m256i x1 = _mm256_set1_epi32(*(const unaligned_i32 *)(xq + 4 * k + 4));
+        /* One prefetch per 64-byte line of each pair stream (2 blocks = 64 B). */
+        _mm_prefetch(panel_base(packed, L, p0) + k * PAIR_STRIDE + ROW_PREFETCH, _MM_HINT_T0);
+        if (np > 2)
+            _mm_prefetch(panel_base(packed, L, p0 + 2) + k * PAIR_STRIDE + ROW_PREFETCH, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int q = 0; q < np; q++) {
             const char *w = panel_base(packed, L, p0 + (size_t)q) + k * PAIR_STRIDE;
