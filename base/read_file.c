@@ -30,6 +30,7 @@ saemon_status file_open_regular(int dir_fd, const char *path, const char *what, 
                                 saemon_error *err)
 {
     *fd_out = -1;
+    *size = 0;
     /* O_NONBLOCK: opening a FIFO without a writer (or a tty, a tape) must not
      * wait; the fstat below turns every such file away. */
     int fd = openat(dir_fd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);

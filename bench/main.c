@@ -1,7 +1,7 @@
 /* saemon-bench: every benchmark of saemon in one program (`saemon bench`
  * runs it).
- *   saemon-bench [options]          encoder latency / throughput, peers, plots (suite.c)
- *   saemon-bench kernels [options]  single-thread kernel variants, roofline (kernels_main.c)
+ *   saemon-bench [options]          encoder latency / throughput, peers, plots (suite*.c)
+ *   saemon-bench kernels [options]  the same preset to one thread and every kernel variant
  *   saemon-bench rules [--quick]    rule evaluation cost per token (bench_rules.c)
  * See docs/benchmarks.md. */
 #include <stdlib.h>
@@ -29,12 +29,11 @@ static char *command_line(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "kernels"))
-        return bench_kernels_main(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "rules"))
         return bench_rules_main(argc - 1, argv + 1);
+    const int kernels = argc >= 2 && !strcmp(argv[1], "kernels");
     suite_opts o;
-    if (bench_suite_parse(&o, argc, argv) != 0)
+    if (bench_suite_parse(&o, argc - kernels, argv + kernels, kernels) != 0)
         return 2;
     char *line = command_line(argc, argv);
     o.command_line = line;

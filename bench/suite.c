@@ -29,7 +29,8 @@ void bench_suite_usage(FILE *f)
 {
     fprintf(f,
             "usage: saemon bench [options]          latency / throughput of the encoder, with peers\n"
-            "       saemon bench kernels [options]  single-thread kernel variants (saemon-bench-kernels)\n"
+            "       saemon bench kernels [options]  the same, one thread, every kernel variant incl. scalar\n"
+            "       saemon bench rules [--quick]    rule evaluation cost per token (10/100/1000 rules)\n"
             "\n"
             "  --quick              short run (~1 minute): fewer tokens, shorter cells\n"
             "  --shape LIST         gpt2 (768x24576), gemma (2304x16384), real (the small real SAEs)\n"
@@ -75,7 +76,7 @@ static int parse_list(const char *opt, const char *s, size_t *out, size_t max, s
     return *n ? 0 : -1;
 }
 
-int bench_suite_parse(suite_opts *o, int argc, char **argv)
+int bench_suite_parse(suite_opts *o, int argc, char **argv, int kernels)
 {
     static const struct option longs[] = {
         {"quick", no_argument, 0, 'q'},          {"shape", required_argument, 0, 's'},
@@ -88,9 +89,10 @@ int bench_suite_parse(suite_opts *o, int argc, char **argv)
         {"l0", required_argument, 0, 'l'},       {"shared-dir", required_argument, 0, 'd'},
         {"peers-script", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *batch_arg = "1,8,64,256", *threads_arg = "1,all";
+    const char *batch_arg = "1,8,64,256", *threads_arg = kernels ? "1" : "1,all";
     long tokens = 0;
     memset(o, 0, sizeof *o);
+    o->all_variants = kernels;
     o->target_l0 = 70;
     o->python = "/usr/bin/python3";
     optind = 1;
@@ -241,9 +243,10 @@ static void write_peer_inputs_and_run(suite_results *res, const suite_opts *o, c
     snprintf(path[1], sizeof path[1], "%s/b.npy", dir);
     snprintf(path[2], sizeof path[2], "%s/x.npy", dir);
     size_t wshape[2] = {s->d_sae, s->d_in}, bshape[1] = {s->d_sae}, xshape[2] = {s->n_tokens, s->d_in};
-    int ok = bench_write_npy(path[0], s->w_rows, 2, wshape) == 0 &&
-             bench_write_npy(path[1], s->b_enc, 1, bshape) == 0 &&
-             bench_write_npy(path[2], s->x, 2, xshape) == 0;
+    saemon_error err;
+    int ok = saemon_npy_write_f32(path[0], s->w_rows, 2, wshape, &err) == SAEMON_OK &&
+             saemon_npy_write_f32(path[1], s->b_enc, 1, bshape, &err) == SAEMON_OK &&
+             saemon_npy_write_f32(path[2], s->x, 2, xshape, &err) == SAEMON_OK;
     for (size_t t = 0; t < o->n_threads; t++) {
         if (ok)
             suite_run_peers(res, o, dir, pool, s->theta, o->threads[t], used[t]);
@@ -251,7 +254,7 @@ static void write_peer_inputs_and_run(suite_results *res, const suite_opts *o, c
             progress_end_unit();
     }
     if (!ok)
-        suite_note(res, "peers skipped: cannot write their inputs to %s", dir);
+        suite_note(res, "peers skipped: cannot write their inputs: %s", err.message);
     for (int i = 0; i < 3; i++)
         unlink(path[i]);
     rmdir(dir);

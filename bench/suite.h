@@ -23,6 +23,7 @@ typedef struct suite_opts {
     size_t threads[SUITE_MAX_THREADS]; /* 0 = every allowed core */
     size_t n_threads;
     const char *variant_filter; /* comma list of kernel names or ISAs, NULL = all runnable */
+    int all_variants;           /* with no filter: the scalar reference too (`kernels`) */
     const char *cpus, *exclude_cpus;
     const char *out_dir;
     const char *compare_path;
@@ -93,8 +94,10 @@ const bench_roofline *suite_roof(const suite_results *r, size_t threads);
 
 /* ---- suite.c ---- */
 int bench_suite_run(const suite_opts *o);
-/* Parse `saemon bench` arguments (argv[0] = "bench"); 0 ok, 2 usage error. */
-int bench_suite_parse(suite_opts *o, int argc, char **argv);
+/* Parse `saemon bench` arguments (argv[0] = "bench"); 0 ok, 2 usage error.
+ * kernels: the `saemon bench kernels` preset (one thread, every runnable
+ * variant including the scalar reference), options still apply on top. */
+int bench_suite_parse(suite_opts *o, int argc, char **argv, int kernels);
 void bench_suite_usage(FILE *f);
 
 /* ---- suite_encode.c: saemon through the public API ---- */

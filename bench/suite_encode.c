@@ -22,7 +22,7 @@ static int variant_wanted(const suite_opts *o, const saemon_kernel *k)
     if (!runnable(k))
         return 0;
     if (!o->variant_filter) {
-        if (strcmp(k->isa, "scalar"))
+        if (o->all_variants || strcmp(k->isa, "scalar"))
             return 1;
         size_t nk;
         const saemon_kernel *const *all = saemon_kernels_all(&nk);

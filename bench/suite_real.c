@@ -3,12 +3,44 @@
  * peers are not run on them: their architectures (TopK, JumpReLU with b_dec
  * applied to the input, ...) differ from the one peer script. */
 #include <glob.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "saemon/saemon.h"
 #include "suite.h"
+
+/* acts file paired with an SAELens dir: <parent>/acts_<suffix>.npy for
+ * "saelens-<suffix>" when it exists, else <parent>/acts.npy. */
+static char *real_acts_path(const char *sae_dir)
+{
+    char *tmp = strdup(sae_dir), *tmp2 = strdup(sae_dir);
+    char *out = NULL;
+    if (!tmp || !tmp2)
+        goto done;
+    const char *base = basename(tmp);
+    const char *parent = dirname(tmp2);
+    if (strncmp(base, "saelens-", 8) == 0) {
+        if (asprintf(&out, "%s/acts_%s.npy", parent, base + 8) < 0)
+            out = NULL;
+        else if (access(out, R_OK) == 0)
+            goto done;
+        free(out);
+        out = NULL;
+    }
+    if (asprintf(&out, "%s/acts.npy", parent) < 0)
+        out = NULL;
+    else if (access(out, R_OK) != 0) {
+        free(out);
+        out = NULL;
+    }
+done:
+    free(tmp);
+    free(tmp2);
+    return out;
+}
 
 static int list_real(const suite_opts *o, glob_t *g)
 {
@@ -27,7 +59,7 @@ size_t suite_count_real(const suite_opts *o)
         return 0;
     size_t n = 0;
     for (size_t i = 0; i < g.gl_pathc; i++) {
-        char *acts = bench_real_acts_path(g.gl_pathv[i]);
+        char *acts = real_acts_path(g.gl_pathv[i]);
         n += acts != NULL;
         free(acts);
     }
@@ -35,9 +67,9 @@ size_t suite_count_real(const suite_opts *o)
     return n;
 }
 
-static void bench_one(suite_results *res, const suite_opts *o, const char *dir, const char *rel, char used[][64])
+static void run_one(suite_results *res, const suite_opts *o, const char *dir, const char *rel, char used[][64])
 {
-    char *acts = bench_real_acts_path(dir);
+    char *acts = real_acts_path(dir);
     if (!acts) {
         suite_note(res, "real SAE %s skipped: no recorded activations (acts.npy) next to it", rel);
         return;
@@ -102,6 +134,6 @@ void suite_run_real(suite_results *res, const suite_opts *o, char used[][64])
     }
     size_t prefix = strlen(o->shared_dir) + strlen("/data/sae/");
     for (size_t i = 0; i < g.gl_pathc; i++)
-        bench_one(res, o, g.gl_pathv[i], g.gl_pathv[i] + prefix, used);
+        run_one(res, o, g.gl_pathv[i], g.gl_pathv[i] + prefix, used);
     globfree(&g);
 }

@@ -84,8 +84,6 @@ void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder 
 
 double cli_now_seconds(void);
 
-
-
 /* A dictionary, its encoder and a recorded activation file viewed as rows. */
 typedef struct cli_session {
     saemon_dict *dict;
@@ -114,6 +112,9 @@ bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, con
 
 /* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
 int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o);
+/* run/demo: an encoder option, else a sink option; returns 1 if `c` was one
+ * (0 if not, -1 on a bad value). */
+int cli_live_option(int c, const char *arg, saemon_encoder_options *o, cli_sink_flags *f);
 /* Print the placement warning, if any, to stderr. */
 void cli_encoder_warn(const saemon_encoder *enc);
 void cli_session_close(cli_session *s);

@@ -111,6 +111,12 @@ int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o)
     }
 }
 
+int cli_live_option(int c, const char *arg, saemon_encoder_options *o, cli_sink_flags *f)
+{
+    int r = cli_encoder_option(c, arg, o);
+    return r == 0 ? cli_sink_option(c, arg, f) : r;
+}
+
 void cli_encoder_warn(const saemon_encoder *enc)
 {
     if (saemon_encoder_warning(enc)[0])

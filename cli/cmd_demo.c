@@ -50,9 +50,7 @@ int cmd_demo(int argc, char **argv)
         case 'r': rules_path = optarg; break;
         case 'h': usage(stdout); return CLI_OK;
         default: {
-            int r = cli_encoder_option(c, optarg, &eo);
-            if (r == 0)
-                r = cli_sink_option(c, optarg, &sf);
+            int r = cli_live_option(c, optarg, &eo, &sf);
             if (r == 1)
                 break;
             if (r == 0)

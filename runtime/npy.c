@@ -175,6 +175,9 @@ static saemon_status parse_preamble(const unsigned char *pre, size_t got, const 
 static saemon_status array_sizes(const npy_header *h, const char *path, size_t *n_out, size_t *bytes,
                                  size_t *fbytes, saemon_error *err)
 {
+    /* Zeroed first: callers test only the status, which the compiler cannot
+     * see is non-zero on every error path (-Wmaybe-uninitialized at -O3). */
+    *n_out = *bytes = *fbytes = 0;
     size_t n = 1, nonzero = 1; /* nonzero: keeps every partial product of the shape in range */
     for (size_t d = 0; d < h->ndim; d++)
         if (__builtin_mul_overflow(n, h->shape[d], &n) ||

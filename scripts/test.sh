@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Second command of the README (and what CI runs): the whole test suite.
 #  1. a -Werror build with the Criterion suite (loader, npy, encode vs numpy
-#     golden, rules, CLI end-to-end, the checkkernels harness incl. NEON under qemu)
+#     golden, rules, CLI end-to-end, the checkkernels harness incl. NEON under
+#     qemu, the layer back-edge link check and the exported-symbols test)
+#  1b. the release build (-O3, what scripts/setup.sh builds) with -Werror:
+#     build only, plus the exported-symbols test
 #  2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #  3. the worker pool under ThreadSanitizer
 #  4. a short libFuzzer run of every parser harness
@@ -17,8 +20,12 @@ run_suite() { # name, meson options...
   meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier "${TIMEOUT_MULTIPLIER:-3}"
 }
 
-echo "== test suite (release, -Werror)"
+echo "== test suite (debugoptimized, -Werror)"
 run_suite build-test --buildtype=debugoptimized
+echo "== release build (-Werror)"
+[[ -f build-release/build.ninja ]] || meson setup build-release -Dwerror=true --buildtype=release
+ninja -C build-release
+meson test -C build-release --suite abi --print-errorlogs
 echo "== test suite under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false
