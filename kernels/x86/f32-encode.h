@@ -117,34 +117,22 @@ static inline __attribute__((always_inline)) void tile(const saemon_kernel_plan 
     }
 }
 
-/* Instantiate the tile for each row count so R is a compile-time constant. */
+/* One instantiation of the tile per row count (TILE_SWITCH, x86-epilogue.h). */
 #define TILE_CASE(R)                                                                                       \
     case R:                                                                                                \
-        if (np2 == 2)                                                                                      \
-            tile(plan, w, x, p, R, 2, s);                                                                  \
-        else                                                                                               \
-            tile(plan, w, x, p, R, 1, s);                                                                  \
+        if ((R) <= TILE_ROWS) {                                                                            \
+            if (np2 == 2)                                                                                  \
+                tile(plan, w, x, p, TILE_R(R), 2, s);                                                      \
+            else                                                                                           \
+                tile(plan, w, x, p, TILE_R(R), 1, s);                                                      \
+        }                                                                                                  \
         break;
 
 static void tile_dispatch(const saemon_kernel_plan *plan, const float *w, const float *x, size_t p, int rows, int np2,
                           x86_sink *s)
 {
-    _Static_assert(TILE_ROWS <= 8, "tile_dispatch instantiates up to 8 rows");
-    switch (rows) {
-        TILE_CASE(1)
-        TILE_CASE(2)
-        TILE_CASE(3)
-        TILE_CASE(4)
-#if TILE_ROWS > 4
-        TILE_CASE(5)
-        TILE_CASE(6)
-#endif
-#if TILE_ROWS > 6
-        TILE_CASE(7)
-        TILE_CASE(8)
-#endif
-    default: break;
-    }
+    _Static_assert(TILE_ROWS <= 8, "TILE_SWITCH instantiates up to 8 rows");
+    TILE_SWITCH(rows, TILE_CASE)
 }
 #undef TILE_CASE
 

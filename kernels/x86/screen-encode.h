@@ -13,38 +13,26 @@
 #ifndef SAEMON_X86_SCREEN_ENCODE_H
 #define SAEMON_X86_SCREEN_ENCODE_H
 
-/* Instantiate the accumulation for each row count so R and NP are
- * compile-time constants. Kept out of line, apart from the screening
- * epilogue: inlined together, GCC 12 splits the accumulators' live ranges
- * and adds two register copies per dot instruction. */
+/* One instantiation of the accumulation per row count (TILE_SWITCH,
+ * x86-epilogue.h). Kept out of line, apart from the screening epilogue:
+ * inlined together, GCC 12 splits the accumulators' live ranges and adds two
+ * register copies per dot instruction. */
 #define TILE_CASE(R)                                                                                       \
     case R:                                                                                                \
-        if (NP == 2)                                                                                       \
-            tile_accumulate(w0, L, nblk, xq, xq_stride, R, 2, acc);                                        \
-        else                                                                                               \
-            tile_accumulate(w0, L, nblk, xq, xq_stride, R, 1, acc);                                        \
+        if ((R) <= TILE_ROWS) {                                                                            \
+            if (NP == 2)                                                                                   \
+                tile_accumulate(w0, L, nblk, xq, xq_stride, TILE_R(R), 2, acc);                            \
+            else                                                                                           \
+                tile_accumulate(w0, L, nblk, xq, xq_stride, TILE_R(R), 1, acc);                            \
+        }                                                                                                  \
         break;
 
 static __attribute__((noinline)) void tile_dispatch(const char *w0, const screen_layout *L, size_t nblk,
                                                     const unsigned char *xq, size_t xq_stride, int rows, int NP,
                                                     tile_acc acc[TILE_ROWS][2])
 {
-    _Static_assert(TILE_ROWS <= 8, "tile_dispatch instantiates up to 8 rows");
-    switch (rows) {
-        TILE_CASE(1)
-        TILE_CASE(2)
-        TILE_CASE(3)
-        TILE_CASE(4)
-#if TILE_ROWS > 4
-        TILE_CASE(5)
-        TILE_CASE(6)
-#endif
-#if TILE_ROWS > 6
-        TILE_CASE(7)
-        TILE_CASE(8)
-#endif
-    default: break;
-    }
+    _Static_assert(TILE_ROWS <= 8, "TILE_SWITCH instantiates up to 8 rows");
+    TILE_SWITCH(rows, TILE_CASE)
 }
 #undef TILE_CASE
 

@@ -22,6 +22,17 @@
 
 #define PANEL VL /* latents per panel: one vector of fp32 lanes */
 
+/* switch (rows) { CASE(1) ... CASE(8) }: each register-tile height gets its
+ * own instantiation, so the row count is a compile-time constant and the
+ * accumulators stay in registers. CASE(R) must guard with R <= TILE_ROWS
+ * (a constant, so the other cases compile to nothing). */
+#define TILE_SWITCH(rows, CASE)                                                                            \
+    switch (rows) {                                                                                        \
+        CASE(1) CASE(2) CASE(3) CASE(4) CASE(5) CASE(6) CASE(7) CASE(8) default : break;                   \
+    }
+/* R clamped to TILE_ROWS: the value used in a case that its guard never runs. */
+#define TILE_R(R) ((R) <= TILE_ROWS ? (R) : TILE_ROWS)
+
 static inline size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 static inline size_t n_panels(size_t d_sae) { return (d_sae + PANEL - 1) / PANEL; }
 
