@@ -55,7 +55,7 @@ saemon_status walk_visit(walk *w, const yaml_node_t *node)
 {
     if (++w->nodes_visited > WALK_MAX_NODES)
         return walk_fail(w, node,
-                         "rule file expands to more than %d YAML nodes (aliases included); "
+                         "file expands to more than %d YAML nodes (aliases included); "
                          "expected a smaller file",
                          WALK_MAX_NODES);
     const char *tag = (const char *)node->tag;
