@@ -69,11 +69,72 @@ double cli_now_seconds(void)
 
 static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
 
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* What each info.format is on disk (docs/formats.md). */
+static const char *format_files(const char *format)
+{
+    static const char *const names[][2] = {
+        {"saelens", "SAELens: cfg.json + sae_weights.safetensors"},
+        {"sparsify", "EleutherAI sparsify: cfg.json + sae.safetensors"},
+        {"openai", "OpenAI sparse_autoencoder: sae.safetensors"},
+        {"gemmascope", "Gemma Scope (Gemma 2): params.npz"},
+        {"gemmascope2", "Gemma Scope 2 (Gemma 3): config.json + params.safetensors"},
+        {"llamascope", "Llama Scope: hyperparams.json + checkpoints/final.safetensors"},
+        {"llamascope_r1", "Llama Scope R1 distill: config.json + sae_weights.safetensors"},
+        {"dictionary_learning", "dictionary_learning: config.json + ae.safetensors"},
+        {"memory", "arrays in memory"},
+    };
+    for (size_t i = 0; format && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(format, names[i][0]))
+            return names[i][1];
+    return NULL;
+}
+
+/* The source release's naming: layer, width and L0 tag, as far as known. */
+static void print_release(FILE *f, const saemon_dict_info *info)
+{
+    if (info->layer < 0 && !info->width_tag[0] && !info->l0_tag[0])
+        return;
+    fprintf(f, "release        ");
+    const char *sep = "";
+    if (info->layer >= 0)
+        fprintf(f, "layer %d", info->layer), sep = ", ";
+    if (info->width_tag[0])
+        fprintf(f, "%swidth %s", sep, info->width_tag), sep = ", ";
+    if (info->l0_tag[0])
+        fprintf(f, "%sL0 %s", sep, info->l0_tag);
+    fprintf(f, "\n");
+}
+
+/* sparsity.safetensors: how often features fired in training. */
+static void print_density(FILE *f, const saemon_dict_info *info)
+{
+    if (!info->log_feature_sparsity)
+        return;
+    size_t n = info->d_sae;
+    float *v = malloc(n * sizeof *v);
+    if (!v)
+        return;
+    memcpy(v, info->log_feature_sparsity, n * sizeof *v);
+    qsort(v, n, sizeof *v, cmp_float);
+    fprintf(f, "feature density log10 firing fraction in training: median %.3g, min %.3g, max %.3g; "
+               "%zu of %zu features never fired (sparsity.safetensors)\n",
+            (double)v[n / 2], (double)v[0], (double)v[n - 1], info->n_dead_features, n);
+    free(v);
+}
+
 void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc)
 {
     fprintf(f, "dictionary     %s\n", info->name ? info->name : "(unnamed)");
     fprintf(f, "path           %s\n", info->path ? info->path : "(memory)");
-    fprintf(f, "format         %s\n", info->format ? info->format : "?");
+    const char *files = format_files(info->format);
+    fprintf(f, "format         %s%s%s%s\n", info->format ? info->format : "?", files ? " (" : "",
+            files ? files : "", files ? ")" : "");
     fprintf(f, "architecture   %s", saemon_arch_name(info->arch));
     if (info->arch == SAEMON_ARCH_TOPK)
         fprintf(f, " (k=%zu%s)", info->k, info->rescale_acts_by_decoder_norm ? ", rescaled by decoder norm" : "");
@@ -85,6 +146,7 @@ void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder 
     fprintf(f, "hook           %s%s\n", or_dash(info->hook_name),
             info->reshape_hook_z ? " (hook_z: [heads, d_head] inputs flattened)" : "");
     fprintf(f, "model          %s\n", or_dash(info->model_name));
+    print_release(f, info);
     fprintf(f, "normalisation  %s", saemon_norm_name(info->norm));
     if (info->folded_scaling_factor > 0)
         fprintf(f, " (expected_average_only_in, factor %.9g folded into the weights)", info->folded_scaling_factor);
@@ -95,6 +157,7 @@ void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder 
     else if (info->weights_bytes)
         fprintf(f, "file size      weights %" PRIu64 " B (no cfg file)\n", info->weights_bytes);
     fprintf(f, "sha256         %s\n", info->sha256);
+    print_density(f, info);
     if (enc)
         fprintf(f, "kernel         %s\n", saemon_encoder_variant(enc));
 }

@@ -42,6 +42,7 @@ saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saem
         saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
         return NULL;
     }
+    d->info.layer = -1;
     d->info.arch = arch;
     d->info.d_in = d_in;
     d->info.d_sae = d_sae;
@@ -105,12 +106,18 @@ saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
     saemon_dict_info *in = &d->info;
     in->path = d->path ? d->path : "(memory)";
     in->format = d->format ? d->format : "memory";
-    in->name = d->name ? d->name : "";
-    in->hook_name = d->hook_name ? d->hook_name : "";
-    in->model_name = d->model_name ? d->model_name : "";
-    in->normalize_activations = d->normalize_activations ? d->normalize_activations
+    in->name = d->id.name ? d->id.name : "";
+    in->hook_name = d->id.hook_name ? d->id.hook_name : "";
+    in->model_name = d->id.model_name ? d->id.model_name : "";
+    in->normalize_activations = d->id.normalize_activations ? d->id.normalize_activations
                                                          : saemon_norm_name(in->norm);
-    in->compute_dtype = d->compute_dtype ? d->compute_dtype : "float32";
+    in->compute_dtype = d->id.compute_dtype ? d->id.compute_dtype : "float32";
+    in->width_tag = d->id.width_tag ? d->id.width_tag : "";
+    in->l0_tag = d->id.l0_tag ? d->id.l0_tag : "";
+    in->log_feature_sparsity = d->log_sparsity;
+    in->n_dead_features = 0;
+    for (size_t j = 0; d->log_sparsity && j < dsae; j++)
+        in->n_dead_features += d->log_sparsity[j] <= SAEMON_DEAD_LOG_SPARSITY;
     if (in->arch != SAEMON_ARCH_TOPK) {
         in->k = 0;
         in->rescale_acts_by_decoder_norm = false;
@@ -201,9 +208,9 @@ saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *a, saemon_dict *
     if (!st)
         st = dup_str(&d->format, "memory", err);
     if (!st)
-        st = dup_str(&d->name, a->name && *a->name ? a->name : "memory", err);
+        st = dup_str(&d->id.name, a->name && *a->name ? a->name : "memory", err);
     if (!st)
-        st = dup_str(&d->normalize_activations, saemon_norm_name(a->norm), err);
+        st = dup_str(&d->id.normalize_activations, saemon_norm_name(a->norm), err);
     if (!st)
         st = saemon_dict_finish(d, err);
     if (st) {
@@ -219,17 +226,41 @@ const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict)
     return dict ? &dict->info : NULL;
 }
 
+bool saemon_dict_feature_log_sparsity(const saemon_dict *d, size_t feature, float *log10_density)
+{
+    if (!d || !d->log_sparsity || feature >= d->info.d_sae)
+        return false;
+    if (log10_density)
+        *log10_density = d->log_sparsity[feature];
+    return true;
+}
+
+bool saemon_dict_feature_dead(const saemon_dict *d, size_t feature)
+{
+    float v;
+    return saemon_dict_feature_log_sparsity(d, feature, &v) && v <= SAEMON_DEAD_LOG_SPARSITY;
+}
+
+void dict_identity_free(dict_identity *id)
+{
+    free(id->name);
+    free(id->hook_name);
+    free(id->model_name);
+    free(id->normalize_activations);
+    free(id->compute_dtype);
+    free(id->width_tag);
+    free(id->l0_tag);
+    memset(id, 0, sizeof *id);
+}
+
 void saemon_dict_close(saemon_dict *d)
 {
     if (!d)
         return;
     free(d->path);
     free(d->format);
-    free(d->name);
-    free(d->hook_name);
-    free(d->model_name);
-    free(d->normalize_activations);
-    free(d->compute_dtype);
+    dict_identity_free(&d->id);
+    free(d->log_sparsity);
     free(d->W_enc_rows);
     free(d->W_dec);
     free(d->b_dec);

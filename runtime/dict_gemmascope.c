@@ -15,6 +15,7 @@
 #include "base/error.h"
 #include "base/read_file.h"
 #include "runtime/dict_internal.h"
+#include "runtime/dict_spec.h"
 #include "runtime/gemmascope.h"
 #include "runtime/half.h"
 #include "runtime/npy_internal.h"
@@ -45,6 +46,8 @@ typedef struct path_facts {
     int embedding;         /* an embedding/ SAE: SAELens rescales by sqrt(d_in) */
     char hook[64];         /* "" unknown */
     char model[64];        /* "" unknown */
+    char width_tag[16];    /* "16k"; "" unknown */
+    char l0_tag[64];       /* the L0 folder, "average_l0_82"; "" unknown */
     int hook_z;
 } path_facts;
 
@@ -131,6 +134,8 @@ static void parse_path(const char *npz_path, path_facts *pf)
             pf->layer = (long)v;
         if (pf->embedding || pf->layer >= 0) {
             snprintf(pf->name, sizeof pf->name, "%s/%s/%s", lay, comp[n - 2], comp[n - 1]);
+            snprintf(pf->width_tag, sizeof pf->width_tag, "%.15s", comp[n - 2] + 6);
+            snprintf(pf->l0_tag, sizeof pf->l0_tag, "%.63s", comp[n - 1]);
             for (size_t i = n - 3; i-- > 0;)
                 if (strstr(comp[i], "gemma-scope-")) {
                     repo_facts(comp[i], pf);
@@ -200,15 +205,6 @@ static saemon_status assign_members(const npz_archive *a, member_plan *plan, sae
     return SAEMON_OK;
 }
 
-static void shape_str(const size_t *dims, size_t nd, char *buf, size_t size)
-{
-    int w = snprintf(buf, size, "[");
-    for (size_t i = 0; i < nd && w > 0 && (size_t)w < size; i++)
-        w += snprintf(buf + w, size - (size_t)w, "%s%zu", i ? ", " : "", dims[i]);
-    if (w > 0 && (size_t)w < size)
-        snprintf(buf + w, size - (size_t)w, "]");
-}
-
 /* Read and parse member k's .npy header (at most the header is inflated);
  * check its shape (when `dims` is given) and that the member's declared size
  * is exactly the header plus the data that shape needs. */
@@ -237,8 +233,8 @@ static saemon_status plan_member(npz_archive *a, member_plan *p, const char *wha
             ok = p->h.shape[i] == dims[i];
         if (!ok) {
             char got[128], exp[128];
-            shape_str(p->h.shape, p->h.ndim, got, sizeof got);
-            shape_str(dims, nd, exp, sizeof exp);
+            dict_dims_str(p->h.shape, p->h.ndim, got, sizeof got);
+            dict_dims_str(dims, nd, exp, sizeof exp);
             return saemon_error_set(err, SAEMON_ERR_SHAPE, "%s: shape %s, expected %s = %s",
                                     label, got, what, exp);
         }
@@ -313,14 +309,6 @@ static saemon_status check_scaling(npz_archive *a, const member_plan *p, size_t 
     return st;
 }
 
-static saemon_status set_str(char **dst, const char *src, saemon_error *err)
-{
-    free(*dst);
-    *dst = src && *src ? strdup(src) : NULL;
-    return !src || !*src || *dst ? SAEMON_OK
-                                 : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-}
-
 saemon_status gemmascope_load(const void *bytes, size_t len, const char *npz_path,
                               const char *given, saemon_dict **out, saemon_error *err)
 {
@@ -341,7 +329,7 @@ saemon_status gemmascope_load(const void *bytes, size_t len, const char *npz_pat
         goto out;
     if (plan[A_W_ENC].h.ndim != 2 || !plan[A_W_ENC].h.shape[0] || !plan[A_W_ENC].h.shape[1]) {
         char got[128];
-        shape_str(plan[A_W_ENC].h.shape, plan[A_W_ENC].h.ndim, got, sizeof got);
+        dict_dims_str(plan[A_W_ENC].h.shape, plan[A_W_ENC].h.ndim, got, sizeof got);
         st = saemon_error_set(err, SAEMON_ERR_SHAPE,
                               "%s: W_enc.npy: shape %s, expected [d_model, d_sae] (2-d, non-empty)",
                               npz_path, got);
@@ -389,6 +377,7 @@ saemon_status gemmascope_load(const void *bytes, size_t len, const char *npz_pat
     in->apply_b_dec_to_input = false;
     in->norm = SAEMON_NORM_NONE;
     in->reshape_hook_z = pf.hook_z;
+    in->layer = pf.layer >= 0 ? (int)pf.layer : -1;
     in->weights_bytes = len;
     in->weight_dtype = plan[A_W_ENC].h.itemsize == 2 ? SAEMON_DTYPE_F16 : SAEMON_DTYPE_F32;
     const void *parts[1] = {bytes};
@@ -397,11 +386,13 @@ saemon_status gemmascope_load(const void *bytes, size_t len, const char *npz_pat
         st = saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: SHA-256 failed", npz_path);
         goto out;
     }
-    if ((st = set_str(&d->path, given, err)) || (st = set_str(&d->format, "gemmascope", err)) ||
-        (st = set_str(&d->name, pf.name, err)) || (st = set_str(&d->hook_name, pf.hook, err)) ||
-        (st = set_str(&d->model_name, pf.model, err)) ||
-        (st = set_str(&d->normalize_activations, "none", err)) ||
-        (st = set_str(&d->compute_dtype, "float32", err)))
+    if ((st = dict_set_str(&d->path, given, err)) || (st = dict_set_str(&d->format, "gemmascope", err)) ||
+        (st = dict_set_str(&d->id.name, pf.name, err)) || (st = dict_set_str(&d->id.hook_name, pf.hook, err)) ||
+        (st = dict_set_str(&d->id.model_name, pf.model, err)) ||
+        (st = dict_set_str(&d->id.width_tag, pf.width_tag, err)) ||
+        (st = dict_set_str(&d->id.l0_tag, pf.l0_tag, err)) ||
+        (st = dict_set_str(&d->id.normalize_activations, "none", err)) ||
+        (st = dict_set_str(&d->id.compute_dtype, "float32", err)))
         goto out;
     st = saemon_dict_finish(d, err);
 out:

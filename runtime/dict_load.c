@@ -1,11 +1,11 @@
-/* saemon_dict_open: find which on-disk format a directory holds (SAELens,
- * EleutherAI sparsify, OpenAI sparse_autoencoder, Gemma Scope params.npz
- * via runtime/dict_gemmascope.c), validate it, upcast every
- * tensor to fp32 in the canonical layout and fold dataset scaling. */
+/* saemon_dict_open: find which on-disk format a directory holds, then load
+ * it. Every safetensors format goes through one path (runtime/dict_spec.c)
+ * driven by its reader here (SAELens, sparsify, OpenAI) or in
+ * runtime/dict_releases.c (Gemma Scope 2, Llama Scope, dictionary_learning);
+ * Gemma Scope params.npz is runtime/dict_gemmascope.c. */
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,16 +13,11 @@
 #include <sys/stat.h>
 
 #include "base/error.h"
-#include "base/read_file.h"
 #include "runtime/dict_internal.h"
+#include "runtime/dict_releases.h"
+#include "runtime/dict_spec.h"
 #include "runtime/gemmascope.h"
-#include "runtime/half.h"
 #include "runtime/sae_config.h"
-#include "runtime/safetensors.h"
-#include "base/sha256.h"
-
-/* cfg.json and activation_scaler.json are small; refuse anything absurd. */
-#define MAX_JSON_FILE_BYTES (16u << 20)
 
 static char *path_join(const char *dir, const char *name)
 {
@@ -30,154 +25,30 @@ static char *path_join(const char *dir, const char *name)
     return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
 }
 
-static bool is_file(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 static bool dir_has(const char *dir, const char *name)
 {
     char *p = path_join(dir, name);
-    bool r = p && is_file(p);
+    struct stat sb;
+    bool r = p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
     free(p);
     return r;
 }
 
-/* ---- tensors ---------------------------------------------------------- */
-
-/* Look up a tensor that must exist with a float dtype and the given shape.
- * `what` says where the expected shape comes from (e.g. "[d_in, d_sae]"). */
-static saemon_status need_tensor(const st_file *f, const char *name, size_t ndim,
-                                 const size_t *dims, const char *what, const st_tensor **out,
-                                 saemon_error *err)
-{
-    const st_tensor *t = st_find(f, name);
-    if (!t)
-        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: missing tensor '%s'", f->label,
-                                name);
-    if (t->float_dtype < 0)
-        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
-                                "%s: tensor '%s' has dtype %s; saemon reads F32, F16, BF16, F64",
-                                f->label, name, t->dtype_name);
-    bool ok = t->ndim == ndim;
-    for (size_t i = 0; ok && i < ndim; i++)
-        ok = t->shape[i] == dims[i];
-    if (!ok) {
-        char got[96], want[96];
-        int w = snprintf(want, sizeof want, "[");
-        for (size_t i = 0; i < ndim && w > 0 && (size_t)w < sizeof want; i++)
-            w += snprintf(want + w, sizeof want - (size_t)w, "%s%zu", i ? ", " : "", dims[i]);
-        if (w > 0 && (size_t)w < sizeof want)
-            snprintf(want + w, sizeof want - (size_t)w, "]");
-        return saemon_error_set(err, SAEMON_ERR_SHAPE,
-                                "%s: tensor '%s' has shape %s, expected %s = %s", f->label, name,
-                                st_shape_str(t, got, sizeof got), what, want);
-    }
-    *out = t;
-    return SAEMON_OK;
-}
-
-/* Refuse NaN/Inf: name the tensor and the first bad element in file order,
- * with its multi-dimensional index. Only called once a bad value is known. */
-static saemon_status report_nonfinite(const st_file *f, const st_tensor *t, saemon_error *err)
-{
-    size_t n = (size_t)t->nelem, i;
-    float v = 0;
-    for (i = 0; i < n; i++) {
-        saemon_convert_to_f32(t->data + i * saemon_dtype_size((saemon_dtype)t->float_dtype),
-                              (saemon_dtype)t->float_dtype, 1, &v);
-        if (!isfinite(v))
-            break;
-    }
-    char idx[96];
-    int w = snprintf(idx, sizeof idx, "[");
-    size_t rem = i, stride = n;
-    for (size_t d = 0; d < t->ndim && w > 0 && (size_t)w < sizeof idx; d++) {
-        stride = t->shape[d] ? stride / t->shape[d] : 1;
-        w += snprintf(idx + w, sizeof idx - (size_t)w, "%s%zu", d ? ", " : "", rem / stride);
-        rem %= stride;
-    }
-    if (w > 0 && (size_t)w < sizeof idx)
-        snprintf(idx + w, sizeof idx - (size_t)w, "]");
-    return saemon_error_set(err, SAEMON_ERR_VALUE,
-                            "%s: tensor '%s' has a non-finite value (%g) at %s%s", f->label,
-                            t->name, v, idx,
-                            t->float_dtype == SAEMON_DTYPE_F64 ? " (or beyond float32 range)"
-                                                               : "");
-}
-
-/* Upcast a tensor to fp32 into dst and refuse NaN/Inf. If transpose, the
- * tensor is [rows][cols] in the file and dst receives [cols][rows]. */
-static saemon_status load_tensor(const st_file *f, const st_tensor *t, float *dst, bool transpose,
-                                 saemon_error *err)
-{
-    size_t n = (size_t)t->nelem;
-    if (transpose)
-        saemon_convert_transpose_to_f32(t->data, (saemon_dtype)t->float_dtype,
-                                        (size_t)t->shape[0], (size_t)t->shape[1], dst);
-    else
-        saemon_convert_to_f32(t->data, (saemon_dtype)t->float_dtype, n, dst);
-    return saemon_all_finite(dst, n) ? SAEMON_OK : report_nonfinite(f, t, err);
-}
-
-/* ---- identity --------------------------------------------------------- */
-
-static saemon_status set_str(char **dst, const char *src, saemon_error *err)
-{
-    free(*dst);
-    *dst = src ? strdup(src) : NULL;
-    return !src || *dst ? SAEMON_OK : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-}
-
-/* The last `count` components of the directory's canonical path. */
-static char *dir_tail(const char *dir, int count)
-{
-    char *real = realpath(dir, NULL);
-    const char *s = real ? real : dir;
-    size_t end = strlen(s);
-    while (end > 1 && s[end - 1] == '/')
-        end--;
-    size_t start = end;
-    for (int seen = 0; start > 0; start--) {
-        if (s[start - 1] == '/' && ++seen == count)
-            break;
-    }
-    char *out = strndup(s + start, end - start);
-    free(real);
-    return out;
-}
-
-static const char *torch_dtype_name(int dtype)
-{
-    switch (dtype) {
-    case SAEMON_DTYPE_F16: return "float16";
-    case SAEMON_DTYPE_BF16: return "bfloat16";
-    case SAEMON_DTYPE_F64: return "float64";
-    default: return "float32";
-    }
-}
-
-/* Fields every format fills the same way: path, format, name (unless set),
- * weight file size, hash, storage dtype of the encoder. */
-static saemon_status set_common_info(saemon_dict *d, const char *dir, const char *format,
-                                     const st_file *f, const st_tensor *enc, saemon_error *err)
-{
-    saemon_status st;
-    if ((st = set_str(&d->path, dir, err)) || (st = set_str(&d->format, format, err)))
-        return st;
-    if (!d->name && !(d->name = dir_tail(dir, 2)))
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-    d->info.weights_bytes = f->size;
-    d->info.weight_dtype = (saemon_dtype)enc->float_dtype;
-    const void *parts[1] = {f->bytes};
-    size_t lens[1] = {(size_t)f->size};
-    if (saemon_sha256_hex(parts, lens, 1, d->info.sha256))
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: SHA-256 failed", f->label);
-    return SAEMON_OK;
-}
-
 /* ---- SAELens ---------------------------------------------------------- */
+
+static const tensor_rule saelens_rules[] = {
+    {SLOT_W_ENC, "W_enc", LAYOUT_IN_SAE, false},
+    {SLOT_W_DEC, "W_dec", LAYOUT_SAE_IN, false},
+    {SLOT_B_DEC, "b_dec", LAYOUT_VEC, false},
+    {SLOT_B_ENC, "b_enc", LAYOUT_VEC, false},
+    {SLOT_THRESHOLD, "threshold", LAYOUT_VEC, false},
+    /* JumpReLU training checkpoints: threshold = exp(log_threshold), as
+     * JumpReLUTrainingSAE.process_state_dict_for_loading converts it. */
+    {SLOT_THRESHOLD, "log_threshold", LAYOUT_VEC, true},
+    {SLOT_B_GATE, "b_gate", LAYOUT_VEC, false},
+    {SLOT_R_MAG, "r_mag", LAYOUT_VEC, false},
+    {SLOT_B_MAG, "b_mag", LAYOUT_VEC, false},
+};
 
 /* expected_average_only_in: the factor must come from activation_scaler.json. */
 static saemon_status read_scaling_factor(const char *dir, double *s, saemon_error *err)
@@ -186,7 +57,7 @@ static saemon_status read_scaling_factor(const char *dir, double *s, saemon_erro
     if (!path)
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     saemon_status st;
-    if (!is_file(path)) {
+    if (!dir_has(dir, "activation_scaler.json")) {
         st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
                               "%s/cfg.json: normalize_activations is expected_average_only_in but "
                               "%s is missing; without the dataset scaling factor the features "
@@ -197,7 +68,7 @@ static saemon_status read_scaling_factor(const char *dir, double *s, saemon_erro
     }
     char *text = NULL;
     size_t len = 0;
-    st = read_whole_file(path, MAX_JSON_FILE_BYTES, "config file", &text, &len, err);
+    st = cfg_read_file(path, &text, &len, err);
     if (st) {
         free(path);
         return st;
@@ -223,203 +94,113 @@ static saemon_status read_scaling_factor(const char *dir, double *s, saemon_erro
     return st;
 }
 
-/* Old checkpoints: an all-ones scaling_factor is a no-op; anything else is a
- * fine-tuning factor saemon does not apply. */
-static saemon_status check_old_scaling_tensor(const st_file *f, size_t d_sae, saemon_error *err)
+static saemon_status configure_saelens(const char *dir, const st_file *f, dict_spec *s,
+                                       saemon_error *err)
 {
-    if (!st_find(f, "scaling_factor"))
-        return SAEMON_OK;
-    const st_tensor *t;
-    saemon_status st = need_tensor(f, "scaling_factor", 1, &d_sae, "[d_sae]", &t, err);
-    if (st)
-        return st;
-    float *v = saemon_aligned_alloc(d_sae * sizeof(float));
-    if (!v)
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-    saemon_convert_to_f32(t->data, (saemon_dtype)t->float_dtype, d_sae, v);
-    for (size_t j = 0; j < d_sae; j++) {
-        if (v[j] != 1.0f) {
-            st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
-                                  "%s: tensor 'scaling_factor' is not all ones ([%zu] = %g); "
-                                  "saemon does not apply fine-tuning scaling factors",
-                                  f->label, j, v[j]);
-            break;
-        }
-    }
-    free(v);
-    return st;
-}
-
-static saemon_status open_saelens(const char *dir, saemon_dict **out, saemon_error *err)
-{
-    char *cfg_path = path_join(dir, "cfg.json");
-    char *w_path = path_join(dir, "sae_weights.safetensors");
-    char *text = NULL;
+    (void)f;
+    char *cfg_path = path_join(dir, "cfg.json"), *text = NULL;
     size_t len = 0;
     sae_config cfg = {0};
-    st_file f = {0};
-    saemon_dict *d = NULL;
-    saemon_status st;
-    if (!cfg_path || !w_path) {
-        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-        goto out;
+    saemon_status st = cfg_path ? cfg_read_file(cfg_path, &text, &len, err)
+                                : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = sae_config_parse(text, len, cfg_path, &cfg, err);
+    if (!st && cfg.needs_scaling_factor)
+        st = read_scaling_factor(dir, &s->fold_scale, err);
+    if (!st) {
+        DICT_SPEC_RULES(s, "saelens", saelens_rules);
+        s->dims_from = "cfg.json";
+        s->arch = cfg.arch;
+        s->d_in = cfg.d_in;
+        s->d_sae = cfg.d_sae;
+        s->k = cfg.k;
+        s->rescale_acts_by_decoder_norm = cfg.rescale_acts_by_decoder_norm;
+        s->apply_b_dec_to_input = cfg.apply_b_dec_to_input;
+        s->norm = cfg.norm;
+        s->reshape_hook_z = cfg.reshape_hook_z;
+        s->check_scaling_factor = true;
+        s->sparsity_file = "sparsity.safetensors";
+        s->cfg_bytes = len;
+        if ((st = dict_set_str(&s->id.name, cfg.neuronpedia_id, err)) ||
+            (st = dict_set_str(&s->id.hook_name, cfg.hook_name, err)) ||
+            (st = dict_set_str(&s->id.model_name, cfg.model_name, err)) ||
+            (st = dict_set_str(&s->id.normalize_activations, cfg.normalize_activations, err)))
+            ;
+        else
+            st = dict_set_str(&s->id.compute_dtype, cfg.dtype, err);
     }
-    if ((st = read_whole_file(cfg_path, MAX_JSON_FILE_BYTES, "config file", &text, &len, err)) ||
-        (st = sae_config_parse(text, len, cfg_path, &cfg, err)) ||
-        (st = st_open(w_path, &f, err)))
-        goto out;
-
-    size_t in_sae[2] = {cfg.d_in, cfg.d_sae}, sae_in[2] = {cfg.d_sae, cfg.d_in};
-    const st_tensor *W_enc, *W_dec, *b_dec, *b_enc = NULL, *thr = NULL, *bg = NULL, *rm = NULL,
-                                                *bm = NULL;
-    bool gated = cfg.arch == SAEMON_ARCH_GATED;
-    if ((st = need_tensor(&f, "W_enc", 2, in_sae, "cfg.json [d_in, d_sae]", &W_enc, err)) ||
-        (st = need_tensor(&f, "W_dec", 2, sae_in, "cfg.json [d_sae, d_in]", &W_dec, err)) ||
-        (st = need_tensor(&f, "b_dec", 1, &cfg.d_in, "cfg.json [d_in]", &b_dec, err)) ||
-        (!gated && (st = need_tensor(&f, "b_enc", 1, &cfg.d_sae, "cfg.json [d_sae]", &b_enc, err))) ||
-        (cfg.arch == SAEMON_ARCH_JUMPRELU &&
-         (st = need_tensor(&f, "threshold", 1, &cfg.d_sae, "cfg.json [d_sae]", &thr, err))) ||
-        (gated && ((st = need_tensor(&f, "b_gate", 1, &cfg.d_sae, "cfg.json [d_sae]", &bg, err)) ||
-                   (st = need_tensor(&f, "r_mag", 1, &cfg.d_sae, "cfg.json [d_sae]", &rm, err)) ||
-                   (st = need_tensor(&f, "b_mag", 1, &cfg.d_sae, "cfg.json [d_sae]", &bm, err)))) ||
-        (st = check_old_scaling_tensor(&f, cfg.d_sae, err)))
-        goto out;
-    double s = 0;
-    if (cfg.needs_scaling_factor && (st = read_scaling_factor(dir, &s, err)))
-        goto out;
-
-    if (!(d = saemon_dict_alloc(cfg.d_in, cfg.d_sae, cfg.arch, err))) {
-        st = err ? err->code : SAEMON_ERR_NOMEM;
-        goto out;
-    }
-    if ((st = load_tensor(&f, W_enc, d->W_enc_rows, true, err)) ||
-        (st = load_tensor(&f, W_dec, d->W_dec, false, err)) ||
-        (st = load_tensor(&f, b_dec, d->b_dec, false, err)) ||
-        (b_enc && (st = load_tensor(&f, b_enc, d->b_enc, false, err))) ||
-        (thr && (st = load_tensor(&f, thr, d->threshold, false, err))) ||
-        (bg && ((st = load_tensor(&f, bg, d->b_gate, false, err)) ||
-                (st = load_tensor(&f, rm, d->r_mag, false, err)) ||
-                (st = load_tensor(&f, bm, d->b_mag, false, err)))))
-        goto out;
-    if (s > 0) {
-        /* SAELens fold_activation_norm_scaling_factor. */
-        size_t n = cfg.d_in * cfg.d_sae;
-        float sf = (float)s;
-        for (size_t i = 0; i < n; i++) {
-            d->W_enc_rows[i] *= sf;
-            d->W_dec[i] /= sf;
-        }
-        for (size_t i = 0; i < cfg.d_in; i++)
-            d->b_dec[i] /= sf;
-        d->info.folded_scaling_factor = s;
-    }
-
-    saemon_dict_info *in = &d->info;
-    in->k = cfg.k;
-    in->rescale_acts_by_decoder_norm = cfg.rescale_acts_by_decoder_norm;
-    in->apply_b_dec_to_input = cfg.apply_b_dec_to_input;
-    in->norm = cfg.norm;
-    in->reshape_hook_z = cfg.reshape_hook_z;
-    in->cfg_bytes = len;
-    if ((st = set_str(&d->name, cfg.neuronpedia_id, err)) ||
-        (st = set_str(&d->hook_name, cfg.hook_name, err)) ||
-        (st = set_str(&d->model_name, cfg.model_name, err)) ||
-        (st = set_str(&d->normalize_activations, cfg.normalize_activations, err)) ||
-        (st = set_str(&d->compute_dtype, cfg.dtype, err)) ||
-        (st = set_common_info(d, dir, "saelens", &f, W_enc, err)))
-        goto out;
-    st = saemon_dict_finish(d, err);
-out:
-    if (st) {
-        saemon_dict_close(d);
-        d = NULL;
-    }
-    *out = d;
-    st_close(&f);
     sae_config_free(&cfg);
     free(text);
     free(cfg_path);
-    free(w_path);
     return st;
 }
 
 /* ---- EleutherAI sparsify ---------------------------------------------- */
 
-static saemon_status open_sparsify(const char *dir, saemon_dict **out, saemon_error *err)
+static const tensor_rule sparsify_rules[] = {
+    {SLOT_W_ENC, "encoder.weight", LAYOUT_SAE_IN, false},
+    {SLOT_B_ENC, "encoder.bias", LAYOUT_VEC, false},
+    /* sparsify writes [num_latents, d_in]; the transpose is accepted too. */
+    {SLOT_W_DEC, "W_dec", LAYOUT_EITHER, false},
+    {SLOT_B_DEC, "b_dec", LAYOUT_VEC, false},
+};
+
+static const char *torch_dtype_name(int dtype)
 {
-    char *cfg_path = path_join(dir, "cfg.json");
-    char *w_path = path_join(dir, "sae.safetensors");
-    char *text = NULL;
+    switch (dtype) {
+    case SAEMON_DTYPE_F16: return "float16";
+    case SAEMON_DTYPE_BF16: return "bfloat16";
+    case SAEMON_DTYPE_F64: return "float64";
+    default: return "float32";
+    }
+}
+
+static saemon_status configure_sparsify(const char *dir, const st_file *f, dict_spec *s,
+                                        saemon_error *err)
+{
+    char *cfg_path = path_join(dir, "cfg.json"), *text = NULL;
     size_t len = 0;
     sparsify_config cfg = {0};
-    st_file f = {0};
-    saemon_dict *d = NULL;
-    saemon_status st;
-    if (!cfg_path || !w_path) {
-        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-        goto out;
+    saemon_status st = cfg_path ? cfg_read_file(cfg_path, &text, &len, err)
+                                : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = sparsify_config_parse(text, len, cfg_path, &cfg, err);
+    if (!st) {
+        DICT_SPEC_RULES(s, "sparsify", sparsify_rules);
+        s->dims_from = "cfg.json";
+        s->arch = SAEMON_ARCH_TOPK;
+        s->d_in = cfg.d_in;
+        s->d_sae = cfg.num_latents;
+        s->k = cfg.k;
+        s->apply_b_dec_to_input = !cfg.transcode;
+        s->norm = SAEMON_NORM_NONE;
+        s->cfg_bytes = len;
+        /* sparsify folders are named by hookpoint; it computes in the dtype
+         * of the file's first tensor. */
+        char *hook = dict_dir_tail(dir, 1);
+        st = hook ? dict_set_str(&s->id.hook_name, hook, err)
+                  : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+        free(hook);
+        if (!st && f->n_tensors)
+            st = dict_set_str(&s->id.compute_dtype, torch_dtype_name(f->tensors[0].float_dtype), err);
+        if (!st)
+            st = dict_set_str(&s->id.normalize_activations, "none", err);
     }
-    if ((st = read_whole_file(cfg_path, MAX_JSON_FILE_BYTES, "config file", &text, &len, err)) ||
-        (st = sparsify_config_parse(text, len, cfg_path, &cfg, err)) ||
-        (st = st_open(w_path, &f, err)))
-        goto out;
-    size_t lat_in[2] = {cfg.num_latents, cfg.d_in}, in_lat[2] = {cfg.d_in, cfg.num_latents};
-    const st_tensor *enc, *enc_b, *W_dec, *b_dec;
-    if ((st = need_tensor(&f, "encoder.weight", 2, lat_in, "cfg.json [num_latents, d_in]", &enc,
-                          err)) ||
-        (st = need_tensor(&f, "encoder.bias", 1, &cfg.num_latents, "cfg.json [num_latents]",
-                          &enc_b, err)) ||
-        (st = need_tensor(&f, "b_dec", 1, &cfg.d_in, "cfg.json [d_in]", &b_dec, err)))
-        goto out;
-    /* W_dec orientation from its shape; sparsify itself writes [num_latents, d_in]. */
-    bool dec_transposed = false;
-    const st_tensor *wd = st_find(&f, "W_dec");
-    if (wd && wd->ndim == 2 && wd->shape[0] == cfg.d_in && wd->shape[1] == cfg.num_latents &&
-        cfg.d_in != cfg.num_latents)
-        dec_transposed = true;
-    if ((st = need_tensor(&f, "W_dec", 2, dec_transposed ? in_lat : lat_in,
-                          "cfg.json [num_latents, d_in]", &W_dec, err)))
-        goto out;
-    if (!(d = saemon_dict_alloc(cfg.d_in, cfg.num_latents, SAEMON_ARCH_TOPK, err))) {
-        st = err ? err->code : SAEMON_ERR_NOMEM;
-        goto out;
-    }
-    if ((st = load_tensor(&f, enc, d->W_enc_rows, false, err)) ||
-        (st = load_tensor(&f, enc_b, d->b_enc, false, err)) ||
-        (st = load_tensor(&f, W_dec, d->W_dec, dec_transposed, err)) ||
-        (st = load_tensor(&f, b_dec, d->b_dec, false, err)))
-        goto out;
-    d->info.k = cfg.k;
-    d->info.apply_b_dec_to_input = !cfg.transcode;
-    d->info.norm = SAEMON_NORM_NONE;
-    d->info.cfg_bytes = len;
-    char *hook = dir_tail(dir, 1);
-    st = hook ? set_str(&d->hook_name, hook, err)
-              : saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-    free(hook);
-    /* sparsify computes in the dtype of the first tensor of the file. */
-    if (st || (st = set_str(&d->compute_dtype, torch_dtype_name(f.tensors[0].float_dtype), err)) ||
-        (st = set_str(&d->normalize_activations, "none", err)) ||
-        (st = set_common_info(d, dir, "sparsify", &f, enc, err)))
-        goto out;
-    st = saemon_dict_finish(d, err);
-out:
-    if (st) {
-        saemon_dict_close(d);
-        d = NULL;
-    }
-    *out = d;
-    st_close(&f);
     free(text);
     free(cfg_path);
-    free(w_path);
     return st;
 }
 
 /* ---- OpenAI sparse_autoencoder ---------------------------------------- */
 
-static saemon_status openai_settings(const st_file *f, saemon_arch *arch, size_t *k,
-                                     saemon_norm *norm, size_t n_lat, saemon_error *err)
+static const tensor_rule openai_rules[] = {
+    {SLOT_B_DEC, "pre_bias", LAYOUT_VEC, false},
+    {SLOT_W_ENC, "encoder.weight", LAYOUT_SAE_IN, false},
+    {SLOT_B_ENC, "latent_bias", LAYOUT_VEC, false},
+    {SLOT_W_DEC, "decoder.weight", LAYOUT_IN_SAE, false},
+};
+
+static saemon_status openai_activation(const st_file *f, dict_spec *s, saemon_error *err)
 {
     const char *act = st_meta(f, "activation");
     if (!act)
@@ -430,29 +211,28 @@ static saemon_status openai_settings(const st_file *f, saemon_arch *arch, size_t
         char *end = NULL;
         errno = 0;
         unsigned long long kv = ks ? strtoull(ks, &end, 10) : 0;
-        if (!ks || end == ks || *end || errno || ks[0] == '-' || kv < 1 || kv > n_lat)
+        if (!ks || end == ks || *end || errno || ks[0] == '-' || kv < 1 || kv > s->d_sae)
             return saemon_error_set(err, SAEMON_ERR_FORMAT,
                                     "%s: __metadata__ k must be an integer in 1..%zu", f->label,
-                                    n_lat);
+                                    s->d_sae);
         const char *post = st_meta(f, "postact_fn");
         if (post && strcmp(post, "ReLU") != 0)
             return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
                                     "%s: TopK postact_fn '%.64s' is not supported (ReLU)",
                                     f->label, post);
-        *arch = SAEMON_ARCH_TOPK;
-        *k = (size_t)kv;
+        s->arch = SAEMON_ARCH_TOPK;
+        s->k = (size_t)kv;
     } else if (!strcmp(act, "ReLU")) {
-        *arch = SAEMON_ARCH_STANDARD;
-        *k = 0;
+        s->arch = SAEMON_ARCH_STANDARD;
     } else {
         return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
                                 "%s: activation '%.64s' is not supported (TopK or ReLU)", f->label,
                                 act);
     }
-    /* OpenAI's from_state_dict: normalize = (activation == "TopK"), unless the
-     * metadata says otherwise. */
+    /* OpenAI's from_state_dict: normalize = (activation == "TopK"), unless
+     * the metadata says otherwise. */
     const char *nz = st_meta(f, "normalize");
-    bool ln = *arch == SAEMON_ARCH_TOPK;
+    bool ln = s->arch == SAEMON_ARCH_TOPK;
     if (nz && !strcmp(nz, "true"))
         ln = true;
     else if (nz && !strcmp(nz, "false"))
@@ -461,67 +241,50 @@ static saemon_status openai_settings(const st_file *f, saemon_arch *arch, size_t
         return saemon_error_set(err, SAEMON_ERR_FORMAT,
                                 "%s: __metadata__ normalize must be \"true\" or \"false\"",
                                 f->label);
-    *norm = ln ? SAEMON_NORM_LAYER_NORM : SAEMON_NORM_NONE;
+    s->norm = ln ? SAEMON_NORM_LAYER_NORM : SAEMON_NORM_NONE;
     return SAEMON_OK;
 }
 
-static saemon_status open_openai(const char *dir, saemon_dict **out, saemon_error *err)
+static saemon_status configure_openai(const char *dir, const st_file *f, dict_spec *s,
+                                      saemon_error *err)
 {
-    char *w_path = path_join(dir, "sae.safetensors");
+    (void)dir;
+    const st_tensor *pre = st_find(f, "pre_bias"), *lat = st_find(f, "latent_bias");
+    if (!pre || !lat || pre->ndim != 1 || lat->ndim != 1 || !pre->shape[0] || !lat->shape[0])
+        return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                "%s: expected 1-d tensors 'pre_bias' [n_inputs] and 'latent_bias' "
+                                "[n_latents] (OpenAI sparse_autoencoder layout)",
+                                f->label);
+    DICT_SPEC_RULES(s, "openai", openai_rules);
+    s->dims_from = "pre_bias/latent_bias";
+    s->d_in = (size_t)pre->shape[0];
+    s->d_sae = (size_t)lat->shape[0];
+    s->apply_b_dec_to_input = true;
+    saemon_status st = openai_activation(f, s, err);
+    if (!st)
+        st = dict_set_str(&s->id.normalize_activations, saemon_norm_name(s->norm), err);
+    return st;
+}
+
+/* ---- shared open ------------------------------------------------------ */
+
+saemon_status dict_open_safetensors(const char *dir, const char *weights,
+                                    dict_configure_fn configure, saemon_dict **out,
+                                    saemon_error *err)
+{
+    char *path = path_join(dir, weights);
+    if (!path)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     st_file f = {0};
-    saemon_dict *d = NULL;
-    saemon_status st;
-    if (!w_path) {
-        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((st = st_open(w_path, &f, err)))
-        goto out;
-    const st_tensor *pre = st_find(&f, "pre_bias"), *lat = st_find(&f, "latent_bias");
-    if (!pre || !lat || pre->ndim != 1 || lat->ndim != 1 || !pre->shape[0] || !lat->shape[0]) {
-        st = saemon_error_set(err, SAEMON_ERR_FORMAT,
-                              "%s: expected 1-d tensors 'pre_bias' [n_inputs] and 'latent_bias' "
-                              "[n_latents] (OpenAI sparse_autoencoder layout)",
-                              f.label);
-        goto out;
-    }
-    size_t n_in = (size_t)pre->shape[0], n_lat = (size_t)lat->shape[0];
-    size_t lat_in[2] = {n_lat, n_in}, in_lat[2] = {n_in, n_lat};
-    const st_tensor *enc, *dec;
-    saemon_arch arch = SAEMON_ARCH_STANDARD;
-    size_t k = 0;
-    saemon_norm norm = SAEMON_NORM_NONE;
-    if ((st = need_tensor(&f, "pre_bias", 1, &n_in, "[n_inputs]", &pre, err)) ||
-        (st = need_tensor(&f, "latent_bias", 1, &n_lat, "[n_latents]", &lat, err)) ||
-        (st = need_tensor(&f, "encoder.weight", 2, lat_in, "[n_latents, n_inputs]", &enc, err)) ||
-        (st = need_tensor(&f, "decoder.weight", 2, in_lat, "[n_inputs, n_latents]", &dec, err)) ||
-        (st = openai_settings(&f, &arch, &k, &norm, n_lat, err)))
-        goto out;
-    if (!(d = saemon_dict_alloc(n_in, n_lat, arch, err))) {
-        st = err ? err->code : SAEMON_ERR_NOMEM;
-        goto out;
-    }
-    if ((st = load_tensor(&f, enc, d->W_enc_rows, false, err)) ||
-        (st = load_tensor(&f, lat, d->b_enc, false, err)) ||
-        (st = load_tensor(&f, dec, d->W_dec, true, err)) ||
-        (st = load_tensor(&f, pre, d->b_dec, false, err)))
-        goto out;
-    d->info.k = k;
-    d->info.apply_b_dec_to_input = true;
-    d->info.norm = norm;
-    if ((st = set_str(&d->normalize_activations, saemon_norm_name(norm), err)) ||
-        (st = set_str(&d->compute_dtype, "float32", err)) ||
-        (st = set_common_info(d, dir, "openai", &f, enc, err)))
-        goto out;
-    st = saemon_dict_finish(d, err);
-out:
-    if (st) {
-        saemon_dict_close(d);
-        d = NULL;
-    }
-    *out = d;
+    dict_spec spec = {.layer = -1};
+    saemon_status st = st_open(path, &f, err);
+    if (!st)
+        st = configure(dir, &f, &spec, err);
+    if (!st)
+        st = dict_spec_load(dir, &f, &spec, out, err);
+    dict_spec_free(&spec);
     st_close(&f);
-    free(w_path);
+    free(path);
     return st;
 }
 
@@ -549,6 +312,13 @@ static char *find_pickle(const char *dir)
     return found;
 }
 
+/* The weights file of each format; two of them in one folder is ambiguous. */
+static const char *const weight_files[] = {
+    "sae_weights.safetensors", "sae.safetensors", "params.npz", "params.safetensors",
+    "checkpoints/final.safetensors", "ae.safetensors",
+};
+#define N_WEIGHT_FILES (sizeof weight_files / sizeof weight_files[0])
+
 /* A subdirectory that holds an SAE (for a hint in the refusal), or NULL. */
 static char *find_sae_subdir(const char *dir)
 {
@@ -561,13 +331,55 @@ static char *find_sae_subdir(const char *dir)
         if (e->d_name[0] == '.')
             continue;
         char *sub = path_join(dir, e->d_name);
-        if (sub && (dir_has(sub, "cfg.json") || dir_has(sub, "sae.safetensors") ||
-                    dir_has(sub, "params.npz")))
-            found = strdup(e->d_name);
+        for (size_t i = 0; sub && !found && i < N_WEIGHT_FILES; i++)
+            if (dir_has(sub, weight_files[i]) || dir_has(sub, "cfg.json"))
+                found = strdup(e->d_name);
         free(sub);
     }
     closedir(dh);
     return found;
+}
+
+static saemon_status no_sae_here(const char *dir, saemon_error *err)
+{
+    char *pickle = find_pickle(dir), *sub = find_sae_subdir(dir);
+    char hint[300] = "";
+    if (sub)
+        snprintf(hint, sizeof hint, "; the subdirectory '%.200s' holds a loadable SAE", sub);
+    saemon_status st;
+    if (pickle && dir_has(dir, "config.json") && !strcmp(pickle, "ae.pt"))
+        st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                              "%s: only a PyTorch pickle (ae.pt) is here; saemon never unpickles "
+                              "files (loading a pickle can run arbitrary code). Write "
+                              "ae.safetensors with scripts/convert_dictionary_learning.py, run "
+                              "with your own PyTorch",
+                              dir);
+    else if (pickle)
+        st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                              "%s: only a PyTorch pickle (%s) is here; saemon never unpickles "
+                              "files (loading a pickle can run arbitrary code). Convert it to "
+                              "safetensors first%s",
+                              dir, pickle, hint);
+    else
+        st = saemon_error_set(err, SAEMON_ERR_IO,
+                              "%s: no SAE found (expected one of: cfg.json + "
+                              "sae_weights.safetensors (SAELens), cfg.json + sae.safetensors "
+                              "(sparsify), sae.safetensors (OpenAI), params.npz (Gemma Scope), "
+                              "config.json + params.safetensors (Gemma Scope 2), hyperparams.json "
+                              "+ checkpoints/final.safetensors (Llama Scope), config.json + "
+                              "sae_weights.safetensors (Llama Scope R1), config.json + "
+                              "ae.safetensors (dictionary_learning))%s",
+                              dir, hint);
+    free(pickle);
+    free(sub);
+    return st;
+}
+
+static saemon_status missing_config(const char *dir, const char *cfg, const char *weights,
+                                    const char *format, saemon_error *err)
+{
+    return saemon_error_set(err, SAEMON_ERR_IO, "%s/%s: missing (a %s folder needs %s next to %s)",
+                            dir, cfg, format, cfg, weights);
 }
 
 saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err)
@@ -588,44 +400,52 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
                                 ".npz file)",
                                 dir);
 
-    bool cfg = dir_has(dir, "cfg.json");
-    if (dir_has(dir, "sae_weights.safetensors") || (cfg && !dir_has(dir, "sae.safetensors"))) {
-        if (!cfg)
-            return saemon_error_set(err, SAEMON_ERR_IO,
-                                    "%s/cfg.json: missing (a SAELens folder needs cfg.json next "
-                                    "to sae_weights.safetensors)",
-                                    dir);
-        return open_saelens(dir, out, err);
+    const char *weights = NULL;
+    for (size_t i = 0; i < N_WEIGHT_FILES; i++) {
+        if (!dir_has(dir, weight_files[i]))
+            continue;
+        if (weights)
+            return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                    "%s: both %s and %s are here (mixed formats in one folder); "
+                                    "saemon will not guess which one is the SAE",
+                                    dir, weights, weight_files[i]);
+        weights = weight_files[i];
     }
-    if (dir_has(dir, "sae.safetensors"))
-        return cfg ? open_sparsify(dir, out, err) : open_openai(dir, out, err);
+    bool cfg = dir_has(dir, "cfg.json"), config = dir_has(dir, "config.json");
+    if (!weights && dir_has(dir, "hyperparams.json"))
+        return missing_config(dir, "checkpoints/final.safetensors", "hyperparams.json",
+                              "Llama Scope", err);
+    if (!weights)
+        return cfg && !config ? missing_config(dir, "sae_weights.safetensors", "cfg.json",
+                                               "SAELens", err)
+                              : no_sae_here(dir, err);
 
-    if (dir_has(dir, "params.npz")) {
-        char *npz = path_join(dir, "params.npz");
+    if (!strcmp(weights, "sae_weights.safetensors")) {
+        if (cfg)
+            return dict_open_safetensors(dir, weights, configure_saelens, out, err);
+        if (config)
+            return dict_open_safetensors(dir, weights, dict_configure_llamascope_r1, out, err);
+        return missing_config(dir, "cfg.json", weights, "SAELens", err);
+    }
+    if (!strcmp(weights, "sae.safetensors"))
+        return dict_open_safetensors(dir, weights, cfg ? configure_sparsify : configure_openai,
+                                     out, err);
+    if (!strcmp(weights, "params.npz")) {
+        char *npz = path_join(dir, weights);
         if (!npz)
             return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
         saemon_status st = gemmascope_open(npz, dir, out, err);
         free(npz);
         return st;
     }
-    char *pickle = find_pickle(dir), *sub = find_sae_subdir(dir);
-    char hint[300] = "";
-    if (sub)
-        snprintf(hint, sizeof hint, "; the subdirectory '%.200s' holds a loadable SAE", sub);
-    saemon_status st;
-    if (pickle)
-        st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
-                              "%s: only a PyTorch pickle (%s) is here; saemon never unpickles "
-                              "files (loading a pickle can run arbitrary code). Convert it to "
-                              "safetensors first%s",
-                              dir, pickle, hint);
-    else
-        st = saemon_error_set(err, SAEMON_ERR_IO,
-                              "%s: no SAE found (expected cfg.json + sae_weights.safetensors for "
-                              "SAELens, cfg.json + sae.safetensors for sparsify, or "
-                              "sae.safetensors for OpenAI, or params.npz for Gemma Scope)%s",
-                              dir, hint);
-    free(pickle);
-    free(sub);
-    return st;
+    if (!strcmp(weights, "params.safetensors"))
+        return config ? dict_open_safetensors(dir, weights, dict_configure_gemmascope2, out, err)
+                      : missing_config(dir, "config.json", weights, "Gemma Scope 2", err);
+    if (!strcmp(weights, "ae.safetensors"))
+        return config ? dict_open_safetensors(dir, weights, dict_configure_dictionary_learning,
+                                              out, err)
+                      : missing_config(dir, "config.json", weights, "dictionary_learning", err);
+    return dir_has(dir, "hyperparams.json")
+               ? dict_open_safetensors(dir, weights, dict_configure_llamascope, out, err)
+               : missing_config(dir, "hyperparams.json", weights, "Llama Scope", err);
 }

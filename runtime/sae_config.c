@@ -9,12 +9,13 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/read_file.h"
 #include "runtime/safetensors.h"
 
 #define MAX_JSON_INT 9007199254740992.0
 
-static cJSON *parse_object(const char *text, size_t len, const char *label, saemon_error *err,
-                           saemon_status *st)
+cJSON *cfg_parse_object(const char *text, size_t len, const char *label, saemon_error *err,
+                        saemon_status *st)
 {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
@@ -70,8 +71,8 @@ static int get_uint(const cJSON *v, uint64_t *out)
     return 1;
 }
 
-static saemon_status need_size(const cJSON *v, const char *label, const char *key, size_t *out,
-                               saemon_error *err)
+saemon_status cfg_need_size(const cJSON *v, const char *label, const char *key, size_t *out,
+                            saemon_error *err)
 {
     uint64_t u = 0;
     int r = get_uint(v, &u);
@@ -99,8 +100,8 @@ static saemon_status opt_bool(const cJSON *v, const char *label, const char *key
 }
 
 /* Optional string copied into *out (NULL when absent); wrong type is an error. */
-static saemon_status opt_string(const cJSON *v, const char *label, const char *key, char **out,
-                                saemon_error *err)
+saemon_status cfg_opt_string(const cJSON *v, const char *label, const char *key, char **out,
+                             saemon_error *err)
 {
     *out = NULL;
     if (!v || cJSON_IsNull(v))
@@ -237,8 +238,8 @@ static saemon_status parse_saelens(sae_config *c, const cJSON *root, const char 
     }
     c->old_format = is_old_format(root, meta);
     saemon_status st;
-    if ((st = need_size(get(root, meta, "d_in"), label, "d_in", &c->d_in, err)) ||
-        (st = need_size(get(root, meta, "d_sae"), label, "d_sae", &c->d_sae, err)) ||
+    if ((st = cfg_need_size(get(root, meta, "d_in"), label, "d_in", &c->d_in, err)) ||
+        (st = cfg_need_size(get(root, meta, "d_sae"), label, "d_sae", &c->d_sae, err)) ||
         (st = opt_bool(get(root, meta, "apply_b_dec_to_input"), label, "apply_b_dec_to_input",
                        true, &c->apply_b_dec_to_input, err)) ||
         (st = parse_arch(c, root, meta, label, err)) ||
@@ -249,12 +250,12 @@ static saemon_status parse_saelens(sae_config *c, const cJSON *root, const char 
     const cJSON *hook = get(root, meta, "hook_name");
     if ((!hook || cJSON_IsNull(hook)) && c->old_format)
         hook = get(root, meta, "hook_point");
-    if ((st = opt_string(hook, label, "hook_name", &c->hook_name, err)) ||
-        (st = opt_string(get(root, meta, "model_name"), label, "model_name", &c->model_name,
+    if ((st = cfg_opt_string(hook, label, "hook_name", &c->hook_name, err)) ||
+        (st = cfg_opt_string(get(root, meta, "model_name"), label, "model_name", &c->model_name,
                          err)) ||
-        (st = opt_string(get(root, meta, "neuronpedia_id"), label, "neuronpedia_id",
+        (st = cfg_opt_string(get(root, meta, "neuronpedia_id"), label, "neuronpedia_id",
                          &c->neuronpedia_id, err)) ||
-        (st = opt_string(get(root, meta, "dtype"), label, "dtype", &c->dtype, err)))
+        (st = cfg_opt_string(get(root, meta, "dtype"), label, "dtype", &c->dtype, err)))
         return st;
 
     if (!c->dtype && !(c->dtype = strdup("float32")))
@@ -290,7 +291,7 @@ saemon_status sae_config_parse(const char *text, size_t len, const char *label, 
 {
     memset(out, 0, sizeof *out);
     saemon_status st;
-    cJSON *root = parse_object(text, len, label, err, &st);
+    cJSON *root = cfg_parse_object(text, len, label, err, &st);
     if (!root)
         return st;
     st = parse_saelens(out, root, label, err);
@@ -315,7 +316,7 @@ void sae_config_free(sae_config *cfg)
 static saemon_status parse_sparsify(sparsify_config *c, const cJSON *root, const char *label,
                                     saemon_error *err)
 {
-    saemon_status st = need_size(cJSON_GetObjectItemCaseSensitive(root, "d_in"), label, "d_in",
+    saemon_status st = cfg_need_size(cJSON_GetObjectItemCaseSensitive(root, "d_in"), label, "d_in",
                                  &c->d_in, err);
     if (st)
         return st;
@@ -373,10 +374,32 @@ saemon_status sparsify_config_parse(const char *text, size_t len, const char *la
 {
     memset(out, 0, sizeof *out);
     saemon_status st;
-    cJSON *root = parse_object(text, len, label, err, &st);
+    cJSON *root = cfg_parse_object(text, len, label, err, &st);
     if (!root)
         return st;
     st = parse_sparsify(out, root, label, err);
     cJSON_Delete(root);
     return st;
+}
+
+/* Config files are small; refuse anything absurd before reading it. */
+#define MAX_JSON_FILE_BYTES (16u << 20)
+
+saemon_status cfg_read_file(const char *path, char **text, size_t *len, saemon_error *err)
+{
+    return read_whole_file(path, MAX_JSON_FILE_BYTES, "config file", text, len, err);
+}
+
+saemon_status cfg_read_object(const char *path, cJSON **root, size_t *bytes, saemon_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    saemon_status st = cfg_read_file(path, &text, &len, err);
+    if (st)
+        return st;
+    *root = cfg_parse_object(text, len, path, err, &st);
+    free(text);
+    if (bytes)
+        *bytes = len;
+    return *root ? SAEMON_OK : st;
 }

@@ -39,4 +39,21 @@ typedef struct sparsify_config {
 saemon_status sparsify_config_parse(const char *text, size_t len, const char *label,
                                     sparsify_config *out, saemon_error *err);
 
+/* JSON helpers shared with the other config readers (runtime/dict_releases.c). */
+struct cJSON;
+/* One JSON object with no duplicate keys and nothing after it; NULL + *st on error. */
+struct cJSON *cfg_parse_object(const char *text, size_t len, const char *label, saemon_error *err,
+                               saemon_status *st);
+/* A required positive integer (exact in a double). */
+saemon_status cfg_need_size(const struct cJSON *v, const char *label, const char *key,
+                            size_t *out, saemon_error *err);
+/* An optional string copied to *out (NULL when absent or null). */
+saemon_status cfg_opt_string(const struct cJSON *v, const char *label, const char *key,
+                             char **out, saemon_error *err);
+/* Read a small config file whole (NUL-terminated; caller frees *text). */
+saemon_status cfg_read_file(const char *path, char **text, size_t *len, saemon_error *err);
+/* Read and parse a JSON object file (caller cJSON_Deletes *root). */
+saemon_status cfg_read_object(const char *path, struct cJSON **root, size_t *bytes,
+                              saemon_error *err);
+
 #endif

@@ -36,7 +36,8 @@ typedef enum saemon_dtype {
 /* What was loaded. Strings are owned by the dictionary. */
 typedef struct saemon_dict_info {
     const char *path;        /* directory (or "(memory)") */
-    const char *format;      /* "saelens", "sparsify", "openai", "gemmascope" */
+    const char *format;      /* "saelens", "sparsify", "openai", "gemmascope", "gemmascope2",
+                                "llamascope", "llamascope_r1", "dictionary_learning" */
     const char *name;        /* identity used by rule pins: cfg metadata neuronpedia_id, else dir name */
     saemon_arch arch;
     size_t d_in;
@@ -55,7 +56,18 @@ typedef struct saemon_dict_info {
     uint64_t cfg_bytes;
     uint64_t weights_bytes;
     char sha256[65];         /* hex SHA-256 of the weights file (or of the packed weights for in-memory dicts) */
+    /* The source release's naming, from the folder layout (docs/formats.md). */
+    int layer;               /* model layer, -1 when unknown */
+    const char *width_tag;   /* width as the release names it ("16k", "32x"), "" when unknown */
+    const char *l0_tag;      /* L0 tag ("medium", "average_l0_82"), "" when unknown */
+    /* SAELens sparsity.safetensors: log10 of each feature's firing fraction
+     * during training (+1e-10), [d_sae]; NULL when the folder has none. */
+    const float *log_feature_sparsity;
+    size_t n_dead_features;  /* features with log_feature_sparsity <= SAEMON_DEAD_LOG_SPARSITY */
 } saemon_dict_info;
+
+/* A feature that never fired in training has log10(0 + 1e-10) = -10. */
+#define SAEMON_DEAD_LOG_SPARSITY (-9.999f)
 
 typedef struct saemon_dict saemon_dict;
 
@@ -83,6 +95,14 @@ SAEMON_API saemon_status saemon_dict_from_arrays(const saemon_dict_arrays *array
                                       saemon_error *err);
 
 SAEMON_API const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict);
+
+/* Training firing frequency of `feature` from sparsity.safetensors: stores
+ * log10(fraction + 1e-10) in *log10_density and returns true; false when the
+ * dictionary has no sparsity file or the index is out of range. */
+SAEMON_API bool saemon_dict_feature_log_sparsity(const saemon_dict *dict, size_t feature,
+                                                 float *log10_density);
+/* True when the sparsity file says the feature never fired in training. */
+SAEMON_API bool saemon_dict_feature_dead(const saemon_dict *dict, size_t feature);
 SAEMON_API void saemon_dict_close(saemon_dict *dict);
 
 SAEMON_API const char *saemon_arch_name(saemon_arch arch);

@@ -1,24 +1,47 @@
-/* libFuzzer: a whole dictionary directory. Byte 0 picks the format (0 SAELens,
- * 1 sparsify, 2 OpenAI); for SAELens and sparsify the rest is cfg.json, a NUL,
- * then the safetensors file; for OpenAI the rest is sae.safetensors. This
- * drives saemon_dict_open end to end: detection, shape checks, upcasts,
- * transposes, folding and the non-finite refusal. */
+/* libFuzzer: a whole dictionary directory. Byte 0 picks a folder layout from
+ * `layouts` (SAELens, sparsify, OpenAI, Gemma Scope 2, Llama Scope, Llama
+ * Scope R1, dictionary_learning, SAELens + sparsity.safetensors); the rest is
+ * that layout's files in order: a JSON file ends at a NUL byte, a binary file
+ * that is not the last one has a 4-byte little-endian length first, and the
+ * last file runs to the end. This drives saemon_dict_open end to end: detection, config
+ * readers, shape checks, upcasts, transposes, log thresholds, folding,
+ * sparsity and the non-finite refusal. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "saemon/dict.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static const char *const layouts[][3] = {
+    {"cfg.json", "sae_weights.safetensors", NULL},
+    {"cfg.json", "sae.safetensors", NULL},
+    {"sae.safetensors", NULL, NULL},
+    {"config.json", "params.safetensors", NULL},
+    {"hyperparams.json", "checkpoints/final.safetensors", NULL},
+    {"config.json", "sae_weights.safetensors", NULL},
+    {"config.json", "ae.safetensors", NULL},
+    {"cfg.json", "sae_weights.safetensors", "sparsity.safetensors"},
+};
+#define N_LAYOUTS (sizeof layouts / sizeof layouts[0])
+
+static const char *const all_files[] = {
+    "cfg.json", "config.json", "hyperparams.json", "sae_weights.safetensors", "sae.safetensors",
+    "params.safetensors", "checkpoints/final.safetensors", "ae.safetensors",
+    "sparsity.safetensors", "activation_scaler.json",
+};
+
 /* tmpfs when there is one: rewriting files on a disk filesystem costs ms each. */
 static char dir[64];
 
 static void put(const char *name, const void *bytes, size_t len)
 {
-    char path[128];
+    char path[160];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     if (!bytes) {
         unlink(path);
@@ -34,10 +57,11 @@ static void put(const char *name, const void *bytes, size_t len)
 
 static void cleanup(void)
 {
-    put("cfg.json", NULL, 0);
-    put("sae_weights.safetensors", NULL, 0);
-    put("sae.safetensors", NULL, 0);
-    put("activation_scaler.json", NULL, 0);
+    for (size_t i = 0; i < sizeof all_files / sizeof all_files[0]; i++)
+        put(all_files[i], NULL, 0);
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s/checkpoints", dir);
+    rmdir(sub);
     rmdir(dir);
 }
 
@@ -49,21 +73,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         if (!mkdtemp(dir))
             abort();
+        char sub[96];
+        snprintf(sub, sizeof sub, "%s/checkpoints", dir);
+        if (mkdir(sub, 0700) != 0)
+            abort();
         atexit(cleanup);
         ready = 1;
     }
     if (size < 1)
         return 0;
-    int kind = data[0] % 3;
+    const char *const *files = layouts[data[0] % N_LAYOUTS];
     data++, size--;
-    const uint8_t *nul = kind < 2 ? memchr(data, 0, size) : NULL;
-    if (kind < 2 && !nul)
-        return 0;
-    const uint8_t *st = kind < 2 ? nul + 1 : data;
-    size_t st_len = size - (size_t)(st - data);
-    put("cfg.json", kind < 2 ? data : NULL, kind < 2 ? (size_t)(nul - data) : 0);
-    put("sae_weights.safetensors", kind == 0 ? st : NULL, st_len);
-    put("sae.safetensors", kind > 0 ? st : NULL, st_len);
+    for (size_t i = 0; i < sizeof all_files / sizeof all_files[0]; i++)
+        put(all_files[i], NULL, 0);
+    for (int i = 0; i < 3 && files[i]; i++) {
+        bool last = i == 2 || !files[i + 1];
+        size_t len = size, skip = 0;
+        if (!last && strstr(files[i], ".json")) {
+            const uint8_t *nul = memchr(data, 0, size);
+            if (!nul)
+                return 0;
+            len = (size_t)(nul - data), skip = 1;
+        } else if (!last) {
+            if (size < 4)
+                return 0;
+            len = (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 |
+                  (size_t)data[3] << 24;
+            data += 4, size -= 4;
+            if (len > size)
+                return 0;
+        }
+        put(files[i], data, len);
+        data += len + skip, size -= len + skip;
+    }
     static const char scaler[] = "{\"scaling_factor\": 2.5}";
     put("activation_scaler.json", scaler, sizeof scaler - 1);
 
@@ -75,9 +117,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     const saemon_dict_info *in = saemon_dict_get_info(d);
-    if (!in->d_in || !in->d_sae || strlen(in->sha256) != 64 || !in->name || !in->hook_name)
+    if (!in->d_in || !in->d_sae || strlen(in->sha256) != 64 || !in->name || !in->hook_name ||
+        !in->width_tag || !in->l0_tag)
         abort();
     if (in->arch == SAEMON_ARCH_TOPK && (in->k < 1 || in->k > in->d_sae))
+        abort();
+    if (in->log_feature_sparsity && in->n_dead_features > in->d_sae)
         abort();
     saemon_dict_close(d);
     return 0;
