@@ -296,6 +296,20 @@ saemon_status walk_string(walk *w, const yaml_node_t *node, const char *what, co
     return SAEMON_OK;
 }
 
+saemon_status walk_get_text(walk *w, const yaml_node_t *map, const char *section, const char *key,
+                            const char **out)
+{
+    yaml_node_t *v = walk_get(w, map, key, NULL);
+    if (!v)
+        return SAEMON_OK;
+    char what[96];
+    snprintf(what, sizeof what, "%s%s'%s'", section ? section : "", section ? " " : "", key);
+    saemon_status s = walk_string(w, v, what, out);
+    if (s == SAEMON_OK && !**out)
+        return walk_fail(w, v, "%s is empty", what);
+    return s;
+}
+
 saemon_status walk_bool(walk *w, const yaml_node_t *node, const char *what, bool *out)
 {
     char desc[96];
@@ -347,7 +361,9 @@ saemon_status walk_uint(walk *w, const yaml_node_t *node, const char *what, uint
     return SAEMON_OK;
 }
 
-saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out)
+/* The number a YAML int/float scalar spells, in double: ±inf for .inf /
+ * -.inf and for decimals beyond double range, NaN for .nan. */
+static saemon_status scalar_number(walk *w, const yaml_node_t *node, const char *what, double *out)
 {
     char desc[96];
     scalar_type t = node->type == YAML_SCALAR_NODE ? walk_scalar_type(node) : SCALAR_STRING;
@@ -361,8 +377,10 @@ saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, flo
     uint64_t u;
     if (t == SCALAR_INT && len > 2 && s[0] == '0' && (s[1] == 'o' || s[1] == 'x')) {
         d = parse_uint(s, len, &negative, &u) ? (double)u : INFINITY;
-    } else if (s[len - 1] == 'f' || s[len - 1] == 'F' || s[len - 1] == 'n' || s[len - 1] == 'N') {
-        d = NAN; /* .inf / .nan spellings */
+    } else if (s[len - 1] == 'f' || s[len - 1] == 'F') {
+        d = s[0] == '-' ? -INFINITY : INFINITY; /* .inf, +.inf, -.inf */
+    } else if (s[len - 1] == 'n' || s[len - 1] == 'N') {
+        d = NAN; /* .nan */
     } else {
         /* strtod in the C locale: the caller's LC_NUMERIC must not change '.'. */
         locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
@@ -371,11 +389,31 @@ saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, flo
         d = strtod_l(s, NULL, c_locale);
         freelocale(c_locale);
     }
+    *out = d;
+    return SAEMON_OK;
+}
+
+saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out)
+{
+    char desc[96];
+    double d = 0;
+    saemon_status st = scalar_number(w, node, what, &d);
+    if (st != SAEMON_OK)
+        return st;
     if (!isfinite(d) || fabs(d) > FLT_MAX)
         return walk_fail(w, node, "%s is %s; expected a finite number within float range", what,
                          walk_describe(node, desc, sizeof desc));
     *out = (float)d;
     return SAEMON_OK;
+}
+
+saemon_status walk_float_any(walk *w, const yaml_node_t *node, const char *what, float *out)
+{
+    double d = 0;
+    saemon_status st = scalar_number(w, node, what, &d);
+    if (st == SAEMON_OK)
+        *out = (float)d; /* beyond float range: ±inf, as the encoder would produce */
+    return st;
 }
 
 /* libyaml reader errors carry a byte offset, not a line. */
@@ -409,3 +447,38 @@ saemon_status walk_syntax_error(const yaml_parser_t *p, const char *file, const 
                             file, m.line, m.column, problem);
 }
 
+
+saemon_status walk_check_depth(const char *file, const char *text, size_t len, saemon_status code,
+                               saemon_error *err)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", file);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    saemon_status s = SAEMON_OK;
+    size_t depth = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev))
+            break; /* a syntax error: the loader reports it with its own message */
+        yaml_event_type_t type = ev.type;
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+            if (++depth > WALK_MAX_DEPTH) {
+                s = saemon_error_set(err, code,
+                                     "%s:%zu:%zu: collections nested more than %d deep; expected a shallower "
+                                     "document",
+                                     file, (size_t)ev.start_mark.line + 1, (size_t)ev.start_mark.column + 1,
+                                     WALK_MAX_DEPTH);
+                yaml_event_delete(&ev);
+                break;
+            }
+        } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+            depth--;
+        }
+        yaml_event_delete(&ev);
+        if (type == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return s;
+}

@@ -17,6 +17,7 @@
  * laughs") and the cost of the duplicate-key check. */
 #define WALK_MAX_NODES 200000     /* YAML nodes visited */
 #define WALK_MAX_MAP_ENTRIES 1024 /* keys in any one mapping */
+#define WALK_MAX_DEPTH 256        /* nested sequences/mappings (checked on events) */
 
 /* A source position, 1-based, for messages ("file:line:column"). */
 typedef struct walk_pos {
@@ -71,10 +72,25 @@ yaml_node_t *walk_get(walk *w, const yaml_node_t *map, const char *key, yaml_nod
 /* Typed getters; each fails at the node with a message naming `what`. */
 saemon_status walk_string(walk *w, const yaml_node_t *node, const char *what, const char **out);
 saemon_status walk_bool(walk *w, const yaml_node_t *node, const char *what, bool *out);
+/* The non-empty string under `key` of a checked mapping, or *out untouched
+ * when the key is absent; messages name it "'key'" (prefixed by `section`
+ * when not NULL: "tls_config 'ca_file'"). */
+saemon_status walk_get_text(walk *w, const yaml_node_t *map, const char *section, const char *key,
+                            const char **out);
 saemon_status walk_uint(walk *w, const yaml_node_t *node, const char *what, uint64_t max,
                         uint64_t *out);
 /* A finite number that fits a float (integers accepted). */
 saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out);
+/* Any number a float can hold, .inf, -.inf and .nan included (test inputs). */
+saemon_status walk_float_any(walk *w, const yaml_node_t *node, const char *what, float *out);
+
+/* Refuse a document whose collections nest deeper than WALK_MAX_DEPTH,
+ * from the event stream, before yaml_parser_load builds it: libyaml's
+ * scanner costs O(depth) per token inside flow collections, so 100k levels of
+ * '[' take quadratic time to load. Stops at the first level too deep (or at
+ * a syntax error, which it leaves to the loader to report). */
+saemon_status walk_check_depth(const char *file, const char *text, size_t len, saemon_status code,
+                               saemon_error *err);
 
 /* The error of a failed yaml_parser_load as "FILE:LINE:COL: YAML syntax error: ...". */
 saemon_status walk_syntax_error(const yaml_parser_t *p, const char *file, const char *text, size_t len,

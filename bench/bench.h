@@ -86,4 +86,10 @@ const char *bench_default_shared_dir(void);
 /* ---- bench_rules.c: `saemon-bench rules` ---- */
 int bench_rules_main(int argc, char **argv);
 
+/* ---- sidecar.c ---- */
+/* `saemon bench sidecar`: saemon serve beside a C producer. */
+int bench_sidecar_main(int argc, char **argv);
+/* ---- bench_watched.c: `saemon-bench watched` ---- */
+int bench_watched_main(int argc, char **argv);
+
 #endif

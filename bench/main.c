@@ -3,6 +3,8 @@
  *   saemon-bench [options]          encoder latency / throughput, peers, plots (suite*.c)
  *   saemon-bench kernels [options]  the same preset to one thread and every kernel variant
  *   saemon-bench rules [--quick]    rule evaluation cost per token (bench_rules.c)
+ *   saemon-bench sidecar [options]  `saemon serve` beside a producer: cost, delays, rate (sidecar.c)
+ *   saemon-bench watched [options]  the watched-features axis: subset plans (bench_watched.c)
  * See docs/benchmarks.md. */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,10 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "rules"))
         return bench_rules_main(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "sidecar"))
+        return bench_sidecar_main(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "watched"))
+        return bench_watched_main(argc - 1, argv + 1);
     const int kernels = argc >= 2 && !strcmp(argv[1], "kernels");
     suite_opts o;
     if (bench_suite_parse(&o, argc - kernels, argv + kernels, kernels) != 0)

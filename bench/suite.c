@@ -31,6 +31,7 @@ void bench_suite_usage(FILE *f)
             "usage: saemon bench [options]          latency / throughput of the encoder, with peers\n"
             "       saemon bench kernels [options]  the same, one thread, every kernel variant incl. scalar\n"
             "       saemon bench rules [--quick]    rule evaluation cost per token (10/100/1000 rules)\n"
+            "       saemon bench watched [options]  cost per watched feature (subset plans) vs full encodes\n"
             "\n"
             "  --quick              short run (~1 minute): fewer tokens, shorter cells\n"
             "  --shape LIST         gpt2 (768x24576), gemma (2304x16384), real (the small real SAEs)\n"

@@ -10,7 +10,9 @@
 #include "saemon/saemon.h"
 
 /* Exit codes: 0 ok, 1 the input was refused or a run failed, 2 usage error. */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+/* Exit statuses (docs/sinks.md): 3 = the run finished but some alerts
+ * failed delivery for good (refused, exec status != 0 or timeout). */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_DELIVERY = 3 };
 
 int cmd_inspect(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
@@ -19,6 +21,8 @@ int cmd_check(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_test_rules(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_produce(int argc, char **argv);
 
 /* Print "saemon <what>: <message>" for a failed call; returns CLI_FAIL. */
 int cli_fail(const char *what, const saemon_error *err);
@@ -32,6 +36,10 @@ bool cli_parse_size(const char *opt, const char *text, size_t *out);
  * with an error. */
 typedef struct cli_sink_flags {
     const char *alerts, *sinks_file, *webhook, *alertmanager, *exec, *spool, *generator_url;
+    /* credentials of --webhook / --alertmanager (the common case; a sinks
+     * file takes every option, docs/sinks.md) */
+    const char *webhook_bearer_file, *alertmanager_user, *alertmanager_password_file, *sink_ca_file;
+    const char *run_id; /* --run-id; NULL: the command's default (run: the input path) */
     size_t queue;
     bool resolved; /* --resolved: the monitor also reports resolved alerts */
 } cli_sink_flags;
@@ -41,7 +49,11 @@ typedef struct cli_sink_flags {
         {"webhook", required_argument, 0, 'W'}, {"alertmanager", required_argument, 0, 'M'},            \
         {"exec", required_argument, 0, 'E'}, {"spool", required_argument, 0, 'P'},                      \
         {"queue", required_argument, 0, 'Q'}, {"generator-url", required_argument, 0, 'G'},            \
-        {"resolved", no_argument, 0, 'R'}
+        {"resolved", no_argument, 0, 'R'}, {"webhook-bearer-file", required_argument, 0, CLI_OPT_BEARER_FILE}, \
+        {"alertmanager-user", required_argument, 0, CLI_OPT_AM_USER},                                    \
+        {"alertmanager-password-file", required_argument, 0, CLI_OPT_AM_PASSWORD_FILE},                  \
+        {"ca-file", required_argument, 0, CLI_OPT_CA_FILE}, {"run-id", required_argument, 0, 'U'}
+enum { CLI_OPT_BEARER_FILE = 0x1500, CLI_OPT_AM_USER, CLI_OPT_AM_PASSWORD_FILE, CLI_OPT_CA_FILE };
 #define CLI_SINK_USAGE                                                                                    \
     "  --alerts FILE        append one JSON line per alert to FILE ('-' = stdout)\n"                      \
     "  --sinks SINKS.yaml   sinks from a config file (see docs/sinks.md)\n"                                \
@@ -51,16 +63,22 @@ typedef struct cli_sink_flags {
     "  --spool DIR          keep undelivered webhook/alertmanager alerts in DIR across restarts\n"         \
     "  --queue N            alerts each sink may hold before dropping (default 65536)\n"                   \
     "  --generator-url URL  generatorURL sent to Alertmanager\n"                                           \
-    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"
+    "  --webhook-bearer-file FILE   send 'Authorization: Bearer <the file's content>' to --webhook\n"     \
+    "  --alertmanager-user USER --alertmanager-password-file FILE   basic auth for --alertmanager\n"     \
+    "  --ca-file FILE       CA certificates (PEM) that --webhook/--alertmanager servers must chain to\n"  \
+    "  --resolved           also send \"resolved\" alerts when a firing rule stops holding\n"          \
+    "  --run-id ID          part of every Idempotency-Key: the same events under the same ID\n"        \
+    "                       repeat their keys (run: default the --input path; demo: \"demo\")\n"
 
 /* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
 int cli_sink_option(int c, const char *arg, cli_sink_flags *f);
 /* Open every sink asked for; NULL (after a message) on failure. */
-saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f);
+saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f, const char *default_run_id);
 /* Deliver what is queued, close, print one counter line per sink to stderr;
- * false (after a message) if a sink failed. Frees the sinks; *alerts (if
- * not NULL) gets the number of alerts raised. */
-bool cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts);
+ * CLI_FAIL (after a message) if a sink lost alerts, CLI_DELIVERY if alerts
+ * failed delivery for good (one line per such sink says why), else CLI_OK.
+ * Frees the sinks; *alerts (if not NULL) gets the number of alerts raised. */
+int cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts);
 
 /* Encode rows [first, first+n) of a recording in max_batch chunks and feed
  * every token to the monitor. Row r belongs to stream r / tokens_per_stream at
@@ -83,6 +101,70 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
 void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc);
 
 double cli_now_seconds(void);
+/* A float as a JSON value: a number (%.9g, round-trips), or for a non-finite
+ * one the string "+Inf", "-Inf" or "NaN" (bare inf/nan is not JSON). */
+bool cli_write_json_float(FILE *f, float v);
+
+/* One token's sparse features as a JSON line: {"stream":S,"token":T,"index":[…],"value":[…]},
+ * with "dictionary" and "ring" first when not NULL (names must need no escaping),
+ * values as cli_write_json_float writes them and "input_nonfinite":true when
+ * the raw row held NaN/Inf. Shared by `encode --sparse` and `serve --features`;
+ * false on a write error. */
+bool cli_write_sparse_line(FILE *f, const char *dictionary, const char *ring, uint64_t stream, uint64_t token,
+                           const uint32_t *idx, const float *val, size_t nnz, bool input_nonfinite);
+
+
+/* --encode auto|rules|all (cli_plan.c): the encoder computes the latents the
+ * rules read when that is exact, and follows rule reloads. */
+typedef struct cli_plan_next {
+    uint32_t *latents;
+    saemon_rules_needs needs;
+} cli_plan_next;
+
+typedef struct cli_plan {
+    saemon_encode_mode mode;   /* from --encode; the default is auto */
+    uint32_t *latents;         /* the rules' latents (not for mode all) */
+    saemon_rules_needs needs;
+    cli_plan_next next;        /* prepared by cli_plan_reload, kept or dropped by cli_plan_commit */
+} cli_plan;
+
+#define CLI_PLAN_LONG_OPTION {"encode", required_argument, 0, 'N'}
+#define CLI_PLAN_USAGE                                                                                    \
+    "  --encode MODE        auto (default): only the latents the rules read when that is exact\n"          \
+    "                       (not TopK, no L0/reconstruction rule without every:), else all;\n"             \
+    "                       rules: that subset or an error; all: every latent\n"
+
+bool cli_parse_encode_mode(const char *text, saemon_encode_mode *out);
+/* Set eo's encode mode, latents, full_reason, full_every and reconstruction
+ * from the rules; false (after a message) on no memory. */
+bool cli_plan_apply(cli_plan *p, const saemon_ruleset *rules, saemon_encoder_options *eo);
+/* "saemon <what>: encoder plan: ..." on stderr. */
+void cli_plan_log(const char *what, const saemon_encoder *enc);
+/* Before a monitor reload to `next`: prepare and hand the encoder the new
+ * latent set (installed at its next batch); false with `err` when the new
+ * rules cannot run on this plan. Then cli_plan_commit says whether the
+ * monitor switched (else the old set is put back). */
+bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *next, saemon_error *err);
+void cli_plan_commit(cli_plan *p, bool switched, saemon_encoder *enc);
+void cli_plan_free(cli_plan *p);
+
+/* Capture on demand over a recording (cli_capture.c): saemon_capture_fn for
+ * saemon_monitor_set_capture. Row r is stream r / tokens_per_stream. */
+typedef struct cli_capture {
+    const saemon_dict *dict;
+    const char *variant;        /* the run's --isa */
+    const float *rows;
+    size_t d_in, tokens_per_stream, n_rows;
+    saemon_encoder *enc;        /* every latent; created on the first capture */
+    float *best;                /* [d_sae] */
+    uint32_t *touched;
+    void *ranked;
+    bool failed;
+} cli_capture;
+
+size_t cli_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
+                      void *user);
+void cli_capture_close(cli_capture *c);
 
 /* A dictionary, its encoder and a recorded activation file viewed as rows. */
 typedef struct cli_session {
@@ -96,6 +178,10 @@ typedef struct cli_session {
  * false with nothing left open. */
 bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
                       const saemon_encoder_options *opts);
+/* The same, for rules: they are bound to the dictionary before the encoder
+ * is created, and `plan` (may be NULL) sets its latents from them. */
+bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
+                            saemon_encoder_options *opts, const saemon_ruleset *rules, cli_plan *plan);
 
 /* Encoder placement options shared by run/encode/demo:
  * --isa, --batch, --threads, --cpus, --exclude-cpus. */
@@ -125,6 +211,8 @@ typedef struct cli_live {
     const char *rules_path;        /* NULL: built-in rules, nothing to reload */
     const saemon_dict_info *dict;
     bool can_reconstruct;          /* the encoder decodes: recon rules may be added */
+    saemon_encoder *encoder;       /* with plan: follows the reloaded rules' latents */
+    cli_plan *plan;                /* NULL: the encoder's plan never changes */
     saemon_monitor *monitor;
     saemon_ruleset **rules;        /* the caller's current rules; replaced (old freed) on reload */
     saemon_alert_fn on_alert;      /* resolved alerts of removed rules go here */
@@ -134,6 +222,13 @@ typedef struct cli_live {
     double t0;
     int inotify_fd;
     const char *base;
+    char *watch_dir;               /* the rule file's directory (malloc'd) */
+    bool watch_lost;               /* the directory was deleted or moved: re-arming */
+    double next_rearm;
+    /* A reload is parsed on its own thread, never on the encoding thread: a
+     * big or hostile file must not stall the alerts (cli_live.c). */
+    struct cli_reload_job *job;    /* running or finished, not yet applied */
+    const char *pending_why;       /* another request came while it ran */
 } cli_live;
 
 /* Install SIGINT/SIGTERM (stop) and SIGHUP (reload) handlers, watch the rule

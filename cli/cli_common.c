@@ -51,13 +51,41 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
                 streams[t] = row / rp->tokens_per_stream;
                 tokens[t] = row % rp->tokens_per_stream;
             }
-            saemon_monitor_observe_batch(rp->monitor, f, streams, tokens, rp->on_alert, rp->alert_user);
+            /* Observe up to and including the last token of each sequence in
+             * the batch, then end that stream: what still fires there is
+             * resolved right after it (docs/rules.md), before the next
+             * sequence's alerts. */
+            for (size_t from = 0, t = 0; t < m; t++) {
+                bool last = tokens[t] + 1 == rp->tokens_per_stream;
+                if (!last && t + 1 < m)
+                    continue;
+                saemon_features part = *f;
+                part.n_tokens = t + 1 - from;
+                part.offsets = f->offsets + from;
+                part.input_norm = f->input_norm + from;
+                part.input_nonfinite = f->input_nonfinite + from;
+                part.recon_error = f->recon_error ? f->recon_error + from : NULL;
+                saemon_monitor_observe_batch(rp->monitor, &part, streams + from, tokens + from, rp->on_alert,
+                                             rp->alert_user);
+                if (last)
+                    saemon_monitor_end_stream(rp->monitor, streams[t], rp->on_alert, rp->alert_user);
+                from = t + 1;
+            }
         }
         rp->tokens += m;
         done += m;
     }
     free(where);
     return st;
+}
+
+bool cli_write_json_float(FILE *f, float v)
+{
+    if (isnan(v))
+        return fputs("\"NaN\"", f) >= 0;
+    if (isinf(v))
+        return fputs(v > 0 ? "\"+Inf\"" : "\"-Inf\"", f) >= 0;
+    return fprintf(f, "%.9g", (double)v) > 0;
 }
 
 double cli_now_seconds(void)
@@ -189,6 +217,13 @@ void cli_encoder_warn(const saemon_encoder *enc)
 bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
                       const saemon_encoder_options *opts)
 {
+    saemon_encoder_options o = opts ? *opts : (saemon_encoder_options){0};
+    return cli_session_open_rules(s, what, sae_dir, input_path, &o, NULL, NULL);
+}
+
+bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
+                            saemon_encoder_options *opts, const saemon_ruleset *rules, cli_plan *plan)
+{
     memset(s, 0, sizeof *s);
     saemon_error err = {0};
     if (saemon_dict_open(sae_dir, &s->dict, &err) != SAEMON_OK)
@@ -199,9 +234,20 @@ bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, con
     if (saemon_npy_as_rows(&s->input, info->d_in, info->reshape_hook_z, &s->n_rows, &s->n_streams,
                            &s->tokens_per_stream, &err) != SAEMON_OK)
         goto fail;
+    if (rules && saemon_rules_bind(rules, info, &err) != SAEMON_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        cli_session_close(s);
+        return false;
+    }
+    if (rules && plan && !cli_plan_apply(plan, rules, opts)) {
+        cli_session_close(s);
+        return false;
+    }
     if (saemon_encoder_create(s->dict, opts, &s->encoder, &err) != SAEMON_OK)
         goto fail;
     cli_encoder_warn(s->encoder);
+    if (rules && plan)
+        cli_plan_log(what, s->encoder);
     return true;
 fail:
     cli_fail(what, &err);
@@ -215,4 +261,25 @@ void cli_session_close(cli_session *s)
     saemon_npy_close(&s->input);
     saemon_dict_close(s->dict);
     memset(s, 0, sizeof *s);
+}
+
+bool cli_write_sparse_line(FILE *f, const char *dictionary, const char *ring, uint64_t stream, uint64_t token,
+                           const uint32_t *idx, const float *val, size_t nnz, bool input_nonfinite)
+{
+    /* Names here come from the config's validated character sets (no quotes
+     * or backslashes), so they need no escaping. */
+    int ok = fputc('{', f) != EOF;
+    if (ok && dictionary)
+        ok = fprintf(f, "\"dictionary\":\"%s\",", dictionary) > 0;
+    if (ok && ring)
+        ok = fprintf(f, "\"ring\":\"%s\",", ring) > 0;
+    ok = ok && fprintf(f, "\"stream\":%" PRIu64 ",\"token\":%" PRIu64 ",\"index\":[", stream, token) > 0;
+    for (size_t i = 0; i < nnz && ok; i++)
+        ok = fprintf(f, "%s%" PRIu32, i ? "," : "", idx[i]) > 0;
+    ok = ok && fputs("],\"value\":[", f) >= 0;
+    for (size_t i = 0; i < nnz && ok; i++)
+        ok = (!i || fputc(',', f) != EOF) && cli_write_json_float(f, val[i]);
+    if (ok && input_nonfinite)
+        return fputs("],\"input_nonfinite\":true}\n", f) >= 0;
+    return ok && fputs("]}\n", f) >= 0;
 }

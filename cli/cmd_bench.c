@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,6 +37,8 @@ int cmd_bench(int argc, char **argv)
         if (access(candidates[i], X_OK) != 0)
             continue;
         argv[0] = candidates[i]; /* argv[0] was "bench"; the rest are its options */
+        if (n > 0)
+            setenv("SAEMON_EXE", self, 1); /* `bench sidecar` starts `saemon serve` */
         fflush(NULL);
         execv(candidates[i], argv);
         fprintf(stderr, "saemon bench: cannot run %s: %s\n", candidates[i], strerror(errno));

@@ -1,29 +1,13 @@
-/* saemon check RULES.yaml [--sae SAE_DIR] — validate a rule file, exit 0/1. */
+/* saemon check [RULES.yaml [--sae SAE_DIR]] [--sinks SINKS.yaml] — validate
+ * a rule file and/or a sinks file without running anything; exit 0/1. */
 #include <getopt.h>
 
 #include "cli/cli.h"
 
-int cmd_check(int argc, char **argv)
+#define CHECK_USAGE "usage: saemon check RULES.yaml [--sae SAE_DIR] | saemon check [RULES.yaml] --sinks SINKS.yaml\n"
+
+static int check_rules(const char *path, const char *sae)
 {
-    static const struct option opts[] = {{"sae", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *sae = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': sae = optarg; break;
-        case 'h':
-            printf("usage: saemon check RULES.yaml [--sae SAE_DIR]\n"
-                   "Validates a rule file (errors name file:line:column). With --sae, also checks\n"
-                   "the file's dictionary pin and that every feature index is < d_sae.\n");
-            return CLI_OK;
-        default: return CLI_USAGE;
-        }
-    }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "usage: saemon check RULES.yaml [--sae SAE_DIR]\n");
-        return CLI_USAGE;
-    }
-    const char *path = argv[optind];
     saemon_error err = {0};
     saemon_ruleset *rules = NULL;
     if (saemon_rules_open(path, NULL, &rules, &err) != SAEMON_OK) {
@@ -47,5 +31,59 @@ int cmd_check(int argc, char **argv)
         printf("%s: OK (%zu rules, %zu enabled%s)\n", path, saemon_rules_count(rules),
                saemon_rules_enabled_count(rules), sae ? ", checked against the dictionary" : "");
     saemon_rules_close(rules);
+    return rc;
+}
+
+/* Parses the file and checks every secret file, certificate and key it
+ * names; opens no connection and sends nothing. */
+static int check_sinks(const char *path)
+{
+    saemon_error err = {0};
+    char warnings[4096];
+    size_t n = 0;
+    saemon_status s = saemon_sinks_check_config(path, &n, warnings, sizeof warnings, &err);
+    if (*warnings)
+        fprintf(stderr, "%s", warnings);
+    if (s != SAEMON_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return CLI_FAIL;
+    }
+    printf("%s: OK (%zu sinks)\n", path, n);
+    return CLI_OK;
+}
+
+int cmd_check(int argc, char **argv)
+{
+    static const struct option opts[] = {{"sae", required_argument, 0, 's'},
+                                         {"sinks", required_argument, 0, 'k'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *sae = NULL, *sinks = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': sae = optarg; break;
+        case 'k': sinks = optarg; break;
+        case 'h':
+            printf(CHECK_USAGE
+                   "Validates a rule file (errors name file:line:column). With --sae, also checks\n"
+                   "the file's dictionary pin and that every feature index is < d_sae.\n"
+                   "With --sinks, validates a sinks file: its YAML, that every secret file is readable\n"
+                   "(warning when group or others can read it), that certificates parse and are valid\n"
+                   "now, that a client key matches its certificate. Nothing is sent.\n");
+            return CLI_OK;
+        default: return CLI_USAGE;
+        }
+    }
+    bool have_rules = optind + 1 == argc;
+    if (optind + 1 < argc || (!have_rules && !sinks) || (sae && !have_rules)) {
+        fprintf(stderr, CHECK_USAGE);
+        return CLI_USAGE;
+    }
+    int rc = CLI_OK;
+    if (have_rules)
+        rc = check_rules(argv[optind], sae);
+    if (sinks && check_sinks(sinks) != CLI_OK)
+        rc = CLI_FAIL;
     return rc;
 }

@@ -21,7 +21,7 @@ static void usage(FILE *f)
                "superposition, a planted alarm feature) through the encoder and the shipped\n"
                "demo rules; prints the alerts as they fire and a summary.\n"
                "  --tokens N           tokens to generate (default 20000; 0 = until SIGINT/SIGTERM)\n"
-               CLI_LIVE_USAGE CLI_SINK_USAGE CLI_ENCODER_USAGE);
+               CLI_LIVE_USAGE CLI_SINK_USAGE CLI_ENCODER_USAGE CLI_PLAN_USAGE);
 }
 
 int cmd_demo(int argc, char **argv)
@@ -29,13 +29,14 @@ int cmd_demo(int argc, char **argv)
     static const struct option opts[] = {
         {"tokens", required_argument, 0, 'n'}, {"seed", required_argument, 0, 's'},
         {"rules", required_argument, 0, 'r'},  {"rate", required_argument, 0, 'L'},
-        CLI_ENCODER_LONG_OPTIONS, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},
+        CLI_ENCODER_LONG_OPTIONS, CLI_PLAN_LONG_OPTION, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     size_t n_tokens = 20000, seed = 2024;
     const char *rules_path = NULL;
     saemon_encoder_options eo = {0};
     cli_sink_flags sf = {0};
     double rate = 0;
+    cli_plan plan = {.mode = SAEMON_ENCODE_AUTO};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -48,6 +49,7 @@ int cmd_demo(int argc, char **argv)
         case 'L': if (!cli_parse_rate(optarg, &rate)) return CLI_USAGE; break;
         case 's': if (!cli_parse_size("--seed", optarg, &seed)) return CLI_USAGE; break;
         case 'r': rules_path = optarg; break;
+        case 'N': if (!cli_parse_encode_mode(optarg, &plan.mode)) return CLI_USAGE; break;
         case 'h': usage(stdout); return CLI_OK;
         default: {
             int r = cli_live_option(c, optarg, &eo, &sf);
@@ -93,12 +95,14 @@ int cmd_demo(int argc, char **argv)
         goto done;
     }
     eo.max_batch = CHUNK;
-    eo.reconstruction = saemon_rules_needs_reconstruction(rules);
+    if (!cli_plan_apply(&plan, rules, &eo))
+        goto done;
     if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }
     cli_encoder_warn(enc);
+    cli_plan_log("demo", enc);
     if (n_tokens)
         printf("saemon demo: toy model of superposition, %zu tokens, seed %zu\n", n_tokens, seed);
     else
@@ -107,7 +111,7 @@ int cmd_demo(int argc, char **argv)
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
            saemon_rules_count(rules), saemon_rules_enabled_count(rules));
     fflush(stdout);
-    if (!(sinks = cli_sinks_open("demo", &sf)))
+    if (!(sinks = cli_sinks_open("demo", &sf, "demo")))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);
@@ -118,6 +122,7 @@ int cmd_demo(int argc, char **argv)
     cli_replay rp = {.encoder = enc, .monitor = mon, .d_in = TOY_D_IN, .tokens_per_stream = UINT64_MAX,
                      .on_alert = saemon_sinks_alert, .alert_user = sinks};
     cli_live live = {.what = "demo", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
+                     .encoder = enc, .plan = &plan,
                      .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
                      .rate = rate};
     cli_live_start(&live);
@@ -138,14 +143,15 @@ int cmd_demo(int argc, char **argv)
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;
-    if (!cli_sinks_close("demo", closing, &n_alerts))
+    int closed = cli_sinks_close("demo", closing, &n_alerts);
+    if (closed == CLI_FAIL)
         goto done;
-    printf("\nsummary: %" PRIu64 " tokens, %" PRIu64 " alerts, mean L0 %.2f features/token, %.0f tokens/s\n",
-           rp.tokens, n_alerts, (double)rp.active_features / (double)(rp.tokens ? rp.tokens : 1),
+    printf("\nsummary: %" PRIu64 " tokens, %" PRIu64 " alerts, mean %s %.2f features/token, %.0f tokens/s\n",
+           rp.tokens, n_alerts, saemon_encoder_is_subset(enc) ? "active watched features" : "L0", (double)rp.active_features / (double)(rp.tokens ? rp.tokens : 1),
            dt > 0 ? (double)rp.tokens / dt : 0.0);
     printf("planted: %" PRIu64 " alarm tokens (%" PRIu64 " bursts of >= 3 tokens), %" PRIu64 " feature pairs\n",
            alarm_tokens, long_bursts, pairs);
-    rc = CLI_OK;
+    rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)
         cli_sinks_close("demo", sinks, NULL);
@@ -154,5 +160,6 @@ done:
     saemon_encoder_destroy(enc);
     saemon_dict_close(dict);
     toy_destroy(toy);
+    cli_plan_free(&plan);
     return rc;
 }

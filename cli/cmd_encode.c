@@ -14,19 +14,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: saemon encode --sae SAE_DIR --input ACTS.npy [--output FEATURES.npy]\n"
                "                     [--sparse FEATURES.jsonl] [encoder options]\n"
                "Writes the encoded features as a dense float32 .npy of shape [n, d_sae] and/or one\n"
-               "JSON line per token: {\"stream\":S,\"token\":T,\"index\":[...],\"value\":[...]}.\n" CLI_ENCODER_USAGE);
-}
-
-static bool write_sparse_line(FILE *f, uint64_t stream, uint64_t token, const uint32_t *idx, const float *val,
-                              size_t nnz)
-{
-    int ok = fprintf(f, "{\"stream\":%" PRIu64 ",\"token\":%" PRIu64 ",\"index\":[", stream, token) > 0;
-    for (size_t i = 0; i < nnz && ok; i++)
-        ok = fprintf(f, "%s%" PRIu32, i ? "," : "", idx[i]) > 0;
-    ok = ok && fputs("],\"value\":[", f) >= 0;
-    for (size_t i = 0; i < nnz && ok; i++)
-        ok = fprintf(f, "%s%.9g", i ? "," : "", (double)val[i]) > 0;
-    return ok && fputs("]}\n", f) >= 0;
+               "JSON line per token: {\"stream\":S,\"token\":T,\"index\":[...],\"value\":[...]}, with\n"
+               "\"input_nonfinite\":true when the input row held a NaN or an infinity; a non-finite\n"
+               "value is written as the string \"+Inf\", \"-Inf\" or \"NaN\" (as Prometheus does).\n" CLI_ENCODER_USAGE);
 }
 
 int cmd_encode(int argc, char **argv)
@@ -92,8 +82,8 @@ int cmd_encode(int argc, char **argv)
             if (dense)
                 for (size_t e = lo; e < hi; e++)
                     dense[row * d_sae + f->index[e]] = f->value[e];
-            if (sp && !write_sparse_line(sp, row / s.tokens_per_stream, row % s.tokens_per_stream, f->index + lo,
-                                         f->value + lo, hi - lo)) {
+            if (sp && !cli_write_sparse_line(sp, NULL, NULL, row / s.tokens_per_stream, row % s.tokens_per_stream,
+                                             f->index + lo, f->value + lo, hi - lo, f->input_nonfinite[t] != 0)) {
                 fprintf(stderr, "saemon encode: writing %s failed: %s\n", sparse, strerror(errno));
                 goto done;
             }

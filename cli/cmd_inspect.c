@@ -44,8 +44,10 @@ int cmd_inspect(int argc, char **argv)
         {"kernels", no_argument, 0, 'k'},      {"isa", required_argument, 0, 'i'},
         {"topology", no_argument, 0, 't'},     {"threads", required_argument, 0, 'n'},
         {"cpus", required_argument, 0, 'c'},   {"exclude-cpus", required_argument, 0, 'x'},
+        {"rules", required_argument, 0, 'r'},  CLI_PLAN_LONG_OPTION,
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    const char *isa = NULL, *cpus = NULL, *exclude = NULL;
+    const char *isa = NULL, *cpus = NULL, *exclude = NULL, *rules_path = NULL;
+    cli_plan plan = {.mode = SAEMON_ENCODE_AUTO};
     size_t threads = 0;
     int kernels = 0, topology = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -56,12 +58,15 @@ int cmd_inspect(int argc, char **argv)
         case 'n': if (!cli_parse_size("--threads", optarg, &threads)) return CLI_USAGE; break;
         case 'c': cpus = optarg; break;
         case 'x': exclude = optarg; break;
+        case 'r': rules_path = optarg; break;
+        case 'N': if (!cli_parse_encode_mode(optarg, &plan.mode)) return CLI_USAGE; break;
         case 'h':
-            printf("usage: saemon inspect SAE_DIR [--isa VARIANT]\n"
+            printf("usage: saemon inspect SAE_DIR [--isa VARIANT] [--rules RULES.yaml [--encode MODE]]\n"
                    "       saemon inspect --kernels\n"
                    "       saemon inspect --topology [--threads N] [--cpus LIST] [--exclude-cpus LIST]\n"
                    "Prints the dictionary's format, architecture, shapes, dtypes, hook, model,\n"
-                   "normalisation, file sizes, SHA-256 and the kernel variant chosen for it.\n");
+                   "normalisation, file sizes, SHA-256 and the kernel variant chosen for it.\n"
+                   "With --rules: the encoder plan those rules get (which latents, why).\n" CLI_PLAN_USAGE);
             return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -81,13 +86,30 @@ int cmd_inspect(int argc, char **argv)
     if (saemon_dict_open(argv[optind], &dict, &err) != SAEMON_OK)
         return cli_fail("inspect", &err);
     saemon_encoder *enc = NULL;
+    saemon_ruleset *rules = NULL;
     saemon_encoder_options eo = {.variant = isa, .max_batch = 1};
+    int rc = CLI_FAIL;
+    if (rules_path) {
+        if (saemon_rules_open(rules_path, NULL, &rules, &err) != SAEMON_OK ||
+            saemon_rules_bind(rules, saemon_dict_get_info(dict), &err) != SAEMON_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            goto done;
+        }
+        if (!cli_plan_apply(&plan, rules, &eo))
+            goto done;
+    }
     if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
-        saemon_dict_close(dict);
-        return cli_fail("inspect", &err);
+        rc = cli_fail("inspect", &err);
+        goto done;
     }
     cli_print_dict(stdout, saemon_dict_get_info(dict), enc);
+    if (rules_path)
+        printf("encoder plan   %s\n", saemon_encoder_plan(enc));
+    rc = CLI_OK;
+done:
     saemon_encoder_destroy(enc);
+    saemon_rules_close(rules);
     saemon_dict_close(dict);
-    return CLI_OK;
+    cli_plan_free(&plan);
+    return rc;
 }

@@ -11,7 +11,7 @@ static void usage(FILE *f)
                "                  [--rate TOKENS_PER_SEC] [sink options] [encoder options]\n"
                "Encodes every row of ACTS.npy ([n, d_in] or [batch, seq, d_in]: one stream per\n"
                "sequence), evaluates the rules per token and writes one JSON line per alert to\n"
-               "stdout, or to the sinks given.\n" CLI_LIVE_USAGE CLI_SINK_USAGE CLI_ENCODER_USAGE);
+               "stdout, or to the sinks given.\n" CLI_LIVE_USAGE CLI_SINK_USAGE CLI_ENCODER_USAGE CLI_PLAN_USAGE);
 }
 
 int cmd_run(int argc, char **argv)
@@ -19,11 +19,12 @@ int cmd_run(int argc, char **argv)
     static const struct option opts[] = {
         {"sae", required_argument, 0, 's'},    {"rules", required_argument, 0, 'r'},
         {"input", required_argument, 0, 'i'},  {"rate", required_argument, 0, 'L'},
-        CLI_ENCODER_LONG_OPTIONS, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+        CLI_ENCODER_LONG_OPTIONS, CLI_PLAN_LONG_OPTION, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *sae = NULL, *rules_path = NULL, *input = NULL;
     saemon_encoder_options eo = {0};
     cli_sink_flags sf = {0};
     double rate = 0;
+    cli_plan plan = {.mode = SAEMON_ENCODE_AUTO};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -31,6 +32,7 @@ int cmd_run(int argc, char **argv)
         case 'r': rules_path = optarg; break;
         case 'i': input = optarg; break;
         case 'L': if (!cli_parse_rate(optarg, &rate)) return CLI_USAGE; break;
+        case 'N': if (!cli_parse_encode_mode(optarg, &plan.mode)) return CLI_USAGE; break;
         case 'h': usage(stdout); return CLI_OK;
         default: {
             int r = cli_live_option(c, optarg, &eo, &sf);
@@ -52,26 +54,27 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         return CLI_FAIL;
     }
-    eo.reconstruction = saemon_rules_needs_reconstruction(rules);
     cli_session s;
-    if (!cli_session_open(&s, "run", sae, input, &eo)) {
+    if (!cli_session_open_rules(&s, "run", sae, input, &eo, rules, &plan)) {
         saemon_rules_close(rules);
+        cli_plan_free(&plan);
         return CLI_FAIL;
     }
     const saemon_dict_info *info = saemon_dict_get_info(s.dict);
     int rc = CLI_FAIL;
     saemon_monitor *mon = NULL;
+    cli_capture capture = {0};
     saemon_sinks *sinks = NULL;
     uint64_t n_alerts = 0;
-    if (saemon_rules_bind(rules, info, &err) != SAEMON_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        goto done;
-    }
     if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("run", &err);
         goto done;
     }
-    if (!(sinks = cli_sinks_open("run", &sf)))
+    /* rules with `capture:` (now or after a reload) get the window's top features */
+    capture = (cli_capture){.dict = s.dict, .variant = eo.variant, .rows = s.input.data, .d_in = info->d_in,
+                            .tokens_per_stream = s.tokens_per_stream, .n_rows = s.n_rows};
+    saemon_monitor_set_capture(mon, cli_capture_fn, &capture);
+    if (!(sinks = cli_sinks_open("run", &sf, input)))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);
@@ -79,6 +82,7 @@ int cmd_run(int argc, char **argv)
                      .tokens_per_stream = s.tokens_per_stream, .on_alert = saemon_sinks_alert,
                      .alert_user = sinks};
     cli_live live = {.what = "run", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
+                     .encoder = s.encoder, .plan = &plan,
                      .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
                      .rate = rate};
     cli_live_start(&live);
@@ -94,17 +98,21 @@ int cmd_run(int argc, char **argv)
     double dt = cli_now_seconds() - t0;
     saemon_sinks *closing = sinks;
     sinks = NULL;
-    if (!cli_sinks_close("run", closing, &n_alerts))
+    int closed = cli_sinks_close("run", closing, &n_alerts);
+    if (closed == CLI_FAIL)
         goto done;
-    fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean L0 %.2f, %.0f tokens/s (kernel %s)\n",
-            rp.tokens, s.n_streams, n_alerts, rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
+    fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean %s %.2f, %.0f tokens/s (kernel %s)\n",
+            rp.tokens, s.n_streams, n_alerts, saemon_encoder_is_subset(s.encoder) ? "active watched features" : "L0",
+            rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
             dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_variant(s.encoder));
-    rc = CLI_OK;
+    rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)
         cli_sinks_close("run", sinks, NULL);
     saemon_monitor_destroy(mon);
+    cli_capture_close(&capture);
     cli_session_close(&s);
     saemon_rules_close(rules);
+    cli_plan_free(&plan);
     return rc;
 }

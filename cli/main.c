@@ -14,9 +14,11 @@ static void usage(FILE *f)
             "  inspect   print what a dictionary directory holds\n"
             "  encode    encode recorded activations (.npy) to features (.npy / sparse JSONL)\n"
             "  run       encode recorded activations and evaluate alert rules\n"
-            "  check     validate a rule file (optionally against a dictionary)\n"
+            "  serve     the sidecar daemon: watch a live model through shared-memory rings\n"
+            "  check     validate a rule file (optionally against a dictionary) and/or a sinks file\n"
             "  bench     encoder latency and throughput, with numpy/PyTorch peers\n"
             "  test-rules  run rule unit tests (YAML token sequences and expected alerts)\n"
+            "  produce   replay a recording into a running `saemon serve` (shared-memory ring)\n"
             "  version   print the version\n"
             "\n"
             "`saemon <command> --help` describes each command.\n");
@@ -40,7 +42,8 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"demo", cmd_demo}, {"inspect", cmd_inspect}, {"encode", cmd_encode},
         {"run", cmd_run},   {"check", cmd_check},
-        {"bench", cmd_bench}, {"test-rules", cmd_test_rules},
+        {"bench", cmd_bench}, {"test-rules", cmd_test_rules}, {"serve", cmd_serve},
+        {"produce", cmd_produce},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

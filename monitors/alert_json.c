@@ -49,24 +49,24 @@ static cJSON *kv_object(const saemon_kv *kv, size_t n)
 
 /* Floats print with 9 significant digits: enough to round-trip a float. The
  * C locale keeps '.' as the decimal point whatever the caller's locale. */
-static cJSON *features_array(const saemon_alert *a)
+static cJSON *features_array_of(const saemon_alert_feature *feats, size_t n)
 {
     locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
     if (!c_locale)
         return NULL;
     locale_t previous = uselocale(c_locale);
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; arr && i < a->n_features; i++) {
+    for (size_t i = 0; arr && i < n; i++) {
         char value[32];
-        float v = a->features[i].value;
+        float v = feats[i].value;
         if (isfinite(v))
             snprintf(value, sizeof value, "%.9g", (double)v);
         else
             snprintf(value, sizeof value, "null");
         cJSON *f = cJSON_CreateObject();
-        if (!f || !cJSON_AddNumberToObject(f, "index", a->features[i].index) ||
+        if (!f || !cJSON_AddNumberToObject(f, "index", feats[i].index) ||
             !cJSON_AddRawToObject(f, "value", value) ||
-            (a->features[i].label && !cJSON_AddStringToObject(f, "label", a->features[i].label)) ||
+            (feats[i].label && !cJSON_AddStringToObject(f, "label", feats[i].label)) ||
             !cJSON_AddItemToArray(arr, f)) {
             cJSON_Delete(f);
             cJSON_Delete(arr);
@@ -76,6 +76,24 @@ static cJSON *features_array(const saemon_alert *a)
     uselocale(previous);
     freelocale(c_locale);
     return arr;
+}
+
+static cJSON *features_array(const saemon_alert *a)
+{
+    return features_array_of(a->features, a->n_features);
+}
+
+/* "captured": {"window": W, "features": [...]} (capture on demand). */
+static cJSON *captured_object(const saemon_alert *a)
+{
+    cJSON *o = cJSON_CreateObject(), *f = features_array_of(a->captured, a->n_captured);
+    if (!o || !f || !cJSON_AddNumberToObject(o, "window", a->capture_window) ||
+        !cJSON_AddItemToObject(o, "features", f)) {
+        cJSON_Delete(o);
+        cJSON_Delete(f);
+        return NULL;
+    }
+    return o;
 }
 
 /* %.9g in the C locale. */
@@ -125,9 +143,11 @@ char *saemon_alert_to_json(const saemon_alert *a)
               (!resolved || add(o, "fired_token", cJSON_CreateRaw(fired))) &&
               (!has_value || add(o, "value", cJSON_CreateRaw(value))) &&
               (!a->group || !*a->group || add(o, "group", cJSON_CreateString(a->group))) &&
+              (!a->block || add(o, "action", cJSON_CreateString("block"))) &&
               add(o, "features", features_array(a)) && add(o, "labels", kv_object(a->labels, a->n_labels)) &&
               add(o, "annotations", kv_object(a->annotations, a->n_annotations)) &&
-              add(o, "dictionary", string_or_null(a->dictionary));
+              add(o, "dictionary", string_or_null(a->dictionary)) &&
+              (!a->capture_window || add(o, "captured", captured_object(a)));
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return text;

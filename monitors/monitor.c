@@ -76,6 +76,7 @@ static void emit(saemon_monitor *mon, const rules_rule *r, saemon_alert *a, saem
     a->rule = r->name;
     a->description = r->description;
     a->severity = r->severity;
+    a->block = r->block;
     a->group = r->group;
     a->labels = r->labels;
     a->n_labels = r->n_labels;
@@ -102,6 +103,15 @@ static void fire(saemon_monitor *mon, const rules_rule *r, const eval_ctx *ctx, 
     saemon_alert a = {.status = "firing", .stream = ctx->tok->stream, .token = ctx->tok->token,
                       .fired_token = ctx->tok->token, .value = eval_value(r->cond, ctx),
                       .features = mon->features, .n_features = u};
+    if (r->capture_count && mon->capture_fn && mon->captured) {
+        size_t c = mon->capture_fn(a.stream, a.token, r->capture_window, mon->captured, r->capture_count,
+                                   mon->capture_user);
+        a.n_captured = c < r->capture_count ? c : r->capture_count;
+        for (size_t i = 0; i < a.n_captured; i++)
+            mon->captured[i].label = mon->rules->n_labels ? rules_label_of(mon->rules, mon->captured[i].index) : NULL;
+        a.captured = mon->captured;
+        a.capture_window = r->capture_window;
+    }
     emit(mon, r, &a, fn, user);
 }
 
@@ -198,13 +208,14 @@ static void update_trackers(saemon_monitor *mon, unsigned char *blob, const eval
         if (!isfinite(v))
             v = 0.0f; /* one bad value must not poison the window forever */
         if (ts->count == n)
-            ts->sum -= ring[ts->pos];
+            exact_sum_add(&ts->sum, ring[ts->pos], 1);
         else
             ts->count++;
         ring[ts->pos] = v;
-        ts->sum += v;
+        exact_sum_add(&ts->sum, v, 0);
         ts->pos = ts->pos + 1 == n ? 0 : ts->pos + 1;
-        mon->means[t] = ts->count == n ? (float)(ts->sum / n) : NAN;
+        /* exact sum, rounded to double, divided in double, rounded to float */
+        mon->means[t] = ts->count == n ? (float)(exact_sum_value(&ts->sum) / n) : NAN;
     }
 }
 
@@ -233,6 +244,21 @@ static void start_sequence(saemon_monitor *mon, size_t slot, bool is_new, saemon
     }
     if (mon->streams.blob_size)
         memset(stream_map_blob(&mon->streams, slot), 0, mon->streams.blob_size);
+}
+
+void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    size_t slot = stream_map_find(&mon->streams, stream);
+    if (slot == SIZE_MAX)
+        return;
+    const stream_slot *sl = &mon->streams.slots[slot];
+    rule_state *state = stream_map_states(&mon->streams, slot);
+    for (size_t i = 0; i < mon->n_enabled; i++)
+        if (state[i].firing)
+            monitor_resolve(mon, mon->enabled[i], sl->id, sl->last_token, &state[i], fn, user);
+    stream_map_remove(&mon->streams, stream);
 }
 
 void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,
@@ -269,6 +295,8 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
         rule_state *st = &state[i];
         if (r->interval > 1 && tok->token % r->interval != 0)
             continue;
+        if (r->needs_full && tok->subset) /* L0 / reconstruction unknown on this token */
+            continue;
         bool holds = eval_cond(r->cond, &ctx);
         if (mon->window_offset[i] != SIZE_MAX)
             holds = apply_window(r, (window_state *)(blob + mon->window_offset[i]), holds);
@@ -299,6 +327,16 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
                 mon->dense[tok->index[i]] = 0.0f;
 }
 
+void saemon_monitor_set_capture(saemon_monitor *mon, saemon_capture_fn fn, void *user)
+{
+    if (!mon)
+        return;
+    if (fn && !mon->captured)
+        mon->captured = calloc(RULES_MAX_CAPTURE, sizeof *mon->captured);
+    mon->capture_fn = fn;
+    mon->capture_user = user;
+}
+
 size_t saemon_monitor_stream_count(const saemon_monitor *mon)
 {
     return mon ? mon->streams.count : 0;
@@ -324,6 +362,7 @@ void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *f,
             .input_norm = f->input_norm[t],
             .input_nonfinite = f->input_nonfinite[t],
             .recon_error = f->recon_error ? f->recon_error[t] : NAN,
+            .subset = f->subset && f->subset[t],
         };
         saemon_monitor_observe(mon, &tok, fn, user);
     }
@@ -350,5 +389,6 @@ void saemon_monitor_destroy(saemon_monitor *mon)
         freelocale(mon->c_locale);
     free(mon->dense);
     free(mon->dict_name);
+    free(mon->captured);
     free(mon);
 }

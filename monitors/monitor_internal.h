@@ -6,12 +6,13 @@
 #include <locale.h>
 #include <stdint.h>
 
+#include "monitors/exact_sum.h"
 #include "monitors/rules_internal.h"
 #include "monitors/stream_map.h"
 
 /* Per-stream blob layouts (see monitor_layout). */
 typedef struct tracker_state {
-    double sum;
+    exact_sum sum; /* of the ring's values, exact (no drift after an outlier) */
     uint32_t pos, count;
     /* followed by float ring[tokens] */
 } tracker_state;
@@ -41,6 +42,9 @@ struct saemon_monitor {
     size_t *window_offset;          /* per enabled rule: offset, or SIZE_MAX without a window */
     stream_map streams;
     uint64_t dropped;
+    saemon_capture_fn capture_fn;   /* capture on demand, or NULL */
+    void *capture_user;
+    saemon_alert_feature *captured; /* scratch: RULES_MAX_CAPTURE entries */
 };
 
 static inline size_t round8(size_t n)

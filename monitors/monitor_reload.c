@@ -122,6 +122,10 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     fresh->dict_name = mon->dict_name;
     mon->dict_name = NULL;
     fresh->dropped = mon->dropped;
+    fresh->capture_fn = mon->capture_fn;
+    fresh->capture_user = mon->capture_user;
+    fresh->captured = mon->captured;
+    mon->captured = NULL;
     saemon_monitor old = *mon;
     *mon = *fresh;
     *fresh = old;
@@ -131,11 +135,12 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     return SAEMON_OK;
 }
 
-saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const char *path, const saemon_reload_options *opts,
-                                         saemon_ruleset **rules, saemon_reload_stats *stats, saemon_error *err)
+saemon_status saemon_rules_open_for_reload(const char *path, const saemon_reload_options *opts,
+                                           saemon_ruleset **out, saemon_error *err)
 {
-    if (!mon || !path || !rules)
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_reload_file: NULL argument");
+    if (!path || !out)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_rules_open_for_reload: NULL argument");
+    *out = NULL;
     const saemon_reload_options none = {.can_reconstruct = true};
     if (!opts)
         opts = &none;
@@ -148,8 +153,31 @@ saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const char *path, 
                              "%s: the new rules use reconstruction_error_above but this run does not "
                              "decode; expected a restart to add reconstruction checks",
                              path);
+    if (s != SAEMON_OK) {
+        saemon_rules_close(next);
+        return s;
+    }
+    *out = next;
+    return SAEMON_OK;
+}
+
+saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const char *path, const saemon_reload_options *opts,
+                                         saemon_ruleset **rules, saemon_reload_stats *stats, saemon_error *err)
+{
+    if (!mon || !path || !rules)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_reload_file: NULL argument");
+    const saemon_reload_options none = {.can_reconstruct = true};
+    if (!opts)
+        opts = &none;
+    saemon_ruleset *next = NULL;
+    saemon_status s = saemon_rules_open_for_reload(path, opts, &next, err);
+    bool prepared = false;
+    if (s == SAEMON_OK && opts->prepare)
+        prepared = (s = opts->prepare(next, opts->hook_user, err)) == SAEMON_OK;
     if (s == SAEMON_OK)
         s = saemon_monitor_reload(mon, next, opts->on_alert, opts->user, stats, err);
+    if (prepared && opts->finish)
+        opts->finish(s == SAEMON_OK, opts->hook_user);
     if (s != SAEMON_OK) {
         saemon_rules_close(next);
         return s;

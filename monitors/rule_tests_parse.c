@@ -65,7 +65,7 @@ static saemon_status parse_features(walk *w, const yaml_node_t *node, rt_input *
         uint64_t index;
         float value;
         if ((s = walk_uint(w, k, "a feature index", UINT32_MAX, &index)) != SAEMON_OK ||
-            (s = walk_float(w, v, "a feature value", &value)) != SAEMON_OK)
+            (s = walk_float_any(w, v, "a feature value", &value)) != SAEMON_OK)
             return s;
         size_t j = in->nnz; /* insertion sort: the token view wants ascending indices */
         while (j > 0 && in->index[j - 1] > index) {
@@ -98,17 +98,17 @@ static saemon_status parse_input(walk *w, const yaml_node_t *node, rt_input *in,
         in->has_stream = true;
     }
     if ((v = walk_get(w, node, "token", NULL))) {
-        if ((s = walk_uint(w, v, "'token'", UINT64_MAX / 2, &in->token)) != SAEMON_OK)
+        if ((s = walk_uint(w, v, "'token'", UINT64_MAX, &in->token)) != SAEMON_OK)
             return s;
         in->has_token = true;
     }
     if ((v = walk_get(w, node, "features", NULL)) && (s = parse_features(w, v, in)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, node, "recon_error", NULL)) &&
-        (s = walk_float(w, v, "'recon_error'", &in->recon_error)) != SAEMON_OK)
+        (s = walk_float_any(w, v, "'recon_error'", &in->recon_error)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, node, "input_norm", NULL)) &&
-        (s = walk_float(w, v, "'input_norm'", &in->input_norm)) != SAEMON_OK)
+        (s = walk_float_any(w, v, "'input_norm'", &in->input_norm)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, node, "input_nonfinite", NULL)) &&
         (s = walk_bool(w, v, "'input_nonfinite'", &in->nonfinite)) != SAEMON_OK)
@@ -118,6 +118,8 @@ static saemon_status parse_input(walk *w, const yaml_node_t *node, rt_input *in,
             return s;
         if (in->repeat == 0)
             return walk_fail(w, v, "'repeat' is 0; expected a positive count");
+        if (in->has_token && in->repeat - 1 > UINT64_MAX - in->token)
+            return walk_fail(w, v, "'repeat' runs past token 18446744073709551615; expected fewer tokens");
     }
     *total += in->repeat;
     if (*total > RULE_TESTS_MAX_TOKENS)
@@ -273,6 +275,11 @@ saemon_status rule_tests_parse_string(const char *yaml, size_t len, const char *
         rule_tests_free(tf);
         return saemon_error_set(err, SAEMON_ERR_RULES, "%s: test file is %zu bytes; expected at most %u", filename,
                                 len, RULES_MAX_FILE_BYTES);
+    }
+    saemon_status depth_ok = walk_check_depth(tf->filename, yaml ? yaml : "", len, SAEMON_ERR_RULES, err);
+    if (depth_ok != SAEMON_OK) {
+        rule_tests_free(tf);
+        return depth_ok;
     }
     if (!yaml_parser_initialize(&parser)) {
         rule_tests_free(tf);

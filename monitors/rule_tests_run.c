@@ -149,6 +149,7 @@ static bool diff(const rt_test *t, recorder *rec, FILE *out)
 
 typedef struct stream_pos {
     uint64_t stream, next;
+    bool past_end; /* token 2^64-1 was fed: no implicit next token */
 } stream_pos;
 
 /* Feed every input token to every monitor. */
@@ -168,10 +169,20 @@ static saemon_status feed(const rule_test_file *tf, const rt_test *t, saemon_mon
         while (p < n_pos && pos[p].stream != stream)
             p++;
         if (p == n_pos)
-            pos[n_pos++] = (stream_pos){stream, 0};
-        if (in->has_token)
+            pos[n_pos++] = (stream_pos){stream, 0, false};
+        if (in->has_token) {
             pos[p].next = in->token;
+            pos[p].past_end = false;
+        }
         for (uint64_t r = 0; r < in->repeat; r++) {
+            if (pos[p].past_end) {
+                free(pos);
+                return saemon_error_set(err, SAEMON_ERR_RULES,
+                                        "%s: test '%s', input %zu: stream %llu has no token after "
+                                        "18446744073709551615; expected an explicit 'token'",
+                                        tf->filename, t->name, i + 1, (unsigned long long)stream);
+            }
+            pos[p].past_end = pos[p].next == UINT64_MAX;
             saemon_token_view tok = {.stream = stream, .token = pos[p].next++, .index = in->index,
                                      .value = in->value, .nnz = in->nnz, .input_norm = in->input_norm,
                                      .input_nonfinite = in->nonfinite, .recon_error = in->recon_error};

@@ -97,12 +97,16 @@ bool rules_canon_build(arena *mem, const saemon_ruleset *rs, rules_rule *r)
     put_str(&b, r->severity);
     put_str(&b, r->group);
     put_u64(&b, r->enabled);
+    put_u64(&b, r->block);
     put_u64(&b, r->interval);
     put_u64(&b, r->for_tokens);
     put_u64(&b, r->cooldown);
     put_u64(&b, r->keep_firing_for);
     put_u64(&b, r->window_count);
     put_u64(&b, r->window_tokens);
+    put_u64(&b, r->every);
+    put_u64(&b, r->capture_count);
+    put_u64(&b, r->capture_window);
     put_cond(&b, rs, r->cond);
     put_u64(&b, r->n_labels);
     for (size_t i = 0; i < r->n_labels; i++) {

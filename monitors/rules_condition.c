@@ -233,6 +233,11 @@ static saemon_status parse_macro_ref(rules_parser *p, const yaml_node_t *node, i
                          name, reached, RULES_MAX_DEPTH);
     if (reached > p->deepest)
         p->deepest = reached;
+    p->expanded += m->expanded - 1; /* this reference node stands for the macro's whole tree */
+    if (p->expanded > RULES_MAX_EXPANDED)
+        return walk_fail(p->w, node, "macro '%s' makes this condition more than %d nodes once macros are "
+                                     "expanded (every use is a copy); expected a smaller condition",
+                         name, RULES_MAX_EXPANDED);
     *out = *m->cond; /* shares the (immutable) subtree */
     return SAEMON_OK;
 }
@@ -254,6 +259,7 @@ static saemon_status parse_list_ref(rules_parser *p, const yaml_node_t *node, co
     snprintf(subject, sizeof subject, "list '%.60s'", name);
     if ((s = parse_thresholds(p, node, subject, &tmpl, &mean_over)) != SAEMON_OK)
         return s;
+    p->expanded += l->n; /* one leaf per list feature */
     out->kind = kind;
     out->n_children = l->n;
     if (!(out->children = arena_calloc(w->mem, l->n, sizeof *out->children)))
@@ -366,6 +372,7 @@ saemon_status rules_parse_condition(rules_parser *p, const yaml_node_t *node, in
                                   "expected a shallower any/all tree", RULES_MAX_DEPTH);
     if (depth > p->deepest)
         p->deepest = depth;
+    p->expanded++;
     saemon_status s = walk_check_map(w, node, "condition", cond_keys);
     if (s != SAEMON_OK)
         return s;
@@ -439,9 +446,11 @@ saemon_status rules_parse_macros(rules_parser *p, const yaml_node_t *node)
         if (!(m->cond = arena_calloc(w->mem, 1, sizeof *m->cond)))
             return nomem(w);
         p->deepest = 0;
+        p->expanded = 0;
         if ((s = rules_parse_condition(p, value, 1, m->cond)) != SAEMON_OK)
             return s;
         m->depth = p->deepest;
+        m->expanded = p->expanded;
         p->rs->n_macros++; /* visible to the macros after it, not to itself */
     }
     return SAEMON_OK;

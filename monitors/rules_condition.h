@@ -11,6 +11,7 @@ typedef struct rules_parser {
     walk *w;
     saemon_ruleset *rs;
     int deepest;          /* deepest nesting reached by the condition being parsed */
+    size_t expanded;      /* nodes of that condition with every macro copied in */
 } rules_parser;
 
 /* Parse the condition at node (depth 1 = a rule's or macro's condition). */

@@ -32,13 +32,16 @@ static bool leaf_holds(const rules_cond *c, float v)
     return (!c->has_above || v > c->above) && (!c->has_below || v < c->below) && !isnan(v);
 }
 
-/* sigmoid(w·z + b); SLEEF's expf keeps the result within 1 ulp. */
+/* sigmoid(w·z + b). The sum is accumulated in double: a float product of a
+ * huge feature and its weight can overflow, and inf - inf would make the
+ * score NaN (never firing) where the exact sum is ordinary. SLEEF's exp
+ * keeps the result within 1 ulp, rounded once to float. */
 static float probe_score(const rules_cond *c, const eval_ctx *ctx)
 {
-    float s = c->bias;
+    double s = c->bias;
     for (size_t i = 0; i < c->n_weights; i++)
-        s += c->probe_weights[i] * eval_feature(ctx, c->probe_features[i]);
-    return 1.0f / (1.0f + Sleef_expf_u10(-s));
+        s += (double)c->probe_weights[i] * (double)eval_feature(ctx, c->probe_features[i]);
+    return (float)(1.0 / (1.0 + Sleef_exp_u10(-s)));
 }
 
 static float health_value(const rules_cond *c, const saemon_token_view *tok)

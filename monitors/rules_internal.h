@@ -12,9 +12,15 @@
 #include "saemon/rules.h"
 
 #define RULES_MAX_DEPTH 32            /* nesting of any/all/at_least (macros included) */
+/* Condition nodes of one rule or macro with every macro reference expanded:
+ * evaluation, alert features and canonical hashing all walk the expanded
+ * tree, so a macro that uses the previous one twice doubles it per level. */
+#define RULES_MAX_EXPANDED 65536
 #define RULES_MAX_FILE_BYTES (16u << 20)
 #define RULES_MAX_WINDOW 65536        /* tokens in a window / mean_over */
 #define RULES_MAX_LABELS_BYTES (256u << 20)
+#define RULES_MAX_CAPTURE 1024        /* capture.count */
+#define RULES_MAX_CAPTURE_WINDOW 4096 /* capture.window, tokens */
 
 typedef enum rules_cond_kind {
     RULES_COND_LEAF = 0, /* one feature (or its running mean) against thresholds */
@@ -94,7 +100,11 @@ typedef struct rules_rule {
     const char *severity;    /* canonical lower-case Falco priority */
     const char *group;       /* "" for the flat rules: list */
     bool enabled;
+    bool block;              /* action: block — ask the producer to stop the stream */
     uint64_t interval;       /* evaluate on tokens whose position % interval == 0 */
+    uint64_t every;          /* health sampling: the full encode on one token in N; 0: not declared */
+    bool needs_full;         /* reads L0 / reconstruction, or declares every: skip subset tokens */
+    uint32_t capture_count, capture_window; /* capture: {features: top, ...}; 0: none */
     uint64_t for_tokens;     /* >= 1 */
     uint64_t cooldown;
     uint64_t keep_firing_for;
@@ -135,6 +145,7 @@ typedef struct rules_macro {
     const char *name;
     rules_cond *cond;
     int depth;               /* nesting depth the macro body uses */
+    size_t expanded;         /* condition nodes of the body, macros expanded */
 } rules_macro;
 
 typedef struct rules_list {

@@ -15,6 +15,7 @@
 #include "monitors/rules_canon.h"
 #include "monitors/rules_condition.h"
 #include "monitors/rules_internal.h"
+#include "monitors/rules_needs.h"
 #include "monitors/rules_template.h"
 #include "base/yaml_walk.h"
 
@@ -26,7 +27,8 @@ static const char *const pin_keys[] = {"name", "d_sae", "sha256", NULL};
 static const char *const rule_keys[] = {"name",     "description", "enabled",         "severity",
                                         "condition", "health",     "for",             "window",
                                         "cooldown", "keep_firing_for", "labels",      "annotations",
-                                        NULL};
+                                        "action",   "every",    "capture",    NULL};
+static const char *const capture_keys[] = {"features", "count", "window", NULL};
 /* Falco priorities, most to least severe. */
 static const char *const severities[] = {"emergency", "alert",         "critical", "error",
                                          "warning",   "notice",        "informational",
@@ -153,6 +155,35 @@ static saemon_status parse_window(walk *w, const yaml_node_t *node, rules_rule *
     return SAEMON_OK;
 }
 
+/* capture: {features: top, count: C, window: W} */
+static saemon_status parse_capture(walk *w, const yaml_node_t *node, rules_rule *r)
+{
+    saemon_status s = walk_check_map(w, node, "'capture'", capture_keys);
+    if (s != SAEMON_OK)
+        return s;
+    yaml_node_t *features = walk_get(w, node, "features", NULL), *count = walk_get(w, node, "count", NULL),
+                *window = walk_get(w, node, "window", NULL);
+    const char *what = NULL;
+    if (!features || !count || !window)
+        return walk_fail(w, node, "'capture' needs 'features', 'count' and 'window'; expected "
+                                  "{features: top, count: 32, window: 16}");
+    if ((s = walk_string(w, features, "'capture.features'", &what)) != SAEMON_OK)
+        return s;
+    if (strcmp(what, "top") != 0)
+        return walk_fail(w, features, "'capture.features' is '%.40s'; expected top", what);
+    uint64_t c, n;
+    if ((s = walk_uint(w, count, "'capture.count'", RULES_MAX_CAPTURE, &c)) != SAEMON_OK ||
+        (s = walk_uint(w, window, "'capture.window'", RULES_MAX_CAPTURE_WINDOW, &n)) != SAEMON_OK)
+        return s;
+    if (c == 0)
+        return walk_fail(w, count, "'capture.count' is 0; expected 1 to %d", RULES_MAX_CAPTURE);
+    if (n == 0)
+        return walk_fail(w, window, "'capture.window' is 0; expected 1 to %d tokens", RULES_MAX_CAPTURE_WINDOW);
+    r->capture_count = (uint32_t)c;
+    r->capture_window = (uint32_t)n;
+    return SAEMON_OK;
+}
+
 static saemon_status parse_templates(walk *w, const yaml_node_t *node, rules_rule *r, const saemon_ruleset *rs)
 {
     if (!(r->templates = arena_calloc(w->mem, r->n_annotations ? r->n_annotations : 1, sizeof *r->templates)))
@@ -201,6 +232,15 @@ static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_
         return s;
     if ((v = walk_get(w, node, "severity", NULL)) && (s = parse_severity(w, v, &r->severity)) != SAEMON_OK)
         return s;
+    if ((v = walk_get(w, node, "action", NULL))) {
+        const char *action;
+        if ((s = walk_string(w, v, "'action'", &action)) != SAEMON_OK)
+            return s;
+        if (strcmp(action, "block") == 0)
+            r->block = true;
+        else if (strcmp(action, "notify") != 0)
+            return walk_fail(w, v, "unknown action \"%.40s\"; expected notify (the default) or block", action);
+    }
     if ((v = walk_get(w, node, "for", NULL))) {
         if ((s = walk_uint(w, v, "'for'", UINT64_MAX, &r->for_tokens)) != SAEMON_OK)
             return s;
@@ -214,6 +254,8 @@ static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_
         (s = walk_uint(w, v, "'keep_firing_for'", UINT64_MAX - 1, &r->keep_firing_for)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, node, "window", NULL)) && (s = parse_window(w, v, r)) != SAEMON_OK)
+        return s;
+    if ((v = walk_get(w, node, "capture", NULL)) && (s = parse_capture(w, v, r)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, node, "labels", NULL)) &&
         (s = parse_kv(w, v, "'labels'", &r->labels, &r->n_labels)) != SAEMON_OK)
@@ -236,9 +278,22 @@ static saemon_status parse_rule(rules_parser *p, const yaml_node_t *node, rules_
     if (!(r->cond = arena_calloc(w->mem, 1, sizeof *r->cond)))
         return nomem(w);
     p->deepest = 0;
+    p->expanded = 0;
     s = cond ? rules_parse_condition(p, cond, 1, r->cond) : rules_parse_health(p, health, r->cond);
+    if (s != SAEMON_OK)
+        return s;
     r->max_features = rules_cond_max_features(r->cond);
-    return s;
+    if ((v = walk_get(w, node, "every", NULL))) {
+        if ((s = walk_uint(w, v, "'every'", UINT32_MAX, &r->every)) != SAEMON_OK)
+            return s;
+        if (r->every == 0)
+            return walk_fail(w, v, "'every' is 0; expected a positive number of tokens");
+        if (!rules_cond_has_health(r->cond))
+            return walk_fail(w, v, "rule '%s' has 'every' but no health check; expected 'every' on a rule "
+                                   "with a health check (it samples the full encode)", r->name);
+    }
+    r->needs_full = r->every || rules_cond_full_measure(r->cond);
+    return SAEMON_OK;
 }
 
 static int by_name_then_position(const void *a, const void *b)
@@ -503,6 +558,11 @@ saemon_status saemon_rules_from_string(const char *yaml, size_t len, const char 
     if (!rs->filename) {
         saemon_rules_close(rs);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
+    }
+    saemon_status depth_ok = walk_check_depth(rs->filename, yaml ? yaml : "", len, SAEMON_ERR_RULES, err);
+    if (depth_ok != SAEMON_OK) {
+        saemon_rules_close(rs);
+        return depth_ok;
     }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {

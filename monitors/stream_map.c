@@ -92,6 +92,42 @@ size_t stream_map_get(stream_map *m, uint64_t id, bool *is_new)
     return i;
 }
 
+size_t stream_map_find(const stream_map *m, uint64_t id)
+{
+    size_t i = probe(m, id);
+    return m->slots[i].used ? i : SIZE_MAX;
+}
+
+static void move_slot(stream_map *m, size_t to, size_t from)
+{
+    m->slots[to] = m->slots[from];
+    if (m->n_rules)
+        memcpy(stream_map_states(m, to), stream_map_states(m, from), m->n_rules * sizeof(rule_state));
+    if (m->blob_size)
+        memcpy(stream_map_blob(m, to), stream_map_blob(m, from), m->blob_size);
+}
+
+/* Linear probing: deleting leaves no tombstone; later members of the probe
+ * run shift back into the hole when their home slot allows it. */
+void stream_map_remove(stream_map *m, uint64_t id)
+{
+    size_t hole = stream_map_find(m, id);
+    if (hole == SIZE_MAX)
+        return;
+    size_t mask = m->cap - 1;
+    for (size_t j = (hole + 1) & mask; m->slots[j].used; j = (j + 1) & mask) {
+        size_t home = (size_t)mix(m->slots[j].id) & mask;
+        /* j may move to the hole iff home is not cyclically in (hole, j]. */
+        bool in_between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!in_between) {
+            move_slot(m, hole, j);
+            hole = j;
+        }
+    }
+    m->slots[hole] = (stream_slot){0};
+    m->count--;
+}
+
 void stream_map_free(stream_map *m)
 {
     free(m->slots);

@@ -43,6 +43,10 @@ static inline unsigned char *stream_map_blob(stream_map *m, size_t slot)
 {
     return m->blobs ? m->blobs + slot * m->blob_size : NULL;
 }
+/* Slot of stream `id`, or SIZE_MAX if absent (never allocates). */
+size_t stream_map_find(const stream_map *m, uint64_t id);
+/* Forget stream `id` (no-op if absent); other slots may move. */
+void stream_map_remove(stream_map *m, uint64_t id);
 void stream_map_free(stream_map *m);
 
 #endif

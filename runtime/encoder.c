@@ -1,61 +1,19 @@
 /* The encoder: preprocessing, one kernel variant chosen at creation, the
- * latents split into contiguous slices (one per pinned thread), and the
- * merge of the slices' per-row slots into CSR. Every buffer is sized at
- * creation for max_batch rows; encoding allocates nothing. */
+ * latents split into contiguous slices (one per pinned thread), the plan in
+ * use (every latent, or a packed subset: encoder_plan.c) and the merge of the
+ * slices' per-row slots into CSR. Every buffer is sized at creation for
+ * max_batch rows; encoding allocates nothing. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
-#include "kernels/kernel.h"
-#include "runtime/dict_internal.h"
+#include "runtime/encoder_internal.h"
 #include "runtime/preprocess.h"
-#include "runtime/topology.h"
-#include "runtime/workers.h"
-#include "saemon/encoder.h"
 
 #define DEFAULT_MAX_BATCH 256
 #define DEFAULT_SPIN_US 200
-#define MAX_THREADS 256
-#define SLICE_ALIGN 64 /* slice bounds on 64-latent boundaries: whole SIMD panels */
-
-typedef struct slice {
-    saemon_kernel_plan plan; /* arrays offset to the slice, index_base = first latent */
-    size_t cap;              /* slots per row */
-    void *packed, *scratch;
-    uint32_t *index, *count;
-    float *value;
-} slice;
-
-struct saemon_encoder {
-    const saemon_dict *dict;
-    const saemon_kernel *kernel;
-    saemon_kernel_plan plan; /* the whole dictionary */
-    size_t max_batch;
-    float *threshold, *mag_scale, *bias, *mag_bias; /* owned epilogue arrays, [d_sae] */
-    size_t n_slices;
-    slice *slices;
-    saemon_topology *topo;
-    saemon_workers *workers;
-    unsigned pus[MAX_THREADS];
-    int bound[MAX_THREADS];
-    char warning[256];
-    /* the current job */
-    const float *job_x;
-    size_t job_n;
-    /* results */
-    float *x; /* preprocessed rows, [max_batch][d_in] */
-    uint32_t *index; /* CSR (aliases slice 0's slots when there is one slice) */
-    float *value;
-    saemon_topk_entry *heap; /* TopK merge across slices */
-    size_t *offsets;
-    float *input_norm;
-    bool *nonfinite;
-    double *row_shift, *row_scale; /* per-row normalisation, for decoding */
-    float *recon_error;            /* NULL unless reconstruction was asked for */
-    double *decoded;               /* [d_in] scratch for one decoded row */
-    saemon_features features;
-};
 
 /* (x − b_dec)·W_j = x·W_j − b_dec·W_j: the b_dec term is a per-latent
  * constant, computed once in double and folded into the biases, so the input
@@ -134,58 +92,6 @@ static saemon_status plan_for_dict(saemon_encoder *enc, saemon_error *err)
     return fold_b_dec(enc, err);
 }
 
-static size_t row_capacity(const saemon_kernel_plan *p)
-{
-    if (p->epilogue == SAEMON_EPI_TOPK)
-        return p->k < p->d_sae ? p->k : p->d_sae;
-    return p->d_sae;
-}
-
-static const float *offset(const float *a, size_t j0) { return a ? a + j0 : NULL; }
-
-static saemon_kernel_plan slice_plan(const saemon_kernel_plan *whole, size_t j0, size_t j1)
-{
-    saemon_kernel_plan p = *whole;
-    p.d_sae = j1 - j0;
-    p.index_base = (uint32_t)j0;
-    p.bias = offset(whole->bias, j0);
-    p.threshold = offset(whole->threshold, j0);
-    p.mag_scale = offset(whole->mag_scale, j0);
-    p.mag_bias = offset(whole->mag_bias, j0);
-    return p;
-}
-
-/* Allocate and pack one slice. Runs on the thread that will encode it, so
- * its packed weights are first touched on that core's NUMA node. */
-static void setup_slice_job(void *ctx, size_t part)
-{
-    saemon_encoder *enc = ctx;
-    slice *s = &enc->slices[part];
-    if (s->plan.d_sae == 0)
-        return;
-    const size_t slots = enc->max_batch * s->cap;
-    size_t scratch = enc->kernel->scratch_size(&s->plan, enc->max_batch);
-    s->packed = saemon_aligned_alloc(enc->kernel->packed_size(&s->plan));
-    s->scratch = scratch ? saemon_aligned_alloc(scratch) : NULL;
-    s->index = malloc(slots * sizeof(uint32_t));
-    s->value = malloc(slots * sizeof(float));
-    s->count = malloc(enc->max_batch * sizeof(uint32_t));
-    if (!s->packed || (scratch && !s->scratch) || !s->index || !s->value || !s->count)
-        return; /* checked by the creator */
-    const float *rows = enc->dict->W_enc_rows + (size_t)s->plan.index_base * enc->plan.d_in;
-    enc->kernel->pack(&s->plan, rows, s->packed);
-}
-
-static void encode_slice_job(void *ctx, size_t part)
-{
-    saemon_encoder *enc = ctx;
-    slice *s = &enc->slices[part];
-    if (s->plan.d_sae == 0)
-        return;
-    saemon_kernel_out out = {.row_capacity = s->cap, .index = s->index, .value = s->value, .count = s->count};
-    enc->kernel->encode(&s->plan, s->packed, enc->x, enc->job_n, &out, s->scratch);
-}
-
 static saemon_status choose_placement(saemon_encoder *enc, const saemon_encoder_options *o, saemon_error *err)
 {
     size_t want = o ? o->threads : 0;
@@ -210,6 +116,66 @@ static saemon_status choose_placement(saemon_encoder *enc, const saemon_encoder_
             return st;
         enc->bound[0] = saemon_topology_thread_binding(enc->topo);
     }
+    return SAEMON_OK;
+}
+
+/* Which plan creation builds: the subset when asked for and exact, else the
+ * full one with the reason in enc->full_why. */
+static saemon_status choose_plan(saemon_encoder *enc, const saemon_encoder_options *o, bool *subset,
+                                 saemon_error *err)
+{
+    const saemon_encode_mode mode = o ? o->encode : SAEMON_ENCODE_ALL;
+    const char *why = NULL;
+    *subset = false;
+    if (mode != SAEMON_ENCODE_ALL && mode != SAEMON_ENCODE_AUTO && mode != SAEMON_ENCODE_RULES)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "unknown encode mode %d", (int)mode);
+    if (mode == SAEMON_ENCODE_ALL)
+        why = "encode mode 'all'";
+    else if (enc->plan.epilogue == SAEMON_EPI_TOPK)
+        why = "TopK needs every pre-activation (no subset is exact)";
+    else if (o->full_reason)
+        why = o->full_reason;
+    else if (o->reconstruction && !o->full_every)
+        why = "the reconstruction error needs every latent";
+    else if (!o->latents && o->n_latents == 0)
+        why = "no latent list given";
+    if (why && mode == SAEMON_ENCODE_RULES)
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "encode mode 'rules' asks for a subset plan but %s; expected encode mode "
+                                "'auto' or 'all'", why);
+    snprintf(enc->full_why, sizeof enc->full_why, "%s", why ? why : "");
+    *subset = why == NULL;
+    return SAEMON_OK;
+}
+
+static saemon_status create_buffers(saemon_encoder *enc, const saemon_encoder_options *opts, saemon_error *err)
+{
+    const size_t d_in = enc->dict->info.d_in, nb = enc->max_batch;
+    size_t slots, cap = enc->plan.epilogue == SAEMON_EPI_TOPK && enc->plan.k < enc->plan.d_sae ? enc->plan.k
+                                                                                                : enc->plan.d_sae;
+    if (__builtin_mul_overflow(nb, cap, &slots) || slots > SIZE_MAX / 8 || nb > SIZE_MAX / (d_in ? d_in : 1) / 4)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "max_batch %zu × %zu latents overflows", nb, cap);
+    enc->x = saemon_aligned_alloc(nb * d_in * sizeof(float));
+    enc->offsets = malloc((nb + 1) * sizeof(size_t));
+    enc->input_norm = malloc(nb * sizeof(float));
+    enc->nonfinite = malloc(nb * sizeof(bool));
+    enc->row_shift = malloc(nb * sizeof(double));
+    enc->row_scale = malloc(nb * sizeof(double));
+    enc->row_full = malloc(nb * sizeof(bool));
+    enc->row_subset = malloc(nb * sizeof(bool));
+    bool ok = enc->x && enc->offsets && enc->input_norm && enc->nonfinite && enc->row_shift && enc->row_scale &&
+              enc->row_full && enc->row_subset;
+    if (enc->full_rows_cap)
+        ok = ok && (enc->x_full = saemon_aligned_alloc(enc->full_rows_cap * d_in * sizeof(float)));
+    if (opts && opts->reconstruction) {
+        enc->recon_error = malloc(nb * sizeof(float));
+        enc->decoded = malloc(d_in * sizeof(double));
+        ok = ok && enc->recon_error && enc->decoded;
+    }
+    if (enc->plan.epilogue == SAEMON_EPI_TOPK)
+        ok = ok && (enc->heap = malloc((cap + 1) * sizeof(saemon_topk_entry)));
+    if (!ok)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for encoder buffers (max_batch %zu)", nb);
     return SAEMON_OK;
 }
 
@@ -239,122 +205,149 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
     enc->dict = dict;
     enc->kernel = kernel;
     enc->max_batch = opts && opts->max_batch ? opts->max_batch : DEFAULT_MAX_BATCH;
+    bool subset = false;
     saemon_status st = plan_for_dict(enc, err);
     if (st == SAEMON_OK)
+        st = choose_plan(enc, opts, &subset, err);
+    if (st == SAEMON_OK) {
+        enc->full_every = subset ? opts->full_every : 0;
+        enc->full_rows_cap = enc->full_every ? (enc->max_batch + enc->full_every - 1) / enc->full_every : 0;
         st = choose_placement(enc, opts, err);
+    }
+    if (st == SAEMON_OK)
+        st = create_buffers(enc, opts, err);
+    if (st == SAEMON_OK && enc->n_slices > 1) {
+        st = saemon_workers_start(enc->n_slices, enc->topo, enc->pus, opts->spin_us ? opts->spin_us : DEFAULT_SPIN_US,
+                                  &enc->workers, err);
+        for (size_t s = 1; st == SAEMON_OK && s < enc->n_slices; s++)
+            enc->bound[s] = opts->no_pin ? -1 : saemon_workers_binding(enc->workers, s);
+    }
+    if (st == SAEMON_OK && (!subset || opts->keep_full || opts->full_every))
+        st = plan_set_full(enc, &enc->full, err);
+    if (st == SAEMON_OK && subset) {
+        plan_set *sub = NULL;
+        st = plan_set_subset(enc, opts->latents, opts->n_latents, true, &sub, err);
+        atomic_init(&enc->cur, sub);
+    } else {
+        atomic_init(&enc->cur, enc->full);
+    }
     if (st != SAEMON_OK) {
         saemon_encoder_destroy(enc);
         return st;
-    }
-    const size_t d_in = dict->info.d_in, d_sae = dict->info.d_sae, nb = enc->max_batch;
-    const size_t cap = row_capacity(&enc->plan);
-    size_t slots;
-    if (__builtin_mul_overflow(nb, cap, &slots) || slots > SIZE_MAX / 8 || nb > SIZE_MAX / (d_in ? d_in : 1) / 4) {
-        saemon_encoder_destroy(enc);
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "max_batch %zu × %zu latents overflows", nb, cap);
-    }
-    enc->slices = calloc(enc->n_slices, sizeof(slice));
-    enc->x = saemon_aligned_alloc(nb * d_in * sizeof(float));
-    enc->offsets = malloc((nb + 1) * sizeof(size_t));
-    enc->input_norm = malloc(nb * sizeof(float));
-    enc->nonfinite = malloc(nb * sizeof(bool));
-    enc->row_shift = malloc(nb * sizeof(double));
-    enc->row_scale = malloc(nb * sizeof(double));
-    if (opts && opts->reconstruction) {
-        enc->recon_error = malloc(nb * sizeof(float));
-        enc->decoded = malloc(d_in * sizeof(double));
-    }
-    if (!enc->slices || !enc->x || !enc->offsets || !enc->input_norm || !enc->nonfinite || !enc->row_shift ||
-        !enc->row_scale || (opts && opts->reconstruction && (!enc->recon_error || !enc->decoded))) {
-        saemon_encoder_destroy(enc);
-        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for encoder buffers (max_batch %zu)", nb);
-    }
-    for (size_t s = 0; s < enc->n_slices; s++) {
-        size_t j0 = (d_sae * s / enc->n_slices + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
-        size_t j1 = (d_sae * (s + 1) / enc->n_slices + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
-        j0 = j0 < d_sae ? j0 : d_sae;
-        j1 = s + 1 == enc->n_slices || j1 > d_sae ? d_sae : j1;
-        enc->slices[s].plan = slice_plan(&enc->plan, j0, j1);
-        enc->slices[s].cap = row_capacity(&enc->slices[s].plan);
-    }
-    if (enc->n_slices > 1) {
-        st = saemon_workers_start(enc->n_slices, enc->topo, enc->pus, opts->spin_us ? opts->spin_us : DEFAULT_SPIN_US,
-                                  &enc->workers, err);
-        if (st != SAEMON_OK) {
-            saemon_encoder_destroy(enc);
-            return st;
-        }
-        for (size_t s = 1; s < enc->n_slices; s++)
-            enc->bound[s] = opts->no_pin ? -1 : saemon_workers_binding(enc->workers, s);
-        saemon_workers_run(enc->workers, setup_slice_job, enc);
-        enc->index = malloc(slots * sizeof(uint32_t));
-        enc->value = malloc(slots * sizeof(float));
-        enc->heap = enc->plan.epilogue == SAEMON_EPI_TOPK ? malloc(cap * sizeof(saemon_topk_entry) + 1) : NULL;
-        if (!enc->index || !enc->value || (enc->plan.epilogue == SAEMON_EPI_TOPK && !enc->heap)) {
-            saemon_encoder_destroy(enc);
-            return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for merge buffers");
-        }
-    } else {
-        setup_slice_job(enc, 0);
-        enc->index = enc->slices[0].index;
-        enc->value = enc->slices[0].value;
-    }
-    for (size_t s = 0; s < enc->n_slices; s++) {
-        slice *sl = &enc->slices[s];
-        if (sl->plan.d_sae && (!sl->packed || !sl->index || !sl->value || !sl->count)) {
-            saemon_encoder_destroy(enc);
-            return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory packing weights for slice %zu", s);
-        }
     }
     *out = enc;
     return SAEMON_OK;
 }
 
-/* One slice: compact its row slots towards the front (rows only move left). */
-static size_t compact_single(saemon_encoder *enc, size_t n)
+saemon_status saemon_encoder_set_latents(saemon_encoder *enc, const uint32_t *latents, size_t n,
+                                         saemon_error *err)
 {
-    const slice *s = &enc->slices[0];
+    plan_set_free(atomic_exchange(&enc->retired, NULL));
+    plan_set *next = NULL;
+    if (!latents && n == 0) {
+        if (!enc->full)
+            return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                    "this encoder keeps only a subset plan; expected an encoder created "
+                                    "with keep_full to switch back to every latent");
+        next = enc->full;
+    } else {
+        saemon_status st = plan_set_subset(enc, latents, n, false, &next, err);
+        if (st != SAEMON_OK)
+            return st;
+    }
+    plan_set *unused = atomic_exchange(&enc->pending, next);
+    if (unused != enc->full)
+        plan_set_free(unused); /* never installed */
+    return SAEMON_OK;
+}
+
+/* Between batches, on the encoding thread: install the plan set_latents
+ * prepared. The replaced one is freed by the next set_latents (off the hot
+ * path) or by destroy. */
+static void install_pending(saemon_encoder *enc)
+{
+    plan_set *next = atomic_exchange(&enc->pending, NULL);
+    if (!next)
+        return;
+    plan_set *old = atomic_load_explicit(&enc->cur, memory_order_relaxed);
+    atomic_store_explicit(&enc->cur, next, memory_order_release);
+    if (old != enc->full && old != next)
+        plan_set_free(atomic_exchange(&enc->retired, old));
+}
+
+static void encode_slice_job(void *ctx, size_t part)
+{
+    saemon_encoder *enc = ctx;
+    const slice *s = &enc->job_set->slices[part];
+    if (s->plan.d_sae == 0)
+        return;
+    saemon_kernel_out out = {.row_capacity = s->cap, .index = s->index, .value = s->value, .count = s->count};
+    enc->kernel->encode(&s->plan, s->packed, enc->job_x, enc->job_n, &out, s->scratch);
+}
+
+static void run_plan(saemon_encoder *enc, const plan_set *set, const float *x, size_t n)
+{
+    if (n == 0)
+        return;
+    enc->job_set = set;
+    enc->job_x = x;
+    enc->job_n = n;
+    if (enc->workers)
+        saemon_workers_run(enc->workers, encode_slice_job, enc);
+    else
+        encode_slice_job(enc, 0);
+}
+
+/* The full plan on one slice: compact its row slots towards the front
+ * (rows only move left). */
+static size_t compact_single(saemon_encoder *enc, const plan_set *set, size_t n)
+{
+    const slice *s = &set->slices[0];
     size_t at = 0;
     for (size_t r = 0; r < n; r++) {
         enc->offsets[r] = at;
         uint32_t c = s->plan.d_sae ? s->count[r] : 0;
         if (at != r * s->cap && c) {
-            memmove(enc->index + at, enc->index + r * s->cap, c * sizeof(uint32_t));
-            memmove(enc->value + at, enc->value + r * s->cap, c * sizeof(float));
+            memmove(set->csr_index + at, set->csr_index + r * s->cap, c * sizeof(uint32_t));
+            memmove(set->csr_value + at, set->csr_value + r * s->cap, c * sizeof(float));
         }
         at += c;
     }
     return at;
 }
 
-/* Several slices: concatenate in slice order (indices stay ascending), or for
- * TopK keep the k best of the slices' candidates. A latent in the global top
- * k is in its own slice's top k, and both use the same tie rule. */
-static size_t merge_slices(saemon_encoder *enc, size_t n)
+/* Row r of a plan's slices into CSR at index/value: concatenated in slice
+ * order (positions mapped back to dictionary indices for a subset; both
+ * stay ascending), or for TopK the k best of the slices' candidates. A
+ * latent in the global top k is in its own slice's top k, and both use the
+ * same tie rule. Returns the entries written. */
+static size_t append_row(saemon_encoder *enc, const plan_set *set, size_t r, uint32_t *index, float *value)
 {
-    const int topk = enc->plan.epilogue == SAEMON_EPI_TOPK;
-    size_t at = 0;
-    for (size_t r = 0; r < n; r++) {
-        enc->offsets[r] = at;
-        size_t heap_size = 0;
-        for (size_t si = 0; si < enc->n_slices; si++) {
-            const slice *s = &enc->slices[si];
-            if (s->plan.d_sae == 0)
-                continue;
-            const uint32_t *ix = s->index + r * s->cap;
-            const float *v = s->value + r * s->cap;
-            if (topk) {
-                for (uint32_t e = 0; e < s->count[r]; e++)
-                    saemon_topk_push(enc->heap, &heap_size, enc->plan.k, v[e], ix[e]);
-            } else {
-                memcpy(enc->index + at, ix, s->count[r] * sizeof(uint32_t));
-                memcpy(enc->value + at, v, s->count[r] * sizeof(float));
-                at += s->count[r];
-            }
+    const int topk = set->whole.epilogue == SAEMON_EPI_TOPK;
+    size_t at = 0, heap_size = 0;
+    for (size_t si = 0; si < set->n_slices; si++) {
+        const slice *s = &set->slices[si];
+        if (s->plan.d_sae == 0)
+            continue;
+        const uint32_t *ix = s->index + r * s->cap;
+        const float *v = s->value + r * s->cap;
+        const uint32_t c = s->count[r];
+        if (topk) {
+            for (uint32_t e = 0; e < c; e++)
+                saemon_topk_push(enc->heap, &heap_size, set->whole.k, v[e], ix[e]);
+        } else if (set->map) {
+            for (uint32_t e = 0; e < c; e++)
+                index[at + e] = set->map[ix[e]];
+            memcpy(value + at, v, c * sizeof(float));
+            at += c;
+        } else {
+            memcpy(index + at, ix, c * sizeof(uint32_t));
+            memcpy(value + at, v, c * sizeof(float));
+            at += c;
         }
-        if (topk)
-            at += saemon_topk_emit(enc->heap, heap_size, enc->index + at, enc->value + at);
     }
+    if (topk)
+        at = saemon_topk_emit(enc->heap, heap_size, index, value);
     return at;
 }
 
@@ -362,7 +355,8 @@ static size_t merge_slices(saemon_encoder *enc, size_t n)
  * a gather-axpy over the active features only), then the normalisation undone
  * (x = x'/scale + shift). TopK's decoder-norm rescale divides the features
  * back first, as SAELens' decode does. */
-static float reconstruction_error(saemon_encoder *enc, const float *x, size_t r)
+static float reconstruction_error(saemon_encoder *enc, const float *x, size_t r, const uint32_t *index,
+                                  const float *value)
 {
     const saemon_dict *d = enc->dict;
     const size_t d_in = d->info.d_in;
@@ -371,8 +365,8 @@ static float reconstruction_error(saemon_encoder *enc, const float *x, size_t r)
         y[i] = d->b_dec[i];
     const int unscale = d->info.arch == SAEMON_ARCH_TOPK && enc->plan.mag_scale;
     for (size_t e = enc->offsets[r]; e < enc->offsets[r + 1]; e++) {
-        const uint32_t j = enc->index[e];
-        const double f = unscale ? (double)enc->value[e] / enc->plan.mag_scale[j] : enc->value[e];
+        const uint32_t j = index[e];
+        const double f = unscale ? (double)value[e] / enc->plan.mag_scale[j] : value[e];
         const float *w = d->W_dec + (size_t)j * d_in;
         for (size_t i = 0; i < d_in; i++)
             y[i] += f * w[i];
@@ -386,12 +380,9 @@ static float reconstruction_error(saemon_encoder *enc, const float *x, size_t r)
     return (float)(sqrt(err) / sqrt(norm));
 }
 
-saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t n,
-                                    const saemon_features **out, saemon_error *err)
+static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const float *x, size_t n,
+                                 const saemon_features **out, saemon_error *err)
 {
-    if (n > enc->max_batch)
-        return saemon_error_set(err, SAEMON_ERR_ARG, "batch of %zu rows exceeds max_batch %zu", n,
-                                enc->max_batch);
     const saemon_dict_info *info = &enc->dict->info;
     const size_t d_in = info->d_in;
     for (size_t r = 0; r < n; r++) {
@@ -402,23 +393,79 @@ saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t 
         enc->row_shift[r] = st.shift;
         enc->row_scale[r] = st.scale;
     }
-    enc->job_n = n;
-    if (n) {
-        if (enc->workers)
-            saemon_workers_run(enc->workers, encode_slice_job, enc);
-        else
-            encode_slice_job(enc, 0);
+    /* A subset plan with full_every: the sampled rows also go through the
+     * full plan, and their CSR rows come from it. */
+    const bool is_subset = set->map != NULL;
+    size_t n_full = 0;
+    for (size_t r = 0; r < n; r++) {
+        enc->row_full[r] = !is_subset || (enc->full_every && (enc->rows_seen + r) % enc->full_every == 0);
+        if (is_subset && enc->row_full[r])
+            memcpy(enc->x_full + n_full++ * d_in, enc->x + r * d_in, d_in * sizeof(float));
+        enc->row_subset[r] = !enc->row_full[r];
     }
-    enc->offsets[n] = enc->n_slices > 1 ? merge_slices(enc, n) : compact_single(enc, n);
+    if (set == atomic_load_explicit(&enc->cur, memory_order_relaxed))
+        enc->rows_seen += n;
+    run_plan(enc, set, enc->x, n);
+    run_plan(enc, enc->full, enc->x_full, n_full);
+    if (set->csr_aliases) {
+        enc->offsets[n] = compact_single(enc, set, n);
+    } else {
+        size_t at = 0, k = 0;
+        for (size_t r = 0; r < n; r++) {
+            enc->offsets[r] = at;
+            const plan_set *from = is_subset && enc->row_full[r] ? enc->full : set;
+            at += append_row(enc, from, from == set ? r : k++, set->csr_index + at, set->csr_value + at);
+        }
+        enc->offsets[n] = at;
+    }
     if (enc->recon_error)
         for (size_t r = 0; r < n; r++)
-            enc->recon_error[r] = reconstruction_error(enc, x + r * d_in, r);
-    enc->features = (saemon_features){.n_tokens = n, .offsets = enc->offsets, .index = enc->index,
-                                      .value = enc->value, .input_norm = enc->input_norm,
-                                      .input_nonfinite = enc->nonfinite, .recon_error = enc->recon_error};
+            enc->recon_error[r] = enc->row_full[r]
+                                      ? reconstruction_error(enc, x + r * d_in, r, set->csr_index, set->csr_value)
+                                      : NAN;
+    enc->features = (saemon_features){.n_tokens = n, .offsets = enc->offsets, .index = set->csr_index,
+                                      .value = set->csr_value, .input_norm = enc->input_norm,
+                                      .input_nonfinite = enc->nonfinite, .recon_error = enc->recon_error,
+                                      .subset = is_subset ? enc->row_subset : NULL};
     *out = &enc->features;
+    (void)err;
     return SAEMON_OK;
 }
+
+saemon_status saemon_encoder_encode(saemon_encoder *enc, const float *x, size_t n,
+                                    const saemon_features **out, saemon_error *err)
+{
+    if (n > enc->max_batch)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "batch of %zu rows exceeds max_batch %zu", n,
+                                enc->max_batch);
+    install_pending(enc);
+    return encode_with(enc, atomic_load_explicit(&enc->cur, memory_order_relaxed), x, n, out, err);
+}
+
+saemon_status saemon_encoder_encode_full(saemon_encoder *enc, const float *x, size_t n,
+                                         const saemon_features **out, saemon_error *err)
+{
+    if (n > enc->max_batch)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "batch of %zu rows exceeds max_batch %zu", n,
+                                enc->max_batch);
+    if (!enc->full)
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "this encoder keeps only a subset plan; expected an encoder created with "
+                                "keep_full for full encodes on demand");
+    return encode_with(enc, enc->full, x, n, out, err);
+}
+
+/* The plan the next encode uses: a pending one if set_latents left one. */
+static const plan_set *plan_in_effect(const saemon_encoder *enc)
+{
+    saemon_encoder *e = (saemon_encoder *)enc;
+    const plan_set *p = atomic_load(&e->pending);
+    return p ? p : atomic_load_explicit(&e->cur, memory_order_acquire);
+}
+
+bool saemon_encoder_is_subset(const saemon_encoder *enc) { return plan_in_effect(enc)->map != NULL; }
+size_t saemon_encoder_latent_count(const saemon_encoder *enc) { return plan_in_effect(enc)->whole.d_sae; }
+const char *saemon_encoder_plan(const saemon_encoder *enc) { return plan_in_effect(enc)->describe; }
 
 const char *saemon_encoder_variant(const saemon_encoder *enc) { return enc->kernel->name; }
 size_t saemon_encoder_max_batch(const saemon_encoder *enc) { return enc->max_batch; }
@@ -435,20 +482,14 @@ void saemon_encoder_destroy(saemon_encoder *enc)
     if (!enc)
         return;
     saemon_workers_stop(enc->workers);
-    if (enc->slices) {
-        if (enc->n_slices > 1) {
-            free(enc->index);
-            free(enc->value);
-        }
-        for (size_t s = 0; s < enc->n_slices; s++) {
-            free(enc->slices[s].packed);
-            free(enc->slices[s].scratch);
-            free(enc->slices[s].index);
-            free(enc->slices[s].value);
-            free(enc->slices[s].count);
-        }
-        free(enc->slices);
-    }
+    plan_set *pending = atomic_exchange(&enc->pending, NULL);
+    if (pending != enc->full)
+        plan_set_free(pending);
+    plan_set_free(atomic_exchange(&enc->retired, NULL));
+    plan_set *cur = atomic_load(&enc->cur);
+    if (cur != enc->full)
+        plan_set_free(cur);
+    plan_set_free(enc->full);
     saemon_topology_destroy(enc->topo);
     free(enc->heap);
     free(enc->threshold);
@@ -456,6 +497,9 @@ void saemon_encoder_destroy(saemon_encoder *enc)
     free(enc->bias);
     free(enc->mag_bias);
     free(enc->x);
+    free(enc->x_full);
+    free(enc->row_full);
+    free(enc->row_subset);
     free(enc->offsets);
     free(enc->input_norm);
     free(enc->nonfinite);

@@ -9,13 +9,18 @@ packages=(
   meson ninja-build pkg-config gcc python3
   libsleef-dev libyaml-dev libcriterion-dev libhwloc-dev hwloc-nox libcjson-dev libssl-dev libzip-dev
   python3-numpy                                   # independent golden reference (tests/golden)
+  python3-torch                                   # the live-model end-to-end test (tests/sidecar)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, run under qemu
   clang libclang-rt-14-dev                        # libFuzzer harnesses
   libcurl4-openssl-dev                            # webhook / Alertmanager sinks
+  libmicrohttpd-dev libsystemd-dev                # saemon serve: /metrics, sd_notify
+  zlib1g-dev                                      # CRC-32 of ring frames from Python producers
   prometheus-alertmanager                         # end-to-end sink test against the real Alertmanager
+  libgnutls28-dev libcrypt-dev                    # serve --web-config: client certificates, bcrypt
+  openssl curl                                    # credentials test: certificates, scraping /metrics
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch libopenblas0-pthread gnuplot-nox)
+  packages+=(libopenblas0-pthread gnuplot-nox)
 fi
 
 missing=()

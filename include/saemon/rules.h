@@ -38,6 +38,28 @@ SAEMON_API saemon_status saemon_rules_from_string(const char *yaml, size_t len, 
  * (`reconstruction_error_above`): the encoder must then decode each token. */
 SAEMON_API bool saemon_rules_needs_reconstruction(const saemon_ruleset *rules);
 
+/* What the encoder must compute for these rules (docs/rules.md "What the
+ * encoder computes"). */
+typedef struct saemon_rules_needs {
+    size_t n_latents;        /* distinct features the enabled rules read */
+    /* Why the enabled rules need every latent on every token (a rule reads L0
+     * or the reconstruction error without `every:`); "" when nothing does. */
+    char full_reason[160];
+    uint64_t full_every;     /* smallest `every: N` of the enabled rules; 0: none */
+    bool reconstruction;     /* = saemon_rules_needs_reconstruction */
+    uint32_t capture_window; /* largest `capture.window` of the enabled rules; 0: no capture */
+    bool out_of_memory;      /* the latent set could not be computed */
+} saemon_rules_needs;
+
+/* The latents the enabled rules read: features in conditions, lists, macros,
+ * label-based selections, running means and probes' nonzero weights. Writes
+ * the first min(count, cap) indices, ascending, to `out` (may be NULL to
+ * count), fills `needs` (may be NULL) and returns the count. Pass the list
+ * to saemon_encoder_options.latents (or saemon_encoder_set_latents after a
+ * reload), with full_reason / full_every from `needs`. */
+SAEMON_API size_t saemon_rules_needed_latents(const saemon_ruleset *rules, uint32_t *out, size_t cap,
+                                              saemon_rules_needs *needs);
+
 /* Check the rules against the dictionary they will watch: the file's pin
  * (name, d_sae, sha256) must match, and every feature index must be < d_sae.
  * A mismatch is SAEMON_ERR_MISMATCH / SAEMON_ERR_RULES with file:line:column. */
@@ -58,6 +80,11 @@ typedef struct saemon_token_view {
     float input_norm;       /* ||x|| of the raw activation */
     bool input_nonfinite;   /* raw activation held NaN/Inf */
     float recon_error;      /* ||x - x_hat|| / ||x||; NaN (or 0) when not computed */
+    /* The features come from a subset plan (saemon_features.subset): only
+     * the watched latents are present, so L0 and the reconstruction error
+     * are unknown and rules reading them (or declaring `every:`) skip this
+     * token. false (the default): every latent was encoded. */
+    bool subset;
 } saemon_token_view;
 
 typedef struct saemon_alert_feature {
@@ -90,6 +117,15 @@ typedef struct saemon_alert {
     size_t n_annotations;
     const char *dictionary;        /* name of the bound dictionary, may be NULL */
     double timestamp;              /* unix time, seconds */
+    /* Capture on demand (a rule's `capture:`): the strongest features of the
+     * last capture_window tokens of the stream encoded with the full
+     * dictionary (value = the largest over the window), descending; with
+     * labels where loaded. n_captured 0 and capture_window 0 without capture. */
+    const saemon_alert_feature *captured;
+    size_t n_captured;
+    uint32_t capture_window;
+    bool block;                    /* the rule says `action: block`: the stream should be stopped
+                                      (saemon serve publishes it as the stream's verdict) */
 } saemon_alert;
 
 typedef void (*saemon_alert_fn)(const saemon_alert *alert, void *user);
@@ -122,6 +158,19 @@ SAEMON_API void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_f
                                              const uint64_t *streams, const uint64_t *tokens,
                                              saemon_alert_fn fn, void *user);
 SAEMON_API void saemon_monitor_destroy(saemon_monitor *mon);
+
+/* Capture on demand: when a rule with `capture: {features: top, count: C,
+ * window: W}` fires on token `token` of `stream`, the monitor asks the
+ * caller for the strongest features of that stream's last `window` tokens
+ * (token included) encoded with every latent: write at most `cap` (index,
+ * value) pairs, strongest first, value the largest over the window, and
+ * return how many. The caller keeps the raw rows (or the tokens' full
+ * features) and a full encoder (saemon_encoder_encode_full, or a second
+ * encoder: not the one whose features are being observed). Labels are
+ * filled in by the monitor. Without a function, capture is skipped. */
+typedef size_t (*saemon_capture_fn)(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out,
+                                    size_t cap, void *user);
+SAEMON_API void saemon_monitor_set_capture(saemon_monitor *mon, saemon_capture_fn fn, void *user);
 
 /* What a reload did, counted over enabled rules. */
 typedef struct saemon_reload_stats {
@@ -157,7 +206,24 @@ typedef struct saemon_reload_options {
     bool can_reconstruct;
     saemon_alert_fn on_alert;          /* resolved alerts of removed/changed firing rules */
     void *user;
+    /* Optional hooks around the switch, e.g. to give the encoder the new
+     * rules' latents (saemon_rules_needed_latents, saemon_encoder_set_latents)
+     * so a feature the reload adds is encoded from the next batch. prepare
+     * runs with the new, bound rules before the monitor switches; an error
+     * from it refuses the reload. finish runs after a successful prepare and
+     * says whether the monitor switched (false: undo what prepare did). */
+    saemon_status (*prepare)(const saemon_ruleset *next, void *hook_user, saemon_error *err);
+    void (*finish)(bool switched, void *hook_user);
+    void *hook_user;
 } saemon_reload_options;
+
+/* The first half of saemon_monitor_reload_file, which touches no monitor:
+ * load the rule file at `path`, bind it and check it against the policy
+ * above. A long-running program calls it off its encoding thread (parsing a
+ * large or hostile file takes time), then saemon_monitor_reload() with the
+ * result between batches. *out is NULL on failure. */
+SAEMON_API saemon_status saemon_rules_open_for_reload(const char *path, const saemon_reload_options *opts,
+                                                      saemon_ruleset **out, saemon_error *err);
 
 /* Load the rule file at `path`, bind it, check it against the policy above
  * and switch the monitor to it (saemon_monitor_reload). On success the
@@ -176,6 +242,12 @@ SAEMON_API size_t saemon_monitor_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
  * to start tracking a new stream. 0 in a healthy run. */
 SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
+
+/* The producer closed `stream`: every alert still firing in it is resolved
+ * (reported through `fn` when the monitor reports resolved alerts) and the
+ * stream's state is freed, so a long-running monitor does not grow with the
+ * number of streams it has seen. A later token of the same id starts afresh. */
+SAEMON_API void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user);
 
 /* Rule unit tests (docs/rules.md "Rule unit tests"): run every test of the
  * YAML test file at `path`, printing PASS/FAIL per test (with a diff) to

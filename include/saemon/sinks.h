@@ -41,6 +41,34 @@ typedef enum saemon_fsync_policy {
     SAEMON_FSYNC_EVERY_N,   /* after every `fsync_every` alerts */
 } saemon_fsync_policy;
 
+/* Where one secret comes from (at most one of the three; all NULL = none):
+ * the value itself, a file (re-read whenever its inode, size or mtime
+ * changes, checked before every request, so a rotated file is picked up
+ * without a restart; one trailing newline is dropped), or the name of an
+ * environment variable (read once, when the sink opens). */
+typedef struct saemon_secret {
+    const char *value;
+    const char *file;
+    const char *env;
+} saemon_secret;
+
+/* Authentication and TLS of an HTTP sink, named as in Prometheus'
+ * http_config (docs/sinks.md, "Authentication and TLS"). All zero = none,
+ * with TLS certificate verification ON (the system CA store). */
+typedef struct saemon_http_client {
+    const char *const *headers;   /* NULL-terminated "Name: value" lines, sent as given */
+    const char *basic_username;   /* basic_auth: username + password */
+    saemon_secret basic_password;
+    const char *auth_type;        /* authorization: type, default "Bearer" */
+    saemon_secret auth_credentials;
+    const char *ca_file;          /* tls_config */
+    const char *cert_file;        /* client certificate (PEM) ... */
+    const char *key_file;         /* ... and its key (PEM, unencrypted) */
+    const char *server_name;      /* name the server certificate must carry (SNI + check) */
+    const char *min_version;      /* "TLS10" "TLS11" "TLS12" "TLS13"; default TLS12 */
+    bool insecure_skip_verify;    /* no certificate/name check: loudly warned about */
+} saemon_http_client;
+
 /* One sink. Zero means "default" for every number; strings are copied. */
 typedef struct saemon_sink_options {
     saemon_sink_kind kind;
@@ -62,6 +90,9 @@ typedef struct saemon_sink_options {
     double backoff_max_s;         /* cap on the delay; default 30 */
     const char *spool_dir;        /* one file per pending alert; NULL = in memory only */
     const char *generator_url;    /* alertmanager: generatorURL of every alert, optional */
+    saemon_http_client http;      /* headers, basic/bearer auth, TLS */
+    double resend_interval_s;     /* alertmanager: re-send firing alerts this often, with
+                                     endsAt = now + 4 x this; default 60 */
 
     /* exec */
     const char *const *argv;      /* NULL-terminated; argv[0] searched in PATH */
@@ -69,7 +100,17 @@ typedef struct saemon_sink_options {
 
     /* close(): how long to keep trying to deliver what is queued; default 10 */
     double drain_timeout_s;
+
+    /* Memory bound in bytes of the alerts waiting for this sink (its queue,
+     * and an HTTP sink's pending bodies; with a spool the bodies beyond it
+     * stay on disk only); default SAEMON_SINK_DEFAULT_QUEUE_BYTES. */
+    size_t queue_bytes;
+    /* webhook/alertmanager: part of every Idempotency-Key, so replays of the
+     * same input dedupe and different runs do not; default "" */
+    const char *run_id;
 } saemon_sink_options;
+
+#define SAEMON_SINK_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
 
 /* Counters of one sink. delivered/retried/dropped/failed only grow; spooled is
  * the number of alerts currently waiting in the spool (what a restart will
@@ -83,6 +124,10 @@ typedef struct saemon_sink_stats {
     uint64_t spooled;   /* waiting in the on-disk spool */
     uint64_t dropped;   /* queue full, alert not taken */
     uint64_t failed;    /* refused (HTTP 4xx, exit status != 0, timeout, write error) or given up */
+    uint64_t spool_errors; /* alerts whose spool write failed (kept in memory only) */
+    uint64_t quarantined;  /* bad spool entries set aside as *.bad at start */
+    uint64_t queued_bytes; /* memory held by the alerts in the queue now */
+    char last_failure[200]; /* why the last failed alert failed ("" if none) */
 } saemon_sink_stats;
 
 typedef struct saemon_sinks saemon_sinks;
@@ -92,6 +137,11 @@ SAEMON_API saemon_status saemon_sinks_create(saemon_sinks **out, saemon_error *e
 /* Open the sink (file, spool lock, HTTP handle) and start its thread. A
  * spool left by an earlier run is delivered before any new alert. */
 SAEMON_API saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *opt, saemon_error *err);
+
+/* The run id of the sinks added from now on that do not set their own
+ * (saemon_sink_options.run_id): part of every Idempotency-Key, so a replay
+ * of the same input under the same id repeats the same keys. */
+SAEMON_API saemon_status saemon_sinks_set_run_id(saemon_sinks *sinks, const char *run_id, saemon_error *err);
 
 /* Add every sink of a YAML config file (see docs/sinks.md); errors name
  * file:line:column. */
@@ -124,6 +174,16 @@ SAEMON_API saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *er
 SAEMON_API void saemon_sinks_destroy(saemon_sinks *sinks);
 
 SAEMON_API const char *saemon_sink_kind_name(saemon_sink_kind kind);
+
+/* Validate a sinks config file without opening anything or sending anything:
+ * the YAML (file:line:column), secret files readable (and not readable by
+ * group/others: a warning), certificates and keys parse, are within their
+ * validity period, a client key matches its certificate. Problems that do
+ * not stop the file from working are appended to `warnings` (one per line,
+ * may be NULL); *n_sinks is the number of sinks. No secret value is ever
+ * part of a message. */
+SAEMON_API saemon_status saemon_sinks_check_config(const char *path, size_t *n_sinks, char *warnings,
+                                                   size_t warnings_len, saemon_error *err);
 
 #ifdef __cplusplus
 }

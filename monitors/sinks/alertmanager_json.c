@@ -51,9 +51,9 @@ static void feature_list(const saemon_alert *a, char *buf, size_t len)
     }
 }
 
-char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url)
+char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url, double ends_at)
 {
-    char stream[24], token[24], when[96], features[512];
+    char stream[24], token[24], when[96], until[96], features[512];
     snprintf(stream, sizeof stream, "%" PRIu64, a->stream);
     snprintf(token, sizeof token, "%" PRIu64, a->token);
     rfc3339(a->timestamp, when, sizeof when);
@@ -84,6 +84,7 @@ char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url)
         /* A resolved alert keeps the startsAt Alertmanager already has (it
          * keeps the earliest); endsAt <= now marks it resolved. */
         ok = cJSON_AddStringToObject(alert, resolved ? "endsAt" : "startsAt", when) &&
+             (resolved || ends_at <= 0 || (rfc3339(ends_at, until, sizeof until), cJSON_AddStringToObject(alert, "endsAt", until))) &&
              (!generator_url || cJSON_AddStringToObject(alert, "generatorURL", generator_url));
     }
     char *text = NULL;

@@ -30,7 +30,7 @@ static const char *put_str(char **cursor, const char *s)
  * saemon_alert_feature: a new field would otherwise dangle once the monitor's
  * callback returns. Update sink_alert_copy, then these sizes. */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(saemon_alert) == 17 * 8, "saemon_alert changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert) == 20 * 8, "saemon_alert changed: update sink_alert_copy");
 _Static_assert(sizeof(saemon_alert_feature) == 16, "saemon_alert_feature changed: update sink_alert_copy");
 #endif
 
@@ -40,16 +40,19 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
                      str_size(a->status) + str_size(a->dictionary) + str_size(a->group);
     for (size_t i = 0; i < a->n_features; i++)
         strings += str_size(a->features[i].label);
+    for (size_t i = 0; i < a->n_captured; i++)
+        strings += str_size(a->captured[i].label);
     for (size_t i = 0; i < a->n_labels; i++)
         strings += str_size(a->labels[i].key) + str_size(a->labels[i].value);
     for (size_t i = 0; i < a->n_annotations; i++)
         strings += str_size(a->annotations[i].key) + str_size(a->annotations[i].value);
-    size_t size = sizeof(sink_alert) + a->n_features * sizeof(saemon_alert_feature) +
+    size_t size = sizeof(sink_alert) + (a->n_features + a->n_captured) * sizeof(saemon_alert_feature) +
                   (a->n_labels + a->n_annotations) * sizeof(saemon_kv) + strings;
     sink_alert *c = malloc(size);
     if (!c)
         return NULL;
     atomic_init(&c->refs, 1);
+    c->size = size;
     c->alert = *a;
     char *p = (char *)(c + 1);
     saemon_alert_feature *f = (saemon_alert_feature *)p;
@@ -57,6 +60,11 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
         memcpy(f, a->features, a->n_features * sizeof *f);
     c->alert.features = a->n_features ? f : NULL;
     p += a->n_features * sizeof *f;
+    saemon_alert_feature *cap = (saemon_alert_feature *)p;
+    if (a->n_captured)
+        memcpy(cap, a->captured, a->n_captured * sizeof *cap);
+    c->alert.captured = a->n_captured ? cap : NULL;
+    p += a->n_captured * sizeof *cap;
     saemon_kv *labels = (saemon_kv *)p;
     saemon_kv *annotations = labels + a->n_labels;
     p = (char *)(annotations + a->n_annotations);
@@ -68,6 +76,8 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
     c->alert.group = put_str(&p, a->group);
     for (size_t i = 0; i < a->n_features; i++)
         f[i].label = put_str(&p, a->features[i].label);
+    for (size_t i = 0; i < a->n_captured; i++)
+        cap[i].label = put_str(&p, a->captured[i].label);
     for (size_t i = 0; i < a->n_labels; i++) {
         labels[i].key = put_str(&p, a->labels[i].key);
         labels[i].value = put_str(&p, a->labels[i].value);
@@ -89,11 +99,13 @@ void sink_alert_release(sink_alert *a)
 
 /* Fields are separated by a byte that cannot occur in them (0x1f, unit
  * separator) so ("a", "bc") and ("ab", "c") hash differently. */
-void sink_alert_key(const saemon_alert *a, char out[65])
+void sink_alert_key(const saemon_alert *a, const char *run_id, char out[65])
 {
-    char nums[96];
-    snprintf(nums, sizeof nums, "%" PRIu64 "\x1f%" PRIu64 "\x1f%.6f", a->stream, a->token, a->timestamp);
-    const char *fields[] = {"saemon-alert-v1", a->rule, a->status, a->dictionary, nums};
+    char nums[64];
+    snprintf(nums, sizeof nums, "%" PRIu64 "\x1f%" PRIu64, a->stream, a->token);
+    /* No timestamp: a replay of the same input raises the same events, and
+     * must carry the same keys so receivers can drop the duplicates. */
+    const char *fields[] = {"saemon-alert-v2", run_id, a->dictionary, a->rule, nums, a->status};
     enum { N = sizeof fields / sizeof fields[0] };
     const void *parts[2 * N];
     size_t lens[2 * N];

@@ -47,8 +47,9 @@ static void feed(int fd, const char *p, size_t n, double deadline)
     }
 }
 
-/* Wait for the child until the deadline; true with *status if it exited. */
-static bool wait_until(pid_t pid, double deadline, int *status)
+/* Wait for the child until the deadline, or the drain deadline once close()
+ * sets one (*draining then); true with *status if it exited. */
+static bool wait_until(sink *s, pid_t pid, double deadline, int *status, bool *draining)
 {
     long nap_us = 500;
     for (;;) {
@@ -57,7 +58,9 @@ static bool wait_until(pid_t pid, double deadline, int *status)
             return true;
         if (r < 0 && errno != EINTR)
             return false;
-        if (clock_now_s() >= deadline)
+        double now = clock_now_s(), drain = atomic_load(&s->drain_deadline);
+        *draining = drain < deadline;
+        if (now >= (*draining ? drain : deadline))
             return false;
         struct timespec ts = {0, nap_us * 1000};
         nanosleep(&ts, NULL);
@@ -73,7 +76,7 @@ static void exec_handle(sink *s, const saemon_alert *a)
     int pipefd[2] = {-1, -1};
     if (!line || pipe2(pipefd, O_CLOEXEC) != 0) {
         free(line);
-        atomic_fetch_add(&s->failed, 1);
+        sink_failed_one(s, "%s", line ? strerror(errno) : "out of memory");
         return;
     }
     size_t n = strlen(line);
@@ -100,13 +103,15 @@ static void exec_handle(sink *s, const saemon_alert *a)
     if (rc != 0) {
         close(pipefd[1]);
         free(line);
-        atomic_fetch_add(&s->failed, 1);
+        sink_failed_one(s, "cannot run %s: %s", x->argv[0], strerror(rc));
         sink_fail(s, SAEMON_ERR_IO, "sink %s: cannot run %s: %s", s->name, x->argv[0], strerror(rc));
         return;
     }
-    double deadline = clock_now_s() + x->timeout_s;
+    /* the exec timeout, cut short by the drain deadline when closing */
+    double deadline = clock_now_s() + x->timeout_s, drain = atomic_load(&s->drain_deadline);
+    bool draining = false;
     fcntl(pipefd[1], F_SETFL, O_NONBLOCK);
-    feed(pipefd[1], line, n, deadline);
+    feed(pipefd[1], line, n, drain < deadline ? drain : deadline);
     close(pipefd[1]);
     free(line);
     /* A write to a child that already exited raised SIGPIPE at this
@@ -119,15 +124,22 @@ static void exec_handle(sink *s, const saemon_alert *a)
     }
 
     int status = 0;
-    if (!wait_until(pid, deadline, &status)) {
+    if (!wait_until(s, pid, deadline, &status, &draining)) {
         kill(pid, SIGKILL);
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
         }
-        atomic_fetch_add(&s->failed, 1);
+        if (draining)
+            sink_failed_one(s, "%s killed at the drain timeout (%.1f s)", x->argv[0], s->drain_timeout_s);
+        else
+            sink_failed_one(s, "%s timed out after %.1f s", x->argv[0], x->timeout_s);
         return;
     }
-    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    atomic_fetch_add(ok ? &s->delivered : &s->failed, 1);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        atomic_fetch_add(&s->delivered, 1);
+    else if (WIFEXITED(status))
+        sink_failed_one(s, "%s exited with status %d", x->argv[0], WEXITSTATUS(status));
+    else
+        sink_failed_one(s, "%s killed by signal %d", x->argv[0], WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
 static bool exec_finish(sink *s, double deadline)

@@ -15,15 +15,17 @@
  * pointers are only valid during the callback). */
 typedef struct sink_alert {
     atomic_int refs;
+    size_t size;        /* bytes of the whole block (queue byte bound) */
     saemon_alert alert; /* every pointer points into this block */
 } sink_alert;
 
 sink_alert *sink_alert_copy(const saemon_alert *a); /* refs = 1; NULL on OOM */
 void sink_alert_release(sink_alert *a);
 
-/* SHA-256 (hex) of what identifies an alert event: rule, status, stream,
- * token, dictionary, timestamp. The same event always gets the same key. */
-void sink_alert_key(const saemon_alert *a, char out[65]);
+/* SHA-256 (hex) of what identifies an alert event: run id, dictionary, rule,
+ * stream, token, status. The same event always gets the same key, also when
+ * the same input is replayed (the run id tells runs apart when wanted). */
+void sink_alert_key(const saemon_alert *a, const char *run_id, char out[65]);
 
 typedef struct sink sink;
 
@@ -59,7 +61,13 @@ struct sink {
     pthread_t thread;
 
     _Atomic uint64_t received, delivered, retried, spooled, dropped, failed;
+    _Atomic uint64_t spool_errors, quarantined;
+    _Atomic uint64_t enqueued;    /* alerts pushed onto the queue (taken or not yet) */
+    _Atomic size_t queued_bytes;  /* of the alerts in the ring */
+    size_t max_queued_bytes;
     bool failed_hard;            /* error holds why the run must fail */
+    char last_failure[200];      /* why the last alert failed for good (under mu) */
+    _Atomic double drain_deadline; /* set by close(): handle() must be done by then */
     saemon_error error;
 };
 
@@ -79,10 +87,15 @@ extern const sink_kind sink_kind_jsonl; /* jsonl and stdout */
 extern const sink_kind sink_kind_http;  /* webhook and alertmanager */
 extern const sink_kind sink_kind_exec;
 
+/* Count one alert failed for good and say why (kept for the stats). */
+void sink_failed_one(sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Record the first hard failure of a sink (it ends the run with an error). */
 void sink_fail(sink *s, saemon_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Alertmanager v2 postableAlerts body ([one alert]); free() it. NULL on OOM. */
-char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url);
+/* Alertmanager v2 postableAlerts body ([one alert]); free() it. NULL on OOM.
+ * A firing alert gets endsAt = ends_at when ends_at > 0 (re-sent before then
+ * while it holds); a resolved one endsAt = its timestamp. */
+char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url, double ends_at);
 
 #endif

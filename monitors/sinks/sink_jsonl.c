@@ -26,7 +26,8 @@ typedef struct jsonl {
 
 static int open_append(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    /* read too: drop_partial_tail looks at the end of an existing file */
+    return open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 }
 
 static void stat_fd(jsonl *j)
@@ -34,6 +35,38 @@ static void stat_fd(jsonl *j)
     struct stat st;
     j->regular = fstat(j->fd, &st) == 0 && S_ISREG(st.st_mode);
     j->size = j->regular ? (uint64_t)st.st_size : 0;
+}
+
+/* A file left by a crash mid-write may end in a partial line: cut it back to
+ * the last newline so what we append starts on a line of its own and the
+ * file parses. Returns the bytes removed (0 when it ended cleanly). */
+static uint64_t drop_partial_tail(jsonl *j)
+{
+    if (!j->regular || j->size == 0)
+        return 0;
+    char buf[4096];
+    uint64_t end = j->size;
+    while (end > 0) {
+        size_t n = end < sizeof buf ? (size_t)end : sizeof buf;
+        ssize_t got = pread(j->fd, buf, n, (off_t)(end - n));
+        if (got != (ssize_t)n)
+            return 0; /* unreadable (e.g. opened write-only elsewhere): leave it */
+        for (size_t i = n; i-- > 0;)
+            if (buf[i] == '\n') {
+                uint64_t keep = end - n + i + 1;
+                if (keep == j->size || ftruncate(j->fd, (off_t)keep) != 0)
+                    return 0;
+                uint64_t cut = j->size - keep;
+                j->size = keep;
+                return cut;
+            }
+        end -= n;
+    }
+    if (ftruncate(j->fd, 0) != 0)
+        return 0;
+    uint64_t cut = j->size;
+    j->size = 0;
+    return cut;
 }
 
 static bool write_all(int fd, const char *p, size_t n)
@@ -120,8 +153,12 @@ static void jsonl_handle(sink *s, const saemon_alert *a)
     if (j->regular && j->path && j->rotate_bytes && j->size > 0 && j->size + n > j->rotate_bytes)
         ok = rotate(s, j);
     if (ok && !write_all(j->fd, line, n)) {
-        sink_fail(s, SAEMON_ERR_IO, "writing alerts to %s failed: %s", j->path ? j->path : "stdout",
-                  strerror(errno));
+        int saved = errno;
+        /* Never leave a partial line (ENOSPC, EFBIG): cut the file back to
+         * the end of the last complete one, so it still parses. */
+        bool cut = !j->regular || ftruncate(j->fd, (off_t)j->size) == 0;
+        sink_fail(s, SAEMON_ERR_IO, "writing alerts to %s failed: %s%s", j->path ? j->path : "stdout",
+                  strerror(saved), cut ? "" : " (and truncating the partial line failed)");
         ok = false;
     }
     free(line);
@@ -206,6 +243,8 @@ static saemon_status open_jsonl(sink *s, const saemon_sink_options *o, saemon_er
         j->owns_fd = true;
     }
     stat_fd(j);
+    if (j->path)
+        drop_partial_tail(j);
     s->impl = j;
     s->ops = &jsonl_ops;
     return SAEMON_OK;

@@ -15,3 +15,14 @@ void sink_fail(sink *s, saemon_status code, const char *fmt, ...)
     vsnprintf(s->error.message, sizeof s->error.message, fmt, ap);
     va_end(ap);
 }
+
+void sink_failed_one(sink *s, const char *fmt, ...)
+{
+    atomic_fetch_add(&s->failed, 1);
+    va_list ap;
+    va_start(ap, fmt);
+    pthread_mutex_lock(&s->mu);
+    vsnprintf(s->last_failure, sizeof s->last_failure, fmt, ap);
+    pthread_mutex_unlock(&s->mu);
+    va_end(ap);
+}

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "monitors/sinks/http_auth.h"
 #include "monitors/sinks/sink_internal.h"
 
 #define DEFAULT_QUEUE 65536
@@ -23,6 +24,7 @@ struct saemon_sinks {
     _Atomic uint64_t received;
     bool closed;
     bool backpressure; /* wait for room instead of dropping (recorded replays) */
+    char *run_id;      /* for sinks added without their own (Idempotency-Keys) */
     saemon_status close_status;
     saemon_error close_error;
 };
@@ -97,18 +99,23 @@ static void *sink_thread(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->closing && !s->paused && !isfinite(deadline))
-            deadline = clock_now_s() + s->drain_timeout_s;
+            deadline = atomic_load(&s->drain_deadline);
         /* Take what is queued (a bounded batch, so retries still get their
          * turn under constant load), then let the sink do its periodic work:
          * an HTTP sink spools every alert it takes before it delivers. */
         for (int batch = 0; s->len && !s->paused && batch < 256; batch++) {
+            /* close() may come in the middle of a batch: the drain deadline
+             * starts then, not after up to 256 more slow alerts. */
+            if (s->closing && !isfinite(deadline))
+                deadline = atomic_load(&s->drain_deadline);
             sink_alert *a = s->ring[s->head];
             s->head = (s->head + 1) % s->cap;
-            if (s->len-- == s->cap)
-                pthread_cond_broadcast(&s->space);
+            s->len--;
+            atomic_fetch_sub(&s->queued_bytes, a->size);
+            pthread_cond_broadcast(&s->space); /* room by count or by bytes */
             pthread_mutex_unlock(&s->mu);
             if (s->ops->drain_bounded && clock_now_s() >= deadline) {
-                atomic_fetch_add(&s->failed, 1);
+                sink_failed_one(s, "left unhandled at the drain timeout (%.1f s)", s->drain_timeout_s);
                 sink_fail(s, SAEMON_ERR_IO, "sink %s: alerts left unhandled at the drain timeout (%.1f s)",
                           s->name, s->drain_timeout_s);
             } else {
@@ -119,7 +126,7 @@ static void *sink_thread(void *arg)
         }
         bool closing = s->closing && !s->paused;
         if (closing && !isfinite(deadline))
-            deadline = clock_now_s() + s->drain_timeout_s;
+            deadline = atomic_load(&s->drain_deadline);
         pthread_mutex_unlock(&s->mu);
         double wait = s->ops->poll ? s->ops->poll(s, closing) : -1;
         pthread_mutex_lock(&s->mu);
@@ -168,7 +175,9 @@ static char *default_name(const saemon_sink_options *o)
     switch (o->kind) {
     case SAEMON_SINK_JSONL: target = o->path; break;
     case SAEMON_SINK_WEBHOOK:
-    case SAEMON_SINK_ALERTMANAGER: target = o->url; break;
+    case SAEMON_SINK_ALERTMANAGER: /* never put a password in a name */
+        target = o->url && http_url_has_userinfo(o->url) ? "(URL with credentials)" : o->url;
+        break;
     case SAEMON_SINK_EXEC: target = o->argv ? o->argv[0] : NULL; break;
     case SAEMON_SINK_STDOUT: return strdup("stdout");
     }
@@ -207,14 +216,19 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     pthread_condattr_destroy(&ca);
     s->kind = o->kind;
     s->cap = o->queue_capacity ? o->queue_capacity : DEFAULT_QUEUE;
+    s->max_queued_bytes = o->queue_bytes ? o->queue_bytes : SAEMON_SINK_DEFAULT_QUEUE_BYTES;
     s->drain_timeout_s = o->drain_timeout_s > 0 ? o->drain_timeout_s : 10.0;
+    atomic_init(&s->drain_deadline, INFINITY);
     s->name = o->name ? strdup(o->name) : default_name(o);
     s->ring = calloc(s->cap, sizeof *s->ring);
     if (!s->name || !s->ring) {
         sink_destroy(s);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
     }
-    saemon_status st = kind_of(o->kind)->open(s, o, err);
+    saemon_sink_options with_run = *o;
+    if (!with_run.run_id)
+        with_run.run_id = sinks->run_id;
+    saemon_status st = kind_of(o->kind)->open(s, &with_run, err);
     if (st != SAEMON_OK) {
         sink_destroy(s);
         return st;
@@ -236,6 +250,13 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     return SAEMON_OK;
 }
 
+/* Full by count or by bytes; an empty queue always takes one alert, so a
+ * single alert bigger than the bound still gets through. With s->mu held. */
+static bool queue_full(const sink *s, size_t bytes)
+{
+    return s->len == s->cap || (s->len > 0 && atomic_load(&s->queued_bytes) + bytes > s->max_queued_bytes);
+}
+
 void saemon_sinks_alert(const saemon_alert *alert, void *user)
 {
     saemon_sinks *sinks = user;
@@ -247,12 +268,14 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         sink *s = sinks->v[i];
         atomic_fetch_add(&s->received, 1);
         pthread_mutex_lock(&s->mu);
-        while (sinks->backpressure && copy && s->len == s->cap && !s->paused && !s->closing)
+        while (sinks->backpressure && copy && queue_full(s, copy->size) && !s->paused && !s->closing)
             pthread_cond_wait(&s->space, &s->mu);
-        if (!copy || s->len == s->cap) {
+        if (!copy || queue_full(s, copy->size)) {
             atomic_fetch_add(&s->dropped, 1);
         } else {
             atomic_fetch_add(&copy->refs, 1);
+            atomic_fetch_add(&s->queued_bytes, copy->size);
+            atomic_fetch_add(&s->enqueued, 1);
             s->ring[(s->head + s->len) % s->cap] = copy;
             /* The consumer only sleeps on an empty queue: wake it (a futex
              * syscall) only on the first alert, not on every one. */
@@ -262,6 +285,18 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         pthread_mutex_unlock(&s->mu);
     }
     sink_alert_release(copy);
+}
+
+saemon_status saemon_sinks_set_run_id(saemon_sinks *sinks, const char *run_id, saemon_error *err)
+{
+    if (!sinks)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_set_run_id: NULL argument");
+    char *copy = run_id ? strdup(run_id) : NULL;
+    if (run_id && !copy)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sinks: out of memory");
+    free(sinks->run_id);
+    sinks->run_id = copy;
+    return SAEMON_OK;
 }
 
 void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room)
@@ -294,6 +329,13 @@ void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *
     out->spooled = atomic_load(&s->spooled);
     out->dropped = atomic_load(&s->dropped);
     out->failed = atomic_load(&s->failed);
+    out->spool_errors = atomic_load(&s->spool_errors);
+    out->quarantined = atomic_load(&s->quarantined);
+    out->queued_bytes = atomic_load(&s->queued_bytes);
+    sink *w = (sink *)s; /* the mutex only, for the text */
+    pthread_mutex_lock(&w->mu);
+    snprintf(out->last_failure, sizeof out->last_failure, "%s", s->last_failure);
+    pthread_mutex_unlock(&w->mu);
 }
 
 void saemon_sinks_pause(saemon_sinks *sinks, bool paused)
@@ -317,6 +359,7 @@ saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *err)
         for (size_t i = 0; i < sinks->n; i++) {
             sink *s = sinks->v[i];
             pthread_mutex_lock(&s->mu);
+            atomic_store(&s->drain_deadline, clock_now_s() + s->drain_timeout_s);
             s->closing = true;
             s->paused = false;
             pthread_cond_signal(&s->cv);
@@ -350,5 +393,6 @@ void saemon_sinks_destroy(saemon_sinks *sinks)
     for (size_t i = 0; i < sinks->n; i++)
         sink_destroy(sinks->v[i]);
     free(sinks->v);
+    free(sinks->run_id);
     free(sinks);
 }

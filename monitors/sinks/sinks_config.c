@@ -26,6 +26,8 @@
 
 #define SINKS_MAX_FILE_BYTES (1u << 20)
 #include "base/yaml_walk.h"
+#include "monitors/sinks/http_auth.h"
+#include "monitors/sinks/sinks_config_http.h"
 
 #define MAX_SINKS 64
 #define MAX_ARGV 256
@@ -38,9 +40,10 @@ typedef struct parsed_sink {
 static const char *const common_keys[] = {"type", "name", "queue", "drain_timeout"};
 static const char *const jsonl_keys[] = {"path", "fsync", "rotate_bytes", "keep", NULL};
 static const char *const stdout_keys[] = {NULL};
-static const char *const http_keys[] = {"url", "timeout", "retries", "backoff", "backoff_max", "spool", NULL};
+static const char *const http_keys[] = {"url", "timeout", "retries", "backoff", "backoff_max", "spool",
+                                        "headers", "basic_auth", "authorization", "tls_config", NULL};
 static const char *const am_keys[] = {"url", "timeout", "retries", "backoff", "backoff_max", "spool",
-                                      "generator_url", NULL};
+                                      "generator_url", "headers", "basic_auth", "authorization", "tls_config", NULL};
 static const char *const exec_keys[] = {"command", "timeout", NULL};
 
 /* common_keys + the kind's keys, NULL-terminated, in `out`. */
@@ -153,7 +156,7 @@ static saemon_status parse_command(walk *w, const yaml_node_t *v, saemon_sink_op
     return SAEMON_OK;
 }
 
-static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p)
+static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p, char *warn, size_t wlen)
 {
     saemon_status s = walk_visit(w, node);
     if (s != SAEMON_OK)
@@ -191,7 +194,7 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
         return walk_fail(w, walk_get(w, node, "type", NULL),
                          "unknown sink type \"%.40s\"; expected one of jsonl, stdout, webhook, alertmanager, exec",
                          type);
-    const char *allowed[16];
+    const char *allowed[24];
     allowed_keys(kind_keys, allowed);
     char what[48];
     snprintf(what, sizeof what, "a %s sink", type);
@@ -230,6 +233,9 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
         v = walk_get(w, node, "url", NULL);
         if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8))
             return walk_fail(w, v, "'url' \"%.60s\" is not an http:// or https:// URL", o->url);
+        if (http_url_has_userinfo(o->url))
+            return walk_fail(w, v, "'url' holds credentials (user:password@); they would show in sink names and "
+                                   "messages: use basic_auth with password_file");
         if ((s = get_seconds(w, node, "timeout", 3600, &o->timeout_s)) != SAEMON_OK ||
             (s = get_seconds(w, node, "backoff", 3600, &o->backoff_initial_s)) != SAEMON_OK ||
             (s = get_seconds(w, node, "backoff_max", 86400, &o->backoff_max_s)) != SAEMON_OK)
@@ -242,6 +248,8 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
             return s;
         if (o->kind == SAEMON_SINK_ALERTMANAGER &&
             (s = get_string(w, node, "generator_url", false, &o->generator_url)) != SAEMON_OK)
+            return s;
+        if ((s = sinks_config_http(w, node, &o->http, warn, wlen)) != SAEMON_OK)
             return s;
         break;
     case SAEMON_SINK_EXEC:
@@ -256,7 +264,8 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
     return SAEMON_OK;
 }
 
-static saemon_status parse_root(walk *w, const yaml_node_t *root, parsed_sink **out, size_t *n_out)
+static saemon_status parse_root(walk *w, const yaml_node_t *root, parsed_sink **out, size_t *n_out, char *warn,
+                                size_t wlen)
 {
     static const char *const root_keys[] = {"sinks", NULL};
     saemon_status s = walk_check_map(w, root, "the sinks file", root_keys);
@@ -277,7 +286,7 @@ static saemon_status parse_root(walk *w, const yaml_node_t *root, parsed_sink **
     if (!v)
         return saemon_error_set(w->err, SAEMON_ERR_NOMEM, "%s: out of memory", w->file);
     for (size_t i = 0; i < n; i++)
-        if ((s = parse_sink(w, walk_seq_item(w, list, i), &v[i])) != SAEMON_OK)
+        if ((s = parse_sink(w, walk_seq_item(w, list, i), &v[i], warn, wlen)) != SAEMON_OK)
             return s;
     *out = v;
     *n_out = n;
@@ -293,13 +302,14 @@ static saemon_status yaml_error(const yaml_parser_t *p, const char *file, saemon
                             p->problem ? p->problem : "unknown error");
 }
 
-saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
-                                             const char *filename, saemon_error *err)
+/* Parse a sinks file; then add every sink to `sinks`, or, when `sinks` is
+ * NULL, only count them (saemon check --sinks). */
+static saemon_status process_config(saemon_sinks *sinks, const char *yaml, size_t len, const char *filename,
+                                    size_t *n_sinks, char *warn, size_t wlen, saemon_error *err)
 {
-    if (!sinks || (!yaml && len))
-        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config_string: NULL argument");
-    if (!filename)
-        filename = "(string)";
+    saemon_status depth_ok = walk_check_depth(filename, yaml ? yaml : "", len, SAEMON_ERR_FORMAT, err);
+    if (depth_ok != SAEMON_OK)
+        return depth_ok;
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: out of memory", filename);
@@ -315,12 +325,14 @@ saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *ya
     parsed_sink *v = NULL;
     size_t n = 0;
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    saemon_status s = root ? parse_root(&w, root, &v, &n)
+    saemon_status s = root ? parse_root(&w, root, &v, &n, warn, wlen)
                            : saemon_error_set(err, SAEMON_ERR_FORMAT,
                                               "%s:1:1: sinks file is empty; expected a mapping with a 'sinks' list",
                                               filename);
+    if (s == SAEMON_OK && n_sinks)
+        *n_sinks = n;
     /* Open only once the whole file is valid. */
-    for (size_t i = 0; s == SAEMON_OK && i < n; i++) {
+    for (size_t i = 0; sinks && s == SAEMON_OK && i < n; i++) {
         saemon_error e = {0};
         if ((s = saemon_sinks_add(sinks, &v[i].o, &e)) != SAEMON_OK)
             saemon_error_set(err, s, "%s:%zu:%zu: %s", filename, v[i].mark.line, v[i].mark.column, e.message);
@@ -331,15 +343,39 @@ saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *ya
     return s;
 }
 
+saemon_status saemon_sinks_add_config_string(saemon_sinks *sinks, const char *yaml, size_t len,
+                                             const char *filename, saemon_error *err)
+{
+    if (!sinks || (!yaml && len))
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config_string: NULL argument");
+    return process_config(sinks, yaml, len, filename ? filename : "(string)", NULL, NULL, 0, err);
+}
+
 saemon_status saemon_sinks_add_config(saemon_sinks *sinks, const char *path, saemon_error *err)
 {
     if (!sinks || !path)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add_config: NULL argument");
-    char *text;
-    size_t len;
+    char *text = NULL;
+    size_t len = 0;
     saemon_status s = read_whole_file(path, SINKS_MAX_FILE_BYTES, "sinks file", &text, &len, err);
     if (s == SAEMON_OK)
-        s = saemon_sinks_add_config_string(sinks, text, len, path, err);
+        s = process_config(sinks, text, len, path, NULL, NULL, 0, err);
+    free(text);
+    return s;
+}
+
+saemon_status saemon_sinks_check_config(const char *path, size_t *n_sinks, char *warnings, size_t warnings_len,
+                                        saemon_error *err)
+{
+    if (!path)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_check_config: NULL argument");
+    if (warnings && warnings_len)
+        warnings[0] = 0;
+    char *text = NULL;
+    size_t len = 0;
+    saemon_status s = read_whole_file(path, SINKS_MAX_FILE_BYTES, "sinks file", &text, &len, err);
+    if (s == SAEMON_OK)
+        s = process_config(NULL, text, len, path, n_sinks, warnings, warnings_len, err);
     free(text);
     return s;
 }

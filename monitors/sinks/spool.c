@@ -1,4 +1,5 @@
 /* The on-disk spool (see spool.h). */
+#include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +12,6 @@
 #include <unistd.h>
 
 #include "base/error.h"
-#include "base/read_file.h"
 #include "monitors/sinks/spool.h"
 
 #define SPOOL_MAX_BODY (4u << 20)
@@ -48,20 +48,66 @@ static int by_seq(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static saemon_status read_body(int dir_fd, const char *dir, const char *name, spool_entry *e, saemon_error *err)
+/* Read one entry without trusting it: never through a symlink (O_NOFOLLOW),
+ * never blocking on a FIFO (O_NONBLOCK), only a regular file of 1 byte to
+ * SPOOL_MAX_BODY, holding one JSON value. false (with *why) for a bad one. */
+static bool read_entry(int dir_fd, const char *name, spool_entry *e, const char **why)
 {
-    saemon_status s = read_whole_file_at(dir_fd, name, SPOOL_MAX_BODY, "spooled alert", &e->body, &e->len, err);
-    if (s == SAEMON_OK && e->len == 0) {
-        free(e->body);
-        e->body = NULL;
-        s = saemon_error_set(err, SAEMON_ERR_IO, "spool %s/%s: empty spooled alert", dir, name);
-    } else if (s != SAEMON_OK) {
-        /* read_whole_file_at names only the file: say which spool it is in */
-        char why[sizeof err->message];
-        snprintf(why, sizeof why, "%s", err ? err->message : "");
-        s = saemon_error_set(err, s, "spool %s: %s", dir, why);
+    int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0) {
+        *why = errno == ELOOP ? "a symbolic link" : "unreadable";
+        return false;
     }
-    return s;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        *why = "not a regular file";
+        close(fd);
+        return false;
+    }
+    if (st.st_size == 0 || st.st_size > SPOOL_MAX_BODY) {
+        *why = st.st_size == 0 ? "empty" : "larger than 4 MiB";
+        close(fd);
+        return false;
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    char *body = malloc(n + 1);
+    while (body && got < n) {
+        ssize_t r = read(fd, body + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!body || got != n) {
+        free(body);
+        *why = body ? "shorter than its size" : "out of memory";
+        return false;
+    }
+    body[n] = 0;
+    cJSON *json = cJSON_ParseWithLength(body, n);
+    if (!json) {
+        free(body);
+        *why = "not JSON";
+        return false;
+    }
+    cJSON_Delete(json);
+    e->body = body;
+    e->len = n;
+    e->on_disk = true;
+    return true;
+}
+
+/* Move a bad entry out of the way (renaming a symlink renames the link) so
+ * start-up goes on and a person can look at it. */
+static void quarantine(spool *sp, const char *name)
+{
+    char aside[NAME_LEN + 32];
+    snprintf(aside, sizeof aside, "%s.bad", name);
+    if (renameat(sp->dir_fd, name, sp->dir_fd, aside) != 0)
+        unlinkat(sp->dir_fd, name, 0);
+    sp->quarantined++;
 }
 
 static void free_entries(spool_entry *v, size_t n)
@@ -116,8 +162,12 @@ saemon_status spool_open(spool *sp, const char *dir, spool_entry **pending, size
         spool_entry e = {0};
         if (!parse_name(de->d_name, &e))
             continue;
-        if ((s = read_body(sp->dir_fd, dir, de->d_name, &e, err)) != SAEMON_OK)
-            break;
+        const char *why = NULL;
+        if (!read_entry(sp->dir_fd, de->d_name, &e, &why)) {
+            quarantine(sp, de->d_name);
+            snprintf(sp->last_quarantined, sizeof sp->last_quarantined, "%s (%s)", de->d_name, why);
+            continue;
+        }
         if (n == cap) {
             size_t nc = cap ? 2 * cap : 64;
             spool_entry *g = realloc(v, nc * sizeof *g);
@@ -175,7 +225,17 @@ bool spool_write(spool *sp, spool_entry *e)
         return false;
     }
     sp->next_seq++;
+    e->on_disk = true;
     return true;
+}
+
+bool spool_read(spool *sp, spool_entry *e)
+{
+    char name[NAME_LEN + 16];
+    entry_name(e, ".json", name, sizeof name);
+    const char *why;
+    e->body = NULL;
+    return read_entry(sp->dir_fd, name, e, &why);
 }
 
 bool spool_remove(spool *sp, const spool_entry *e)

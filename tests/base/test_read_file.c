@@ -132,8 +132,17 @@ Test(read_file, spool_entry_fifo)
     saemon_sinks *sinks = NULL;
     cr_assert_eq(saemon_sinks_create(&sinks, &err), SAEMON_OK);
     saemon_sink_options o = {.kind = SAEMON_SINK_WEBHOOK, .url = "http://127.0.0.1:9/", .spool_dir = spool};
+    /* issue 12 item 13: never opened (no hang), set aside as *.bad, start-up goes on */
     saemon_status s = saemon_sinks_add(sinks, &o, &err);
+    cr_assert_eq(s, SAEMON_OK, "got %s: %s", saemon_status_name(s), err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(sinks, 0, &st);
+    cr_assert_eq(st.quarantined, 1);
+    cr_assert_eq(st.spooled, 0);
     saemon_sinks_destroy(sinks);
-    cr_assert_eq(s, SAEMON_ERR_IO, "got %s: %s", saemon_status_name(s), err.message);
-    cr_assert(strstr(err.message, "not a regular file (it is a FIFO)"), "%s", err.message);
+    char bad[4400];
+    snprintf(bad, sizeof bad, "%s/%s.bad", spool, name);
+    struct stat sb;
+    cr_assert_eq(lstat(bad, &sb), 0, "the FIFO is renamed to %s", bad);
+    cr_assert(S_ISFIFO(sb.st_mode));
 }

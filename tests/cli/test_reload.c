@@ -119,6 +119,8 @@ Test(reload, broken_then_valid_rules_while_running, .timeout = 30, .fini = kill_
     start_demo(rules, alerts, out, err);
 
     wait_for(alerts, "\"rule\":\"v1\"", 0);
+    /* --encode auto: only feature 173 is encoded (docs/ARCHITECTURE.md "Subset plans") */
+    cr_expect(count_in(err, "saemon demo: encoder plan: subset of 1 of 256 latents") == 1, "%s", slurp(err));
 
     /* SIGHUP on an unchanged file: reloaded, the rule keeps its state. */
     kill(child, SIGHUP);
@@ -137,6 +139,8 @@ Test(reload, broken_then_valid_rules_while_running, .timeout = 30, .fini = kill_
     write_file(rules, V2);
     wait_for(err, "rules reloaded: 1 rules (0 kept state, 0 changed, 1 added, 1 removed) after a change of the file", 0);
     wait_for(alerts, "\"rule\":\"v2\"", 0);
+    /* the encoder swapped its plan to feature 41: v2's alerts above prove it is watched */
+    cr_expect(count_in(err, "encoder plan from the next batch: subset of 1 of 256 latents") >= 2, "%s", slurp(err));
 
     kill(child, SIGTERM);
     int status = -1;
@@ -209,5 +213,32 @@ Test(reload, sighup_reloads_a_changed_file, .timeout = 30, .fini = kill_child)
     }
     cr_assert_eq(child, -1, "saemon demo did not stop within 5 s of SIGTERM");
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    free(dir);
+}
+
+/* issue 12, item 14: auto-reload silently stopped after the rules directory
+ * was deleted and recreated. Now it says so and re-arms the watch. */
+Test(reload, watch_survives_the_directory_being_recreated, .timeout = 30, .fini = kill_child)
+{
+    char *dir = test_tmpdir();
+    char sub[4096], rules[4200], alerts[4096], out[4096], err[4096];
+    snprintf(sub, sizeof sub, "%s/rules.d", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    snprintf(rules, sizeof rules, "%s/rules.yaml", sub);
+    snprintf(alerts, sizeof alerts, "%s/alerts.jsonl", dir);
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    snprintf(err, sizeof err, "%s/stderr.txt", dir);
+    write_file(rules, V1);
+    start_demo(rules, alerts, out, err);
+    wait_for(alerts, "\"rule\":\"v1\"", 0);
+
+    cr_assert_eq(unlink(rules), 0);
+    cr_assert_eq(rmdir(sub), 0);
+    wait_for(err, "file watching stopped", 0);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    wait_for(err, "for changes again", 0);
+    write_file(rules, V2); /* no SIGHUP: the re-armed watch sees it */
+    wait_for(err, "1 added, 1 removed) after a change of the file", 0);
+    wait_for(alerts, "\"rule\":\"v2\"", 0);
     free(dir);
 }

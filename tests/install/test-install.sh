@@ -26,3 +26,28 @@ if [[ -d $sae ]]; then
 else
   echo "../shared absent: example compiled but not run"
 fi
+# libsaemon-producer: a C producer compiles against its own pkg-config file and
+# links nothing but libc (docs/ring.md).
+[[ -f $pcdir/saemon-producer.pc ]] || { echo "saemon-producer.pc was not installed"; exit 1; }
+cat > "$tmp/producer.c" <<'C'
+#include <saemon/producer.h>
+#include <stdio.h>
+int main(void)
+{
+    saemon_producer_options o = {.ring = "install-test", .hook = "h", .d_in = 4, .handshake_timeout_ms = -1};
+    saemon_producer *p = NULL;
+    char msg[256];
+    if (saemon_producer_attach(&o, &p, msg, sizeof msg) != SAEMON_PRODUCER_OK)
+        return 1;
+    float row[4] = {0};
+    int rc = saemon_producer_publish(p, 1, 0, row, 1); /* no saemon: dropped, counted */
+    saemon_producer_detach(p);
+    return rc == SAEMON_PRODUCER_DROPPED ? 0 : 1;
+}
+C
+cc -std=c11 -Wall -Wextra -Werror ${EXAMPLE_CFLAGS:-} "$tmp/producer.c" -o "$tmp/producer" $(pkg-config --cflags --libs saemon-producer)
+plibdir=$(dirname "$(find "$tmp/root" -name 'libsaemon-producer.so' | head -1)")
+needed=$(readelf -d "$plibdir/libsaemon-producer.so" | grep NEEDED | grep -v -E 'libc\.so|ld-linux|libasan|libubsan|libtsan|libstdc\+\+|libm\.so|libgcc' || true)
+[[ -z $needed ]] || { echo "libsaemon-producer depends on more than libc: $needed"; exit 1; }
+LD_LIBRARY_PATH=$plibdir "$tmp/producer"
+echo "compiled and ran a producer with: cc producer.c \$(pkg-config --cflags --libs saemon-producer)"

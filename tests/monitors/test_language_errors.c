@@ -49,6 +49,22 @@ Test(macros, depth_counts_through_macros)
     EXPECT_ERR(yaml, SAEMON_ERR_RULES, "t.yaml:5:38:", "nests conditions 33 deep");
 }
 
+/* issue 12: each macro uses the previous one twice, 30 levels: 2^31 nodes
+ * once expanded (> 1 GB and 46 s before "out of memory"). Refused at the
+ * first use that crosses the bound, with its position. */
+Test(macros, expanded_size_is_bounded)
+{
+    char yaml[8192] = "macros:\n  m0: {feature: 1, above: 0}\n";
+    for (int i = 1; i <= 30; i++) {
+        char line[96];
+        snprintf(line, sizeof line, "  m%d: {any: [{macro: m%d}, {macro: m%d}]}\n", i, i - 1, i - 1);
+        strcat(yaml, line);
+    }
+    strcat(yaml, COND("{macro: m30}"));
+    /* m16 = 2^17 - 1 nodes: its second use of m15 crosses 65536 (line 18) */
+    EXPECT_ERR(yaml, SAEMON_ERR_RULES, "t.yaml:18:37:", "more than 65536 nodes once macros are expanded");
+}
+
 Test(lists, unknown_and_shapes)
 {
     EXPECT_ERR(COND("{any_of_list: nope, above: 1}"), SAEMON_ERR_RULES, "t.yaml:3:30:", "unknown list 'nope'");

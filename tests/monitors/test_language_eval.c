@@ -92,6 +92,21 @@ Test(operators, macros_and_lists_expand)
     done(mon, rs);
 }
 
+/* issue 12: 2 * 3e38 overflows float; in float32 the score was inf - inf = NaN. */
+Test(operators, probe_sum_of_huge_features_does_not_overflow)
+{
+    saemon_ruleset *rs;
+    saemon_monitor *mon = make("rules:\n  - name: p\n    condition:\n      probe: {weights: {1: 2.0, 2: -2.0}, "
+                               "above: 0.4}\n", false, &rs);
+    capture c = {0};
+    const uint32_t idx[] = {1, 2};
+    const float v[] = {3e38f, 3e38f};
+    feed(mon, 0, 0, idx, v, 2, &c);
+    expect_events(&c, "0:firing");
+    cr_expect_eq(c.a[0].value, 0.5, "score %.9g", c.a[0].value); /* sigmoid(6e38 - 6e38) */
+    done(mon, rs);
+}
+
 Test(operators, probe_is_sigmoid_of_linear_score)
 {
     saemon_ruleset *rs;
@@ -119,6 +134,59 @@ Test(temporal, mean_over_needs_a_full_window)
         feed1(mon, t, 2, v[t], &c);
     expect_events(&c, "2:firing 3:resolved 5:firing 6:resolved");
     cr_expect(fabs(c.a[0].value - 3.0) < 1e-6, "mean %.9g", c.a[0].value);
+    done(mon, rs);
+}
+
+/* issue 12: a running double sum kept the loss of the 1s added next to 1e16
+ * (mean 0.5 instead of 1 for the rest of the sequence). */
+Test(temporal, mean_over_does_not_drift_after_an_outlier)
+{
+    saemon_ruleset *rs;
+    saemon_monitor *mon =
+        make("rules:\n  - name: m\n    condition: {feature: 0, mean_over: 2, between: [0.9, 1.1]}\n", true, &rs);
+    capture c = {0};
+    const float v[] = {1, 1e16f, 1, 1, 1, 1, -3e38f, 3e38f, 1, 1, 1};
+    for (uint64_t t = 0; t < sizeof v / sizeof v[0]; t++)
+        feed1(mon, t, 0, v[t], &c);
+    /* means: t1 5e15, t2 5e15, t3 1 (fires), t4 1, t5 1, t6 -1.5e38 (resolves), t7 0, t8 1.5e38, t9 1 (fires) */
+    expect_events(&c, "3:firing 6:resolved 9:firing");
+    cr_expect_eq(c.a[0].value, 1.0, "mean %.17g", c.a[0].value);
+    cr_expect_eq(c.a[2].value, 1.0, "mean %.17g", c.a[2].value);
+    done(mon, rs);
+}
+
+Test(temporal, mean_over_of_tiny_values_is_exact)
+{
+    saemon_ruleset *rs;
+    /* 1e-45 is the smallest subnormal; the mean of 3 of them is below it: 0, not above 0 */
+    saemon_monitor *mon = make("rules:\n  - name: m\n    condition: {feature: 0, mean_over: 3, above: 1e-45}\n",
+                               true, &rs);
+    capture c = {0};
+    const float ulp = 1e-45f; /* rounds to 2^-149 */
+    const float v[] = {ulp, ulp, 2 * ulp, ulp, 2 * ulp, 2 * ulp};
+    for (uint64_t t = 0; t < 6; t++)
+        feed1(mon, t, 0, v[t], &c);
+    /* means in ulps: t2 4/3 -> 1 (not above), t3 4/3 -> 1, t4 5/3 -> 2 (above) */
+    expect_events(&c, "4:firing");
+    done(mon, rs);
+}
+
+/* issue 12: an alert still firing when its stream ends is resolved by
+ * saemon_monitor_end_stream (what `run` calls at every sequence end). */
+Test(temporal, end_stream_resolves_what_still_fires)
+{
+    saemon_ruleset *rs;
+    saemon_monitor *mon = make("rules:\n  - name: r\n    condition: {feature: 1, above: 0}\n", true, &rs);
+    capture c = {0};
+    feed1(mon, 0, 1, 1.0f, &c);
+    feed1(mon, 1, 1, 1.0f, &c);
+    cr_assert_eq(saemon_monitor_stream_count(mon), 1);
+    saemon_monitor_end_stream(mon, 0, capture_alert, &c);
+    expect_events(&c, "0:firing 1:resolved");
+    cr_expect_eq(c.a[1].fired_token, 0);
+    cr_expect_eq(saemon_monitor_stream_count(mon), 0, "the stream's state is freed");
+    saemon_monitor_end_stream(mon, 0, capture_alert, &c); /* unknown stream: nothing */
+    cr_expect_eq(c.n, 2);
     done(mon, rs);
 }
 

@@ -92,3 +92,22 @@ Test(rule_tests, specific_expectations_match_first)
     cr_assert_eq(r.status, SAEMON_OK, "%s", r.err.message);
     cr_expect_eq(r.n_failed, 0, "%s", r.report);
 }
+
+/* issue 12: alerts carry unsigned 64-bit tokens and the encoder can produce
+ * infinities; test inputs must be able to say both. */
+Test(rule_tests, u64_tokens_and_infinite_values)
+{
+    run r = run_tests(HEAD "  - name: top\n    input:\n"
+                           "      - {token: 18446744073709551614, features: {1: .inf}}\n"
+                           "      - {features: {1: -.inf}}\n"
+                           "    expect:\n"
+                           "      - {token: 18446744073709551614, alerts: [{rule: hot, annotations: {s: v=inf}}]}\n"
+                           "      - {token: 18446744073709551615, alerts: [{rule: hot, status: resolved}]}\n");
+    cr_assert_eq(r.status, SAEMON_OK, "%s", r.err.message);
+    cr_expect_eq(r.n_failed, 0, "%s", r.report);
+    r = run_tests(HEAD "  - name: past\n    input: [{token: 18446744073709551615}, {}]\n    expect: []\n");
+    cr_expect_eq(r.status, SAEMON_ERR_RULES);
+    cr_expect(strstr(r.err.message, "no token after 18446744073709551615"), "%s", r.err.message);
+    r = run_tests(HEAD "  - name: past\n    input: [{token: 18446744073709551615, repeat: 2}]\n    expect: []\n");
+    cr_expect(strstr(r.err.message, "t.test.yaml:4:51: 'repeat' runs past token"), "%s", r.err.message);
+}

@@ -13,6 +13,23 @@ Test(syntax, unterminated_flow_sequence)
     EXPECT_ERR("rules: [\n", SAEMON_ERR_RULES, "t.yaml:2:1:", "YAML syntax error");
 }
 
+/* issue 12: 100k levels of '[' (200 KB) took > 30 s inside libyaml; the
+ * event-level pre-scan refuses level 257 before the document is built. */
+Test(syntax, deep_flow_nesting_is_refused_early)
+{
+    size_t depth = 100000;
+    char *yaml = malloc(2 * depth + 16);
+    cr_assert_not_null(yaml);
+    strcpy(yaml, "rules: ");
+    memset(yaml + 7, '[', depth);
+    memset(yaml + 7 + depth, ']', depth);
+    strcpy(yaml + 7 + 2 * depth, "\n");
+    EXPECT_ERR(yaml, SAEMON_ERR_RULES, "t.yaml:1:263:", "nested more than 256 deep");
+    free(yaml);
+    /* 256 levels is fine for YAML (the rule language then says what it expects) */
+    EXPECT_ERR("rules: [[[1]]]\n", SAEMON_ERR_RULES, "t.yaml:1:9:", "rule");
+}
+
 Test(syntax, bad_indentation)
 {
     EXPECT_ERR("rules:\n  - name: r\n   condition: x\n", SAEMON_ERR_RULES, "t.yaml:3:4:",

@@ -1,5 +1,7 @@
 #include "tests/sinks/http_server.h"
 
+#include <dirent.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,6 +22,20 @@ double http_now(void)
 }
 
 /* Value of header `name` in the head (NUL-terminated), copied to out. */
+/* Pending spool entries (*.json) in dir. */
+static int count_json_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        n += len > 5 && !strcmp(e->d_name + len - 5, ".json");
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 static void header(const char *head, const char *name, char *out, size_t len)
 {
     out[0] = 0;
@@ -71,14 +87,22 @@ static void serve_one(http_server *s, int fd)
     http_request rq = {0};
     sscanf(buf, "%7s %127s", rq.method, rq.path);
     header(buf, "Idempotency-Key", rq.key, sizeof rq.key);
+    header(buf, "Authorization", rq.authorization, sizeof rq.authorization);
+    header(buf, "X-Team", rq.team, sizeof rq.team);
     rq.body = strndup(buf + head_len, body_len);
     rq.at = http_now();
+    rq.files_at_arrival = s->watch_dir ? count_json_files(s->watch_dir) : -1;
+    pthread_mutex_lock(&s->mu);
+    s->arrived++;
+    pthread_mutex_unlock(&s->mu);
     if (s->delay_s > 0) {
         struct timespec ts = {(time_t)s->delay_s, (long)((s->delay_s - (double)(time_t)s->delay_s) * 1e9)};
         nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&s->mu);
     rq.status = (int)s->n < s->fail_first ? s->fail_status : 200;
+    if (*s->require_authorization && strcmp(rq.authorization, s->require_authorization) != 0)
+        rq.status = 401;
     if (s->n < HTTP_SERVER_MAX_REQUESTS)
         s->req[s->n++] = rq;
     else
@@ -89,6 +113,14 @@ static void serve_one(http_server *s, int fd)
                        rq.status);
     ssize_t w = send(fd, reply, (size_t)len, MSG_NOSIGNAL);
     (void)w;
+}
+
+size_t http_server_arrived(http_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->arrived;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }
 
 static void *run(void *arg)

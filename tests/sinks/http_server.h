@@ -7,15 +7,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HTTP_SERVER_MAX_REQUESTS 256
+#define HTTP_SERVER_MAX_REQUESTS 2048
 
 typedef struct http_request {
     char method[8];
     char path[128];
     char key[80];      /* Idempotency-Key header, "" if absent */
+    char authorization[256]; /* Authorization header, "" if absent */
+    char team[64];     /* X-Team header (custom headers test), "" if absent */
     char *body;
     double at;         /* CLOCK_MONOTONIC seconds when it arrived */
     int status;        /* what the server answered */
+    int files_at_arrival; /* *.json files in watch_dir when it arrived (-1: not watched) */
 } http_request;
 
 typedef struct http_server {
@@ -29,6 +32,11 @@ typedef struct http_server {
     int fail_first;    /* answer the first N requests with fail_status */
     int fail_status;   /* e.g. 503 or 400 */
     double delay_s;    /* sleep before answering */
+    /* when set, requests without exactly this Authorization header get 401
+     * (the receiver behind basic auth / a bearer-token proxy) */
+    char require_authorization[256];
+    const char *watch_dir; /* count its *.json files as each request arrives */
+    size_t arrived;    /* requests read so far (answered or not yet) */
     /* record */
     http_request req[HTTP_SERVER_MAX_REQUESTS];
     size_t n;
@@ -39,6 +47,7 @@ typedef struct http_server {
 bool http_server_bind(http_server *s);
 bool http_server_start(http_server *s);
 size_t http_server_count(http_server *s);
+size_t http_server_arrived(http_server *s);
 void http_server_stop(http_server *s); /* joins; frees bodies */
 double http_now(void);
 

@@ -78,3 +78,26 @@ Test(cli_sinks, bad_sinks_file_is_refused_with_its_position)
     test_rmtree(dir);
     free(dir);
 }
+
+/* issue 12, item 6: deliveries that fail for good (HTTP 4xx, exec exiting
+ * non-zero) exited 0 with nothing on stderr. Now: exit status 3 and a line
+ * per sink saying how many failed and why. */
+Test(cli_sinks, failed_deliveries_exit_3_and_say_why, .timeout = 60)
+{
+    signal(SIGPIPE, SIG_IGN);
+    http_server srv = {.fail_first = 1000000, .fail_status = 400};
+    cr_assert(http_server_start(&srv));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", srv.port);
+    const char *args[] = {"demo", "--tokens", "2000", "--webhook", url, "--alerts", "/dev/null", NULL};
+    cli_result r = cli_run(args);
+    cr_expect_eq(r.exit_code, 3, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "alerts failed delivery for good (last: refused: HTTP 400"), "stderr: %s", r.err);
+    cli_result_free(&r);
+    const char *args2[] = {"demo", "--tokens", "2000", "--exec", "false", "--alerts", "/dev/null", NULL};
+    r = cli_run(args2);
+    cr_expect_eq(r.exit_code, 3, "stderr: %s", r.err);
+    cr_expect(strstr(r.err, "(last: false exited with status 1)"), "stderr: %s", r.err);
+    cli_result_free(&r);
+    http_server_stop(&srv);
+}

@@ -91,6 +91,9 @@ Test(config, errors_name_file_line_column)
 {
     expect_error("", "sinks.yaml:1:1", "empty");
     expect_error("sinks: [\n", "sinks.yaml:", "YAML syntax error");
+    char deep[1200] = "sinks: ";
+    memset(deep + 7, '{', 600); /* refused on the 257th level, before libyaml builds the document */
+    expect_error(deep, "sinks.yaml:1:263", "nested more than 256 deep");
     expect_error("sink: []\n", "sinks.yaml:1:1", "sink");
     expect_error("sinks: []\n", "sinks.yaml:1:8", "non-empty list");
     expect_error("sinks:\n  - path: a\n", "sinks.yaml:2:5", "no 'type'");

@@ -120,3 +120,37 @@ Test(exec, close_stops_running_commands_at_the_drain_timeout, .timeout = 30)
     cr_assert_eq(st.delivered + st.failed, 5);
     saemon_sinks_destroy(s);
 }
+
+/* issue 12, item 7: close() in the middle of a 256-alert batch started the
+ * drain deadline only after the batch: 256 x the exec timeout (> 11 minutes
+ * with defaults). The command running at close() is stopped at the drain
+ * deadline too. Without the fix this test runs into its Criterion timeout. */
+Test(exec, close_in_the_middle_of_a_batch_keeps_the_drain_timeout, .timeout = 30)
+{
+    const char *argv[] = {"sleep", "30", NULL};
+    saemon_sinks *s = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_create(&s, &err), SAEMON_OK);
+    saemon_sink_options o = {.kind = SAEMON_SINK_EXEC, .argv = argv, .exec_timeout_s = 30, .drain_timeout_s = 0.5};
+    cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_OK, "%s", err.message);
+    test_alert t;
+    for (int i = 0; i < 200; i++)
+        saemon_sinks_alert(test_alert_make(&t, (uint64_t)i, "firing"), s);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
+    cr_assert(strstr(err.message, "drain timeout"), "%s", err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_expect_eq(st.failed, 200, "every alert failed (the running one killed, the rest unhandled)");
+    cr_expect_eq(st.delivered, 0);
+    cr_expect(strstr(st.last_failure, "drain timeout"), "%s", st.last_failure);
+    saemon_sinks_destroy(s);
+}
+
+/* issue 12, item 6: failures are counted with a reason for the report. */
+Test(exec, failures_carry_their_reason)
+{
+    const char *argv[] = {"sh", "-c", "cat > /dev/null; exit 3", NULL};
+    saemon_sink_stats st = run_exec(argv, 5, 2, SAEMON_OK);
+    cr_assert_eq(st.failed, 2);
+    cr_expect_str_eq(st.last_failure, "sh exited with status 3");
+}

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -277,4 +279,84 @@ Test(jsonl, unopenable_file_is_refused_at_add)
     cr_assert(strstr(err.message, "/nonexistent-dir/x.jsonl"), "%s", err.message);
     cr_assert_eq(saemon_sinks_count(s), 0);
     saemon_sinks_destroy(s);
+}
+
+/* issue 12: ENOSPC/EFBIG mid-line left half a line and the next run appended
+ * after it. RLIMIT_FSIZE makes write(2) stop part-way through a line (as a
+ * full disk does) without needing a small filesystem. */
+Test(jsonl, a_failed_write_leaves_no_partial_line)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/alerts.jsonl", dir);
+    struct rlimit lim = {.rlim_cur = 1500, .rlim_max = RLIM_INFINITY};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path};
+    saemon_sinks *s = open_jsonl(&o);
+    send_alerts(s, 0, 10, "firing"); /* ~500 bytes each: the third one is cut at 1500 */
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO, "a failed write fails the run");
+    cr_expect(strstr(err.message, "File too large"), "%s", err.message);
+    saemon_sinks_destroy(s);
+    lim.rlim_cur = RLIM_INFINITY;
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    char *text = slurp(path);
+    size_t len = strlen(text);
+    cr_assert_gt(len, 0);
+    cr_expect_eq(text[len - 1], '\n', "the file ends with a complete line");
+    uint64_t tok[16];
+    size_t n = tokens_in(path, tok, 16); /* every line parses */
+    cr_expect(n >= 1 && n < 10, "%zu complete lines", n);
+    free(text);
+
+    /* A file torn by a crash (no newline at the end) is cut back before appending. */
+    FILE *f = fopen(path, "a");
+    fputs("{\"torn\":", f);
+    fclose(f);
+    s = open_jsonl(&o);
+    send_alerts(s, 100, 1, "firing");
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_destroy(s);
+    cr_expect_eq(tokens_in(path, tok, 16), n + 1, "old complete lines kept, torn line gone, new line parses");
+    cr_expect_eq(tok[n], 100);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* issue 12, item 12: 148 alerts with a 4 MB description took RSS to 823 MB
+ * because queues were bounded by count only. Bounded in bytes now. */
+Test(jsonl, queue_is_bounded_in_bytes)
+{
+    char *dir = test_tmpdir();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/q.jsonl", dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .queue_bytes = 10u << 20};
+    saemon_sinks *s = open_jsonl(&o);
+    saemon_sinks_pause(s, true);
+    size_t big = 4u << 20;
+    char *description = malloc(big + 1);
+    memset(description, 'x', big);
+    description[big] = 0;
+    test_alert t;
+    for (uint64_t i = 0; i < 148; i++) {
+        test_alert_make(&t, i, "firing");
+        t.alert.description = description;
+        saemon_sinks_alert(&t.alert, s);
+    }
+    free(description);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_expect_eq(st.received, 148);
+    cr_expect_eq(st.dropped, 146, "two 4 MB alerts fit in 10 MB");
+    cr_expect_leq(st.queued_bytes, 10u << 20);
+    cr_expect_gt(st.queued_bytes, 8u << 20);
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_stats(s, 0, &st);
+    cr_expect_eq(st.delivered, 2);
+    cr_expect_eq(st.queued_bytes, 0);
+    saemon_sinks_destroy(s);
+    test_rmtree(dir);
+    free(dir);
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -315,4 +316,163 @@ Test(webhook, spool_survives_kill_9_mid_delivery, .init = setup, .timeout = 60)
     http_server_stop(&srv);
     test_rmtree(dir);
     free(dir);
+}
+
+static void wait_arrived(http_server *srv, size_t n)
+{
+    for (int i = 0; i < 4000 && http_server_arrived(srv) < n; i++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_geq(http_server_arrived(srv), n, "request %zu never arrived", n);
+}
+
+/* issue 12, item 1: with a slow receiver the old pump delivered its whole
+ * pending list before spooling what was queued meanwhile (146 of 186 alerts
+ * only in memory at a kill -9). Write-ahead: alerts queued while a request
+ * is in flight are on disk before the next request starts. */
+Test(webhook, spool_is_written_ahead_of_every_delivery, .init = setup, .timeout = 60)
+{
+    char *dir = test_tmpdir(), spool[4200], url[64];
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    http_server srv = {.delay_s = 0.3, .watch_dir = spool};
+    cr_assert(http_server_start(&srv));
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", srv.port);
+    saemon_sink_options o = {.kind = SAEMON_SINK_WEBHOOK, .url = url, .spool_dir = spool, .drain_timeout_s = 30};
+    saemon_sinks *s = open_sink(&o);
+    test_alert t;
+    for (uint64_t i = 0; i < 5; i++)
+        saemon_sinks_alert(test_alert_make(&t, i, "firing"), s);
+    wait_arrived(&srv, 1); /* alert 0 is in flight (0.3 s) */
+    for (uint64_t i = 5; i < 10; i++)
+        saemon_sinks_alert(test_alert_make(&t, i, "firing"), s);
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_destroy(s);
+    cr_assert_eq(http_server_count(&srv), 10);
+    /* request k (k >= 1) starts after alerts 5..9 were raised: alerts k..9 are all on disk */
+    for (size_t k = 1; k < 10; k++)
+        cr_expect_eq(srv.req[k].files_at_arrival, (int)(10 - k), "request %zu saw %d spooled alerts, want %zu", k,
+                     srv.req[k].files_at_arrival, 10 - k);
+    http_server_stop(&srv);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* issue 12, item 2: the key is derived from the event (run id, dictionary,
+ * rule, stream, token, status), not from when it was raised, so replaying the
+ * same input repeats the same keys; another run id gives other keys. */
+Test(webhook, idempotency_key_is_deterministic, .init = setup)
+{
+    http_server srv = {0};
+    cr_assert(http_server_start(&srv));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", srv.port);
+    const char *runs[] = {"input-a", "input-a", "input-b"};
+    for (int r = 0; r < 3; r++) {
+        saemon_sink_options o = {.kind = SAEMON_SINK_WEBHOOK, .url = url, .run_id = runs[r]};
+        saemon_sinks *s = open_sink(&o);
+        test_alert t;
+        test_alert_make(&t, 42, "firing");
+        t.alert.timestamp += r; /* raised at another time */
+        saemon_sinks_alert(&t.alert, s);
+        saemon_sinks_alert(test_alert_make(&t, 42, "resolved"), s);
+        cr_assert_eq(saemon_sinks_stop(s, NULL), SAEMON_OK);
+        saemon_sinks_destroy(s);
+    }
+    cr_assert_eq(http_server_count(&srv), 6);
+    cr_expect_str_eq(srv.req[0].key, srv.req[2].key, "same event, same run: same key");
+    cr_expect_str_eq(srv.req[1].key, srv.req[3].key);
+    cr_expect_str_neq(srv.req[0].key, srv.req[1].key, "firing and resolved differ");
+    cr_expect_str_neq(srv.req[0].key, srv.req[4].key, "another run id, another key");
+    http_server_stop(&srv);
+}
+
+/* issue 12, item 13: a symlink in the spool made saemon POST its target; a
+ * 0-byte, oversized, non-JSON or FIFO entry blocked start-up. Bad entries are
+ * set aside as *.bad and the good ones are delivered. */
+Test(webhook, bad_spool_entries_are_quarantined, .init = setup)
+{
+    http_server srv = {0};
+    cr_assert(http_server_start(&srv));
+    char url[64], *dir = test_tmpdir(), spool[4200], path[4400];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", srv.port);
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    cr_assert_eq(mkdir(spool, 0700), 0);
+    const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    snprintf(path, sizeof path, "%s/00000000000000000001-%s.json", spool, key);
+    cr_assert_eq(symlink("/etc/passwd", path), 0);
+    snprintf(path, sizeof path, "%s/00000000000000000002-%s.json", spool, key);
+    fclose(fopen(path, "w")); /* empty */
+    snprintf(path, sizeof path, "%s/00000000000000000003-%s.json", spool, key);
+    FILE *f = fopen(path, "w");
+    fputs("not json", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/00000000000000000004-%s.json", spool, key);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof path, "%s/00000000000000000005-%s.json", spool, key);
+    f = fopen(path, "w");
+    cr_assert_eq(ftruncate(fileno(f), 100 << 20), 0); /* 100 MB */
+    fclose(f);
+    snprintf(path, sizeof path, "%s/00000000000000000006-%s.json", spool, key);
+    f = fopen(path, "w");
+    fputs("{\"token\": 6}", f);
+    fclose(f);
+    saemon_sink_options o = {.kind = SAEMON_SINK_WEBHOOK, .url = url, .spool_dir = spool};
+    saemon_sinks *s = open_sink(&o);
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sink_stats st;
+    saemon_sinks_stats(s, 0, &st);
+    cr_expect_eq(st.quarantined, 5);
+    cr_expect_eq(st.delivered, 1);
+    saemon_sinks_destroy(s);
+    cr_assert_eq(http_server_count(&srv), 1, "only the good entry is sent, never /etc/passwd");
+    cr_expect_str_eq(srv.req[0].body, "{\"token\": 6}");
+    cr_expect_eq(files_in(spool, ".bad"), 5);
+    cr_expect_eq(files_in(spool, ".json"), 0);
+    http_server_stop(&srv);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* issue 12, item 16: Alertmanager resolves an alert by itself once its endsAt
+ * (or resolve_timeout) passes; active alerts must be re-sent while they hold,
+ * with a later endsAt each time, and no longer once resolved. */
+Test(webhook, alertmanager_resends_active_alerts_with_endsat, .init = setup, .timeout = 60)
+{
+    http_server srv = {0};
+    cr_assert(http_server_start(&srv));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    saemon_sink_options o = {.kind = SAEMON_SINK_ALERTMANAGER, .url = url, .resend_interval_s = 0.2};
+    saemon_sinks *s = open_sink(&o);
+    test_alert t;
+    saemon_sinks_alert(test_alert_make(&t, 3, "firing"), s);
+    wait_arrived(&srv, 4); /* the alert, then re-sends */
+    saemon_sinks_alert(test_alert_make(&t, 9, "resolved"), s);
+    cr_assert_eq(saemon_sinks_stop(s, NULL), SAEMON_OK);
+    saemon_sinks_destroy(s);
+    size_t n = http_server_count(&srv);
+    cr_assert_geq(n, 5);
+    char prev_ends[64] = "";
+    for (size_t i = 0; i < n; i++) {
+        cJSON *arr = cJSON_Parse(srv.req[i].body), *a = cJSON_GetArrayItem(arr, 0);
+        cr_assert(a, "%s", srv.req[i].body);
+        cJSON *labels = cJSON_GetObjectItem(a, "labels");
+        cr_expect_str_eq(cJSON_GetObjectItem(labels, "alertname")->valuestring, "deception");
+        cJSON *ends = cJSON_GetObjectItem(a, "endsAt"), *starts = cJSON_GetObjectItem(a, "startsAt");
+        cr_assert(cJSON_IsString(ends), "every body carries endsAt: %s", srv.req[i].body);
+        if (i + 1 < n) { /* firing: same startsAt, endsAt never earlier */
+            cr_assert(cJSON_IsString(starts));
+            cr_expect_str_eq(starts->valuestring, "2023-11-14T22:13:23.000Z");
+            cr_expect_geq(strcmp(ends->valuestring, prev_ends), 0, "%s after %s", ends->valuestring, prev_ends);
+            snprintf(prev_ends, sizeof prev_ends, "%s", ends->valuestring);
+        } else { /* the last one is the resolution: endsAt = its timestamp */
+            cr_expect(!starts);
+            cr_expect_str_eq(ends->valuestring, "2023-11-14T22:13:29.000Z");
+        }
+        cJSON_Delete(arr);
+    }
+    http_server_stop(&srv);
 }

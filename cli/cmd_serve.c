@@ -1,0 +1,604 @@
+/* saemon serve --config saemon.yaml
+ * saemon serve --sae DIR --rules RULES.yaml --ring NAME [--ring NAME2 ...] [--metrics ADDR:PORT]
+ * The sidecar daemon: watches a live model through shared-memory rings. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/metrics_http.h"
+#include "cli/serve.h"
+
+static volatile sig_atomic_t stop_signal, hup_signal;
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    hup_signal = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: saemon serve --config SAEMON.yaml [--metrics ADDR:PORT] [sink options]\n"
+            "       saemon serve --sae SAE_DIR --rules RULES.yaml --ring NAME [--ring NAME ...]\n"
+            "                    [--hook NAME] [--slots N] [--max-rows N] [--metrics ADDR:PORT]\n"
+            "                    [--features FILE.jsonl] [sink options] [encoder options]\n"
+            "Creates one shared-memory ring per --ring (owner-only, /dev/shm/saemon-ring.NAME),\n"
+            "encodes what producers publish there and evaluates the rules per token. Alerts go to\n"
+            "the sinks; the highest severity per stream goes back to the producer (verdict).\n"
+            "SIGHUP or a change of a rule file reloads the rules; SIGTERM/SIGINT drain and stop.\n"
+            "  --config FILE        dictionaries, rings, sinks, metrics (docs/serve.md)\n"
+            "  --hook NAME          refuse producers that announce another hook (default: any)\n"
+            "  --slots N            frames a ring holds, a power of two (default %d)\n"
+            "  --max-rows N         rows (tokens) per frame (default %d)\n"
+            "  --name LABEL         dictionary label in metrics and logs\n"
+            "  --feature-labels F   feature explanations (Neuronpedia JSON) for alerts\n"
+            "  --metrics ADDR:PORT  serve /metrics and /healthz (e.g. 127.0.0.1:9464; port 0 = any free)\n"
+            "  --web-config FILE    TLS and basic auth for it: a Prometheus exporter web config file\n"
+            "  --features FILE      also write every token's features as JSON lines (for checking)\n"
+            "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n" CLI_SINK_USAGE
+                CLI_ENCODER_USAGE,
+            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_HEARTBEAT_S);
+}
+
+typedef struct serve_flags {
+    const char *config;
+    serve_dict_config one; /* flag mode: the one dictionary */
+    const char *ring_names[SERVE_MAX_RINGS];
+    size_t n_rings;
+    uint64_t slots, max_rows;
+    const char *metrics, *web_config, *features;
+    double heartbeat;
+    cli_sink_flags sinks;
+    saemon_encoder_options enc;
+} serve_flags;
+
+static bool parse_u64(const char *opt, const char *text, uint64_t max, uint64_t *out)
+{
+    size_t v;
+    if (!cli_parse_size(opt, text, &v))
+        return false;
+    if (v > max) {
+        fprintf(stderr, "saemon serve: %s %s is too large (at most %" PRIu64 ")\n", opt, text, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static int parse_args(int argc, char **argv, serve_flags *fl)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"sae", required_argument, 0, 's'},
+        {"rules", required_argument, 0, 'r'}, {"ring", required_argument, 0, 'g'},
+        {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
+        {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'N'},
+        {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
+        {"web-config", required_argument, 0, 'w'},
+        {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
+        CLI_SINK_LONG_OPTIONS, CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': fl->config = optarg; break;
+        case 's': fl->one.sae = optarg; break;
+        case 'r': fl->one.rules = optarg; break;
+        case 'g':
+            if (fl->n_rings == SERVE_MAX_RINGS) {
+                fprintf(stderr, "saemon serve: at most %d --ring\n", SERVE_MAX_RINGS);
+                return CLI_USAGE;
+            }
+            fl->ring_names[fl->n_rings++] = optarg;
+            break;
+        case 'k': fl->one.hook = optarg; break;
+        case 'n': if (!parse_u64("--slots", optarg, 1u << 20, &fl->slots)) return CLI_USAGE; break;
+        case 'm': if (!parse_u64("--max-rows", optarg, 1u << 16, &fl->max_rows)) return CLI_USAGE; break;
+        case 'N': fl->one.name = optarg; break;
+        case 'F': fl->one.feature_labels = optarg; break;
+        case 'x': fl->metrics = optarg; break;
+        case 'w': fl->web_config = optarg; break;
+        case 'f': fl->features = optarg; break;
+        case 'H':
+            if (!cli_parse_rate(optarg, &fl->heartbeat)) /* a positive number */
+                return CLI_USAGE;
+            break;
+        case 'h': usage(stdout); return -1;
+        default: {
+            int r = cli_encoder_option(c, optarg, &fl->enc);
+            if (r == 0)
+                r = cli_sink_option(c, optarg, &fl->sinks);
+            if (r == 1)
+                break;
+            if (r == 0)
+                usage(stderr);
+            return CLI_USAGE;
+        }
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    bool flag_mode = fl->one.sae || fl->one.rules || fl->n_rings;
+    if (fl->config && flag_mode) {
+        fprintf(stderr, "saemon serve: give either --config or --sae/--rules/--ring, not both\n");
+        return CLI_USAGE;
+    }
+    if (!fl->config && (!fl->one.sae || !fl->one.rules || !fl->n_rings)) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Flags -> the same config a file would give. */
+static bool config_from_flags(const serve_flags *fl, serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    serve_dict_config *d = &c->dicts[0];
+    c->n_dicts = 1;
+    d->name = dup_or_null(fl->one.name);
+    d->sae = dup_or_null(fl->one.sae);
+    d->rules = dup_or_null(fl->one.rules);
+    d->hook = dup_or_null(fl->one.hook);
+    d->feature_labels = dup_or_null(fl->one.feature_labels);
+    d->threads = fl->enc.threads;
+    d->batch = fl->enc.max_batch ? fl->enc.max_batch : SERVE_DEFAULT_BATCH;
+    d->n_rings = fl->n_rings;
+    for (size_t i = 0; i < fl->n_rings; i++) {
+        d->rings[i].name = strdup(fl->ring_names[i]);
+        d->rings[i].slots = fl->slots ? (uint32_t)fl->slots : SERVE_DEFAULT_SLOTS;
+        d->rings[i].max_rows = fl->max_rows ? (uint32_t)fl->max_rows : SERVE_DEFAULT_MAX_ROWS;
+        if (!d->rings[i].name)
+            return false;
+    }
+    c->heartbeat_timeout_s = SERVE_DEFAULT_HEARTBEAT_S;
+    return true;
+}
+
+/* Command-line settings override the file's. */
+static bool apply_overrides(const serve_flags *fl, serve_config *c)
+{
+    if (fl->metrics && !(free(c->metrics), c->metrics = strdup(fl->metrics)))
+        return false;
+    if (fl->web_config && !(free(c->web_config), c->web_config = strdup(fl->web_config)))
+        return false;
+    if (fl->features && !(free(c->features), c->features = strdup(fl->features)))
+        return false;
+    if (fl->heartbeat > 0)
+        c->heartbeat_timeout_s = fl->heartbeat;
+    if (fl->enc.cpus && !(free(c->cpus), c->cpus = strdup(fl->enc.cpus)))
+        return false;
+    if (fl->enc.exclude_cpus && !(free(c->exclude_cpus), c->exclude_cpus = strdup(fl->enc.exclude_cpus)))
+        return false;
+    if (fl->enc.variant && !(free(c->isa), c->isa = strdup(fl->enc.variant)))
+        return false;
+    if (fl->sinks.resolved)
+        c->resolved = true;
+    for (size_t i = 0; i < c->n_dicts; i++) {
+        if (fl->enc.threads)
+            c->dicts[i].threads = fl->enc.threads;
+        if (fl->enc.max_batch)
+            c->dicts[i].batch = fl->enc.max_batch;
+    }
+    return true;
+}
+
+static saemon_status load_rules(const serve_dict *d, saemon_ruleset **out, saemon_error *err)
+{
+    saemon_rules_options ro = {.feature_labels = d->cfg->feature_labels};
+    saemon_status s = saemon_rules_open(d->cfg->rules, &ro, out, err);
+    if (s == SAEMON_OK && d->info)
+        s = saemon_rules_bind(*out, d->info, err);
+    if (s != SAEMON_OK) {
+        saemon_rules_close(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static bool open_dict(serve *srv, size_t i)
+{
+    serve_dict *d = &srv->dicts[i];
+    const serve_dict_config *dc = &srv->cfg.dicts[i];
+    d->cfg = dc;
+    d->srv = srv;
+    pthread_mutex_init(&d->alerts_mu, NULL);
+    saemon_error err = {0};
+    if (saemon_dict_open(dc->sae, &d->dict, &err) != SAEMON_OK)
+        return cli_fail("serve", &err), false;
+    d->info = saemon_dict_get_info(d->dict);
+    d->label = dc->name ? dc->name : d->info->name;
+    if (load_rules(d, &d->rules, &err) != SAEMON_OK) {
+        fprintf(stderr, "saemon serve: %s\n", err.message);
+        return false;
+    }
+    uint32_t max_rows = 0;
+    for (size_t r = 0; r < dc->n_rings; r++)
+        if (dc->rings[r].max_rows > max_rows)
+            max_rows = dc->rings[r].max_rows;
+    saemon_encoder_options eo = {
+        .variant = srv->cfg.isa,
+        .max_batch = dc->batch,
+        .threads = dc->threads,
+        .cpus = srv->cfg.cpus,
+        .exclude_cpus = srv->cfg.exclude_cpus,
+        .reconstruction = saemon_rules_needs_reconstruction(d->rules),
+    };
+    if (saemon_encoder_create(d->dict, &eo, &d->encoder, &err) != SAEMON_OK)
+        return cli_fail("serve", &err), false;
+    cli_encoder_warn(d->encoder);
+    if (!serve_gather_init(d)) {
+        fprintf(stderr, "saemon serve: out of memory\n");
+        return false;
+    }
+    d->n_rings = dc->n_rings;
+    for (size_t r = 0; r < dc->n_rings; r++) {
+        serve_ring *sr = &d->rings[r];
+        sr->cfg = &dc->rings[r];
+        sr->dict = d;
+        saemon_ring_options ro = {
+            .name = sr->cfg->name,
+            .slots = sr->cfg->slots,
+            .max_rows_per_frame = sr->cfg->max_rows,
+            .d_in = (uint32_t)d->info->d_in,
+            .hook = dc->hook,
+        };
+        if (saemon_ring_create(&ro, &sr->ring, &err) != SAEMON_OK)
+            return cli_fail("serve", &err), false;
+        saemon_monitor_options mo = {.resolved = srv->cfg.resolved};
+        if (saemon_monitor_create(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
+            return cli_fail("serve", &err), false;
+        serve_log("info", "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " d_in=%zu hook=%s",
+                  d->label, sr->cfg->name, saemon_ring_shm_name(sr->ring), sr->cfg->slots, sr->cfg->max_rows,
+                  d->info->d_in, dc->hook ? dc->hook : "(any)");
+    }
+    serve_log("info", "dictionary=%s sae=%s d_in=%zu d_sae=%zu kernel=%s threads=%zu rules=%s (%zu enabled)",
+              d->label, dc->sae, d->info->d_in, d->info->d_sae, saemon_encoder_variant(d->encoder),
+              saemon_encoder_threads(d->encoder), dc->rules, saemon_rules_enabled_count(d->rules));
+    return true;
+}
+
+/* ---- rule reload (main thread) ---- */
+
+typedef struct rule_watch {
+    int fd;
+} rule_watch;
+
+static void watch_rule_dirs(serve *srv, rule_watch *w)
+{
+    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->fd < 0) {
+        serve_log("warning", "cannot watch rule files (%s); reload with SIGHUP", strerror(errno));
+        return;
+    }
+    for (size_t i = 0; i < srv->n_dicts; i++) {
+        char dir[PATH_MAX];
+        const char *p = srv->dicts[i].cfg->rules, *slash = strrchr(p, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == p ? 1 : slash - p) : 1, slash ? p : ".");
+        if (inotify_add_watch(w->fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) < 0)
+            serve_log("warning", "cannot watch %s (%s); reload with SIGHUP", dir, strerror(errno));
+    }
+}
+
+/* Names of changed files are matched against every rule file's base name. */
+static bool rules_changed(serve *srv, rule_watch *w)
+{
+    if (w->fd < 0)
+        return false;
+    bool changed = false;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(w->fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED))
+                changed = true;
+            for (size_t i = 0; ev->len && i < srv->n_dicts; i++) {
+                const char *path = srv->dicts[i].cfg->rules, *slash = strrchr(path, '/');
+                if (strcmp(ev->name, slash ? slash + 1 : path) == 0)
+                    changed = true;
+            }
+            if (ev->mask & IN_IGNORED) /* the directory went away: watch again */
+                serve_log("warning", "a rule directory was removed or moved; re-arming the file watch");
+            p += sizeof *ev + ev->len;
+        }
+    }
+    return changed;
+}
+
+static void request_reload(serve *srv, const char *why)
+{
+    for (size_t i = 0; i < srv->n_dicts; i++) {
+        serve_dict *d = &srv->dicts[i];
+        saemon_ruleset *next = NULL;
+        saemon_error err = {0};
+        saemon_status s = load_rules(d, &next, &err);
+        if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !saemon_rules_needs_reconstruction(d->rules)) {
+            snprintf(err.message, sizeof err.message,
+                     "%s: the new rules use reconstruction_error_above but the encoder was started without "
+                     "decoding; restart saemon serve to add reconstruction checks",
+                     d->cfg->rules);
+            s = SAEMON_ERR_RULES;
+        }
+        if (s != SAEMON_OK) {
+            atomic_fetch_add(&d->reloads_failed, 1);
+            serve_log("error", "dictionary=%s rules not reloaded after %s, keeping the old rules: %s", d->label, why,
+                      err.message);
+            saemon_rules_close(next);
+            continue;
+        }
+        saemon_rules_close(atomic_exchange(&d->pending, next)); /* an unapplied older reload is superseded */
+    }
+}
+
+static void free_retired(serve *srv)
+{
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        saemon_rules_close(atomic_exchange(&srv->dicts[i].retired, NULL));
+}
+
+/* ---- producer health (main thread) ---- */
+
+static void report_rings(serve *srv)
+{
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
+            serve_ring *r = &srv->dicts[i].rings[j];
+            saemon_ring_stats st;
+            saemon_ring_get_stats(r->ring, &st);
+            const char *dl = r->dict->label, *rn = r->cfg->name;
+            bool detached = st.producer_pid == 0; /* a clean detach clears the pid */
+            if (st.producer_state != r->logged_state || st.producer_pid != r->logged_pid) {
+                if (detached && r->logged_pid != 0)
+                    serve_log("info", "dictionary=%s ring=%s producer pid=%d detached", dl, rn, (int)r->logged_pid);
+                else if (st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached)
+                    serve_log("info", "dictionary=%s ring=%s producer attached pid=%d model=\"%s\" hook=\"%s\" d_in=%" PRIu32 " dtype=%s",
+                              dl, rn, (int)st.producer_pid, st.model, st.hook, st.d_in, st.dtype);
+                else if (st.producer_state == SAEMON_RING_PRODUCER_REFUSED)
+                    serve_log("error", "dictionary=%s ring=%s producer refused pid=%d: %s", dl, rn,
+                              (int)st.producer_pid, st.refuse_reason);
+                r->logged_state = st.producer_state;
+                r->logged_pid = st.producer_pid;
+            }
+            /* Down: attached (not cleanly detached) but dead or silent. */
+            bool down = st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached &&
+                        (!st.producer_alive || st.heartbeat_age_s > srv->cfg.heartbeat_timeout_s);
+            if (down != r->logged_down) {
+                if (down)
+                    serve_log("warning", "dictionary=%s ring=%s producer %s (last heartbeat %.1f s ago)", dl, rn,
+                              st.producer_alive ? "stopped heartbeating" : "is gone", st.heartbeat_age_s);
+                else
+                    serve_log("info", "dictionary=%s ring=%s producer heartbeating again", dl, rn);
+                r->logged_down = down;
+            }
+            uint64_t gaps = atomic_load(&r->gaps);
+            if (st.frames_dropped != r->logged_dropped || st.frames_rejected_total != r->logged_rejected ||
+                gaps != r->logged_gaps) {
+                serve_log("warning",
+                          "dictionary=%s ring=%s frames_dropped=%" PRIu64 " tokens_dropped=%" PRIu64
+                          " frames_rejected=%" PRIu64 " stream_gaps=%" PRIu64,
+                          dl, rn, st.frames_dropped, st.tokens_dropped, st.frames_rejected_total, gaps);
+                r->logged_dropped = st.frames_dropped;
+                r->logged_rejected = st.frames_rejected_total;
+                r->logged_gaps = gaps;
+            }
+        }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void close_all(serve *srv, metrics_http *http)
+{
+    atomic_store(&srv->stopping, true);
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        if (srv->dicts[i].thread_started)
+            pthread_join(srv->dicts[i].thread, NULL);
+    metrics_http_stop(http);
+    for (size_t i = 0; i < srv->n_dicts; i++) {
+        serve_dict *d = &srv->dicts[i];
+        for (size_t r = 0; r < d->n_rings; r++) {
+            saemon_monitor_destroy(d->rings[r].monitor);
+            saemon_ring_destroy(d->rings[r].ring);
+        }
+        serve_gather_free(d);
+        saemon_encoder_destroy(d->encoder);
+        saemon_rules_close(d->rules);
+        saemon_rules_close(atomic_exchange(&d->pending, NULL));
+        saemon_rules_close(atomic_exchange(&d->retired, NULL));
+        saemon_dict_close(d->dict);
+        for (size_t a = 0; a < d->n_alerts; a++) {
+            free(d->alerts[a].rule);
+            free(d->alerts[a].severity);
+            free(d->alerts[a].status);
+        }
+        free(d->alerts);
+        if (d->cfg)
+            pthread_mutex_destroy(&d->alerts_mu);
+    }
+    if (srv->features)
+        fclose(srv->features);
+    pthread_mutex_destroy(&srv->features_mu);
+}
+
+static void print_summary(serve *srv)
+{
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
+            serve_ring *r = &srv->dicts[i].rings[j];
+            saemon_ring_stats st;
+            saemon_ring_get_stats(r->ring, &st);
+            serve_log("info",
+                      "dictionary=%s ring=%s tokens_received=%" PRIu64 " tokens_produced=%" PRIu64
+                      " tokens_encoded=%" PRIu64 " frames_dropped=%" PRIu64 " frames_rejected=%" PRIu64
+                      " stream_gaps=%" PRIu64 " streams_ended=%" PRIu64,
+                      srv->dicts[i].label, r->cfg->name, st.tokens_received, st.tokens_produced,
+                      atomic_load(&r->tokens_encoded), st.frames_dropped, st.frames_rejected_total,
+                      atomic_load(&r->gaps), atomic_load(&r->streams_ended));
+        }
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    serve_flags fl = {0};
+    int rc = parse_args(argc, argv, &fl);
+    if (rc != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
+    static serve srv; /* large (per-ring counters); one per process */
+    memset(&srv, 0, sizeof srv);
+    pthread_mutex_init(&srv.features_mu, NULL);
+    srv.started = mono_s();
+    saemon_error err = {0};
+    if (fl.config) {
+        if (serve_config_load(fl.config, &srv.cfg, &err) != SAEMON_OK) {
+            fprintf(stderr, "saemon serve: %s\n", err.message);
+            return CLI_FAIL;
+        }
+    } else if (!config_from_flags(&fl, &srv.cfg)) {
+        fprintf(stderr, "saemon serve: out of memory\n");
+        return CLI_FAIL;
+    }
+    metrics_http *http = NULL;
+    web_config *web = NULL;
+    rc = CLI_FAIL;
+    if (!apply_overrides(&fl, &srv.cfg) || serve_config_validate(&srv.cfg, &err) != SAEMON_OK) {
+        fprintf(stderr, "saemon serve: %s\n", err.message[0] ? err.message : "out of memory");
+        goto out;
+    }
+    install_signals();
+    srv.n_dicts = srv.cfg.n_dicts;
+    for (size_t i = 0; i < srv.n_dicts; i++)
+        if (!open_dict(&srv, i))
+            goto out;
+    if (srv.cfg.features && !(srv.features = fopen(srv.cfg.features, "a"))) {
+        fprintf(stderr, "saemon serve: cannot open %s: %s\n", srv.cfg.features, strerror(errno));
+        goto out;
+    }
+    cli_sink_flags sf = fl.sinks;
+    if (!sf.sinks_file)
+        sf.sinks_file = srv.cfg.sinks;
+    if (!sf.alerts)
+        sf.alerts = srv.cfg.alerts;
+    /* Idempotency keys: one run id per daemon start, so a restarted model
+     * reusing stream ids is not mistaken for a replay; spooled alerts keep
+     * the keys they were spooled with (--run-id overrides). */
+    char run_id[96];
+    snprintf(run_id, sizeof run_id, "serve-%ld-%d", (long)time(NULL), (int)getpid());
+    if (!(srv.sinks = cli_sinks_open("serve", &sf, run_id)))
+        goto out;
+    if (srv.cfg.web_config && !srv.cfg.metrics) {
+        fprintf(stderr, "saemon serve: a web config (TLS, basic auth) needs --metrics or 'metrics:'\n");
+        goto out;
+    }
+    if (srv.cfg.web_config && web_config_load(srv.cfg.web_config, &web, &err) != SAEMON_OK) {
+        fprintf(stderr, "saemon serve: %s\n", err.message);
+        goto out;
+    }
+    if (srv.cfg.metrics) {
+        metrics_http_callbacks cb = {.render = serve_metrics_render, .healthy = serve_healthy, .user = &srv};
+        if (metrics_http_start(srv.cfg.metrics, &cb, web, &http, &err) != SAEMON_OK) {
+            fprintf(stderr, "saemon serve: %s\n", err.message);
+            goto out;
+        }
+        serve_log("info", "metrics listening on %s (port %u): /metrics /healthz over %s%s", srv.cfg.metrics,
+                  metrics_http_port(http), web_config_tls(web) ? "https" : "http",
+                  web_config_basic_auth(web) ? " with basic auth" : "");
+    }
+    for (size_t i = 0; i < srv.n_dicts; i++) {
+        if (pthread_create(&srv.dicts[i].thread, NULL, serve_consumer_main, &srv.dicts[i]) != 0) {
+            fprintf(stderr, "saemon serve: cannot start a consumer thread\n");
+            goto out;
+        }
+        srv.dicts[i].thread_started = true;
+    }
+    rule_watch watch;
+    watch_rule_dirs(&srv, &watch);
+    sd_notify(0, "READY=1\nSTATUS=watching");
+    serve_log("info", "ready: %zu dictionar%s, pid %d", srv.n_dicts, srv.n_dicts == 1 ? "y" : "ies", (int)getpid());
+    bool consumer_failed = false;
+    while (!stop_signal && !consumer_failed) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        bool hup = hup_signal != 0;
+        hup_signal = 0;
+        bool changed = rules_changed(&srv, &watch);
+        if (hup || changed) {
+            sd_notify(0, "RELOADING=1");
+            request_reload(&srv, hup ? "SIGHUP" : "a change of a rule file");
+            sd_notify(0, "READY=1");
+        }
+        free_retired(&srv);
+        report_rings(&srv);
+        for (size_t i = 0; i < srv.n_dicts; i++)
+            consumer_failed |= atomic_load(&srv.dicts[i].failed);
+    }
+    if (watch.fd >= 0)
+        close(watch.fd);
+    sd_notify(0, "STOPPING=1");
+    if (stop_signal)
+        serve_log("info", "%s: draining the rings and the sinks, then stopping",
+                  stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = consumer_failed ? CLI_FAIL : CLI_OK;
+out:
+    atomic_store(&srv.stopping, true);
+    for (size_t i = 0; i < srv.n_dicts; i++)
+        if (srv.dicts[i].thread_started) {
+            pthread_join(srv.dicts[i].thread, NULL);
+            srv.dicts[i].thread_started = false;
+        }
+    report_rings(&srv);
+    metrics_http_stop(http); /* it reads the sinks' counters */
+    http = NULL;
+    web_config_free(web);
+    web = NULL;
+    if (srv.sinks) {
+        uint64_t n_alerts = 0;
+        saemon_sinks *closing = srv.sinks;
+        int sink_rc = cli_sinks_close("serve", closing, &n_alerts);
+        if (sink_rc != CLI_OK && rc == CLI_OK)
+            rc = sink_rc; /* 1: alerts lost, 3: deliveries failed for good */
+        srv.sinks = NULL;
+    }
+    print_summary(&srv);
+    close_all(&srv, http);
+    serve_config_free(&srv.cfg);
+    return rc;
+}

@@ -1,0 +1,186 @@
+#include "cli/metrics_http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct metrics_http {
+    struct MHD_Daemon *daemon;
+    metrics_http_callbacks cb;
+    web_config *web; /* TLS, basic auth; NULL = plain HTTP, open */
+    unsigned port;
+};
+
+static saemon_status fail(saemon_error *err, const char *fmt, const char *a, const char *b)
+{
+    if (err) {
+        err->code = SAEMON_ERR_ARG;
+        snprintf(err->message, sizeof err->message, fmt, a, b);
+    }
+    return SAEMON_ERR_ARG;
+}
+
+bool metrics_http_parse_listen(const char *listen, void *ss_out, size_t *len_out, saemon_error *err)
+{
+    char host[64] = "127.0.0.1";
+    const char *port_text = listen;
+    const char *colon = strrchr(listen, ':');
+    if (colon) {
+        size_t hl = (size_t)(colon - listen);
+        const char *h = listen;
+        if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+            h++;
+            hl -= 2;
+        }
+        if (hl == 0 || hl >= sizeof host) {
+            fail(err, "--metrics %s: expected HOST:PORT (e.g. 127.0.0.1:9464)%s", listen, "");
+            return false;
+        }
+        memcpy(host, h, hl);
+        host[hl] = 0;
+        port_text = colon + 1;
+    }
+    char *end = NULL;
+    errno = 0;
+    long port = strtol(port_text, &end, 10);
+    if (errno || !*port_text || *end || port < 0 || port > 65535) {
+        fail(err, "--metrics %s: '%s' is not a port number (0-65535)", listen, port_text);
+        return false;
+    }
+    struct sockaddr_storage *ss = ss_out;
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len_out = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len_out = sizeof *v6;
+    } else if (strcmp(host, "localhost") == 0) {
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        v4->sin_port = htons((uint16_t)port);
+        *len_out = sizeof *v4;
+    } else {
+        fail(err, "--metrics %s: '%s' is not an IP address (names other than localhost are not resolved)",
+             listen, host);
+        return false;
+    }
+    return true;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
+                               size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *text)
+{
+    char *body = strdup(text);
+    if (!body)
+        return MHD_NO;
+    return respond(conn, status, "text/plain; charset=utf-8", body, strlen(body));
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_size, void **state)
+{
+    (void)version;
+    (void)upload_data;
+    metrics_http *h = cls;
+    if (!*state) { /* first call for this request: headers only */
+        *state = h;
+        return MHD_YES;
+    }
+    if (*upload_size) /* GET/HEAD carry no body: ignore and finish */
+        *upload_size = 0;
+    enum MHD_Result refused;
+    if (!web_config_admit(h->web, conn, &refused))
+        return refused;
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+    if (strcmp(url, "/metrics") == 0) {
+        prom_text t = {0};
+        h->cb.render(h->cb.user, &t);
+        if (t.failed || !t.buf) {
+            prom_text_free(&t);
+            return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        }
+        return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", t.buf, t.len);
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        char why[256] = "";
+        bool ok = h->cb.healthy ? h->cb.healthy(h->cb.user, why, sizeof why) : true;
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s%s%s\n", ok ? "ok" : "unhealthy", *why ? ": " : "", why);
+        return respond_text(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+    }
+    if (strcmp(url, "/") == 0)
+        return respond_text(conn, MHD_HTTP_OK, "saemon: /metrics (Prometheus), /healthz\n");
+    return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
+}
+
+saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, web_config *web,
+                                 metrics_http **out, saemon_error *err)
+{
+    *out = NULL;
+    struct sockaddr_storage ss;
+    size_t sl = 0;
+    if (!metrics_http_parse_listen(listen, &ss, &sl, err))
+        return SAEMON_ERR_ARG;
+    metrics_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return fail(err, "metrics endpoint %s: out of memory%s", listen, "");
+    h->cb = *cb;
+    h->web = web;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[6];
+    web_config_mhd_options(web, tls, &flags);
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    h->daemon = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)32, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_ARRAY, tls,
+                                 MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return fail(err, "metrics endpoint %s: cannot listen (%s)", listen,
+                    errno ? strerror(errno) : "address in use or not available");
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : port;
+    *out = h;
+    return SAEMON_OK;
+}
+
+unsigned metrics_http_port(const metrics_http *h)
+{
+    return h ? h->port : 0;
+}
+
+void metrics_http_stop(metrics_http *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

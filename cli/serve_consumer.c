@@ -1,0 +1,293 @@
+/* The consumer thread of one dictionary: frames from its rings -> encoder ->
+ * one monitor per ring -> alerts to the sinks and verdicts back to the ring. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/serve.h"
+
+typedef struct alert_ctx {
+    serve_ring *ring;
+} alert_ctx;
+
+saemon_verdict serve_verdict_of(const saemon_alert *a)
+{
+    if (a->block)
+        return SAEMON_VERDICT_BLOCK;
+    const char *s = a->severity ? a->severity : "";
+    if (!strcmp(s, "emergency") || !strcmp(s, "alert") || !strcmp(s, "critical") || !strcmp(s, "error"))
+        return SAEMON_VERDICT_CRITICAL;
+    if (!strcmp(s, "warning"))
+        return SAEMON_VERDICT_WARNING;
+    return SAEMON_VERDICT_INFO;
+}
+
+static void on_alert(const saemon_alert *a, void *user)
+{
+    serve_ring *r = user;
+    if (a->status && strcmp(a->status, "firing") == 0) {
+        /* The verdict first: the model server polls it, the sinks may be slow. */
+        saemon_verdict v = serve_verdict_of(a);
+        saemon_ring_set_verdict(r->ring, a->stream, v);
+        atomic_fetch_add_explicit(&r->verdicts[v], 1, memory_order_relaxed);
+    }
+    serve_count_alert(r->dict, a);
+    saemon_sinks_alert(a, r->dict->srv->sinks);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Swap in rules the main thread loaded, between two frames. */
+static void apply_pending_rules(serve_dict *d)
+{
+    saemon_ruleset *next = atomic_exchange(&d->pending, NULL);
+    if (!next)
+        return;
+    saemon_reload_stats st = {0};
+    saemon_error err = {0};
+    size_t done = 0;
+    for (; done < d->n_rings; done++) {
+        serve_ring *r = &d->rings[done];
+        if (saemon_monitor_reload(r->monitor, next, on_alert, r, &st, &err) != SAEMON_OK)
+            break;
+    }
+    if (done < d->n_rings) {
+        /* Out of memory part way: the monitors that switched must switch
+         * back, so every ring keeps evaluating one and the same rule set. */
+        for (size_t i = 0; i < done; i++)
+            saemon_monitor_reload(d->rings[i].monitor, d->rules, on_alert, &d->rings[i], NULL, NULL);
+        atomic_fetch_add(&d->reloads_failed, 1);
+        serve_log("error", "dictionary=%s rules not reloaded, keeping the old rules: %s", d->label, err.message);
+        atomic_store(&d->retired, next);
+        return;
+    }
+    saemon_ruleset *old = d->rules;
+    d->rules = next;
+    atomic_fetch_add(&d->reloads_ok, 1);
+    serve_log("info",
+              "dictionary=%s rules reloaded: %zu rules (%zu kept state, %zu changed, %zu added, %zu removed)",
+              d->label, st.rules, st.kept, st.changed, st.added, st.removed);
+    atomic_store(&d->retired, old);
+}
+
+/* Tokens of one encode call, gathered from consecutive frames of one ring
+ * (many streams decoding one token each fill a batch together, and a batch
+ * of 8 costs far less per token than 8 batches of 1). Entries keep the frames'
+ * order so each stream sees its tokens, and its end, in sequence. */
+typedef struct gather_entry {
+    uint64_t stream, token; /* token of the entry's first row */
+    uint32_t first, n_rows; /* rows [first, first + n_rows) of the gathered batch */
+    bool end_of_stream;
+} gather_entry;
+
+struct serve_gather {
+    float *rows;            /* [batch][d_in] */
+    gather_entry *entries;  /* at most batch + SERVE_GATHER_ENDS */
+    size_t n_rows, n_entries, cap_entries;
+};
+#define SERVE_GATHER_ENDS 64 /* zero-row end-of-stream frames one batch may carry */
+
+bool serve_gather_init(serve_dict *d)
+{
+    size_t batch = saemon_encoder_max_batch(d->encoder);
+    struct serve_gather *g = calloc(1, sizeof *g);
+    if (!g)
+        return false;
+    g->cap_entries = batch + SERVE_GATHER_ENDS;
+    g->rows = malloc(batch * d->info->d_in * sizeof *g->rows);
+    g->entries = malloc(g->cap_entries * sizeof *g->entries);
+    d->gather = g;
+    return g->rows && g->entries;
+}
+
+void serve_gather_free(serve_dict *d)
+{
+    if (d->gather) {
+        free(d->gather->rows);
+        free(d->gather->entries);
+        free(d->gather);
+        d->gather = NULL;
+    }
+}
+
+static void write_features(serve *srv, const serve_ring *r, const gather_entry *e, const saemon_features *feat)
+{
+    pthread_mutex_lock(&srv->features_mu);
+    for (uint32_t t = 0; t < e->n_rows; t++) {
+        size_t lo = feat->offsets[e->first + t], hi = feat->offsets[e->first + t + 1];
+        cli_write_sparse_line(srv->features, r->dict->label, r->cfg->name, e->stream, e->token + t,
+                              feat->index + lo, feat->value + lo, hi - lo, feat->input_nonfinite[e->first + t]);
+    }
+    fflush(srv->features);
+    pthread_mutex_unlock(&srv->features_mu);
+}
+
+/* The tokens of entry e (its rows start at e->first in the features) through
+ * the ring's monitor, then its end of stream. */
+static void observe(serve_ring *r, const gather_entry *e, const saemon_features *feat)
+{
+    for (uint32_t t = 0; t < e->n_rows; t++) {
+        size_t i = e->first + t, lo = feat->offsets[i], hi = feat->offsets[i + 1];
+        saemon_token_view v = {
+            .stream = e->stream,
+            .token = e->token + t,
+            .index = feat->index + lo,
+            .value = feat->value + lo,
+            .nnz = hi - lo,
+            .input_norm = feat->input_norm[i],
+            .input_nonfinite = feat->input_nonfinite[i] != 0,
+            .recon_error = feat->recon_error ? feat->recon_error[i] : NAN,
+        };
+        saemon_monitor_observe(r->monitor, &v, on_alert, r);
+    }
+    if (e->n_rows && r->dict->srv->features)
+        write_features(r->dict->srv, r, e, feat);
+    atomic_fetch_add_explicit(&r->tokens_encoded, e->n_rows, memory_order_relaxed);
+    if (e->end_of_stream) {
+        saemon_monitor_end_stream(r->monitor, e->stream, on_alert, r);
+        atomic_fetch_add_explicit(&r->streams_ended, 1, memory_order_relaxed);
+    }
+}
+
+/* Encode `n` contiguous rows and hand them to the entries. */
+static bool encode_entries(serve_dict *d, serve_ring *r, const float *rows, size_t n, const gather_entry *entries,
+                           size_t n_entries)
+{
+    const saemon_features *feat = NULL;
+    if (n) {
+        saemon_error err = {0};
+        double t0 = now_s();
+        if (saemon_encoder_encode(d->encoder, rows, n, &feat, &err) != SAEMON_OK) {
+            snprintf(d->failure, sizeof d->failure, "encode failed: %s", err.message);
+            return false;
+        }
+        serve_hist_observe(&d->encode_seconds, now_s() - t0);
+    }
+    for (size_t i = 0; i < n_entries; i++)
+        observe(r, &entries[i], feat);
+    return true;
+}
+
+static bool flush(serve_dict *d, serve_ring *r)
+{
+    struct serve_gather *g = d->gather;
+    bool ok = encode_entries(d, r, g->rows, g->n_rows, g->entries, g->n_entries);
+    g->n_rows = g->n_entries = 0;
+    return ok;
+}
+
+/* A frame larger than a batch goes straight from the ring, in batch chunks. */
+static bool encode_large_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
+{
+    size_t batch = saemon_encoder_max_batch(d->encoder);
+    for (size_t first = 0; first < f->n_rows; first += batch) {
+        size_t n = f->n_rows - first < batch ? f->n_rows - first : batch;
+        bool last = first + n == f->n_rows;
+        gather_entry e = {.stream = f->stream, .token = f->token + first, .first = 0, .n_rows = (uint32_t)n,
+                          .end_of_stream = last && f->end_of_stream};
+        if (!encode_entries(d, r, f->rows + first * f->d_in, n, &e, 1))
+            return false;
+    }
+    return true;
+}
+
+static bool take_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
+{
+    struct serve_gather *g = d->gather;
+    size_t batch = saemon_encoder_max_batch(d->encoder);
+    if (f->gap) {
+        /* The monitor starts a new sequence when token positions do not
+         * follow each other, so windows never bridge the lost tokens. */
+        atomic_fetch_add_explicit(&r->gaps, 1, memory_order_relaxed);
+    }
+    if (g->n_rows + f->n_rows > batch || g->n_entries == g->cap_entries)
+        if (!flush(d, r))
+            return false;
+    if (f->n_rows > batch)
+        return encode_large_frame(d, r, f);
+    memcpy(g->rows + g->n_rows * d->info->d_in, f->rows, (size_t)f->n_rows * f->d_in * sizeof(float));
+    g->entries[g->n_entries++] = (gather_entry){.stream = f->stream, .token = f->token, .first = (uint32_t)g->n_rows,
+                                                .n_rows = f->n_rows, .end_of_stream = f->end_of_stream};
+    g->n_rows += f->n_rows;
+    return true;
+}
+
+/* Frames of one ring: wait up to timeout_ms for the first, then take what
+ * is already there, a few batches at most. Returns frames handled, -1 on a
+ * fatal error. */
+static int drain_ring(serve_dict *d, serve_ring *r, int timeout_ms)
+{
+    size_t batch = saemon_encoder_max_batch(d->encoder);
+    size_t budget = 4 * batch + SERVE_GATHER_ENDS; /* then let reloads and stops in */
+    int handled = 0;
+    for (;;) {
+        saemon_frame f;
+        saemon_error err = {0};
+        int got = saemon_ring_next(r->ring, &f, handled ? 0 : timeout_ms, &err);
+        if (got < 0) {
+            snprintf(d->failure, sizeof d->failure, "ring %s: %s", r->cfg->name, err.message);
+            return -1;
+        }
+        if (got == 0)
+            break;
+        bool ok = take_frame(d, r, &f);
+        saemon_ring_release(r->ring);
+        if (!ok)
+            return -1;
+        handled++;
+        if ((size_t)handled >= budget)
+            break;
+    }
+    return flush(d, r) ? handled : -1;
+}
+
+/* One pass over the rings: returns frames handled, -1 on a fatal error. */
+static int poll_rings(serve_dict *d, int timeout_ms)
+{
+    int handled = 0;
+    for (size_t i = 0; i < d->n_rings; i++) {
+        int n = drain_ring(d, &d->rings[i], d->n_rings == 1 ? timeout_ms : 0);
+        if (n < 0)
+            return -1;
+        handled += n;
+    }
+    return handled;
+}
+
+void *serve_consumer_main(void *arg)
+{
+    serve_dict *d = arg;
+    serve *srv = d->srv;
+    for (;;) {
+        apply_pending_rules(d);
+        if (atomic_load(&srv->stopping)) {
+            /* Drain: whatever the producers had published before the stop. */
+            int n;
+            while ((n = poll_rings(d, 0)) > 0)
+                ;
+            if (n < 0)
+                break;
+            return NULL;
+        }
+        int n = poll_rings(d, 50);
+        if (n < 0)
+            break;
+        if (n == 0 && d->n_rings > 1) {
+            /* several rings: wait on none of them for long */
+            struct timespec ts = {0, 200 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    atomic_store(&d->failed, true);
+    serve_log("error", "dictionary=%s consumer stopped: %s", d->label, d->failure);
+    return NULL;
+}

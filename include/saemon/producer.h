@@ -1,0 +1,102 @@
+/* saemon — producer side of the shared-memory activation ring.
+ *
+ * libsaemon-producer (pkg-config: saemon-producer) depends on libc only. A
+ * model server attaches to the ring a running `saemon serve` created, then
+ * publishes activation rows per (stream, token). Publishing never blocks the
+ * model: when the ring is full the frame is dropped and counted, and the next
+ * frame tells saemon how many were lost (explicit lossless mode waits at most
+ * a configured number of microseconds). If saemon is not running yet, or
+ * restarts, the producer keeps working (frames are dropped and counted) and
+ * re-attaches on its own. Byte layout and protocol: docs/ring.md.
+ *
+ * One saemon_producer is used by one thread at a time (wrap it in a mutex if
+ * several threads publish); saemon_producer_verdict may be called from any. */
+#ifndef SAEMON_PRODUCER_H
+#define SAEMON_PRODUCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "saemon/api.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct saemon_producer saemon_producer;
+
+/* Row element types (same codes as the frame header's dtype byte). */
+typedef enum saemon_producer_dtype {
+    SAEMON_PRODUCER_F32 = 0,
+    SAEMON_PRODUCER_F16 = 1,
+    SAEMON_PRODUCER_BF16 = 2,
+} saemon_producer_dtype;
+
+/* Return codes of the producer calls. */
+enum {
+    SAEMON_PRODUCER_OK = 0,           /* published */
+    SAEMON_PRODUCER_DROPPED = 1,      /* not published (ring full, no consumer yet, refused): counted */
+    SAEMON_PRODUCER_EINVAL = -1,      /* bad argument (NULL rows, n_rows 0, stream >= 2^56 - 1) */
+    SAEMON_PRODUCER_EREFUSED = -2,    /* attach: saemon refused the announcement (reason in message) */
+    SAEMON_PRODUCER_ESYS = -3,        /* attach: system error (errno text in message) */
+    SAEMON_PRODUCER_EBUSY = -4,       /* attach: another live producer owns the ring */
+};
+
+typedef struct saemon_producer_options {
+    const char *ring;          /* ring name as given to `saemon serve --ring` */
+    const char *model;         /* model id announced to saemon (free text, < 120 bytes) */
+    const char *hook;          /* hook name, e.g. "blocks.8.hook_resid_post" (< 120 bytes);
+                                * NULL/"" = announce the hook saemon expects (replay tools) */
+    uint32_t d_in;             /* row width */
+    saemon_producer_dtype dtype;
+    uint32_t lossless_wait_us; /* 0 = never wait (drop when full); else wait at most this long */
+    int handshake_timeout_ms;  /* attach waits this long for saemon's accept/refuse; 0 = 1000,
+                                * <0 = do not wait. A missing consumer is not an error. */
+} saemon_producer_options;
+
+/* Counters of this producer object (lifetime, across re-attaches). */
+typedef struct saemon_producer_stats {
+    uint64_t frames_published;
+    uint64_t tokens_published;
+    uint64_t frames_dropped;
+    uint64_t tokens_dropped;
+    uint64_t reattaches;       /* times the producer found a new consumer segment */
+    bool connected;            /* attached to a live segment and not refused */
+    bool refused;
+} saemon_producer_stats;
+
+/* Attach. On failure returns a negative code, *out = NULL, and writes a
+ * one-line reason into msg (msg_len bytes, may be NULL). */
+SAEMON_API int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer **out, char *msg,
+                           size_t msg_len);
+
+/* Publish n_rows rows (row-major, n_rows * d_in elements of the announced
+ * dtype) for token positions token .. token + n_rows - 1 of `stream`. Rows
+ * that do not fit one slot are split into several frames. Returns
+ * SAEMON_PRODUCER_OK, SAEMON_PRODUCER_DROPPED (some or all frames dropped) or
+ * SAEMON_PRODUCER_EINVAL. Never blocks beyond lossless_wait_us per frame. */
+SAEMON_API int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token,
+                            const void *rows, uint32_t n_rows);
+
+/* Tell saemon the stream is finished (a zero-row frame with end-of-stream). */
+SAEMON_API int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t token);
+
+/* Refresh the heartbeat (publish does it too); call it from an idle loop so
+ * saemon can tell "no traffic" from "producer hung". Also re-attaches if saemon
+ * restarted. Cheap: at most one check every few milliseconds. */
+SAEMON_API void saemon_producer_heartbeat(saemon_producer *p);
+
+/* Highest severity saemon fired so far for `stream` (0 none, 1 info, 2
+ * warning, 3 critical, 4 block); an atomic load, no system call. */
+SAEMON_API int saemon_producer_verdict(const saemon_producer *p, uint64_t stream);
+
+SAEMON_API void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out);
+
+/* Release the ring (another producer may attach). NULL is a no-op. */
+SAEMON_API void saemon_producer_detach(saemon_producer *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,554 @@
+/* libsaemon-producer: publishes activation rows into a saemon ring.
+ * libc only. Protocol and layout: docs/ring.md, producers/c/ring_layout.h. */
+#include "saemon/producer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "producers/c/ring_layout.h"
+
+#define RECHECK_NS 5000000u /* look for a restarted consumer at most every 5 ms */
+#define GAP_SET 128         /* streams remembered as "lost a frame" until their next frame */
+
+enum { P_DISCONNECTED, P_PENDING, P_ACCEPTED, P_REFUSED };
+
+struct saemon_producer {
+    char shm_name[sizeof RING_SHM_PREFIX + RING_NAME_MAX];
+    char model[RING_TEXT_MAX];
+    char hook[RING_TEXT_MAX];
+    bool hook_from_consumer; /* announce whatever hook the consumer expects */
+    uint32_t hook_id;
+    uint32_t d_in;
+    uint32_t dtype;
+    size_t row_bytes;
+    uint32_t lossless_wait_us;
+
+    /* the current segment (state != P_DISCONNECTED) */
+    int fd;
+    void *map;
+    size_t map_bytes;
+    ring_header *h;
+    uint8_t *slots;
+    const uint64_t *verdicts;
+    dev_t dev;
+    ino_t ino;
+    uint32_t rows_per_frame;
+    uint32_t my_gen;
+    uint64_t head;
+    int state;
+    uint64_t next_check_ns;
+
+    /* loss bookkeeping carried by the next published frame */
+    uint64_t dropped_pending;
+    bool gap_all_pending;
+    uint64_t gap_streams[GAP_SET]; /* stream + 1; 0 = empty; at most 3/4 full */
+    uint32_t gap_count;
+
+    saemon_producer_stats stats;
+    char refuse_reason[256];
+};
+
+static void set_msg(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_msg(char *msg, size_t len, const char *fmt, ...)
+{
+    if (!msg || !len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- pending-gap set: streams that lost a frame since their last one ---- */
+
+static void gap_add(saemon_producer *p, uint64_t stream)
+{
+    uint64_t key = stream + 1;
+    uint32_t h = (uint32_t)ring_hash64(stream) % GAP_SET;
+    for (uint32_t i = 0; i < GAP_SET; i++) {
+        uint64_t *e = &p->gap_streams[(h + i) % GAP_SET];
+        if (*e == key)
+            return;
+        if (*e == 0) {
+            /* keep a quarter empty: probing and deletion need empty slots */
+            if (p->gap_count >= GAP_SET * 3 / 4)
+                break;
+            *e = key;
+            p->gap_count++;
+            return;
+        }
+    }
+    p->gap_all_pending = true; /* too many: every open stream is suspect */
+}
+
+/* True (and forgotten) if `stream` lost frames since its previous frame.
+ * Removal uses backward-shift deletion to keep linear probing exact. */
+static bool gap_take(saemon_producer *p, uint64_t stream)
+{
+    uint64_t key = stream + 1;
+    uint32_t i = (uint32_t)ring_hash64(stream) % GAP_SET;
+    for (uint32_t n = 0; n < GAP_SET; n++, i = (i + 1) % GAP_SET) {
+        if (p->gap_streams[i] == 0)
+            return false;
+        if (p->gap_streams[i] != key)
+            continue;
+        uint32_t hole = i;
+        for (uint32_t j = (i + 1) % GAP_SET; p->gap_streams[j]; j = (j + 1) % GAP_SET) {
+            uint32_t home = (uint32_t)ring_hash64(p->gap_streams[j] - 1) % GAP_SET;
+            /* move j into the hole unless its home lies cyclically in (hole, j] */
+            bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+            if (!stays) {
+                p->gap_streams[hole] = p->gap_streams[j];
+                hole = j;
+            }
+        }
+        p->gap_streams[hole] = 0;
+        p->gap_count--;
+        return true;
+    }
+    return false;
+}
+
+/* ---- segment attach / detach ---- */
+
+/* Dekker-style hand-off with idle_wait() in runtime/ring.c: the producer
+ * publishes (head or announce_gen, seq_cst) then reads `waiters` (seq_cst);
+ * the consumer sets `waiters` (seq_cst) then re-reads head/announce_gen
+ * (seq_cst) before sleeping. All four being seq_cst, one of the two sides
+ * sees the other's write: no lost wake-up. (No fences: ThreadSanitizer
+ * does not model them.) */
+static void wake_consumer(ring_header *h)
+{
+    if (__atomic_load_n(&h->waiters, __ATOMIC_SEQ_CST)) {
+        __atomic_add_fetch(&h->wake, 1, __ATOMIC_RELEASE);
+        syscall(SYS_futex, &h->wake, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+}
+
+static void disconnect(saemon_producer *p)
+{
+    if (p->map) {
+        munmap(p->map, p->map_bytes);
+        p->map = NULL;
+    }
+    if (p->fd >= 0)
+        close(p->fd); /* releases the producer lock */
+    p->fd = -1;
+    p->h = NULL;
+    p->slots = NULL;
+    p->verdicts = NULL;
+    p->state = P_DISCONNECTED;
+}
+
+/* Validate the geometry the consumer wrote; the producer trusts it no more
+ * than the consumer trusts frames. */
+static bool geometry_ok(const ring_header *h, size_t size)
+{
+    uint64_t slots_end = h->slots_offset + (uint64_t)h->slots * h->slot_bytes;
+    uint64_t verdict_end = h->verdict_offset + (uint64_t)h->verdict_entries * 8u;
+    return h->magic == RING_MAGIC && h->version == RING_VERSION
+        && h->header_bytes == RING_HEADER_BYTES && h->segment_bytes == size
+        && h->slots >= 2 && (h->slots & (h->slots - 1)) == 0 && h->slots <= 65536
+        && h->slot_bytes >= 128 && h->slot_bytes % 64 == 0
+        && h->verdict_entries >= RING_VERDICT_WINDOW
+        && (h->verdict_entries & (h->verdict_entries - 1)) == 0
+        && h->verdict_offset >= RING_HEADER_BYTES && h->verdict_offset % 64 == 0
+        && verdict_end <= h->slots_offset && h->slots_offset % 64 == 0 && slots_end <= size;
+}
+
+enum { CONNECT_OK = 0, CONNECT_ABSENT = 1, CONNECT_BUSY = -1, CONNECT_SYS = -2 };
+
+static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
+{
+    int fd = shm_open(p->shm_name, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return CONNECT_ABSENT;
+        set_msg(msg, msg_len, "ring %s: %s", p->shm_name, strerror(errno));
+        return CONNECT_SYS;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)RING_HEADER_BYTES) {
+        close(fd);
+        return CONNECT_ABSENT; /* being created: try again later */
+    }
+    size_t size = (size_t)st.st_size;
+    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        set_msg(msg, msg_len, "ring %s: mmap: %s", p->shm_name, strerror(errno));
+        close(fd);
+        return CONNECT_SYS;
+    }
+    ring_header *h = map;
+    if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RING_STATE_READY || !geometry_ok(h, size)) {
+        munmap(map, size);
+        close(fd);
+        return CONNECT_ABSENT; /* retired, half-created or not a saemon ring */
+    }
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+        int e = errno;
+        unsigned owner = __atomic_load_n(&h->producer_pid, __ATOMIC_RELAXED);
+        munmap(map, size);
+        close(fd);
+        if (e == EAGAIN || e == EACCES) {
+            set_msg(msg, msg_len, "ring %s already has a live producer (pid %u)", p->shm_name, owner);
+            return CONNECT_BUSY;
+        }
+        set_msg(msg, msg_len, "ring %s: lock: %s", p->shm_name, strerror(e));
+        return CONNECT_SYS;
+    }
+    p->fd = fd;
+    p->map = map;
+    p->map_bytes = size;
+    p->h = h;
+    p->slots = (uint8_t *)map + h->slots_offset;
+    p->verdicts = (const uint64_t *)((uint8_t *)map + h->verdict_offset);
+    p->dev = st.st_dev;
+    p->ino = st.st_ino;
+    p->rows_per_frame = (uint32_t)((h->slot_bytes - FRAME_HEADER_BYTES) / p->row_bytes);
+    if (p->hook_from_consumer) {
+        const char *want = memchr(h->expected_hook, 0, sizeof h->expected_hook) ? h->expected_hook : "";
+        snprintf(p->hook, sizeof p->hook, "%.119s", *want ? want : "any");
+        p->hook_id = ring_fnv1a32(p->hook);
+    }
+    /* Continue after a previous producer (possibly killed mid-frame: its
+     * unpublished slot is simply overwritten). */
+    p->head = __atomic_load_n(&h->head, __ATOMIC_ACQUIRE);
+
+    h->ann_d_in = p->d_in;
+    h->ann_dtype = p->dtype;
+    h->ann_flags = p->lossless_wait_us ? RING_ANN_LOSSLESS : 0;
+    h->ann_lossless_wait_us = p->lossless_wait_us;
+    h->ann_hook_id = p->hook_id;
+    memset(h->ann_model, 0, sizeof h->ann_model);
+    memset(h->ann_hook, 0, sizeof h->ann_hook);
+    memcpy(h->ann_model, p->model, strlen(p->model));
+    memcpy(h->ann_hook, p->hook, strlen(p->hook));
+    __atomic_store_n(&h->producer_pid, (uint32_t)getpid(), __ATOMIC_RELAXED);
+    __atomic_store_n(&h->heartbeat_ns, ring_now_ns(), __ATOMIC_RELAXED);
+    p->my_gen = __atomic_load_n(&h->announce_gen, __ATOMIC_RELAXED) + 1;
+    if (p->my_gen == 0)
+        p->my_gen = 1;
+    __atomic_store_n(&h->announce_gen, p->my_gen, __ATOMIC_SEQ_CST);
+    p->state = P_PENDING;
+    wake_consumer(h);
+    return CONNECT_OK;
+}
+
+/* PENDING -> ACCEPTED/REFUSED once the consumer has judged our announcement. */
+static void poll_judgement(saemon_producer *p)
+{
+    if (p->state != P_PENDING)
+        return;
+    if (__atomic_load_n(&p->h->judged_gen, __ATOMIC_ACQUIRE) != p->my_gen)
+        return;
+    if (p->h->judgement == RING_JUDGE_ACCEPTED) {
+        p->state = P_ACCEPTED;
+        p->refuse_reason[0] = 0;
+    } else {
+        p->state = P_REFUSED;
+        memcpy(p->refuse_reason, p->h->refuse_reason, sizeof p->refuse_reason);
+        p->refuse_reason[sizeof p->refuse_reason - 1] = 0;
+    }
+}
+
+/* Is the segment we hold still the one behind the name? */
+static bool segment_current(const saemon_producer *p)
+{
+    if (__atomic_load_n(&p->h->state, __ATOMIC_ACQUIRE) != RING_STATE_READY)
+        return false;
+    int fd = shm_open(p->shm_name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && st.st_dev == p->dev && st.st_ino == p->ino;
+    close(fd);
+    return same;
+}
+
+/* Periodic housekeeping: heartbeat, judgement, consumer restarts. */
+static void maintain(saemon_producer *p, uint64_t now)
+{
+    if (p->h) {
+        __atomic_store_n(&p->h->heartbeat_ns, now, __ATOMIC_RELAXED);
+        poll_judgement(p);
+    }
+    if (now < p->next_check_ns)
+        return;
+    p->next_check_ns = now + RECHECK_NS;
+    if (p->state != P_DISCONNECTED && segment_current(p))
+        return;
+    disconnect(p);
+    if (connect_segment(p, NULL, 0) == CONNECT_OK) {
+        p->stats.reattaches++;
+        /* Unconsumed frames of the old ring are gone and the new consumer has
+         * not seen the streams' beginnings: every open stream has a gap. */
+        if (p->stats.frames_published || p->stats.frames_dropped)
+            p->gap_all_pending = true;
+        poll_judgement(p);
+    }
+}
+
+/* ---- publishing ---- */
+
+static void count_drop(saemon_producer *p, uint64_t stream, uint32_t n_rows)
+{
+    p->dropped_pending++;
+    p->stats.frames_dropped++;
+    p->stats.tokens_dropped += n_rows;
+    gap_add(p, stream);
+    ring_header *h = p->h;
+    if (h && p->state != P_REFUSED) {
+        /* single writer: plain read-modify-write, atomic stores for the reader */
+        __atomic_store_n(&h->frames_dropped, h->frames_dropped + 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&h->tokens_dropped, h->tokens_dropped + n_rows, __ATOMIC_RELAXED);
+        __atomic_store_n(&h->tokens_produced, h->tokens_produced + n_rows, __ATOMIC_RELAXED);
+    }
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Wait (lossless mode) until the consumer frees a slot or the budget ends. */
+static bool wait_for_space(saemon_producer *p, uint64_t start_ns)
+{
+    uint64_t deadline = start_ns + (uint64_t)p->lossless_wait_us * 1000u;
+    for (unsigned spin = 0;; spin++) {
+        uint64_t tail = __atomic_load_n(&p->h->tail, __ATOMIC_ACQUIRE);
+        if (p->head - tail < p->h->slots)
+            return true;
+        if (ring_now_ns() >= deadline)
+            return false;
+        if (spin < 64) {
+            cpu_relax();
+        } else {
+            wake_consumer(p->h);
+            struct timespec ts = {0, 20000}; /* 20 µs */
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
+                         uint32_t n_rows, uint16_t flags, uint64_t now)
+{
+    ring_header *h = p->h;
+    uint64_t tail = __atomic_load_n(&h->tail, __ATOMIC_ACQUIRE);
+    if (p->head - tail >= h->slots && !(p->lossless_wait_us && wait_for_space(p, now))) {
+        count_drop(p, stream, n_rows);
+        return SAEMON_PRODUCER_DROPPED;
+    }
+    frame_header fh = {
+        .magic = FRAME_MAGIC,
+        .version = FRAME_VERSION,
+        .flags = flags,
+        .seq = p->head,
+        .stream = stream,
+        .token = token,
+        .hook_id = p->hook_id,
+        .d_in = p->d_in,
+        .n_rows = n_rows,
+        .dtype = (uint8_t)p->dtype,
+        .checksum_kind = FRAME_CSUM_CRC32C,
+        .dropped = p->dropped_pending > UINT32_MAX ? UINT32_MAX : (uint32_t)p->dropped_pending,
+    };
+    if (gap_take(p, stream))
+        fh.flags |= FRAME_FLAG_GAP;
+    if (p->gap_all_pending)
+        fh.flags |= FRAME_FLAG_GAP_ALL;
+    size_t bytes = (size_t)n_rows * p->row_bytes;
+    uint32_t crc = ring_crc32c(0, (const uint8_t *)&fh + FRAME_CSUM_HEADER_OFFSET, FRAME_CSUM_HEADER_BYTES);
+    fh.checksum = ring_crc32c(crc, rows, bytes);
+
+    uint8_t *slot = p->slots + (size_t)(p->head & (h->slots - 1)) * h->slot_bytes;
+    memcpy(slot + 8, (const uint8_t *)&fh + 8, FRAME_HEADER_BYTES - 8);
+    if (bytes)
+        memcpy(slot + FRAME_HEADER_BYTES, rows, bytes);
+    /* Publication: the commit word, then head, both with release semantics.
+     * A producer killed before this point leaves the slot invisible. */
+    __atomic_store_n((uint64_t *)slot, p->head + 1, __ATOMIC_RELEASE);
+    p->head++;
+    __atomic_store_n(&h->head, p->head, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&h->frames_published, h->frames_published + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->tokens_produced, h->tokens_produced + n_rows, __ATOMIC_RELAXED);
+    p->dropped_pending = 0;
+    p->gap_all_pending = false;
+    p->stats.frames_published++;
+    p->stats.tokens_published += n_rows;
+    wake_consumer(h);
+    return SAEMON_PRODUCER_OK;
+}
+
+static int publish_rows(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
+                        uint32_t n_rows, bool end)
+{
+    if (!p || stream >= RING_STREAM_LIMIT || (n_rows && !rows) || (!n_rows && !end))
+        return SAEMON_PRODUCER_EINVAL;
+    uint64_t now = ring_now_ns();
+    maintain(p, now);
+    uint32_t per = p->rows_per_frame;
+    if (p->state == P_DISCONNECTED || p->state == P_REFUSED || per == 0) {
+        /* count the frames the rows would have taken */
+        uint32_t done = 0;
+        do {
+            uint32_t n = per == 0 || n_rows - done < per ? n_rows - done : per;
+            count_drop(p, stream, n);
+            done += n;
+        } while (done < n_rows);
+        return SAEMON_PRODUCER_DROPPED;
+    }
+    int rc = SAEMON_PRODUCER_OK;
+    const uint8_t *src = rows;
+    uint32_t done = 0;
+    do {
+        uint32_t n = n_rows - done < per ? n_rows - done : per;
+        bool last = done + n == n_rows;
+        uint16_t flags = end && last ? FRAME_FLAG_END_OF_STREAM : 0;
+        if (publish_frame(p, stream, token + done, src ? src + (size_t)done * p->row_bytes : NULL, n,
+                          flags, now)
+            != SAEMON_PRODUCER_OK)
+            rc = SAEMON_PRODUCER_DROPPED;
+        done += n;
+    } while (done < n_rows);
+    return rc;
+}
+
+int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
+                            uint32_t n_rows)
+{
+    if (n_rows == 0)
+        return SAEMON_PRODUCER_EINVAL;
+    return publish_rows(p, stream, token, rows, n_rows, false);
+}
+
+int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t token)
+{
+    return publish_rows(p, stream, token, NULL, 0, true);
+}
+
+void saemon_producer_heartbeat(saemon_producer *p)
+{
+    if (p)
+        maintain(p, ring_now_ns());
+}
+
+int saemon_producer_verdict(const saemon_producer *p, uint64_t stream)
+{
+    if (!p || !p->h)
+        return 0;
+    return ring_verdict_lookup(p->verdicts, p->h->verdict_entries, stream);
+}
+
+void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out)
+{
+    if (!p || !out)
+        return;
+    *out = p->stats;
+    out->connected = p->state == P_PENDING || p->state == P_ACCEPTED;
+    out->refused = p->state == P_REFUSED;
+}
+
+/* ---- attach / detach ---- */
+
+static int check_options(const saemon_producer_options *o, char *msg, size_t len)
+{
+    if (!o || !ring_name_valid(o->ring)) {
+        set_msg(msg, len, "ring name must be 1-%d characters of [A-Za-z0-9._-]", RING_NAME_MAX);
+        return SAEMON_PRODUCER_EINVAL;
+    }
+    if (o->hook && strlen(o->hook) >= RING_TEXT_MAX) {
+        set_msg(msg, len, "hook name must be shorter than %d bytes", RING_TEXT_MAX);
+        return SAEMON_PRODUCER_EINVAL;
+    }
+    if (o->model && strlen(o->model) >= RING_TEXT_MAX) {
+        set_msg(msg, len, "model id must be shorter than %d bytes", RING_TEXT_MAX);
+        return SAEMON_PRODUCER_EINVAL;
+    }
+    if (o->d_in == 0 || o->d_in > (1u << 24) || ring_dtype_size(o->dtype) == 0) {
+        set_msg(msg, len, "d_in must be 1..2^24 and dtype f32, f16 or bf16");
+        return SAEMON_PRODUCER_EINVAL;
+    }
+    return SAEMON_PRODUCER_OK;
+}
+
+int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer **out, char *msg,
+                           size_t msg_len)
+{
+    if (out)
+        *out = NULL;
+    set_msg(msg, msg_len, "ok");
+    int rc = check_options(opt, msg, msg_len);
+    if (rc != SAEMON_PRODUCER_OK || !out)
+        return rc ? rc : SAEMON_PRODUCER_EINVAL;
+    saemon_producer *p = calloc(1, sizeof *p);
+    if (!p) {
+        set_msg(msg, msg_len, "out of memory");
+        return SAEMON_PRODUCER_ESYS;
+    }
+    p->fd = -1;
+    snprintf(p->shm_name, sizeof p->shm_name, "%s%s", RING_SHM_PREFIX, opt->ring);
+    snprintf(p->model, sizeof p->model, "%s", opt->model ? opt->model : "");
+    p->hook_from_consumer = !opt->hook || !*opt->hook;
+    snprintf(p->hook, sizeof p->hook, "%s", p->hook_from_consumer ? "any" : opt->hook);
+    p->hook_id = ring_fnv1a32(p->hook);
+    p->d_in = opt->d_in;
+    p->dtype = opt->dtype;
+    p->row_bytes = (size_t)opt->d_in * ring_dtype_size(opt->dtype);
+    p->lossless_wait_us = opt->lossless_wait_us;
+
+    int c = connect_segment(p, msg, msg_len);
+    if (c == CONNECT_BUSY || c == CONNECT_SYS) {
+        free(p);
+        return c == CONNECT_BUSY ? SAEMON_PRODUCER_EBUSY : SAEMON_PRODUCER_ESYS;
+    }
+    p->next_check_ns = ring_now_ns() + RECHECK_NS;
+    int wait_ms = opt->handshake_timeout_ms == 0 ? 1000 : opt->handshake_timeout_ms;
+    if (c == CONNECT_OK && wait_ms > 0) {
+        uint64_t deadline = ring_now_ns() + (uint64_t)wait_ms * 1000000u;
+        while (p->state == P_PENDING && ring_now_ns() < deadline) {
+            struct timespec ts = {0, 200000}; /* 0.2 ms */
+            nanosleep(&ts, NULL);
+            poll_judgement(p);
+        }
+        if (p->state == P_REFUSED) {
+            set_msg(msg, msg_len, "saemon refused the producer on ring %s: %s", opt->ring,
+                    p->refuse_reason);
+            disconnect(p);
+            free(p);
+            return SAEMON_PRODUCER_EREFUSED;
+        }
+    }
+    if (c == CONNECT_ABSENT)
+        set_msg(msg, msg_len, "ring %s not served yet: frames are dropped (and counted) until saemon starts",
+                opt->ring);
+    else if (p->state == P_PENDING)
+        set_msg(msg, msg_len, "ring %s: saemon has not answered the announcement yet", opt->ring);
+    *out = p;
+    return SAEMON_PRODUCER_OK;
+}
+
+void saemon_producer_detach(saemon_producer *p)
+{
+    if (!p)
+        return;
+    if (p->h)
+        __atomic_store_n(&p->h->producer_pid, 0u, __ATOMIC_RELAXED);
+    disconnect(p);
+    free(p);
+}

@@ -1,0 +1,19 @@
+"""saemon producer: stream a live model's activations to `saemon serve`.
+
+Pure Python (stdlib mmap/struct/zlib/ctypes); numpy and torch are optional.
+    Producer(ring, hook=..., d_in=...)      publish rows yourself
+    attach(model, {"module.path": "ring"})  PyTorch forward hooks
+Protocol: docs/ring.md in the saemon repository.
+"""
+from .ring import (VERDICT_BLOCK, VERDICT_CRITICAL, VERDICT_INFO, VERDICT_NAMES, VERDICT_NONE,
+                   VERDICT_WARNING, BusyError, Producer, RefusedError)
+
+
+def attach(model, rings, stream=0, **kw):
+    """See saemon_producer.hooks.attach (imports torch lazily)."""
+    from .hooks import attach as _attach
+    return _attach(model, rings, stream, **kw)
+
+
+__all__ = ["Producer", "attach", "RefusedError", "BusyError", "VERDICT_NONE", "VERDICT_INFO",
+           "VERDICT_WARNING", "VERDICT_CRITICAL", "VERDICT_BLOCK", "VERDICT_NAMES"]

@@ -1,0 +1,154 @@
+"""PyTorch forward hooks that stream a module's output into saemon rings.
+
+    import saemon_producer
+    att = saemon_producer.attach(model, {"blocks.8": "resid8"}, stream=42,
+                                 hook_names={"blocks.8": "blocks.8.hook_resid_post"})
+    ... model.generate(...) / model(x) ...
+    if att.verdict(42) >= saemon_producer.VERDICT_BLOCK: stop the generation
+    att.end_stream(42); att.detach()
+
+Token positions: the hook keeps, per stream, the next token position not yet
+published. A forward pass whose output covers T positions publishes the new
+ones only, so both styles of generation work:
+  * incremental decoding (KV cache): each pass outputs the new token(s);
+  * full recomputation: each pass outputs the whole prefix, the hook
+    publishes just the positions after the last one sent.
+`positions="incremental"` or `"full"` forces one interpretation ("auto": a
+pass with more positions than were published so far is a full pass).
+"""
+import warnings
+
+from .ring import Producer
+
+
+def _torch():
+    import torch  # optional dependency: imported only when hooks are used
+    return torch
+
+
+class Attachment:
+    def __init__(self, model, rings, stream=0, *, hook_names=None, model_id="", dtype="f32",
+                 lossless_us=0, positions="auto", checksum="rows", wake=False, d_in=None):
+        if positions not in ("auto", "incremental", "full"):
+            raise ValueError("positions must be 'auto', 'incremental' or 'full'")
+        self._torch = _torch()
+        self.stream = stream
+        self._positions = positions
+        self._dtype = dtype
+        torch = self._torch
+        self._want = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
+        if self._want is None:
+            raise ValueError("dtype must be 'f32', 'f16' or 'bf16'")
+        self._opts = dict(model=model_id or type(model).__name__, dtype=dtype, lossless_us=lossless_us,
+                          checksum=checksum, wake=wake)
+        self.producers = {}
+        self._next = {}  # (module path, stream) -> next token position to publish
+        self._handles = []
+        self._rings = dict(rings)
+        self._hook_names = dict(hook_names or {})
+        for path, ring in self._rings.items():
+            module = model.get_submodule(path)
+            if d_in is not None:
+                self._producer(path, int(d_in))
+            self._handles.append(module.register_forward_hook(self._make_hook(path)))
+
+    def _producer(self, path, d_in):
+        p = self.producers.get(path)
+        if p is None:
+            p = Producer(self._rings[path], hook=self._hook_names.get(path, path), d_in=d_in,
+                         handshake_timeout=1.0, **self._opts)
+            if not p.connected:
+                warnings.warn("saemon ring %r is not served yet: activations are dropped (and counted) "
+                              "until `saemon serve` starts" % self._rings[path])
+            self.producers[path] = p
+        return p
+
+    def _streams(self, batch):
+        s = self.stream
+        if type(s) is int and batch == 1:
+            return (s,)
+        if callable(s):
+            s = s()
+        if isinstance(s, int):
+            s = [s]
+        s = list(s)
+        if len(s) != batch:
+            raise ValueError("saemon hook: %d stream ids for a batch of %d" % (len(s), batch))
+        return s
+
+    def _as_array(self, t):
+        """The whole output as one C-contiguous numpy array of the announced
+        dtype (2-byte dtypes as int16 bit patterns), converted once per pass."""
+        if t.requires_grad:
+            t = t.detach()
+        if t.dtype != self._want:
+            t = t.to(dtype=self._want)
+        if not t.is_cpu:
+            t = t.to("cpu")
+        if self._dtype != "f32":
+            t = t.view(self._torch.int16)
+        return (t if t.is_contiguous() else t.contiguous()).numpy()
+
+    def _make_hook(self, path):
+        def hook(module, inputs, output):
+            t = output[0] if isinstance(output, (tuple, list)) else output
+            if not self._torch.is_tensor(t):
+                return
+            if t.dim() == 1:
+                t = t.reshape(1, 1, -1)
+            elif t.dim() == 2:
+                t = t.unsqueeze(0)
+            elif t.dim() > 3:
+                t = t.reshape(t.shape[0], -1, t.shape[-1])
+            batch, n_pos, d = t.shape
+            p = self._producer(path, d)
+            arr = self._as_array(t)
+            for b, stream in enumerate(self._streams(batch)):
+                key = (path, stream)
+                nxt = self._next.get(key, 0)
+                full = self._positions == "full" or (self._positions == "auto" and n_pos > nxt)
+                if full:
+                    if n_pos <= nxt:
+                        continue
+                    rows, first = arr[b, nxt:], nxt
+                else:
+                    rows, first = arr[b], nxt
+                p.publish(stream, first, rows, rows.shape[0])
+                self._next[key] = first + rows.shape[0]
+        return hook
+
+    def new_stream(self, stream):
+        """Start (or restart) `stream` at token 0 and make it the current one."""
+        self.stream = stream
+        for path in self._rings:
+            self._next.pop((path, stream), None)
+
+    def end_stream(self, stream=None):
+        """Send end-of-stream for `stream` (default: the current one) on every ring."""
+        stream = self.stream if stream is None else stream
+        for path, p in self.producers.items():
+            p.end_stream(stream, self._next.pop((path, stream), 0))
+
+    def verdict(self, stream=None):
+        """Highest severity any attached ring reports for `stream` (0..4)."""
+        stream = self.stream if stream is None else stream
+        return max((p.verdict(stream) for p in self.producers.values()), default=0)
+
+    def heartbeat(self):
+        for p in self.producers.values():
+            p.heartbeat()
+
+    def detach(self):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        for p in self.producers.values():
+            p.close()
+        self.producers = {}
+
+
+def attach(model, rings, stream=0, **kw):
+    """Register forward hooks on `model`'s modules (dict: module path -> ring
+    name). `stream` is an int, a list (one per batch row) or a callable
+    returning either. See Attachment for the options."""
+    return Attachment(model, rings, stream, **kw)

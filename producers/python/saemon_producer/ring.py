@@ -1,0 +1,452 @@
+"""Pure-Python producer for the saemon activation ring (stdlib only).
+
+Byte layout and protocol: docs/ring.md (the C side is producers/c/ring_layout.h).
+Linux, little-endian hosts. numpy/torch are optional: `publish` takes any
+object exposing the buffer protocol (bytes, bytearray, memoryview, a
+C-contiguous numpy array).
+
+Words another process reads while we write them (commit, head, counters,
+wake) are stored through memoryview casts of the mapping ('Q'/'I' items):
+CPython stores such an item with one aligned memcpy, i.e. a single store.
+(struct.pack_into is not usable for them: it zeroes the field before
+writing it, so a reader could see 0 in between.)
+"""
+import ctypes
+import errno
+import fcntl
+import os
+import platform
+import struct
+import sys
+import time
+import zlib
+
+if sys.byteorder != "little":  # pragma: no cover
+    raise ImportError("saemon_producer: the ring layout is little-endian")
+
+RING_MAGIC = 0x52454153
+RING_VERSION = 1
+FRAME_MAGIC = 0x46454153
+FRAME_VERSION = 1
+RING_HEADER_BYTES = 4096
+FRAME_HEADER_BYTES = 64
+SHM_PREFIX = "saemon-ring."
+SHM_DIR = "/dev/shm"
+STREAM_LIMIT = (1 << 56) - 1
+VERDICT_WINDOW = 16
+RECHECK_NS = 5_000_000
+
+FLAG_END_OF_STREAM = 1
+FLAG_GAP = 2
+FLAG_GAP_ALL = 4
+CSUM_CRC32 = 2          # CRC-32 (zlib) of header bytes 8..59 then the rows
+CSUM_CRC32_HEADER = 3   # CRC-32 (zlib) of header bytes 8..59 only
+DTYPES = {"f32": (0, 4), "f16": (1, 2), "bf16": (2, 2)}
+STATE_READY = 1
+JUDGE_ACCEPTED, JUDGE_REFUSED = 1, 2
+
+VERDICT_NONE, VERDICT_INFO, VERDICT_WARNING, VERDICT_CRITICAL, VERDICT_BLOCK = range(5)
+VERDICT_NAMES = ("none", "info", "warning", "critical", "block")
+
+# ring header offsets (docs/ring.md)
+OFF_STATE, OFF_TAIL, OFF_WAKE, OFF_WAITERS = 56, 64, 72, 76
+OFF_JUDGED_GEN, OFF_JUDGEMENT = 88, 92
+OFF_HEAD, OFF_HEARTBEAT, OFF_PRODUCER_PID, OFF_ANNOUNCE_GEN = 128, 136, 176, 180
+OFF_ANN = 192
+OFF_REFUSE_REASON = 640
+
+_geometry = struct.Struct("<IHHQIIQQIIQI")          # bytes 0..59
+_announce = struct.Struct("<IIIII4x120s120s")       # 192..455
+_frame = struct.Struct("<IHHQQQIIIBBHI")            # frame header bytes 8..59 (52 bytes)
+_flock = struct.Struct("hhqqi4x")                   # struct flock (x86-64 / aarch64)
+
+_FUTEX_NR = {"x86_64": 202, "aarch64": 98}.get(platform.machine())
+_libc = None
+
+
+def _futex_wake(addr):
+    """FUTEX_WAKE the consumer sleeping on the ring's wake word (ctypes, GIL released)."""
+    global _libc
+    if _FUTEX_NR is None:
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True).syscall
+        _libc.restype = ctypes.c_long
+        _libc.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_int]
+    _libc(_FUTEX_NR, addr, 1, 0x7FFFFFFF, None, None, 0)
+
+
+def _hash64(x):
+    """splitmix64 finaliser, as ring_hash64() in C."""
+    m = 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & m
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & m
+    x ^= x >> 31
+    return x
+
+
+def fnv1a32(s):
+    h = 2166136261
+    for b in s.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def ring_name_valid(name):
+    ok = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    return 0 < len(name) <= 64 and name[0] != "." and all(c in ok for c in name)
+
+
+class RefusedError(RuntimeError):
+    """saemon refused the producer's announcement (wrong hook, d_in, dtype)."""
+
+
+class BusyError(RuntimeError):
+    """Another live producer owns the ring."""
+
+
+class _Segment:
+    """One mapping of the ring's shared segment, validated like the C producer does."""
+
+    def __init__(self, path):
+        import mmap
+        self.fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            st = os.fstat(self.fd)
+            if st.st_size < RING_HEADER_BYTES:
+                raise FileNotFoundError(path)
+            self.ino = (st.st_dev, st.st_ino)
+            self.mm = mmap.mmap(self.fd, st.st_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            (magic, version, header_bytes, _epoch, slots, slot_bytes, slots_off, seg_bytes,
+             ventries, _exp_d_in, voff, state) = _geometry.unpack_from(self.mm, 0)
+            slots_end = slots_off + slots * slot_bytes
+            ok = (magic == RING_MAGIC and version == RING_VERSION and header_bytes == RING_HEADER_BYTES
+                  and state == STATE_READY and seg_bytes == st.st_size
+                  and 2 <= slots <= 65536 and slots & (slots - 1) == 0
+                  and slot_bytes >= 128 and slot_bytes % 64 == 0
+                  and ventries >= VERDICT_WINDOW and ventries & (ventries - 1) == 0
+                  and voff >= RING_HEADER_BYTES and voff + ventries * 8 <= slots_off
+                  and slots_off % 64 == 0 and slots_end <= st.st_size)
+            if not ok:
+                self.mm.close()
+                raise FileNotFoundError(path)  # retired, half-created or foreign
+            self.slots, self.slot_bytes, self.slots_off = slots, slot_bytes, slots_off
+            self.verdict_entries, self.verdict_off = ventries, voff
+            self.wake_addr = ctypes.addressof(ctypes.c_uint32.from_buffer(self.mm, OFF_WAKE))
+            self.q = memoryview(self.mm).cast("Q")  # 64-bit words, single-store access
+            self.u = memoryview(self.mm).cast("I")  # 32-bit words
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def lock(self):
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _flock.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
+            return True
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+
+    def close(self):
+        self.q.release()
+        self.u.release()
+        try:
+            self.mm.close()
+        except BufferError:  # a ctypes view still alive: let the GC unmap it
+            pass
+        os.close(self.fd)  # releases the producer lock
+
+
+class Producer:
+    """Publishes activation rows into one saemon ring.
+
+    Never blocks the model: a full ring drops the frame (counted, carried by
+    the next frame, the stream marked as having a gap) unless `lossless_us`
+    allows waiting that long. Works before saemon starts and across its
+    restarts (frames are dropped and counted meanwhile)."""
+
+    def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
+                 handshake_timeout=1.0, checksum="rows", wake=False):
+        if not ring_name_valid(ring):
+            raise ValueError("ring name must be 1-64 characters of [A-Za-z0-9._-]")
+        if dtype not in DTYPES:
+            raise ValueError("dtype must be one of %s" % ", ".join(DTYPES))
+        if not hook or len(hook.encode()) >= 120 or len(model.encode()) >= 120:
+            raise ValueError("hook (required) and model must be shorter than 120 bytes")
+        if not 0 < int(d_in) <= 1 << 24:
+            raise ValueError("d_in must be 1..2^24")
+        if checksum not in ("rows", "header"):
+            raise ValueError("checksum must be 'rows' or 'header'")
+        self.ring = ring
+        self.path = os.path.join(SHM_DIR, SHM_PREFIX + ring)
+        self.hook, self.model, self.d_in = hook, model, int(d_in)
+        self.dtype = dtype
+        self._dtype_code, elem = DTYPES[dtype]
+        self.row_bytes = self.d_in * elem
+        self._hook_id = fnv1a32(hook)
+        self._lossless_ns = int(lossless_us) * 1000
+        self._csum = CSUM_CRC32 if checksum == "rows" else CSUM_CRC32_HEADER
+        # Waking a sleeping consumer costs a ctypes futex call per idle->busy
+        # transition (5-50 us from Python, more on a loaded host); without it
+        # the consumer notices the frame on its next 1 ms poll.
+        self._wake_consumer = bool(wake)
+        self._hdr = bytearray(_frame.size)
+        self._seg = None
+        self._state = "disconnected"
+        self._gaps = set()
+        self._gap_all = False
+        self._dropped_pending = 0
+        self._next_check = 0
+        self.stats = {"frames_published": 0, "tokens_published": 0, "frames_dropped": 0,
+                      "tokens_dropped": 0, "reattaches": 0}
+        self.refuse_reason = ""
+        self._connect(initial=True)
+        if self._seg is not None and handshake_timeout and handshake_timeout > 0:
+            deadline = time.monotonic() + handshake_timeout
+            while self._state == "pending" and time.monotonic() < deadline:
+                time.sleep(0.0002)
+                self._poll_judgement()
+            if self._state == "refused":
+                reason = self.refuse_reason
+                self._disconnect()
+                raise RefusedError("saemon refused the producer on ring %s: %s" % (ring, reason))
+
+    # -- connection -------------------------------------------------------
+    def _connect(self, initial=False):
+        try:
+            seg = _Segment(self.path)
+        except FileNotFoundError:
+            return False
+        if not seg.lock():
+            pid = seg.u[OFF_PRODUCER_PID // 4]
+            seg.close()
+            if initial:
+                raise BusyError("ring %s already has a live producer (pid %d)" % (self.ring, pid))
+            return False
+        mm, q, u = seg.mm, seg.q, seg.u
+        self._seg, self._mm, self._q, self._u = seg, mm, q, u
+        self._slots, self._mask = seg.slots, seg.slots - 1
+        self._slot_bytes, self._slots_off = seg.slot_bytes, seg.slots_off
+        self._rows_per_frame = (seg.slot_bytes - FRAME_HEADER_BYTES) // self.row_bytes
+        self._head = q[OFF_HEAD // 8]
+        self._counters = list(q[18:22])  # 144: tokens_produced, frames/tokens dropped, frames_published
+        flags = 1 if self._lossless_ns else 0
+        _announce.pack_into(mm, OFF_ANN, self.d_in, self._dtype_code, flags, self._lossless_ns // 1000,
+                            self._hook_id, self.model.encode(), self.hook.encode())
+        u[OFF_PRODUCER_PID // 4] = os.getpid()
+        q[OFF_HEARTBEAT // 8] = time.monotonic_ns()
+        gen = (u[OFF_ANNOUNCE_GEN // 4] + 1) & 0xFFFFFFFF or 1
+        self._gen = gen
+        u[OFF_ANNOUNCE_GEN // 4] = gen
+        self._state = "pending"
+        self._wake()
+        return True
+
+    def _disconnect(self):
+        if self._seg is not None:
+            self._mm = self._q = self._u = None
+            self._seg.close()
+            self._seg = None
+        self._state = "disconnected"
+
+    def _poll_judgement(self):
+        if self._state != "pending":
+            return
+        mm, u = self._mm, self._u
+        if u[OFF_JUDGED_GEN // 4] != self._gen:
+            return
+        if u[OFF_JUDGEMENT // 4] == JUDGE_ACCEPTED:
+            self._state, self.refuse_reason = "accepted", ""
+        else:
+            self._state = "refused"
+            self.refuse_reason = bytes(mm[OFF_REFUSE_REASON:OFF_REFUSE_REASON + 256]).split(b"\0")[0].decode(
+                "utf-8", "replace")
+
+    def _segment_current(self):
+        if self._u[OFF_STATE // 4] != STATE_READY:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._seg.ino
+
+    def _maintain(self, now):
+        if self._seg is not None:
+            self._q[OFF_HEARTBEAT // 8] = now
+            if self._state == "pending":
+                self._poll_judgement()
+        if now < self._next_check:
+            return
+        self._next_check = now + RECHECK_NS
+        if self._seg is not None and self._segment_current():
+            return
+        self._disconnect()
+        if self._connect():
+            self.stats["reattaches"] += 1
+            if self.stats["frames_published"] or self.stats["frames_dropped"]:
+                self._gap_all = True  # the new consumer missed the streams' pasts
+            self._poll_judgement()
+
+    def _wake(self):
+        u = self._u
+        if u[OFF_WAITERS // 4]:
+            u[OFF_WAKE // 4] = (u[OFF_WAKE // 4] + 1) & 0xFFFFFFFF
+            _futex_wake(self._seg.wake_addr)
+
+    # -- publishing -------------------------------------------------------
+    def _count_drop(self, stream, n_rows):
+        self._dropped_pending += 1
+        self.stats["frames_dropped"] += 1
+        self.stats["tokens_dropped"] += n_rows
+        if len(self._gaps) >= 4096:  # too many to track: every open stream is suspect
+            self._gaps.clear()
+            self._gap_all = True
+        self._gaps.add(stream)
+        if self._seg is not None and self._state != "refused":
+            c, q = self._counters, self._q
+            c[0] += n_rows
+            c[1] += 1
+            c[2] += n_rows
+            q[18], q[19], q[20] = c[0], c[1], c[2]
+
+    def _wait_space(self, start):
+        deadline = start + self._lossless_ns
+        while True:
+            if self._head - self._q[OFF_TAIL // 8] < self._slots:
+                return True
+            if time.monotonic_ns() >= deadline:
+                return False
+            self._wake()
+            time.sleep(0.00002)
+
+    def _publish_frame(self, stream, token, mv, n_rows, flags, now):
+        mm, q = self._mm, self._q
+        head = self._head
+        if head - q[OFF_TAIL // 8] >= self._slots:
+            if not (self._lossless_ns and self._wait_space(now)):
+                self._count_drop(stream, n_rows)
+                return False
+        if stream in self._gaps:
+            self._gaps.discard(stream)
+            flags |= FLAG_GAP
+        if self._gap_all:
+            flags |= FLAG_GAP_ALL
+        hdr = self._hdr
+        _frame.pack_into(hdr, 0, FRAME_MAGIC, FRAME_VERSION, flags, head, stream, token, self._hook_id,
+                         self.d_in, n_rows, self._dtype_code, self._csum, 0,
+                         min(self._dropped_pending, 0xFFFFFFFF))
+        crc = zlib.crc32(hdr)
+        if self._csum == CSUM_CRC32 and n_rows:
+            crc = zlib.crc32(mv, crc)
+        slot = self._slots_off + (head & self._mask) * self._slot_bytes
+        mm[slot + 8:slot + 60] = hdr
+        struct.pack_into("<I", mm, slot + 60, crc)
+        if n_rows:
+            mm[slot + 64:slot + 64 + len(mv)] = mv
+        q[slot // 8] = head + 1                         # commit: the frame is complete
+        self._head = head = head + 1
+        q[OFF_HEAD // 8] = head                         # publish
+        c = self._counters
+        c[0] += n_rows
+        c[3] += 1
+        q[18], q[21] = c[0], c[3]
+        self._dropped_pending = 0
+        self._gap_all = False
+        st = self.stats
+        st["frames_published"] += 1
+        st["tokens_published"] += n_rows
+        if self._wake_consumer and self._u[OFF_WAITERS // 4]:
+            self._wake()
+        return True
+
+    def publish(self, stream, token, rows, n_rows=None, *, end=False):
+        """Publish rows (buffer of n_rows * d_in elements of the announced dtype)
+        for tokens token..token+n_rows-1 of `stream`. Returns True if every
+        frame was published, False if any was dropped (counted)."""
+        if not 0 <= stream < STREAM_LIMIT:
+            raise ValueError("stream must be in 0..2^56-2")
+        mv = memoryview(rows).cast("B") if rows is not None else memoryview(b"")
+        nbytes = len(mv)
+        if n_rows is None:
+            n_rows = nbytes // self.row_bytes
+        if nbytes != n_rows * self.row_bytes or (n_rows == 0 and not end):
+            raise ValueError("rows: %d bytes is not %d rows of %d bytes" % (nbytes, n_rows, self.row_bytes))
+        now = time.monotonic_ns()
+        self._maintain(now)
+        per = self._rows_per_frame if self._seg is not None else 0
+        if self._state in ("disconnected", "refused") or per == 0:
+            done = 0
+            while True:
+                n = n_rows - done if per == 0 else min(per, n_rows - done)
+                self._count_drop(stream, n)
+                done += n
+                if done >= n_rows:
+                    return False
+        ok = True
+        done = 0
+        rb = self.row_bytes
+        while True:
+            n = min(per, n_rows - done)
+            last = done + n == n_rows
+            flags = FLAG_END_OF_STREAM if end and last else 0
+            chunk = mv[done * rb:(done + n) * rb] if (done or n != n_rows) else mv
+            ok &= self._publish_frame(stream, token + done, chunk, n, flags, now)
+            done += n
+            if done >= n_rows:
+                return ok
+
+    def end_stream(self, stream, token):
+        """Tell saemon `stream` is finished (a zero-row end-of-stream frame)."""
+        return self.publish(stream, token, None, 0, end=True)
+
+    def heartbeat(self):
+        self._maintain(time.monotonic_ns())
+
+    def in_flight(self):
+        """Frames published but not yet consumed (0 when not connected)."""
+        if self._seg is None:
+            return 0
+        return self._head - self._q[OFF_TAIL // 8]
+
+    def verdict(self, stream):
+        """Highest severity saemon fired for `stream` so far (0 none .. 4 block)."""
+        if self._seg is None or not 0 <= stream < STREAM_LIMIT:
+            return VERDICT_NONE
+        seg = self._seg
+        key = stream + 1
+        mask = seg.verdict_entries - 1
+        h = _hash64(stream) & mask
+        for i in range(VERDICT_WINDOW):
+            w = self._q[seg.verdict_off // 8 + ((h + i) & mask)]
+            if w == 0:
+                return VERDICT_NONE
+            if w >> 8 == key:
+                return w & 0xFF
+        return VERDICT_NONE
+
+    @property
+    def connected(self):
+        return self._state in ("pending", "accepted")
+
+    @property
+    def refused(self):
+        return self._state == "refused"
+
+    def close(self):
+        """Detach (another producer may then attach)."""
+        if self._seg is not None:
+            self._u[OFF_PRODUCER_PID // 4] = 0
+        self._disconnect()
+
+    detach = close
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

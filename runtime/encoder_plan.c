@@ -1,0 +1,244 @@
+/* Encoder plans: the full dictionary, or a subset of its latents gathered
+ * and packed contiguously. Latents are independent of each other for every
+ * architecture but TopK, and a kernel computes latent j from row j of W_enc,
+ * its bias and its threshold alone (the same dot product, in the same order,
+ * wherever the row sits), so a subset plan gives bit-identical values. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "runtime/encoder_internal.h"
+
+static size_t row_capacity(const saemon_kernel_plan *p)
+{
+    if (p->epilogue == SAEMON_EPI_TOPK)
+        return p->k < p->d_sae ? p->k : p->d_sae;
+    return p->d_sae;
+}
+
+static const float *offset(const float *a, size_t j0) { return a ? a + j0 : NULL; }
+
+static saemon_kernel_plan slice_plan(const saemon_kernel_plan *whole, size_t j0, size_t j1)
+{
+    saemon_kernel_plan p = *whole;
+    p.d_sae = j1 - j0;
+    p.index_base = (uint32_t)j0;
+    p.bias = offset(whole->bias, j0);
+    p.threshold = offset(whole->threshold, j0);
+    p.mag_scale = offset(whole->mag_scale, j0);
+    p.mag_bias = offset(whole->mag_bias, j0);
+    return p;
+}
+
+/* Split the plan's latents into the encoder's slices, on 64-latent bounds. */
+static bool split(plan_set *set, size_t n_slices)
+{
+    const size_t n = set->whole.d_sae;
+    if (!(set->slices = calloc(n_slices, sizeof(slice))))
+        return false;
+    set->n_slices = n_slices;
+    for (size_t s = 0; s < n_slices; s++) {
+        size_t j0 = (n * s / n_slices + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+        size_t j1 = (n * (s + 1) / n_slices + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+        j0 = j0 < n ? j0 : n;
+        j1 = s + 1 == n_slices || j1 > n ? n : j1;
+        set->slices[s].plan = slice_plan(&set->whole, j0, j1);
+        set->slices[s].cap = row_capacity(&set->slices[s].plan);
+    }
+    return true;
+}
+
+/* Allocate and pack one slice. On the worker that will encode it when
+ * called through the pool, so the packed weights are first touched on that
+ * core's NUMA node. */
+static void setup_slice(const saemon_encoder *enc, const plan_set *set, slice *s)
+{
+    if (s->plan.d_sae == 0)
+        return;
+    const size_t d_in = enc->plan.d_in;
+    const size_t slots = enc->max_batch * s->cap;
+    size_t scratch = enc->kernel->scratch_size(&s->plan, enc->max_batch);
+    s->packed = saemon_aligned_alloc(enc->kernel->packed_size(&s->plan));
+    s->scratch = scratch ? saemon_aligned_alloc(scratch) : NULL;
+    s->index = malloc(slots * sizeof(uint32_t));
+    s->value = malloc(slots * sizeof(float));
+    s->count = malloc(enc->max_batch * sizeof(uint32_t));
+    if (!s->packed || (scratch && !s->scratch) || !s->index || !s->value || !s->count)
+        return; /* checked by the caller */
+    const float *w = enc->dict->W_enc_rows;
+    if (!set->map) {
+        enc->kernel->pack(&s->plan, w + (size_t)s->plan.index_base * d_in, s->packed);
+        return;
+    }
+    float *rows = saemon_aligned_alloc(s->plan.d_sae * d_in * sizeof(float));
+    if (!rows) {
+        free(s->packed);
+        s->packed = NULL;
+        return;
+    }
+    for (size_t j = 0; j < s->plan.d_sae; j++)
+        memcpy(rows + j * d_in, w + (size_t)set->map[s->plan.index_base + j] * d_in, d_in * sizeof(float));
+    enc->kernel->pack(&s->plan, rows, s->packed);
+    free(rows);
+}
+
+static void setup_slice_job(void *ctx, size_t part)
+{
+    saemon_encoder *enc = ctx;
+    setup_slice(enc, enc->job_set, &((plan_set *)enc->job_set)->slices[part]);
+}
+
+static saemon_status pack(saemon_encoder *enc, plan_set *set, bool on_workers, size_t csr_slots,
+                          saemon_error *err)
+{
+    if (on_workers && enc->workers) {
+        enc->job_set = set;
+        saemon_workers_run(enc->workers, setup_slice_job, enc);
+        enc->job_set = NULL;
+    } else {
+        for (size_t s = 0; s < set->n_slices; s++)
+            setup_slice(enc, set, &set->slices[s]);
+    }
+    for (size_t s = 0; s < set->n_slices; s++) {
+        const slice *sl = &set->slices[s];
+        if (sl->plan.d_sae && (!sl->packed || !sl->index || !sl->value || !sl->count))
+            return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory packing weights for slice %zu", s);
+    }
+    if (set->n_slices == 1 && !set->map) {
+        set->csr_aliases = true; /* compacted in place */
+        set->csr_index = set->slices[0].index;
+        set->csr_value = set->slices[0].value;
+        return SAEMON_OK;
+    }
+    set->csr_index = malloc((csr_slots ? csr_slots : 1) * sizeof(uint32_t));
+    set->csr_value = malloc((csr_slots ? csr_slots : 1) * sizeof(float));
+    if (!set->csr_index || !set->csr_value)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for merge buffers");
+    return SAEMON_OK;
+}
+
+saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *err)
+{
+    *out = NULL;
+    plan_set *set = calloc(1, sizeof *set);
+    if (set)
+        set->whole = enc->plan;
+    if (!set || !split(set, enc->n_slices)) {
+        plan_set_free(set);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the encoder plan");
+    }
+    saemon_status st = pack(enc, set, true, enc->max_batch * row_capacity(&enc->plan), err);
+    if (st != SAEMON_OK) {
+        plan_set_free(set);
+        return st;
+    }
+    snprintf(set->describe, sizeof set->describe, "every latent (%zu): %s", enc->plan.d_sae, enc->full_why);
+    *out = set;
+    return SAEMON_OK;
+}
+
+static int by_index(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static float *gather(const float *src, const uint32_t *map, size_t n, bool *ok)
+{
+    if (!src)
+        return NULL;
+    float *dst = saemon_aligned_alloc((n ? n : 1) * sizeof(float));
+    if (!dst) {
+        *ok = false;
+        return NULL;
+    }
+    for (size_t j = 0; j < n; j++)
+        dst[j] = src[map[j]];
+    return dst;
+}
+
+saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size_t n, bool on_workers,
+                              plan_set **out, saemon_error *err)
+{
+    *out = NULL;
+    const size_t d_sae = enc->plan.d_sae;
+    if (enc->plan.epilogue == SAEMON_EPI_TOPK)
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "a subset plan cannot be exact for a TopK dictionary (the top k needs every "
+                                "pre-activation); expected encode mode all or auto");
+    if (n && !latents)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "subset plan: %zu latents but no array", n);
+    for (size_t i = 0; i < n; i++)
+        if (latents[i] >= d_sae)
+            return saemon_error_set(err, SAEMON_ERR_ARG,
+                                    "subset plan: latent %u is out of range; expected an index < d_sae %zu",
+                                    latents[i], d_sae);
+    plan_set *set = calloc(1, sizeof *set);
+    uint32_t *map = malloc((n ? n : 1) * sizeof(uint32_t));
+    if (!set || !map) {
+        free(set);
+        free(map);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the subset plan");
+    }
+    if (n)
+        memcpy(map, latents, n * sizeof(uint32_t));
+    qsort(map, n, sizeof(uint32_t), by_index);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || map[u - 1] != map[i])
+            map[u++] = map[i];
+    set->map = map;
+    const saemon_kernel_plan *p = &enc->plan;
+    bool ok = true;
+    set->own[0] = gather(p->bias, map, u, &ok);
+    set->own[1] = gather(p->threshold, map, u, &ok);
+    set->own[2] = gather(p->mag_scale, map, u, &ok);
+    set->own[3] = gather(p->mag_bias, map, u, &ok);
+    set->whole = *p;
+    set->whole.d_sae = u;
+    set->whole.index_base = 0;
+    set->whole.bias = set->own[0];
+    set->whole.threshold = set->own[1];
+    set->whole.mag_scale = set->own[2];
+    set->whole.mag_bias = set->own[3];
+    if (!ok || !split(set, enc->n_slices)) {
+        plan_set_free(set);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the subset plan");
+    }
+    size_t full_cap = row_capacity(&enc->plan);
+    saemon_status st = pack(enc, set, on_workers, enc->max_batch * u + enc->full_rows_cap * full_cap, err);
+    if (st != SAEMON_OK) {
+        plan_set_free(set);
+        return st;
+    }
+    int at = snprintf(set->describe, sizeof set->describe, "subset of %zu of %zu latents (exact for %s)", u, d_sae,
+                      saemon_arch_name(enc->dict->info.arch));
+    if (enc->full_every && at > 0 && (size_t)at < sizeof set->describe)
+        snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; every latent on 1 row in %zu",
+                 enc->full_every);
+    *out = set;
+    return SAEMON_OK;
+}
+
+void plan_set_free(plan_set *set)
+{
+    if (!set)
+        return;
+    for (size_t s = 0; set->slices && s < set->n_slices; s++) {
+        free(set->slices[s].packed);
+        free(set->slices[s].scratch);
+        free(set->slices[s].index);
+        free(set->slices[s].value);
+        free(set->slices[s].count);
+    }
+    free(set->slices);
+    if (!set->csr_aliases) {
+        free(set->csr_index);
+        free(set->csr_value);
+    }
+    free(set->map);
+    for (size_t i = 0; i < 4; i++)
+        free(set->own[i]);
+    free(set);
+}

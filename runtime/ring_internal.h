@@ -1,0 +1,67 @@
+/* Consumer state of one ring (runtime/ring.c, ring_shm.c, ring_verdict.c). */
+#ifndef SAEMON_RING_INTERNAL_H
+#define SAEMON_RING_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "producers/c/ring_layout.h"
+#include "runtime/ring_streams.h"
+#include "saemon/ring.h"
+
+struct saemon_ring {
+    char name[RING_NAME_MAX + 1];
+    char shm_name[sizeof RING_SHM_PREFIX + RING_NAME_MAX];
+
+    /* the segment */
+    int fd;
+    void *map;
+    size_t map_bytes;
+    ring_header *h;
+    uint8_t *slots;
+    uint64_t *verdicts;
+    dev_t dev;
+    ino_t ino;
+    uint32_t n_slots;       /* private copies: never re-read from shared memory */
+    uint32_t slot_bytes;
+    uint32_t verdict_entries;
+
+    /* what this consumer accepts */
+    uint32_t expected_d_in;
+    char expected_hook[128];
+    bool allow_nonfinite;
+
+    /* consumer progress (next() thread only) */
+    uint64_t tail;
+    bool holding;           /* a frame was returned and not released yet */
+    uint8_t *raw;           /* private copy of one slot */
+    float *rows;            /* converted rows of that slot */
+    ring_streams streams;
+    uint32_t judged_gen;
+    int judgement;          /* RING_JUDGE_* */
+    uint32_t ann_d_in, ann_dtype, ann_hook_id;
+
+    /* counters read by get_stats from other threads: atomic (relaxed) */
+    uint64_t tokens_received, frames_received;
+    uint64_t rejected[SAEMON_RING_REJECT_COUNT];
+    uint64_t producers_refused;
+    uint64_t last_frame_ns;
+    uint64_t tail_shared;   /* = tail, for stats */
+
+    /* announcement copy + verdict writes, shared with other threads */
+    pthread_mutex_t lock;
+    char ann_model[RING_TEXT_MAX];
+    char ann_hook[RING_TEXT_MAX];
+    char refuse_reason[256];
+    uint32_t evict_cursor;
+};
+
+/* ring_shm.c: create (replacing a dead consumer's segment) / retire. */
+saemon_status ring_segment_create(saemon_ring *r, saemon_error *err);
+void ring_segment_destroy(saemon_ring *r);
+/* Does a live process hold the lock byte `which` (0 producer, 1 consumer)? */
+bool ring_lock_held(int fd, int which);
+
+#endif
