@@ -34,7 +34,8 @@ typedef struct bench_roofline {
     double bw_32m;    /* GB/s, 32 MiB buffer */
     double peak_f32;  /* GFLOP/s, vfmadd231ps zmm; 0 when not measured */
     double peak_bf16; /* GFLOP/s, vdpbf16ps zmm */
-    double peak_i8;   /* GOP/s, vpdpbusd zmm */
+    double peak_i8;   /* GOP/s, vpdpbusd zmm (AVX2: vpmaddwd + vpaddd ymm) */
+    const char *isa;  /* vector family the peaks and reads were measured with: "avx512", "avx2", "portable" */
     const char *compute_note; /* why a peak is missing, or NULL */
 } bench_roofline;
 
@@ -46,7 +47,8 @@ double bench_roofline_peak(const bench_roofline *r, const char *dtype);
 /* Ideal seconds per call: max(bytes / BW, flops / peak). */
 double bench_roofline_ideal_s(const bench_roofline *r, double bytes, double flops, const char *dtype);
 
-/* One streaming read of buf (zmm loads when the CPU has AVX-512F). */
+/* One streaming read of buf with the widest vectors of the roofline's
+ * family (bench_roofline_family). */
 uint64_t bench_read_stream(const void *buf, size_t bytes);
 /* Bytes per weight of a variant's screening dtype (first field of its name,
  * copied to dtype), 0 if unknown. */
@@ -60,7 +62,19 @@ double bench_peak_dpbf16(double seconds);
 double bench_peak_vnni(double seconds);
 /* Streaming read with zmm loads; returns a value that depends on the data. */
 uint64_t bench_read_avx512(const void *buf, size_t bytes);
+/* The same with AVX2 (roofline_avx2.c): vfmadd231ps ymm, vpmaddwd ymm, ymm loads. */
+double bench_peak_fma_f32_avx2(double seconds);
+double bench_peak_i8_avx2(double seconds);
+uint64_t bench_read_avx2(const void *buf, size_t bytes);
 #endif
+
+/* ---- co_runner.c ---- */
+/* A thread on another allowed CPU streaming a buffer larger than the LLC
+ * until stopped. desc receives what runs where (or why it could not start,
+ * then NULL is returned). */
+typedef struct bench_co_runner bench_co_runner;
+bench_co_runner *bench_co_runner_start(char *desc, size_t len);
+void bench_co_runner_stop(bench_co_runner *c);
 
 /* ---- paths.c ---- */
 /* A helper file shipped with the benchmark ("peers.py"): next to the program

@@ -1,6 +1,9 @@
 /* The roofline this machine offers one thread: streaming read bandwidth at
  * fixed buffer sizes (the VM's reported L3 is bogus, so no cache-size
- * detection) and, on x86 with AVX-512, peak fp32 FMA / bf16 dot / int8 VNNI. */
+ * detection) and peak fp32 FMA / bf16 dot / int8 dot, measured with the
+ * vector family the kernels run with: AVX-512 (zmm FMA, vdpbf16ps,
+ * vpdpbusd) where the CPU has it, AVX2 (ymm FMA, vpmaddwd) where it has only
+ * that or where SAEMON_ISA forces the avx2 family, else no compute peak. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +24,40 @@ static uint64_t read_portable(const void *buf, size_t bytes)
 
 static volatile uint64_t sink;
 
+/* "avx512", "avx2" or "portable": the widest family the CPU runs, unless
+ * SAEMON_ISA names a narrower family or one of its variants. */
+static const char *roofline_family(void)
+{
+#if defined(__x86_64__)
+    const uint32_t f = saemon_cpu_features();
+    const char *isa = getenv("SAEMON_ISA");
+    const int forced_avx2 = isa && (strcmp(isa, "avx2") == 0 || strstr(isa, "-avx2"));
+    const int forced_portable = isa && (!strcmp(isa, "portable") || !strcmp(isa, "scalar") ||
+                                        strstr(isa, "-portable") || strstr(isa, "-scalar"));
+    if (forced_portable)
+        return "portable";
+    if ((f & SAEMON_CPU_AVX512F) && !forced_avx2)
+        return "avx512";
+    if (f & SAEMON_CPU_AVX2)
+        return "avx2";
+#endif
+    return "portable";
+}
+
 uint64_t bench_read_stream(const void *buf, size_t bytes)
 {
 #if defined(__x86_64__)
-    if (saemon_cpu_features() & SAEMON_CPU_AVX512F)
+    const char *fam = roofline_family();
+    if (!strcmp(fam, "avx512"))
         return bench_read_avx512(buf, bytes);
+    if (!strcmp(fam, "avx2"))
+        return bench_read_avx2(buf, bytes);
 #endif
     return read_portable(buf, bytes);
 }
 
 /* Bytes per weight of the dtype a variant streams for every latent: the
- * first field of its name ("f32-dot-1x-scalar", "bf16-screen-..."). */
+ * first field of its name ("f32-encode-1x1-scalar", "bf16-screen-..."). */
 double bench_variant_weight_bytes(const char *variant, char *dtype, size_t n)
 {
     size_t len = strcspn(variant, "-");
@@ -74,21 +100,27 @@ void bench_roofline_measure(bench_roofline *r, int quick)
     r->bw_16m = read_bw((size_t)16 << 20, s);
     r->bw_32m = read_bw((size_t)32 << 20, s);
     r->bw_dram = read_bw((size_t)1 << 30, quick ? 0.3 : 1.0);
+    r->isa = roofline_family();
 #if defined(__x86_64__)
     uint32_t f = saemon_cpu_features();
     double ps = quick ? 0.05 : 0.2;
-    if (f & SAEMON_CPU_AVX512F)
+    if (!strcmp(r->isa, "avx512")) {
         r->peak_f32 = bench_peak_fma_f32(ps);
-    else
-        r->compute_note = "CPU lacks AVX-512F: compute peaks not measured";
-    if (f & SAEMON_CPU_AVX512BF16)
-        r->peak_bf16 = bench_peak_dpbf16(ps);
-    else if (!r->compute_note)
-        r->compute_note = "CPU lacks AVX512_BF16: bf16 peak not measured";
-    if (f & SAEMON_CPU_AVX512VNNI)
-        r->peak_i8 = bench_peak_vnni(ps);
-    else if (!r->compute_note)
-        r->compute_note = "CPU lacks AVX512_VNNI: int8 peak not measured";
+        if (f & SAEMON_CPU_AVX512BF16)
+            r->peak_bf16 = bench_peak_dpbf16(ps);
+        else
+            r->compute_note = "CPU lacks AVX512_BF16: bf16 peak not measured";
+        if (f & SAEMON_CPU_AVX512VNNI)
+            r->peak_i8 = bench_peak_vnni(ps);
+        else if (!r->compute_note)
+            r->compute_note = "CPU lacks AVX512_VNNI: int8 peak not measured";
+    } else if (!strcmp(r->isa, "avx2")) {
+        r->peak_f32 = bench_peak_fma_f32_avx2(ps);
+        r->peak_i8 = bench_peak_i8_avx2(ps);
+        r->compute_note = "AVX2 family: fp32 peak from vfmadd231ps ymm, int8 from vpmaddwd+vpaddd ymm; no bf16";
+    } else {
+        r->compute_note = "portable family: only the bandwidth roofline is measured";
+    }
 #else
     r->compute_note = "non-x86 build: only the bandwidth roofline is measured";
 #endif

@@ -8,30 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bench.h"
-
-/* Keep a register live without letting the compiler see through it. */
-#define OPAQUE(v) __asm__ volatile("" : "+v"(v))
-
-/* 12 named accumulators (an array may be spilled to the stack at -O2). */
-#define X12(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
-#define CHAINS 12
-#define INNER 256
-
-#define PEAK_LOOP()                                                                  \
-    X12(DECL)                                                                        \
-    uint64_t iters = 0;                                                              \
-    double t0 = clock_now_s(), t;                                                      \
-    do {                                                                             \
-        for (int i = 0; i < INNER; i++) {                                            \
-            X12(STEP)                                                                \
-        }                                                                            \
-        X12(KEEP)                                                                    \
-        iters += INNER;                                                              \
-        t = clock_now_s() - t0;                                                        \
-    } while (t < seconds);
-
-#define KEEP(c) OPAQUE(acc##c);
+#include "roofline_peak.h"
 
 double bench_peak_fma_f32(double seconds)
 {

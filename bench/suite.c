@@ -44,6 +44,8 @@ void bench_suite_usage(FILE *f)
             "  --exclude-cpus LIST  never these CPUs\n"
             "  --out DIR            write DIR/bench.json, DIR/bench.csv, DIR/bench-*.png\n"
             "  --compare OLD.json   print what got faster or slower than an earlier run (beyond +-5%%)\n"
+            "  --co-runner          batch-1 latency also beside a thread on another core that streams\n"
+            "                       512 MiB through the caches (as the watched model does), for saemon and peers\n"
             "  --no-peers           skip numpy / PyTorch\n"
             "  --no-real            skip the real SAEs\n"
             "  --no-plot            do not run gnuplot\n"
@@ -89,6 +91,7 @@ int bench_suite_parse(suite_opts *o, int argc, char **argv, int kernels)
         {"no-plot", no_argument, 0, 'G'},        {"progress", no_argument, 0, 'p'},
         {"l0", required_argument, 0, 'l'},       {"shared-dir", required_argument, 0, 'd'},
         {"peers-script", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
+        {"co-runner", no_argument, 0, 'K'},
         {0, 0, 0, 0}};
     const char *batch_arg = "1,8,64,256", *threads_arg = kernels ? "1" : "1,all";
     long tokens = 0;
@@ -121,6 +124,7 @@ int bench_suite_parse(suite_opts *o, int argc, char **argv, int kernels)
         case 'R': o->no_real = 1; break;
         case 'G': o->no_plot = 1; break;
         case 'p': o->progress = 1; break;
+        case 'K': o->co_runner = 1; break;
         case 'l':
             o->target_l0 = strtod(optarg, &end);
             if (*end || o->target_l0 < 1 || o->target_l0 > 1000) {

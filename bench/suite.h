@@ -29,6 +29,7 @@ typedef struct suite_opts {
     const char *compare_path;
     const char *shared_dir, *peers_script, *python;
     int no_peers, no_real, no_synth, no_plot;
+    int co_runner;              /* batch-1 latency also beside a cache-polluting co-runner (co_runner.c) */
     double target_l0;
     size_t latency_tokens;      /* batch-1 calls per latency cell */
     double latency_max_s;       /* ... unless the cell has taken this long */
@@ -59,6 +60,7 @@ typedef struct suite_row {
     double scaling; /* throughput on N cores / (N × 1 core), 0 when n/a */
     double vs_numpy[5], vs_torch[5]; /* saemon/peer: latency p50..max; throughput [0] = tok/s */
     int stopped_early; /* latency cell hit its time cap before latency_tokens */
+    int co_runner;     /* latency measured beside the co-runner (caches polluted), not warm */
     float *cdf_ms;     /* latency: SUITE_CDF_POINTS quantiles for the plot, NULL otherwise */
     char *note;        /* skipped: why */
 } suite_row;

@@ -24,7 +24,7 @@ static double num(const cJSON *j, const char *k)
 
 static int same_cell(const cJSON *a, const cJSON *b)
 {
-    static const char *keys[] = {"kind", "source", "shape", "impl", "variant"};
+    static const char *keys[] = {"kind", "source", "shape", "impl", "variant", "caches"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if (strcmp(str(a, keys[i]), str(b, keys[i])))
             return 0;

@@ -15,22 +15,15 @@ static int runnable(const saemon_kernel *k)
     return !(k->cpu_features & ~saemon_cpu_features());
 }
 
-/* Without --variant: every runnable variant except the scalar reference when
- * a SIMD variant runs (it is the correctness oracle, and minutes slow). */
+/* Without --variant: every runnable variant except the reference (the
+ * correctness oracle, and minutes slow; the registry marks it), which
+ * `saemon bench kernels` adds. */
 static int variant_wanted(const suite_opts *o, const saemon_kernel *k)
 {
     if (!runnable(k))
         return 0;
-    if (!o->variant_filter) {
-        if (o->all_variants || strcmp(k->isa, "scalar"))
-            return 1;
-        size_t nk;
-        const saemon_kernel *const *all = saemon_kernels_all(&nk);
-        for (size_t v = 0; v < nk; v++)
-            if (runnable(all[v]) && strcmp(all[v]->isa, "scalar"))
-                return 0;
-        return 1;
-    }
+    if (!o->variant_filter)
+        return o->all_variants || !k->reference;
     char *copy = strdup(o->variant_filter), *save = NULL;
     int hit = 0;
     for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !hit; t = strtok_r(NULL, ",", &save))
@@ -122,6 +115,29 @@ static void latency_cell(suite_row *r, const suite_opts *o, saemon_encoder *enc,
     for (size_t i = 0; r->cdf_ms && i < SUITE_CDF_POINTS; i++)
         r->cdf_ms[i] = (float)(1e3 * s[(size_t)llround((double)i / (SUITE_CDF_POINTS - 1) * (double)(n - 1))]);
     free(s);
+}
+
+/* The same latency cell again while a co-runner pollutes the caches. */
+static void latency_beside_co_runner(suite_results *res, const suite_opts *o, saemon_encoder *enc,
+                                     const suite_pool *pool, const char *variant, size_t threads, const char *cpus)
+{
+    suite_row *r = suite_add_row(res);
+    if (!r)
+        return;
+    fill_common(r, pool, variant, threads, cpus);
+    r->co_runner = 1;
+    char desc[160];
+    bench_co_runner *c = bench_co_runner_start(desc, sizeof desc);
+    if (!c) {
+        r->kind = SUITE_LATENCY;
+        r->note = strdup(desc);
+        return;
+    }
+    latency_cell(r, o, enc, pool);
+    bench_co_runner_stop(c);
+    r->ideal_s = 0; /* the roofline assumes the machine to itself */
+    if (res->n_notes < 64)
+        suite_note(res, "%s %s: %s", pool->shape, variant, desc);
 }
 
 typedef struct tput_ctx {
@@ -225,6 +241,8 @@ void suite_run_saemon(suite_results *res, const suite_opts *o, const struct saem
                     r->ideal_s = bench_roofline_ideal_s(suite_roof(res, got), bytes,
                                                         2.0 * (double)pool->d_in * (double)pool->d_sae, dtype);
                 }
+                if (o->co_runner)
+                    latency_beside_co_runner(res, o, enc, pool, k->name, got, cpus);
                 progress_end_unit();
             }
             for (size_t b = 0; b < o->n_tput_batches; b++) {

@@ -58,15 +58,11 @@ static void peer_row(suite_results *res, const cJSON *j, const suite_pool *pool,
                                         flops, "f32");
 }
 
-void suite_run_peers(suite_results *res, const suite_opts *o, const char *npy_dir, const suite_pool *pool,
-                     double theta, size_t threads, const char *cpus)
+/* One run of peers.py (batches "" = latency only); rows tagged co_runner. */
+static void run_peers_once(suite_results *res, const suite_opts *o, const char *npy_dir, const suite_pool *pool,
+                           double theta, size_t threads, const char *cpus, const char *batches, int co_runner,
+                           size_t expect)
 {
-    char label[96];
-    snprintf(label, sizeof label, "%s numpy+torch %zuT", pool->shape, threads);
-    progress_begin(label);
-    char batches[128] = "";
-    for (size_t i = 0, len = 0; i < o->n_tput_batches; i++)
-        len += (size_t)snprintf(batches + len, sizeof batches - len, "%s%zu", i ? "," : "", o->tput_batches[i]);
     char *cmd = NULL;
     if (asprintf(&cmd,
                  "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=%zu OMP_NUM_THREADS=%zu "
@@ -75,21 +71,15 @@ void suite_run_peers(suite_results *res, const suite_opts *o, const char *npy_di
                  "--latency-tokens %zu --latency-max-time %g --cdf-points %d",
                  threads, threads, threads, o->python, o->peers_script, npy_dir, pool->shape, theta, batches,
                  o->cell.min_time, o->cell.max_time, o->cell.min_calls, threads,
-                 o->want_latency ? o->peer_latency_tokens : 0, o->peer_latency_max_s, SUITE_CDF_POINTS) < 0) {
-        progress_end_unit();
+                 o->want_latency ? o->peer_latency_tokens : 0, o->peer_latency_max_s, SUITE_CDF_POINTS) < 0)
         return;
-    }
-    if (cpus && *cpus && suite_affinity_set_list(cpus) != 0)
-        suite_note(res, "peers: could not pin to CPUs %s; they ran unpinned", cpus);
     FILE *p = popen(cmd, "r");
     free(cmd);
     if (!p) {
         suite_note(res, "peers: could not start %s %s", o->python, o->peers_script);
-        suite_affinity_restore();
-        progress_end_unit();
         return;
     }
-    size_t expect = 2 * ((size_t)o->want_latency + o->n_tput_batches), got = 0;
+    size_t got = 0;
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, p) > 0) {
@@ -101,6 +91,8 @@ void suite_run_peers(suite_results *res, const suite_opts *o, const char *npy_di
         if (err) {
             suite_note(res, "%s (%s, %zu threads): %s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "peer")),
                        pool->shape, threads, err);
+        } else if (info && co_runner) {
+            /* reported by the warm run already */
         } else if (info && !strcmp(info, "numpy") && res->n_notes < 64) {
             char *blas = cJSON_PrintUnformatted(cJSON_GetObjectItem(j, "blas"));
             suite_note(res, "numpy %s, %zu threads, BLAS %s (%s)",
@@ -111,7 +103,12 @@ void suite_run_peers(suite_results *res, const suite_opts *o, const char *npy_di
             suite_note(res, "torch %s, torch.get_num_threads() = %.0f (%s)",
                        cJSON_GetStringValue(cJSON_GetObjectItem(j, "version")), num(j, "threads"), pool->shape);
         } else {
+            size_t before = res->n_rows;
             peer_row(res, j, pool, threads, cpus);
+            if (res->n_rows > before)
+                res->rows[res->n_rows - 1].co_runner = co_runner;
+            if (res->n_rows > before && co_runner)
+                res->rows[res->n_rows - 1].ideal_s = 0; /* the roofline assumes an idle machine */
             progress_update((double)++got / (double)(expect ? expect : 1));
         }
         cJSON_Delete(j);
@@ -120,6 +117,33 @@ void suite_run_peers(suite_results *res, const suite_opts *o, const char *npy_di
     int status = pclose(p);
     if (status != 0)
         suite_note(res, "peers.py (%s, %zu threads) exited with status %d", pool->shape, threads, status);
+}
+
+void suite_run_peers(suite_results *res, const suite_opts *o, const char *npy_dir, const suite_pool *pool,
+                     double theta, size_t threads, const char *cpus)
+{
+    char label[96];
+    snprintf(label, sizeof label, "%s numpy+torch %zuT", pool->shape, threads);
+    progress_begin(label);
+    char batches[128] = "";
+    for (size_t i = 0, len = 0; i < o->n_tput_batches; i++)
+        len += (size_t)snprintf(batches + len, sizeof batches - len, "%s%zu", i ? "," : "", o->tput_batches[i]);
+    if (cpus && *cpus && suite_affinity_set_list(cpus) != 0)
+        suite_note(res, "peers: could not pin to CPUs %s; they ran unpinned", cpus);
+    size_t expect = 2 * ((size_t)o->want_latency + o->n_tput_batches);
+    run_peers_once(res, o, npy_dir, pool, theta, threads, cpus, batches, 0, expect);
+    if (o->co_runner && o->want_latency) {
+        /* Batch-1 latency again, beside the co-runner (on a CPU outside the
+         * peers' set when the set leaves one free). */
+        char desc[160];
+        bench_co_runner *c = bench_co_runner_start(desc, sizeof desc);
+        if (c) {
+            run_peers_once(res, o, npy_dir, pool, theta, threads, cpus, "", 1, 2);
+            bench_co_runner_stop(c);
+        } else {
+            suite_note(res, "peers beside a co-runner skipped: %s", desc);
+        }
+    }
     suite_affinity_restore();
     progress_end_unit();
 }
@@ -129,6 +153,7 @@ static const suite_row *find_peer(const suite_results *res, const suite_row *r, 
     for (size_t i = 0; i < res->n_rows; i++) {
         const suite_row *q = &res->rows[i];
         if (!q->note && q->kind == r->kind && q->batch == r->batch && q->threads == threads &&
+            q->co_runner == r->co_runner &&
             !strcmp(q->impl, peer) && !strcmp(q->shape, r->shape) && !strcmp(q->source, r->source) &&
             !strcmp(q->variant, r->variant))
             return q;

@@ -25,10 +25,10 @@ static void print_roofline(const suite_results *res, FILE *f)
     fprintf(f, "\n== Roofline (streaming read GB/s; peaks: one core measured, N cores = N x one) ==\n");
     for (size_t i = 0; i < res->n_roof; i++) {
         const bench_roofline *r = &res->roof[i];
-        fprintf(f, "%zu core%s: read 1 GiB %.1f | 32 MiB %.1f | 16 MiB %.1f GB/s; fp32 FMA %.0f GFLOP/s, "
-                   "bf16 dot %.0f GFLOP/s, int8 VNNI %.0f GOP/s\n",
-                res->roof_threads[i], res->roof_threads[i] > 1 ? "s" : " ", r->bw_dram, r->bw_32m, r->bw_16m,
-                r->peak_f32, r->peak_bf16, r->peak_i8);
+        fprintf(f, "%zu core%s (%s code): read 1 GiB %.1f | 32 MiB %.1f | 16 MiB %.1f GB/s; fp32 FMA %.0f GFLOP/s, "
+                   "bf16 dot %.0f GFLOP/s, int8 dot %.0f GOP/s\n",
+                res->roof_threads[i], res->roof_threads[i] > 1 ? "s" : " ", r->isa ? r->isa : "?", r->bw_dram,
+                r->bw_32m, r->bw_16m, r->peak_f32, r->peak_bf16, r->peak_i8);
     }
     if (res->n_roof && res->roof[0].compute_note)
         fprintf(f, "note: %s\n", res->roof[0].compute_note);
@@ -37,14 +37,14 @@ static void print_roofline(const suite_results *res, FILE *f)
 static void print_latency(const suite_results *res, FILE *f)
 {
     fprintf(f, "\n== Batch-1 latency per token (ms; each call timed on its own, distinct tokens) ==\n");
-    fprintf(f, "%-38s %-6s %-26s %2s %-5s %6s %8s %8s %8s %8s %8s %7s %6s %6s\n", "dictionary", "impl", "variant",
-            "T", "cpus", "tokens", "p50", "p90", "p99", "p99.9", "max", "p99/p50", "%roof", "L0");
+    fprintf(f, "%-38s %-6s %-28s %-9s %2s %-5s %6s %8s %8s %8s %8s %8s %7s %6s %6s\n", "dictionary", "impl",
+            "variant", "caches", "T", "cpus", "tokens", "p50", "p90", "p99", "p99.9", "max", "p99/p50", "%roof", "L0");
     for (size_t i = 0; i < res->n_rows; i++) {
         const suite_row *r = &res->rows[i];
         if (r->kind != SUITE_LATENCY || r->note)
             continue;
-        fprintf(f, "%-38s %-6s %-26s %2zu %-5s %6zu%s %8.3f %8.3f %8.3f %8.3f %8.3f %7.2f %5.0f%% %6.1f\n",
-                r->shape, r->impl, r->variant, r->threads, r->cpus[0] ? r->cpus : "-", r->calls,
+        fprintf(f, "%-38s %-6s %-28s %-9s %2zu %-5s %6zu%s %8.3f %8.3f %8.3f %8.3f %8.3f %7.2f %5.0f%% %6.1f\n",
+                r->shape, r->impl, r->variant, r->co_runner ? "co-runner" : "warm", r->threads, r->cpus[0] ? r->cpus : "-", r->calls,
                 r->stopped_early ? "*" : " ", r->p50_s * 1e3, r->p90_s * 1e3, r->p99_s * 1e3, r->p999_s * 1e3,
                 r->max_s * 1e3, r->p99_s / r->p50_s, 100 * roof_fraction(r), r->mean_l0);
         const double *vs[2] = {r->vs_numpy, r->vs_torch};
@@ -59,7 +59,9 @@ static void print_latency(const suite_results *res, FILE *f)
         }
     }
     fprintf(f, "* = stopped at the cell's time cap before the requested number of tokens. "
-               "%%roof = roofline time / p50. Ratios < 1: saemon faster.\n");
+               "%%roof = roofline time / p50 (0 beside the co-runner: the roofline assumes an idle machine). "
+               "caches: warm = the benchmark loop alone; co-runner = beside a thread streaming 512 MiB on "
+               "another core (--co-runner). Ratios < 1: saemon faster.\n");
 }
 
 static void print_throughput(const suite_results *res, FILE *f)
@@ -204,6 +206,8 @@ cJSON *suite_json(const suite_results *res, const suite_opts *o)
         cJSON_AddStringToObject(j, "shape", r->shape ? r->shape : "");
         cJSON_AddStringToObject(j, "impl", r->impl ? r->impl : "");
         cJSON_AddStringToObject(j, "variant", r->variant ? r->variant : "");
+        if (r->co_runner)
+            cJSON_AddStringToObject(j, "caches", "co-runner");
         cJSON_AddNumberToObject(j, "threads", (double)r->threads);
         cJSON_AddStringToObject(j, "cpus", r->cpus);
         if (r->note) {

@@ -10,8 +10,7 @@ static void print_kernels(void)
     printf("cpu features  %s\n", *cpu ? cpu : "(baseline only)");
     saemon_kernel_info k;
     for (size_t i = 0; saemon_kernel_get(i, &k); i++)
-        printf("  %-28s isa %-12s %s%s%s\n", k.name, k.isa, k.runnable ? "runs here" : "not runnable: ",
-               k.why_not, k.chosen ? "  <- chosen" : "");
+        printf("  %-28s isa %-9s %s\n", k.name, k.isa, k.reason);
 }
 
 static int print_topology(size_t threads, const char *cpus, const char *exclude)

@@ -39,7 +39,15 @@ typedef struct saemon_kernel_plan {
     const float *threshold; /* THRESHOLD only */
     const float *mag_scale; /* GATED: exp(r_mag); TOPK: ||W_dec_j|| or NULL */
     const float *mag_bias;  /* GATED: b_mag */
+    uint32_t flags;         /* SAEMON_PLAN_* (0 in normal use) */
 } saemon_kernel_plan;
+
+enum {
+    /* Screened variants compute every latent on their fp32 path (the same
+     * arithmetic as their candidates' recompute) instead of screening: the
+     * output a screened run must reproduce bit for bit. For tests. */
+    SAEMON_PLAN_NO_SCREEN = 1u << 0,
+};
 
 /* Output slots: row r writes up to row_capacity (index, value) pairs at
  * index[r*row_capacity ...], sorted by ascending index, and their number to
@@ -52,10 +60,19 @@ typedef struct saemon_kernel_out {
 } saemon_kernel_out;
 
 typedef struct saemon_kernel {
-    const char *name;      /* datatype-operation-tile-isa, e.g. "f32-dot-1x-scalar" */
-    const char *isa;       /* "scalar", "avx512", "neon", ... (SAEMON_ISA matches this or name) */
+    /* datatype-operation-tile-isa: operation "encode" (fp32 dot products)
+     * or "screen" (small-copy screen + exact fp32 recompute); tile = rows x
+     * latents of the register tile, e.g. "f32-encode-8x32-avx512". */
+    const char *name;
+    const char *isa;       /* "scalar", "portable", "avx2", "avx512", "neon" (SAEMON_ISA matches this or name) */
     uint32_t cpu_features; /* SAEMON_CPU_* bits the variant needs */
     int priority;          /* among runnable variants the highest wins */
+    /* The reference every other variant is checked against (double
+     * accumulation, slow): never chosen automatically, only by name/isa. */
+    int reference;
+    /* A screen + exact fp32 recompute: honours SAEMON_PLAN_NO_SCREEN, and
+     * must then give bit for bit what it gives screened. */
+    int screened;
     /* Bytes of packed weights and of per-call scratch for batches up to max_batch. */
     size_t (*packed_size)(const saemon_kernel_plan *plan);
     size_t (*scratch_size)(const saemon_kernel_plan *plan, size_t max_batch);
@@ -72,6 +89,9 @@ enum {
     SAEMON_CPU_AVX512F = 1u << 0,  /* with BW, DQ, VL and OS ZMM state */
     SAEMON_CPU_AVX512BF16 = 1u << 1,
     SAEMON_CPU_AVX512VNNI = 1u << 2,
+    SAEMON_CPU_AVX2 = 1u << 3,     /* with FMA and OS YMM state */
+    SAEMON_CPU_F16C = 1u << 4,
+    SAEMON_CPU_AVX_VNNI = 1u << 5, /* VEX vpdpbusd on ymm (Alder Lake, Sapphire Rapids, Zen 5) */
     SAEMON_CPU_NEON = 1u << 8,
     SAEMON_CPU_NEON_DOTPROD = 1u << 9,
     SAEMON_CPU_NEON_BF16 = 1u << 10,
@@ -79,12 +99,29 @@ enum {
 
 uint32_t saemon_cpu_features(void);
 
+/* Name of one SAEMON_CPU_* bit ("avx2", "avx512_vnni", ...). */
+const char *saemon_cpu_feature_name(uint32_t bit);
+
+/* The SAEMON_CPU_* bits variant k needs that this CPU lacks (0: it runs). */
+uint32_t saemon_kernel_missing_features(const saemon_kernel *k);
+
+/* Why k is or is not the variant saemon_kernel_select(request) picks, as one
+ * line for `saemon inspect --kernels`: "chosen", "not on this CPU: missing
+ * avx512_vnni", "reference: only when asked for (SAEMON_ISA=scalar)",
+ * "runs here; i8-screen-4x16-avx2 ranks higher". Returns buf. */
+const char *saemon_kernel_reason(const saemon_kernel *k, const char *request, char *buf, size_t len);
+
+/* The screening bounds assume IEEE round-to-nearest-even (the fp32 unit's
+ * current rounding mode, MXCSR on x86). 1 if that holds on this thread. */
+int saemon_kernels_rounding_ok(void);
+
 /* All variants compiled in, in registry order; n_out receives the count. */
 const saemon_kernel *const *saemon_kernels_all(size_t *n_out);
 
 /* The variant to use: `request` (NULL → $SAEMON_ISA → best runnable) matched
- * against kernel name or isa. Returns NULL if the request names no runnable
- * variant. */
+ * against kernel name or isa. The ladder avx512 > avx2 > portable follows
+ * from the priorities; the reference is chosen only when requested. Returns
+ * NULL if the request names no runnable variant. */
 const saemon_kernel *saemon_kernel_select(const char *request);
 
 /* Shared helpers every variant uses for the TopK epilogue (kernels/topk.c). */

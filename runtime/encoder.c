@@ -185,6 +185,12 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
     *out = NULL;
     if (!dict)
         return saemon_error_set(err, SAEMON_ERR_ARG, "no dictionary given");
+    /* Every kernel's "same result as the reference", and the screened
+     * kernels' bound, assume IEEE round-to-nearest (kernels/kernel.h). */
+    if (!saemon_kernels_rounding_ok())
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "the floating-point rounding mode is not round-to-nearest (fesetround or MXCSR "
+                                "was changed): saemon's kernels are only exact under it");
     const char *request = opts ? opts->variant : NULL;
     const saemon_kernel *kernel = saemon_kernel_select(request);
     if (!kernel) {

@@ -7,36 +7,16 @@
 #include "kernels/kernel.h"
 #include "saemon/kernels.h"
 
-/* Every SAEMON_CPU_* bit with the name users know it by (a bit missing here
- * prints as "cpu-feature-0x..."). */
-static const struct {
-    uint32_t bit;
-    const char *name;
-} feature_names[] = {
-    {SAEMON_CPU_AVX512F, "avx512f/bw/dq/vl"}, {SAEMON_CPU_AVX512BF16, "avx512_bf16"},
-    {SAEMON_CPU_AVX512VNNI, "avx512_vnni"},   {SAEMON_CPU_NEON, "neon"},
-    {SAEMON_CPU_NEON_DOTPROD, "neon-dotprod"}, {SAEMON_CPU_NEON_BF16, "neon-bf16"},
-};
-
 /* Space-separated names of the bits in `mask` into buf. */
 static void describe(uint32_t mask, char *buf, size_t len)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < sizeof feature_names / sizeof feature_names[0]; i++) {
-        if (!(mask & feature_names[i].bit))
-            continue;
-        mask &= ~feature_names[i].bit;
-        int n = snprintf(buf + used, len - used, "%s%s", used ? " " : "", feature_names[i].name);
-        if (n < 0 || (size_t)n >= len - used)
-            return;
-        used += (size_t)n;
-    }
     for (uint32_t bit = 1; mask; bit <<= 1) {
         if (!(mask & bit))
             continue;
         mask &= ~bit;
-        int n = snprintf(buf + used, len - used, "%scpu-feature-0x%x", used ? " " : "", bit);
+        int n = snprintf(buf + used, len - used, "%s%s", used ? " " : "", saemon_cpu_feature_name(bit));
         if (n < 0 || (size_t)n >= len - used)
             return;
         used += (size_t)n;
@@ -55,7 +35,7 @@ size_t saemon_kernel_count(void)
 /* The strings depend only on the CPU: built once, thread-safe. */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char cpu_string[256];
-static char why[MAX_KERNELS][160];
+static char why[MAX_KERNELS][160], reason[MAX_KERNELS][160];
 
 static void build_strings(void)
 {
@@ -64,7 +44,8 @@ static void build_strings(void)
     size_t n = 0;
     const saemon_kernel *const *all = saemon_kernels_all(&n);
     for (size_t i = 0; i < n && i < MAX_KERNELS; i++) {
-        const uint32_t missing = all[i]->cpu_features & ~cpu;
+        saemon_kernel_reason(all[i], NULL, reason[i], sizeof reason[i]);
+        const uint32_t missing = saemon_kernel_missing_features(all[i]);
         if (missing) {
             char names[140];
             describe(missing, names, sizeof names);
@@ -87,6 +68,8 @@ bool saemon_kernel_get(size_t i, saemon_kernel_info *out)
         .runnable = runnable,
         .why_not = runnable ? "" : why[i],
         .chosen = all[i] == saemon_kernel_select(NULL),
+        .reference = all[i]->reference != 0,
+        .reason = reason[i],
     };
     return true;
 }

@@ -119,7 +119,7 @@ SAEMON_API size_t saemon_encoder_latent_count(const saemon_encoder *enc);
  * 1 row in 100". Valid until the next call on the encoder. */
 SAEMON_API const char *saemon_encoder_plan(const saemon_encoder *enc);
 
-/* Name of the kernel variant in use, e.g. "f32-dot-1x-scalar". */
+/* Name of the kernel variant in use, e.g. "f32-encode-1x1-scalar". */
 SAEMON_API const char *saemon_encoder_variant(const saemon_encoder *enc);
 SAEMON_API size_t saemon_encoder_max_batch(const saemon_encoder *enc);
 

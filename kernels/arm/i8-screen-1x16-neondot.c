@@ -171,6 +171,12 @@ static row_quant quantise_row(const float *x, size_t d_in, int8_t *p8)
         m = fmax(m, fabs((double)x[i]));
         x2 += (double)x[i] * (double)x[i];
     }
+    /* Magnitude range, as on x86: outside [2^-50, 2^50] the scale products
+     * and the fp32 epilogue can under/overflow (x = [1e20, 1e20] with
+     * W = [1e19, -1e19] makes the fp32 dot +inf while the bound stays
+     * finite), so such rows take the fp32 path. Zero rows screen fine. */
+    if (m > 0x1p50 || (m > 0.0 && m < 0x1p-50))
+        return rq;
     const float t = (float)(m / 127.0);
     double r2 = 0.0;
     for (size_t i = 0; i < d_in; i++) {
@@ -328,7 +334,7 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
     for (size_t r = 0; r < n; r++) {
         const float *xr = x + r * plan->d_in;
         row_quant rq = {0};
-        if (screen_enabled(plan))
+        if (screen_enabled(plan) && !(plan->flags & SAEMON_PLAN_NO_SCREEN))
             rq = quantise_row(xr, plan->d_in, p8);
         row_state rs;
         row_begin(&rs, out, r, plan->epilogue == SAEMON_EPI_TOPK ? heap : NULL);
@@ -344,6 +350,7 @@ const saemon_kernel saemon_kernel_i8_screen_1x16_neondot = {
     /* Below the fp32 kernel until measured on real hardware (qemu timings
      * mean nothing); select it by name. */
     .priority = 5,
+    .screened = 1,
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

@@ -1,9 +1,11 @@
-/* Screen-then-recompute machinery shared by the int8 (VNNI) and bf16
- * AVX-512 kernels. Each variant computes, per latent j, an approximate dot
- * product D~_j from small copies x^ (per token) and W^_j (packed); this file
- * turns D~_j into a rigorous interval for the fp32 result, keeps the latents
- * that COULD pass the epilogue, recomputes exactly those in fp32 from the
- * fp32 copy of their rows, and emits them through the normal epilogue.
+/* Screen-then-recompute machinery shared by every screened x86 kernel
+ * (int8 AVX512-VNNI, int8 AVX2, bf16 AVX512-BF16), written once against
+ * simd-<isa>.h and compiled per ISA. Each variant computes, per latent j, an
+ * approximate dot product D~_j from small copies x^ (per token) and W^_j
+ * (packed); this file turns D~_j into a rigorous interval for the fp32
+ * result, keeps the latents that COULD pass the epilogue, recomputes exactly
+ * those in fp32 from the fp32 copy of their rows, and emits them through the
+ * normal epilogue.
  *
  * The bound. Let d^r_j be the fp32 dot the recompute produces (any order,
  * FMA, <= d_in + 16 roundings deep), d_j the exact dot, u = 2^-24,
@@ -16,7 +18,9 @@
  * constants c1_j, c2_j computed at pack time (rounded up) and the per-token
  * X2 = ||x||2, R2 = ||x - x^||2 (computed in double, rounded up). A further
  * relative 2^-12 on E and 2^-20 on |D~|, |b|, |threshold| absorbs the fp32
- * rounding of D~ itself and of evaluating the test below.
+ * rounding of D~ itself and of evaluating the test below. All of this rests
+ * on IEEE round-to-nearest, which saemon_kernels_rounding_ok() checks when an
+ * encoder is created.
  *
  * The tests (the epilogue is monotone in d, and rounding is monotone):
  *   THRESHOLD  keep if  D~ + E + b >= threshold     (fl(d+b) > t implies d+b > t)
@@ -28,28 +32,36 @@
  *              under it cannot enter (equal values lose: higher index).
  * NaN in a test counts as "keep". Rows whose x is not finite, or whose max|x|
  * is outside [2^-50, 2^50], take the fp32 path for every latent; latents whose
- * max|W_j| is outside that range get c1 = +inf (always recomputed). */
+ * max|W_j| is outside that range get c1 = +inf (always recomputed).
+ *
+ * SAEMON_TEST_MUTATE_BOUND (tests only, never in the library): 1 scales E by
+ * 0.9, 2 drops the gamma term. The checkkernels suite builds both mutants and
+ * requires its bit-exact check to FAIL on them (tests/checkkernels/meson.build). */
 #ifndef SAEMON_X86_SCREEN_COMMON_H
 #define SAEMON_X86_SCREEN_COMMON_H
 
 #include <math.h>
 #include <string.h>
 
-#include "kernels/x86/avx512-common.h"
+#include "kernels/x86/x86-epilogue.h"
 
 #define SCREEN_TINY 0x1p-50
 #define SCREEN_HUGE 0x1p50
 #define SCREEN_ROUND_UP (1.0 + 0x1p-20)
 
+#ifndef SAEMON_TEST_MUTATE_BOUND
+#define SAEMON_TEST_MUTATE_BOUND 0
+#endif
+
 /* Packed buffer: everything 64-byte aligned.
  *   rows   fp32 [d_sae][row_stride]   the recompute copy, zero padded
- *   c1, c2 fp32 [n_panels*16]         bound constants (see above)
- *   scale  fp32 [n_panels*16]         int8 only: per-latent weight scale
- *   colsum int32 [n_panels*16]        int8 only: 128 * sum_i w_ji
+ *   c1, c2 fp32 [n_panels*PANEL]      bound constants (see above)
+ *   scale  fp32 [n_panels*PANEL]      int8 only: per-latent weight scale
+ *   colsum int32 [n_panels*PANEL]     int8 VNNI only: 128 * sum_i w_ji
  *   panels the variant's small copy, panel p at panels + p*panel_bytes */
 typedef struct screen_layout {
     size_t row_stride; /* floats per fp32 row */
-    size_t lanes;      /* n_panels * 16 */
+    size_t lanes;      /* n_panels * PANEL */
     size_t rows, c1, c2, scale, colsum, panels;
     size_t panel_bytes;
     size_t total;
@@ -58,23 +70,28 @@ typedef struct screen_layout {
 static inline screen_layout screen_layout_of(const saemon_kernel_plan *plan, size_t panel_bytes)
 {
     screen_layout L;
-    L.row_stride = avx512_round_up(plan->d_in, 16);
-    L.lanes = avx512_panels(plan->d_sae) * AVX512_PANEL;
+    L.row_stride = round_up(plan->d_in, VL);
+    L.lanes = n_panels(plan->d_sae) * PANEL;
     L.rows = 0;
-    L.c1 = avx512_round_up(L.rows + plan->d_sae * L.row_stride * sizeof(float), 64);
-    L.c2 = L.c1 + L.lanes * sizeof(float);
-    L.scale = L.c2 + L.lanes * sizeof(float);
-    L.colsum = L.scale + L.lanes * sizeof(float);
-    L.panels = L.colsum + L.lanes * sizeof(int32_t);
+    L.c1 = round_up(L.rows + plan->d_sae * L.row_stride * sizeof(float), 64);
+    L.c2 = round_up(L.c1 + L.lanes * sizeof(float), 64);
+    L.scale = round_up(L.c2 + L.lanes * sizeof(float), 64);
+    L.colsum = round_up(L.scale + L.lanes * sizeof(float), 64);
+    L.panels = round_up(L.colsum + L.lanes * sizeof(int32_t), 64);
     L.panel_bytes = panel_bytes;
-    L.total = L.panels + avx512_panels(plan->d_sae) * panel_bytes;
+    L.total = L.panels + n_panels(plan->d_sae) * panel_bytes;
     return L;
 }
 
 static inline double screen_gamma(size_t d_in)
 {
+#if SAEMON_TEST_MUTATE_BOUND == 2
+    (void)d_in;
+    return 0.0; /* mutant: the fp32 recompute error ignored */
+#else
     double nu = (double)(d_in + 16) * 0x1p-24;
     return nu / (1.0 - nu);
+#endif
 }
 
 static inline float screen_round_up(double v) { return (float)(v * SCREEN_ROUND_UP); }
@@ -90,13 +107,13 @@ static inline void screen_pack_rows(const saemon_kernel_plan *plan, const float 
     }
 }
 
-/* Per-row state kept in scratch. */
 /* Latents screened between two flushes: candidates per row fit in one chunk. */
 #define SCREEN_CHUNK 1024
 
+/* Per-row state kept in scratch. */
 typedef struct screen_row {
     float x2, r2, sx; /* ||x||2, ||x - x^||2, int8 activation scale */
-    int fallback;     /* non-finite or out-of-range x: fp32 path */
+    int fallback;     /* non-finite or out-of-range x, or screening off: fp32 path */
     uint32_t n_cand;
     uint32_t *cand; /* [SCREEN_CHUNK] latents to recompute */
 } screen_row;
@@ -116,57 +133,126 @@ static inline int screen_row_screenable(const float *x, size_t d_in, double *max
     return m >= SCREEN_TINY && m <= SCREEN_HUGE;
 }
 
-/* Screen one panel's approximate dots dt (latents j0..j0+15) for one row and
- * append the latents that could pass to the row's candidate list. */
-static inline void screen_panel(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
-                                size_t j0, __m512 dt, screen_row *row, float e_abs, const avx512_sink *s,
-                                int prefetch_rows)
+/* ---- int8 quantisation, shared by the VNNI and AVX2 int8 variants ------- */
+
+/* int8 keeps |sum_i q_i w_ji| < 2^31 (255 * 127 * 65536 < 2^31 for the u8
+ * offset form of VNNI; 2 * 127 * 127 * 32768 for vpmaddwd pairs), and
+ * 128 * sum_i w_ji fits int32: past this d_in every row takes the fp32 path
+ * and pack() writes no int8 copy. */
+#define I8_MAX_D_IN 65536
+
+/* Quantise latent row w (per-latent scale s = max|w|/127) and compute its
+ * bound constants; weight i goes to q[(i / block) * stride + i % block] (the
+ * variant's panel layout). Returns 0 for an all-zero row (D~ = 0, bound 0),
+ * -1 when max|w| is out of range (c1 = +inf: always recomputed), 1 otherwise. */
+static inline int screen_i8_quantise_w(const float *w, size_t d_in, int8_t *q, size_t block, size_t stride, float *scale, float *c1, float *c2,
+                                       int32_t *sum_out)
 {
-    const __mmask16 valid = avx512_valid_lanes(plan->d_sae, j0);
+    double m = 0, nw = 0;
+    for (size_t i = 0; i < d_in; i++) {
+        m = fabs((double)w[i]) > m ? fabs((double)w[i]) : m;
+        nw += (double)w[i] * w[i];
+    }
+    if (m == 0)
+        return 0;
+    if (!(m >= SCREEN_TINY && m <= SCREEN_HUGE)) {
+        *c1 = __builtin_inff();
+        return -1;
+    }
+    const float s = (float)(m / 127.0);
+    double resid = 0, nq = 0;
+    int32_t sum = 0;
+    for (size_t i = 0; i < d_in; i++) {
+        long v = lrint((double)w[i] / s);
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        double wh = (double)s * (double)v;
+        resid += (w[i] - wh) * (w[i] - wh);
+        nq += wh * wh;
+        sum += (int32_t)v;
+        q[(i / block) * stride + i % block] = (int8_t)v;
+    }
+    *scale = s;
+    *sum_out = sum;
+    *c1 = screen_round_up(sqrt(resid) + screen_gamma(d_in) * sqrt(nw) * SCREEN_ROUND_UP);
+    *c2 = screen_round_up(sqrt(nq));
+    return 1;
+}
+
+/* Quantise one row of x (s_x = max|x|/127) into q[0..d_in); rows that cannot
+ * be screened (or every row when the plan turns screening off) are marked
+ * fallback and q is left alone. */
+static inline void screen_i8_quantise_x(const saemon_kernel_plan *plan, const float *x, screen_row *row, int8_t *q)
+{
+    const size_t d_in = plan->d_in;
+    double m;
+    row->fallback = d_in > I8_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_screenable(x, d_in, &m);
+    if (row->fallback)
+        return;
+    const float sx = (float)(m / 127.0);
+    double xx = 0, rr = 0;
+    for (size_t i = 0; i < d_in; i++) {
+        long v = lrint((double)x[i] / sx);
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        double r = (double)x[i] - (double)sx * (double)v;
+        xx += (double)x[i] * x[i];
+        rr += r * r;
+        q[i] = (int8_t)v;
+    }
+    row->sx = sx;
+    row->x2 = screen_round_up(sqrt(xx));
+    row->r2 = screen_round_up(sqrt(rr));
+}
+
+/* ---- the screen, the recompute and the fp32 path ------------------------ */
+
+/* Screen one panel's approximate dots dt (latents j0..j0+PANEL-1) for one row
+ * and append the latents that could pass to the row's candidate list. */
+static inline void screen_panel(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
+                                size_t j0, vf dt, screen_row *row, float e_abs, const x86_sink *s, int prefetch_rows)
+{
+    const vmask valid = valid_lanes(plan->d_sae, j0);
     const float *c1 = (const float *)(packed + L->c1), *c2 = (const float *)(packed + L->c2);
-    const __m512 zero = _mm512_setzero_ps();
-    __m512 e = _mm512_fmadd_ps(_mm512_load_ps(c1 + j0), _mm512_set1_ps(row->x2),
-                               _mm512_fmadd_ps(_mm512_load_ps(c2 + j0), _mm512_set1_ps(row->r2),
-                                               _mm512_set1_ps(e_abs)));
-    const __m512 b = _mm512_maskz_loadu_ps(valid, plan->bias + j0);
-    __m512 t = plan->epilogue == SAEMON_EPI_THRESHOLD ? _mm512_maskz_loadu_ps(valid, plan->threshold + j0) : zero;
+    const vf zero = v_zero();
+    vf e = v_fmadd(v_load(c1 + j0), v_set1(row->x2), v_fmadd(v_load(c2 + j0), v_set1(row->r2), v_set1(e_abs)));
+#if SAEMON_TEST_MUTATE_BOUND == 1
+    e = v_mul(e, v_set1(0.9f)); /* mutant: a bound 10% too small */
+#endif
+    const vf b = v_load_mask(valid, plan->bias + j0);
+    vf t = plan->epilogue == SAEMON_EPI_THRESHOLD ? v_load_mask(valid, plan->threshold + j0) : zero;
     /* slack: 2^-12 E + 2^-20 (|D~| + |b| + |t| + E) + 1e-30 */
-    __m512 mag_terms = _mm512_add_ps(_mm512_add_ps(_mm512_abs_ps(dt), _mm512_abs_ps(b)),
-                                     _mm512_add_ps(_mm512_abs_ps(t), e));
-    e = _mm512_fmadd_ps(e, _mm512_set1_ps(1.0f + 0x1p-12f),
-                        _mm512_fmadd_ps(mag_terms, _mm512_set1_ps(0x1p-20f), _mm512_set1_ps(1e-30f)));
-    const __m512 hi = _mm512_add_ps(dt, e), lo = _mm512_sub_ps(dt, e);
-    __mmask16 m;
+    vf mag_terms = v_add(v_add(v_abs(dt), v_abs(b)), v_add(v_abs(t), e));
+    e = v_fmadd(e, v_set1(1.0f + 0x1p-12f), v_fmadd(mag_terms, v_set1(0x1p-20f), v_set1(1e-30f)));
+    const vf hi = v_add(dt, e), lo = v_sub(dt, e);
+    vmask m;
     switch (plan->epilogue) {
     case SAEMON_EPI_THRESHOLD:
-        m = _mm512_mask_cmp_ps_mask(valid, _mm512_add_ps(hi, b), t, _CMP_NLT_UQ);
+        m = v_nlt(valid, v_add(hi, b), t);
         break;
     case SAEMON_EPI_GATED: {
-        const __m512 ms = _mm512_maskz_loadu_ps(valid, plan->mag_scale + j0);
-        const __m512 mb = _mm512_maskz_loadu_ps(valid, plan->mag_bias + j0);
-        const __m512 a = _mm512_mul_ps(ms, hi), c = _mm512_mul_ps(ms, lo);
-        __m512 mag = _mm512_add_ps(_mm512_max_ps(a, c), mb);
-        mag = _mm512_add_ps(mag, _mm512_fmadd_ps(_mm512_abs_ps(mag), _mm512_set1_ps(0x1p-20f),
-                                                 _mm512_set1_ps(1e-30f)));
+        const vf ms = v_load_mask(valid, plan->mag_scale + j0);
+        const vf mb = v_load_mask(valid, plan->mag_bias + j0);
+        const vf a = v_mul(ms, hi), c = v_mul(ms, lo);
+        vf mag = v_add(v_max(a, c), mb);
+        mag = v_add(mag, v_fmadd(v_abs(mag), v_set1(0x1p-20f), v_set1(1e-30f)));
         /* NaN-safe max: if either product is NaN, keep. */
-        __mmask16 nan_ms = _mm512_cmp_ps_mask(a, c, _CMP_UNORD_Q);
-        m = _mm512_mask_cmp_ps_mask(valid, _mm512_add_ps(hi, b), zero, _CMP_NLT_UQ);
-        m &= (__mmask16)(_mm512_cmp_ps_mask(mag, zero, _CMP_NLT_UQ) | nan_ms);
+        const vmask nan_ms = v_unord(a, c);
+        m = v_nlt(valid, v_add(hi, b), zero);
+        m &= v_nlt(valid, mag, zero) | nan_ms;
         break;
     }
     default: { /* TOPK */
-        __m512 up = _mm512_add_ps(hi, b);
-        __mmask16 nan_ms = 0;
+        vf up = v_add(hi, b);
+        vmask nan_ms = 0;
         if (plan->mag_scale) {
-            const __m512 ms = _mm512_maskz_loadu_ps(valid, plan->mag_scale + j0);
-            const __m512 a = _mm512_mul_ps(up, ms), c = _mm512_mul_ps(_mm512_add_ps(lo, b), ms);
-            nan_ms = _mm512_cmp_ps_mask(a, c, _CMP_UNORD_Q);
-            up = _mm512_max_ps(a, c);
+            const vf ms = v_load_mask(valid, plan->mag_scale + j0);
+            const vf a = v_mul(up, ms), c = v_mul(v_add(lo, b), ms);
+            nan_ms = v_unord(a, c);
+            up = v_max(a, c);
         }
-        up = _mm512_add_ps(up, _mm512_fmadd_ps(_mm512_abs_ps(up), _mm512_set1_ps(0x1p-20f), _mm512_set1_ps(1e-30f)));
+        up = v_add(up, v_fmadd(v_abs(up), v_set1(0x1p-20f), v_set1(1e-30f)));
         /* The bar only rises, so testing against the bar of the last
          * flush is conservative. */
-        m = _mm512_mask_cmp_ps_mask(valid, up, _mm512_set1_ps(s->topk_bar), _CMP_NLE_UQ) | (nan_ms & valid);
+        m = v_nle(valid, up, v_set1(s->topk_bar)) | (nan_ms & valid);
         break;
     }
     }
@@ -176,15 +262,12 @@ static inline void screen_panel(const saemon_kernel_plan *plan, const char *pack
          * hits L2). Multi-row tiles already use most of the DRAM bandwidth;
          * there it measured slower, and screen_flush's prefetch does it. */
         const size_t row_bytes = L->row_stride * sizeof(float);
-        for (__mmask16 mm = prefetch_rows ? m : 0; mm; mm &= (__mmask16)(mm - 1)) {
+        for (vmask mm = prefetch_rows ? m : 0; mm; mm &= mm - 1) {
             const char *r = packed + L->rows + (j0 + (size_t)__builtin_ctz(mm)) * row_bytes;
             for (size_t o = 0; o < row_bytes; o += 64)
                 _mm_prefetch(r + o, _MM_HINT_T1);
         }
-        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        const __m512i idx = _mm512_add_epi32(_mm512_set1_epi32((int)j0), iota);
-        _mm512_mask_storeu_epi32(row->cand + row->n_cand, (__mmask16)((1u << __builtin_popcount(m)) - 1),
-                                 _mm512_maskz_compress_epi32(m, idx));
+        v_compress_store(m, zero, NULL, (uint32_t)j0, row->cand + row->n_cand);
         row->n_cand += (uint32_t)__builtin_popcount(m);
     }
 }
@@ -194,7 +277,7 @@ static inline void screen_panel(const saemon_kernel_plan *plan, const char *pack
  * ahead so DRAM latency overlaps the dot products; 8 ahead measured best. */
 #define SCREEN_PREFETCH_AHEAD 8
 static inline void screen_flush(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
-                                const float *x, screen_row *row, avx512_sink *s)
+                                const float *x, screen_row *row, x86_sink *s)
 {
     const float *rows = (const float *)(packed + L->rows);
     const size_t row_bytes = L->row_stride * sizeof(float);
@@ -208,24 +291,26 @@ static inline void screen_flush(const saemon_kernel_plan *plan, const char *pack
                 _mm_prefetch(ahead + o, _MM_HINT_T1);
         }
         size_t j = row->cand[c];
-        avx512_epilogue_one(plan, j, avx512_dot_row(rows + j * L->row_stride, x, plan->d_in), s);
+        epilogue_one(plan, j, dot_row(rows + j * L->row_stride, x, plan->d_in), s);
     }
     row->n_cand = 0;
 }
 
-/* Every latent in fp32: rows that cannot be screened. */
+/* Every latent in fp32 (the family's fp32 path): rows that cannot be
+ * screened, and every row under SAEMON_PLAN_NO_SCREEN. The screen must give
+ * exactly this output (tests/checkkernels/x86-bitexact.c). */
 static inline void screen_fallback_row(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
-                                       const float *x, avx512_sink *s)
+                                       const float *x, x86_sink *s)
 {
     const float *rows = (const float *)(packed + L->rows);
     for (size_t j = 0; j < plan->d_sae; j++)
-        avx512_epilogue_one(plan, j, avx512_dot_row(rows + j * L->row_stride, x, plan->d_in), s);
+        epilogue_one(plan, j, dot_row(rows + j * L->row_stride, x, plan->d_in), s);
 }
 
 /* Scratch: sinks[n], rows[n], quantised x [n][xq_stride bytes],
  * candidate lists [n][SCREEN_CHUNK], heaps[n][k]. */
 typedef struct screen_scratch {
-    avx512_sink *sinks;
+    x86_sink *sinks;
     screen_row *rows;
     unsigned char *xq;
     size_t xq_stride;
@@ -235,21 +320,20 @@ typedef struct screen_scratch {
 static inline size_t screen_scratch_size(const saemon_kernel_plan *plan, size_t max_batch, size_t xq_bytes)
 {
     size_t heaps = plan->epilogue == SAEMON_EPI_TOPK ? plan->k * sizeof(saemon_topk_entry) : 0;
-    return avx512_round_up(max_batch * sizeof(avx512_sink), 64) + avx512_round_up(max_batch * sizeof(screen_row), 64) +
-           max_batch * avx512_round_up(xq_bytes, 64) + max_batch * SCREEN_CHUNK * sizeof(uint32_t) +
-           max_batch * heaps;
+    return round_up(max_batch * sizeof(x86_sink), 64) + round_up(max_batch * sizeof(screen_row), 64) +
+           max_batch * round_up(xq_bytes, 64) + max_batch * SCREEN_CHUNK * sizeof(uint32_t) + max_batch * heaps;
 }
 
 static inline screen_scratch screen_scratch_of(void *scratch, size_t n, size_t xq_bytes)
 {
     screen_scratch S;
     char *p = scratch;
-    S.sinks = (avx512_sink *)p;
-    p += avx512_round_up(n * sizeof(avx512_sink), 64);
+    S.sinks = (x86_sink *)p;
+    p += round_up(n * sizeof(x86_sink), 64);
     S.rows = (screen_row *)p;
-    p += avx512_round_up(n * sizeof(screen_row), 64);
+    p += round_up(n * sizeof(screen_row), 64);
     S.xq = (unsigned char *)p;
-    S.xq_stride = avx512_round_up(xq_bytes, 64);
+    S.xq_stride = round_up(xq_bytes, 64);
     p += n * S.xq_stride;
     for (size_t r = 0; r < n; r++) {
         S.rows[r].cand = (uint32_t *)p + r * SCREEN_CHUNK;

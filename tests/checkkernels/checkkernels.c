@@ -3,7 +3,8 @@
  * dav1d-checkasm style, standalone (libc + libm + the kernels/ sources only, so it can
  * be cross-compiled with `aarch64-linux-gnu-gcc -static` and run under qemu):
  * for each variant from saemon_kernels_all() that runs on this CPU, encode the
- * same seeded random inputs with it and with f32-dot-1x-scalar and compare.
+ * same seeded random inputs with it and with the reference (the variant marked
+ * .reference, f32-encode-1x1-scalar) and compare.
  *
  * The rule (see docs/kernels.md): the same active set, except latents whose
  * reference pre-activation lies within tol of the threshold / k-th value /
@@ -447,14 +448,21 @@ static int compare_row(const saemon_kernel *k, const case_desc *c, const case_da
     return 0;
 }
 
+/* The variant the registry marks as the reference (exactly one). */
 static const saemon_kernel *find_reference(void)
 {
     size_t nk;
     const saemon_kernel *const *all = saemon_kernels_all(&nk);
+    const saemon_kernel *ref = NULL;
     for (size_t i = 0; i < nk; i++)
-        if (strcmp(all[i]->name, "f32-dot-1x-scalar") == 0)
-            return all[i];
-    return NULL;
+        if (all[i]->reference) {
+            if (ref) {
+                fprintf(stderr, "checkkernels: two references registered: %s and %s\n", ref->name, all[i]->name);
+                return NULL;
+            }
+            ref = all[i];
+        }
+    return ref;
 }
 
 static int runnable(const saemon_kernel *k)
@@ -538,8 +546,14 @@ static int summarize(const saemon_kernel *const *ks, size_t nk, const saemon_ker
         printf(" - %-32s %6zu cases checked\n", ks[v]->name, checked[v]);
     }
     if (!any)
-        printf(" - no SIMD variant runnable on this CPU%s%s; nothing to compare\n",
+        printf(" - no variant runnable on this CPU%s%s; nothing to compare\n",
                opt.isa ? " matching " : "", opt.isa ? opt.isa : "");
+    /* Name what was not run, so nobody mistakes "skipped" for "passed". */
+    for (size_t v = 0; v < nk; v++)
+        if (!runnable(ks[v])) {
+            char why[160];
+            printf(" - %-32s NOT RUN on this host (%s)\n", ks[v]->name, saemon_kernel_reason(ks[v], NULL, why, sizeof why));
+        }
     printf("checkkernels: %s (seed %" PRIu64 ")\n", failures ? "FAILED" : "all OK", opt.seed);
     free(checked);
     return failures ? 1 : 0;
@@ -554,7 +568,7 @@ static int run_checks(void)
     const saemon_kernel *const *ks = saemon_kernels_all(&nk);
     const saemon_kernel *ref = find_reference();
     if (!ref) {
-        fprintf(stderr, "checkkernels: scalar reference f32-dot-1x-scalar is not registered\n");
+        fprintf(stderr, "checkkernels: no (single) variant is marked .reference in kernels/registry.inc\n");
         return 1;
     }
     size_t *checked = calloc(nk, sizeof *checked);
@@ -836,9 +850,16 @@ int main(int argc, char **argv)
         size_t nk;
         const saemon_kernel *const *ks = saemon_kernels_all(&nk);
         for (size_t v = 0; v < nk; v++)
-            printf("%-32s isa=%-10s priority=%d %s\n", ks[v]->name, ks[v]->isa, ks[v]->priority,
-                   runnable(ks[v]) ? "runnable" : "not runnable on this CPU");
+        {
+            char why[160];
+            printf("%-32s isa=%-10s priority=%-3d %s%s\n", ks[v]->name, ks[v]->isa, ks[v]->priority,
+                   ks[v]->reference ? "[reference] " : "", saemon_kernel_reason(ks[v], opt.isa, why, sizeof why));
+        }
         return 0;
+    }
+    if (!find_reference()) {
+        fprintf(stderr, "checkkernels: no (single) variant is marked .reference in kernels/registry.inc\n");
+        return 1;
     }
     printf("checkkernels: seed %" PRIu64 ", cpu features 0x%x\n", opt.seed, saemon_cpu_features());
     if (opt.sae || opt.acts) {

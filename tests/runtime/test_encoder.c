@@ -1,6 +1,7 @@
 /* The encoder on small hand-made dictionaries whose answers are worked out
  * by hand: every architecture's epilogue, preprocessing order, CSR layout. */
 #include <criterion/criterion.h>
+#include <fenv.h>
 #include <math.h>
 #include <string.h>
 
@@ -161,6 +162,25 @@ Test(encoder, unknown_variant_is_a_clear_error)
     cr_assert_eq(saemon_encoder_create(d, &o, &enc, &err), SAEMON_ERR_UNSUPPORTED);
     cr_assert(strstr(err.message, "no-such-isa"));
     cr_assert_null(enc);
+    saemon_dict_close(d);
+}
+
+/* The kernels' exactness rests on round-to-nearest: another rounding mode is
+ * refused at creation, with a message that says so. */
+Test(encoder, refuses_a_rounding_mode_other_than_nearest)
+{
+    const float b[3] = {0, 0, 0};
+    saemon_dict *d = make(SAEMON_ARCH_STANDARD, b, NULL, 0);
+    saemon_encoder *enc = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(fesetround(FE_UPWARD), 0);
+    saemon_status st = saemon_encoder_create(d, NULL, &enc, &err);
+    fesetround(FE_TONEAREST);
+    cr_assert_eq(st, SAEMON_ERR_UNSUPPORTED);
+    cr_assert_null(enc);
+    cr_assert(strstr(err.message, "round-to-nearest"), "%s", err.message);
+    cr_assert_eq(saemon_encoder_create(d, NULL, &enc, &err), SAEMON_OK, "%s", err.message);
+    saemon_encoder_destroy(enc);
     saemon_dict_close(d);
 }
 

@@ -11,7 +11,7 @@ Test(kernels, list_runnable_reason_and_choice)
 {
     size_t n = saemon_kernel_count();
     cr_assert_gt(n, 0);
-    size_t chosen = 0, scalar = 0;
+    size_t chosen = 0, scalar = 0, reference = 0;
     saemon_kernel_info k;
     for (size_t i = 0; i < n; i++) {
         cr_assert(saemon_kernel_get(i, &k));
@@ -22,6 +22,9 @@ Test(kernels, list_runnable_reason_and_choice)
             cr_expect(!strncmp(k.why_not, "needs ", 6), "%s: '%s'", k.name, k.why_not);
         cr_expect(!k.chosen || k.runnable, "%s chosen but not runnable", k.name);
         chosen += k.chosen;
+        reference += k.reference;
+        cr_expect(k.reason && *k.reason, "%s: no reason given", k.name);
+        cr_expect(!k.reference || !k.chosen || getenv("SAEMON_ISA"), "the reference %s chosen unasked", k.name);
         if (!strcmp(k.isa, "scalar")) {
             scalar++;
             cr_expect(k.runnable, "the scalar reference runs everywhere");
@@ -29,6 +32,7 @@ Test(kernels, list_runnable_reason_and_choice)
     }
     cr_assert_eq(chosen, 1);
     cr_assert_geq(scalar, 1);
+    cr_assert_eq(reference, 1, "exactly one variant is marked as the reference");
     cr_assert_not(saemon_kernel_get(n, &k));
     cr_assert_not_null(saemon_cpu_features_string());
 }

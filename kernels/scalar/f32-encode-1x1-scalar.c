@@ -83,11 +83,12 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
     }
 }
 
-const saemon_kernel saemon_kernel_f32_dot_1x_scalar = {
-    .name = "f32-dot-1x-scalar",
+const saemon_kernel saemon_kernel_f32_encode_1x1_scalar = {
+    .name = "f32-encode-1x1-scalar",
     .isa = "scalar",
     .cpu_features = 0,
     .priority = 0,
+    .reference = 1,
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

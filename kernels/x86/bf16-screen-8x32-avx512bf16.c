@@ -12,18 +12,24 @@
  *
  * Packed panel p: for each pair of inputs (d_in padded to even with zero
  * weights), 64 bytes = 16 latents x 2 bf16. Loops as in the int8 variant. */
+#include "kernels/x86/simd-avx512.h"
 #include "kernels/x86/screen-common.h"
 
 #define TILE_ROWS 8
 #define TILE_PREFETCH 1024 /* bytes ahead in each panel stream */
+/* gamma = (d_in+16)u/(1-(d_in+16)u) grows without bound as d_in nears 2^24;
+ * past 2^20 rows take the fp32 path and pack() writes no bf16 copy. */
+#define BF16_MAX_D_IN (1u << 20)
+
+typedef __m512 tile_acc;
 
 typedef int32_t unaligned_i32 __attribute__((aligned(1), may_alias));
 
-static size_t d_in2(const saemon_kernel_plan *plan) { return avx512_round_up(plan->d_in, 2); }
+static size_t d_in2(const saemon_kernel_plan *plan) { return round_up(plan->d_in, 2); }
 
 static screen_layout layout(const saemon_kernel_plan *plan)
 {
-    return screen_layout_of(plan, d_in2(plan) * AVX512_PANEL * 2);
+    return screen_layout_of(plan, plan->d_in <= BF16_MAX_D_IN ? d_in2(plan) * PANEL * 2 : 0);
 }
 
 static size_t packed_size(const saemon_kernel_plan *plan) { return layout(plan).total; }
@@ -60,8 +66,9 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
     float *c1 = (float *)(packed + L.c1), *c2 = (float *)(packed + L.c2);
     uint16_t *panels = (uint16_t *)(packed + L.panels);
     screen_pack_rows(plan, w_rows, packed, &L);
-    memset(panels, 0, L.total - L.panels);
-    memset(c1, 0, L.panels - L.c1);
+    memset(packed + L.c1, 0, L.total - L.c1);
+    if (d_in > BF16_MAX_D_IN)
+        return; /* every row takes the fp32 path */
     for (size_t j = 0; j < plan->d_sae; j++) {
         const float *w = w_rows + j * d_in;
         double m = 0, nw = 0;
@@ -76,7 +83,7 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
             continue;
         }
         double resid = 0, nh = 0;
-        uint16_t *dst = panels + ((j / AVX512_PANEL) * L.panel_bytes + (j % AVX512_PANEL) * 4) / 2;
+        uint16_t *dst = panels + ((j / PANEL) * L.panel_bytes + (j % PANEL) * 4) / 2;
         for (size_t i = 0; i < d_in; i++) {
             double wh;
             dst[(i / 2) * 32 + i % 2] = to_bf16(w[i], &wh);
@@ -95,7 +102,7 @@ static void prep_row(const saemon_kernel_plan *plan, const float *x, screen_row 
     uint16_t *xq = (uint16_t *)xq_bytes;
     double m;
     memset(xq, 0, d_in2(plan) * 2);
-    row->fallback = !screen_row_screenable(x, d_in, &m);
+    row->fallback = d_in > BF16_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_screenable(x, d_in, &m);
     if (row->fallback)
         return;
     double xx = 0, rr = 0;
@@ -118,7 +125,7 @@ static float e_abs(const saemon_kernel_plan *plan) { return (float)(2 * plan->d_
 static inline __attribute__((always_inline)) void row_panels(const saemon_kernel_plan *plan, const char *packed,
                                                              const screen_layout *L, const unsigned char *xq,
                                                              screen_row *row, size_t p0, int np,
-                                                             const avx512_sink *s)
+                                                             const x86_sink *s)
 {
     const size_t nblk = d_in2(plan) / 2;
     const char *w0 = packed + L->panels + p0 * L->panel_bytes;
@@ -144,19 +151,30 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
     }
 #pragma GCC unroll 4
     for (int q = 0; q < np; q++) {
-        size_t j0 = (p0 + q) * AVX512_PANEL;
+        size_t j0 = (p0 + q) * PANEL;
         screen_panel(plan, packed, L, j0, _mm512_add_ps(a[q], b[q]), row, e_abs(plan), s, 1);
     }
 }
 
-/* Accumulate R rows x NP panels (1 or 2) from panel p into acc. Kept apart
- * from the screening epilogue: inlined together, GCC 12 splits the
- * accumulators' live ranges and adds two zmm copies per vdpbf16ps. */
-static inline __attribute__((always_inline)) void tile_accumulate(const char *w0, size_t panel_bytes, size_t nblk,
-                                                                  const unsigned char *xq, size_t xq_stride, int R,
-                                                                  int NP, __m512 acc[TILE_ROWS][2])
+static inline vf tile_dots(const char *packed, const screen_layout *L, size_t j0, __m512 acc, const screen_row *row)
 {
-    const char *w1 = w0 + panel_bytes;
+    (void)packed, (void)L, (void)j0, (void)row;
+    return acc;
+}
+
+static inline const char *tile_weights(const char *packed, const screen_layout *L, size_t p)
+{
+    return packed + L->panels + p * L->panel_bytes;
+}
+static inline size_t tile_blocks(const saemon_kernel_plan *plan) { return d_in2(plan) / 2; }
+
+/* Accumulate R rows x NP panels (1 or 2) from panel p (at w0) into acc. */
+static inline __attribute__((always_inline)) void tile_accumulate(const char *w0, const screen_layout *L,
+                                                                  size_t nblk, const unsigned char *xq,
+                                                                  size_t xq_stride, int R, int NP,
+                                                                  __m512 acc[TILE_ROWS][2])
+{
+    const char *w1 = w0 + L->panel_bytes;
     __m512 a[TILE_ROWS][2];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
@@ -184,59 +202,17 @@ static inline __attribute__((always_inline)) void tile_accumulate(const char *w0
     }
 }
 
-#define TILE_CASE(R)                                                                                  \
-    case R:                                                                                           \
-        if (NP == 2)                                                                                  \
-            tile_accumulate(w0, panel_bytes, nblk, xq, xq_stride, R, 2, acc);                         \
-        else                                                                                          \
-            tile_accumulate(w0, panel_bytes, nblk, xq, xq_stride, R, 1, acc);                         \
-        break;
-
-static __attribute__((noinline)) void tile_dispatch(const char *w0, size_t panel_bytes, size_t nblk,
-                                                    const unsigned char *xq, size_t xq_stride, int rows, int NP,
-                                                    __m512 acc[TILE_ROWS][2])
-{
-    switch (rows) {
-        TILE_CASE(1)
-        TILE_CASE(2)
-        TILE_CASE(3)
-        TILE_CASE(4)
-        TILE_CASE(5)
-        TILE_CASE(6)
-        TILE_CASE(7)
-        TILE_CASE(8)
-    default: break;
-    }
-}
-
-/* Rows r0..r0+rows x panels p..p+NP: accumulate, then screen each panel. */
-static void tile(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L, const screen_scratch *S,
-                 size_t r0, size_t p, int rows, int NP)
-{
-    __m512 acc[TILE_ROWS][2];
-    tile_dispatch(packed + L->panels + p * L->panel_bytes, L->panel_bytes, d_in2(plan) / 2,
-                  S->xq + r0 * S->xq_stride, S->xq_stride, rows, NP, acc);
-    for (int r = 0; r < rows; r++) {
-        screen_row *row = &S->rows[r0 + (size_t)r];
-        if (row->fallback)
-            continue;
-        for (int q = 0; q < NP; q++) {
-            size_t j0 = (p + (size_t)q) * AVX512_PANEL;
-            screen_panel(plan, packed, L, j0, acc[r][q], row, e_abs(plan), &S->sinks[r0 + (size_t)r], 0);
-        }
-    }
-}
-
 /* Bytes of one quantised input row (the shared driver sizes its scratch with it). */
 static size_t screen_xq_bytes(const saemon_kernel_plan *plan) { return d_in2(plan) * 2; }
 
 #include "kernels/x86/screen-encode.h"
 
-const saemon_kernel saemon_kernel_bf16_screen_16x_avx512bf16 = {
-    .name = "bf16-screen-16x-avx512bf16",
+const saemon_kernel saemon_kernel_bf16_screen_8x32_avx512bf16 = {
+    .name = "bf16-screen-8x32-avx512bf16",
     .isa = "avx512",
     .cpu_features = SAEMON_CPU_AVX512F | SAEMON_CPU_AVX512BF16,
     .priority = 20,
+    .screened = 1,
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,
