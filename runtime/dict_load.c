@@ -375,11 +375,32 @@ static saemon_status no_sae_here(const char *dir, saemon_error *err)
     return st;
 }
 
+/* Why dir/name is not a usable file: "missing", "a directory, not a file",
+ * "a FIFO, not a regular file", or the error stat gave. */
+static const char *why_not_a_file(const char *dir, const char *name, char *buf, size_t len)
+{
+    char *p = path_join(dir, name);
+    struct stat sb;
+    const char *why = "missing";
+    if (p && stat(p, &sb) == 0) {
+        why = S_ISDIR(sb.st_mode)    ? "a directory, not a file"
+              : S_ISFIFO(sb.st_mode) ? "a FIFO, not a regular file"
+              : S_ISREG(sb.st_mode)  ? "present"
+                                     : "not a regular file";
+    } else if (p && errno != ENOENT) {
+        snprintf(buf, len, "%s", strerror(errno));
+        why = buf;
+    }
+    free(p);
+    return why;
+}
+
 static saemon_status missing_config(const char *dir, const char *cfg, const char *weights,
                                     const char *format, saemon_error *err)
 {
-    return saemon_error_set(err, SAEMON_ERR_IO, "%s/%s: missing (a %s folder needs %s next to %s)",
-                            dir, cfg, format, cfg, weights);
+    char buf[128];
+    return saemon_error_set(err, SAEMON_ERR_IO, "%s/%s: %s (a %s folder needs %s next to %s)", dir, cfg,
+                            why_not_a_file(dir, cfg, buf, sizeof buf), format, cfg, weights);
 }
 
 saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err)
@@ -399,6 +420,10 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
                                 "%s: not a directory (pass the SAE's folder, or a Gemma Scope "
                                 ".npz file)",
                                 dir);
+    DIR *readable = opendir(dir); /* "no SAE found" would hide a permission problem */
+    if (!readable)
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot read the directory: %s", dir, strerror(errno));
+    closedir(readable);
 
     const char *weights = NULL;
     for (size_t i = 0; i < N_WEIGHT_FILES; i++) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "runtime/dict_internal.h"
 #include "tests/support/st_writer.h"
@@ -618,4 +619,20 @@ Test(real_saes, identity_and_cross_format_equality)
     cr_assert_not(saemon_dict_get_info(a)->apply_b_dec_to_input);
     saemon_dict_close(a);
     free(villes), free(ov), free(past), free(sp), free(sp16), free(oln), free(oth);
+}
+
+/* Issue 12 item 17: a cfg.json that is a directory or a FIFO is named as
+ * such, not reported "missing" (and a FIFO is never opened). */
+Test(dict_load, config_that_is_not_a_file_says_what_it_is)
+{
+    write_weights(tmp, &(weights_spec){.d_in = 4, .d_sae = 6});
+    char *cfg = NULL;
+    cr_assert(asprintf(&cfg, "%s/cfg.json", tmp) > 0);
+    cr_assert_eq(mkdir(cfg, 0700), 0);
+    open_bad(tmp, SAEMON_ERR_IO, "cfg.json: a directory, not a file");
+    cr_assert_eq(rmdir(cfg), 0);
+    cr_assert_eq(mkfifo(cfg, 0600), 0);
+    open_bad(tmp, SAEMON_ERR_IO, "cfg.json: a FIFO, not a regular file");
+    unlink(cfg);
+    free(cfg);
 }
