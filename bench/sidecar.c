@@ -370,18 +370,22 @@ int bench_sidecar_main(int argc, char **argv)
         fprintf(stderr, "saemon bench sidecar: cannot build the dictionary in %s\n", dir);
         goto out;
     }
-    /* The trigger: latent 0 pushed far above its threshold by a row along
-     * its own encoder direction; background tokens never get near it. */
+    /* The trigger: a background token moved along latent 0's encoder
+     * direction until latent 0 is far above its threshold; the other latents
+     * stay near their background values (the rows are nearly orthogonal), so
+     * the token costs what a real offending token costs. */
     const uint32_t trig = 0;
-    const float *w0 = s.w_rows;
-    double nn = 0;
-    for (size_t i = 0; i < s.d_in; i++)
+    const float *w0 = s.w_rows, *bg = s.x;
+    double nn = 0, pre0 = s.b_enc[trig];
+    for (size_t i = 0; i < s.d_in; i++) {
         nn += (double)w0[i] * w0[i];
+        pre0 += (double)bg[i] * w0[i];
+    }
     float level = s.theta + 20.0f;
     float *trigger = malloc(s.d_in * sizeof *trigger);
-    double alpha = ((double)level + 5.0 - s.b_enc[trig]) / nn;
+    double alpha = ((double)level + 5.0 - pre0) / nn;
     for (size_t i = 0; i < s.d_in; i++)
-        trigger[i] = (float)(alpha * w0[i]);
+        trigger[i] = (float)(bg[i] + alpha * w0[i]);
     FILE *rf = fopen(rules, "w");
     if (!rf || fprintf(rf, "version: 1\nrules:\n  - name: bench-trigger\n    severity: critical\n"
                            "    action: block\n    condition: {feature: %u, above: %.9g}\n",
