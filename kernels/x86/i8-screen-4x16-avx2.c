@@ -22,7 +22,13 @@
 #define TILE_ROWS 4
 #define TILE_PREFETCH 1024 /* bytes ahead in the panel-pair stream */
 #define PAIR_STRIDE 32     /* bytes per block of 2 inputs of a panel pair */
-#define ROW_PREFETCH 2048  /* bytes ahead in each pair stream, 1-row loop */
+/* 1-row loop: bytes ahead in each pair stream, into L2. The loop spends ~3
+ * instructions per 16 weight bytes, so the out-of-order window covers little
+ * of the stream: without a far prefetch it reached about half the DRAM read
+ * bandwidth (Zen 4, SAEMON_ISA=avx2, gpt2 768x24576: p50 1.44 ms at 2 KiB
+ * ahead, 0.75-0.83 ms at 48 KiB; gemma 2304x16384: 2.9-3.6 ms -> 2.5-2.7 ms;
+ * 8 KiB was slower than 2 KiB). 48 KiB per stream stays far inside L2. */
+#define ROW_PREFETCH 49152
 
 typedef __m256i tile_acc;
 typedef int32_t unaligned_i32 __attribute__((aligned(1), may_alias));
@@ -112,9 +118,9 @@ static inline __attribute__((always_inline)) void row_panels(const saemon_kernel
         const __m256i x0 = _mm256_set1_epi32(*(const unaligned_i32 *)(xq + 4 * k));
         const __m256i x1 = _mm256_set1_epi32(*(const unaligned_i32 *)(xq + 4 * k + 4));
         /* One prefetch per 64-byte line of each pair stream (2 blocks = 64 B). */
-        _mm_prefetch(panel_base(packed, L, p0) + k * PAIR_STRIDE + ROW_PREFETCH, _MM_HINT_T0);
+        _mm_prefetch(panel_base(packed, L, p0) + k * PAIR_STRIDE + ROW_PREFETCH, _MM_HINT_T1);
         if (np > 2)
-            _mm_prefetch(panel_base(packed, L, p0 + 2) + k * PAIR_STRIDE + ROW_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch(panel_base(packed, L, p0 + 2) + k * PAIR_STRIDE + ROW_PREFETCH, _MM_HINT_T1);
 #pragma GCC unroll 4
         for (int q = 0; q < np; q++) {
             const char *w = panel_base(packed, L, p0 + (size_t)q) + k * PAIR_STRIDE;
