@@ -47,6 +47,8 @@ void bench_suite_usage(FILE *f)
             "  --co-runner          batch-1 latency also beside a thread on another core that streams\n"
             "                       512 MiB through the caches (as the watched model does), for saemon and peers\n"
             "  --no-peers           skip numpy / PyTorch\n"
+            "  --peer-openblas-core NAME  run the peers with OPENBLAS_CORETYPE=NAME (e.g. NEHALEM: SSE\n"
+            "                       only), to compare the portable fallback with numpy on a CPU without AVX2\n"
             "  --no-real            skip the real SAEs\n"
             "  --no-plot            do not run gnuplot\n"
             "  --progress           draw the progress bar even when stderr is not a terminal\n"
@@ -91,7 +93,7 @@ int bench_suite_parse(suite_opts *o, int argc, char **argv, int kernels)
         {"no-plot", no_argument, 0, 'G'},        {"progress", no_argument, 0, 'p'},
         {"l0", required_argument, 0, 'l'},       {"shared-dir", required_argument, 0, 'd'},
         {"peers-script", required_argument, 0, 'S'}, {"help", no_argument, 0, 'h'},
-        {"co-runner", no_argument, 0, 'K'},
+        {"co-runner", no_argument, 0, 'K'},      {"peer-openblas-core", required_argument, 0, 'B'},
         {0, 0, 0, 0}};
     const char *batch_arg = "1,8,64,256", *threads_arg = kernels ? "1" : "1,all";
     long tokens = 0;
@@ -134,6 +136,14 @@ int bench_suite_parse(suite_opts *o, int argc, char **argv, int kernels)
             break;
         case 'd': o->shared_dir = optarg; break;
         case 'S': o->peers_script = optarg; break;
+        case 'B':
+            if (!*optarg || strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
+                                strlen(optarg)) {
+                fprintf(stderr, "saemon bench: --peer-openblas-core takes an OpenBLAS core name, e.g. NEHALEM\n");
+                return 2;
+            }
+            o->peer_openblas_core = optarg;
+            break;
         case 'h': bench_suite_usage(stdout); exit(0);
         default: bench_suite_usage(stderr); return 2;
         }

@@ -28,6 +28,7 @@ typedef struct suite_opts {
     const char *out_dir;
     const char *compare_path;
     const char *shared_dir, *peers_script, *python;
+    const char *peer_openblas_core; /* OPENBLAS_CORETYPE for the peers, NULL = unset */
     int no_peers, no_real, no_synth, no_plot;
     int co_runner;              /* batch-1 latency also beside a cache-polluting co-runner (co_runner.c) */
     double target_l0;

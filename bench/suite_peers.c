@@ -1,8 +1,8 @@
 /* numpy and PyTorch doing the same encode as saemon, on the same tokens, with
  * the same number of threads and on the same cores (the child process
  * inherits the affinity set here). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are
- * removed for the peers: some machines set them to a slower code path (see
- * docs/benchmarks.md; saemon-bench-kernels reports both settings). */
+ * removed for the peers (some machines set them to a slower code path, see
+ * docs/benchmarks.md), unless --peer-openblas-core forces the core. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,14 +63,22 @@ static void run_peers_once(suite_results *res, const suite_opts *o, const char *
                            double theta, size_t threads, const char *cpus, const char *batches, int co_runner,
                            size_t expect)
 {
+    /* OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed (the faster setting), or
+     * the core is forced with --peer-openblas-core: numpy limited to the
+     * vector ISA of a CPU without AVX2 (e.g. NEHALEM: SSE only), the peer the
+     * portable fallback meets on such a CPU. */
+    char core_env[96], config[96];
+    const char *core = o->peer_openblas_core;
+    snprintf(core_env, sizeof core_env, core ? "OPENBLAS_CORETYPE=%s" : "-u OPENBLAS_CORETYPE", core ? core : "");
+    snprintf(config, sizeof config, core ? "openblas-coretype=%s" : "openblas-env-unset", core ? core : "");
     char *cmd = NULL;
     if (asprintf(&cmd,
-                 "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=%zu OMP_NUM_THREADS=%zu "
+                 "env -u OPENBLAS_L2_SIZE %s OPENBLAS_NUM_THREADS=%zu OMP_NUM_THREADS=%zu "
                  "MKL_NUM_THREADS=%zu '%s' '%s' --dir '%s' --shape '%s' --theta %.9g --batches '%s' "
-                 "--min-time %g --max-time %g --min-calls %zu --config openblas-env-unset --threads %zu "
+                 "--min-time %g --max-time %g --min-calls %zu --config %s --threads %zu "
                  "--latency-tokens %zu --latency-max-time %g --cdf-points %d",
-                 threads, threads, threads, o->python, o->peers_script, npy_dir, pool->shape, theta, batches,
-                 o->cell.min_time, o->cell.max_time, o->cell.min_calls, threads,
+                 core_env, threads, threads, threads, o->python, o->peers_script, npy_dir, pool->shape, theta,
+                 batches, o->cell.min_time, o->cell.max_time, o->cell.min_calls, config, threads,
                  o->want_latency ? o->peer_latency_tokens : 0, o->peer_latency_max_s, SUITE_CDF_POINTS) < 0)
         return;
     FILE *p = popen(cmd, "r");
@@ -95,9 +103,9 @@ static void run_peers_once(suite_results *res, const suite_opts *o, const char *
             /* reported by the warm run already */
         } else if (info && !strcmp(info, "numpy") && res->n_notes < 64) {
             char *blas = cJSON_PrintUnformatted(cJSON_GetObjectItem(j, "blas"));
-            suite_note(res, "numpy %s, %zu threads, BLAS %s (%s)",
+            suite_note(res, "numpy %s, %zu threads, BLAS %s, %s (%s)",
                        cJSON_GetStringValue(cJSON_GetObjectItem(j, "version")), threads, blas ? blas : "?",
-                       pool->shape);
+                       cJSON_GetStringValue(cJSON_GetObjectItem(j, "config")), pool->shape);
             free(blas);
         } else if (info && !strcmp(info, "torch")) {
             suite_note(res, "torch %s, torch.get_num_threads() = %.0f (%s)",
