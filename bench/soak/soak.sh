@@ -27,7 +27,9 @@ while (( $(date +%s) - start < dur )); do
   fds=$(ls /proc/$pid/fd | wc -l)
   n_j=$(wc -l < "$out/alerts.jsonl")
   n_r=$(wc -l < "$out/received.log")
-  p99=$(tail -n +$((last + 1)) "$out/received.log" | head -n $((n_r - last)) | cut -f2 | sort -g |
+  # (awk picks the window itself: a `tail | head` pipe dies of SIGPIPE under
+  # pipefail while the receiver appends, which ended an earlier soak early.)
+  p99=$(awk -F'\t' -v a="$last" -v b="$n_r" 'NR > a && NR <= b {print $2}' "$out/received.log" | sort -g |
         awk '{v[NR]=$1} END {if (NR) {i=int(0.99*NR); if (i<1) i=1; printf "%.1f", v[i]*1000} else print "-"}')
   last=$n_r
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$rss" "$fds" "$n_j" "$n_r" "$p99" | tee -a "$out/samples.tsv"
