@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "Creates one shared-memory ring per --ring (owner-only, /dev/shm/saemon-ring.NAME),\n"
             "encodes what producers publish there and evaluates the rules per token. Alerts go to\n"
             "the sinks; the highest severity per stream goes back to the producer (verdict).\n"
-            "SIGHUP or a change of a rule file reloads the rules; SIGTERM/SIGINT drain and stop.\n"
+            "SIGHUP or a change of a rule file reloads the rules (SIGHUP the web config too);\n"
+            "SIGTERM/SIGINT drain and stop.\n"
             "  --config FILE        dictionaries, rings, sinks, metrics (docs/serve.md)\n"
             "  --hook NAME          refuse producers that announce another hook (default: any)\n"
             "  --slots N            frames a ring holds, a power of two (default %d)\n"
@@ -426,6 +427,30 @@ static void finish_reloads(serve *srv)
     }
 }
 
+/* SIGHUP also re-reads the web config (a rotated certificate, changed
+ * users), as a Prometheus exporter does; a broken one keeps the old. */
+static void reload_web_config(const char *path, metrics_http **http, web_config **web)
+{
+    saemon_error err = {0};
+    web_config *next = NULL;
+    if (web_config_load(path, &next, &err) != SAEMON_OK) {
+        serve_log("error", "web config not reloaded, keeping the old one: %s", err.message);
+        return;
+    }
+    saemon_status s = metrics_http_restart(http, next, &err);
+    if (metrics_http_web_config(*http) == next) {
+        web_config_free(*web);
+        *web = next;
+    } else {
+        web_config_free(next);
+    }
+    if (s != SAEMON_OK)
+        serve_log("error", "web config not reloaded: %s", err.message);
+    else
+        serve_log("info", "web config reloaded from %s: /metrics /healthz over %s%s", path,
+                  web_config_tls(next) ? "https" : "http", web_config_basic_auth(next) ? " with basic auth" : "");
+}
+
 static void free_retired(serve *srv)
 {
     for (size_t i = 0; i < srv->n_dicts; i++)
@@ -642,6 +667,8 @@ int cmd_serve(int argc, char **argv)
         if (hup || changed) {
             sd_notify(0, "RELOADING=1");
             request_reload(&srv, hup ? "SIGHUP" : "a change of a rule file");
+            if (hup && http && srv.cfg.web_config)
+                reload_web_config(srv.cfg.web_config, &http, &web);
             sd_notify(0, "READY=1");
         }
         free_retired(&srv);

@@ -8,11 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 struct metrics_http {
     struct MHD_Daemon *daemon;
     metrics_http_callbacks cb;
     web_config *web; /* TLS, basic auth; NULL = plain HTTP, open */
+    struct sockaddr_storage addr;
     unsigned port;
 };
 
@@ -137,6 +140,28 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
 }
 
+/* Start a daemon for h, on `listen_fd` (a socket handed over by
+ * MHD_quiesce_daemon) or else binding `ss`. MHD_USE_ITC: required by
+ * MHD_quiesce_daemon, which metrics_http_restart uses. */
+static struct MHD_Daemon *start_daemon(metrics_http *h, const struct sockaddr_storage *ss, MHD_socket listen_fd)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    struct MHD_OptionItem tls[6];
+    web_config_mhd_options(h->web, tls, &flags);
+    if (ss->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    uint16_t port = ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                                    : ((const struct sockaddr_in *)ss)->sin_port);
+    struct MHD_OptionItem where[2] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+    if (listen_fd != MHD_INVALID_SOCKET)
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)listen_fd, NULL};
+    else
+        where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)ss};
+    return MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_ARRAY, where,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)32, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+}
+
 saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, web_config *web,
                                  metrics_http **out, saemon_error *err)
 {
@@ -150,26 +175,67 @@ saemon_status metrics_http_start(const char *listen, const metrics_http_callback
         return fail(err, "metrics endpoint %s: out of memory%s", listen, "");
     h->cb = *cb;
     h->web = web;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-    struct MHD_OptionItem tls[6];
-    web_config_mhd_options(web, tls, &flags);
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    uint16_t port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
-    h->daemon = MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)32, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_ARRAY, tls,
-                                 MHD_OPTION_END);
+    h->addr = ss;
+    h->daemon = start_daemon(h, &ss, MHD_INVALID_SOCKET);
     if (!h->daemon) {
         free(h);
         return fail(err, "metrics endpoint %s: cannot listen (%s)", listen,
                     errno ? strerror(errno) : "address in use or not available");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    h->port = info ? info->port : port;
+    h->port = info ? info->port : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     *out = h;
     return SAEMON_OK;
+}
+
+/* Let the old daemon's requests in flight finish (at most ~2 s) before it stops. */
+static void drain(struct MHD_Daemon *d)
+{
+    for (int i = 0; i < 200; i++) {
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0)
+            return;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+}
+
+saemon_status metrics_http_restart(metrics_http **hp, web_config *web, saemon_error *err)
+{
+    metrics_http *old = *hp, *h = calloc(1, sizeof *h);
+    if (!h)
+        return fail(err, "metrics endpoint: out of memory%s%s", "", "");
+    *h = *old;
+    h->web = web;
+    /* The old daemon stops accepting and hands its socket over: no
+     * connection attempt is refused while the new one starts. */
+    MHD_socket fd = MHD_quiesce_daemon(old->daemon);
+    if (fd == MHD_INVALID_SOCKET) {
+        free(h);
+        return fail(err, "metrics endpoint: cannot hand the listening socket over%s%s", "", "");
+    }
+    h->daemon = start_daemon(h, &h->addr, fd);
+    saemon_status s = SAEMON_OK;
+    if (!h->daemon) {
+        s = fail(err, "metrics endpoint: cannot start with the new web config (%s)%s",
+                 errno ? strerror(errno) : "libmicrohttpd refused it", "");
+        h->web = old->web; /* go on serving as before */
+        h->daemon = start_daemon(h, &h->addr, fd);
+        if (!h->daemon) {
+            close(fd);
+            s = fail(err, "metrics endpoint: stopped, it could not be restarted (%s)%s",
+                     errno ? strerror(errno) : "libmicrohttpd refused it", "");
+        }
+    }
+    drain(old->daemon);
+    MHD_stop_daemon(old->daemon); /* quiesced: the socket stays open for h */
+    free(old);
+    *hp = h;
+    return s;
+}
+
+web_config *metrics_http_web_config(const metrics_http *h)
+{
+    return h ? h->web : NULL;
 }
 
 unsigned metrics_http_port(const metrics_http *h)
@@ -181,6 +247,7 @@ void metrics_http_stop(metrics_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->daemon);
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
     free(h);
 }

@@ -28,6 +28,16 @@ typedef struct metrics_http_callbacks {
  * exporter's --web.config.file; it must outlive the endpoint. */
 saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, web_config *web,
                                  metrics_http **out, saemon_error *err);
+/* Serve with `web` from now on (a rotated certificate, changed users): a new
+ * libmicrohttpd daemon takes the listening socket over from the running one
+ * (MHD_quiesce_daemon), so no connection attempt is refused meanwhile;
+ * requests in flight finish first (up to ~2 s). *h is replaced. On failure
+ * the endpoint goes on with its old web config (or, if even that cannot
+ * restart, it stops: the message says which); the caller frees whichever
+ * web config is no longer in use (compare with the one it passed). */
+saemon_status metrics_http_restart(metrics_http **h, web_config *web, saemon_error *err);
+/* The web config in use. */
+web_config *metrics_http_web_config(const metrics_http *h);
 /* The port actually bound. */
 unsigned metrics_http_port(const metrics_http *h);
 void metrics_http_stop(metrics_http *h);

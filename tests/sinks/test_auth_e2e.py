@@ -89,6 +89,7 @@ def make_certs(d):
              "-out", name + ".crt", "-days", "90", "-extfile", name + ".ext")
 
     leaf("server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    leaf("server2", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth")
     leaf("receiver", "receiver.test", "subjectAltName=DNS:receiver.test\nextendedKeyUsage=serverAuth")
     leaf("client", "saemon", "extendedKeyUsage=clientAuth")
     # A client certificate from a CA nobody trusts.
@@ -274,7 +275,8 @@ def test(work, procs):
 
     # Every secret of the run: random, so a hit in the final grep is a leak.
     sec = {name: f"{name}-{secrets.token_hex(12)}" for name in
-           ["hook-password", "hook-token", "am-password", "metrics-password", "wrong-password", "wrong-token"]}
+           ["hook-password", "hook-token", "am-password", "metrics-password", "metrics-password2", "wrong-password",
+            "wrong-token"]}
     write(os.path.join(work, "hook-password"), sec["hook-password"] + "\n")
     write(os.path.join(work, "hook-token"), sec["hook-token"] + "\n")
     write(os.path.join(work, "wrong-password"), sec["wrong-password"] + "\n")
@@ -289,6 +291,7 @@ def test(work, procs):
     # bcrypt hashes (libxcrypt via Python's crypt); Alertmanager (Go's bcrypt) checks one of them.
     am_hash = crypt.crypt(sec["am-password"], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
     metrics_hash = crypt.crypt(sec["metrics-password"], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
+    metrics_hash2 = crypt.crypt(sec["metrics-password2"], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << 10))
     am, am_port, am_bin = start_alertmanager(work, certs, am_hash)
     if am:
         procs.append(am)
@@ -461,10 +464,17 @@ def test(work, procs):
     write_sae(os.path.join(work, "sae"))
     write(os.path.join(work, "rules.yaml"),
           "version: 1\nrules:\n  - name: f0\n    severity: warning\n    condition: {feature: 0, above: 100}\n")
-    web = write(os.path.join(work, "web.yml"),
-                "tls_server_config:\n  cert_file: certs/server.crt\n  key_file: certs/server.key\n"
-                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: certs/ca.crt\n"
-                f"basic_auth_users:\n  prometheus: {metrics_hash}\n")
+    # The endpoint's certificate lives where a rotation (cert-manager, certbot)
+    # replaces it: certs/metrics.{crt,key}, first server's, later server2's.
+    for ext in ("crt", "key"):
+        shutil.copyfile(f"{certs}/server.{ext}", f"{certs}/metrics.{ext}")
+
+    def web_yml(cert, pw_hash):
+        return write(os.path.join(work, "web.yml"),
+                     f"tls_server_config:\n  cert_file: {cert}\n  key_file: certs/metrics.key\n"
+                     "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: certs/ca.crt\n"
+                     f"basic_auth_users:\n  prometheus: {pw_hash}\n")
+    web = web_yml("certs/metrics.crt", metrics_hash)
     ring = f"authtest-{os.getpid()}"
     log_path = os.path.join(work, "serve.log")
     with open(log_path, "w") as log:
@@ -512,9 +522,52 @@ def test(work, procs):
     for what, code in refusals.items():
         if code != want.get(what, code) or code == 200 or (what not in want and code not in (0, 403)):
             fail(f"/metrics with {what}: HTTP {code}")
+
+    # 4b. Rotation: SIGHUP re-reads the web config and its files (as Prometheus
+    # exporters do), without refusing a connection; a broken one keeps the old.
+    def served_cert():
+        ctx = ssl.create_default_context(cafile=f"{certs}/ca.crt")
+        ctx.load_cert_chain(f"{certs}/client.crt", f"{certs}/client.key")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                return tls.getpeercert(binary_form=True)
+
+    def der(name):
+        with open(f"{certs}/{name}.crt") as fh:
+            return ssl.PEM_cert_to_DER_cert(fh.read())
+
+    def sighup_and_wait(message):
+        seen = open(log_path).read().count(message)
+        srv.send_signal(signal.SIGHUP)
+        deadline = time.time() + 30
+        while open(log_path).read().count(message) == seen:
+            if time.time() > deadline or srv.poll() is not None:
+                fail(f"no '{message}' after SIGHUP:\n" + open(log_path).read())
+            time.sleep(0.05)
+
+    if served_cert() != der("server"):
+        fail("the endpoint does not serve certs/metrics.crt (server.crt) before the rotation")
+    for ext in ("crt", "key"):
+        shutil.copyfile(f"{certs}/server2.{ext}", f"{certs}/metrics.{ext}")
+    web_yml("certs/metrics.crt", metrics_hash2)
+    sighup_and_wait("web config reloaded")
+    rotated = {"certificate is server2's": served_cert() == der("server2"),
+               "new password 200": curl(*client, "-u", f"prometheus:{sec['metrics-password2']}", url)[0] == 200,
+               "old password 401": curl(*client, "-u", f"prometheus:{sec['metrics-password']}", url)[0] == 401,
+               "no client certificate refused": curl("-u", f"prometheus:{sec['metrics-password2']}", url)[0]
+               in (0, 403)}
+    if not all(rotated.values()):
+        fail(f"after SIGHUP with a rotated certificate and password: {rotated}")
+    web_yml("certs/no-such.crt", metrics_hash)
+    sighup_and_wait("web config not reloaded")
+    kept = served_cert() == der("server2") and \
+        curl(*client, "-u", f"prometheus:{sec['metrics-password2']}", url)[0] == 200
+    if not kept or not re.search(r"web config not reloaded, keeping the old one: .*no-such\.crt", open(log_path).read()):
+        fail("a broken web config on SIGHUP did not keep the old one:\n" + open(log_path).read())
     srv.send_signal(signal.SIGTERM)
     srv.wait(timeout=60)
-    print(f"serve --web-config: 200 with client certificate + password; refused: {refusals}")
+    print(f"serve --web-config: 200 with client certificate + password; refused: {refusals}; "
+          f"SIGHUP rotated the certificate and the password; a broken web config kept the old one")
 
     # 5. No secret anywhere.
     needles = {k: v for k, v in sec.items()}
