@@ -206,6 +206,17 @@ saemon_status metrics_http_restart(metrics_http **hp, web_config *web, saemon_er
         return fail(err, "metrics endpoint: out of memory%s%s", "", "");
     *h = *old;
     h->web = web;
+    if (!old->daemon) { /* an earlier restart failed for good: bind afresh */
+        h->daemon = start_daemon(h, &h->addr, MHD_INVALID_SOCKET);
+        if (!h->daemon) {
+            free(h);
+            return fail(err, "metrics endpoint: cannot listen again (%s)%s",
+                        errno ? strerror(errno) : "address in use or not available", "");
+        }
+        free(old);
+        *hp = h;
+        return SAEMON_OK;
+    }
     /* The old daemon stops accepting and hands its socket over: no
      * connection attempt is refused while the new one starts. */
     MHD_socket fd = MHD_quiesce_daemon(old->daemon);
