@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "producers/c/ring_layout.h"
+#include "proto/ring_wire.h"
 #include "runtime/ring_streams.h"
 #include "saemon/ring.h"
 

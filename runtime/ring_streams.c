@@ -4,7 +4,7 @@
 
 #include <stdlib.h>
 
-#include "producers/c/ring_layout.h"
+#include "proto/ring_wire.h"
 
 #define STREAMS_MIN 64u
 #define STREAMS_MAX ((size_t)1 << 20) /* beyond this many open streams, forget them all */

@@ -1,5 +1,5 @@
 /* libsaemon-producer: publishes activation rows into a saemon ring.
- * libc only. Protocol and layout: docs/ring.md, producers/c/ring_layout.h. */
+ * libc only. Protocol and layout: docs/ring.md, proto/ring_wire.h. */
 #include "saemon/producer.h"
 
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "producers/c/ring_layout.h"
+#include "proto/ring_wire.h"
 
 #define RECHECK_NS 5000000u /* look for a restarted consumer at most every 5 ms */
 #define GAP_SET 128         /* streams remembered as "lost a frame" until their next frame */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/web_config.h"
+#include "serve/web_config.h"
 #include "tests/support/support.h"
 
 /* "correct horse", bcrypt cost 4 (made with Python's crypt module). */

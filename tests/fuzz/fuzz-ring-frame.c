@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "producers/c/ring_layout.h"
+#include "proto/ring_wire.h"
 #include "saemon/ring.h"
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "producers/c/ring_layout.h"
+#include "proto/ring_wire.h"
 #include "saemon/producer.h"
 #include "saemon/ring.h"
 

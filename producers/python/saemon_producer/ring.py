@@ -1,6 +1,6 @@
 """Pure-Python producer for the saemon activation ring (stdlib only).
 
-Byte layout and protocol: docs/ring.md (the C side is producers/c/ring_layout.h).
+Byte layout and protocol: docs/ring.md (the C side is proto/ring_wire.h).
 Linux, little-endian hosts. numpy/torch are optional: `publish` takes any
 object exposing the buffer protocol (bytes, bytearray, memoryview, a
 C-contiguous numpy array).

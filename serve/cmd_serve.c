@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/metrics_http.h"
-#include "cli/serve.h"
+#include "serve/metrics_http.h"
+#include "serve/serve.h"
 
 static volatile sig_atomic_t stop_signal, hup_signal;
 

@@ -1,4 +1,4 @@
-#include "cli/metrics_http.h"
+#include "serve/metrics_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/serve.h"
+#include "serve/serve.h"
 
 const double serve_hist_le[SERVE_HIST_BUCKETS] = {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4,
                                                   2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,

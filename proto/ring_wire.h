@@ -5,8 +5,8 @@
  * the two libraries share no symbols. The authoritative description of every
  * byte is docs/ring.md; the _Static_asserts below pin this file to it.
  * All integers are little-endian (the ring never leaves the host). */
-#ifndef SAEMON_RING_LAYOUT_H
-#define SAEMON_RING_LAYOUT_H
+#ifndef SAEMON_PROTO_RING_WIRE_H
+#define SAEMON_PROTO_RING_WIRE_H
 
 #include <stdbool.h>
 #include <stddef.h>

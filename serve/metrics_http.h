@@ -8,8 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "cli/prom_text.h"
-#include "cli/web_config.h"
+#include "serve/prom_text.h"
+#include "serve/web_config.h"
 #include "saemon/error.h"
 
 typedef struct metrics_http metrics_http;

@@ -1,4 +1,4 @@
-#include "cli/web_config.h"
+#include "serve/web_config.h"
 
 #include <crypt.h>
 #include <gnutls/gnutls.h>

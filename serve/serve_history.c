@@ -1,4 +1,4 @@
-#include "cli/serve_history.h"
+#include "serve/serve_history.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

@@ -16,7 +16,7 @@
  *         - {name: villes-0, slots: 256, max_rows: 64}
  *
  * Every field is checked before anything is opened; errors are file:line:column. */
-#include "cli/serve_config.h"
+#include "serve/serve_config.h"
 
 #include <ctype.h>
 #include <stdio.h>

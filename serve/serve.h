@@ -16,9 +16,9 @@
 #include <stdio.h>
 
 #include "cli/cli.h"
-#include "cli/prom_text.h"
-#include "cli/serve_config.h"
-#include "cli/serve_history.h"
+#include "serve/prom_text.h"
+#include "serve/serve_config.h"
+#include "serve/serve_history.h"
 #include "saemon/ring.h"
 #include "saemon/saemon.h"
 

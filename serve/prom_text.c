@@ -1,4 +1,4 @@
-#include "cli/prom_text.h"
+#include "serve/prom_text.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
-#include "cli/serve.h"
+#include "serve/serve.h"
 
 typedef struct alert_ctx {
     serve_ring *ring;
