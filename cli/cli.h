@@ -23,6 +23,8 @@ int cmd_bench(int argc, char **argv);
 int cmd_test_rules(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
+/* saemon check --config / --web-config: the daemon's files (serve/serve_check.c). */
+int cmd_check_serve_files(const char *config, const char *web_config);
 
 /* Print "saemon <what>: <message>" for a failed call; returns CLI_FAIL. */
 int cli_fail(const char *what, const saemon_error *err);

@@ -1,10 +1,14 @@
-/* saemon check [RULES.yaml [--sae SAE_DIR]] [--sinks SINKS.yaml] — validate
- * a rule file and/or a sinks file without running anything; exit 0/1. */
+/* saemon check [RULES.yaml [--sae SAE_DIR]] [--sinks SINKS.yaml]
+ *              [--config saemon.yaml] [--web-config WEB.yml] — validate a rule
+ * file, a sinks file, the daemon's config and web config without running
+ * anything; exit 0/1. */
 #include <getopt.h>
 
 #include "cli/cli.h"
 
-#define CHECK_USAGE "usage: saemon check RULES.yaml [--sae SAE_DIR] | saemon check [RULES.yaml] --sinks SINKS.yaml\n"
+#define CHECK_USAGE                                                                                  \
+    "usage: saemon check RULES.yaml [--sae SAE_DIR] | saemon check [RULES.yaml] --sinks SINKS.yaml\n"    \
+    "       saemon check --config saemon.yaml | saemon check --web-config WEB.yml\n"
 
 static int check_rules(const char *path, const char *sae)
 {
@@ -56,27 +60,35 @@ int cmd_check(int argc, char **argv)
 {
     static const struct option opts[] = {{"sae", required_argument, 0, 's'},
                                          {"sinks", required_argument, 0, 'k'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"web-config", required_argument, 0, 'w'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *sae = NULL, *sinks = NULL;
+    const char *sae = NULL, *sinks = NULL, *config = NULL, *web = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': sae = optarg; break;
         case 'k': sinks = optarg; break;
+        case 'c': config = optarg; break;
+        case 'w': web = optarg; break;
         case 'h':
             printf(CHECK_USAGE
                    "Validates a rule file (errors name file:line:column). With --sae, also checks\n"
                    "the file's dictionary pin and that every feature index is < d_sae.\n"
                    "With --sinks, validates a sinks file: its YAML, that every secret file is readable\n"
                    "(warning when group or others can read it), that certificates parse and are valid\n"
-                   "now, that a client key matches its certificate. Nothing is sent.\n");
+                   "now, that a client key matches its certificate. Nothing is sent.\n"
+                   "With --config, validates a `saemon serve` config file and every file it names\n"
+                   "(rule files, sinks file, web config; dictionaries must exist, they are not loaded).\n"
+                   "With --web-config, validates a web config (TLS certificate and key, client CAs,\n"
+                   "bcrypt hashes). No ring is created and no port is bound.\n");
             return CLI_OK;
         default: return CLI_USAGE;
         }
     }
     bool have_rules = optind + 1 == argc;
-    if (optind + 1 < argc || (!have_rules && !sinks) || (sae && !have_rules)) {
+    if (optind + 1 < argc || (!have_rules && !sinks && !config && !web) || (sae && !have_rules)) {
         fprintf(stderr, CHECK_USAGE);
         return CLI_USAGE;
     }
@@ -84,6 +96,8 @@ int cmd_check(int argc, char **argv)
     if (have_rules)
         rc = check_rules(argv[optind], sae);
     if (sinks && check_sinks(sinks) != CLI_OK)
+        rc = CLI_FAIL;
+    if ((config || web) && cmd_check_serve_files(config, web) != CLI_OK)
         rc = CLI_FAIL;
     return rc;
 }
