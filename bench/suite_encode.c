@@ -27,7 +27,7 @@ static int variant_wanted(const suite_opts *o, const saemon_kernel *k)
     char *copy = strdup(o->variant_filter), *save = NULL;
     int hit = 0;
     for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !hit; t = strtok_r(NULL, ",", &save))
-        hit = !strcmp(t, k->name) || !strcmp(t, k->isa);
+        hit = !strcmp(t, k->name) || !strcmp(t, k->family);
     free(copy);
     return hit;
 }

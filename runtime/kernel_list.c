@@ -64,7 +64,7 @@ bool saemon_kernel_get(size_t i, saemon_kernel_info *out)
     const bool runnable = (all[i]->cpu_features & ~saemon_cpu_features()) == 0;
     *out = (saemon_kernel_info){
         .name = all[i]->name,
-        .isa = all[i]->isa,
+        .family = all[i]->family,
         .runnable = runnable,
         .why_not = runnable ? "" : why[i],
         .chosen = all[i] == saemon_kernel_select(NULL),
