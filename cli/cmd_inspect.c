@@ -104,7 +104,7 @@ int cmd_inspect(int argc, char **argv)
     }
     cli_print_dict(stdout, saemon_dict_get_info(dict), enc);
     if (rules_path)
-        printf("encoder plan   %s\n", saemon_encoder_plan(enc));
+        printf("encoder plan   %s\n", saemon_encoder_get_plan(enc));
     rc = CLI_OK;
 done:
     saemon_encoder_destroy(enc);

@@ -197,7 +197,7 @@ static void render_dicts(prom_text *t, serve *srv)
         snprintf(d_sae, sizeof d_sae, "%zu", d->info->d_sae);
         prom_sample_u64(t, "saemon_dictionary_info",
                         LABELS({"dictionary", d->label}, {"d_sae", d_sae},
-                               {"kernel", saemon_encoder_variant(d->encoder)}),
+                               {"kernel", saemon_encoder_get_variant(d->encoder)}),
                         1);
     }
 }
