@@ -1,4 +1,4 @@
-/* saemon_kernel_count/get, saemon_cpu_features_string: the public view of the
+/* saemon_kernel_get_count/get, saemon_cpu_features_string: the public view of the
  * kernel registry (kernels/registry.inc) for `saemon inspect --kernels`. */
 #include <pthread.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@ static void describe(uint32_t mask, char *buf, size_t len)
     }
 }
 
-size_t saemon_kernel_count(void)
+size_t saemon_kernel_get_count(void)
 {
     size_t n = 0;
     saemon_kernels_all(&n);

@@ -24,7 +24,7 @@ typedef struct saemon_kernel_info {
 } saemon_kernel_info;
 
 /* Number of variants compiled in. */
-SAEMON_API size_t saemon_kernel_count(void);
+SAEMON_API size_t saemon_kernel_get_count(void);
 /* Variant i (0-based, registry order); false if i is out of range. Strings are static. */
 SAEMON_API bool saemon_kernel_get(size_t i, saemon_kernel_info *out);
 /* The CPU features saemon detected, space-separated ("avx512f/bw/dq/vl avx512_vnni"),

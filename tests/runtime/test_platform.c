@@ -9,7 +9,7 @@
 
 Test(kernels, list_runnable_reason_and_choice)
 {
-    size_t n = saemon_kernel_count();
+    size_t n = saemon_kernel_get_count();
     cr_assert_gt(n, 0);
     size_t chosen = 0, scalar = 0, reference = 0;
     saemon_kernel_info k;
