@@ -312,7 +312,7 @@ static bool open_dict(serve *srv, size_t i)
     }
     serve_log("info", "dictionary=%s sae=%s d_in=%zu d_sae=%zu kernel=%s threads=%zu rules=%s (%zu enabled)",
               d->label, dc->sae, d->info->d_in, d->info->d_sae, saemon_encoder_get_variant(d->encoder),
-              saemon_encoder_get_threads(d->encoder), dc->rules, saemon_rules_enabled_count(d->rules));
+              saemon_encoder_get_threads(d->encoder), dc->rules, saemon_rules_get_enabled_count(d->rules));
     serve_log("info", "dictionary=%s encode=%s plan: %s%s", d->label, mode, saemon_encoder_get_plan(d->encoder),
               window ? " (capture: the last rows of each stream are kept)" : "");
     return true;

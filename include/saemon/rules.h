@@ -66,8 +66,8 @@ SAEMON_API size_t saemon_rules_needed_latents(const saemon_ruleset *rules, uint3
 SAEMON_API saemon_status saemon_rules_bind(const saemon_ruleset *rules, const saemon_dict_info *dict,
                                 saemon_error *err);
 
-SAEMON_API size_t saemon_rules_count(const saemon_ruleset *rules);          /* enabled + disabled */
-SAEMON_API size_t saemon_rules_enabled_count(const saemon_ruleset *rules);
+SAEMON_API size_t saemon_rules_get_count(const saemon_ruleset *rules);          /* enabled + disabled */
+SAEMON_API size_t saemon_rules_get_enabled_count(const saemon_ruleset *rules);
 SAEMON_API void saemon_rules_close(saemon_ruleset *rules);
 
 /* One token as the monitor sees it. */

@@ -204,8 +204,8 @@ Test(rules, disabled_rule_never_fires)
                                       "  - name: off\n    enabled: false\n    condition: {feature: 7, above: 1}\n"
                                       "  - name: on\n    condition: {feature: 7, above: 1}\n",
                                       &rs);
-    cr_expect_eq(saemon_rules_count(rs), 2);
-    cr_expect_eq(saemon_rules_enabled_count(rs), 1);
+    cr_expect_eq(saemon_rules_get_count(rs), 2);
+    cr_expect_eq(saemon_rules_get_enabled_count(rs), 1);
     capture c = {0};
     feed_pattern(mon, 1, "1", &c);
     cr_assert_eq(c.n, 1);
