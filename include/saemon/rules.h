@@ -238,10 +238,10 @@ SAEMON_API saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const c
                                                     saemon_error *err);
 
 /* Streams the monitor currently tracks (one state block each). */
-SAEMON_API size_t saemon_monitor_stream_count(const saemon_monitor *mon);
+SAEMON_API size_t saemon_monitor_get_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
  * to start tracking a new stream. 0 in a healthy run. */
-SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
+SAEMON_API uint64_t saemon_monitor_get_dropped(const saemon_monitor *mon);
 
 /* The producer closed `stream`: every alert still firing in it is resolved
  * (reported through `fn` when the monitor reports resolved alerts) and the
