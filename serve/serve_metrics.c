@@ -204,12 +204,12 @@ static void render_dicts(prom_text *t, serve *srv)
 
 static void render_sinks(prom_text *t, serve *srv)
 {
-    size_t n = saemon_sinks_count(srv->sinks);
+    size_t n = saemon_sinks_get_count(srv->sinks);
     saemon_sink_stats st[64];
     if (n > 64)
         n = 64;
     for (size_t i = 0; i < n; i++)
-        saemon_sinks_stats(srv->sinks, i, &st[i]);
+        saemon_sinks_get_stats(srv->sinks, i, &st[i]);
     static const struct {
         const char *name, *help;
         size_t off;

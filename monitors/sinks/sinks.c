@@ -305,17 +305,17 @@ void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room)
         sinks->backpressure = wait_for_room;
 }
 
-size_t saemon_sinks_count(const saemon_sinks *sinks)
+size_t saemon_sinks_get_count(const saemon_sinks *sinks)
 {
     return sinks ? sinks->n : 0;
 }
 
-uint64_t saemon_sinks_received(const saemon_sinks *sinks)
+uint64_t saemon_sinks_get_received(const saemon_sinks *sinks)
 {
     return sinks ? atomic_load(&sinks->received) : 0;
 }
 
-void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out)
+void saemon_sinks_get_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out)
 {
     memset(out, 0, sizeof *out);
     if (!sinks || i >= sinks->n)

@@ -112,7 +112,7 @@ Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 2);
     cr_assert_eq(st.dropped, 0);
     cr_assert_str_eq(st.kind, "jsonl");
@@ -212,14 +212,14 @@ Test(jsonl, full_queue_drops_and_counts)
     saemon_sinks_pause(s, true); /* the consumer takes nothing: the queue fills */
     send_alerts(s, 0, 10, "firing");
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.received, 10);
     cr_assert_eq(st.dropped, 6);
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 4);
-    cr_assert_eq(saemon_sinks_received(s), 10);
+    cr_assert_eq(saemon_sinks_get_received(s), 10);
     saemon_sinks_destroy(s);
     uint64_t tok[16];
     cr_assert_eq(tokens_in(path, tok, 16), 4);
@@ -241,7 +241,7 @@ Test(jsonl, backpressure_waits_for_room_instead_of_dropping)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.dropped, 0, "backpressure must never drop");
     cr_assert_eq(st.delivered, 300);
     saemon_sinks_destroy(s);
@@ -263,7 +263,7 @@ Test(jsonl, write_failure_fails_close_with_the_reason)
     cr_assert(strstr(err.message, "/dev/full") && strstr(err.message, "No space left on device"), "%s",
               err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.failed, 3);
     cr_assert_eq(st.delivered, 0);
     saemon_sinks_destroy(s);
@@ -277,7 +277,7 @@ Test(jsonl, unopenable_file_is_refused_at_add)
     saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = "/nonexistent-dir/x.jsonl"};
     cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "/nonexistent-dir/x.jsonl"), "%s", err.message);
-    cr_assert_eq(saemon_sinks_count(s), 0);
+    cr_assert_eq(saemon_sinks_get_count(s), 0);
     saemon_sinks_destroy(s);
 }
 
@@ -346,14 +346,14 @@ Test(jsonl, queue_is_bounded_in_bytes)
     }
     free(description);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_expect_eq(st.received, 148);
     cr_expect_eq(st.dropped, 146, "two 4 MB alerts fit in 10 MB");
     cr_expect_leq(st.queued_bytes, 10u << 20);
     cr_expect_gt(st.queued_bytes, 8u << 20);
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_expect_eq(st.delivered, 2);
     cr_expect_eq(st.queued_bytes, 0);
     saemon_sinks_destroy(s);
