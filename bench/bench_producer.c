@@ -199,7 +199,7 @@ int main(int argc, char **argv)
         uint64_t stream = 1000 + (uint64_t)k;
         double a = now_s();
         saemon_producer_publish(p, stream, 0, row, 1);
-        while (saemon_producer_verdict(p, stream) == 0) {
+        while (saemon_producer_get_verdict(p, stream) == 0) {
         }
         lat[k] = now_s() - a;
         struct timespec ts = {0, 200000}; /* let the consumer go idle (futex sleep) */

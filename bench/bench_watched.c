@@ -122,8 +122,8 @@ static int measure(const saemon_dict *dict, const saemon_ruleset *rules, saemon_
         saemon_encoder_destroy(enc);
         return -1;
     }
-    c->latents = saemon_encoder_latent_count(enc);
-    c->cpu = saemon_encoder_thread_cpu(enc, 0);
+    c->latents = saemon_encoder_get_latent_count(enc);
+    c->cpu = saemon_encoder_get_thread_cpu(enc, 0);
     uint64_t *streams = calloc(BATCH, sizeof *streams), *tokens = malloc(BATCH * sizeof *tokens);
     double *lat_s = malloc(n_tokens * sizeof *lat_s);
     c->alerts = (alerts_log){0};

@@ -482,7 +482,7 @@ int bench_sidecar_main(int argc, char **argv)
         }
         double seen = 0;
         while (now_s() - a < 2.0) {
-            if (!seen && saemon_producer_verdict(p, stream) >= 4)
+            if (!seen && saemon_producer_get_verdict(p, stream) >= 4)
                 seen = now_s();
             if (seen && file_size(alerts) > size0) {
                 ad[na++] = now_s() - a;

@@ -27,7 +27,7 @@ static int variant_wanted(const suite_opts *o, const saemon_kernel *k)
     char *copy = strdup(o->variant_filter), *save = NULL;
     int hit = 0;
     for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t && !hit; t = strtok_r(NULL, ",", &save))
-        hit = !strcmp(t, k->name) || !strcmp(t, k->isa);
+        hit = !strcmp(t, k->name) || !strcmp(t, k->family);
     free(copy);
     return hit;
 }
@@ -224,15 +224,15 @@ void suite_run_saemon(suite_results *res, const suite_opts *o, const struct saem
                 suite_affinity_restore();
                 continue;
             }
-            size_t got = saemon_encoder_threads(enc);
+            size_t got = saemon_encoder_get_threads(enc);
             char cpus[64] = "";
             for (size_t i = 0, len = 0; i < got && len < sizeof cpus; i++)
                 len += (size_t)snprintf(cpus + len, sizeof cpus - len, "%s%d", i ? "," : "",
-                                        saemon_encoder_thread_cpu(enc, i));
+                                        saemon_encoder_get_thread_cpu(enc, i));
             if (!used_cpus[t][0])
                 snprintf(used_cpus[t], 64, "%s", cpus);
-            if (*saemon_encoder_warning(enc))
-                suite_note(res, "%s %s: %s", pool->shape, k->name, saemon_encoder_warning(enc));
+            if (*saemon_encoder_get_warning(enc))
+                suite_note(res, "%s %s: %s", pool->shape, k->name, saemon_encoder_get_warning(enc));
             if (o->want_latency) {
                 suite_row *r = suite_add_row(res);
                 if (r) {

@@ -30,7 +30,7 @@ bool cli_parse_size(const char *opt, const char *text, size_t *out)
 saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_row, size_t n,
                               saemon_error *err)
 {
-    const size_t batch = saemon_encoder_max_batch(rp->encoder);
+    const size_t batch = saemon_encoder_get_max_batch(rp->encoder);
     uint64_t *where = rp->monitor ? malloc(2 * batch * sizeof *where) : NULL;
     if (rp->monitor && !where) {
         snprintf(err->message, sizeof err->message, "out of memory");
@@ -187,7 +187,7 @@ void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder 
     fprintf(f, "sha256         %s\n", info->sha256);
     print_density(f, info);
     if (enc)
-        fprintf(f, "kernel         %s\n", saemon_encoder_variant(enc));
+        fprintf(f, "kernel         %s\n", saemon_encoder_get_variant(enc));
 }
 
 int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o)
@@ -210,8 +210,8 @@ int cli_live_option(int c, const char *arg, saemon_encoder_options *o, cli_sink_
 
 void cli_encoder_warn(const saemon_encoder *enc)
 {
-    if (saemon_encoder_warning(enc)[0])
-        fprintf(stderr, "saemon: warning: %s\n", saemon_encoder_warning(enc));
+    if (saemon_encoder_get_warning(enc)[0])
+        fprintf(stderr, "saemon: warning: %s\n", saemon_encoder_get_warning(enc));
 }
 
 bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, const char *input_path,

@@ -208,7 +208,7 @@ static void apply_reload(cli_live *l, bool wait)
                 st.rules, st.kept, st.changed, st.added, st.removed, j->why);
         if (planned) {
             log_prefix(l->what);
-            fprintf(stderr, "encoder plan from the next batch: %s\n", saemon_encoder_plan(l->encoder));
+            fprintf(stderr, "encoder plan from the next batch: %s\n", saemon_encoder_get_plan(l->encoder));
         }
     }
     free(j);

@@ -66,7 +66,7 @@ bool cli_plan_apply(cli_plan *p, const saemon_ruleset *rules, saemon_encoder_opt
 
 void cli_plan_log(const char *what, const saemon_encoder *enc)
 {
-    fprintf(stderr, "saemon %s: encoder plan: %s\n", what, saemon_encoder_plan(enc));
+    fprintf(stderr, "saemon %s: encoder plan: %s\n", what, saemon_encoder_get_plan(enc));
 }
 
 bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *next, saemon_error *err)

@@ -155,13 +155,13 @@ saemon_sinks *cli_sinks_open(const char *what, const cli_sink_flags *f, const ch
 int cli_sinks_close(const char *what, saemon_sinks *sinks, uint64_t *alerts)
 {
     if (alerts)
-        *alerts = saemon_sinks_received(sinks);
+        *alerts = saemon_sinks_get_received(sinks);
     saemon_error err = {0};
     bool ok = saemon_sinks_stop(sinks, &err) == SAEMON_OK;
     uint64_t failed = 0;
-    for (size_t i = 0; i < saemon_sinks_count(sinks); i++) {
+    for (size_t i = 0; i < saemon_sinks_get_count(sinks); i++) {
         saemon_sink_stats st;
-        saemon_sinks_stats(sinks, i, &st);
+        saemon_sinks_get_stats(sinks, i, &st);
         fprintf(stderr,
                 "saemon %s: sink %s: %" PRIu64 " delivered, %" PRIu64 " retried, %" PRIu64 " spooled, %" PRIu64
                 " dropped, %" PRIu64 " failed\n",

@@ -32,8 +32,8 @@ static int check_rules(const char *path, const char *sae)
         }
     }
     if (rc == CLI_OK)
-        printf("%s: OK (%zu rules, %zu enabled%s)\n", path, saemon_rules_count(rules),
-               saemon_rules_enabled_count(rules), sae ? ", checked against the dictionary" : "");
+        printf("%s: OK (%zu rules, %zu enabled%s)\n", path, saemon_rules_get_count(rules),
+               saemon_rules_get_enabled_count(rules), sae ? ", checked against the dictionary" : "");
     saemon_rules_close(rules);
     return rc;
 }

@@ -109,7 +109,7 @@ int cmd_demo(int argc, char **argv)
         printf("saemon demo: toy model of superposition, until stopped, seed %zu\n", seed);
     cli_print_dict(stdout, info, enc);
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
-           saemon_rules_count(rules), saemon_rules_enabled_count(rules));
+           saemon_rules_get_count(rules), saemon_rules_get_enabled_count(rules));
     fflush(stdout);
     if (!(sinks = cli_sinks_open("demo", &sf, "demo")))
         goto done;

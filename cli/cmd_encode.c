@@ -69,7 +69,7 @@ int cmd_encode(int argc, char **argv)
         fprintf(stderr, "saemon encode: cannot create %s: %s\n", sparse, strerror(errno));
         goto done;
     }
-    const size_t batch_rows = saemon_encoder_max_batch(s.encoder);
+    const size_t batch_rows = saemon_encoder_get_max_batch(s.encoder);
     for (size_t done = 0; done < s.n_rows;) {
         size_t m = s.n_rows - done < batch_rows ? s.n_rows - done : batch_rows;
         const saemon_features *f;
@@ -107,7 +107,7 @@ int cmd_encode(int argc, char **argv)
         }
     }
     fprintf(stderr, "saemon encode: %zu tokens, d_sae %zu, kernel %s\n", s.n_rows, d_sae,
-            saemon_encoder_variant(s.encoder));
+            saemon_encoder_get_variant(s.encoder));
     rc = CLI_OK;
 done:
     if (sp)

@@ -10,7 +10,7 @@ static void print_kernels(void)
     printf("cpu features  %s\n", *cpu ? cpu : "(baseline only)");
     saemon_kernel_info k;
     for (size_t i = 0; saemon_kernel_get(i, &k); i++)
-        printf("  %-28s isa %-9s %s\n", k.name, k.isa, k.reason);
+        printf("  %-28s family %-9s %s\n", k.name, k.family, k.reason);
 }
 
 static int print_topology(size_t threads, const char *cpus, const char *exclude)
@@ -104,7 +104,7 @@ int cmd_inspect(int argc, char **argv)
     }
     cli_print_dict(stdout, saemon_dict_get_info(dict), enc);
     if (rules_path)
-        printf("encoder plan   %s\n", saemon_encoder_plan(enc));
+        printf("encoder plan   %s\n", saemon_encoder_get_plan(enc));
     rc = CLI_OK;
 done:
     saemon_encoder_destroy(enc);

@@ -87,7 +87,7 @@ int cmd_run(int argc, char **argv)
                      .rate = rate};
     cli_live_start(&live);
     double t0 = cli_now_seconds();
-    const size_t batch = saemon_encoder_max_batch(s.encoder);
+    const size_t batch = saemon_encoder_get_max_batch(s.encoder);
     for (size_t row = 0; row < s.n_rows && !cli_live_stopping();) {
         size_t m = s.n_rows - row < batch ? s.n_rows - row : batch;
         if (!cli_live_replay_batch(&live, &rp, s.input.data + row * info->d_in, row, m))
@@ -104,7 +104,7 @@ int cmd_run(int argc, char **argv)
     fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean %s %.2f, %.0f tokens/s (kernel %s)\n",
             rp.tokens, s.n_streams, n_alerts, saemon_encoder_is_subset(s.encoder) ? "active watched features" : "L0",
             rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
-            dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_variant(s.encoder));
+            dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_get_variant(s.encoder));
     rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)

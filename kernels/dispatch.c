@@ -31,7 +31,7 @@ static int runnable(const saemon_kernel *k) { return saemon_kernel_missing_featu
 
 static int matches(const saemon_kernel *k, const char *request)
 {
-    return strcmp(k->name, request) == 0 || strcmp(k->isa, request) == 0;
+    return strcmp(k->name, request) == 0 || strcmp(k->family, request) == 0;
 }
 
 static const char *effective_request(const char *request)

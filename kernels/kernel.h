@@ -64,11 +64,12 @@ typedef struct saemon_kernel {
      * or "screen" (small-copy screen + exact fp32 recompute); tile = rows x
      * latents of the register tile, e.g. "f32-encode-8x32-avx512". */
     const char *name;
-    const char *isa;       /* "scalar", "portable", "avx2", "avx512", "neon" (SAEMON_ISA matches this or name) */
+    const char *family;    /* "scalar", "portable", "avx2", "avx512", "neon": the family of vector code it
+                            * runs in (avx2 also for AVX-VNNI on ymm); SAEMON_ISA matches this or name */
     uint32_t cpu_features; /* SAEMON_CPU_* bits the variant needs */
     int priority;          /* among runnable variants the highest wins */
     /* The reference every other variant is checked against (double
-     * accumulation, slow): never chosen automatically, only by name/isa. */
+     * accumulation, slow): never chosen automatically, only by name/family. */
     int reference;
     /* A screen + exact fp32 recompute: honours SAEMON_PLAN_NO_SCREEN, and
      * must then give bit for bit what it gives screened. */
@@ -119,7 +120,7 @@ int saemon_kernels_rounding_ok(void);
 const saemon_kernel *const *saemon_kernels_all(size_t *n_out);
 
 /* The variant to use: `request` (NULL → $SAEMON_ISA → best runnable) matched
- * against kernel name or isa. The ladder avx512 > avx2 > portable follows
+ * against kernel name or family. The ladder avx512 > avx2 > portable follows
  * from the priorities; the reference is chosen only when requested. Returns
  * NULL if the request names no runnable variant. */
 const saemon_kernel *saemon_kernel_select(const char *request);

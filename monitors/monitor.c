@@ -337,7 +337,7 @@ void saemon_monitor_set_capture(saemon_monitor *mon, saemon_capture_fn fn, void 
     mon->capture_user = user;
 }
 
-size_t saemon_monitor_stream_count(const saemon_monitor *mon)
+size_t saemon_monitor_get_stream_count(const saemon_monitor *mon)
 {
     return mon ? mon->streams.count : 0;
 }
@@ -368,7 +368,7 @@ void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *f,
     }
 }
 
-uint64_t saemon_monitor_dropped(const saemon_monitor *mon)
+uint64_t saemon_monitor_get_dropped(const saemon_monitor *mon)
 {
     return mon ? mon->dropped : 0;
 }

@@ -67,12 +67,12 @@ saemon_status saemon_rules_bind(const saemon_ruleset *rs, const saemon_dict_info
     return SAEMON_OK;
 }
 
-size_t saemon_rules_count(const saemon_ruleset *rules)
+size_t saemon_rules_get_count(const saemon_ruleset *rules)
 {
     return rules ? rules->n_rules : 0;
 }
 
-size_t saemon_rules_enabled_count(const saemon_ruleset *rules)
+size_t saemon_rules_get_enabled_count(const saemon_ruleset *rules)
 {
     return rules ? rules->n_enabled : 0;
 }

@@ -226,7 +226,7 @@ const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict)
     return dict ? &dict->info : NULL;
 }
 
-bool saemon_dict_feature_log_sparsity(const saemon_dict *d, size_t feature, float *log10_density)
+bool saemon_dict_get_feature_log_sparsity(const saemon_dict *d, size_t feature, float *log10_density)
 {
     if (!d || !d->log_sparsity || feature >= d->info.d_sae)
         return false;
@@ -235,10 +235,10 @@ bool saemon_dict_feature_log_sparsity(const saemon_dict *d, size_t feature, floa
     return true;
 }
 
-bool saemon_dict_feature_dead(const saemon_dict *d, size_t feature)
+bool saemon_dict_is_feature_dead(const saemon_dict *d, size_t feature)
 {
     float v;
-    return saemon_dict_feature_log_sparsity(d, feature, &v) && v <= SAEMON_DEAD_LOG_SPARSITY;
+    return saemon_dict_get_feature_log_sparsity(d, feature, &v) && v <= SAEMON_DEAD_LOG_SPARSITY;
 }
 
 void dict_identity_free(dict_identity *id)

@@ -464,15 +464,15 @@ static const plan_set *plan_in_effect(const saemon_encoder *enc)
 }
 
 bool saemon_encoder_is_subset(const saemon_encoder *enc) { return plan_in_effect(enc)->map != NULL; }
-size_t saemon_encoder_latent_count(const saemon_encoder *enc) { return plan_in_effect(enc)->whole.d_sae; }
-const char *saemon_encoder_plan(const saemon_encoder *enc) { return plan_in_effect(enc)->describe; }
+size_t saemon_encoder_get_latent_count(const saemon_encoder *enc) { return plan_in_effect(enc)->whole.d_sae; }
+const char *saemon_encoder_get_plan(const saemon_encoder *enc) { return plan_in_effect(enc)->describe; }
 
-const char *saemon_encoder_variant(const saemon_encoder *enc) { return enc->kernel->name; }
-size_t saemon_encoder_max_batch(const saemon_encoder *enc) { return enc->max_batch; }
-size_t saemon_encoder_threads(const saemon_encoder *enc) { return enc->n_slices; }
-const char *saemon_encoder_warning(const saemon_encoder *enc) { return enc->warning; }
+const char *saemon_encoder_get_variant(const saemon_encoder *enc) { return enc->kernel->name; }
+size_t saemon_encoder_get_max_batch(const saemon_encoder *enc) { return enc->max_batch; }
+size_t saemon_encoder_get_threads(const saemon_encoder *enc) { return enc->n_slices; }
+const char *saemon_encoder_get_warning(const saemon_encoder *enc) { return enc->warning; }
 
-int saemon_encoder_thread_cpu(const saemon_encoder *enc, size_t slice)
+int saemon_encoder_get_thread_cpu(const saemon_encoder *enc, size_t slice)
 {
     return slice < enc->n_slices && slice < MAX_THREADS ? enc->bound[slice] : -1;
 }

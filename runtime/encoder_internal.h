@@ -61,7 +61,7 @@ struct saemon_encoder {
     plan_set *full;                /* every latent; NULL when only a subset is kept */
     /* The plan encode uses (full or a subset). Written only by the encoding
      * thread (install_pending); atomic so the thread that calls set_latents
-     * may ask which plan is in effect (saemon_encoder_plan). */
+     * may ask which plan is in effect (saemon_encoder_get_plan). */
     _Atomic(plan_set *) cur;
     _Atomic(plan_set *) pending;   /* installed by the next encode (set_latents) */
     _Atomic(plan_set *) retired;   /* a replaced plan, freed by the next set_latents */

@@ -1,4 +1,4 @@
-/* saemon_kernel_count/get, saemon_cpu_features_string: the public view of the
+/* saemon_kernel_get_count/get, saemon_cpu_features_string: the public view of the
  * kernel registry (kernels/registry.inc) for `saemon inspect --kernels`. */
 #include <pthread.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@ static void describe(uint32_t mask, char *buf, size_t len)
     }
 }
 
-size_t saemon_kernel_count(void)
+size_t saemon_kernel_get_count(void)
 {
     size_t n = 0;
     saemon_kernels_all(&n);
@@ -64,7 +64,7 @@ bool saemon_kernel_get(size_t i, saemon_kernel_info *out)
     const bool runnable = (all[i]->cpu_features & ~saemon_cpu_features()) == 0;
     *out = (saemon_kernel_info){
         .name = all[i]->name,
-        .isa = all[i]->isa,
+        .family = all[i]->family,
         .runnable = runnable,
         .why_not = runnable ? "" : why[i],
         .chosen = all[i] == saemon_kernel_select(NULL),

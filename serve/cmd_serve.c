@@ -311,9 +311,9 @@ static bool open_dict(serve *srv, size_t i)
                   d->info->d_in, dc->hook ? dc->hook : "(any)");
     }
     serve_log("info", "dictionary=%s sae=%s d_in=%zu d_sae=%zu kernel=%s threads=%zu rules=%s (%zu enabled)",
-              d->label, dc->sae, d->info->d_in, d->info->d_sae, saemon_encoder_variant(d->encoder),
-              saemon_encoder_threads(d->encoder), dc->rules, saemon_rules_enabled_count(d->rules));
-    serve_log("info", "dictionary=%s encode=%s plan: %s%s", d->label, mode, saemon_encoder_plan(d->encoder),
+              d->label, dc->sae, d->info->d_in, d->info->d_sae, saemon_encoder_get_variant(d->encoder),
+              saemon_encoder_get_threads(d->encoder), dc->rules, saemon_rules_get_enabled_count(d->rules));
+    serve_log("info", "dictionary=%s encode=%s plan: %s%s", d->label, mode, saemon_encoder_get_plan(d->encoder),
               window ? " (capture: the last rows of each stream are kept)" : "");
     return true;
 }
@@ -417,7 +417,7 @@ static void finish_reloads(serve *srv)
             continue;
         cli_plan_commit(&d->plan, result == 1, d->encoder);
         if (result == 1)
-            serve_log("info", "dictionary=%s encoder plan: %s", d->label, saemon_encoder_plan(d->encoder));
+            serve_log("info", "dictionary=%s encoder plan: %s", d->label, saemon_encoder_get_plan(d->encoder));
         d->reload_in_flight = false;
         if (d->reload_deferred) {
             const char *why = d->reload_deferred;

@@ -100,7 +100,7 @@ struct serve_gather {
 
 bool serve_gather_init(serve_dict *d)
 {
-    size_t batch = saemon_encoder_max_batch(d->encoder);
+    size_t batch = saemon_encoder_get_max_batch(d->encoder);
     struct serve_gather *g = calloc(1, sizeof *g);
     if (!g)
         return false;
@@ -196,7 +196,7 @@ static bool flush(serve_dict *d, serve_ring *r)
 /* A frame larger than a batch goes straight from the ring, in batch chunks. */
 static bool encode_large_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
 {
-    size_t batch = saemon_encoder_max_batch(d->encoder);
+    size_t batch = saemon_encoder_get_max_batch(d->encoder);
     for (size_t first = 0; first < f->n_rows; first += batch) {
         size_t n = f->n_rows - first < batch ? f->n_rows - first : batch;
         bool last = first + n == f->n_rows;
@@ -211,7 +211,7 @@ static bool encode_large_frame(serve_dict *d, serve_ring *r, const saemon_frame 
 static bool take_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
 {
     struct serve_gather *g = d->gather;
-    size_t batch = saemon_encoder_max_batch(d->encoder);
+    size_t batch = saemon_encoder_get_max_batch(d->encoder);
     if (f->gap) {
         /* The monitor starts a new sequence when token positions do not
          * follow each other, so windows never bridge the lost tokens. */
@@ -234,7 +234,7 @@ static bool take_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
  * fatal error. */
 static int drain_ring(serve_dict *d, serve_ring *r, int timeout_ms)
 {
-    size_t batch = saemon_encoder_max_batch(d->encoder);
+    size_t batch = saemon_encoder_get_max_batch(d->encoder);
     size_t budget = 4 * batch + SERVE_GATHER_ENDS; /* then let reloads and stops in */
     int handled = 0;
     for (;;) {

@@ -197,19 +197,19 @@ static void render_dicts(prom_text *t, serve *srv)
         snprintf(d_sae, sizeof d_sae, "%zu", d->info->d_sae);
         prom_sample_u64(t, "saemon_dictionary_info",
                         LABELS({"dictionary", d->label}, {"d_sae", d_sae},
-                               {"kernel", saemon_encoder_variant(d->encoder)}),
+                               {"kernel", saemon_encoder_get_variant(d->encoder)}),
                         1);
     }
 }
 
 static void render_sinks(prom_text *t, serve *srv)
 {
-    size_t n = saemon_sinks_count(srv->sinks);
+    size_t n = saemon_sinks_get_count(srv->sinks);
     saemon_sink_stats st[64];
     if (n > 64)
         n = 64;
     for (size_t i = 0; i < n; i++)
-        saemon_sinks_stats(srv->sinks, i, &st[i]);
+        saemon_sinks_get_stats(srv->sinks, i, &st[i]);
     static const struct {
         const char *name, *help;
         size_t off;

@@ -99,10 +99,10 @@ SAEMON_API const saemon_dict_info *saemon_dict_get_info(const saemon_dict *dict)
 /* Training firing frequency of `feature` from sparsity.safetensors: stores
  * log10(fraction + 1e-10) in *log10_density and returns true; false when the
  * dictionary has no sparsity file or the index is out of range. */
-SAEMON_API bool saemon_dict_feature_log_sparsity(const saemon_dict *dict, size_t feature,
+SAEMON_API bool saemon_dict_get_feature_log_sparsity(const saemon_dict *dict, size_t feature,
                                                  float *log10_density);
 /* True when the sparsity file says the feature never fired in training. */
-SAEMON_API bool saemon_dict_feature_dead(const saemon_dict *dict, size_t feature);
+SAEMON_API bool saemon_dict_is_feature_dead(const saemon_dict *dict, size_t feature);
 SAEMON_API void saemon_dict_close(saemon_dict *dict);
 
 SAEMON_API const char *saemon_arch_name(saemon_arch arch);

@@ -53,7 +53,7 @@ typedef struct saemon_encoder_options {
      * encodes slice 0 and N-1 worker threads the others, each pinned to its
      * core for the life of the encoder and owning its slice of the packed
      * weights (first-touch on its NUMA node). Fewer cores than asked: a
-     * warning (saemon_encoder_warning) and fewer threads. */
+     * warning (saemon_encoder_get_warning) and fewer threads. */
     size_t threads;
     const char *cpus;         /* only these CPUs, hwloc list syntax "2-5,8"; NULL = all allowed */
     const char *exclude_cpus; /* never these (e.g. the production model's cores) */
@@ -113,21 +113,21 @@ SAEMON_API saemon_status saemon_encoder_set_latents(saemon_encoder *enc, const u
  * for the full plan). Call from the encoding thread or from the one thread
  * that calls set_latents. */
 SAEMON_API bool saemon_encoder_is_subset(const saemon_encoder *enc);
-SAEMON_API size_t saemon_encoder_latent_count(const saemon_encoder *enc);
+SAEMON_API size_t saemon_encoder_get_latent_count(const saemon_encoder *enc);
 /* One line saying which plan is in use, why, and how many latents it holds,
  * e.g. "subset of 64 of 24576 latents (exact for jumprelu); every latent on
  * 1 row in 100". Valid until the next call on the encoder. */
-SAEMON_API const char *saemon_encoder_plan(const saemon_encoder *enc);
+SAEMON_API const char *saemon_encoder_get_plan(const saemon_encoder *enc);
 
 /* Name of the kernel variant in use, e.g. "f32-encode-1x1-scalar". */
-SAEMON_API const char *saemon_encoder_variant(const saemon_encoder *enc);
-SAEMON_API size_t saemon_encoder_max_batch(const saemon_encoder *enc);
+SAEMON_API const char *saemon_encoder_get_variant(const saemon_encoder *enc);
+SAEMON_API size_t saemon_encoder_get_max_batch(const saemon_encoder *enc);
 
 /* Number of slices (threads) and the CPU each is bound to (-1: unpinned). */
-SAEMON_API size_t saemon_encoder_threads(const saemon_encoder *enc);
-SAEMON_API int saemon_encoder_thread_cpu(const saemon_encoder *enc, size_t slice);
+SAEMON_API size_t saemon_encoder_get_threads(const saemon_encoder *enc);
+SAEMON_API int saemon_encoder_get_thread_cpu(const saemon_encoder *enc, size_t slice);
 /* A placement warning from creation (fewer cores than asked), or "". */
-SAEMON_API const char *saemon_encoder_warning(const saemon_encoder *enc);
+SAEMON_API const char *saemon_encoder_get_warning(const saemon_encoder *enc);
 
 SAEMON_API void saemon_encoder_destroy(saemon_encoder *enc);
 

@@ -10,7 +10,7 @@
  * re-attaches on its own. Byte layout and protocol: docs/ring.md.
  *
  * One saemon_producer is used by one thread at a time (wrap it in a mutex if
- * several threads publish); saemon_producer_verdict may be called from any. */
+ * several threads publish); saemon_producer_get_verdict may be called from any. */
 #ifndef SAEMON_PRODUCER_H
 #define SAEMON_PRODUCER_H
 
@@ -89,7 +89,7 @@ SAEMON_API void saemon_producer_heartbeat(saemon_producer *p);
 
 /* Highest severity saemon fired so far for `stream` (0 none, 1 info, 2
  * warning, 3 critical, 4 block); an atomic load, no system call. */
-SAEMON_API int saemon_producer_verdict(const saemon_producer *p, uint64_t stream);
+SAEMON_API int saemon_producer_get_verdict(const saemon_producer *p, uint64_t stream);
 
 SAEMON_API void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out);
 

@@ -26,7 +26,7 @@ extern "C" {
 typedef struct saemon_ring saemon_ring;
 
 /* Verdict severities published per stream (the highest so far wins). The same
- * numbers are read by saemon_producer_verdict() and Python producer.verdict(). */
+ * numbers are read by saemon_producer_get_verdict() and Python producer.verdict(). */
 typedef enum saemon_verdict {
     SAEMON_VERDICT_NONE = 0,
     SAEMON_VERDICT_INFO = 1,

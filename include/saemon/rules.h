@@ -66,8 +66,8 @@ SAEMON_API size_t saemon_rules_needed_latents(const saemon_ruleset *rules, uint3
 SAEMON_API saemon_status saemon_rules_bind(const saemon_ruleset *rules, const saemon_dict_info *dict,
                                 saemon_error *err);
 
-SAEMON_API size_t saemon_rules_count(const saemon_ruleset *rules);          /* enabled + disabled */
-SAEMON_API size_t saemon_rules_enabled_count(const saemon_ruleset *rules);
+SAEMON_API size_t saemon_rules_get_count(const saemon_ruleset *rules);          /* enabled + disabled */
+SAEMON_API size_t saemon_rules_get_enabled_count(const saemon_ruleset *rules);
 SAEMON_API void saemon_rules_close(saemon_ruleset *rules);
 
 /* One token as the monitor sees it. */
@@ -238,10 +238,10 @@ SAEMON_API saemon_status saemon_monitor_reload_file(saemon_monitor *mon, const c
                                                     saemon_error *err);
 
 /* Streams the monitor currently tracks (one state block each). */
-SAEMON_API size_t saemon_monitor_stream_count(const saemon_monitor *mon);
+SAEMON_API size_t saemon_monitor_get_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
  * to start tracking a new stream. 0 in a healthy run. */
-SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
+SAEMON_API uint64_t saemon_monitor_get_dropped(const saemon_monitor *mon);
 
 /* The producer closed `stream`: every alert still firing in it is resolved
  * (reported through `fn` when the monitor reports resolved alerts) and the

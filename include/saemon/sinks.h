@@ -159,11 +159,11 @@ SAEMON_API void saemon_sinks_alert(const saemon_alert *alert, void *sinks);
  * default (drop and count, never stall the model's sidecar). */
 SAEMON_API void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room);
 
-SAEMON_API size_t saemon_sinks_count(const saemon_sinks *sinks);
+SAEMON_API size_t saemon_sinks_get_count(const saemon_sinks *sinks);
 /* Alerts offered through saemon_sinks_alert. */
-SAEMON_API uint64_t saemon_sinks_received(const saemon_sinks *sinks);
+SAEMON_API uint64_t saemon_sinks_get_received(const saemon_sinks *sinks);
 /* Counters of sink i (0-based, in the order added); safe while running. */
-SAEMON_API void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out);
+SAEMON_API void saemon_sinks_get_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out);
 
 /* Deliver what is queued (each sink up to its drain_timeout_s), stop the
  * threads, flush/fsync/close. Returns the first sink failure (write error,

@@ -9,19 +9,12 @@
  * arithmetic: the output is bit-identical to f32-encode-4x16-neon.
  *
  * Quantisation: W_j ~ s_j q_j, x ~ t p (q, p in [-127, 127], symmetric,
- * round to nearest); a_j = s_j t (q_j . p) exactly in int32. Writing
- * x.W - t p.s q = x.(W - s q) + (x - t p).s q, Cauchy-Schwarz gives
- *   |x.W_j - a_j| <= ||x||_2 ||W_j - s_j q_j||_2 + ||x - t p||_2 ||s_j q_j||_2,
- * and the fp32 recompute's rounding adds at most gamma_(d_in+4) ||x||_2 ||W_j||_2
- * (one FMA chain of d_in steps). So |d_j - a_j| <= c1_j ||x||_2 + c2_j r with
- * c1_j = ||W_j - s_j q_j||_2 + gamma ||W_j||_2 and c2_j = ||s_j q_j||_2 made at
- * pack time, ||x||_2 and r = ||x - t p||_2 per row (all from the values
- * actually used, in double, rounded up to float).
- * The float evaluation of a_j and of the bound is covered by 16u|a_j|, a
- * 2^-10 relative slack, 4u|a_j| for the final a +- bound and an absolute
- * slack for underflow; every quantity from double is rounded up. Rows with a
- * non-finite x, latents with non-finite W, d_in > 65536 (int32 headroom) and
- * every comparison that yields NaN all fall back to the exact path.
+ * round to nearest); a_j = s_j t (q_j . p) exactly in int32. The bound on
+ * |d_j - a_j|, its per-latent and per-token constants, the slack for its
+ * float evaluation and the ranges that take the exact path are derived once
+ * for every ISA in kernels/screen-bound.h (shared with the x86 screens);
+ * this file only evaluates them in NEON. Comparisons that yield NaN also
+ * fall back to the exact path.
  *
  * Packed layout: [fp32 W, row-major as given][per panel of 16 latents: s, c1,
  * c2 (16 floats each), then int8 weights: for each group of 4 inputs,
@@ -33,6 +26,7 @@
 #include <string.h>
 
 #include "kernels/arm/f32-panel-neon.h"
+#include "kernels/screen-bound.h"
 
 /* GCC exposes the SDOT intrinsics to functions compiled for +dotprod, so the
  * file needs no special -march; clang's arm_neon.h only defines them when the
@@ -45,8 +39,6 @@
 #pragma GCC target("arch=armv8.2-a+dotprod")
 #endif
 
-#define MAX_SCREEN_D_IN 65536 /* 65536 * 127 * 127 < 2^31 */
-#define U32F 0x1p-24f         /* unit roundoff of fp32 */
 
 #ifdef SAEMON_SCREEN_STATS
 unsigned long saemon_screen_stats[2]; /* latents seen, latents recomputed */
@@ -64,16 +56,9 @@ static size_t i8_panel_bytes(const saemon_kernel_plan *plan)
     return N_PARAMS * PANEL * sizeof(float) + PANEL * pad16(plan->d_in);
 }
 
-/* The smallest float >= v (v >= 0): bounds must never round down. */
-static float round_up(double v)
-{
-    float f = (float)v;
-    return (double)f < v ? nextafterf(f, INFINITY) : f;
-}
-
 static int screen_enabled(const saemon_kernel_plan *plan)
 {
-    return plan->d_in > 0 && plan->d_in <= MAX_SCREEN_D_IN;
+    return plan->d_in > 0 && plan->d_in <= I8_MAX_D_IN;
 }
 
 /* Bytes of the row-major fp32 copy, rounded up to 64. */
@@ -97,43 +82,15 @@ static size_t scratch_size(const saemon_kernel_plan *plan, size_t max_batch)
     return heap + pad16(plan->d_in); /* then the quantised row */
 }
 
-/* gamma_(d_in+4): relative error bound of a d_in-step fp32 FMA chain. */
-static double chain_gamma(size_t d_in)
-{
-    const double nu = (double)(d_in + 4) * 0x1p-24;
-    return nu / (1.0 - nu) * (1.0 + 0x1p-40);
-}
-
-/* Quantise one latent row; fills its parameters and int8 lanes. Squares
- * and sums of floats are exact enough in double (no under/overflow). */
+/* Quantise one latent row (kernels/screen-bound.h) into lane l of its panel:
+ * group g = i / 4 holds 16 latents x 4 bytes. The panel is zeroed first, so
+ * zero and out-of-range rows keep s = 0 and q = 0 (with c1 = +inf, the
+ * latter are always recomputed). */
 static void pack_latent(const float *w, size_t d_in, size_t l, float *params, int8_t *q8)
 {
-    double m = 0.0, w2 = 0.0;
-    int finite = 1;
-    for (size_t i = 0; i < d_in; i++) {
-        if (!isfinite(w[i]))
-            finite = 0;
-        m = fmax(m, fabs((double)w[i]));
-        w2 += (double)w[i] * (double)w[i];
-    }
-    float s = finite ? (float)(m / 127.0) : 0.0f;
-    double err2 = 0.0, sq2 = 0.0;
-    for (size_t i = 0; i < d_in; i++) {
-        long q = 0;
-        if (s > 0.0f) {
-            q = lrint((double)w[i] / (double)s);
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
-        }
-        /* lanes: group g = i / 4 holds 16 latents x 4 bytes */
-        q8[(i / 4) * PANEL * 4 + l * 4 + i % 4] = (int8_t)q;
-        const double sq = (double)s * (double)q, e = (double)w[i] - sq;
-        sq2 += sq * sq;
-        err2 += e * e;
-    }
-    params[P_SCALE * PANEL + l] = s;
-    params[P_C1 * PANEL + l] =
-        finite ? round_up((sqrt(err2) + chain_gamma(d_in) * sqrt(w2)) * (1.0 + 0x1p-40)) : INFINITY;
-    params[P_C2 * PANEL + l] = round_up(sqrt(sq2) * (1.0 + 0x1p-40));
+    int32_t sum;
+    screen_i8_quantise_w(w, d_in, q8 + l * 4, 4, PANEL * 4, &params[P_SCALE * PANEL + l], &params[P_C1 * PANEL + l],
+                         &params[P_C2 * PANEL + l], &sum);
 }
 
 static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *packed)
@@ -153,47 +110,21 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
     }
 }
 
-/* The row's side of the bound; ok = 0 when x is not finite (no screening). */
+/* The row's side of the bound; ok = 0 when the row takes the exact path. */
 typedef struct row_quant {
     int ok;
-    float t;     /* x ~ t p */
-    float norm2; /* ||x||_2 */
-    float resid; /* ||x - t p||_2 */
+    screen_i8_row q; /* x ~ q.sx p, ||x||_2, ||x - q.sx p||_2 */
 } row_quant;
 
 static row_quant quantise_row(const float *x, size_t d_in, int8_t *p8)
 {
     row_quant rq = {0};
-    double m = 0.0, x2 = 0.0;
-    for (size_t i = 0; i < d_in; i++) {
-        if (!isfinite(x[i]))
-            return rq;
-        m = fmax(m, fabs((double)x[i]));
-        x2 += (double)x[i] * (double)x[i];
-    }
-    /* Magnitude range, as on x86: outside [2^-50, 2^50] the scale products
-     * and the fp32 epilogue can under/overflow (x = [1e20, 1e20] with
-     * W = [1e19, -1e19] makes the fp32 dot +inf while the bound stays
-     * finite), so such rows take the fp32 path. Zero rows screen fine. */
-    if (m > 0x1p50 || (m > 0.0 && m < 0x1p-50))
+    double m;
+    if (!screen_row_max(x, d_in, &m))
         return rq;
-    const float t = (float)(m / 127.0);
-    double r2 = 0.0;
-    for (size_t i = 0; i < d_in; i++) {
-        long p = 0;
-        if (t > 0.0f) {
-            p = lrint((double)x[i] / (double)t);
-            p = p > 127 ? 127 : p < -127 ? -127 : p;
-        }
-        p8[i] = (int8_t)p;
-        const double e = (double)x[i] - (double)t * (double)p;
-        r2 += e * e;
-    }
+    rq.q = screen_i8_quantise_x(x, d_in, m, p8);
     memset(p8 + d_in, 0, pad16(d_in) - d_in);
     rq.ok = 1;
-    rq.t = t;
-    rq.norm2 = round_up(sqrt(x2) * (1.0 + 0x1p-40));
-    rq.resid = round_up(sqrt(r2) * (1.0 + 0x1p-40));
     return rq;
 }
 
@@ -233,18 +164,28 @@ static inline uint32x4_t could_exceed(float32x4_t v, float32x4_t limit)
 }
 
 /* The lanes of this panel (bit l = latent j0 + l) that could pass the
- * epilogue, given that the exact fp32 dot product of lane l lies in
- * [lo, hi]. The epilogue's float operations are monotone in d (rounding is
- * monotone), so evaluating them at the two ends is a rigorous test. */
-static uint32_t panel_candidates(const saemon_kernel_plan *plan, const row_state *rs,
-                          const float32x4_t lo[4], const float32x4_t hi[4], size_t j0, size_t nl)
+ * epilogue, given the approximate dots a and their bounds e = c1 X2 + c2 R2:
+ * the exact fp32 dot product of lane l lies in [lo, hi] = a -+ E'
+ * (kernels/screen-bound.h). The epilogue's float operations are monotone in
+ * d (rounding is monotone), so evaluating them at the two ends is a rigorous
+ * test. */
+static uint32_t panel_candidates(const saemon_kernel_plan *plan, const row_state *rs, const float32x4_t a[4],
+                                 const float32x4_t e[4], size_t j0, size_t nl)
 {
     uint32x4_t may[4];
+    float32x4_t lo[4], hi[4];
     for (int q = 0; q < 4; q++) {
         const float32x4_t b = load_param(plan->bias, j0, nl, q);
+        const float32x4_t t = plan->epilogue == SAEMON_EPI_THRESHOLD ? load_param(plan->threshold, j0, nl, q)
+                                                                     : vdupq_n_f32(0);
+        const float32x4_t mag = vaddq_f32(vaddq_f32(vabsq_f32(a[q]), vabsq_f32(b)), vaddq_f32(vabsq_f32(t), e[q]));
+        const float32x4_t e1 = vaddq_f32(vmulq_n_f32(e[q], SCREEN_SLACK_E),
+                                         vaddq_f32(vmulq_n_f32(mag, SCREEN_SLACK_MAG), vdupq_n_f32(SCREEN_SLACK_ABS)));
+        hi[q] = vaddq_f32(a[q], e1);
+        lo[q] = vsubq_f32(a[q], e1);
         switch (plan->epilogue) {
         case SAEMON_EPI_THRESHOLD:
-            may[q] = could_exceed(vaddq_f32(hi[q], b), load_param(plan->threshold, j0, nl, q));
+            may[q] = could_exceed(vaddq_f32(hi[q], b), t);
             break;
         case SAEMON_EPI_GATED: {
             const float32x4_t sc = load_param(plan->mag_scale, j0, nl, q);
@@ -283,9 +224,8 @@ static void encode_row(const saemon_kernel_plan *plan, const unsigned char *pack
     const unsigned char *i8 = packed + f32_rows_size(plan);
     if (plan->epilogue == SAEMON_EPI_TOPK && topk_cap(plan) == 0)
         return;
-    const float32x4_t t = vdupq_n_f32(rq->t);
-    const float32x4_t norm2 = vdupq_n_f32(rq->norm2), resid = vdupq_n_f32(rq->resid);
-    const float32x4_t abs_slack = vdupq_n_f32((float)(d_in + 8) * 0x1p-120f);
+    const float32x4_t sx = vdupq_n_f32(rq->q.sx);
+    const float32x4_t x2 = vdupq_n_f32(rq->q.x2), r2 = vdupq_n_f32(rq->q.r2);
     for (size_t p = 0; p < panels; p++) {
         const size_t j0 = p * PANEL, nl = d_sae - j0 < PANEL ? d_sae - j0 : PANEL;
         uint32_t bits = nl == PANEL ? 0xffffu : (1u << nl) - 1u;
@@ -295,22 +235,14 @@ static void encode_row(const saemon_kernel_plan *plan, const unsigned char *pack
             int32x4_t acc[4];
             sdot_panel((const int8_t *)(panel + N_PARAMS * PANEL * sizeof(float)), p8, pad16(d_in),
                        acc);
-            float32x4_t lo[4], hi[4];
+            float32x4_t a[4], e[4];
             for (int q = 0; q < 4; q++) {
                 const float32x4_t s = vld1q_f32(params + P_SCALE * PANEL + 4 * q);
-                const float32x4_t a = vmulq_f32(vcvtq_f32_s32(acc[q]), vmulq_f32(s, t));
-                float32x4_t bound = vmulq_f32(norm2, vld1q_f32(params + P_C1 * PANEL + 4 * q));
-                bound = vaddq_f32(bound, vmulq_f32(resid, vld1q_f32(params + P_C2 * PANEL + 4 * q)));
-                bound = vaddq_f32(bound, vmulq_n_f32(vabsq_f32(a), 16.0f * U32F));
-                /* covers the float rounding of everything above ... */
-                bound = vmulq_n_f32(bound, 1.0f + 0x1p-10f);
-                /* ... and of hi = a + bound, lo = a - bound themselves */
-                bound = vaddq_f32(bound, vmulq_n_f32(vabsq_f32(a), 4.0f * U32F));
-                bound = vaddq_f32(bound, abs_slack);
-                hi[q] = vaddq_f32(a, bound);
-                lo[q] = vsubq_f32(a, bound);
+                a[q] = vmulq_f32(vcvtq_f32_s32(acc[q]), vmulq_f32(s, sx));
+                e[q] = vaddq_f32(vmulq_f32(x2, vld1q_f32(params + P_C1 * PANEL + 4 * q)),
+                                 vmulq_f32(r2, vld1q_f32(params + P_C2 * PANEL + 4 * q)));
             }
-            bits = panel_candidates(plan, rs, lo, hi, j0, nl);
+            bits = panel_candidates(plan, rs, a, e, j0, nl);
         }
 #ifdef SAEMON_SCREEN_STATS /* dev builds: how much the screen keeps */
         saemon_screen_stats[0] += nl;
@@ -345,7 +277,7 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
 
 const saemon_kernel saemon_kernel_i8_screen_1x16_neondot = {
     .name = "i8-screen-1x16-neondot",
-    .isa = "neon",
+    .family = "neon",
     .cpu_features = SAEMON_CPU_NEON | SAEMON_CPU_NEON_DOTPROD,
     /* Below the fp32 kernel until measured on real hardware (qemu timings
      * mean nothing); select it by name. */

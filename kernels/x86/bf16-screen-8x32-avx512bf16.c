@@ -78,7 +78,7 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
         }
         if (m == 0)
             continue; /* exact zero row: D~ = 0, bound 0 */
-        if (!(m >= SCREEN_TINY && m <= SCREEN_HUGE)) {
+        if (!screen_in_range(m)) {
             c1[j] = __builtin_inff(); /* always recompute */
             continue;
         }
@@ -90,8 +90,8 @@ static void pack(const saemon_kernel_plan *plan, const float *w_rows, void *pack
             resid += (w[i] - wh) * (w[i] - wh);
             nh += wh * wh;
         }
-        c1[j] = screen_round_up(sqrt(resid) + gamma * (sqrt(nw) + sqrt(nh)) * SCREEN_ROUND_UP);
-        c2[j] = screen_round_up((1.0 + gamma) * sqrt(nh));
+        c1[j] = screen_bound_const(sqrt(resid) + gamma * (sqrt(nw) + sqrt(nh)) * SCREEN_ROUND_UP);
+        c2[j] = screen_bound_const((1.0 + gamma) * sqrt(nh));
     }
 }
 
@@ -102,7 +102,7 @@ static void prep_row(const saemon_kernel_plan *plan, const float *x, screen_row 
     uint16_t *xq = (uint16_t *)xq_bytes;
     double m;
     memset(xq, 0, d_in2(plan) * 2);
-    row->fallback = d_in > BF16_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_screenable(x, d_in, &m);
+    row->fallback = d_in > BF16_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_max(x, d_in, &m);
     if (row->fallback)
         return;
     double xx = 0, rr = 0;
@@ -209,7 +209,7 @@ static size_t screen_xq_bytes(const saemon_kernel_plan *plan) { return d_in2(pla
 
 const saemon_kernel saemon_kernel_bf16_screen_8x32_avx512bf16 = {
     .name = "bf16-screen-8x32-avx512bf16",
-    .isa = "avx512",
+    .family = "avx512",
     .cpu_features = SAEMON_CPU_AVX512F | SAEMON_CPU_AVX512BF16,
     .priority = 20,
     .screened = 1,

@@ -50,11 +50,11 @@ static inline __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) { return _mm25
 #define VARIANT_CPU_FEATURES (SAEMON_CPU_AVX2 | SAEMON_CPU_AVX_VNNI)
 #endif
 
-#define VNNI_ZERO() _mm256_setzero_si256()
-#define VNNI_LOAD(p) _mm256_load_si256((const __m256i *)(p))
-#define VNNI_SET1(v) _mm256_set1_epi32(v)
-#define VNNI_DP(acc, u8, s8) dpbusd(acc, u8, s8)
-#define VNNI_ADD(a, b) _mm256_add_epi32(a, b)
+#define I8_ZERO() _mm256_setzero_si256()
+#define I8_LOAD(p) _mm256_load_si256((const __m256i *)(p))
+#define I8_SET1(v) _mm256_set1_epi32(v)
+#define I8_DP(acc, u8, s8) dpbusd(acc, u8, s8)
+#define I8_ADD(a, b) _mm256_add_epi32(a, b)
 #define VNNI_SUB(a, b) _mm256_sub_epi32(a, b)
 #define VNNI_TO_PS(a) _mm256_cvtepi32_ps(a)
 
@@ -64,7 +64,7 @@ static inline __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) { return _mm25
 
 const saemon_kernel saemon_kernel_i8_screen_6x16_avxvnni = {
     .name = "i8-screen-6x16-avxvnni",
-    .isa = "avx2",
+    .family = "avx2",
     .cpu_features = VARIANT_CPU_FEATURES,
     .priority = 9,
     .screened = 1,

@@ -25,11 +25,11 @@
 #define ROW_PREFETCH 0 /* the hardware prefetcher keeps up here (48 KiB ahead measured no better) */
 
 typedef __m512i tile_acc;
-#define VNNI_ZERO() _mm512_setzero_si512()
-#define VNNI_LOAD(p) _mm512_load_si512((const void *)(p))
-#define VNNI_SET1(v) _mm512_set1_epi32(v)
-#define VNNI_DP(acc, u8, s8) _mm512_dpbusd_epi32(acc, u8, s8)
-#define VNNI_ADD(a, b) _mm512_add_epi32(a, b)
+#define I8_ZERO() _mm512_setzero_si512()
+#define I8_LOAD(p) _mm512_load_si512((const void *)(p))
+#define I8_SET1(v) _mm512_set1_epi32(v)
+#define I8_DP(acc, u8, s8) _mm512_dpbusd_epi32(acc, u8, s8)
+#define I8_ADD(a, b) _mm512_add_epi32(a, b)
 #define VNNI_SUB(a, b) _mm512_sub_epi32(a, b)
 #define VNNI_TO_PS(a) _mm512_cvtepi32_ps(a)
 
@@ -39,7 +39,7 @@ typedef __m512i tile_acc;
 
 const saemon_kernel saemon_kernel_i8_screen_8x32_avx512vnni = {
     .name = "i8-screen-8x32-avx512vnni",
-    .isa = "avx512",
+    .family = "avx512",
     .cpu_features = SAEMON_CPU_AVX512F | SAEMON_CPU_AVX512VNNI,
     .priority = 30,
     .screened = 1,

@@ -7,51 +7,20 @@
  * those in fp32 from the fp32 copy of their rows, and emits them through the
  * normal epilogue.
  *
- * The bound. Let d^r_j be the fp32 dot the recompute produces (any order,
- * FMA, <= d_in + 16 roundings deep), d_j the exact dot, u = 2^-24,
- * gamma = (d_in+16)u / (1 - (d_in+16)u). Then by Cauchy-Schwarz
- *   |d^r_j - d_j|               <= gamma * ||x||2 * ||W_j||2
- *   |d_j - sum x^ W^_j|         <= ||x||2 * ||W_j - W^_j||2 + ||x - x^||2 * ||W^_j||2
- *   |sum x^ W^_j - D~_j|        <= int8: 0 (exact int32) ; bf16: gamma*||x^||2*||W^_j||2
- *                                  + (2 d_in + 64) 2^-126 (vdpbf16ps flushes denormals)
- * so |d^r_j - D~_j| <= E_j = c1_j * X2 + c2_j * R2 + e_abs with the per-latent
- * constants c1_j, c2_j computed at pack time (rounded up) and the per-token
- * X2 = ||x||2, R2 = ||x - x^||2 (computed in double, rounded up). A further
- * relative 2^-12 on E and 2^-20 on |D~|, |b|, |threshold| absorbs the fp32
- * rounding of D~ itself and of evaluating the test below. All of this rests
- * on IEEE round-to-nearest, which saemon_kernels_rounding_ok() checks when an
- * encoder is created.
+ * The bound, its constants and the slack for their fp32 evaluation are
+ * derived once for every ISA in kernels/screen-bound.h; this file evaluates
+ * them with the vector vocabulary:
+ *   E' = (c1_j X2 + c2_j R2 + e_abs)(1 + 2^-12) + 2^-20 (|D~| + |b| + |t| + E) + 1e-30
  *
- * The tests (the epilogue is monotone in d, and rounding is monotone):
- *   THRESHOLD  keep if  D~ + E + b >= threshold     (fl(d+b) > t implies d+b > t)
- *   GATED      keep if  D~ + E + b_gate >= 0  and  max(ms(D~-E), ms(D~+E)) + mb >= 0
- *   TOPK       keep if  upper bound of (d+b)*ms  >  the row's current k-th kept
- *              exact value (0 until k are kept: ReLU drops the rest). Kept
- *              values are exact fp32 results, so this bar is never below the
- *              true k-th value among latents seen so far, and a latent at or
- *              under it cannot enter (equal values lose: higher index).
- * NaN in a test counts as "keep". Rows whose x is not finite, or whose max|x|
- * is outside [2^-50, 2^50], take the fp32 path for every latent; latents whose
- * max|W_j| is outside that range get c1 = +inf (always recomputed).
- *
- * SAEMON_TEST_MUTATE_BOUND (tests only, never in the library): 1 scales E by
- * 0.9, 2 drops the gamma term. The checkkernels suite builds both mutants and
- * requires its bit-exact check to FAIL on them (tests/checkkernels/meson.build). */
+ * The bound mutants (SAEMON_TEST_MUTATE_BOUND) live in kernels/screen-bound.h. */
 #ifndef SAEMON_X86_SCREEN_COMMON_H
 #define SAEMON_X86_SCREEN_COMMON_H
 
 #include <math.h>
 #include <string.h>
 
+#include "kernels/screen-bound.h"
 #include "kernels/x86/x86-epilogue.h"
-
-#define SCREEN_TINY 0x1p-50
-#define SCREEN_HUGE 0x1p50
-#define SCREEN_ROUND_UP (1.0 + 0x1p-20)
-
-#ifndef SAEMON_TEST_MUTATE_BOUND
-#define SAEMON_TEST_MUTATE_BOUND 0
-#endif
 
 /* Packed buffer: everything 64-byte aligned.
  *   rows   fp32 [d_sae][row_stride]   the recompute copy, zero padded
@@ -83,19 +52,6 @@ static inline screen_layout screen_layout_of(const saemon_kernel_plan *plan, siz
     return L;
 }
 
-static inline double screen_gamma(size_t d_in)
-{
-#if SAEMON_TEST_MUTATE_BOUND == 2
-    (void)d_in;
-    return 0.0; /* mutant: the fp32 recompute error ignored */
-#else
-    double nu = (double)(d_in + 16) * 0x1p-24;
-    return nu / (1.0 - nu);
-#endif
-}
-
-static inline float screen_round_up(double v) { return (float)(v * SCREEN_ROUND_UP); }
-
 /* Copy W into the fp32 rows section (zero padded to row_stride). */
 static inline void screen_pack_rows(const saemon_kernel_plan *plan, const float *w_rows, char *packed,
                                     const screen_layout *L)
@@ -118,89 +74,22 @@ typedef struct screen_row {
     uint32_t *cand; /* [SCREEN_CHUNK] latents to recompute */
 } screen_row;
 
-/* max|x| and whether the row can be screened at all. */
-static inline int screen_row_screenable(const float *x, size_t d_in, double *max_abs)
-{
-    double m = 0;
-    for (size_t i = 0; i < d_in; i++) {
-        double a = fabs((double)x[i]);
-        if (!(a <= 3.5e38)) /* NaN or Inf */
-            return 0;
-        if (a > m)
-            m = a;
-    }
-    *max_abs = m;
-    return m >= SCREEN_TINY && m <= SCREEN_HUGE;
-}
-
 /* ---- int8 quantisation, shared by the VNNI and AVX2 int8 variants ------- */
 
-/* int8 keeps |sum_i q_i w_ji| < 2^31 (255 * 127 * 65536 < 2^31 for the u8
- * offset form of VNNI; 2 * 127 * 127 * 32768 for vpmaddwd pairs), and
- * 128 * sum_i w_ji fits int32: past this d_in every row takes the fp32 path
- * and pack() writes no int8 copy. */
-#define I8_MAX_D_IN 65536
-
-/* Quantise latent row w (per-latent scale s = max|w|/127) and compute its
- * bound constants; weight i goes to q[(i / block) * stride + i % block] (the
- * variant's panel layout). Returns 0 for an all-zero row (D~ = 0, bound 0),
- * -1 when max|w| is out of range (c1 = +inf: always recomputed), 1 otherwise. */
-static inline int screen_i8_quantise_w(const float *w, size_t d_in, int8_t *q, size_t block, size_t stride, float *scale, float *c1, float *c2,
-                                       int32_t *sum_out)
-{
-    double m = 0, nw = 0;
-    for (size_t i = 0; i < d_in; i++) {
-        m = fabs((double)w[i]) > m ? fabs((double)w[i]) : m;
-        nw += (double)w[i] * w[i];
-    }
-    if (m == 0)
-        return 0;
-    if (!(m >= SCREEN_TINY && m <= SCREEN_HUGE)) {
-        *c1 = __builtin_inff();
-        return -1;
-    }
-    const float s = (float)(m / 127.0);
-    double resid = 0, nq = 0;
-    int32_t sum = 0;
-    for (size_t i = 0; i < d_in; i++) {
-        long v = lrint((double)w[i] / s);
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
-        double wh = (double)s * (double)v;
-        resid += (w[i] - wh) * (w[i] - wh);
-        nq += wh * wh;
-        sum += (int32_t)v;
-        q[(i / block) * stride + i % block] = (int8_t)v;
-    }
-    *scale = s;
-    *sum_out = sum;
-    *c1 = screen_round_up(sqrt(resid) + screen_gamma(d_in) * sqrt(nw) * SCREEN_ROUND_UP);
-    *c2 = screen_round_up(sqrt(nq));
-    return 1;
-}
-
-/* Quantise one row of x (s_x = max|x|/127) into q[0..d_in); rows that cannot
- * be screened (or every row when the plan turns screening off) are marked
- * fallback and q is left alone. */
-static inline void screen_i8_quantise_x(const saemon_kernel_plan *plan, const float *x, screen_row *row, int8_t *q)
+/* Quantise one row of x (kernels/screen-bound.h) into q[0..d_in); rows that
+ * cannot be screened (or every row when the plan turns screening off) are
+ * marked fallback and q is left alone. */
+static inline void screen_i8_quantise_row(const saemon_kernel_plan *plan, const float *x, screen_row *row, int8_t *q)
 {
     const size_t d_in = plan->d_in;
     double m;
-    row->fallback = d_in > I8_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_screenable(x, d_in, &m);
+    row->fallback = d_in > I8_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_max(x, d_in, &m);
     if (row->fallback)
         return;
-    const float sx = (float)(m / 127.0);
-    double xx = 0, rr = 0;
-    for (size_t i = 0; i < d_in; i++) {
-        long v = lrint((double)x[i] / sx);
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
-        double r = (double)x[i] - (double)sx * (double)v;
-        xx += (double)x[i] * x[i];
-        rr += r * r;
-        q[i] = (int8_t)v;
-    }
-    row->sx = sx;
-    row->x2 = screen_round_up(sqrt(xx));
-    row->r2 = screen_round_up(sqrt(rr));
+    const screen_i8_row r = screen_i8_quantise_x(x, d_in, m, q);
+    row->sx = r.sx;
+    row->x2 = r.x2;
+    row->r2 = r.r2;
 }
 
 /* ---- the screen, the recompute and the fp32 path ------------------------ */
@@ -214,14 +103,11 @@ static inline void screen_panel(const saemon_kernel_plan *plan, const char *pack
     const float *c1 = (const float *)(packed + L->c1), *c2 = (const float *)(packed + L->c2);
     const vf zero = v_zero();
     vf e = v_fmadd(v_load(c1 + j0), v_set1(row->x2), v_fmadd(v_load(c2 + j0), v_set1(row->r2), v_set1(e_abs)));
-#if SAEMON_TEST_MUTATE_BOUND == 1
-    e = v_mul(e, v_set1(0.9f)); /* mutant: a bound 10% too small */
-#endif
     const vf b = v_load_mask(valid, plan->bias + j0);
     vf t = plan->epilogue == SAEMON_EPI_THRESHOLD ? v_load_mask(valid, plan->threshold + j0) : zero;
-    /* slack: 2^-12 E + 2^-20 (|D~| + |b| + |t| + E) + 1e-30 */
+    /* E' (kernels/screen-bound.h) */
     vf mag_terms = v_add(v_add(v_abs(dt), v_abs(b)), v_add(v_abs(t), e));
-    e = v_fmadd(e, v_set1(1.0f + 0x1p-12f), v_fmadd(mag_terms, v_set1(0x1p-20f), v_set1(1e-30f)));
+    e = v_fmadd(e, v_set1(SCREEN_SLACK_E), v_fmadd(mag_terms, v_set1(SCREEN_SLACK_MAG), v_set1(SCREEN_SLACK_ABS)));
     const vf hi = v_add(dt, e), lo = v_sub(dt, e);
     vmask m;
     switch (plan->epilogue) {

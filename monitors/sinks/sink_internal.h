@@ -57,7 +57,7 @@ struct sink {
     pthread_cond_t space;        /* signalled when an alert leaves a full queue */
     sink_alert **ring;
     size_t cap, head, len;
-    bool closing, paused, thread_started;
+    bool closing, thread_started;
     pthread_t thread;
 
     _Atomic uint64_t received, delivered, retried, spooled, dropped, failed;
@@ -70,10 +70,6 @@ struct sink {
     _Atomic double drain_deadline; /* set by close(): handle() must be done by then */
     saemon_error error;
 };
-
-/* Test hook: stop every sink thread from taking alerts off its queue until
- * resumed (so a test can fill a queue deterministically). */
-void saemon_sinks_pause(saemon_sinks *sinks, bool paused);
 
 /* One kind of sink (sink_jsonl.c, sink_http.c, sink_exec.c): sinks.c picks
  * the kind's descriptor by saemon_sink_kind and calls open, which fills

@@ -98,12 +98,12 @@ static void *sink_thread(void *arg)
     double deadline = INFINITY;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        if (s->closing && !s->paused && !isfinite(deadline))
+        if (s->closing && !isfinite(deadline))
             deadline = atomic_load(&s->drain_deadline);
         /* Take what is queued (a bounded batch, so retries still get their
          * turn under constant load), then let the sink do its periodic work:
          * an HTTP sink spools every alert it takes before it delivers. */
-        for (int batch = 0; s->len && !s->paused && batch < 256; batch++) {
+        for (int batch = 0; s->len && batch < 256; batch++) {
             /* close() may come in the middle of a batch: the drain deadline
              * starts then, not after up to 256 more slow alerts. */
             if (s->closing && !isfinite(deadline))
@@ -124,7 +124,7 @@ static void *sink_thread(void *arg)
             sink_alert_release(a);
             pthread_mutex_lock(&s->mu);
         }
-        bool closing = s->closing && !s->paused;
+        bool closing = s->closing;
         if (closing && !isfinite(deadline))
             deadline = atomic_load(&s->drain_deadline);
         pthread_mutex_unlock(&s->mu);
@@ -132,7 +132,7 @@ static void *sink_thread(void *arg)
         pthread_mutex_lock(&s->mu);
         /* Anything that changed while poll() ran (a new alert, close()) was
          * signalled when nobody waited: look again instead of sleeping. */
-        if ((s->len && !s->paused) || (s->closing && !s->paused && !closing) || wait == 0)
+        if (s->len || (s->closing && !closing) || wait == 0)
             continue;
         if (closing && (wait < 0 || clock_now_s() >= deadline))
             break;
@@ -268,7 +268,7 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         sink *s = sinks->v[i];
         atomic_fetch_add(&s->received, 1);
         pthread_mutex_lock(&s->mu);
-        while (sinks->backpressure && copy && queue_full(s, copy->size) && !s->paused && !s->closing)
+        while (sinks->backpressure && copy && queue_full(s, copy->size) && !s->closing)
             pthread_cond_wait(&s->space, &s->mu);
         if (!copy || queue_full(s, copy->size)) {
             atomic_fetch_add(&s->dropped, 1);
@@ -305,17 +305,17 @@ void saemon_sinks_set_backpressure(saemon_sinks *sinks, bool wait_for_room)
         sinks->backpressure = wait_for_room;
 }
 
-size_t saemon_sinks_count(const saemon_sinks *sinks)
+size_t saemon_sinks_get_count(const saemon_sinks *sinks)
 {
     return sinks ? sinks->n : 0;
 }
 
-uint64_t saemon_sinks_received(const saemon_sinks *sinks)
+uint64_t saemon_sinks_get_received(const saemon_sinks *sinks)
 {
     return sinks ? atomic_load(&sinks->received) : 0;
 }
 
-void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out)
+void saemon_sinks_get_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *out)
 {
     memset(out, 0, sizeof *out);
     if (!sinks || i >= sinks->n)
@@ -338,17 +338,6 @@ void saemon_sinks_stats(const saemon_sinks *sinks, size_t i, saemon_sink_stats *
     pthread_mutex_unlock(&w->mu);
 }
 
-void saemon_sinks_pause(saemon_sinks *sinks, bool paused)
-{
-    for (size_t i = 0; sinks && i < sinks->n; i++) {
-        sink *s = sinks->v[i];
-        pthread_mutex_lock(&s->mu);
-        s->paused = paused;
-        pthread_cond_signal(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-    }
-}
-
 saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *err)
 {
     if (!sinks)
@@ -361,7 +350,6 @@ saemon_status saemon_sinks_stop(saemon_sinks *sinks, saemon_error *err)
             pthread_mutex_lock(&s->mu);
             atomic_store(&s->drain_deadline, clock_now_s() + s->drain_timeout_s);
             s->closing = true;
-            s->paused = false;
             pthread_cond_signal(&s->cv);
             pthread_mutex_unlock(&s->mu);
         }

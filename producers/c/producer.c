@@ -448,7 +448,7 @@ void saemon_producer_heartbeat(saemon_producer *p)
         maintain(p, ring_now_ns());
 }
 
-int saemon_producer_verdict(const saemon_producer *p, uint64_t stream)
+int saemon_producer_get_verdict(const saemon_producer *p, uint64_t stream)
 {
     if (!p || !p->h)
         return 0;

@@ -108,7 +108,7 @@ Test(read_file, public_loaders_refuse_a_fifo)
     saemon_sinks *sinks = NULL;
     cr_assert_eq(saemon_sinks_create(&sinks, &err), SAEMON_OK, "%s", err.message);
     expect_not_regular(saemon_sinks_add_config(sinks, p, &err), &err, p);
-    cr_assert_eq(saemon_sinks_count(sinks), 0);
+    cr_assert_eq(saemon_sinks_get_count(sinks), 0);
     saemon_sinks_destroy(sinks);
     free(p);
 
@@ -136,7 +136,7 @@ Test(read_file, spool_entry_fifo)
     saemon_status s = saemon_sinks_add(sinks, &o, &err);
     cr_assert_eq(s, SAEMON_OK, "got %s: %s", saemon_status_name(s), err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(sinks, 0, &st);
+    saemon_sinks_get_stats(sinks, 0, &st);
     cr_assert_eq(st.quarantined, 1);
     cr_assert_eq(st.spooled, 0);
     saemon_sinks_destroy(sinks);

@@ -474,7 +474,7 @@ static int selected(const saemon_kernel *k, const saemon_kernel *ref)
 {
     if (k == ref || !runnable(k))
         return 0;
-    return !opt.isa || strcmp(opt.isa, k->name) == 0 || strcmp(opt.isa, k->isa) == 0;
+    return !opt.isa || strcmp(opt.isa, k->name) == 0 || strcmp(opt.isa, k->family) == 0;
 }
 
 /* Run one case against every selected variant; returns the failure count. */
@@ -759,7 +759,7 @@ static int run_bench(void)
                 bench_generate(&d, d_in, d_sae, n, epis[e]);
                 for (size_t v = 0; v < nk; v++) {
                     const saemon_kernel *k = ks[v];
-                    if (!runnable(k) || (opt.isa && strcmp(opt.isa, k->name) && strcmp(opt.isa, k->isa)))
+                    if (!runnable(k) || (opt.isa && strcmp(opt.isa, k->name) && strcmp(opt.isa, k->family)))
                         continue;
                     const saemon_kernel_plan *p = &d.plan;
                     void *packed = xaligned(k->packed_size(p));
@@ -852,7 +852,7 @@ int main(int argc, char **argv)
         for (size_t v = 0; v < nk; v++)
         {
             char why[160];
-            printf("%-32s isa=%-10s priority=%-3d %s%s\n", ks[v]->name, ks[v]->isa, ks[v]->priority,
+            printf("%-32s family=%-10s priority=%-3d %s%s\n", ks[v]->name, ks[v]->family, ks[v]->priority,
                    ks[v]->reference ? "[reference] " : "", saemon_kernel_reason(ks[v], opt.isa, why, sizeof why));
         }
         return 0;

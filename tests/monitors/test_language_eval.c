@@ -180,11 +180,11 @@ Test(temporal, end_stream_resolves_what_still_fires)
     capture c = {0};
     feed1(mon, 0, 1, 1.0f, &c);
     feed1(mon, 1, 1, 1.0f, &c);
-    cr_assert_eq(saemon_monitor_stream_count(mon), 1);
+    cr_assert_eq(saemon_monitor_get_stream_count(mon), 1);
     saemon_monitor_end_stream(mon, 0, capture_alert, &c);
     expect_events(&c, "0:firing 1:resolved");
     cr_expect_eq(c.a[1].fired_token, 0);
-    cr_expect_eq(saemon_monitor_stream_count(mon), 0, "the stream's state is freed");
+    cr_expect_eq(saemon_monitor_get_stream_count(mon), 0, "the stream's state is freed");
     saemon_monitor_end_stream(mon, 0, capture_alert, &c); /* unknown stream: nothing */
     cr_expect_eq(c.n, 2);
     done(mon, rs);
@@ -389,6 +389,6 @@ Test(monitor, no_enabled_rules_observes_quietly)
     for (uint64_t t = 0; t < 4; t++)
         feed1(mon, t % 2 ? t : 0, 1, 1.0f, &c); /* restarts too */
     cr_expect_eq(c.n, 0);
-    cr_expect_eq(saemon_monitor_dropped(mon), 0);
+    cr_expect_eq(saemon_monitor_get_dropped(mon), 0);
     done(mon, rs);
 }

@@ -170,7 +170,7 @@ Test(stream, interleaved_streams_are_independent)
     cr_expect_eq(c.a[0].token, 1);
     cr_expect_eq(c.a[1].stream, 20);
     cr_expect_eq(c.a[1].token, 3);
-    cr_expect_eq(saemon_monitor_stream_count(mon), 2);
+    cr_expect_eq(saemon_monitor_get_stream_count(mon), 2);
     saemon_monitor_destroy(mon);
     saemon_rules_close(rs);
 }
@@ -191,8 +191,8 @@ Test(stream, many_streams_grow_the_map)
         }
     }
     cr_expect_eq(fired, 1000);
-    cr_expect_eq(saemon_monitor_stream_count(mon), 1000);
-    cr_expect_eq(saemon_monitor_dropped(mon), 0);
+    cr_expect_eq(saemon_monitor_get_stream_count(mon), 1000);
+    cr_expect_eq(saemon_monitor_get_dropped(mon), 0);
     saemon_monitor_destroy(mon);
     saemon_rules_close(rs);
 }
@@ -204,8 +204,8 @@ Test(rules, disabled_rule_never_fires)
                                       "  - name: off\n    enabled: false\n    condition: {feature: 7, above: 1}\n"
                                       "  - name: on\n    condition: {feature: 7, above: 1}\n",
                                       &rs);
-    cr_expect_eq(saemon_rules_count(rs), 2);
-    cr_expect_eq(saemon_rules_enabled_count(rs), 1);
+    cr_expect_eq(saemon_rules_get_count(rs), 2);
+    cr_expect_eq(saemon_rules_get_enabled_count(rs), 1);
     capture c = {0};
     feed_pattern(mon, 1, "1", &c);
     cr_assert_eq(c.n, 1);
@@ -325,7 +325,7 @@ Test(api, null_callback_still_tracks_state_and_bad_views_are_counted)
     saemon_token_view bad = {.stream = 1, .token = 2, .index = NULL, .value = val, .nnz = 1};
     saemon_monitor_observe(mon, &bad, capture_alert, &c);
     saemon_monitor_observe(mon, NULL, capture_alert, &c);
-    cr_expect_eq(saemon_monitor_dropped(mon), 2);
+    cr_expect_eq(saemon_monitor_get_dropped(mon), 2);
     saemon_monitor_destroy(mon);
     saemon_rules_close(rs);
 }

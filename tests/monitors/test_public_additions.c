@@ -46,11 +46,11 @@ Test(monitor_batch, same_alerts_as_token_by_token)
         cr_expect_eq(cb.a[i].stream, streams[i + 1], "alert %zu: %s", i, cb.a[i].json);
         cr_expect_eq(cb.a[i].token, tokens[i + 1], "alert %zu: %s", i, cb.a[i].json);
     }
-    cr_assert_eq(saemon_monitor_stream_count(batch), 2);
-    cr_assert_eq(saemon_monitor_dropped(batch), 0);
+    cr_assert_eq(saemon_monitor_get_stream_count(batch), 2);
+    cr_assert_eq(saemon_monitor_get_dropped(batch), 0);
     /* missing position arrays: nothing evaluated, every token counted as dropped */
     saemon_monitor_observe_batch(batch, &f, NULL, tokens, capture_alert, &cb);
-    cr_assert_eq(saemon_monitor_dropped(batch), 4);
+    cr_assert_eq(saemon_monitor_get_dropped(batch), 4);
     saemon_monitor_destroy(batch);
     saemon_monitor_destroy(single);
     saemon_rules_close(rs);

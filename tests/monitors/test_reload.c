@@ -252,7 +252,7 @@ Test(reload, many_streams_keep_their_own_state)
     for (uint64_t s = 0; s < 40; s++) /* grows the stream map past its first size */
         feed(mon, s, 0, idx, val, s % 2, &c);
     reload(mon, &rs, RULE_R("4", "    for: 2\n" RULE_OTHER), &c);
-    cr_expect_eq(saemon_monitor_stream_count(mon), 40);
+    cr_expect_eq(saemon_monitor_get_stream_count(mon), 40);
     for (uint64_t s = 0; s < 40; s++)
         feed(mon, s, 1, idx, val, 1, &c);
     cr_assert_eq(c.n, 20, "only the streams that held before the reload fire on their second token");

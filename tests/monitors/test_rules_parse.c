@@ -16,8 +16,8 @@ static saemon_monitor *monitor(saemon_ruleset *rs)
 Test(parse, minimal_rule_gets_defaults)
 {
     saemon_ruleset *rs = load_ok("rules:\n  - name: r\n    condition: {feature: 7, above: 4.0}\n");
-    cr_expect_eq(saemon_rules_count(rs), 1);
-    cr_expect_eq(saemon_rules_enabled_count(rs), 1);
+    cr_expect_eq(saemon_rules_get_count(rs), 1);
+    cr_expect_eq(saemon_rules_get_enabled_count(rs), 1);
     saemon_monitor *mon = monitor(rs);
     capture c = {0};
     const uint32_t idx[] = {7};
@@ -115,7 +115,7 @@ Test(parse, anchors_aliases_and_comments)
                                  "    labels: &common {team: safety}\n"
                                  "    condition: &hot {feature: 5, above: 1}\n"
                                  "  - name: b\n    labels: *common\n    condition: {all: [*hot, {feature: 6, below: 1}]}\n");
-    cr_expect_eq(saemon_rules_count(rs), 2);
+    cr_expect_eq(saemon_rules_get_count(rs), 2);
     saemon_monitor *mon = monitor(rs);
     capture c = {0};
     const uint32_t idx[] = {5};
@@ -151,8 +151,8 @@ Test(parse, example_file_in_the_repository)
     saemon_ruleset *rs = NULL;
     saemon_error err = {0};
     cr_assert_eq(saemon_rules_open(path, NULL, &rs, &err), SAEMON_OK, "%s", err.message);
-    cr_expect_eq(saemon_rules_count(rs), 6);
-    cr_expect_eq(saemon_rules_enabled_count(rs), 5);
+    cr_expect_eq(saemon_rules_get_count(rs), 6);
+    cr_expect_eq(saemon_rules_get_enabled_count(rs), 5);
     saemon_dict_info info = {0};
     info.name = "pasttense-mlp/saelens";
     info.d_sae = 512;
@@ -181,7 +181,7 @@ Test(parse, every_shipped_example_loads)
             continue;
         }
         cr_expect_eq(saemon_rules_open(g.gl_pathv[i], NULL, &rs, &err), SAEMON_OK, "%s", err.message);
-        cr_expect_gt(saemon_rules_count(rs), 0, "%s", g.gl_pathv[i]);
+        cr_expect_gt(saemon_rules_get_count(rs), 0, "%s", g.gl_pathv[i]);
         saemon_rules_close(rs);
     }
     globfree(&g);

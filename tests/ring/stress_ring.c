@@ -42,7 +42,7 @@ static void *produce(void *arg)
             row[i] = (float)(t * 2 * D + i);
         if (saemon_producer_publish(p, t % 7, t, row, n) != SAEMON_PRODUCER_OK)
             fail("publish dropped in lossless mode");
-        (void)saemon_producer_verdict(p, t % 7);
+        (void)saemon_producer_get_verdict(p, t % 7);
     }
     saemon_producer_detach(p);
     return NULL;

@@ -115,14 +115,14 @@ Test(ring, handshake_publish_consume_verdict)
     cr_assert(st.heartbeat_age_s >= 0);
 
     /* verdicts: highest wins, visible to the producer */
-    cr_assert_eq(saemon_producer_verdict(p, 7), 0);
+    cr_assert_eq(saemon_producer_get_verdict(p, 7), 0);
     saemon_ring_set_verdict(r, 7, SAEMON_VERDICT_WARNING);
-    cr_assert_eq(saemon_producer_verdict(p, 7), 2);
+    cr_assert_eq(saemon_producer_get_verdict(p, 7), 2);
     saemon_ring_set_verdict(r, 7, SAEMON_VERDICT_INFO);
-    cr_assert_eq(saemon_producer_verdict(p, 7), 2, "never lowered");
+    cr_assert_eq(saemon_producer_get_verdict(p, 7), 2, "never lowered");
     saemon_ring_set_verdict(r, 7, SAEMON_VERDICT_BLOCK);
-    cr_assert_eq(saemon_producer_verdict(p, 7), 4);
-    cr_assert_eq(saemon_producer_verdict(p, 8), 0);
+    cr_assert_eq(saemon_producer_get_verdict(p, 7), 4);
+    cr_assert_eq(saemon_producer_get_verdict(p, 8), 0);
 
     saemon_producer_detach(p);
     saemon_ring_get_stats(r, &st);

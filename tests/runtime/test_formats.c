@@ -420,7 +420,7 @@ Test(format_refusals, saelens_log_threshold_and_sparsity)
     saelens_jumprelu(tmp, 0, 0);
     saemon_dict *ok = open_ok(tmp);
     cr_assert_null(saemon_dict_get_info(ok)->log_feature_sparsity);
-    cr_assert(!saemon_dict_feature_dead(ok, 0));
+    cr_assert(!saemon_dict_is_feature_dead(ok, 0));
     saemon_dict_close(ok);
     saelens_jumprelu(tmp, 1, 0);
     open_bad(tmp, SAEMON_ERR_FORMAT, "tensors 'threshold' and 'log_threshold' both give threshold");
@@ -435,11 +435,11 @@ Test(format_refusals, saelens_log_threshold_and_sparsity)
     /* values -10 + 0.01 * (i % 7): the i % 7 == 0 ones are dead. */
     cr_assert_eq(in->n_dead_features, 3);
     float v = 0;
-    cr_assert(saemon_dict_feature_log_sparsity(ok, 1, &v));
+    cr_assert(saemon_dict_get_feature_log_sparsity(ok, 1, &v));
     cr_assert_float_eq(v, -9.99f, 1e-5);
-    cr_assert(saemon_dict_feature_dead(ok, 7));
-    cr_assert(!saemon_dict_feature_dead(ok, 8));
-    cr_assert(!saemon_dict_feature_log_sparsity(ok, 16, &v));
+    cr_assert(saemon_dict_is_feature_dead(ok, 7));
+    cr_assert(!saemon_dict_is_feature_dead(ok, 8));
+    cr_assert(!saemon_dict_get_feature_log_sparsity(ok, 16, &v));
     saemon_dict_close(ok);
     sparsity(tmp, VIN, -3.0f);
     open_bad(tmp, SAEMON_ERR_SHAPE, "sparsity.safetensors: tensor 'sparsity' has shape [4]");

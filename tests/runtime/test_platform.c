@@ -9,13 +9,13 @@
 
 Test(kernels, list_runnable_reason_and_choice)
 {
-    size_t n = saemon_kernel_count();
+    size_t n = saemon_kernel_get_count();
     cr_assert_gt(n, 0);
     size_t chosen = 0, scalar = 0, reference = 0;
     saemon_kernel_info k;
     for (size_t i = 0; i < n; i++) {
         cr_assert(saemon_kernel_get(i, &k));
-        cr_assert(k.name && *k.name && k.isa && *k.isa);
+        cr_assert(k.name && *k.name && k.family && *k.family);
         if (k.runnable)
             cr_expect_str_eq(k.why_not, "", "%s", k.name);
         else
@@ -25,7 +25,7 @@ Test(kernels, list_runnable_reason_and_choice)
         reference += k.reference;
         cr_expect(k.reason && *k.reason, "%s: no reason given", k.name);
         cr_expect(!k.reference || !k.chosen || getenv("SAEMON_ISA"), "the reference %s chosen unasked", k.name);
-        if (!strcmp(k.isa, "scalar")) {
+        if (!strcmp(k.family, "scalar")) {
             scalar++;
             cr_expect(k.runnable, "the scalar reference runs everywhere");
         }
@@ -43,7 +43,7 @@ Test(kernels, choice_follows_saemon_isa)
     saemon_kernel_info k;
     for (size_t i = 0; saemon_kernel_get(i, &k); i++)
         if (k.chosen)
-            cr_expect_str_eq(k.isa, "scalar");
+            cr_expect_str_eq(k.family, "scalar");
     unsetenv("SAEMON_ISA");
 }
 

@@ -143,7 +143,7 @@ static void check_arch(saemon_arch arch)
             os.full_every = 5;
             cr_assert_eq(saemon_encoder_create(d, &os, &sub, &err), SAEMON_OK, "%s", err.message);
             cr_assert(saemon_encoder_is_subset(sub));
-            cr_assert_eq(saemon_encoder_latent_count(sub), distinct(set_a, na)); /* 77 is listed twice */
+            cr_assert_eq(saemon_encoder_get_latent_count(sub), distinct(set_a, na)); /* 77 is listed twice */
             const saemon_features *ff, *fs;
             cr_assert_eq(saemon_encoder_encode(full, x, ROWS, &ff, &err), SAEMON_OK);
             hold(&ref, ff);
@@ -170,7 +170,7 @@ static void check_arch(saemon_arch arch)
             cr_assert(memcmp(fs->value, ref.value, ref.offsets[ROWS] * sizeof(float)) == 0, "%s", what);
             /* reload: set B applies from the next batch on (rows counted on: 13 % 5 = 3, so rows 2, 7, 12 are full) */
             cr_assert_eq(saemon_encoder_set_latents(sub, set_b, nb, &err), SAEMON_OK, "%s", err.message);
-            cr_assert_eq(saemon_encoder_latent_count(sub), distinct(set_b, nb));
+            cr_assert_eq(saemon_encoder_get_latent_count(sub), distinct(set_b, nb));
             cr_assert_eq(saemon_encoder_encode(sub, x, ROWS, &fs, &err), SAEMON_OK);
             for (size_t r = 0; r < ROWS; r++)
                 if (fs->subset[r])
@@ -207,8 +207,8 @@ Test(subset, topk_refuses_a_subset_and_auto_encodes_everything)
     o.encode = SAEMON_ENCODE_AUTO;
     cr_assert_eq(saemon_encoder_create(d, &o, &enc, &err), SAEMON_OK, "%s", err.message);
     cr_assert_not(saemon_encoder_is_subset(enc));
-    cr_assert_eq(saemon_encoder_latent_count(enc), D_SAE);
-    cr_assert(strstr(saemon_encoder_plan(enc), "TopK"), "%s", saemon_encoder_plan(enc));
+    cr_assert_eq(saemon_encoder_get_latent_count(enc), D_SAE);
+    cr_assert(strstr(saemon_encoder_get_plan(enc), "TopK"), "%s", saemon_encoder_get_plan(enc));
     cr_assert_eq(saemon_encoder_set_latents(enc, lat, 3, &err), SAEMON_ERR_UNSUPPORTED);
     saemon_encoder_destroy(enc);
     saemon_dict_close(d);
@@ -229,12 +229,12 @@ Test(subset, auto_follows_the_reason_rules_refuses_it)
     o.encode = SAEMON_ENCODE_AUTO;
     cr_assert_eq(saemon_encoder_create(d, &o, &enc, &err), SAEMON_OK, "%s", err.message);
     cr_assert_not(saemon_encoder_is_subset(enc));
-    cr_assert(strstr(saemon_encoder_plan(enc), "reads L0"), "%s", saemon_encoder_plan(enc));
+    cr_assert(strstr(saemon_encoder_get_plan(enc), "reads L0"), "%s", saemon_encoder_get_plan(enc));
     saemon_encoder_destroy(enc);
     o.full_reason = NULL;
     cr_assert_eq(saemon_encoder_create(d, &o, &enc, &err), SAEMON_OK, "%s", err.message);
     cr_assert(saemon_encoder_is_subset(enc));
-    cr_assert(strstr(saemon_encoder_plan(enc), "subset of 2 of 700"), "%s", saemon_encoder_plan(enc));
+    cr_assert(strstr(saemon_encoder_get_plan(enc), "subset of 2 of 700"), "%s", saemon_encoder_get_plan(enc));
     /* without keep_full there is no way back to every latent */
     cr_assert_eq(saemon_encoder_set_latents(enc, NULL, 0, &err), SAEMON_ERR_UNSUPPORTED);
     cr_assert_eq(saemon_encoder_encode_full(enc, x, 1, &(const saemon_features *){0}, &err), SAEMON_ERR_UNSUPPORTED);

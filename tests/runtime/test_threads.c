@@ -121,13 +121,13 @@ Test(threads, pinning_is_applied_and_read_back)
     saemon_error err = {0};
     saemon_encoder_options o = {.max_batch = 4, .threads = 2};
     cr_assert_eq(saemon_encoder_create(d, &o, &enc, &err), SAEMON_OK, "%s", err.message);
-    size_t n = saemon_encoder_threads(enc);
+    size_t n = saemon_encoder_get_threads(enc);
     cr_assert_eq(n, n_cpus >= 2 ? 2u : 1u);
     if (n_cpus < 2)
-        cr_assert_neq(saemon_encoder_warning(enc)[0], 0, "fewer cores than asked must warn");
+        cr_assert_neq(saemon_encoder_get_warning(enc)[0], 0, "fewer cores than asked must warn");
     int seen[2] = {-1, -1};
     for (size_t s = 0; s < n; s++) {
-        seen[s] = saemon_encoder_thread_cpu(enc, s);
+        seen[s] = saemon_encoder_get_thread_cpu(enc, s);
         cr_assert_geq(seen[s], 0, "slice %zu is not pinned", s);
         cr_assert(CPU_ISSET(seen[s], &before), "slice %zu pinned outside the allowed cpuset", s);
     }
@@ -150,8 +150,8 @@ Test(threads, more_threads_than_cores_warns_and_falls_back)
     saemon_error err = {0};
     saemon_encoder_options o = {.max_batch = 2, .threads = 64, .no_pin = 1};
     cr_assert_eq(saemon_encoder_create(d, &o, &enc, &err), SAEMON_OK, "%s", err.message);
-    cr_assert_leq(saemon_encoder_threads(enc), (size_t)n_cpus);
-    cr_assert(strstr(saemon_encoder_warning(enc), "only"), "warning: %s", saemon_encoder_warning(enc));
+    cr_assert_leq(saemon_encoder_get_threads(enc), (size_t)n_cpus);
+    cr_assert(strstr(saemon_encoder_get_warning(enc), "only"), "warning: %s", saemon_encoder_get_warning(enc));
     saemon_encoder_destroy(enc);
     saemon_dict_close(d);
 }

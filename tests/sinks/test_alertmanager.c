@@ -156,7 +156,7 @@ static void send_one(int port, const saemon_alert *a)
     saemon_sinks_alert(a, s);
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 1, "alertmanager accepted the alert (failed %llu)", (unsigned long long)st.failed);
     saemon_sinks_destroy(s);
 }

@@ -91,7 +91,7 @@ Test(auth, basic_auth_password_file_rotated_while_running, .init = setup, .timeo
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 2, "both alerts accepted: the rotated password was picked up");
     cr_assert_eq(st.failed, 0);
     cr_assert_eq(srv.req[0].status, 200);
@@ -150,7 +150,7 @@ Test(auth, wrong_credentials_are_refused_counted_and_not_retried, .init = setup,
     saemon_sinks_stop(s, &err);
     cr_assert(!strstr(err.message, "Secret"), "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 0);
     cr_assert_eq(st.failed, 3, "every refused alert is counted failed");
     cr_assert_eq(st.retried, 0, "a 401 is not retried");

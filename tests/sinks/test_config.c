@@ -48,17 +48,17 @@ Test(config, every_kind)
     saemon_sinks *s;
     saemon_error err = {0};
     cr_assert_eq(load(yaml, &s, &err), SAEMON_OK, "%s", err.message);
-    cr_assert_eq(saemon_sinks_count(s), 5);
+    cr_assert_eq(saemon_sinks_get_count(s), 5);
     const char *kinds[] = {"jsonl", "stdout", "webhook", "alertmanager", "exec"};
     for (size_t i = 0; i < 5; i++) {
         saemon_sink_stats st;
-        saemon_sinks_stats(s, i, &st);
+        saemon_sinks_get_stats(s, i, &st);
         cr_assert_str_eq(st.kind, kinds[i]);
     }
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_str_eq(st.name, "file");
-    saemon_sinks_stats(s, 2, &st);
+    saemon_sinks_get_stats(s, 2, &st);
     cr_assert_str_eq(st.name, "webhook:http://127.0.0.1:9/hook");
     /* Nothing listens on port 9: the alertmanager sink (no spool) loses its
      * alert and says so; the webhook keeps its one in the spool. */
@@ -67,9 +67,9 @@ Test(config, every_kind)
     saemon_status cs = saemon_sinks_stop(s, &err);
     cr_assert_eq(cs, SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "alertmanager:http://127.0.0.1:9"), "%s", err.message);
-    saemon_sinks_stats(s, 2, &st);
+    saemon_sinks_get_stats(s, 2, &st);
     cr_assert_eq(st.spooled, 1);
-    saemon_sinks_stats(s, 4, &st);
+    saemon_sinks_get_stats(s, 4, &st);
     cr_assert_eq(st.delivered, 1, "exec true");
     saemon_sinks_destroy(s);
     test_rmtree(dir);
@@ -83,7 +83,7 @@ static void expect_error(const char *yaml, const char *where, const char *what)
     cr_assert_neq(load(yaml, &s, &err), SAEMON_OK, "accepted:\n%s", yaml);
     cr_assert(strstr(err.message, where), "want '%s' in: %s", where, err.message);
     cr_assert(strstr(err.message, what), "want '%s' in: %s", what, err.message);
-    cr_assert_eq(saemon_sinks_count(s), 0, "nothing is opened from an invalid file");
+    cr_assert_eq(saemon_sinks_get_count(s), 0, "nothing is opened from an invalid file");
     saemon_sinks_destroy(s);
 }
 

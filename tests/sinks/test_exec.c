@@ -24,7 +24,7 @@ static saemon_sink_stats run_exec(const char *const *argv, double timeout, int n
         saemon_sinks_alert(test_alert_make(&t, (uint64_t)i, i % 2 ? "resolved" : "firing"), s);
     cr_assert_eq(saemon_sinks_stop(s, &err), want, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     saemon_sinks_destroy(s);
     return st;
 }
@@ -114,7 +114,7 @@ Test(exec, close_stops_running_commands_at_the_drain_timeout, .timeout = 30)
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "drain timeout"), "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     /* The first command may start before the deadline; the others cannot. */
     cr_assert_geq(st.failed, 4);
     cr_assert_eq(st.delivered + st.failed, 5);
@@ -139,7 +139,7 @@ Test(exec, close_in_the_middle_of_a_batch_keeps_the_drain_timeout, .timeout = 30
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "drain timeout"), "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_expect_eq(st.failed, 200, "every alert failed (the running one killed, the rest unhandled)");
     cr_expect_eq(st.delivered, 0);
     cr_expect(strstr(st.last_failure, "drain timeout"), "%s", st.last_failure);

@@ -4,6 +4,8 @@
 #include <cJSON.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "monitors/sinks/sink_internal.h" /* saemon_sinks_pause */
 #include "tests/sinks/sink_test.h"
 #include "tests/support/support.h"
 
@@ -73,6 +74,96 @@ static size_t tokens_in(const char *path, uint64_t *tokens, size_t max)
     return n;
 }
 
+/* A consumer held up for real: the jsonl sink writes into a FIFO whose pipe
+ * is already full and which nobody reads yet (a log shipper that stalls).
+ * The sink's thread takes one alert and blocks in write(); what is sent after
+ * that stays queued (or is dropped) until the test starts reading. */
+typedef struct stalled_fifo {
+    char path[4096];
+    int fd; /* the test's end: O_RDWR, so the pipe never sees EOF */
+    pthread_t reader;
+    int stop;
+    char *data; /* what the sink wrote, once read */
+    size_t len, cap;
+} stalled_fifo;
+
+static void fifo_stall(stalled_fifo *f, const char *dir)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->path, sizeof f->path, "%s/stalled.fifo", dir);
+    cr_assert_eq(mkfifo(f->path, 0600), 0);
+    f->fd = open(f->path, O_RDWR | O_NONBLOCK);
+    cr_assert_geq(f->fd, 0);
+    fcntl(f->fd, F_SETPIPE_SZ, 4096);
+    char nl[512];
+    memset(nl, '\n', sizeof nl); /* empty lines: no alert, skipped by tokens_in */
+    while (write(f->fd, nl, sizeof nl) > 0)
+        ;
+    while (write(f->fd, nl, 1) > 0) /* to the last byte: any alert line then blocks */
+        ;
+}
+
+/* Send one alert and wait until the sink's thread has taken it off the queue:
+ * it is then blocked writing into the full pipe. */
+static void fifo_block_consumer(saemon_sinks *s, uint64_t token)
+{
+    test_alert t;
+    saemon_sinks_alert(test_alert_make(&t, token, "firing"), s);
+    saemon_sink_stats st;
+    for (int i = 0; i < 20000; i++) { /* a state, not a timing: up to 20 s on a loaded machine */
+        saemon_sinks_get_stats(s, 0, &st);
+        if (st.received == 1 && st.queued_bytes == 0)
+            return;
+        usleep(1000);
+    }
+    cr_assert_fail("the sink never took the first alert");
+}
+
+static void *fifo_read_all(void *arg)
+{
+    stalled_fifo *f = arg;
+    for (;;) {
+        if (f->cap - f->len < 65536) {
+            f->cap = f->cap ? 2 * f->cap : 1 << 20;
+            f->data = realloc(f->data, f->cap);
+        }
+        ssize_t n = read(f->fd, f->data + f->len, f->cap - f->len - 1);
+        if (n > 0) {
+            f->len += (size_t)n;
+            continue;
+        }
+        if (__atomic_load_n(&f->stop, __ATOMIC_ACQUIRE))
+            break; /* the sink has stopped and the pipe is empty */
+        struct pollfd p = {.fd = f->fd, .events = POLLIN};
+        poll(&p, 1, 20);
+    }
+    f->data[f->len] = 0;
+    return NULL;
+}
+
+/* Let the stalled consumer go: read everything, then stop the sinks. */
+static void fifo_release_and_stop(stalled_fifo *f, saemon_sinks *s)
+{
+    cr_assert_eq(pthread_create(&f->reader, NULL, fifo_read_all, f), 0);
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    __atomic_store_n(&f->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(f->reader, NULL);
+    close(f->fd);
+}
+
+/* Tokens of the alert lines in the text read from the FIFO. */
+static size_t fifo_tokens(stalled_fifo *f, uint64_t *tokens, size_t max)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.txt", f->path);
+    FILE *out = fopen(tmp, "wb");
+    cr_assert(out);
+    fwrite(f->data, 1, f->len, out);
+    fclose(out);
+    return tokens_in(tmp, tokens, max);
+}
+
 static saemon_sinks *open_jsonl(const saemon_sink_options *o)
 {
     saemon_sinks *s = NULL;
@@ -89,7 +180,7 @@ static void send_alerts(saemon_sinks *s, uint64_t first, uint64_t n, const char 
         saemon_sinks_alert(test_alert_make(&t, i, status), s);
 }
 
-Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
+Test(jsonl, appends_one_line_per_alert)
 {
     char *dir = test_tmpdir();
     char path[4096];
@@ -99,20 +190,13 @@ Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
     fclose(f);
     saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path};
     saemon_sinks *s = open_jsonl(&o);
-    saemon_sinks_pause(s, true); /* the copy must be taken before the callback returns */
     test_alert t;
     saemon_sinks_alert(test_alert_make(&t, 3, "firing"), s);
-    strcpy(t.rule, "OVERWRITTEN");
-    strcpy(t.group, "OVERWRITTEN");
-    strcpy(t.label, "OVERWRITTEN");
-    t.features[0].index = 999;
     saemon_sinks_alert(test_alert_make(&t, 4, "resolved"), s);
-    strcpy(t.status, "XXXX");
-    saemon_sinks_pause(s, false);
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 2);
     cr_assert_eq(st.dropped, 0);
     cr_assert_str_eq(st.kind, "jsonl");
@@ -129,6 +213,52 @@ Test(jsonl, appends_one_line_per_alert_and_copies_the_alert)
               "line: %s", l2);
     cr_assert_eq(strchr(l2, '\n')[1], 0, "exactly three lines");
     free(text);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* The sink copies the alert before saemon_sinks_alert returns: the caller's
+ * struct is overwritten while the alert still waits behind a stalled
+ * consumer (a FIFO nobody reads yet). */
+Test(jsonl, copies_the_alert_before_the_call_returns)
+{
+    char *dir = test_tmpdir();
+    stalled_fifo ff;
+    fifo_stall(&ff, dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = ff.path};
+    saemon_sinks *s = open_jsonl(&o);
+    fifo_block_consumer(s, 100);
+    test_alert t;
+    saemon_sinks_alert(test_alert_make(&t, 3, "firing"), s);
+    strcpy(t.rule, "OVERWRITTEN");
+    strcpy(t.group, "OVERWRITTEN");
+    strcpy(t.label, "OVERWRITTEN");
+    t.features[0].index = 999;
+    saemon_sinks_alert(test_alert_make(&t, 4, "resolved"), s);
+    strcpy(t.status, "XXXX");
+    saemon_sink_stats st;
+    saemon_sinks_get_stats(s, 0, &st);
+    cr_assert_eq(st.delivered, 0, "the consumer is still stalled");
+    fifo_release_and_stop(&ff, s);
+    saemon_sinks_get_stats(s, 0, &st);
+    cr_assert_eq(st.delivered, 3);
+    cr_assert_eq(st.dropped, 0);
+    saemon_sinks_destroy(s);
+
+    char *l1 = strstr(ff.data, "\"token\":3,"), *l2 = strstr(ff.data, "\"token\":4,");
+    cr_assert(l1 && l2, "alerts 3 and 4 written: %s", ff.data);
+    while (l1 > ff.data && l1[-1] != '\n')
+        l1--;
+    while (l2 > ff.data && l2[-1] != '\n')
+        l2--;
+    *strchr(l1, '\n') = 0;
+    *strchr(l2, '\n') = 0;
+    cr_assert(strstr(l1, "\"rule\":\"deception\"") && strstr(l1, "\"status\":\"firing\"") &&
+                  strstr(l1, "\"index\":12") && strstr(l1, "\"label\":\"talks about lying\"") &&
+                  strstr(l1, "\"group\":\"safety-pack\""),
+              "line: %s", l1);
+    cr_assert(strstr(l2, "\"status\":\"resolved\""), "line: %s", l2);
+    free(ff.data);
     test_rmtree(dir);
     free(dir);
 }
@@ -205,25 +335,25 @@ Test(jsonl, fsync_policy)
 Test(jsonl, full_queue_drops_and_counts)
 {
     char *dir = test_tmpdir();
-    char path[4096];
-    snprintf(path, sizeof path, "%s/q.jsonl", dir);
-    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .queue_capacity = 4};
+    stalled_fifo ff;
+    fifo_stall(&ff, dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = ff.path, .queue_capacity = 4};
     saemon_sinks *s = open_jsonl(&o);
-    saemon_sinks_pause(s, true); /* the consumer takes nothing: the queue fills */
-    send_alerts(s, 0, 10, "firing");
+    fifo_block_consumer(s, 0); /* the consumer takes nothing more: the queue fills */
+    send_alerts(s, 1, 10, "firing");
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
-    cr_assert_eq(st.received, 10);
+    saemon_sinks_get_stats(s, 0, &st);
+    cr_assert_eq(st.received, 11);
     cr_assert_eq(st.dropped, 6);
-    saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
-    saemon_sinks_stats(s, 0, &st);
-    cr_assert_eq(st.delivered, 4);
-    cr_assert_eq(saemon_sinks_received(s), 10);
+    fifo_release_and_stop(&ff, s);
+    saemon_sinks_get_stats(s, 0, &st);
+    cr_assert_eq(st.delivered, 5);
+    cr_assert_eq(saemon_sinks_get_received(s), 11);
     saemon_sinks_destroy(s);
     uint64_t tok[16];
-    cr_assert_eq(tokens_in(path, tok, 16), 4);
-    cr_assert(tok[0] == 0 && tok[3] == 3, "the oldest four were kept, in order");
+    cr_assert_eq(fifo_tokens(&ff, tok, 16), 5);
+    cr_assert(tok[0] == 0 && tok[1] == 1 && tok[4] == 4, "the oldest four queued were kept, in order");
+    free(ff.data);
     test_rmtree(dir);
     free(dir);
 }
@@ -241,7 +371,7 @@ Test(jsonl, backpressure_waits_for_room_instead_of_dropping)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.dropped, 0, "backpressure must never drop");
     cr_assert_eq(st.delivered, 300);
     saemon_sinks_destroy(s);
@@ -263,7 +393,7 @@ Test(jsonl, write_failure_fails_close_with_the_reason)
     cr_assert(strstr(err.message, "/dev/full") && strstr(err.message, "No space left on device"), "%s",
               err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.failed, 3);
     cr_assert_eq(st.delivered, 0);
     saemon_sinks_destroy(s);
@@ -277,7 +407,7 @@ Test(jsonl, unopenable_file_is_refused_at_add)
     saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = "/nonexistent-dir/x.jsonl"};
     cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "/nonexistent-dir/x.jsonl"), "%s", err.message);
-    cr_assert_eq(saemon_sinks_count(s), 0);
+    cr_assert_eq(saemon_sinks_get_count(s), 0);
     saemon_sinks_destroy(s);
 }
 
@@ -329,11 +459,11 @@ Test(jsonl, a_failed_write_leaves_no_partial_line)
 Test(jsonl, queue_is_bounded_in_bytes)
 {
     char *dir = test_tmpdir();
-    char path[4096];
-    snprintf(path, sizeof path, "%s/q.jsonl", dir);
-    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = path, .queue_bytes = 10u << 20};
+    stalled_fifo ff;
+    fifo_stall(&ff, dir);
+    saemon_sink_options o = {.kind = SAEMON_SINK_JSONL, .path = ff.path, .queue_bytes = 10u << 20};
     saemon_sinks *s = open_jsonl(&o);
-    saemon_sinks_pause(s, true);
+    fifo_block_consumer(s, 1000); /* small, taken off the queue: the 4 MB ones queue behind it */
     size_t big = 4u << 20;
     char *description = malloc(big + 1);
     memset(description, 'x', big);
@@ -346,17 +476,17 @@ Test(jsonl, queue_is_bounded_in_bytes)
     }
     free(description);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
-    cr_expect_eq(st.received, 148);
+    saemon_sinks_get_stats(s, 0, &st);
+    cr_expect_eq(st.received, 149);
     cr_expect_eq(st.dropped, 146, "two 4 MB alerts fit in 10 MB");
     cr_expect_leq(st.queued_bytes, 10u << 20);
     cr_expect_gt(st.queued_bytes, 8u << 20);
-    saemon_error err = {0};
-    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
-    saemon_sinks_stats(s, 0, &st);
-    cr_expect_eq(st.delivered, 2);
+    fifo_release_and_stop(&ff, s);
+    saemon_sinks_get_stats(s, 0, &st);
+    cr_expect_eq(st.delivered, 3);
     cr_expect_eq(st.queued_bytes, 0);
     saemon_sinks_destroy(s);
+    free(ff.data);
     test_rmtree(dir);
     free(dir);
 }

@@ -99,7 +99,7 @@ Test(webhook, retries_with_exponential_backoff, .init = setup)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 1);
     cr_assert_eq(st.retried, 3);
     cr_assert_eq(st.failed, 0);
@@ -130,7 +130,7 @@ Test(webhook, refusal_is_not_retried_and_is_set_aside, .init = setup)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.failed, 1);
     cr_assert_eq(st.delivered, 1);
     cr_assert_eq(st.retried, 0);
@@ -162,7 +162,7 @@ Test(webhook, gives_up_without_a_spool_and_says_so, .init = setup)
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "1 alerts could not be delivered") && strstr(err.message, url), "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.failed, 1);
     cr_assert_eq(st.retried, 2);
     saemon_sinks_destroy(s);
@@ -186,7 +186,7 @@ Test(webhook, spool_keeps_alerts_while_the_receiver_is_down, .init = setup)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "spooled alerts are not lost: %s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.spooled, 5);
     cr_assert_eq(st.delivered, 0);
     saemon_sinks_destroy(s);
@@ -200,7 +200,7 @@ Test(webhook, spool_keeps_alerts_while_the_receiver_is_down, .init = setup)
     s = open_sink(&o);
     saemon_sinks_alert(test_alert_make(&t, 5, "firing"), s);
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.delivered, 6);
     cr_assert_eq(st.spooled, 0);
     saemon_sinks_destroy(s);
@@ -286,7 +286,7 @@ Test(webhook, spool_survives_kill_9_mid_delivery, .init = setup, .timeout = 60)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     fprintf(stderr, "kill-9 test: restart delivered %llu\n", (unsigned long long)st.delivered);
     cr_assert_eq(st.spooled, 0);
     saemon_sinks_destroy(s);
@@ -423,7 +423,7 @@ Test(webhook, bad_spool_entries_are_quarantined, .init = setup)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_expect_eq(st.quarantined, 5);
     cr_expect_eq(st.delivered, 1);
     saemon_sinks_destroy(s);

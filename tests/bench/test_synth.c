@@ -7,9 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "bench/bench.h"
 #include "saemon/npy.h"
-#include "synth.h"
+#include "bench/synth.h"
 
 static const saemon_kernel *scalar(void)
 {
