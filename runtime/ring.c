@@ -324,15 +324,41 @@ static void idle_wait(saemon_ring *r, int timeout_ms)
     __atomic_store_n(&h->waiters, 0u, __ATOMIC_RELAXED);
 }
 
+/* The SIGBUS guard (ring_guard.c) found the segment broken under us (shrunk
+ * by a producer, or a page /dev/shm could not provide): count it, start over
+ * on a fresh segment at the same address. Every stream has a gap; the
+ * producer re-attaches and announces again. */
+static int recover(saemon_ring *r, saemon_error *err)
+{
+    __atomic_store_n(&r->faulted, 0, __ATOMIC_RELEASE);
+    bump(&r->segment_faults, 1);
+    if (ring_segment_recreate(r, err) != SAEMON_OK)
+        return -1;
+    r->holding = false;
+    r->tail = 0;
+    __atomic_store_n(&r->tail_shared, 0, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&r->lock);
+    r->judged_gen = 0;
+    r->judgement = RING_JUDGE_NONE;
+    r->ann_model[0] = r->ann_hook[0] = 0;
+    pthread_mutex_unlock(&r->lock);
+    ring_streams_mark_all(&r->streams);
+    return 0;
+}
+
 int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_error *err)
 {
     if (!r || !f || !r->h) {
         saemon_error_set(err, SAEMON_ERR_ARG, "saemon_ring_next: NULL ring or frame");
         return -1;
     }
+    if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE))
+        r->holding = false; /* the slot is gone with the segment */
     saemon_ring_release(r);
     uint64_t deadline = timeout_ms > 0 ? ring_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
+        if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE) && recover(r, err) != 0)
+            return -1;
         handle_announcement(r);
         uint64_t head = __atomic_load_n(&r->h->head, __ATOMIC_ACQUIRE);
         if (head != r->tail) {
@@ -370,9 +396,13 @@ int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_err
 
 void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
 {
-    if (!r || !out)
+    if (!out)
         return;
     memset(out, 0, sizeof *out);
+    out->last_frame_age_s = out->heartbeat_age_s = -1.0;
+    out->dtype = "";
+    if (!r)
+        return;
     const ring_header *h = r->h;
     uint64_t now = ring_now_ns();
     out->tokens_received = __atomic_load_n(&r->tokens_received, __ATOMIC_RELAXED);
@@ -382,6 +412,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
         out->frames_rejected_total += out->frames_rejected[i];
     }
     out->producers_refused = __atomic_load_n(&r->producers_refused, __ATOMIC_RELAXED);
+    out->segment_faults = __atomic_load_n(&r->segment_faults, __ATOMIC_RELAXED);
     uint64_t last = __atomic_load_n(&r->last_frame_ns, __ATOMIC_RELAXED);
     out->last_frame_age_s = last ? (double)(now - last) * 1e-9 : -1.0;
     if (!h)

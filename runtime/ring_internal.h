@@ -24,6 +24,8 @@ struct saemon_ring {
     uint64_t *verdicts;
     dev_t dev;
     ino_t ino;
+    _Atomic int faulted;    /* set by the SIGBUS guard: the mapping is zero pages now */
+    uint64_t segment_faults;
     uint32_t n_slots;       /* private copies: never re-read from shared memory */
     uint32_t slot_bytes;
     uint32_t verdict_entries;
@@ -61,6 +63,11 @@ struct saemon_ring {
 /* ring_shm.c: create (replacing a dead consumer's segment) / retire. */
 saemon_status ring_segment_create(saemon_ring *r, saemon_error *err);
 void ring_segment_destroy(saemon_ring *r);
+/* Replace a segment that broke under us (SIGBUS guard), at the same address. */
+saemon_status ring_segment_recreate(saemon_ring *r, saemon_error *err);
+/* ring_guard.c: SIGBUS in a registered mapping -> zero pages + r->faulted. */
+bool ring_guard_register(saemon_ring *r);
+void ring_guard_unregister(saemon_ring *r);
 /* Does a live process hold the lock byte `which` (0 producer, 1 consumer)? */
 bool ring_lock_held(int fd, int which);
 
