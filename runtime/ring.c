@@ -13,6 +13,7 @@
 
 #include "runtime/half.h"
 #include "base/error.h"
+#include "base/utf8.h"
 #include "runtime/ring_internal.h"
 
 #define IDLE_WAIT_CAP_MS 1 /* re-check this often even without a wake-up (producers that
@@ -137,6 +138,13 @@ static int judge(saemon_ring *r, const ring_header *a, char *why, size_t why_len
                  a->ann_d_in);
         return RING_REFUSE_MALFORMED;
     }
+    /* The names end up in /metrics labels and log lines: one invalid byte
+     * there makes Prometheus drop the whole target. Never quote them here. */
+    if (!utf8_printable(a->ann_model, sizeof a->ann_model, true)
+        || !utf8_printable(a->ann_hook, sizeof a->ann_hook, true)) {
+        snprintf(why, why_len, "malformed announcement (the model or hook name is not printable UTF-8)");
+        return RING_REFUSE_MALFORMED;
+    }
     if (elem == 0) {
         snprintf(why, why_len, "dtype code %u is not f32 (0), f16 (1) or bf16 (2)", a->ann_dtype);
         return RING_REFUSE_DTYPE;
@@ -179,8 +187,12 @@ static void handle_announcement(saemon_ring *r)
     r->ann_d_in = a.ann_d_in;
     r->ann_dtype = a.ann_dtype;
     r->ann_hook_id = a.ann_hook_id;
-    snprintf(r->ann_model, sizeof r->ann_model, "%.*s", (int)sizeof a.ann_model - 1, a.ann_model);
-    snprintf(r->ann_hook, sizeof r->ann_hook, "%.*s", (int)sizeof a.ann_hook - 1, a.ann_hook);
+    if (code == RING_REFUSE_MALFORMED) { /* its texts are not fit for labels or logs */
+        r->ann_model[0] = r->ann_hook[0] = 0;
+    } else {
+        snprintf(r->ann_model, sizeof r->ann_model, "%.*s", (int)sizeof a.ann_model - 1, a.ann_model);
+        snprintf(r->ann_hook, sizeof r->ann_hook, "%.*s", (int)sizeof a.ann_hook - 1, a.ann_hook);
+    }
     if (code != RING_REFUSE_NONE)
         snprintf(r->refuse_reason, sizeof r->refuse_reason, "%s", why);
     pthread_mutex_unlock(&r->lock);
@@ -203,11 +215,19 @@ static void advance(saemon_ring *r)
     __atomic_store_n(&r->tail_shared, r->tail, __ATOMIC_RELAXED);
 }
 
+/* The stream table's reset count, for get_stats on other threads. */
+static void mirror_resets(saemon_ring *r)
+{
+    __atomic_store_n(&r->gap_table_resets, r->streams.resets, __ATOMIC_RELAXED);
+}
+
 static int reject(saemon_ring *r, saemon_ring_reject why, const frame_header *fh)
 {
     bump(&r->rejected[why], 1);
-    if (fh && fh->stream < RING_STREAM_LIMIT)
+    if (fh && fh->stream < RING_STREAM_LIMIT) {
         ring_streams_mark_gap(&r->streams, fh->stream);
+        mirror_resets(r);
+    }
     advance(r);
     return 0;
 }
@@ -267,6 +287,7 @@ static int take_frame(saemon_ring *r, saemon_frame *f)
     if (fh.flags & FRAME_FLAG_GAP_ALL)
         ring_streams_mark_all(&r->streams);
     bool gap = ring_streams_frame(&r->streams, fh.stream, end);
+    mirror_resets(r);
     *f = (saemon_frame){
         .seq = fh.seq,
         .stream = fh.stream,
@@ -413,6 +434,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     }
     out->producers_refused = __atomic_load_n(&r->producers_refused, __ATOMIC_RELAXED);
     out->segment_faults = __atomic_load_n(&r->segment_faults, __ATOMIC_RELAXED);
+    out->gap_table_resets = __atomic_load_n(&r->gap_table_resets, __ATOMIC_RELAXED);
     uint64_t last = __atomic_load_n(&r->last_frame_ns, __ATOMIC_RELAXED);
     out->last_frame_age_s = last ? (double)(now - last) * 1e-9 : -1.0;
     if (!h)

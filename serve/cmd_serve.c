@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
 #include "cli/cli.h"
 #include "serve/metrics_http.h"
 #include "serve/serve.h"
@@ -461,9 +462,12 @@ static void free_retired(serve *srv)
 
 static void report_rings(serve *srv)
 {
+    char q1[1100], q2[600];
     for (size_t i = 0; i < srv->n_dicts; i++)
         for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
             serve_ring *r = &srv->dicts[i].rings[j];
+            if (!r->ring) /* a start that failed before this ring was created */
+                continue;
             saemon_ring_stats st;
             saemon_ring_get_stats(r->ring, &st);
             const char *dl = r->dict->label, *rn = r->cfg->name;
@@ -472,11 +476,12 @@ static void report_rings(serve *srv)
                 if (detached && r->logged_pid != 0)
                     serve_log("info", "dictionary=%s ring=%s producer pid=%d detached", dl, rn, (int)r->logged_pid);
                 else if (st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached)
-                    serve_log("info", "dictionary=%s ring=%s producer attached pid=%d model=\"%s\" hook=\"%s\" d_in=%" PRIu32 " dtype=%s",
-                              dl, rn, (int)st.producer_pid, st.model, st.hook, st.d_in, st.dtype);
+                    serve_log("info", "dictionary=%s ring=%s producer attached pid=%d model=%s hook=%s d_in=%" PRIu32 " dtype=%s",
+                              dl, rn, (int)st.producer_pid, utf8_logfmt_quote(q1, sizeof q1, st.model),
+                              utf8_logfmt_quote(q2, sizeof q2, st.hook), st.d_in, st.dtype);
                 else if (st.producer_state == SAEMON_RING_PRODUCER_REFUSED)
-                    serve_log("error", "dictionary=%s ring=%s producer refused pid=%d: %s", dl, rn,
-                              (int)st.producer_pid, st.refuse_reason);
+                    serve_log("error", "dictionary=%s ring=%s producer refused pid=%d reason=%s", dl, rn,
+                              (int)st.producer_pid, utf8_logfmt_quote(q1, sizeof q1, st.refuse_reason));
                 r->logged_state = st.producer_state;
                 r->logged_pid = st.producer_pid;
             }
@@ -490,6 +495,14 @@ static void report_rings(serve *srv)
                 else
                     serve_log("info", "dictionary=%s ring=%s producer heartbeating again", dl, rn);
                 r->logged_down = down;
+            }
+            if (st.segment_faults != r->logged_faults) {
+                serve_log("error",
+                          "dictionary=%s ring=%s the shared segment broke under saemon (shrunk by a process that "
+                          "can open it, or /dev/shm out of room); recreated it, producers re-attach, every "
+                          "stream has a gap segment_faults=%" PRIu64,
+                          dl, rn, st.segment_faults);
+                r->logged_faults = st.segment_faults;
             }
             uint64_t gaps = atomic_load(&r->gaps);
             if (st.frames_dropped != r->logged_dropped || st.frames_rejected_total != r->logged_rejected ||
@@ -568,6 +581,8 @@ static void print_summary(serve *srv)
     for (size_t i = 0; i < srv->n_dicts; i++)
         for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
             serve_ring *r = &srv->dicts[i].rings[j];
+            if (!r->ring)
+                continue;
             saemon_ring_stats st;
             saemon_ring_get_stats(r->ring, &st);
             serve_log("info",

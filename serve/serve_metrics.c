@@ -72,9 +72,10 @@ void serve_log(const char *level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     /* One line per event, logfmt: ts=… level=… then the message's own
-     * key=value pairs and text. Newlines in messages are folded. */
+     * key=value pairs and text. Newlines and every other control character
+     * are folded (values from outside are quoted with utf8_logfmt_quote). */
     for (char *p = msg; *p; p++)
-        if (*p == '\n')
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
     fprintf(stderr, "ts=%s.%03ldZ level=%s component=serve %s\n", when, ts.tv_nsec / 1000000, level, msg);
 }
@@ -123,6 +124,13 @@ static void render_rings(prom_text *t, serve *srv)
     prom_family(t, "saemon_producer_refused_total", "counter",
                 "Producer announcements refused (hook or d_in not the dictionary's).");
     EACH_RING prom_sample_u64(t, "saemon_producer_refused_total", LABELS(RL), v[k].st.producers_refused);
+    prom_family(t, "saemon_ring_segment_faults_total", "counter",
+                "Times the ring's shared segment broke under saemon (shrunk by a process that can open it, or "
+                "/dev/shm out of room) and was recreated.");
+    EACH_RING prom_sample_u64(t, "saemon_ring_segment_faults_total", LABELS(RL), v[k].st.segment_faults);
+    prom_family(t, "saemon_ring_gap_table_resets_total", "counter",
+                "Times the ring's table of streams with pending gaps was full and forgotten.");
+    EACH_RING prom_sample_u64(t, "saemon_ring_gap_table_resets_total", LABELS(RL), v[k].st.gap_table_resets);
     prom_family(t, "saemon_stream_gaps_total", "counter", "Frames that followed lost tokens of their stream.");
     EACH_RING prom_sample_u64(t, "saemon_stream_gaps_total", LABELS(RL), ld(&v[k].r->gaps));
     prom_family(t, "saemon_streams_ended_total", "counter", "Streams the producer closed.");

@@ -111,6 +111,8 @@ typedef struct saemon_ring_stats {
     uint64_t segment_faults;      /* times the segment broke under the consumer (shrunk by a
                                    * producer, or /dev/shm could not provide a page): each time
                                    * the consumer survived and recreated it (docs/ring.md) */
+    uint64_t gap_table_resets;    /* times the per-stream gap table was full and forgotten (pending
+                                   * gap marks lost) */
 } saemon_ring_stats;
 
 /* Create (or, after a crashed consumer, replace) the shared segment and own it.
