@@ -172,18 +172,23 @@ static void sink_destroy(sink *s)
 static char *default_name(const saemon_sink_options *o)
 {
     const char *target = "";
+    char *origin = NULL;
     switch (o->kind) {
     case SAEMON_SINK_JSONL: target = o->path; break;
     case SAEMON_SINK_WEBHOOK:
-    case SAEMON_SINK_ALERTMANAGER: /* never put a password in a name */
-        target = o->url && http_url_has_userinfo(o->url) ? "(URL with credentials)" : o->url;
+    case SAEMON_SINK_ALERTMANAGER:
+        /* never put a secret in a name (it reaches /metrics and logs): no
+         * user info, no path (Slack-style tokens), no query (?token=) */
+        if (o->url && !(target = origin = http_url_origin(o->url)))
+            return NULL;
         break;
     case SAEMON_SINK_EXEC: target = o->argv ? o->argv[0] : NULL; break;
     case SAEMON_SINK_STDOUT: return strdup("stdout");
     }
     char *name = NULL;
     if (asprintf(&name, "%s:%s", saemon_sink_kind_name(o->kind), target ? target : "?") < 0)
-        return NULL;
+        name = NULL;
+    free(origin);
     return name;
 }
 
