@@ -19,10 +19,10 @@
 
 #define GUARD_MAX 1024
 
-static saemon_ring *_Atomic guarded[GUARD_MAX];
+static saemon_ring *guarded[GUARD_MAX]; /* __atomic builtins */
 static struct sigaction previous;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static _Atomic int installed;
+static int installed;
 
 static void on_sigbus(int sig, siginfo_t *info, void *ctx)
 {

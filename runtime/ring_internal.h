@@ -24,7 +24,7 @@ struct saemon_ring {
     uint64_t *verdicts;
     dev_t dev;
     ino_t ino;
-    _Atomic int faulted;    /* set by the SIGBUS guard: the mapping is zero pages now */
+    int faulted;            /* (__atomic) set by the SIGBUS guard: the mapping is zero pages now */
     uint64_t segment_faults;
     uint32_t n_slots;       /* private copies: never re-read from shared memory */
     uint32_t slot_bytes;

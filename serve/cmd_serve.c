@@ -2,6 +2,7 @@
  * saemon serve --sae DIR --rules RULES.yaml --ring NAME [--ring NAME2 ...] [--metrics ADDR:PORT]
  * The sidecar daemon: watches a live model through shared-memory rings. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -296,15 +298,26 @@ static bool open_dict(serve *srv, size_t i)
         if (saemon_monitor_create(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
         if (window) {
-            /* the last `window` rows of at most this many streams: 64 MiB a ring */
-            size_t per_stream = (size_t)window * d->info->d_in * sizeof(float);
-            size_t max_streams = (64u << 20) / per_stream;
-            if (max_streams < 16)
-                max_streams = 16;
-            if (!(sr->history = serve_history_create(d->info->d_in, window, max_streams))) {
+            /* the last `window` rows of as many streams as fit 64 MiB a
+             * ring (docs/serve.md); a window that alone is larger is cut */
+            size_t row_bytes = d->info->d_in * sizeof(float), budget = SERVE_CAPTURE_BYTES;
+            uint32_t keep = window;
+            if ((size_t)keep * row_bytes > budget) {
+                keep = (uint32_t)(budget / row_bytes ? budget / row_bytes : 1);
+                serve_log("warning", "dictionary=%s ring=%s capture window of %" PRIu32 " tokens x d_in %zu is over "
+                          "%zu MiB: captures see the last %" PRIu32 " tokens", d->label, sr->cfg->name, window,
+                          d->info->d_in, budget >> 20, keep);
+            }
+            size_t max_streams = budget / ((size_t)keep * row_bytes);
+            if (max_streams < 1)
+                max_streams = 1;
+            if (!(sr->history = serve_history_create(d->info->d_in, keep, max_streams))) {
                 fprintf(stderr, "saemon serve: out of memory for the capture window\n");
                 return false;
             }
+            serve_log("info", "dictionary=%s ring=%s capture history: %zu streams x %" PRIu32 " tokens x d_in %zu = "
+                      "%.1f MiB", d->label, sr->cfg->name, max_streams, keep, d->info->d_in,
+                      (double)max_streams * keep * row_bytes / 1048576.0);
             saemon_monitor_set_capture(sr->monitor, serve_capture_fn, sr);
         }
         serve_log("info", "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " d_in=%zu hook=%s",
@@ -518,6 +531,34 @@ static void report_rings(serve *srv)
         }
 }
 
+/* --features: a regular file appended to. O_NONBLOCK: a FIFO without a
+ * reader (or a tty) must not block the start; anything but a regular file is
+ * refused, as for every other file saemon reads or writes. */
+static FILE *open_features(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0 && errno == ENXIO) /* a FIFO with no reader */
+        errno = EINVAL;
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+        errno = EINVAL;
+    }
+    if (fd < 0) {
+        fprintf(stderr, "saemon serve: cannot write --features %s: %s\n", path,
+                errno == EINVAL ? "not a regular file" : strerror(errno));
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "a");
+    if (!f) {
+        fprintf(stderr, "saemon serve: cannot write --features %s: %s\n", path, strerror(errno));
+        close(fd);
+    }
+    return f;
+}
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -627,10 +668,8 @@ int cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < srv.n_dicts; i++)
         if (!open_dict(&srv, i))
             goto out;
-    if (srv.cfg.features && !(srv.features = fopen(srv.cfg.features, "a"))) {
-        fprintf(stderr, "saemon serve: cannot open %s: %s\n", srv.cfg.features, strerror(errno));
+    if (srv.cfg.features && !(srv.features = open_features(srv.cfg.features)))
         goto out;
-    }
     cli_sink_flags sf = fl.sinks;
     if (!sf.sinks_file)
         sf.sinks_file = srv.cfg.sinks;

@@ -255,8 +255,12 @@ saemon_status web_config_load(const char *path, web_config **out, saemon_error *
     char *text = NULL;
     size_t len = 0;
     saemon_status s = read_whole_file(path, 1u << 20, "web config", &text, &len, err);
-    if (s != SAEMON_OK)
+    if (s == SAEMON_OK) /* deep nesting is quadratic in libyaml (a SIGHUP would stall): refuse it first */
+        s = walk_check_depth(path, text, len, SAEMON_ERR_ARG, err);
+    if (s != SAEMON_OK) {
+        free(text);
         return s;
+    }
     web_config *wc = calloc(1, sizeof *wc);
     yaml_parser_t parser;
     if (!wc || !yaml_parser_initialize(&parser)) {

@@ -5,6 +5,9 @@
 2. a producer that truncates the ring's segment: saemon survives, logs it,
    counts it in /metrics, recreates the segment, and its other ring and a
    re-attaching producer keep working;
+4. --features naming a FIFO without a reader is refused at once (exit 1);
+5. the capture history of a ring stays within its documented 64 MiB
+   (d_in 512 with a 4,096-token capture window used to take 128 MiB);
 3. announcements with an invalid UTF-8 model name (refused, /metrics stays
    valid UTF-8) and with a model name that tries to forge logfmt fields
    (quoted and escaped in the log line, escaped in the label).
@@ -82,6 +85,31 @@ def main():
         common = ["--sae", sae, "--rules", rules, "--hook", "blocks.a.hook_resid_post"]
         srv = Serve(cli, common + ["--ring", ring_a, "--ring", ring_b, "--metrics", "127.0.0.1:0"],
                     os.path.join(work, "serve.log"))
+
+        # 4. --features on a FIFO with no reader
+        fifo = os.path.join(work, "features.fifo")
+        os.mkfifo(fifo)
+        r = subprocess.run([cli, "serve"] + common + ["--ring", f"hos-f-{pid}", "--features", fifo],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode != 1 or "not a regular file" not in r.stderr:
+            fail(f"--features FIFO: exit {r.returncode}, stderr {r.stderr!r}")
+        print("--features FIFO: refused,", r.stderr.strip().splitlines()[-1][:100])
+
+        # 5. the capture history cap
+        big_sae, _, _ = make_dict(work, "big", 512, 8, 5)
+        big_rules = os.path.join(work, "rules-big-capture.yaml")
+        with open(big_rules, "w") as f:
+            f.write("version: 1\nrules:\n  - name: cap\n    severity: info\n"
+                    "    condition: {feature: 1, above: 0.5}\n"
+                    "    capture: {features: top, count: 4, window: 4096}\n")
+        cap_log = os.path.join(work, "serve-cap.log")
+        cap = Serve(cli, ["--sae", big_sae, "--rules", big_rules, "--ring", f"hos-g-{pid}",
+                          "--metrics", "127.0.0.1:0"], cap_log)
+        rc, log = cap.stop()
+        m = re.search(r"capture history: (\d+) streams x (\d+) tokens x d_in (\d+) = ([\d.]+) MiB", log)
+        if rc != 0 or not m or float(m.group(4)) > 64.0:
+            fail(f"capture history over 64 MiB or not reported (exit {rc}):\n{log}")
+        print("capture history:", m.group(0))
 
         # 1. started twice by mistake
         r = subprocess.run([cli, "serve"] + common + ["--ring", ring_a, "--ring", f"hos-c-{pid}"],
