@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -210,6 +211,7 @@ static void handle_announcement(saemon_ring *r)
 
 static void advance(saemon_ring *r)
 {
+    __atomic_store_n(&r->progress_ns, ring_now_ns(), __ATOMIC_RELAXED);
     r->tail++;
     __atomic_store_n(&r->h->tail, r->tail, __ATOMIC_RELEASE);
     __atomic_store_n(&r->tail_shared, r->tail, __ATOMIC_RELAXED);
@@ -351,10 +353,22 @@ static void idle_wait(saemon_ring *r, int timeout_ms)
  * producer re-attaches and announces again. */
 static int recover(saemon_ring *r, saemon_error *err)
 {
-    __atomic_store_n(&r->faulted, 0, __ATOMIC_RELEASE);
-    bump(&r->segment_faults, 1);
-    if (ring_segment_recreate(r, err) != SAEMON_OK)
+    if (__atomic_exchange_n(&r->faulted, 0, __ATOMIC_ACQ_REL))
+        bump(&r->segment_faults, 1);
+    saemon_error e = {0};
+    if (ring_segment_recreate(r, &e) != SAEMON_OK) {
+        /* e.g. /dev/shm full right now: the ring is dead (stats say why),
+         * the other rings go on; retried once a second */
+        pthread_mutex_lock(&r->lock);
+        snprintf(r->dead_reason, sizeof r->dead_reason, "%.200s", e.message);
+        pthread_mutex_unlock(&r->lock);
+        __atomic_store_n(&r->dead, 1, __ATOMIC_RELEASE);
+        r->retry_ns = ring_now_ns() + 1000000000ull;
+        if (err)
+            *err = e;
         return -1;
+    }
+    __atomic_store_n(&r->dead, 0, __ATOMIC_RELEASE);
     r->holding = false;
     r->tail = 0;
     __atomic_store_n(&r->tail_shared, 0, __ATOMIC_RELAXED);
@@ -378,8 +392,22 @@ int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_err
     saemon_ring_release(r);
     uint64_t deadline = timeout_ms > 0 ? ring_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
-        if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE) && recover(r, err) != 0)
-            return -1;
+        if (__atomic_load_n(&r->dead, __ATOMIC_ACQUIRE)) {
+            uint64_t now = ring_now_ns();
+            if (now < r->retry_ns || recover(r, NULL) != 0) { /* no segment: nothing to read */
+                if (timeout_ms == 0)
+                    return 0;
+                uint64_t left = r->retry_ns > now ? r->retry_ns - now : 0;
+                uint64_t cap = timeout_ms > 0 ? (uint64_t)timeout_ms * 1000000u : left;
+                uint64_t nap = left < cap ? left : cap;
+                if (nap > 100000000u)
+                    nap = 100000000u;
+                nanosleep(&(struct timespec){0, (long)nap}, NULL);
+                return 0;
+            }
+        }
+        if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE) && recover(r, NULL) != 0)
+            continue; /* dead: handled above */
         handle_announcement(r);
         uint64_t head = __atomic_load_n(&r->h->head, __ATOMIC_ACQUIRE);
         if (head != r->tail) {
@@ -420,7 +448,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     if (!out)
         return;
     memset(out, 0, sizeof *out);
-    out->last_frame_age_s = out->heartbeat_age_s = -1.0;
+    out->last_frame_age_s = out->heartbeat_age_s = out->consumer_progress_age_s = -1.0;
     out->dtype = "";
     if (!r)
         return;
@@ -435,6 +463,9 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     out->producers_refused = __atomic_load_n(&r->producers_refused, __ATOMIC_RELAXED);
     out->segment_faults = __atomic_load_n(&r->segment_faults, __ATOMIC_RELAXED);
     out->gap_table_resets = __atomic_load_n(&r->gap_table_resets, __ATOMIC_RELAXED);
+    out->dead = __atomic_load_n(&r->dead, __ATOMIC_ACQUIRE);
+    uint64_t progress = __atomic_load_n(&r->progress_ns, __ATOMIC_RELAXED);
+    out->consumer_progress_age_s = progress && progress <= now ? (double)(now - progress) * 1e-9 : -1.0;
     uint64_t last = __atomic_load_n(&r->last_frame_ns, __ATOMIC_RELAXED);
     out->last_frame_age_s = last ? (double)(now - last) * 1e-9 : -1.0;
     if (!h)
@@ -462,5 +493,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     out->d_in = r->judgement ? r->ann_d_in : 0;
     out->dtype = r->judgement ? ring_dtype_name(r->ann_dtype) : "";
     memcpy(out->refuse_reason, r->refuse_reason, sizeof out->refuse_reason);
+    if (out->dead)
+        snprintf(out->dead_reason, sizeof out->dead_reason, "%s", r->dead_reason);
     pthread_mutex_unlock(&r->lock);
 }

@@ -26,6 +26,9 @@ struct saemon_ring {
     ino_t ino;
     int faulted;            /* (__atomic) set by the SIGBUS guard: the mapping is zero pages now */
     uint64_t segment_faults;
+    int dead;               /* (__atomic) the segment could not be recreated; see dead_reason */
+    uint64_t retry_ns;      /* next attempt (next() thread) */
+    uint64_t progress_ns;   /* last time the tail moved (atomic, for stats) */
     uint32_t n_slots;       /* private copies: never re-read from shared memory */
     uint32_t slot_bytes;
     uint32_t verdict_entries;
@@ -58,6 +61,7 @@ struct saemon_ring {
     char ann_model[RING_TEXT_MAX];
     char ann_hook[RING_TEXT_MAX];
     char refuse_reason[256];
+    char dead_reason[256];
     uint32_t evict_cursor;
 };
 

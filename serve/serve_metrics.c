@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "serve/serve.h"
 
 const double serve_hist_le[SERVE_HIST_BUCKETS] = {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4,
@@ -267,6 +268,9 @@ void serve_metrics_render(void *arg, prom_text *t)
     render_sinks(t, srv);
 }
 
+/* A consumer that has frames waiting and has not moved for this long is stuck. */
+#define SERVE_STUCK_S 30.0
+
 bool serve_healthy(void *arg, char *why, size_t len)
 {
     serve *srv = arg;
@@ -274,6 +278,25 @@ bool serve_healthy(void *arg, char *why, size_t len)
         if (atomic_load(&srv->dicts[i].failed)) {
             snprintf(why, len, "dictionary %s: %s", srv->dicts[i].label, srv->dicts[i].failure);
             return false;
+        }
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
+            serve_ring *r = &srv->dicts[i].rings[j];
+            if (!r->ring)
+                continue;
+            saemon_ring_stats st;
+            saemon_ring_get_stats(r->ring, &st);
+            if (st.dead) {
+                snprintf(why, len, "ring %s is dead: %.180s", r->cfg->name, st.dead_reason);
+                return false;
+            }
+            uint64_t waiting = st.producer_seq > st.consumer_seq ? st.producer_seq - st.consumer_seq : 0;
+            double still = st.consumer_progress_age_s >= 0 ? st.consumer_progress_age_s : clock_now_s() - srv->started;
+            if (waiting && still > SERVE_STUCK_S) {
+                snprintf(why, len, "ring %s: the consumer is stuck (%" PRIu64 " frames waiting, no progress for %.0f s)",
+                         r->cfg->name, waiting, still);
+                return false;
+            }
         }
     return true;
 }

@@ -113,6 +113,10 @@ typedef struct saemon_ring_stats {
                                    * the consumer survived and recreated it (docs/ring.md) */
     uint64_t gap_table_resets;    /* times the per-stream gap table was full and forgotten (pending
                                    * gap marks lost) */
+    bool dead;                    /* the segment broke and could not be recreated (retried once a
+                                   * second; next() returns 0 meanwhile) */
+    char dead_reason[256];
+    double consumer_progress_age_s; /* since the consumer last moved its tail; -1 = never */
 } saemon_ring_stats;
 
 /* Create (or, after a crashed consumer, replace) the shared segment and own it.
