@@ -135,6 +135,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/metrics") == 0) {
         prom_text t = {0};
         h->cb.render(h->cb.user, &t);
+        prom_family(&t, "saemon_http_request_timeouts_total", "counter",
+                    "Connections of the metrics endpoint shut down for not sending a complete request in time "
+                    "(since the last web config reload).");
+        prom_sample_u64(&t, "saemon_http_request_timeouts_total", NULL, 0, http_guard_timeouts(h->guard));
+        prom_family(&t, "saemon_http_auth_throttled_total", "counter",
+                    "Requests refused with 429: too many failed logins from their address, or too many "
+                    "password checks at once (since the last web config reload).");
+        prom_sample_u64(&t, "saemon_http_auth_throttled_total", NULL, 0, web_config_auth_throttled(h->web));
         if (t.failed || !t.buf) {
             prom_text_free(&t);
             return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");

@@ -43,6 +43,19 @@ def get(port, path, auth, source="127.0.0.1", timeout=10):
         c.close()
 
 
+def metric(port, name):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", "/metrics", headers={"Authorization": GOOD})
+        body = c.getresponse().read().decode()
+    finally:
+        c.close()
+    for line in body.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    fail(f"{name} not in /metrics")
+
+
 def slowloris(port, n, stop, closed):
     socks = []
     for _ in range(n):
@@ -99,6 +112,8 @@ def main():
         t.join()
         if len(closed) < 32:
             fail(f"only {len(closed)} of 32 slow connections were shut down at the request deadline")
+        if metric(port, "saemon_http_request_timeouts_total") < 32:
+            fail("the shut-down slow connections are not counted")
         print("slowloris: /healthz answered beside 32 slow connections; all 32 shut down at the deadline")
 
         # 2. credential flood
@@ -136,6 +151,8 @@ def main():
         # burst 10 + 1/s over ~10 s + the checks in flight: far below one bcrypt per request
         if codes.get(401, 0) > 40:
             fail(f"the flood bought {codes[401]} bcrypt checks: {codes}")
+        if metric(port, "saemon_http_auth_throttled_total") != codes.get(429):
+            fail(f"saemon_http_auth_throttled_total is not the {codes.get(429)} refusals")
         print(f"flood: {scrapes} scrapes answered 200 meanwhile; flood answers {codes}")
         rc, log = srv.stop()
         if rc != 0:
