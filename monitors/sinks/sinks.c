@@ -225,6 +225,19 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     s->drain_timeout_s = o->drain_timeout_s > 0 ? o->drain_timeout_s : 10.0;
     atomic_init(&s->drain_deadline, INFINITY);
     s->name = o->name ? strdup(o->name) : default_name(o);
+    if (s->name && !o->name) {
+        /* Default names are coarse (no URL path): two sinks on one host get
+         * "#2", "#3" so their /metrics series stay distinct. */
+        size_t same = 0;
+        for (size_t i = 0; i < sinks->n; i++)
+            same += strncmp(sinks->v[i]->name, s->name, strlen(s->name)) == 0
+                    && (sinks->v[i]->name[strlen(s->name)] == 0 || sinks->v[i]->name[strlen(s->name)] == '#');
+        char *numbered = NULL;
+        if (same && asprintf(&numbered, "%s#%zu", s->name, same + 1) > 0) {
+            free(s->name);
+            s->name = numbered;
+        }
+    }
     s->ring = calloc(s->cap, sizeof *s->ring);
     if (!s->name || !s->ring) {
         sink_destroy(s);
