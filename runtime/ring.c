@@ -8,11 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "runtime/half.h"
 #include "base/error.h"
+#include "base/utf8.h"
 #include "runtime/ring_internal.h"
 
 #define IDLE_WAIT_CAP_MS 1 /* re-check this often even without a wake-up (producers that
@@ -137,6 +139,13 @@ static int judge(saemon_ring *r, const ring_header *a, char *why, size_t why_len
                  a->ann_d_in);
         return RING_REFUSE_MALFORMED;
     }
+    /* The names end up in /metrics labels and log lines: one invalid byte
+     * there makes Prometheus drop the whole target. Never quote them here. */
+    if (!utf8_printable(a->ann_model, sizeof a->ann_model, true)
+        || !utf8_printable(a->ann_hook, sizeof a->ann_hook, true)) {
+        snprintf(why, why_len, "malformed announcement (the model or hook name is not printable UTF-8)");
+        return RING_REFUSE_MALFORMED;
+    }
     if (elem == 0) {
         snprintf(why, why_len, "dtype code %u is not f32 (0), f16 (1) or bf16 (2)", a->ann_dtype);
         return RING_REFUSE_DTYPE;
@@ -179,8 +188,12 @@ static void handle_announcement(saemon_ring *r)
     r->ann_d_in = a.ann_d_in;
     r->ann_dtype = a.ann_dtype;
     r->ann_hook_id = a.ann_hook_id;
-    snprintf(r->ann_model, sizeof r->ann_model, "%.*s", (int)sizeof a.ann_model - 1, a.ann_model);
-    snprintf(r->ann_hook, sizeof r->ann_hook, "%.*s", (int)sizeof a.ann_hook - 1, a.ann_hook);
+    if (code == RING_REFUSE_MALFORMED) { /* its texts are not fit for labels or logs */
+        r->ann_model[0] = r->ann_hook[0] = 0;
+    } else {
+        snprintf(r->ann_model, sizeof r->ann_model, "%.*s", (int)sizeof a.ann_model - 1, a.ann_model);
+        snprintf(r->ann_hook, sizeof r->ann_hook, "%.*s", (int)sizeof a.ann_hook - 1, a.ann_hook);
+    }
     if (code != RING_REFUSE_NONE)
         snprintf(r->refuse_reason, sizeof r->refuse_reason, "%s", why);
     pthread_mutex_unlock(&r->lock);
@@ -198,16 +211,25 @@ static void handle_announcement(saemon_ring *r)
 
 static void advance(saemon_ring *r)
 {
+    __atomic_store_n(&r->progress_ns, ring_now_ns(), __ATOMIC_RELAXED);
     r->tail++;
     __atomic_store_n(&r->h->tail, r->tail, __ATOMIC_RELEASE);
     __atomic_store_n(&r->tail_shared, r->tail, __ATOMIC_RELAXED);
 }
 
+/* The stream table's reset count, for get_stats on other threads. */
+static void mirror_resets(saemon_ring *r)
+{
+    __atomic_store_n(&r->gap_table_resets, r->streams.resets, __ATOMIC_RELAXED);
+}
+
 static int reject(saemon_ring *r, saemon_ring_reject why, const frame_header *fh)
 {
     bump(&r->rejected[why], 1);
-    if (fh && fh->stream < RING_STREAM_LIMIT)
+    if (fh && fh->stream < RING_STREAM_LIMIT) {
         ring_streams_mark_gap(&r->streams, fh->stream);
+        mirror_resets(r);
+    }
     advance(r);
     return 0;
 }
@@ -267,6 +289,7 @@ static int take_frame(saemon_ring *r, saemon_frame *f)
     if (fh.flags & FRAME_FLAG_GAP_ALL)
         ring_streams_mark_all(&r->streams);
     bool gap = ring_streams_frame(&r->streams, fh.stream, end);
+    mirror_resets(r);
     *f = (saemon_frame){
         .seq = fh.seq,
         .stream = fh.stream,
@@ -324,15 +347,67 @@ static void idle_wait(saemon_ring *r, int timeout_ms)
     __atomic_store_n(&h->waiters, 0u, __ATOMIC_RELAXED);
 }
 
+/* The SIGBUS guard (ring_guard.c) found the segment broken under us (shrunk
+ * by a producer, or a page /dev/shm could not provide): count it, start over
+ * on a fresh segment at the same address. Every stream has a gap; the
+ * producer re-attaches and announces again. */
+static int recover(saemon_ring *r, saemon_error *err)
+{
+    if (__atomic_exchange_n(&r->faulted, 0, __ATOMIC_ACQ_REL))
+        bump(&r->segment_faults, 1);
+    saemon_error e = {0};
+    if (ring_segment_recreate(r, &e) != SAEMON_OK) {
+        /* e.g. /dev/shm full right now: the ring is dead (stats say why),
+         * the other rings go on; retried once a second */
+        pthread_mutex_lock(&r->lock);
+        snprintf(r->dead_reason, sizeof r->dead_reason, "%.200s", e.message);
+        pthread_mutex_unlock(&r->lock);
+        __atomic_store_n(&r->dead, 1, __ATOMIC_RELEASE);
+        r->retry_ns = ring_now_ns() + 1000000000ull;
+        if (err)
+            *err = e;
+        return -1;
+    }
+    __atomic_store_n(&r->dead, 0, __ATOMIC_RELEASE);
+    r->holding = false;
+    r->tail = 0;
+    __atomic_store_n(&r->tail_shared, 0, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&r->lock);
+    r->judged_gen = 0;
+    r->judgement = RING_JUDGE_NONE;
+    r->ann_model[0] = r->ann_hook[0] = 0;
+    pthread_mutex_unlock(&r->lock);
+    ring_streams_mark_all(&r->streams);
+    return 0;
+}
+
 int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_error *err)
 {
     if (!r || !f || !r->h) {
         saemon_error_set(err, SAEMON_ERR_ARG, "saemon_ring_next: NULL ring or frame");
         return -1;
     }
+    if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE))
+        r->holding = false; /* the slot is gone with the segment */
     saemon_ring_release(r);
     uint64_t deadline = timeout_ms > 0 ? ring_now_ns() + (uint64_t)timeout_ms * 1000000u : 0;
     for (;;) {
+        if (__atomic_load_n(&r->dead, __ATOMIC_ACQUIRE)) {
+            uint64_t now = ring_now_ns();
+            if (now < r->retry_ns || recover(r, NULL) != 0) { /* no segment: nothing to read */
+                if (timeout_ms == 0)
+                    return 0;
+                uint64_t left = r->retry_ns > now ? r->retry_ns - now : 0;
+                uint64_t cap = timeout_ms > 0 ? (uint64_t)timeout_ms * 1000000u : left;
+                uint64_t nap = left < cap ? left : cap;
+                if (nap > 100000000u)
+                    nap = 100000000u;
+                nanosleep(&(struct timespec){0, (long)nap}, NULL);
+                return 0;
+            }
+        }
+        if (__atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE) && recover(r, NULL) != 0)
+            continue; /* dead: handled above */
         handle_announcement(r);
         uint64_t head = __atomic_load_n(&r->h->head, __ATOMIC_ACQUIRE);
         if (head != r->tail) {
@@ -370,9 +445,13 @@ int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_err
 
 void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
 {
-    if (!r || !out)
+    if (!out)
         return;
     memset(out, 0, sizeof *out);
+    out->last_frame_age_s = out->heartbeat_age_s = out->consumer_progress_age_s = -1.0;
+    out->dtype = "";
+    if (!r)
+        return;
     const ring_header *h = r->h;
     uint64_t now = ring_now_ns();
     out->tokens_received = __atomic_load_n(&r->tokens_received, __ATOMIC_RELAXED);
@@ -382,6 +461,11 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
         out->frames_rejected_total += out->frames_rejected[i];
     }
     out->producers_refused = __atomic_load_n(&r->producers_refused, __ATOMIC_RELAXED);
+    out->segment_faults = __atomic_load_n(&r->segment_faults, __ATOMIC_RELAXED);
+    out->gap_table_resets = __atomic_load_n(&r->gap_table_resets, __ATOMIC_RELAXED);
+    out->dead = __atomic_load_n(&r->dead, __ATOMIC_ACQUIRE);
+    uint64_t progress = __atomic_load_n(&r->progress_ns, __ATOMIC_RELAXED);
+    out->consumer_progress_age_s = progress && progress <= now ? (double)(now - progress) * 1e-9 : -1.0;
     uint64_t last = __atomic_load_n(&r->last_frame_ns, __ATOMIC_RELAXED);
     out->last_frame_age_s = last ? (double)(now - last) * 1e-9 : -1.0;
     if (!h)
@@ -409,5 +493,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     out->d_in = r->judgement ? r->ann_d_in : 0;
     out->dtype = r->judgement ? ring_dtype_name(r->ann_dtype) : "";
     memcpy(out->refuse_reason, r->refuse_reason, sizeof out->refuse_reason);
+    if (out->dead)
+        snprintf(out->dead_reason, sizeof out->dead_reason, "%s", r->dead_reason);
     pthread_mutex_unlock(&r->lock);
 }

@@ -24,6 +24,11 @@ struct saemon_ring {
     uint64_t *verdicts;
     dev_t dev;
     ino_t ino;
+    int faulted;            /* (__atomic) set by the SIGBUS guard: the mapping is zero pages now */
+    uint64_t segment_faults;
+    int dead;               /* (__atomic) the segment could not be recreated; see dead_reason */
+    uint64_t retry_ns;      /* next attempt (next() thread) */
+    uint64_t progress_ns;   /* last time the tail moved (atomic, for stats) */
     uint32_t n_slots;       /* private copies: never re-read from shared memory */
     uint32_t slot_bytes;
     uint32_t verdict_entries;
@@ -47,6 +52,7 @@ struct saemon_ring {
     uint64_t tokens_received, frames_received;
     uint64_t rejected[SAEMON_RING_REJECT_COUNT];
     uint64_t producers_refused;
+    uint64_t gap_table_resets; /* = streams.resets, for stats */
     uint64_t last_frame_ns;
     uint64_t tail_shared;   /* = tail, for stats */
 
@@ -55,12 +61,18 @@ struct saemon_ring {
     char ann_model[RING_TEXT_MAX];
     char ann_hook[RING_TEXT_MAX];
     char refuse_reason[256];
+    char dead_reason[256];
     uint32_t evict_cursor;
 };
 
 /* ring_shm.c: create (replacing a dead consumer's segment) / retire. */
 saemon_status ring_segment_create(saemon_ring *r, saemon_error *err);
 void ring_segment_destroy(saemon_ring *r);
+/* Replace a segment that broke under us (SIGBUS guard), at the same address. */
+saemon_status ring_segment_recreate(saemon_ring *r, saemon_error *err);
+/* ring_guard.c: SIGBUS in a registered mapping -> zero pages + r->faulted. */
+bool ring_guard_register(saemon_ring *r);
+void ring_guard_unregister(saemon_ring *r);
 /* Does a live process hold the lock byte `which` (0 producer, 1 consumer)? */
 bool ring_lock_held(int fd, int which);
 

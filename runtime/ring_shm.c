@@ -3,11 +3,13 @@
  * Locks (open-file-description locks, released by the kernel when the owner
  * dies): byte 0 = producer, byte 1 = consumer. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -73,12 +75,21 @@ static uint64_t random_epoch(void)
     return e ? e : 1;
 }
 
-saemon_status ring_segment_create(saemon_ring *r, saemon_error *err)
+/* Free bytes of the file system holding the segment (/dev/shm). */
+static unsigned long long free_bytes(int fd)
 {
-    saemon_status st = replace_stale(r, err);
-    if (st != SAEMON_OK)
-        return st;
+    struct statvfs vfs;
+    if (fstatvfs(fd, &vfs) != 0)
+        return 0;
+    return (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+}
 
+/* Create the segment under r->shm_name, back every page of it now (a full
+ * /dev/shm fails here, with the sizes, instead of raising SIGBUS at the first
+ * touch of a page later), map it (at `at` with MAP_FIXED when not NULL) and
+ * write a fresh header. */
+static saemon_status make_segment(saemon_ring *r, void *at, int *fd_out, void **map_out, saemon_error *err)
+{
     uint64_t verdict_bytes = (uint64_t)r->verdict_entries * 8u;
     uint64_t slots_offset = RING_HEADER_BYTES + ((verdict_bytes + 4095u) & ~(uint64_t)4095u);
     uint64_t size = slots_offset + (uint64_t)r->n_slots * r->slot_bytes;
@@ -99,7 +110,22 @@ saemon_status ring_segment_create(saemon_ring *r, saemon_error *err)
         return saemon_error_set(err, SAEMON_ERR_IO, "ring %s: cannot size/lock %s: %s", r->name,
                                 r->shm_name, strerror(e));
     }
-    void *map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int fe = posix_fallocate(fd, 0, (off_t)size);
+    if (fe != 0) {
+        unsigned long long avail = free_bytes(fd);
+        shm_unlink(r->shm_name);
+        close(fd);
+        if (fe == ENOSPC || fe == EFBIG)
+            return saemon_error_set(err, SAEMON_ERR_IO,
+                                    "ring %s: /dev/shm is too small for the segment %s: it needs %llu bytes "
+                                    "(%.1f MiB), %llu bytes (%.1f MiB) are free; use fewer or smaller rings "
+                                    "(slots, max_rows) or a larger /dev/shm",
+                                    r->name, r->shm_name, (unsigned long long)size, (double)size / 1048576.0,
+                                    avail, (double)avail / 1048576.0);
+        return saemon_error_set(err, SAEMON_ERR_IO, "ring %s: cannot back the %llu bytes of %s: %s", r->name,
+                                (unsigned long long)size, r->shm_name, strerror(fe));
+    }
+    void *map = mmap(at, size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, 0);
     if (map == MAP_FAILED) {
         int e = errno;
         shm_unlink(r->shm_name);
@@ -123,22 +149,81 @@ saemon_status ring_segment_create(saemon_ring *r, saemon_error *err)
     h->consumer_heartbeat_ns = ring_now_ns();
     memcpy(h->expected_hook, r->expected_hook, sizeof h->expected_hook);
     __atomic_store_n(&h->state, RING_STATE_READY, __ATOMIC_RELEASE);
-
-    r->fd = fd;
-    r->map = map;
-    r->map_bytes = size;
-    r->h = h;
-    r->slots = (uint8_t *)map + slots_offset;
-    r->verdicts = (uint64_t *)((uint8_t *)map + RING_HEADER_BYTES);
     r->dev = sb.st_dev;
     r->ino = sb.st_ino;
+    *fd_out = fd;
+    *map_out = map;
     return SAEMON_OK;
+}
+
+saemon_status ring_segment_create(saemon_ring *r, saemon_error *err)
+{
+    saemon_status st = replace_stale(r, err);
+    if (st != SAEMON_OK)
+        return st;
+    int fd;
+    void *map;
+    st = make_segment(r, NULL, &fd, &map, err);
+    if (st != SAEMON_OK)
+        return st;
+    const ring_header *h = map;
+    r->fd = fd;
+    r->map_bytes = h->segment_bytes;
+    r->h = map;
+    r->slots = (uint8_t *)map + h->slots_offset;
+    r->verdicts = (uint64_t *)((uint8_t *)map + RING_HEADER_BYTES);
+    __atomic_store_n(&r->map, map, __ATOMIC_RELEASE);
+    if (!ring_guard_register(r)) {
+        ring_segment_destroy(r);
+        return saemon_error_set(err, SAEMON_ERR_IO,
+                                "ring %s: cannot guard the mapping against SIGBUS (too many rings in one "
+                                "process, or no SIGBUS handler could be installed)",
+                                r->name);
+    }
+    return SAEMON_OK;
+}
+
+/* After the SIGBUS guard replaced the mapping with zero pages: unlink the
+ * broken segment (if the name is still ours), create a fresh one and map it
+ * over the same addresses, so no other thread ever sees them unmapped. The
+ * fd number stays the same (dup2), for the lock checks of other threads. */
+saemon_status ring_segment_recreate(saemon_ring *r, saemon_error *err)
+{
+    /* Tell a producer still mapping the broken segment to re-attach: write
+     * `state` through the fd (a write cannot fault as an access could). */
+    struct stat old;
+    if (fstat(r->fd, &old) == 0 && old.st_size >= (off_t)RING_HEADER_BYTES) {
+        uint32_t retired = RING_STATE_RETIRED;
+        (void)!pwrite(r->fd, &retired, sizeof retired, (off_t)offsetof(ring_header, state));
+    }
+    int fd = shm_open(r->shm_name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino)
+            shm_unlink(r->shm_name);
+        close(fd);
+    }
+    int nfd;
+    void *map;
+    pthread_mutex_lock(&r->lock);
+    saemon_status s = make_segment(r, r->map, &nfd, &map, err);
+    if (s == SAEMON_OK) {
+        if (dup3(nfd, r->fd, O_CLOEXEC) < 0) {
+            close(r->fd);
+            r->fd = nfd;
+        } else {
+            close(nfd);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return s;
 }
 
 void ring_segment_destroy(saemon_ring *r)
 {
     if (!r->map)
         return;
+    ring_guard_unregister(r);
     __atomic_store_n(&r->h->state, RING_STATE_RETIRED, __ATOMIC_RELEASE);
     /* Unlink only if the name still refers to our segment. */
     int fd = shm_open(r->shm_name, O_RDONLY | O_CLOEXEC, 0);

@@ -2,6 +2,7 @@
  * saemon serve --sae DIR --rules RULES.yaml --ring NAME [--ring NAME2 ...] [--metrics ADDR:PORT]
  * The sidecar daemon: watches a live model through shared-memory rings. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -9,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/utf8.h"
 #include "cli/cli.h"
 #include "serve/metrics_http.h"
 #include "serve/serve.h"
@@ -295,15 +298,26 @@ static bool open_dict(serve *srv, size_t i)
         if (saemon_monitor_create(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
         if (window) {
-            /* the last `window` rows of at most this many streams: 64 MiB a ring */
-            size_t per_stream = (size_t)window * d->info->d_in * sizeof(float);
-            size_t max_streams = (64u << 20) / per_stream;
-            if (max_streams < 16)
-                max_streams = 16;
-            if (!(sr->history = serve_history_create(d->info->d_in, window, max_streams))) {
+            /* the last `window` rows of as many streams as fit 64 MiB a
+             * ring (docs/serve.md); a window that alone is larger is cut */
+            size_t row_bytes = d->info->d_in * sizeof(float), budget = SERVE_CAPTURE_BYTES;
+            uint32_t keep = window;
+            if ((size_t)keep * row_bytes > budget) {
+                keep = (uint32_t)(budget / row_bytes ? budget / row_bytes : 1);
+                serve_log("warning", "dictionary=%s ring=%s capture window of %" PRIu32 " tokens x d_in %zu is over "
+                          "%zu MiB: captures see the last %" PRIu32 " tokens", d->label, sr->cfg->name, window,
+                          d->info->d_in, budget >> 20, keep);
+            }
+            size_t max_streams = budget / ((size_t)keep * row_bytes);
+            if (max_streams < 1)
+                max_streams = 1;
+            if (!(sr->history = serve_history_create(d->info->d_in, keep, max_streams))) {
                 fprintf(stderr, "saemon serve: out of memory for the capture window\n");
                 return false;
             }
+            serve_log("info", "dictionary=%s ring=%s capture history: %zu streams x %" PRIu32 " tokens x d_in %zu = "
+                      "%.1f MiB", d->label, sr->cfg->name, max_streams, keep, d->info->d_in,
+                      (double)max_streams * keep * row_bytes / 1048576.0);
             saemon_monitor_set_capture(sr->monitor, serve_capture_fn, sr);
         }
         serve_log("info", "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " d_in=%zu hook=%s",
@@ -461,9 +475,12 @@ static void free_retired(serve *srv)
 
 static void report_rings(serve *srv)
 {
+    char q1[1100], q2[600];
     for (size_t i = 0; i < srv->n_dicts; i++)
         for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
             serve_ring *r = &srv->dicts[i].rings[j];
+            if (!r->ring) /* a start that failed before this ring was created */
+                continue;
             saemon_ring_stats st;
             saemon_ring_get_stats(r->ring, &st);
             const char *dl = r->dict->label, *rn = r->cfg->name;
@@ -472,11 +489,12 @@ static void report_rings(serve *srv)
                 if (detached && r->logged_pid != 0)
                     serve_log("info", "dictionary=%s ring=%s producer pid=%d detached", dl, rn, (int)r->logged_pid);
                 else if (st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached)
-                    serve_log("info", "dictionary=%s ring=%s producer attached pid=%d model=\"%s\" hook=\"%s\" d_in=%" PRIu32 " dtype=%s",
-                              dl, rn, (int)st.producer_pid, st.model, st.hook, st.d_in, st.dtype);
+                    serve_log("info", "dictionary=%s ring=%s producer attached pid=%d model=%s hook=%s d_in=%" PRIu32 " dtype=%s",
+                              dl, rn, (int)st.producer_pid, utf8_logfmt_quote(q1, sizeof q1, st.model),
+                              utf8_logfmt_quote(q2, sizeof q2, st.hook), st.d_in, st.dtype);
                 else if (st.producer_state == SAEMON_RING_PRODUCER_REFUSED)
-                    serve_log("error", "dictionary=%s ring=%s producer refused pid=%d: %s", dl, rn,
-                              (int)st.producer_pid, st.refuse_reason);
+                    serve_log("error", "dictionary=%s ring=%s producer refused pid=%d reason=%s", dl, rn,
+                              (int)st.producer_pid, utf8_logfmt_quote(q1, sizeof q1, st.refuse_reason));
                 r->logged_state = st.producer_state;
                 r->logged_pid = st.producer_pid;
             }
@@ -491,6 +509,14 @@ static void report_rings(serve *srv)
                     serve_log("info", "dictionary=%s ring=%s producer heartbeating again", dl, rn);
                 r->logged_down = down;
             }
+            if (st.segment_faults != r->logged_faults) {
+                serve_log("error",
+                          "dictionary=%s ring=%s the shared segment broke under saemon (shrunk by a process that "
+                          "can open it, or /dev/shm out of room); recreated it, producers re-attach, every "
+                          "stream has a gap segment_faults=%" PRIu64,
+                          dl, rn, st.segment_faults);
+                r->logged_faults = st.segment_faults;
+            }
             uint64_t gaps = atomic_load(&r->gaps);
             if (st.frames_dropped != r->logged_dropped || st.frames_rejected_total != r->logged_rejected ||
                 gaps != r->logged_gaps) {
@@ -503,6 +529,34 @@ static void report_rings(serve *srv)
                 r->logged_gaps = gaps;
             }
         }
+}
+
+/* --features: a regular file appended to. O_NONBLOCK: a FIFO without a
+ * reader (or a tty) must not block the start; anything but a regular file is
+ * refused, as for every other file saemon reads or writes. */
+static FILE *open_features(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0 && errno == ENXIO) /* a FIFO with no reader */
+        errno = EINVAL;
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+        errno = EINVAL;
+    }
+    if (fd < 0) {
+        fprintf(stderr, "saemon serve: cannot write --features %s: %s\n", path,
+                errno == EINVAL ? "not a regular file" : strerror(errno));
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "a");
+    if (!f) {
+        fprintf(stderr, "saemon serve: cannot write --features %s: %s\n", path, strerror(errno));
+        close(fd);
+    }
+    return f;
 }
 
 static double mono_s(void)
@@ -568,6 +622,8 @@ static void print_summary(serve *srv)
     for (size_t i = 0; i < srv->n_dicts; i++)
         for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
             serve_ring *r = &srv->dicts[i].rings[j];
+            if (!r->ring)
+                continue;
             saemon_ring_stats st;
             saemon_ring_get_stats(r->ring, &st);
             serve_log("info",
@@ -612,10 +668,8 @@ int cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < srv.n_dicts; i++)
         if (!open_dict(&srv, i))
             goto out;
-    if (srv.cfg.features && !(srv.features = fopen(srv.cfg.features, "a"))) {
-        fprintf(stderr, "saemon serve: cannot open %s: %s\n", srv.cfg.features, strerror(errno));
+    if (srv.cfg.features && !(srv.features = open_features(srv.cfg.features)))
         goto out;
-    }
     cli_sink_flags sf = fl.sinks;
     if (!sf.sinks_file)
         sf.sinks_file = srv.cfg.sinks;

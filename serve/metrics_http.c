@@ -1,4 +1,5 @@
 #include "serve/metrics_http.h"
+#include "serve/http_guard.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,8 +12,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Limits against clients that hold connections (docs/serve.md, threat model):
+ * more connections than any scraper needs, a share per client address, a
+ * deadline for a complete request, a few threads so one slow bcrypt check
+ * does not stall every other request. */
+#define HTTP_THREADS 4u
+#define HTTP_CONNECTIONS 512u
+#define HTTP_CONNECTIONS_PER_IP 64u
+#define HTTP_IDLE_TIMEOUT_S 10u
+#define HTTP_REQUEST_DEADLINE_S 10.0
+
 struct metrics_http {
     struct MHD_Daemon *daemon;
+    http_guard *guard;
     metrics_http_callbacks cb;
     web_config *web; /* TLS, basic auth; NULL = plain HTTP, open */
     struct sockaddr_storage addr;
@@ -110,6 +122,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     metrics_http *h = cls;
     if (!*state) { /* first call for this request: headers only */
         *state = h;
+        http_guard_request(h->guard, conn);
         return MHD_YES;
     }
     if (*upload_size) /* GET/HEAD carry no body: ignore and finish */
@@ -122,6 +135,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/metrics") == 0) {
         prom_text t = {0};
         h->cb.render(h->cb.user, &t);
+        prom_family(&t, "saemon_http_request_timeouts_total", "counter",
+                    "Connections of the metrics endpoint shut down for not sending a complete request in time "
+                    "(since the last web config reload).");
+        prom_sample_u64(&t, "saemon_http_request_timeouts_total", NULL, 0, http_guard_timeouts(h->guard));
+        prom_family(&t, "saemon_http_auth_throttled_total", "counter",
+                    "Requests refused with 429: too many failed logins from their address, or too many "
+                    "password checks at once (since the last web config reload).");
+        prom_sample_u64(&t, "saemon_http_auth_throttled_total", NULL, 0, web_config_auth_throttled(h->web));
         if (t.failed || !t.buf) {
             prom_text_free(&t);
             return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
@@ -145,6 +166,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
  * MHD_quiesce_daemon, which metrics_http_restart uses. */
 static struct MHD_Daemon *start_daemon(metrics_http *h, const struct sockaddr_storage *ss, MHD_socket listen_fd)
 {
+    if (!(h->guard = http_guard_start(HTTP_REQUEST_DEADLINE_S)))
+        return NULL;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     struct MHD_OptionItem tls[6];
     web_config_mhd_options(h->web, tls, &flags);
@@ -157,9 +180,19 @@ static struct MHD_Daemon *start_daemon(metrics_http *h, const struct sockaddr_st
         where[0] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, (intptr_t)listen_fd, NULL};
     else
         where[0] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)ss};
-    return MHD_start_daemon(flags, port, NULL, NULL, handle, h, MHD_OPTION_ARRAY, where,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)32, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, port, NULL, NULL, handle, h, MHD_OPTION_ARRAY, where, MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, HTTP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_CONNECTIONS_PER_IP,
+        MHD_OPTION_CONNECTION_TIMEOUT, HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+        MHD_OPTION_NOTIFY_CONNECTION, http_guard_notify, h->guard, MHD_OPTION_NOTIFY_COMPLETED,
+        http_guard_completed, h->guard, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    if (!d) {
+        int e = errno;
+        http_guard_stop(h->guard);
+        h->guard = NULL;
+        errno = e;
+    }
+    return d;
 }
 
 saemon_status metrics_http_start(const char *listen, const metrics_http_callbacks *cb, web_config *web,
@@ -239,6 +272,7 @@ saemon_status metrics_http_restart(metrics_http **hp, web_config *web, saemon_er
     }
     drain(old->daemon);
     MHD_stop_daemon(old->daemon); /* quiesced: the socket stays open for h */
+    http_guard_stop(old->guard);
     free(old);
     *hp = h;
     return s;
@@ -260,5 +294,6 @@ void metrics_http_stop(metrics_http *h)
         return;
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    http_guard_stop(h->guard);
     free(h);
 }

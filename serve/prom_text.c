@@ -1,4 +1,5 @@
 #include "serve/prom_text.h"
+#include "base/utf8.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -56,18 +57,28 @@ static void appendf(prom_text *t, const char *fmt, ...)
     free(big);
 }
 
-/* HELP text escapes \ and newline; label values also escape ". */
+/* HELP text escapes \ and newline; label values also escape ". Bytes that
+ * are not UTF-8 become U+FFFD: one of them would make Prometheus reject the
+ * whole scrape. */
 static void append_escaped(prom_text *t, const char *s, bool quote)
 {
-    for (; *s; s++) {
-        if (*s == '\\')
+    for (size_t left = strlen(s); *s; s++, left--) {
+        size_t k = utf8_sequence((const unsigned char *)s, left);
+        if (k == 0) {
+            append(t, "\xEF\xBF\xBD", 3);
+        } else if (k > 1) {
+            append(t, s, k);
+            s += k - 1;
+            left -= k - 1;
+        } else if (*s == '\\') {
             append(t, "\\\\", 2);
-        else if (*s == '\n')
+        } else if (*s == '\n') {
             append(t, "\\n", 2);
-        else if (quote && *s == '"')
+        } else if (quote && *s == '"') {
             append(t, "\\\"", 2);
-        else
+        } else {
             append(t, s, 1);
+        }
     }
 }
 

@@ -241,8 +241,12 @@ saemon_status serve_config_load(const char *path, serve_config *out, saemon_erro
     char *text = NULL;
     size_t len = 0;
     saemon_status s = read_whole_file(path, 1u << 20, "serve config", &text, &len, err);
-    if (s != SAEMON_OK)
+    if (s == SAEMON_OK) /* deep nesting is quadratic in libyaml: refuse it before loading */
+        s = walk_check_depth(path, text, len, SAEMON_ERR_ARG, err);
+    if (s != SAEMON_OK) {
+        free(text);
         return s;
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
         free(text);

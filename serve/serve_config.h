@@ -52,6 +52,7 @@ typedef struct serve_config {
 #define SERVE_DEFAULT_MAX_ROWS 64
 #define SERVE_DEFAULT_BATCH 64
 #define SERVE_DEFAULT_HEARTBEAT_S 10.0
+#define SERVE_CAPTURE_BYTES ((size_t)64 << 20) /* raw rows kept for capture, per ring */
 
 /* Parse a config file; errors are "file:line:column: ...". Relative paths in
  * the file are taken relative to the file's directory. */

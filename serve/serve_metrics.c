@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "serve/serve.h"
 
 const double serve_hist_le[SERVE_HIST_BUCKETS] = {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4,
@@ -72,9 +73,10 @@ void serve_log(const char *level, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     /* One line per event, logfmt: ts=… level=… then the message's own
-     * key=value pairs and text. Newlines in messages are folded. */
+     * key=value pairs and text. Newlines and every other control character
+     * are folded (values from outside are quoted with utf8_logfmt_quote). */
     for (char *p = msg; *p; p++)
-        if (*p == '\n')
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
     fprintf(stderr, "ts=%s.%03ldZ level=%s component=serve %s\n", when, ts.tv_nsec / 1000000, level, msg);
 }
@@ -123,6 +125,13 @@ static void render_rings(prom_text *t, serve *srv)
     prom_family(t, "saemon_producer_refused_total", "counter",
                 "Producer announcements refused (hook or d_in not the dictionary's).");
     EACH_RING prom_sample_u64(t, "saemon_producer_refused_total", LABELS(RL), v[k].st.producers_refused);
+    prom_family(t, "saemon_ring_segment_faults_total", "counter",
+                "Times the ring's shared segment broke under saemon (shrunk by a process that can open it, or "
+                "/dev/shm out of room) and was recreated.");
+    EACH_RING prom_sample_u64(t, "saemon_ring_segment_faults_total", LABELS(RL), v[k].st.segment_faults);
+    prom_family(t, "saemon_ring_gap_table_resets_total", "counter",
+                "Times the ring's table of streams with pending gaps was full and forgotten.");
+    EACH_RING prom_sample_u64(t, "saemon_ring_gap_table_resets_total", LABELS(RL), v[k].st.gap_table_resets);
     prom_family(t, "saemon_stream_gaps_total", "counter", "Frames that followed lost tokens of their stream.");
     EACH_RING prom_sample_u64(t, "saemon_stream_gaps_total", LABELS(RL), ld(&v[k].r->gaps));
     prom_family(t, "saemon_streams_ended_total", "counter", "Streams the producer closed.");
@@ -259,6 +268,9 @@ void serve_metrics_render(void *arg, prom_text *t)
     render_sinks(t, srv);
 }
 
+/* A consumer that has frames waiting and has not moved for this long is stuck. */
+#define SERVE_STUCK_S 30.0
+
 bool serve_healthy(void *arg, char *why, size_t len)
 {
     serve *srv = arg;
@@ -266,6 +278,25 @@ bool serve_healthy(void *arg, char *why, size_t len)
         if (atomic_load(&srv->dicts[i].failed)) {
             snprintf(why, len, "dictionary %s: %s", srv->dicts[i].label, srv->dicts[i].failure);
             return false;
+        }
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
+            serve_ring *r = &srv->dicts[i].rings[j];
+            if (!r->ring)
+                continue;
+            saemon_ring_stats st;
+            saemon_ring_get_stats(r->ring, &st);
+            if (st.dead) {
+                snprintf(why, len, "ring %s is dead: %.180s", r->cfg->name, st.dead_reason);
+                return false;
+            }
+            uint64_t waiting = st.producer_seq > st.consumer_seq ? st.producer_seq - st.consumer_seq : 0;
+            double still = st.consumer_progress_age_s >= 0 ? st.consumer_progress_age_s : clock_now_s() - srv->started;
+            if (waiting && still > SERVE_STUCK_S) {
+                snprintf(why, len, "ring %s: the consumer is stuck (%" PRIu64 " frames waiting, no progress for %.0f s)",
+                         r->cfg->name, waiting, still);
+                return false;
+            }
         }
     return true;
 }

@@ -1,6 +1,9 @@
 #include "serve/web_config.h"
 
 #include <crypt.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <pthread.h>
@@ -18,11 +21,26 @@
 
 #define MAX_USERS 256
 #define CACHE_SLOTS 16
+/* Failed basic-auth checks: a client address may fail PEER_BURST times at
+ * once, then PEER_RATE times a second; beyond that it gets 429 without a
+ * bcrypt. At most BCRYPT_AT_ONCE checks run at a time (fewer than the HTTP
+ * threads), so a flood of wrong passwords from many addresses still leaves a
+ * thread for scrapes whose credentials are cached. */
+#define PEER_SLOTS 256
+#define PEER_BURST 10.0
+#define PEER_RATE 1.0
+#define BCRYPT_AT_ONCE 2
 
 typedef struct web_user {
     char *name;
     char *hash; /* bcrypt, "$2y$10$..." */
 } web_user;
+
+typedef struct peer_budget {
+    unsigned char addr[16];
+    double tokens, at;
+    bool used;
+} peer_budget;
 
 typedef struct cached_ok {
     char digest[65]; /* SHA-256 of user, password, hash */
@@ -38,6 +56,9 @@ struct web_config {
     pthread_mutex_t mu; /* guards cache */
     cached_ok cache[CACHE_SLOTS];
     size_t next_slot;
+    peer_budget peers[PEER_SLOTS]; /* under mu */
+    int bcrypts_running;           /* under mu */
+    uint64_t auth_throttled;       /* refused without a check (429) */
 };
 
 static const struct {
@@ -234,8 +255,12 @@ saemon_status web_config_load(const char *path, web_config **out, saemon_error *
     char *text = NULL;
     size_t len = 0;
     saemon_status s = read_whole_file(path, 1u << 20, "web config", &text, &len, err);
-    if (s != SAEMON_OK)
+    if (s == SAEMON_OK) /* deep nesting is quadratic in libyaml (a SIGHUP would stall): refuse it first */
+        s = walk_check_depth(path, text, len, SAEMON_ERR_ARG, err);
+    if (s != SAEMON_OK) {
+        free(text);
         return s;
+    }
     web_config *wc = calloc(1, sizeof *wc);
     yaml_parser_t parser;
     if (!wc || !yaml_parser_initialize(&parser)) {
@@ -399,6 +424,68 @@ static enum MHD_Result refuse(struct MHD_Connection *conn, unsigned code, const 
     return ret;
 }
 
+/* The budget of failed checks of the connection's client address (under mu). */
+static peer_budget *peer_of(web_config *wc, struct MHD_Connection *conn, double now)
+{
+    unsigned char key[16] = {0};
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info && info->client_addr) {
+        const struct sockaddr *sa = info->client_addr;
+        if (sa->sa_family == AF_INET)
+            memcpy(key, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        else if (sa->sa_family == AF_INET6)
+            memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+    peer_budget *oldest = &wc->peers[0];
+    for (size_t i = 0; i < PEER_SLOTS; i++) {
+        peer_budget *p = &wc->peers[i];
+        if (p->used && !memcmp(p->addr, key, sizeof key)) {
+            p->tokens += (now - p->at) * PEER_RATE;
+            if (p->tokens > PEER_BURST)
+                p->tokens = PEER_BURST;
+            p->at = now;
+            return p;
+        }
+        if (!p->used || (oldest->used && p->at < oldest->at))
+            oldest = p;
+    }
+    memcpy(oldest->addr, key, sizeof key);
+    oldest->tokens = PEER_BURST;
+    oldest->at = now;
+    oldest->used = true;
+    return oldest;
+}
+
+/* A success remembered for these credentials? (cheap: one SHA-256) */
+static bool cached_success(web_config *wc, const char *user, const char *password)
+{
+    const web_user *u = NULL;
+    for (size_t i = 0; i < wc->n_users; i++)
+        if (!strcmp(wc->users[i].name, user))
+            u = &wc->users[i];
+    if (!u)
+        return false;
+    const void *parts[] = {user, password, u->hash};
+    size_t lens[] = {strlen(user) + 1, strlen(password) + 1, strlen(u->hash)};
+    char digest[65];
+    if (saemon_sha256_hex(parts, lens, 3, digest) != 0)
+        return false;
+    double now = clock_now_s();
+    bool hit = false;
+    pthread_mutex_lock(&wc->mu);
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        if (wc->cache[i].until > now && same_bytes(wc->cache[i].digest, digest, 64))
+            hit = true;
+    pthread_mutex_unlock(&wc->mu);
+    explicit_bzero(digest, sizeof digest);
+    return hit;
+}
+
+uint64_t web_config_auth_throttled(web_config *wc)
+{
+    return wc ? __atomic_load_n(&wc->auth_throttled, __ATOMIC_RELAXED) : 0;
+}
+
 bool web_config_admit(web_config *wc, struct MHD_Connection *conn, enum MHD_Result *result)
 {
     if (!wc)
@@ -411,13 +498,34 @@ bool web_config_admit(web_config *wc, struct MHD_Connection *conn, enum MHD_Resu
         return true;
     char *password = NULL;
     char *user = MHD_basic_auth_get_username_password(conn, &password);
-    bool ok = user && password && web_config_check_password(wc, user, password);
+    bool ok = false, throttled = false;
+    if (user && password && !(ok = cached_success(wc, user, password))) {
+        pthread_mutex_lock(&wc->mu);
+        peer_budget *p = peer_of(wc, conn, clock_now_s());
+        throttled = p->tokens < 1.0 || wc->bcrypts_running >= BCRYPT_AT_ONCE;
+        if (!throttled)
+            wc->bcrypts_running++;
+        pthread_mutex_unlock(&wc->mu);
+        if (!throttled) {
+            ok = web_config_check_password(wc, user, password);
+            pthread_mutex_lock(&wc->mu);
+            wc->bcrypts_running--;
+            if (!ok)
+                peer_of(wc, conn, clock_now_s())->tokens -= 1.0;
+            pthread_mutex_unlock(&wc->mu);
+        }
+    }
     if (password) {
         explicit_bzero(password, strlen(password));
         MHD_free(password);
     }
     if (user)
         MHD_free(user);
+    if (throttled) {
+        __atomic_add_fetch(&wc->auth_throttled, 1, __ATOMIC_RELAXED);
+        *result = refuse(conn, MHD_HTTP_TOO_MANY_REQUESTS, "too many failed logins; retry later\n", false);
+        return false;
+    }
     if (!ok)
         *result = refuse(conn, MHD_HTTP_UNAUTHORIZED, "unauthorized\n", true);
     return ok;

@@ -62,4 +62,8 @@ bool web_config_admit(web_config *wc, struct MHD_Connection *conn, enum MHD_Resu
 #define WEB_AUTH_CACHE_S 60.0
 bool web_config_check_password(web_config *wc, const char *user, const char *password);
 
+/* Requests refused with 429 (failed-login budget of their address spent, or
+ * too many bcrypt checks running) since the config was loaded. */
+uint64_t web_config_auth_throttled(web_config *wc);
+
 #endif

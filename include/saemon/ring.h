@@ -108,6 +108,15 @@ typedef struct saemon_ring_stats {
     uint32_t d_in;
     const char *dtype;            /* "f32", "f16", "bf16" or "" */
     char refuse_reason[256];      /* last refusal, "" if none */
+    uint64_t segment_faults;      /* times the segment broke under the consumer (shrunk by a
+                                   * producer, or /dev/shm could not provide a page): each time
+                                   * the consumer survived and recreated it (docs/ring.md) */
+    uint64_t gap_table_resets;    /* times the per-stream gap table was full and forgotten (pending
+                                   * gap marks lost) */
+    bool dead;                    /* the segment broke and could not be recreated (retried once a
+                                   * second; next() returns 0 meanwhile) */
+    char dead_reason[256];
+    double consumer_progress_age_s; /* since the consumer last moved its tail; -1 = never */
 } saemon_ring_stats;
 
 /* Create (or, after a crashed consumer, replace) the shared segment and own it.
@@ -125,7 +134,8 @@ SAEMON_API int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms,
 /* Hand the slot of the last frame back to the producer. */
 SAEMON_API void saemon_ring_release(saemon_ring *r);
 
-/* Snapshot of counters and the producer's announcement (thread-safe). */
+/* Snapshot of counters and the producer's announcement (thread-safe). A NULL
+ * ring gives zero counters, ages -1 and empty strings. */
 SAEMON_API void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out);
 
 /* Raise the verdict of `stream` to `severity` (never lowers it). Visible to the

@@ -52,6 +52,13 @@ typedef struct saemon_secret {
     const char *env;
 } saemon_secret;
 
+/* A header whose value is a secret (an API key): from the YAML value, a file
+ * (re-read when it changes) or an environment variable, like passwords. */
+typedef struct saemon_http_header {
+    const char *name;
+    saemon_secret value;
+} saemon_http_header;
+
 /* Authentication and TLS of an HTTP sink, named as in Prometheus'
  * http_config (docs/sinks.md, "Authentication and TLS"). All zero = none,
  * with TLS certificate verification ON (the system CA store). */
@@ -67,6 +74,8 @@ typedef struct saemon_http_client {
     const char *server_name;      /* name the server certificate must carry (SNI + check) */
     const char *min_version;      /* "TLS10" "TLS11" "TLS12" "TLS13"; default TLS12 */
     bool insecure_skip_verify;    /* no certificate/name check: loudly warned about */
+    const saemon_http_header *secret_headers; /* headers with value_file / value_env (or value) */
+    size_t n_secret_headers;
 } saemon_http_client;
 
 /* One sink. Zero means "default" for every number; strings are copied. */

@@ -27,6 +27,24 @@ bool http_url_has_userinfo(const char *url)
     return memchr(p, '@', authority) != NULL;
 }
 
+char *http_url_origin(const char *url)
+{
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p)
+        return strdup("?");
+    const char *host = p + 3;
+    size_t authority = strcspn(host, "/?#");
+    const char *at = memchr(host, '@', authority);
+    if (at) {
+        authority -= (size_t)(at + 1 - host);
+        host = at + 1;
+    }
+    char *out = NULL;
+    if (asprintf(&out, "%.*s://%.*s", (int)(p - url), url, (int)authority, host) < 0)
+        return NULL;
+    return out;
+}
+
 static bool tls_version(const char *v, long *out)
 {
     static const struct {
@@ -92,6 +110,18 @@ bool http_client_valid(const saemon_http_client *o, char *msg, size_t len)
                      colon ? (int)(colon - o->headers[i]) : 40, o->headers[i]);
             return false;
         }
+    for (size_t i = 0; i < o->n_secret_headers; i++) {
+        const saemon_http_header *hd = &o->secret_headers[i];
+        char line[200], what[120];
+        snprintf(line, sizeof line, "%.100s: x", hd->name ? hd->name : "");
+        snprintf(what, sizeof what, "header %.60s", hd->name ? hd->name : "");
+        if (!hd->name || strlen(hd->name) > 100 || !http_header_valid(line)) {
+            snprintf(msg, len, "header %.40s: not a header name", hd->name ? hd->name : "(none)");
+            return false;
+        }
+        if (!secret_source_valid(&hd->value, what, msg, len))
+            return false;
+    }
     return true;
 }
 
@@ -145,6 +175,21 @@ saemon_status http_auth_open(http_auth *a, const saemon_http_client *o, const ch
     for (size_t i = 0; i < n; i++)
         if (!(a->headers[i] = strdup(o->headers[i])))
             return fail(a, err, sink_name, "out of memory");
+    if (o->n_secret_headers) {
+        a->secret_names = calloc(o->n_secret_headers, sizeof *a->secret_names);
+        a->secret_values = calloc(o->n_secret_headers, sizeof *a->secret_values);
+        if (!a->secret_names || !a->secret_values)
+            return fail(a, err, sink_name, "out of memory");
+        for (size_t i = 0; i < o->n_secret_headers; i++) {
+            char what[120];
+            snprintf(what, sizeof what, "header %.60s", o->secret_headers[i].name);
+            a->n_secret_headers = i + 1;
+            if (!(a->secret_names[i] = strdup(o->secret_headers[i].name)))
+                return fail(a, err, sink_name, "out of memory");
+            if (!sink_secret_init(&a->secret_values[i], &o->secret_headers[i].value, what, msg, sizeof msg))
+                return fail(a, err, sink_name, msg);
+        }
+    }
     if (o->basic_username) {
         if (!(a->username = strdup(o->basic_username)))
             return fail(a, err, sink_name, "out of memory");
@@ -220,14 +265,49 @@ bool http_auth_prepare(http_auth *a, CURL *curl, struct curl_slist **headers, ch
         }
         *headers = more;
     }
+    for (size_t i = 0; i < a->n_secret_headers; i++) {
+        char what[120];
+        snprintf(what, sizeof what, "header %.60s", a->secret_names[i]);
+        if (!sink_secret_refresh(&a->secret_values[i], what, msg, len))
+            return false;
+        const char *v = a->secret_values[i].value ? a->secret_values[i].value : "";
+        size_t n = strlen(a->secret_names[i]) + strlen(v) + 3;
+        char *line = malloc(n);
+        if (!line) {
+            snprintf(msg, len, "out of memory");
+            return false;
+        }
+        snprintf(line, n, "%s: %s", a->secret_names[i], v);
+        bool valid = http_header_valid(line);
+        struct curl_slist *more = valid ? curl_slist_append(*headers, line) : NULL;
+        explicit_bzero(line, n);
+        free(line);
+        if (!valid) {
+            snprintf(msg, len, "%s: the value is not one line of visible characters", what);
+            return false;
+        }
+        if (!more) {
+            snprintf(msg, len, "out of memory");
+            return false;
+        }
+        *headers = more;
+    }
     return true;
 }
 
 void http_auth_close(http_auth *a)
 {
-    for (size_t i = 0; a->headers && a->headers[i]; i++)
+    for (size_t i = 0; a->headers && a->headers[i]; i++) {
+        explicit_bzero(a->headers[i], strlen(a->headers[i]));
         free(a->headers[i]);
+    }
     free(a->headers);
+    for (size_t i = 0; i < a->n_secret_headers; i++) {
+        free(a->secret_names[i]);
+        sink_secret_free(&a->secret_values[i]);
+    }
+    free(a->secret_names);
+    free(a->secret_values);
     free(a->username);
     free(a->auth_type);
     sink_secret_free(&a->password);

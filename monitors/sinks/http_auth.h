@@ -11,7 +11,10 @@
 #include "saemon/sinks.h"
 
 typedef struct http_auth {
-    char **headers;          /* "Name: value", NULL-terminated */
+    char **headers;          /* "Name: value", NULL-terminated (wiped when freed: values may be keys) */
+    char **secret_names;     /* headers whose values are sink_secrets */
+    sink_secret *secret_values;
+    size_t n_secret_headers;
     char *username;          /* basic auth when set */
     sink_secret password;
     char *auth_type;         /* Authorization header when credentials are set */
@@ -37,5 +40,8 @@ bool http_client_valid(const saemon_http_client *o, char *msg, size_t len);
 bool http_header_valid(const char *line);
 /* "https://user:pw@host/..." — credentials that would end up in names and logs. */
 bool http_url_has_userinfo(const char *url);
+/* "scheme://host[:port]" of a URL, without user info, path, query or
+ * fragment (tokens live there: Slack-style paths, ?token=): for names. */
+char *http_url_origin(const char *url);
 
 #endif

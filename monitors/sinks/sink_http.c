@@ -61,15 +61,12 @@ typedef struct http_sink {
 
 typedef enum { POST_OK, POST_RETRY, POST_REFUSED } post_result;
 
-static size_t keep_reply(char *data, size_t size, size_t n, void *user)
+/* The reply body is counted, never kept: a receiver that echoes the request
+ * would hand back the credentials and header values saemon sent. */
+static size_t count_reply(char *data, size_t size, size_t n, void *user)
 {
-    char *buf = user;
-    size_t have = strlen(buf), add = size * n;
-    size_t room = 200 - have;
-    if (add < room)
-        room = add;
-    memcpy(buf + have, data, room);
-    buf[have + room] = 0;
+    (void)data;
+    *(size_t *)user += size * n;
     return size * n;
 }
 
@@ -77,7 +74,8 @@ static size_t keep_reply(char *data, size_t size, size_t n, void *user)
  * CURLOPT_WRITEDATA type check for the reply buffer. */
 __attribute__((noinline)) static post_result post(http_sink *h, const spool_entry *e)
 {
-    char key_header[96], reply[201] = "";
+    char key_header[96];
+    size_t reply_bytes = 0;
     snprintf(key_header, sizeof key_header, "Idempotency-Key: %s", e->key);
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
     struct curl_slist *more = headers ? curl_slist_append(headers, key_header) : NULL;
@@ -98,8 +96,8 @@ __attribute__((noinline)) static post_result post(http_sink *h, const spool_entr
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, e->body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)e->len);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_reply);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, reply);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, count_reply);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply_bytes);
     h->curl_error[0] = 0;
     CURLcode rc = curl_easy_perform(c);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
@@ -113,10 +111,8 @@ __attribute__((noinline)) static post_result post(http_sink *h, const spool_entr
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (code >= 200 && code < 300)
         return POST_OK;
-    for (char *p = reply; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
-    snprintf(h->last_error, sizeof h->last_error, "HTTP %ld %.160s", code, reply);
+    snprintf(h->last_error, sizeof h->last_error, "HTTP %ld (a reply of %zu bytes, not shown: it may echo credentials)",
+             code, reply_bytes);
     if ((code == 401 || code == 403) && !h->warned_credentials) {
         /* Wrong or missing credentials: every alert will be refused the same
          * way; say so once, loudly (each refusal is counted failed). */

@@ -172,18 +172,23 @@ static void sink_destroy(sink *s)
 static char *default_name(const saemon_sink_options *o)
 {
     const char *target = "";
+    char *origin = NULL;
     switch (o->kind) {
     case SAEMON_SINK_JSONL: target = o->path; break;
     case SAEMON_SINK_WEBHOOK:
-    case SAEMON_SINK_ALERTMANAGER: /* never put a password in a name */
-        target = o->url && http_url_has_userinfo(o->url) ? "(URL with credentials)" : o->url;
+    case SAEMON_SINK_ALERTMANAGER:
+        /* never put a secret in a name (it reaches /metrics and logs): no
+         * user info, no path (Slack-style tokens), no query (?token=) */
+        if (o->url && !(target = origin = http_url_origin(o->url)))
+            return NULL;
         break;
     case SAEMON_SINK_EXEC: target = o->argv ? o->argv[0] : NULL; break;
     case SAEMON_SINK_STDOUT: return strdup("stdout");
     }
     char *name = NULL;
     if (asprintf(&name, "%s:%s", saemon_sink_kind_name(o->kind), target ? target : "?") < 0)
-        return NULL;
+        name = NULL;
+    free(origin);
     return name;
 }
 
@@ -220,6 +225,19 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
     s->drain_timeout_s = o->drain_timeout_s > 0 ? o->drain_timeout_s : 10.0;
     atomic_init(&s->drain_deadline, INFINITY);
     s->name = o->name ? strdup(o->name) : default_name(o);
+    if (s->name && !o->name) {
+        /* Default names are coarse (no URL path): two sinks on one host get
+         * "#2", "#3" so their /metrics series stay distinct. */
+        size_t same = 0;
+        for (size_t i = 0; i < sinks->n; i++)
+            same += strncmp(sinks->v[i]->name, s->name, strlen(s->name)) == 0
+                    && (sinks->v[i]->name[strlen(s->name)] == 0 || sinks->v[i]->name[strlen(s->name)] == '#');
+        char *numbered = NULL;
+        if (same && asprintf(&numbered, "%s#%zu", s->name, same + 1) > 0) {
+            free(s->name);
+            s->name = numbered;
+        }
+    }
     s->ring = calloc(s->cap, sizeof *s->ring);
     if (!s->name || !s->ring) {
         sink_destroy(s);

@@ -73,30 +73,63 @@ static saemon_status get_secret(walk *w, const yaml_node_t *map, const char *key
     return SAEMON_OK;
 }
 
-static saemon_status parse_headers(walk *w, const yaml_node_t *v, saemon_http_client *out)
+static saemon_status check_map(walk *w, const yaml_node_t *v, const char *key, const char *const *allowed)
 {
+    char what[96];
+    snprintf(what, sizeof what, "'%s'", key);
+    return walk_check_map(w, v, what, allowed);
+}
+
+/* Declared below, used by parse_headers. */
+static saemon_status get_secret(walk *w, const yaml_node_t *map, const char *key, const char *section,
+                                saemon_secret *out, char *warn, size_t wlen);
+
+/* headers: {Name: value} or {Name: {value|value_file|value_env: ...}}: a
+ * value may be an API key, so it can come from a file or the environment
+ * like any other secret. */
+static saemon_status parse_headers(walk *w, const yaml_node_t *v, saemon_http_client *out, char *warn,
+                                   size_t wlen)
+{
+    static const char *const secret_keys[] = {"value", "value_file", "value_env", NULL};
     if (v->type != YAML_MAPPING_NODE) {
         char d[64];
         return walk_fail(w, v, "'headers' is %s; expected a mapping of header names to values",
                          walk_describe(v, d, sizeof d));
     }
-    size_t n = walk_map_len(v);
+    size_t n = walk_map_len(v), n_lines = 0, n_secret = 0;
     const char **lines = arena_calloc(w->mem, n + 1, sizeof *lines);
-    if (!lines)
+    saemon_http_header *secret = arena_calloc(w->mem, n + 1, sizeof *secret);
+    if (!lines || !secret)
         return oom(w);
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *k, *val;
         walk_map_pair(w, v, i, &k, &val);
         const char *name, *value;
         saemon_status s;
-        if ((s = walk_string(w, k, "a header name", &name)) != SAEMON_OK ||
-            (s = walk_string(w, val, "a header value", &value)) != SAEMON_OK)
+        if ((s = walk_string(w, k, "a header name", &name)) != SAEMON_OK)
             return s;
         if (!strcasecmp(name, "Authorization") || !strcasecmp(name, "Content-Type") ||
             !strcasecmp(name, "Idempotency-Key") || !strcasecmp(name, "Host"))
             return walk_fail(w, k, "header %.40s is set by saemon (use 'authorization' or 'basic_auth' for "
                                    "credentials)",
                              name);
+        if (val->type == YAML_MAPPING_NODE) {
+            char section[80];
+            snprintf(section, sizeof section, "headers %.60s", name);
+            if ((s = check_map(w, val, section, secret_keys)) != SAEMON_OK ||
+                (s = get_secret(w, val, "value", section, &secret[n_secret].value, warn, wlen)) != SAEMON_OK)
+                return s;
+            if (!secret_source_set(&secret[n_secret].value))
+                return walk_fail(w, val, "header %.40s: give one of 'value', 'value_file' and 'value_env'", name);
+            char probe[200];
+            snprintf(probe, sizeof probe, "%.100s: x", name);
+            if (strlen(name) > 100 || !http_header_valid(probe))
+                return walk_fail(w, k, "header %.40s: not a header name", name);
+            secret[n_secret++].name = name;
+            continue;
+        }
+        if ((s = walk_string(w, val, "a header value", &value)) != SAEMON_OK)
+            return s;
         size_t len = strlen(name) + strlen(value) + 3;
         char *line = arena_calloc(w->mem, len, 1);
         if (!line)
@@ -104,18 +137,14 @@ static saemon_status parse_headers(walk *w, const yaml_node_t *v, saemon_http_cl
         snprintf(line, len, "%s: %s", name, value);
         if (!http_header_valid(line))
             return walk_fail(w, k, "header %.40s is malformed; expected a token name and a one-line value", name);
-        lines[i] = line;
+        lines[n_lines++] = line;
     }
     out->headers = lines;
+    out->secret_headers = secret;
+    out->n_secret_headers = n_secret;
     return SAEMON_OK;
 }
 
-static saemon_status check_map(walk *w, const yaml_node_t *v, const char *key, const char *const *allowed)
-{
-    char what[40];
-    snprintf(what, sizeof what, "'%s'", key);
-    return walk_check_map(w, v, what, allowed);
-}
 
 static saemon_status parse_tls(walk *w, const yaml_node_t *v, saemon_http_client *out, char *warn, size_t wlen)
 {
@@ -169,7 +198,7 @@ saemon_status sinks_config_http(walk *w, const yaml_node_t *sink, saemon_http_cl
     static const char *const auth_keys[] = {"type", "credentials", "credentials_file", "credentials_env", NULL};
     saemon_status s;
     yaml_node_t *v;
-    if ((v = walk_get(w, sink, "headers", NULL)) && (s = parse_headers(w, v, out)) != SAEMON_OK)
+    if ((v = walk_get(w, sink, "headers", NULL)) && (s = parse_headers(w, v, out, warn, wlen)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, sink, "basic_auth", NULL))) {
         if ((s = check_map(w, v, "basic_auth", basic_keys)) != SAEMON_OK ||

@@ -3,9 +3,11 @@
  * unknown user, a remembered success), policies that make no sense. TLS
  * itself is exercised end to end in tests/sinks/test_auth_e2e.py. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "serve/serve_config.h"
 #include "serve/web_config.h"
 #include "tests/support/support.h"
 
@@ -62,4 +64,38 @@ Test(web_config, errors_name_file_line_column)
     expect_error("http_server_config: {http2: true}\n", "web.yml:1:1: ");
     expect_error("tls_server_config: {cert_file: a, key_file: b, cipher_suites: [x]}\n", "'cipher_suites'");
     expect_error("", "the web config is empty");
+}
+
+/* libyaml is quadratic on deep nesting (100k levels: ~25 s): the depth is
+ * refused from the event stream before the document is loaded, for the web
+ * config (re-read on SIGHUP by the main loop) and the serve config alike. */
+static char *deep_yaml(size_t levels)
+{
+    char *s = malloc(2 * levels + 2);
+    cr_assert(s);
+    memset(s, '[', levels);
+    memset(s + levels, ']', levels);
+    s[2 * levels] = '\n';
+    s[2 * levels + 1] = 0;
+    return s;
+}
+
+Test(web_config, deep_nesting_is_refused_before_loading, .timeout = 20)
+{
+    char *deep = deep_yaml(100000);
+    char *yaml = NULL;
+    cr_assert(asprintf(&yaml, "basic_auth_users: %s", deep) > 0);
+    expect_error(yaml, "nested more than");
+    free(yaml);
+
+    char *dir = test_tmpdir();
+    char *path = test_write_file(dir, "saemon.yaml", deep, strlen(deep));
+    serve_config cfg;
+    saemon_error err = {0};
+    cr_assert_neq(serve_config_load(path, &cfg, &err), SAEMON_OK);
+    cr_assert(strstr(err.message, "saemon.yaml:1:") && strstr(err.message, "nested more than"), "%s", err.message);
+    free(path);
+    test_rmtree(dir);
+    free(dir);
+    free(deep);
 }

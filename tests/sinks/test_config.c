@@ -59,7 +59,7 @@ Test(config, every_kind)
     saemon_sinks_get_stats(s, 0, &st);
     cr_assert_str_eq(st.name, "file");
     saemon_sinks_get_stats(s, 2, &st);
-    cr_assert_str_eq(st.name, "webhook:http://127.0.0.1:9/hook");
+    cr_assert_str_eq(st.name, "webhook:http://127.0.0.1:9", "default names drop the path (tokens live there)");
     /* Nothing listens on port 9: the alertmanager sink (no spool) loses its
      * alert and says so; the webhook keeps its one in the spool. */
     test_alert t;
@@ -114,5 +114,29 @@ Test(config, open_failure_names_the_sink_position)
     const char *yaml = "sinks:\n  - type: stdout\n  - type: jsonl\n    path: /nonexistent-dir/x\n";
     cr_assert_eq(load(yaml, &s, &err), SAEMON_ERR_IO);
     cr_assert(strstr(err.message, "sinks.yaml:3:5: cannot open alert file /nonexistent-dir/x"), "%s", err.message);
+    saemon_sinks_destroy(s);
+}
+
+/* Default names keep scheme://host:port only (tokens live in paths and
+ * queries); two sinks on one host get "#2" so /metrics series stay apart. */
+Test(config, default_names_hide_paths_and_queries_and_stay_distinct)
+{
+    const char *yaml = "sinks:\n"
+                       "  - type: webhook\n"
+                       "    url: https://hooks.example.com/services/T0/B0/SeCrEtPaTh\n"
+                       "  - type: webhook\n"
+                       "    url: https://hooks.example.com:8443/x?token=SeCrEtQuErY#frag\n"
+                       "  - type: webhook\n"
+                       "    url: https://hooks.example.com/other\n";
+    saemon_sinks *s;
+    saemon_error err = {0};
+    cr_assert_eq(load(yaml, &s, &err), SAEMON_OK, "%s", err.message);
+    const char *want[] = {"webhook:https://hooks.example.com", "webhook:https://hooks.example.com:8443",
+                          "webhook:https://hooks.example.com#2"};
+    for (size_t i = 0; i < 3; i++) {
+        saemon_sink_stats st;
+        saemon_sinks_stats(s, i, &st);
+        cr_assert_str_eq(st.name, want[i]);
+    }
     saemon_sinks_destroy(s);
 }
