@@ -35,8 +35,8 @@ static int check_rules_file(const char *dict, const char *path)
     saemon_ruleset *rules = NULL;
     if (saemon_rules_open(path, NULL, &rules, &err) != SAEMON_OK)
         return fail(path, &err);
-    printf("  dictionary %s: rules %s: OK (%zu rules, %zu enabled)\n", dict, path, saemon_rules_count(rules),
-           saemon_rules_enabled_count(rules));
+    printf("  dictionary %s: rules %s: OK (%zu rules, %zu enabled)\n", dict, path, saemon_rules_get_count(rules),
+           saemon_rules_get_enabled_count(rules));
     saemon_rules_close(rules);
     return CLI_OK;
 }

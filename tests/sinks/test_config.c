@@ -135,7 +135,7 @@ Test(config, default_names_hide_paths_and_queries_and_stay_distinct)
                           "webhook:https://hooks.example.com#2"};
     for (size_t i = 0; i < 3; i++) {
         saemon_sink_stats st;
-        saemon_sinks_stats(s, i, &st);
+        saemon_sinks_get_stats(s, i, &st);
         cr_assert_str_eq(st.name, want[i]);
     }
     saemon_sinks_destroy(s);
