@@ -80,6 +80,16 @@ def main():
     unknown = (firing | quiet) - names
     if unknown:
         fail(f"unit tests of alerts that do not exist: {sorted(unknown)}")
+    # the PrometheusRule (kube-prometheus-stack) is generated from the same file
+    gen = os.path.join(root, "deploy/prometheus/make-prometheusrule.py")
+    r = subprocess.run([sys.executable, gen, "--check"], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(r.stderr)
+    with open(os.path.join(root, "deploy/prometheus/saemon-prometheusrule.yaml")) as f:
+        pr = yaml.safe_load(f)
+    if pr.get("kind") != "PrometheusRule" or pr["spec"]["groups"] != doc["groups"]:
+        fail("saemon-prometheusrule.yaml does not hold the groups of saemon-alerts.yml")
+    print("saemon-prometheusrule.yaml: generated from saemon-alerts.yml, same groups")
     print(f"{len(alerts)} alerts, each with severity, summary, description, runbook_url (a docs/runbook.md "
           f"section) and unit tests firing and not firing; {len(records)} recording rules")
     print("PASS")
