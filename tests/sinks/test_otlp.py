@@ -237,8 +237,18 @@ rules:
     condition: {{feature: 5, above: 4.0}}
     labels: {{team: safety}}
     description: "feature 5 above 4"
+  - name: loud
+    severity: emergency
+    condition: {{feature: 7, above: 5.0}}
+  - name: calm
+    severity: informational
+    condition: {{feature: 9, above: 5.0}}
+  - name: odd
+    severity: debug
+    condition: {{feature: 11, above: 5.0}}
 """
-SEVERITY = {"warning": 13, "critical": 18}
+# The log data model's mapping of syslog severities.
+SEVERITY = {"warning": 13, "critical": 18, "emergency": 22, "informational": 9, "debug": 5}
 
 
 def run_saemon(cli, work, sinks_text, run_id="otlp-test", check=True):
@@ -305,7 +315,7 @@ def test(cli, work, receivers):
     authorization: {{credentials_file: {token_file}}}
 """)
     alerts = jsonl_alerts(alerts_path)
-    if len(alerts) < 4 or not {"hot", "hotter"} <= {a["rule"] for a in alerts} or \
+    if len(alerts) < 4 or {a["rule"] for a in alerts} != {"hot", "hotter", "loud", "calm", "odd"} or \
             "resolved" not in {a["status"] for a in alerts}:
         fail(f"the scenario must raise both rules, firing and resolved; got {len(alerts)} alerts")
     st = stats(r.stderr, "collector")
@@ -338,7 +348,7 @@ def test(cli, work, receivers):
         if rec.get("severityText") != want["severity"] or rec.get("severityNumber") != SEVERITY[want["severity"]]:
             fail(f"request {i}: severity {rec.get('severityText')}/{rec.get('severityNumber')} for a "
                  f"{want['severity']} rule")
-        summary = "feature 2 is hot" if want["rule"] == "hot" else "feature 5 above 4"
+        summary = {"hot": "feature 2 is hot", "hotter": "feature 5 above 4"}.get(want["rule"], want["rule"])
         if rec.get("body") != {"stringValue": summary}:
             fail(f"request {i}: body {rec.get('body')}; expected the summary {summary!r}")
         when = datetime.datetime.fromisoformat(want["timestamp"].replace("Z", "+00:00")).timestamp()
