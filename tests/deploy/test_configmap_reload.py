@@ -86,6 +86,8 @@ def main():
         if srv is not None:
             srv.proc.send_signal(signal.SIGKILL)
             srv.proc.wait()
+        if os.path.exists(f"/dev/shm/saemon-ring.cm{os.getpid()}"):
+            os.unlink(f"/dev/shm/saemon-ring.cm{os.getpid()}")
         shutil.rmtree(work, ignore_errors=True)
 
 

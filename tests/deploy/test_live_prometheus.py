@@ -180,7 +180,7 @@ def main():
     # Prometheus and saemon are always killed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("FAIL: terminated (timeout)"))
     work = tempfile.mkdtemp(prefix="saemon-prom-")
-    owned = {"prom": None, "serve": None, "producers": []}
+    owned = {"prom": None, "serve": None, "producers": [], "tag": f"ops{os.getpid()}"}
     try:
         test(cli, root, work, binary, owned)
     finally:
@@ -189,11 +189,19 @@ def main():
                 os.kill(owned["serve"].proc.pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-            owned["serve"].kill()
+            if owned["serve"].proc.poll() is None:
+                owned["serve"].proc.terminate()  # lets it unlink its rings
+                try:
+                    owned["serve"].proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    owned["serve"].kill()
         if owned["prom"] is not None:
             owned["prom"].stop()
         for p in owned["producers"]:
             p.close()
+        for name in os.listdir("/dev/shm"):  # after a kill, no segment is left behind
+            if name.startswith(f"saemon-ring.{owned['tag']}-"):
+                os.unlink(os.path.join("/dev/shm", name))
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -208,7 +216,7 @@ def test(cli, root, work, binary, owned):
     rules = os.path.join(work, "rules.yaml")
     with open(rules, "w") as f:
         f.write(RULES)
-    tag = f"ops{os.getpid()}"
+    tag = owned["tag"]
     ring = {k: f"{tag}-{k}" for k in ("fed", "drops", "quiet", "idle", "refused")}
     with open(os.path.join(work, "sinks.yaml"), "w") as f:
         f.write(f"""sinks:

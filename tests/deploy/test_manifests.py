@@ -74,6 +74,7 @@ def check_formula_against_serve(cli):
     from serve_harness import Serve, write_safetensors
     work = tempfile.mkdtemp(prefix="saemon-shm-")
     srv = None
+    tag = f"shm{os.getpid()}"
     try:
         d_in = 24
         os.makedirs(os.path.join(work, "sae"))
@@ -86,7 +87,6 @@ def check_formula_against_serve(cli):
                     '"metadata": {"hook_name": "core", "model_name": "shm"}}' % d_in)
         with open(os.path.join(work, "rules.yaml"), "w") as f:
             f.write("version: 1\nrules:\n  - {name: r, severity: info, condition: {feature: 1, above: 1}}\n")
-        tag = f"shm{os.getpid()}"
         geometry = {f"{tag}-a": (8, 3), f"{tag}-b": (64, 100)}
         rings = ", ".join(f"{{name: {n}, slots: {s}, max_rows: {r}}}" for n, (s, r) in geometry.items())
         with open(os.path.join(work, "saemon.yaml"), "w") as f:
@@ -102,7 +102,11 @@ def check_formula_against_serve(cli):
         print(f"formula: equals the /dev/shm segments saemon serve creates ({len(geometry)} geometries)")
     finally:
         if srv is not None:
-            srv.kill()
+            srv.proc.terminate()  # lets it unlink its rings
+            srv.proc.wait(timeout=30)
+        for name in os.listdir("/dev/shm"):
+            if name.startswith(f"saemon-ring.{tag}-"):
+                os.unlink(os.path.join("/dev/shm", name))
         shutil.rmtree(work, ignore_errors=True)
 
 
