@@ -309,6 +309,27 @@ def main():
     if cm["data"].get("saemon-dashboard.json") != text:
         fail("the dashboard ConfigMap does not hold saemon-dashboard.json byte for byte")
     print("dashboard ConfigMap: generated from the JSON, identical, labelled grafana_dashboard: \"1\"")
+    import json
+    dash = json.loads(text)
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    if variables.get("datasource", {}).get("type") != "datasource" or \
+            variables["datasource"].get("query") != "prometheus":
+        fail("the dashboard needs a datasource variable of type prometheus")
+    for name in ("dictionary", "ring"):
+        if variables.get(name, {}).get("type") != "query":
+            fail(f"the dashboard needs a '{name}' query variable")
+    ids = [p["id"] for p in dash["panels"]]
+    if len(ids) != len(set(ids)):
+        fail("dashboard panel ids are not unique")
+    for p in dash["panels"]:
+        for t in p.get("targets", []):
+            if p.get("datasource", {}).get("uid") != "${datasource}" or \
+                    t.get("datasource", {}).get("uid") != "${datasource}":
+                fail(f"panel {p['title']!r}: every query must use the $datasource variable")
+            for var in re.findall(r"\$(\w+)", t["expr"]):
+                if var not in variables and not var.startswith("__"):
+                    fail(f"panel {p['title']!r}: ${var} is not a dashboard variable")
+    print(f"dashboard: {len(ids)} panels, unique ids, every query on $datasource, variables defined")
     print("PASS")
 
 
