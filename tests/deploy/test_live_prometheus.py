@@ -381,6 +381,12 @@ dictionaries:
     print(f"Prometheus holds {len(alerts)} Saemon* alerts pending or firing")
     stop_beating.set()
     beater.join()
+    rc, log = srv.stop()
+    if "Sanitizer" in log or "runtime error:" in log:
+        fail("saemon serve reported a sanitizer error:\n" + log)
+    if rc != 3:  # cli_sinks_close: 3 = deliveries failed for good (the exec sink /bin/false)
+        fail(f"saemon serve exited {rc}; expected 3, deliveries of the failing exec sink:\n{log}")
+    print("saemon serve stopped cleanly, exit status 3 (the failing sink's deliveries)")
     print(f"{checked} expressions checked against Prometheus")
     print("PASS")
 
