@@ -281,13 +281,12 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
         if (o->kind == SAEMON_SINK_ALERTMANAGER &&
             (s = get_string(w, node, "generator_url", false, &o->generator_url)) != SAEMON_OK)
             return s;
-        if (o->kind == SAEMON_SINK_OTLP && ((s = get_string(w, node, "service_name", false, &o->service_name)) !=
-                                                SAEMON_OK ||
-                                            (s = get_string(w, node, "service_instance", false,
-                                                            &o->service_instance)) != SAEMON_OK))
-            return s;
-        if (o->kind == SAEMON_SINK_OTLP)
+        if (o->kind == SAEMON_SINK_OTLP) {
+            if ((s = get_string(w, node, "service_name", false, &o->service_name)) != SAEMON_OK ||
+                (s = get_string(w, node, "service_instance", false, &o->service_instance)) != SAEMON_OK)
+                return s;
             otlp_url_warning(w, v, o->url, warn, wlen);
+        }
         if ((s = sinks_config_http(w, node, &o->http, warn, wlen)) != SAEMON_OK)
             return s;
         break;
