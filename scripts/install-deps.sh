@@ -18,6 +18,9 @@ packages=(
   prometheus-alertmanager                         # end-to-end sink test against the real Alertmanager
   libgnutls28-dev libcrypt-dev                    # serve --web-config: client certificates, bcrypt
   openssl curl                                    # credentials test: certificates, scraping /metrics
+  prometheus                                      # deploy/: promtool check/test rules, live query check (tests start
+                                                  # their own on a free port; Debian enables its service on :9090)
+  python3-yaml                                    # deploy/kubernetes: manifest invariant check
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libopenblas0-pthread gnuplot-nox)

@@ -372,6 +372,11 @@ static bool rules_changed(serve *srv, rule_watch *w)
                 if (strcmp(ev->name, slash ? slash + 1 : path) == 0)
                     changed = true;
             }
+            /* A Kubernetes ConfigMap volume updates by renaming a new
+             * "..data" symlink into place (the files are symlinks through
+             * it), so the rule file's own name never shows up. */
+            if (ev->len && (ev->mask & IN_MOVED_TO) && strcmp(ev->name, "..data") == 0)
+                changed = true;
             if (ev->mask & IN_IGNORED) /* the directory went away: watch again */
                 serve_log("warning", "a rule directory was removed or moved; re-arming the file watch");
             p += sizeof *ev + ev->len;

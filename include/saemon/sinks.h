@@ -11,6 +11,8 @@
  *                an Idempotency-Key header and an optional on-disk spool
  *   alertmanager Prometheus Alertmanager v2: POST /api/v2/alerts
  *   exec         run a command (argv, no shell) with the alert JSON on stdin
+ *   otlp         OpenTelemetry logs, OTLP/HTTP JSON: POST to the /v1/logs URL,
+ *                one LogRecord per alert (same delivery as webhook)
  * See docs/sinks.md. */
 #ifndef SAEMON_SINKS_H
 #define SAEMON_SINKS_H
@@ -33,6 +35,7 @@ typedef enum saemon_sink_kind {
     SAEMON_SINK_WEBHOOK,
     SAEMON_SINK_ALERTMANAGER,
     SAEMON_SINK_EXEC,
+    SAEMON_SINK_OTLP,
 } saemon_sink_kind;
 
 typedef enum saemon_fsync_policy {
@@ -91,8 +94,9 @@ typedef struct saemon_sink_options {
     uint64_t rotate_bytes;        /* rotate before a line would pass this size; 0 = never */
     size_t rotate_keep;           /* keep path.1 .. path.K; default 5 */
 
-    /* webhook, alertmanager */
-    const char *url;              /* alertmanager: base URL, /api/v2/alerts is appended */
+    /* webhook, alertmanager, otlp */
+    const char *url;              /* alertmanager: base URL, /api/v2/alerts is appended;
+                                     otlp: the full logs URL, e.g. http://collector:4318/v1/logs */
     double timeout_s;             /* per request; default 5 */
     unsigned max_retries;         /* retries after the first attempt; default 5 */
     double backoff_initial_s;     /* first retry delay, doubled each retry; default 0.5 */
@@ -102,6 +106,8 @@ typedef struct saemon_sink_options {
     saemon_http_client http;      /* headers, basic/bearer auth, TLS */
     double resend_interval_s;     /* alertmanager: re-send firing alerts this often, with
                                      endsAt = now + 4 x this; default 60 */
+    const char *service_name;     /* otlp: resource attribute service.name; default "saemon" */
+    const char *service_instance; /* otlp: service.instance.id; default the host name */
 
     /* exec */
     const char *const *argv;      /* NULL-terminated; argv[0] searched in PATH */

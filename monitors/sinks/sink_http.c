@@ -1,4 +1,6 @@
-/* webhook and alertmanager sinks: JSON POST with libcurl. Alerts wait in a
+/* webhook, alertmanager and otlp sinks: JSON POST with libcurl (the body
+ * is the kind's: the alert's JSON, a postableAlerts array, an OTLP logs
+ * export request; sink_otlp.c). Alerts wait in a
  * FIFO (mirrored on disk when a spool directory is set) and are delivered
  * strictly in order: the head is retried with exponential backoff, and
  * nothing overtakes it. 2xx = delivered; 408, 429, 5xx and transport errors
@@ -24,6 +26,7 @@
 
 typedef struct http_sink {
     bool alertmanager;
+    sink_otlp *otlp;  /* otlp: the resource, NULL for the other kinds */
     const char *name; /* the sink's, for messages */
     char *url, *generator_url;
     double timeout_s, backoff_initial, backoff_max;
@@ -286,6 +289,7 @@ static void http_handle(sink *s, const saemon_alert *a)
     http_sink *h = s->impl;
     spool_entry e = {0};
     e.body = h->alertmanager ? sink_alertmanager_body(a, h->generator_url, a->timestamp + 4 * h->resend_s)
+             : h->otlp       ? sink_otlp_body(h->otlp, a)
                              : saemon_alert_to_json(a);
     if (h->alertmanager && e.body && !am_active_note(&h->active, a))
         sink_failed_one(s, "too many active alerts to re-send (max %d)", AM_ACTIVE_MAX);
@@ -425,6 +429,7 @@ static void http_destroy(sink *s)
     http_auth_close(&h->auth);
     free(h->url);
     free(h->generator_url);
+    sink_otlp_free(h->otlp);
     am_active_free(&h->active);
     pthread_cond_destroy(&h->cv);
     pthread_mutex_destroy(&h->mu);
@@ -490,6 +495,8 @@ static saemon_status open_http(sink *s, const saemon_sink_options *o, saemon_err
     h->url = h->alertmanager ? alertmanager_url(o->url) : strdup(o->url);
     h->generator_url = o->generator_url ? strdup(o->generator_url) : NULL;
     h->curl = curl_easy_init();
+    if (o->kind == SAEMON_SINK_OTLP && !(h->otlp = sink_otlp_open(o)))
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "sink %s: out of memory", s->name);
     if (!h->url || (o->generator_url && !h->generator_url) || !h->curl)
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "sink %s: out of memory", s->name);
     long timeout_ms = (long)(h->timeout_s * 1000.0);

@@ -80,7 +80,7 @@ typedef struct sink_kind {
 } sink_kind;
 
 extern const sink_kind sink_kind_jsonl; /* jsonl and stdout */
-extern const sink_kind sink_kind_http;  /* webhook and alertmanager */
+extern const sink_kind sink_kind_http;  /* webhook, alertmanager and otlp */
 extern const sink_kind sink_kind_exec;
 
 /* Count one alert failed for good and say why (kept for the stats). */
@@ -93,5 +93,15 @@ void sink_fail(sink *s, saemon_status code, const char *fmt, ...) __attribute__(
  * A firing alert gets endsAt = ends_at when ends_at > 0 (re-sent before then
  * while it holds); a resolved one endsAt = its timestamp. */
 char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url, double ends_at);
+
+/* OTLP/HTTP JSON logs (sink_otlp.c): the resource (service.name,
+ * service.instance.id) fixed when the sink opens, then one export request
+ * body per alert (free() it; NULL on OOM). */
+typedef struct sink_otlp sink_otlp;
+sink_otlp *sink_otlp_open(const saemon_sink_options *o); /* NULL on OOM */
+void sink_otlp_free(sink_otlp *x);
+char *sink_otlp_body(const sink_otlp *x, const saemon_alert *a);
+/* SeverityNumber (1..24) of a rule severity; 0 when it is not one we know. */
+int sink_otlp_severity_number(const char *severity);
 
 #endif

@@ -37,7 +37,8 @@ static const sink_kind *kind_of(saemon_sink_kind kind)
     case SAEMON_SINK_JSONL:
     case SAEMON_SINK_STDOUT: return &sink_kind_jsonl;
     case SAEMON_SINK_WEBHOOK:
-    case SAEMON_SINK_ALERTMANAGER: return &sink_kind_http;
+    case SAEMON_SINK_ALERTMANAGER:
+    case SAEMON_SINK_OTLP: return &sink_kind_http;
     case SAEMON_SINK_EXEC: break;
     }
     return &sink_kind_exec;
@@ -58,6 +59,7 @@ const char *saemon_sink_kind_name(saemon_sink_kind kind)
     case SAEMON_SINK_WEBHOOK: return "webhook";
     case SAEMON_SINK_ALERTMANAGER: return "alertmanager";
     case SAEMON_SINK_EXEC: return "exec";
+    case SAEMON_SINK_OTLP: return "otlp";
     }
     return "?";
 }
@@ -177,6 +179,7 @@ static char *default_name(const saemon_sink_options *o)
     case SAEMON_SINK_JSONL: target = o->path; break;
     case SAEMON_SINK_WEBHOOK:
     case SAEMON_SINK_ALERTMANAGER:
+    case SAEMON_SINK_OTLP:
         /* never put a secret in a name (it reaches /metrics and logs): no
          * user info, no path (Slack-style tokens), no query (?token=) */
         if (o->url && !(target = origin = http_url_origin(o->url)))
@@ -198,7 +201,7 @@ saemon_status saemon_sinks_add(saemon_sinks *sinks, const saemon_sink_options *o
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add: NULL argument");
     if (sinks->closed)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add: the sinks are closed");
-    if ((unsigned)o->kind > SAEMON_SINK_EXEC)
+    if ((unsigned)o->kind > SAEMON_SINK_OTLP)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_sinks_add: unknown sink kind %d", (int)o->kind);
     if (o->queue_capacity > MAX_QUEUE)
         return saemon_error_set(err, SAEMON_ERR_ARG, "sink queue capacity %zu is above the limit %u",

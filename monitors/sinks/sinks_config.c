@@ -1,7 +1,7 @@
 /* The sinks config file (YAML, see docs/sinks.md):
  *
  *   sinks:
- *     - type: jsonl          # jsonl | stdout | webhook | alertmanager | exec
+ *     - type: jsonl          # jsonl | stdout | webhook | alertmanager | exec | otlp
  *       path: alerts.jsonl
  *       fsync: every         # every | never | <N>
  *       rotate_bytes: 10485760
@@ -45,6 +45,9 @@ static const char *const http_keys[] = {"url", "timeout", "retries", "backoff", 
 static const char *const am_keys[] = {"url", "timeout", "retries", "backoff", "backoff_max", "spool",
                                       "generator_url", "headers", "basic_auth", "authorization", "tls_config", NULL};
 static const char *const exec_keys[] = {"command", "timeout", NULL};
+static const char *const otlp_keys[] = {"url", "timeout", "retries", "backoff", "backoff_max", "spool",
+                                        "service_name", "service_instance", "headers", "basic_auth",
+                                        "authorization", "tls_config", NULL};
 
 /* common_keys + the kind's keys, NULL-terminated, in `out`. */
 static void allowed_keys(const char *const *kind_keys, const char **out)
@@ -156,6 +159,30 @@ static saemon_status parse_command(walk *w, const yaml_node_t *v, saemon_sink_op
     return SAEMON_OK;
 }
 
+/* The OTLP exporter convention: a signal-specific endpoint is used as
+ * given, so the URL names the logs path; a collector's base URL (port 4318
+ * without /v1/logs) is almost always a mistake: warn, do not refuse (a
+ * proxy may route any path). */
+static void otlp_url_warning(walk *w, const yaml_node_t *v, const char *url, char *warn, size_t wlen)
+{
+    const char *path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    size_t n = path ? strcspn(path, "?#") : 0;
+    while (n > 1 && path[n - 1] == '/')
+        n--;
+    if (path && n >= 8 && !strncmp(path + n - 8, "/v1/logs", 8))
+        return;
+    if (!warn || !wlen)
+        return;
+    walk_pos at = walk_mark(v);
+    size_t used = strlen(warn);
+    if (used + 1 < wlen)
+        snprintf(warn + used, wlen - used,
+                 "%s:%zu:%zu: otlp 'url' does not end with /v1/logs; OTLP/HTTP collectors take logs at "
+                 "http://HOST:4318/v1/logs (the URL is used as given)\n",
+                 w->file, at.line, at.column);
+}
+
 static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p, char *warn, size_t wlen)
 {
     saemon_status s = walk_visit(w, node);
@@ -178,7 +205,8 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
         }
     }
     if (!type)
-        return walk_fail(w, node, "sink has no 'type'; expected one of jsonl, stdout, webhook, alertmanager, exec");
+        return walk_fail(w, node, "sink has no 'type'; expected one of jsonl, stdout, webhook, alertmanager, exec, "
+                                  "otlp");
     const char *const *kind_keys;
     if (!strcmp(type, "jsonl"))
         o->kind = SAEMON_SINK_JSONL, kind_keys = jsonl_keys;
@@ -190,9 +218,12 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
         o->kind = SAEMON_SINK_ALERTMANAGER, kind_keys = am_keys;
     else if (!strcmp(type, "exec"))
         o->kind = SAEMON_SINK_EXEC, kind_keys = exec_keys;
+    else if (!strcmp(type, "otlp"))
+        o->kind = SAEMON_SINK_OTLP, kind_keys = otlp_keys;
     else
         return walk_fail(w, walk_get(w, node, "type", NULL),
-                         "unknown sink type \"%.40s\"; expected one of jsonl, stdout, webhook, alertmanager, exec",
+                         "unknown sink type \"%.40s\"; expected one of jsonl, stdout, webhook, alertmanager, exec, "
+                         "otlp",
                          type);
     const char *allowed[24];
     allowed_keys(kind_keys, allowed);
@@ -228,6 +259,7 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
     case SAEMON_SINK_STDOUT: break;
     case SAEMON_SINK_WEBHOOK:
     case SAEMON_SINK_ALERTMANAGER:
+    case SAEMON_SINK_OTLP:
         if ((s = get_string(w, node, "url", true, &o->url)) != SAEMON_OK)
             return s;
         v = walk_get(w, node, "url", NULL);
@@ -249,6 +281,12 @@ static saemon_status parse_sink(walk *w, const yaml_node_t *node, parsed_sink *p
         if (o->kind == SAEMON_SINK_ALERTMANAGER &&
             (s = get_string(w, node, "generator_url", false, &o->generator_url)) != SAEMON_OK)
             return s;
+        if (o->kind == SAEMON_SINK_OTLP) {
+            if ((s = get_string(w, node, "service_name", false, &o->service_name)) != SAEMON_OK ||
+                (s = get_string(w, node, "service_instance", false, &o->service_instance)) != SAEMON_OK)
+                return s;
+            otlp_url_warning(w, v, o->url, warn, wlen);
+        }
         if ((s = sinks_config_http(w, node, &o->http, warn, wlen)) != SAEMON_OK)
             return s;
         break;
