@@ -463,10 +463,10 @@ static bool cached_success(web_config *wc, const char *user, const char *passwor
     for (size_t i = 0; i < wc->n_users; i++)
         if (!strcmp(wc->users[i].name, user))
             u = &wc->users[i];
-    if (!u)
-        return false;
-    const void *parts[] = {user, password, u->hash};
-    size_t lens[] = {strlen(user) + 1, strlen(password) + 1, strlen(u->hash)};
+    /* an unknown user costs the same hash and search as a known one */
+    const char *hash = u ? u->hash : wc->users[0].hash;
+    const void *parts[] = {user, password, hash};
+    size_t lens[] = {strlen(user) + 1, strlen(password) + 1, strlen(hash)};
     char digest[65];
     if (saemon_sha256_hex(parts, lens, 3, digest) != 0)
         return false;
@@ -478,7 +478,7 @@ static bool cached_success(web_config *wc, const char *user, const char *passwor
             hit = true;
     pthread_mutex_unlock(&wc->mu);
     explicit_bzero(digest, sizeof digest);
-    return hit;
+    return hit && u; /* only a successful check of a known user is ever cached */
 }
 
 uint64_t web_config_auth_throttled(web_config *wc)

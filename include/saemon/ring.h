@@ -120,7 +120,12 @@ typedef struct saemon_ring_stats {
 } saemon_ring_stats;
 
 /* Create (or, after a crashed consumer, replace) the shared segment and own it.
- * Fails if another live consumer serves the same name. */
+ * Fails if another live consumer serves the same name, or if /dev/shm cannot
+ * back the whole segment (the message gives the bytes needed and free). The
+ * first call installs a process-wide SIGBUS handler that protects the ring
+ * mappings against a producer shrinking a segment (docs/ring.md, "Threat
+ * model"); a SIGBUS elsewhere goes to the handler installed before it. An
+ * application that installs its own SIGBUS handler later must chain to it. */
 SAEMON_API saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **out,
                                  saemon_error *err);
 

@@ -8,6 +8,9 @@
 4. --features naming a FIFO without a reader is refused at once (exit 1);
 5. the capture history of a ring stays within its documented 64 MiB
    (d_in 512 with a 4,096-token capture window used to take 128 MiB);
+6. a producer that truncates the segment after putting its own file under
+   the ring's name: the ring cannot be recreated, /healthz says 503 "dead"
+   while the other ring serves; once the name is free the ring comes back;
 3. announcements with an invalid UTF-8 model name (refused, /metrics stays
    valid UTF-8) and with a model name that tries to forge logfmt fields
    (quoted and escaped in the log line, escaped in the label).
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +77,13 @@ def wait_log(path, text, timeout=30):
 def healthz(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
         return r.status
+
+
+def healthz_or_503(port):
+    try:
+        return healthz(port)
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def main():
@@ -153,6 +164,38 @@ def main():
             time.sleep(0.05)
         else:
             fail("the forged model name did not appear escaped in saemon_producer_info")
+
+        # 6. a dead ring: the name squatted before the truncation
+        path = f"/dev/shm/saemon-ring.{ring_a}"
+        fd = os.open(path, os.O_RDWR)
+        os.unlink(path)
+        with open(path, "wb") as f:
+            f.write(b"squatter")
+        os.ftruncate(fd, 0)
+        os.close(fd)
+        deadline = time.time() + 30
+        why = ""
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/healthz", timeout=10)
+            except urllib.error.HTTPError as e:
+                why = e.read().decode()
+                if e.code == 503 and f"ring {ring_a} is dead" in why:
+                    break
+            time.sleep(0.1)
+        else:
+            fail(f"/healthz did not report the dead ring: {why!r}")
+        p = subprocess.run([cli, "produce", "--ring", ring_b, "--input", acts, "--lossless", "5000",
+                            "--hook", "blocks.a.hook_resid_post"], capture_output=True, timeout=120)
+        if p.returncode != 0:
+            fail(f"the other ring stopped serving beside a dead one: {p.stderr!r}")
+        os.unlink(path)
+        deadline = time.time() + 30
+        while time.time() < deadline and healthz_or_503(srv.port) != 200:
+            time.sleep(0.1)
+        if healthz_or_503(srv.port) != 200:
+            fail("the dead ring did not come back once its name was free")
+        print("dead ring: /healthz 503 with", why.strip()[:100], "; the other ring served; it came back")
 
         rc, log = srv.stop()
         if rc != 0:
