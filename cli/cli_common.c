@@ -226,6 +226,7 @@ bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_di
 {
     memset(s, 0, sizeof *s);
     saemon_error err = {0};
+    const double t0 = cli_now_seconds();
     /* plan before load: only what the rules' plan needs is read */
     if (!cli_plan_open_dict(plan, what, sae_dir, rules, opts, &s->dict)) {
         cli_session_close(s);
@@ -242,6 +243,7 @@ bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_di
     cli_encoder_warn(s->encoder);
     if (rules && plan)
         cli_plan_log(what, s->encoder);
+    fprintf(stderr, "saemon %s: ready in %.3f s (dictionary and encoder)\n", what, cli_now_seconds() - t0);
     return true;
 fail:
     cli_fail(what, &err);

@@ -228,7 +228,10 @@ static saemon_status find_slot(const st_file *f, const dict_spec *s, dict_slot s
 /* ---- reading: only what the plan needs, with pread (st_read) --------- */
 
 #define READ_CHUNK ((size_t)8 << 20) /* bytes of converted values buffered per pass */
-#define RUN_GAP 1024                  /* latents closer than this are read in one piece */
+/* Column layout: watched latents less than this many bytes apart in an input
+ * row are read in one piece (a read call costs about as much as copying
+ * 16 KiB from the page cache), so a spread of latents reads whole rows. */
+#define RUN_GAP_BYTES 16384
 
 /* Read n elements of t starting at element `at` as fp32 into dst. */
 static saemon_status read_f32(st_file *f, const st_tensor *t, uint64_t at, size_t n, float *dst, void *raw,
@@ -276,7 +279,7 @@ static saemon_status read_rows(st_file *f, const st_tensor *t, bool transpose, s
     if (n == 0)
         return SAEMON_OK;
     size_t es = saemon_dtype_size((saemon_dtype)t->float_dtype), n_runs, widest;
-    lat_run *runs = runs_of(lat, n, transpose ? RUN_GAP : 1, &n_runs, &widest);
+    lat_run *runs = runs_of(lat, n, transpose ? RUN_GAP_BYTES / es : 1, &n_runs, &widest);
     if (!runs)
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     saemon_status st = SAEMON_OK;
@@ -299,15 +302,31 @@ static saemon_status read_rows(st_file *f, const st_tensor *t, bool transpose, s
         free(runs);
         return st;
     }
+    /* rows of input at a time: the gathered values (per x n) and the read
+     * runs (per x widest when one run spans whole rows: one read per chunk) */
+    const bool whole_rows = n_runs == 1 && widest * 2 >= d_sae; /* then several rows per read */
+    if (whole_rows)
+        widest = d_sae;
     size_t per = READ_CHUNK / (n * sizeof(float)) ? READ_CHUNK / (n * sizeof(float)) : 1;
+    size_t per_read = whole_rows ? READ_CHUNK / (widest * sizeof(float)) : 1;
+    per_read = per_read ? per_read : 1;
+    per = per < per_read ? per : per_read;
     per = per < d_in ? per : d_in;
-    float *wide = saemon_aligned_alloc(widest * sizeof(float)), *got = saemon_aligned_alloc(per * n * sizeof(float));
-    void *raw = es == 4 ? NULL : malloc(widest * es);
+    const size_t read_rows = whole_rows ? per : 1;
+    float *wide = saemon_aligned_alloc(read_rows * widest * sizeof(float)),
+          *got = saemon_aligned_alloc(per * n * sizeof(float));
+    void *raw = es == 4 ? NULL : malloc(read_rows * widest * es);
     if (!wide || !got || (es != 4 && !raw))
         st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     for (size_t i0 = 0; i0 < d_in && !st; i0 += per) {
         size_t m = d_in - i0 < per ? d_in - i0 : per;
-        for (size_t r = 0; r < m && !st; r++)
+        if (whole_rows) {
+            st = read_f32(f, t, (uint64_t)i0 * d_sae, m * d_sae, wide, raw, err);
+            for (size_t r = 0; r < m && !st; r++)
+                for (size_t k = 0; k < n; k++)
+                    got[r * n + k] = wide[r * d_sae + lat[k]];
+        }
+        for (size_t r = 0; r < m && !whole_rows && !st; r++)
             for (size_t q = 0; q < n_runs && !st; q++) {
                 const uint32_t a = lat[runs[q].k0], b = lat[runs[q].k1 - 1];
                 st = read_f32(f, t, (uint64_t)(i0 + r) * d_sae + a, b - a + 1u, wide, raw, err);

@@ -90,6 +90,25 @@ static char *saelens(const char *name, const char *arch, const char *dtype, cons
     return dir;
 }
 
+/* A wide SAELens jumprelu, F16: d_in x d_sae of W_enc. */
+static char *saelens_wide(const char *name, size_t d_in, size_t d_sae)
+{
+    char *dir = subdir(name), *cfg = NULL;
+    cr_assert(asprintf(&cfg, "{\"d_in\": %zu, \"d_sae\": %zu, \"architecture\": \"jumprelu\"}", d_in, d_sae) > 0);
+    text(dir, "cfg.json", cfg);
+    free(cfg);
+    const uint64_t in_sae[2] = {d_in, d_sae}, sae_in[2] = {d_sae, d_in}, vin[1] = {d_in}, vsae[1] = {d_sae};
+    st_writer *w = stw_new();
+    add(w, "W_enc", "F16", in_sae, 2, 0.3f, 0);
+    add(w, "W_dec", "F16", sae_in, 2, 0.3f, 0);
+    add(w, "b_dec", "F16", vin, 1, 0.05f, 0);
+    add(w, "b_enc", "F16", vsae, 1, 0.1f, 0);
+    add(w, "threshold", "F16", vsae, 1, 0.15f, 0.15f);
+    free(stw_write(w, dir, "sae_weights.safetensors"));
+    stw_free(w);
+    return dir;
+}
+
 /* Llama Scope: encoder.weight [d_sae, d_in] (a row layout), folded norm. */
 static char *llamascope(void)
 {
@@ -326,30 +345,34 @@ Test(plan_load, row_and_column_layouts_of_other_formats, .timeout = 120)
 /* The counting hook: a subset load reads exactly the watched rows and the vectors. */
 Test(plan_load, bytes_read_by_a_subset_load)
 {
-    /* 3 alone; 1498-1499 adjacent: one read per run per input row, nothing between */
-    uint32_t lat[3] = {1499, 3, 1498};
     saemon_error err = {0};
     saemon_dict *d = NULL;
-    saemon_dict_load_options lo = {.subset = true, .latents = lat, .n_latents = 3, .no_decoder = true,
-                                   .defer_sha256 = true};
+    saemon_dict_load_options lo = {.subset = true, .n_latents = 3, .no_decoder = true, .defer_sha256 = true};
     saemon_dict_load_stats s;
-
-    char *sl = saelens("count-sl", "jumprelu", "F16", "");
+    /* Column layout, F16, 20000 wide: 3 alone, 19998-19999 adjacent (latents
+     * 16 KiB or more apart in an input row are read apart): one read per run
+     * per input row, nothing between. */
+    enum { WIN = 8, WSAE = 20000 };
+    uint32_t wide[3] = {19999, 3, 19998};
+    char *sl = saelens_wide("count-sl", WIN, WSAE);
+    lo.latents = wide;
     cr_assert_eq(saemon_dict_open_with(sl, &lo, &d, &err), SAEMON_OK, "%s", err.message);
     saemon_dict_get_load_stats(d, &s);
     /* W_enc: 3 columns of d_in F16; b_enc and threshold [d_sae]; b_dec [d_in] */
-    cr_assert_eq(s.bytes_read, 3 * D_IN * 2 + 2 * D_SAE * 2 + D_IN * 2, "read %llu",
-                 (unsigned long long)s.bytes_read);
+    cr_assert_eq(s.bytes_read, 3 * WIN * 2 + 2 * WSAE * 2 + WIN * 2, "read %llu", (unsigned long long)s.bytes_read);
     cr_assert_not(s.decoder_loaded);
     cr_assert_eq(s.latents_loaded, 3);
     saemon_dict_close(d);
     /* the whole dictionary reads both matrices */
     cr_assert_eq(saemon_dict_open(sl, &d, &err), SAEMON_OK, "%s", err.message);
     saemon_dict_get_load_stats(d, &s);
-    cr_assert_eq(s.bytes_read, 2 * D_IN * D_SAE * 2 + 2 * D_SAE * 2 + D_IN * 2);
+    cr_assert_eq(s.bytes_read, 2 * WIN * WSAE * 2 + 2 * WSAE * 2 + WIN * 2);
     saemon_dict_close(d);
     free(sl);
 
+    /* Row layout: exactly the rows */
+    uint32_t lat[3] = {1499, 3, 1498};
+    lo.latents = lat;
     char *ls = llamascope();
     cr_assert_eq(saemon_dict_open_with(ls, &lo, &d, &err), SAEMON_OK, "%s", err.message);
     saemon_dict_get_load_stats(d, &s);
