@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/error.h"
 #include "runtime/dict_internal.h"
@@ -25,6 +26,10 @@ static float *alloc_floats(size_t n)
     if (n > SIZE_MAX / sizeof(float))
         return NULL;
     float *p = saemon_aligned_alloc(n * sizeof(float));
+    /* Weight matrices are written in transposed order on load: huge pages
+     * spare the TLB (a hint; ignored where THP is off). */
+    if (p && n * sizeof(float) >= ((size_t)4 << 20))
+        madvise((void *)((uintptr_t)p & ~(uintptr_t)4095), n * sizeof(float), MADV_HUGEPAGE);
     if (p)
         memset(p, 0, n * sizeof(float));
     return p;

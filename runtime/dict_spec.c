@@ -307,21 +307,29 @@ static saemon_status read_rows(st_file *f, const st_tensor *t, bool transpose, s
     const bool whole_rows = n_runs == 1 && widest * 2 >= d_sae; /* then several rows per read */
     if (whole_rows)
         widest = d_sae;
-    size_t per = READ_CHUNK / (n * sizeof(float)) ? READ_CHUNK / (n * sizeof(float)) : 1;
-    size_t per_read = whole_rows ? READ_CHUNK / (widest * sizeof(float)) : 1;
+    const bool every = whole_rows && n == d_sae; /* no gather buffer: transposed in place */
+    size_t per = every ? d_in : READ_CHUNK / (n * sizeof(float)) ? READ_CHUNK / (n * sizeof(float)) : 1;
+    size_t per_read = whole_rows ? 2 * READ_CHUNK / (widest * sizeof(float)) : 1;
     per_read = per_read ? per_read : 1;
     per = per < per_read ? per : per_read;
     per = per < d_in ? per : d_in;
     const size_t read_rows = whole_rows ? per : 1;
     float *wide = saemon_aligned_alloc(read_rows * widest * sizeof(float)),
-          *got = saemon_aligned_alloc(per * n * sizeof(float));
+          *got = every ? NULL : saemon_aligned_alloc(per * n * sizeof(float));
     void *raw = es == 4 ? NULL : malloc(read_rows * widest * es);
-    if (!wide || !got || (es != 4 && !raw))
+    if (!wide || (!every && !got) || (es != 4 && !raw))
         st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     for (size_t i0 = 0; i0 < d_in && !st; i0 += per) {
         size_t m = d_in - i0 < per ? d_in - i0 : per;
         if (whole_rows) {
             st = read_f32(f, t, (uint64_t)i0 * d_sae, m * d_sae, wide, raw, err);
+            if (!st && n == d_sae) { /* every latent: a blocked transpose straight into the rows */
+                for (size_t k0 = 0; k0 < n; k0 += 32)
+                    for (size_t k = k0; k < k0 + 32 && k < n; k++)
+                        for (size_t r = 0; r < m; r++)
+                            rows[k * d_in + i0 + r] = wide[r * d_sae + k];
+                continue;
+            }
             for (size_t r = 0; r < m && !st; r++)
                 for (size_t k = 0; k < n; k++)
                     got[r * n + k] = wide[r * d_sae + lat[k]];
