@@ -384,8 +384,19 @@ void saemon_dict_close(saemon_dict *d)
 
 void saemon_dict_get_load_stats(const saemon_dict *d, saemon_dict_load_stats *out)
 {
-    if (out)
-        *out = d ? d->stats : (saemon_dict_load_stats){0};
+    if (!out)
+        return;
+    *out = (saemon_dict_load_stats){0};
+    if (!d)
+        return;
+    /* the fields saemon_dict_add_latents changes, read atomically (/metrics
+     * reads them on its own thread) */
+    out->bytes_read = __atomic_load_n(&d->stats.bytes_read, __ATOMIC_RELAXED);
+    out->latents_loaded = __atomic_load_n(&d->stats.latents_loaded, __ATOMIC_RELAXED);
+    out->resident_bytes = __atomic_load_n(&d->stats.resident_bytes, __ATOMIC_RELAXED);
+    out->seconds = d->stats.seconds;
+    out->decoder_loaded = d->stats.decoder_loaded;
+    out->mapped_bytes = d->stats.mapped_bytes;
 }
 
 bool saemon_dict_has_latent(const saemon_dict *d, size_t latent)

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/clock.h"
 #include "base/error.h"
 #include "base/sha256.h"
 #include "runtime/dict_internal.h"
@@ -627,7 +626,6 @@ saemon_status saemon_dict_add_latents(saemon_dict *d, const uint32_t *latents, s
     tensor_rule rule = {SLOT_W_ENC, d->src.tensor, LAYOUT_VEC, false};
     float *rows = saemon_aligned_alloc((d->n_rows + m) * din * sizeof(float));
     uint32_t *row_lat = malloc((d->n_rows + m) * sizeof *row_lat);
-    double t0 = clock_now_s();
     if (!rows || !row_lat)
         st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for %zu more latents", m);
     if (!st)
@@ -658,10 +656,10 @@ saemon_status saemon_dict_add_latents(saemon_dict *d, const uint32_t *latents, s
         d->W_enc_rows = rows;
         d->row_latent = row_lat;
         d->n_rows += m;
-        d->stats.bytes_read += f.bytes_read;
-        d->stats.seconds += clock_now_s() - t0;
-        d->stats.latents_loaded = d->n_rows;
-        d->stats.resident_bytes = dict_resident_bytes(d);
+        /* atomic: /metrics may read the stats from another thread */
+        __atomic_store_n(&d->stats.bytes_read, d->stats.bytes_read + f.bytes_read, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->stats.latents_loaded, d->n_rows, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->stats.resident_bytes, dict_resident_bytes(d), __ATOMIC_RELAXED);
         rows = NULL;
         row_lat = NULL;
     }
