@@ -42,7 +42,7 @@ typedef struct plan_set {
     uint32_t *csr_index;
     float *csr_value;
     bool csr_aliases;
-    char describe[200];
+    char describe[320];
 } plan_set;
 
 struct saemon_encoder {

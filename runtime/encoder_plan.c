@@ -132,6 +132,15 @@ static long long missing_row(const saemon_dict *d, const uint32_t *latents, size
     return -1;
 }
 
+/* MiB of packed weights a plan holds. */
+static double packed_mib(const saemon_encoder *enc, const plan_set *set)
+{
+    double b = 0;
+    for (size_t s = 0; set && s < set->n_slices; s++)
+        b += set->slices[s].plan.d_sae ? (double)enc->kernel->packed_size(&set->slices[s].plan) : 0;
+    return b / 1048576.0;
+}
+
 saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *err)
 {
     *out = NULL;
@@ -154,7 +163,8 @@ saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *e
         plan_set_free(set);
         return st;
     }
-    snprintf(set->describe, sizeof set->describe, "every latent (%zu): %s", enc->plan.d_sae, enc->full_why);
+    snprintf(set->describe, sizeof set->describe, "every latent (%zu): %s; %.1f MiB packed", enc->plan.d_sae,
+             enc->full_why, packed_mib(enc, set));
     *out = set;
     return SAEMON_OK;
 }
@@ -246,8 +256,13 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
     int at = snprintf(set->describe, sizeof set->describe, "subset of %zu of %zu latents (exact for %s)", u, d_sae,
                       saemon_arch_name(enc->dict->info.arch));
     if (enc->full_every && at > 0 && (size_t)at < sizeof set->describe)
-        snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; every latent on 1 row in %zu",
-                 enc->full_every);
+        at += snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; every latent on 1 row in %zu",
+                       enc->full_every);
+    if (at > 0 && (size_t)at < sizeof set->describe)
+        at += snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; %.2f MiB packed", packed_mib(enc, set));
+    if (enc->full && at > 0 && (size_t)at < sizeof set->describe)
+        snprintf(set->describe + at, sizeof set->describe - (size_t)at,
+                 " + the full plan kept for `every:`/capture, %.1f MiB packed", packed_mib(enc, enc->full));
     *out = set;
     return SAEMON_OK;
 }
