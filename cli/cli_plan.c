@@ -182,8 +182,8 @@ bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const sa
     }
     if (rules) {
         st = saemon_rules_bind(rules, saemon_dict_get_info(*out), &err);
-        if (st == SAEMON_ERR_MISMATCH && !saemon_dict_get_info(*out)->sha256[0]) {
-            /* perhaps a sha256 pin: hash the weights (deferred until now) */
+        if (st == SAEMON_ERR_MISMATCH && !saemon_dict_get_info(*out)->sha256[0] && strstr(err.message, "sha256")) {
+            /* a sha256 pin: hash the weights (deferred until now) */
             saemon_error herr = {0};
             if (saemon_dict_compute_sha256(*out, &herr) == SAEMON_OK)
                 st = saemon_rules_bind(rules, saemon_dict_get_info(*out), &err);

@@ -173,3 +173,32 @@ Test(reload_latents, a_replaced_weights_file_refuses_the_reload, .timeout = 60, 
     test_rmtree(dir);
     free(dir);
 }
+
+/* The SHA-256 of the weights is not computed at start-up (it costs seconds
+ * on a multi-GiB file) unless a rule file pins it: then the pin still holds. */
+Test(reload_latents, a_sha256_pin_is_checked_when_the_hash_is_deferred, .timeout = 60)
+{
+    char *dir = test_tmpdir();
+    char sae[4096], acts[4096], rules[4096], alerts[4096], err[4096];
+    setup_run(dir, sae, acts, rules, alerts, err);
+    saemon_dict *d = NULL;
+    saemon_error e = {0};
+    cr_assert_eq(saemon_dict_open(sae, &d, &e), SAEMON_OK, "%s", e.message);
+    char text[512];
+    snprintf(text, sizeof text, "dictionary:\n  sha256: \"%s\"\n" WATCH("first", 3), saemon_dict_get_info(d)->sha256);
+    saemon_dict_close(d);
+    write_text(rules, text);
+    const char *args[] = {"run", "--sae", sae, "--rules", rules, "--input", acts, "--alerts", alerts, NULL};
+    cli_result r = cli_run(args);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    cli_result_free(&r);
+    cr_assert_gt(count_in(alerts, "\"rule\":\"first\""), 0);
+    snprintf(text, sizeof text, "dictionary:\n  sha256: \"%064d\"\n" WATCH("first", 3), 7);
+    write_text(rules, text);
+    r = cli_run(args);
+    cr_assert_eq(r.exit_code, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "expects weights sha256"), "%s", r.err);
+    cli_result_free(&r);
+    test_rmtree(dir);
+    free(dir);
+}
