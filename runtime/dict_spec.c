@@ -308,7 +308,7 @@ static saemon_status read_rows(st_file *f, const st_tensor *t, bool transpose, s
         widest = d_sae;
     const bool every = whole_rows && n == d_sae; /* no gather buffer: transposed in place */
     size_t per = every ? d_in : READ_CHUNK / (n * sizeof(float)) ? READ_CHUNK / (n * sizeof(float)) : 1;
-    size_t per_read = whole_rows ? 2 * READ_CHUNK / (widest * sizeof(float)) : 1;
+    size_t per_read = whole_rows ? READ_CHUNK / (widest * sizeof(float)) : 1;
     per_read = per_read ? per_read : 1;
     per = per < per_read ? per : per_read;
     per = per < d_in ? per : d_in;
