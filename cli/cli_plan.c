@@ -69,6 +69,21 @@ void cli_plan_log(const char *what, const saemon_encoder *enc)
     fprintf(stderr, "saemon %s: encoder plan: %s\n", what, saemon_encoder_plan(enc));
 }
 
+/* Capture on demand encodes every latent: refused when the dictionary holds only some. */
+static bool capture_refused(const saemon_dict *dict, const saemon_rules_needs *needs, saemon_error *err)
+{
+    saemon_dict_load_stats held = {0};
+    saemon_dict_get_load_stats(dict, &held);
+    const size_t d_sae = dict ? saemon_dict_get_info(dict)->d_sae : 0;
+    if (!needs->capture_window || !dict || held.latents_loaded >= d_sae)
+        return false;
+    fail(err, SAEMON_ERR_RULES,
+         "a new rule captures features on demand, which encodes every latent, but this run holds only %zu of the "
+         "%zu latents (it started with the rules' own); expected a restart to add capture",
+         held.latents_loaded, d_sae);
+    return true;
+}
+
 bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *next, saemon_error *err)
 {
     if (p->mode == SAEMON_ENCODE_ALL || !saemon_encoder_is_subset(enc))
@@ -79,7 +94,9 @@ bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *nex
         return false;
     }
     bool ok = false;
-    if (fresh.needs.full_reason[0])
+    if (capture_refused(p->dict, &fresh.needs, err))
+        ;
+    else if (fresh.needs.full_reason[0])
         fail(err, SAEMON_ERR_RULES,
                          "%s, but this run encodes a subset of the latents; expected `every: N` on that "
                          "rule, or a restart with --encode all",
@@ -213,7 +230,7 @@ bool cli_plan_prefetch(saemon_dict *dict, const saemon_ruleset *next, saemon_err
         return false;
     }
     saemon_rules_needed_latents(next, lat, n, &needs);
-    bool ok = saemon_dict_add_latents(dict, lat, n, err) == SAEMON_OK;
+    bool ok = !capture_refused(dict, &needs, err) && saemon_dict_add_latents(dict, lat, n, err) == SAEMON_OK;
     free(lat);
     return ok;
 }

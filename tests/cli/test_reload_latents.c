@@ -202,3 +202,23 @@ Test(reload_latents, a_sha256_pin_is_checked_when_the_hash_is_deferred, .timeout
     test_rmtree(dir);
     free(dir);
 }
+
+/* Capture on demand encodes every latent: a reload that adds it to a run that
+ * read only the rules' rows is refused, saying why, and the old rules stay. */
+Test(reload_latents, capture_needs_a_restart_after_a_subset_start, .timeout = 60, .fini = kill_child)
+{
+    char *dir = test_tmpdir();
+    char sae[4096], acts[4096], rules[4096], alerts[4096], err[4096];
+    setup_run(dir, sae, acts, rules, alerts, err);
+    start_run(sae, acts, rules, alerts, err);
+    wait_for(alerts, "\"rule\":\"first\"");
+    write_text(rules, WATCH("second", 50) "    capture: {features: top, count: 4, window: 8}\n");
+    kill(child, SIGHUP);
+    wait_for(err, "rules not reloaded");
+    cr_assert(count_in(err, "captures features on demand, which encodes every latent, but this run holds only 1 of "
+                            "the 64 latents"),
+              "%s", slurp(err));
+    kill_child();
+    test_rmtree(dir);
+    free(dir);
+}
