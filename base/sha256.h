@@ -8,4 +8,8 @@
  * Returns 0 on success, -1 if OpenSSL fails. */
 int saemon_sha256_hex(const void *const *parts, const size_t *lens, size_t n, char out[65]);
 
+/* Hash the first `len` bytes of an open file with pread in chunks (nothing
+ * stays resident). Returns 0 on success, -1 on a read error or short file. */
+int saemon_sha256_fd_hex(int fd, unsigned long long len, char out[65]);
+
 #endif

@@ -91,5 +91,7 @@ int bench_rules_main(int argc, char **argv);
 int bench_sidecar_main(int argc, char **argv);
 /* ---- bench_watched.c: `saemon-bench watched` ---- */
 int bench_watched_main(int argc, char **argv);
+/* ---- bench_memory.c: `saemon-bench memory` ---- */
+int bench_memory_main(int argc, char **argv);
 
 #endif

@@ -5,6 +5,7 @@
  *   saemon-bench rules [--quick]    rule evaluation cost per token (bench_rules.c)
  *   saemon-bench sidecar [options]  `saemon serve` beside a producer: cost, delays, rate (sidecar.c)
  *   saemon-bench watched [options]  the watched-features axis: subset plans (bench_watched.c)
+ *   saemon-bench memory [options]   peak RSS and start-up against watched latents (bench_memory.c)
  * See docs/benchmarks.md. */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ int main(int argc, char **argv)
         return bench_sidecar_main(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "watched"))
         return bench_watched_main(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "memory"))
+        return bench_memory_main(argc - 1, argv + 1);
     const int kernels = argc >= 2 && !strcmp(argv[1], "kernels");
     suite_opts o;
     if (bench_suite_parse(&o, argc - kernels, argv + kernels, kernels) != 0)

@@ -125,6 +125,7 @@ typedef struct cli_plan_next {
 
 typedef struct cli_plan {
     saemon_encode_mode mode;   /* from --encode; the default is auto */
+    saemon_dict *dict;         /* opened by cli_plan_open_dict: a reload reads new latents into it */
     uint32_t *latents;         /* the rules' latents (not for mode all) */
     saemon_rules_needs needs;
     cli_plan_next next;        /* prepared by cli_plan_reload, kept or dropped by cli_plan_commit */
@@ -147,6 +148,17 @@ void cli_plan_log(const char *what, const saemon_encoder *enc);
  * rules cannot run on this plan. Then cli_plan_commit says whether the
  * monitor switched (else the old set is put back). */
 bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *next, saemon_error *err);
+/* Plan before load: apply the plan (cli_plan_apply; rules may be NULL: no
+ * plan, every latent), open `dir` reading only what it needs (the rules'
+ * encoder rows for a subset plan; W_dec only for the reconstruction error),
+ * bind the rules (hashing the weights only when a rule pins their sha256),
+ * and log what was read and held. On failure prints why and returns false. */
+bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const saemon_ruleset *rules,
+                        saemon_encoder_options *eo, saemon_dict **out);
+/* Off the encoding thread, before cli_plan_reload: read the encoder rows of
+ * the latents `next` watches that the dictionary does not hold yet. False
+ * (err says why, nothing changed) when the weights file changed since start. */
+bool cli_plan_prefetch(saemon_dict *dict, const saemon_ruleset *next, saemon_error *err);
 void cli_plan_commit(cli_plan *p, bool switched, saemon_encoder *enc);
 void cli_plan_free(cli_plan *p);
 

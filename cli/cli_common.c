@@ -226,28 +226,24 @@ bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_di
 {
     memset(s, 0, sizeof *s);
     saemon_error err = {0};
-    if (saemon_dict_open(sae_dir, &s->dict, &err) != SAEMON_OK)
-        goto fail;
+    const double t0 = cli_now_seconds();
+    /* plan before load: only what the rules' plan needs is read */
+    if (!cli_plan_open_dict(plan, what, sae_dir, rules, opts, &s->dict)) {
+        cli_session_close(s);
+        return false;
+    }
     const saemon_dict_info *info = saemon_dict_get_info(s->dict);
     if (saemon_npy_open(input_path, &s->input, &err) != SAEMON_OK)
         goto fail;
     if (saemon_npy_as_rows(&s->input, info->d_in, info->reshape_hook_z, &s->n_rows, &s->n_streams,
                            &s->tokens_per_stream, &err) != SAEMON_OK)
         goto fail;
-    if (rules && saemon_rules_bind(rules, info, &err) != SAEMON_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        cli_session_close(s);
-        return false;
-    }
-    if (rules && plan && !cli_plan_apply(plan, rules, opts)) {
-        cli_session_close(s);
-        return false;
-    }
     if (saemon_encoder_create(s->dict, opts, &s->encoder, &err) != SAEMON_OK)
         goto fail;
     cli_encoder_warn(s->encoder);
     if (rules && plan)
         cli_plan_log(what, s->encoder);
+    fprintf(stderr, "saemon %s: ready in %.3f s (dictionary and encoder)\n", what, cli_now_seconds() - t0);
     return true;
 fail:
     cli_fail(what, &err);

@@ -125,6 +125,7 @@ typedef struct cli_reload_job {
     const char *why;
     saemon_reload_options policy;
     const char *path;
+    saemon_dict *prefetch; /* read the new rules' encoder rows into it here, off the encoding thread */
     saemon_ruleset *next; /* the result, NULL on failure (err says why) */
     saemon_status status;
     saemon_error err;
@@ -134,6 +135,8 @@ static void *parse_rules(void *arg)
 {
     cli_reload_job *j = arg;
     j->status = saemon_rules_open_for_reload(j->path, &j->policy, &j->next, &j->err);
+    if (j->status == SAEMON_OK && !cli_plan_prefetch(j->prefetch, j->next, &j->err))
+        j->status = j->err.code ? j->err.code : SAEMON_ERR_IO;
     atomic_store(&j->done, true);
     return NULL;
 }
@@ -158,6 +161,7 @@ static void reload(cli_live *l, const char *why)
     }
     j->why = why;
     j->path = l->rules_path;
+    j->prefetch = l->plan && l->encoder && l->plan->mode != SAEMON_ENCODE_ALL ? l->plan->dict : NULL;
     j->policy = (saemon_reload_options){.dict = l->dict, .can_reconstruct = l->can_reconstruct};
     atomic_init(&j->done, false);
     sigset_t all, old; /* signals stay with the main thread */

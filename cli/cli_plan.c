@@ -69,6 +69,21 @@ void cli_plan_log(const char *what, const saemon_encoder *enc)
     fprintf(stderr, "saemon %s: encoder plan: %s\n", what, saemon_encoder_get_plan(enc));
 }
 
+/* Capture on demand encodes every latent: refused when the dictionary holds only some. */
+static bool capture_refused(const saemon_dict *dict, const saemon_rules_needs *needs, saemon_error *err)
+{
+    saemon_dict_load_stats held = {0};
+    saemon_dict_get_load_stats(dict, &held);
+    const size_t d_sae = dict ? saemon_dict_get_info(dict)->d_sae : 0;
+    if (!needs->capture_window || !dict || held.latents_loaded >= d_sae)
+        return false;
+    fail(err, SAEMON_ERR_RULES,
+         "a new rule captures features on demand, which encodes every latent, but this run holds only %zu of the "
+         "%zu latents (it started with the rules' own); expected a restart to add capture",
+         held.latents_loaded, d_sae);
+    return true;
+}
+
 bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *next, saemon_error *err)
 {
     if (p->mode == SAEMON_ENCODE_ALL || !saemon_encoder_is_subset(enc))
@@ -79,7 +94,9 @@ bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *nex
         return false;
     }
     bool ok = false;
-    if (fresh.needs.full_reason[0])
+    if (capture_refused(p->dict, &fresh.needs, err))
+        ;
+    else if (fresh.needs.full_reason[0])
         fail(err, SAEMON_ERR_RULES,
                          "%s, but this run encodes a subset of the latents; expected `every: N` on that "
                          "rule, or a restart with --encode all",
@@ -116,6 +133,106 @@ void cli_plan_commit(cli_plan *p, bool switched, saemon_encoder *enc)
         free(p->next.latents);
     }
     p->next = (cli_plan_next){0};
+}
+
+/* What a plan leaves out of memory, and why: the dictionary's load options. */
+static const char *load_plan(const cli_plan *p, const saemon_encoder_options *eo, saemon_dict_load_options *lo)
+{
+    *lo = (saemon_dict_load_options){.no_decoder = !eo->reconstruction, .defer_sha256 = true};
+    if (eo->encode == SAEMON_ENCODE_ALL)
+        return "encode mode 'all'";
+    if (!eo->latents)
+        return "no rules";
+    if (eo->full_reason)
+        return eo->full_reason;
+    if (eo->full_every)
+        return "a health rule samples every latent (`every:`)";
+    if (eo->reconstruction)
+        return "the reconstruction error needs every latent";
+    if (eo->keep_full)
+        return "the full plan is kept";
+    if (p->needs.capture_window)
+        return "capture on demand encodes every latent";
+    lo->subset = true;
+    lo->latents = eo->latents;
+    lo->n_latents = eo->n_latents;
+    return NULL;
+}
+
+static void log_load(const char *what, const saemon_dict *d, const char *whole_why, bool decoder_wanted)
+{
+    saemon_dict_load_stats st;
+    saemon_dict_get_load_stats(d, &st);
+    const saemon_dict_info *in = saemon_dict_get_info(d);
+    fprintf(stderr,
+            "saemon %s: dictionary: read %.1f MiB of a %.1f MiB file in %.3f s; holds %.1f MiB: %zu of %zu encoder "
+            "rows (%s), W_dec %s\n",
+            what, (double)st.bytes_read / 1048576.0, (double)in->weights_bytes / 1048576.0, st.seconds,
+            (double)st.resident_bytes / 1048576.0, st.latents_loaded, in->d_sae,
+            st.latents_loaded < in->d_sae ? "the rules' latents"
+            : whole_why                   ? whole_why
+                                          : "every latent",
+            st.decoder_loaded ? (decoder_wanted ? "read (the reconstruction error needs it)"
+                                                : "read (TopK rescales by the decoder norms)")
+                              : "not read (nothing needs it)");
+}
+
+bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const saemon_ruleset *rules,
+                        saemon_encoder_options *eo, saemon_dict **out)
+{
+    *out = NULL;
+    if (rules && p && !cli_plan_apply(p, rules, eo))
+        return false;
+    saemon_dict_load_options lo;
+    static const cli_plan none = {.mode = SAEMON_ENCODE_ALL};
+    const char *whole_why = load_plan(rules && p ? p : &none, eo, &lo);
+    saemon_error err = {0};
+    saemon_status st = saemon_dict_open_with(dir, &lo, out, &err);
+    if (st == SAEMON_ERR_ARG && lo.subset) {
+        /* a rule names a latent past d_sae: the whole load lets bind say where */
+        lo.subset = false;
+        st = saemon_dict_open_with(dir, &lo, out, &err);
+    }
+    if (st != SAEMON_OK) {
+        cli_fail(what, &err);
+        return false;
+    }
+    if (rules) {
+        st = saemon_rules_bind(rules, saemon_dict_get_info(*out), &err);
+        if (st == SAEMON_ERR_MISMATCH && !saemon_dict_get_info(*out)->sha256[0] && strstr(err.message, "sha256")) {
+            /* a sha256 pin: hash the weights (deferred until now) */
+            saemon_error herr = {0};
+            if (saemon_dict_compute_sha256(*out, &herr) == SAEMON_OK)
+                st = saemon_rules_bind(rules, saemon_dict_get_info(*out), &err);
+        }
+        if (st != SAEMON_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            saemon_dict_close(*out);
+            *out = NULL;
+            return false;
+        }
+    }
+    if (p)
+        p->dict = *out;
+    log_load(what, *out, whole_why, eo->reconstruction);
+    return true;
+}
+
+bool cli_plan_prefetch(saemon_dict *dict, const saemon_ruleset *next, saemon_error *err)
+{
+    if (!dict || !next)
+        return true;
+    saemon_rules_needs needs;
+    size_t n = saemon_rules_needed_latents(next, NULL, 0, &needs);
+    uint32_t *lat = malloc((n ? n : 1) * sizeof *lat);
+    if (!lat) {
+        fail(err, SAEMON_ERR_NOMEM, "out of memory for the new rules' latent set");
+        return false;
+    }
+    saemon_rules_needed_latents(next, lat, n, &needs);
+    bool ok = !capture_refused(dict, &needs, err) && saemon_dict_add_latents(dict, lat, n, err) == SAEMON_OK;
+    free(lat);
+    return ok;
 }
 
 void cli_plan_free(cli_plan *p)

@@ -1,9 +1,11 @@
 /* saemon_dict lifetime: allocation of the canonical fp32 layout, the final
  * NaN/Inf check, in-memory construction, info and names. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/error.h"
 #include "runtime/dict_internal.h"
@@ -24,15 +26,21 @@ static float *alloc_floats(size_t n)
     if (n > SIZE_MAX / sizeof(float))
         return NULL;
     float *p = saemon_aligned_alloc(n * sizeof(float));
+    /* Weight matrices are written in transposed order on load: huge pages
+     * spare the TLB (a hint; ignored where THP is off). */
+    if (p && n * sizeof(float) >= ((size_t)4 << 20))
+        madvise((void *)((uintptr_t)p & ~(uintptr_t)4095), n * sizeof(float), MADV_HUGEPAGE);
     if (p)
         memset(p, 0, n * sizeof(float));
     return p;
 }
 
-saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saemon_error *err)
+saemon_dict *saemon_dict_alloc_rows(size_t d_in, size_t d_sae, saemon_arch arch, const uint32_t *latents,
+                                    size_t n_rows, bool decoder, saemon_error *err)
 {
-    size_t n_w;
-    if (d_in == 0 || d_sae == 0 || __builtin_mul_overflow(d_in, d_sae, &n_w)) {
+    size_t n_w, n_r;
+    if (d_in == 0 || d_sae == 0 || __builtin_mul_overflow(d_in, d_sae, &n_w) ||
+        __builtin_mul_overflow(d_in, n_rows ? n_rows : 1, &n_r) || d_sae > UINT32_MAX) {
         saemon_error_set(err, SAEMON_ERR_NOMEM, "dictionary size %zu x %zu is invalid", d_in,
                          d_sae);
         return NULL;
@@ -46,8 +54,21 @@ saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saem
     d->info.arch = arch;
     d->info.d_in = d_in;
     d->info.d_sae = d_sae;
-    bool ok = (d->W_enc_rows = alloc_floats(n_w)) && (d->W_dec = alloc_floats(n_w)) &&
+    d->n_rows = latents ? n_rows : d_sae;
+    bool ok = (d->W_enc_rows = alloc_floats(latents ? n_r : n_w)) && (!decoder || (d->W_dec = alloc_floats(n_w))) &&
               (d->b_dec = alloc_floats(d_in));
+    if (ok && latents) {
+        ok = (d->row_slot = malloc(d_sae * sizeof(uint32_t))) &&
+             (d->row_latent = malloc((n_rows ? n_rows : 1) * sizeof(uint32_t)));
+        if (ok) {
+            for (size_t j = 0; j < d_sae; j++)
+                d->row_slot[j] = DICT_NO_ROW;
+            for (size_t r = 0; r < n_rows; r++) {
+                d->row_slot[latents[r]] = (uint32_t)r;
+                d->row_latent[r] = latents[r];
+            }
+        }
+    }
     if (ok && arch == SAEMON_ARCH_GATED)
         ok = (d->b_gate = alloc_floats(d_sae)) && (d->r_mag = alloc_floats(d_sae)) &&
              (d->b_mag = alloc_floats(d_sae));
@@ -62,6 +83,87 @@ saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saem
         return NULL;
     }
     return d;
+}
+
+saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saemon_error *err)
+{
+    return saemon_dict_alloc_rows(d_in, d_sae, arch, NULL, d_sae, true, err);
+}
+
+static int by_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+saemon_status dict_sorted_latents(const uint32_t *latents, size_t n, size_t d_sae, uint32_t **out, size_t *n_out,
+                                  saemon_error *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n && !latents)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "%zu latents but no array", n);
+    for (size_t i = 0; i < n; i++)
+        if (latents[i] >= d_sae)
+            return saemon_error_set(err, SAEMON_ERR_ARG, "latent %u is out of range; expected an index < d_sae %zu",
+                                    latents[i], d_sae);
+    uint32_t *s = malloc((n ? n : 1) * sizeof *s);
+    if (!s)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    if (n)
+        memcpy(s, latents, n * sizeof *s);
+    qsort(s, n, sizeof *s, by_u32);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || s[u - 1] != s[i])
+            s[u++] = s[i];
+    *out = s;
+    *n_out = u;
+    return SAEMON_OK;
+}
+
+saemon_status dict_keep_rows(saemon_dict *d, const uint32_t *latents, size_t n, bool decoder, saemon_error *err)
+{
+    const size_t din = d->info.d_in, dsae = d->info.d_sae;
+    if (!decoder) {
+        free(d->W_dec);
+        d->W_dec = NULL;
+    }
+    if (d->row_slot || n == dsae)
+        return SAEMON_OK; /* already planned, or every latent */
+    float *rows = alloc_floats(din * (n ? n : 1));
+    uint32_t *slot = malloc(dsae * sizeof *slot), *lat = malloc((n ? n : 1) * sizeof *lat);
+    if (!rows || !slot || !lat) {
+        free(rows);
+        free(slot);
+        free(lat);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    }
+    for (size_t j = 0; j < dsae; j++)
+        slot[j] = DICT_NO_ROW;
+    for (size_t r = 0; r < n; r++) {
+        memcpy(rows + r * din, d->W_enc_rows + (size_t)latents[r] * din, din * sizeof(float));
+        slot[latents[r]] = (uint32_t)r;
+        lat[r] = latents[r];
+    }
+    free(d->W_enc_rows);
+    d->W_enc_rows = rows;
+    d->row_slot = slot;
+    d->row_latent = lat;
+    d->n_rows = n;
+    return SAEMON_OK;
+}
+
+uint64_t dict_resident_bytes(const saemon_dict *d)
+{
+    const uint64_t din = d->info.d_in, dsae = d->info.d_sae;
+    uint64_t b = (uint64_t)d->n_rows * din * 4 + (d->W_dec ? dsae * din * 4 : 0) + din * 4;
+    const float *vecs[] = {d->b_enc, d->threshold, d->b_gate, d->r_mag, d->b_mag, d->log_sparsity};
+    for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
+        b += vecs[i] ? dsae * 4 : 0;
+    if (d->row_slot)
+        b += dsae * 4 + (uint64_t)d->n_rows * 4;
+    return b;
 }
 
 /* First non-finite element of a [rows][cols] array, or -1. */
@@ -81,11 +183,12 @@ saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
     size_t din = d->info.d_in, dsae = d->info.d_sae;
     long long at;
     /* Indices are reported in SAELens' layout: W_enc [d_in][d_sae]. */
-    if ((at = first_nonfinite(d->W_enc_rows, din * dsae)) >= 0)
+    if ((at = first_nonfinite(d->W_enc_rows, din * d->n_rows)) >= 0)
         return saemon_error_set(err, SAEMON_ERR_VALUE,
                                 "%s: W_enc has a non-finite value (%g) at [%zu, %zu]", who,
-                                d->W_enc_rows[at], (size_t)at % din, (size_t)at / din);
-    if ((at = first_nonfinite(d->W_dec, din * dsae)) >= 0)
+                                d->W_enc_rows[at], (size_t)at % din,
+                                d->row_latent ? (size_t)d->row_latent[at / din] : (size_t)at / din);
+    if (d->W_dec && (at = first_nonfinite(d->W_dec, din * dsae)) >= 0)
         return saemon_error_set(err, SAEMON_ERR_VALUE,
                                 "%s: W_dec has a non-finite value (%g) at [%zu, %zu]", who,
                                 d->W_dec[at], (size_t)at / din, (size_t)at % din);
@@ -122,6 +225,9 @@ saemon_status saemon_dict_finish(saemon_dict *d, saemon_error *err)
         in->k = 0;
         in->rescale_acts_by_decoder_norm = false;
     }
+    d->stats.latents_loaded = d->n_rows;
+    d->stats.decoder_loaded = d->W_dec != NULL;
+    d->stats.resident_bytes = dict_resident_bytes(d);
     return SAEMON_OK;
 }
 
@@ -262,6 +368,10 @@ void saemon_dict_close(saemon_dict *d)
     dict_identity_free(&d->id);
     free(d->log_sparsity);
     free(d->W_enc_rows);
+    free(d->row_slot);
+    free(d->row_latent);
+    free(d->src.weights);
+    free(d->src.tensor);
     free(d->W_dec);
     free(d->b_dec);
     free(d->b_enc);
@@ -270,6 +380,28 @@ void saemon_dict_close(saemon_dict *d)
     free(d->r_mag);
     free(d->b_mag);
     free(d);
+}
+
+void saemon_dict_get_load_stats(const saemon_dict *d, saemon_dict_load_stats *out)
+{
+    if (!out)
+        return;
+    *out = (saemon_dict_load_stats){0};
+    if (!d)
+        return;
+    /* the fields saemon_dict_add_latents changes, read atomically (/metrics
+     * reads them on its own thread) */
+    out->bytes_read = __atomic_load_n(&d->stats.bytes_read, __ATOMIC_RELAXED);
+    out->latents_loaded = __atomic_load_n(&d->stats.latents_loaded, __ATOMIC_RELAXED);
+    out->resident_bytes = __atomic_load_n(&d->stats.resident_bytes, __ATOMIC_RELAXED);
+    out->seconds = d->stats.seconds;
+    out->decoder_loaded = d->stats.decoder_loaded;
+    out->mapped_bytes = d->stats.mapped_bytes;
+}
+
+bool saemon_dict_has_latent(const saemon_dict *d, size_t latent)
+{
+    return d && latent < d->info.d_sae && dict_row(d, latent) != NULL;
 }
 
 const char *saemon_arch_name(saemon_arch arch)

@@ -405,8 +405,8 @@ out:
     return st;
 }
 
-saemon_status gemmascope_open(const char *npz_path, const char *given, saemon_dict **out,
-                              saemon_error *err)
+saemon_status gemmascope_open(const char *npz_path, const char *given, const saemon_dict_load_options *opts,
+                              saemon_dict **out, saemon_error *err)
 {
     *out = NULL;
     const void *map;
@@ -416,5 +416,26 @@ saemon_status gemmascope_open(const char *npz_path, const char *given, saemon_di
         return st;
     st = gemmascope_load(map ? map : "", len, npz_path, given, out, err);
     file_unmap(map, len);
-    return st;
+    if (st)
+        return st;
+    /* A zip member is inflated whole: the file is read in full, then only
+     * the plan's rows are kept. */
+    saemon_dict *d = *out;
+    d->stats.bytes_read = len;
+    uint32_t *lat = NULL;
+    size_t n = d->info.d_sae;
+    if (opts && opts->subset)
+        st = dict_sorted_latents(opts->latents, opts->n_latents, d->info.d_sae, &lat, &n, err);
+    if (!st && opts)
+        st = dict_keep_rows(d, lat, lat ? n : d->info.d_sae, !opts->no_decoder, err);
+    free(lat);
+    if (st) {
+        saemon_dict_close(d);
+        *out = NULL;
+        return st;
+    }
+    d->stats.latents_loaded = d->n_rows;
+    d->stats.decoder_loaded = d->W_dec != NULL;
+    d->stats.resident_bytes = dict_resident_bytes(d);
+    return SAEMON_OK;
 }

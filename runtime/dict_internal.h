@@ -13,6 +13,18 @@ typedef struct dict_identity {
 
 void dict_identity_free(dict_identity *id);
 
+/* Where more encoder rows come from (saemon_dict_add_latents) and what
+ * identifies that file; weights NULL when the dictionary cannot read more. */
+typedef struct dict_source {
+    char *weights; /* the safetensors file */
+    char *tensor;  /* the encoder tensor's name */
+    bool transpose; /* stored [d_in][d_sae] (SAELens W_enc) */
+    uint64_t dev, ino, size, mtime_ns;
+    char header_sha[65]; /* SHA-256 of the safetensors header */
+} dict_source;
+
+#define DICT_NO_ROW UINT32_MAX
+
 struct saemon_dict {
     saemon_dict_info info;
     /* Owned copies of the strings info points at. */
@@ -21,14 +33,44 @@ struct saemon_dict {
 
     /* fp32, 64-byte aligned, owned. Any expected_average_only_in factor is
      * already folded in. */
-    float *W_enc_rows; /* [d_sae][d_in]: row j = column j of SAELens' W_enc */
-    float *W_dec;      /* [d_sae][d_in] */
+    float *W_enc_rows; /* [n_rows][d_in]: row of latent j = column j of SAELens' W_enc */
+    size_t n_rows;     /* d_sae for a whole load */
+    uint32_t *row_slot;   /* [d_sae]: row of latent j, DICT_NO_ROW when not held; NULL: row j */
+    uint32_t *row_latent; /* [n_rows]: latent of each row; NULL with row_slot */
+    float *W_dec;      /* [d_sae][d_in], NULL when not read (saemon_dict_load_options.no_decoder) */
     float *b_dec;      /* [d_in] */
     float *b_enc;      /* [d_sae]; NULL for gated */
     float *threshold;  /* [d_sae]; jumprelu only */
     float *b_gate, *r_mag, *b_mag; /* [d_sae]; gated only */
     float *log_sparsity; /* [d_sae] from sparsity.safetensors, or NULL */
+    dict_source src;
+    saemon_dict_load_stats stats;
 };
+
+/* The encoder row of latent j, or NULL when it is not held. */
+static inline const float *dict_row(const saemon_dict *d, size_t j)
+{
+    if (!d->row_slot)
+        return d->W_enc_rows + j * d->info.d_in;
+    uint32_t r = d->row_slot[j];
+    return r == DICT_NO_ROW ? NULL : d->W_enc_rows + (size_t)r * d->info.d_in;
+}
+
+/* A zeroed dict holding `n_rows` encoder rows of the sorted, distinct
+ * `latents` (NULL: every latent, n_rows = d_sae) and W_dec when `decoder`. */
+saemon_dict *saemon_dict_alloc_rows(size_t d_in, size_t d_sae, saemon_arch arch, const uint32_t *latents,
+                                    size_t n_rows, bool decoder, saemon_error *err);
+
+/* Keep only the encoder rows of the sorted, distinct `latents` (and drop
+ * W_dec unless `decoder`): a format read whole, then planned. */
+saemon_status dict_keep_rows(saemon_dict *d, const uint32_t *latents, size_t n, bool decoder, saemon_error *err);
+
+/* Sorted, distinct copy of latents (checked < d_sae) into *out (malloc'd), count in *n_out. */
+saemon_status dict_sorted_latents(const uint32_t *latents, size_t n, size_t d_sae, uint32_t **out, size_t *n_out,
+                                  saemon_error *err);
+
+/* Bytes held by the dictionary's arrays (for stats.resident_bytes). */
+uint64_t dict_resident_bytes(const saemon_dict *d);
 
 /* Allocate a zeroed dict with fp32 arrays sized for (d_in, d_sae, arch). */
 saemon_dict *saemon_dict_alloc(size_t d_in, size_t d_sae, saemon_arch arch, saemon_error *err);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "runtime/dict_internal.h"
 #include "runtime/dict_releases.h"
@@ -269,8 +270,8 @@ static saemon_status configure_openai(const char *dir, const st_file *f, dict_sp
 /* ---- shared open ------------------------------------------------------ */
 
 saemon_status dict_open_safetensors(const char *dir, const char *weights,
-                                    dict_configure_fn configure, saemon_dict **out,
-                                    saemon_error *err)
+                                    dict_configure_fn configure, const saemon_dict_load_options *opts,
+                                    saemon_dict **out, saemon_error *err)
 {
     char *path = path_join(dir, weights);
     if (!path)
@@ -281,7 +282,7 @@ saemon_status dict_open_safetensors(const char *dir, const char *weights,
     if (!st)
         st = configure(dir, &f, &spec, err);
     if (!st)
-        st = dict_spec_load(dir, &f, &spec, out, err);
+        st = dict_spec_load(dir, &f, &spec, opts, out, err);
     dict_spec_free(&spec);
     st_close(&f);
     free(path);
@@ -405,6 +406,28 @@ static saemon_status missing_config(const char *dir, const char *cfg, const char
 
 saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err)
 {
+    return saemon_dict_open_with(dir, NULL, out, err);
+}
+
+static saemon_status open_planned(const char *dir, const saemon_dict_load_options *o, saemon_dict **out,
+                                  saemon_error *err);
+
+saemon_status saemon_dict_open_with(const char *dir, const saemon_dict_load_options *opts, saemon_dict **out,
+                                    saemon_error *err)
+{
+    static const saemon_dict_load_options whole = {0};
+    double t0 = clock_now_s();
+    saemon_status st = open_planned(dir, opts ? opts : &whole, out, err);
+    if (st == SAEMON_OK)
+        (*out)->stats.seconds = clock_now_s() - t0;
+    return st;
+}
+
+/* Which format `dir` holds, then its reader. Each format is one branch
+ * here: a new dictionary kind plugs in the same way. */
+static saemon_status open_planned(const char *dir, const saemon_dict_load_options *o, saemon_dict **out,
+                                  saemon_error *err)
+{
     if (!out)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_dict_open: out is NULL");
     *out = NULL;
@@ -414,7 +437,7 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
     if (stat(dir, &sb) != 0)
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", dir, strerror(errno));
     if (S_ISREG(sb.st_mode) && has_suffix(dir, ".npz"))
-        return gemmascope_open(dir, dir, out, err);
+        return gemmascope_open(dir, dir, o, out, err);
     if (!S_ISDIR(sb.st_mode))
         return saemon_error_set(err, SAEMON_ERR_ARG,
                                 "%s: not a directory (pass the SAE's folder, or a Gemma Scope "
@@ -447,30 +470,28 @@ saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error 
 
     if (!strcmp(weights, "sae_weights.safetensors")) {
         if (cfg)
-            return dict_open_safetensors(dir, weights, configure_saelens, out, err);
+            return dict_open_safetensors(dir, weights, configure_saelens, o, out, err);
         if (config)
-            return dict_open_safetensors(dir, weights, dict_configure_llamascope_r1, out, err);
+            return dict_open_safetensors(dir, weights, dict_configure_llamascope_r1, o, out, err);
         return missing_config(dir, "cfg.json", weights, "SAELens", err);
     }
     if (!strcmp(weights, "sae.safetensors"))
-        return dict_open_safetensors(dir, weights, cfg ? configure_sparsify : configure_openai,
-                                     out, err);
+        return dict_open_safetensors(dir, weights, cfg ? configure_sparsify : configure_openai, o, out, err);
     if (!strcmp(weights, "params.npz")) {
         char *npz = path_join(dir, weights);
         if (!npz)
             return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-        saemon_status st = gemmascope_open(npz, dir, out, err);
+        saemon_status st = gemmascope_open(npz, dir, o, out, err);
         free(npz);
         return st;
     }
     if (!strcmp(weights, "params.safetensors"))
-        return config ? dict_open_safetensors(dir, weights, dict_configure_gemmascope2, out, err)
+        return config ? dict_open_safetensors(dir, weights, dict_configure_gemmascope2, o, out, err)
                       : missing_config(dir, "config.json", weights, "Gemma Scope 2", err);
     if (!strcmp(weights, "ae.safetensors"))
-        return config ? dict_open_safetensors(dir, weights, dict_configure_dictionary_learning,
-                                              out, err)
+        return config ? dict_open_safetensors(dir, weights, dict_configure_dictionary_learning, o, out, err)
                       : missing_config(dir, "config.json", weights, "dictionary_learning", err);
     return dir_has(dir, "hyperparams.json")
-               ? dict_open_safetensors(dir, weights, dict_configure_llamascope, out, err)
+               ? dict_open_safetensors(dir, weights, dict_configure_llamascope, o, out, err)
                : missing_config(dir, "hyperparams.json", weights, "Llama Scope", err);
 }

@@ -13,8 +13,8 @@ typedef saemon_status (*dict_configure_fn)(const char *dir, const st_file *f, di
 
 /* Open dir/weights as safetensors, run `configure`, load (runtime/dict_load.c). */
 saemon_status dict_open_safetensors(const char *dir, const char *weights,
-                                    dict_configure_fn configure, saemon_dict **out,
-                                    saemon_error *err);
+                                    dict_configure_fn configure, const saemon_dict_load_options *opts,
+                                    saemon_dict **out, saemon_error *err);
 
 saemon_status dict_configure_gemmascope2(const char *dir, const st_file *f, dict_spec *spec,
                                          saemon_error *err);

@@ -224,22 +224,149 @@ static saemon_status find_slot(const st_file *f, const dict_spec *s, dict_slot s
     return check_shape(f, s, hit->rule, hit, err);
 }
 
-/* Upcast into dst (exp() for log-stored values, broadcast for scalars) and
- * refuse NaN/Inf. */
-static saemon_status load_slot(const st_file *f, const slot_hit *hit, float *dst, size_t n,
+/* ---- reading: only what the plan needs, with pread (st_read) --------- */
+
+#define READ_CHUNK ((size_t)8 << 20) /* bytes of converted values buffered per pass */
+/* Column layout: watched latents less than this many bytes apart in an input
+ * row are read in one piece (a read call costs about as much as copying
+ * 16 KiB from the page cache), so a spread of latents reads whole rows. */
+#define RUN_GAP_BYTES 16384
+
+/* Read n elements of t starting at element `at` as fp32 into dst. */
+static saemon_status read_f32(st_file *f, const st_tensor *t, uint64_t at, size_t n, float *dst, void *raw,
+                              saemon_error *err)
+{
+    saemon_dtype dt = (saemon_dtype)t->float_dtype;
+    size_t es = saemon_dtype_size(dt);
+    if (dt == SAEMON_DTYPE_F32)
+        return st_read(f, t->begin + at * es, n * es, dst, err);
+    saemon_status st = st_read(f, t->begin + at * es, n * es, raw, err);
+    if (!st)
+        saemon_convert_to_f32(raw, dt, n, dst);
+    return st;
+}
+
+/* Pieces of a sorted latent list read in one go: lat[k0..k1) with gaps < RUN_GAP. */
+typedef struct lat_run {
+    size_t k0, k1;
+} lat_run;
+
+static lat_run *runs_of(const uint32_t *lat, size_t n, size_t gap, size_t *n_runs, size_t *widest)
+{
+    lat_run *r = malloc((n ? n : 1) * sizeof *r);
+    *n_runs = *widest = 0;
+    for (size_t k = 0; r && k < n;) {
+        size_t e = k + 1;
+        while (e < n && lat[e] - lat[e - 1] <= gap)
+            e++;
+        r[(*n_runs)++] = (lat_run){k, e};
+        size_t w = lat[e - 1] - lat[k] + 1;
+        *widest = w > *widest ? w : *widest;
+        k = e;
+    }
+    return r;
+}
+
+/* The encoder rows of the sorted latents lat[0..n) from tensor t into rows
+ * ([n][d_in] fp32). Row layout [d_sae, d_in]: each run of adjacent latents is
+ * one read. Column layout [d_in, d_sae] (transpose): one sequential pass over
+ * the input rows; in each, the runs of watched latents are read and gathered,
+ * so at most READ_CHUNK of values is held besides the result. */
+static saemon_status read_rows(st_file *f, const st_tensor *t, bool transpose, size_t d_in, size_t d_sae,
+                               const uint32_t *lat, size_t n, float *rows, saemon_error *err)
+{
+    if (n == 0)
+        return SAEMON_OK;
+    size_t es = saemon_dtype_size((saemon_dtype)t->float_dtype), n_runs, widest;
+    lat_run *runs = runs_of(lat, n, transpose ? RUN_GAP_BYTES / es : 1, &n_runs, &widest);
+    if (!runs)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    saemon_status st = SAEMON_OK;
+    if (!transpose) {
+        void *raw = es == 4 ? NULL : malloc(READ_CHUNK);
+        size_t per = READ_CHUNK / (d_in * es) ? READ_CHUNK / (d_in * es) : 1;
+        if (es != 4 && !raw)
+            st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+        if (es != 4 && per * d_in * es > READ_CHUNK && !st) {
+            free(raw);
+            if (!(raw = malloc(d_in * es)))
+                st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+        }
+        for (size_t q = 0; q < n_runs && !st; q++)
+            for (size_t k = runs[q].k0; k < runs[q].k1 && !st; k += per) {
+                size_t m = runs[q].k1 - k < per ? runs[q].k1 - k : per;
+                st = read_f32(f, t, (uint64_t)lat[k] * d_in, m * d_in, rows + k * d_in, raw, err);
+            }
+        free(raw);
+        free(runs);
+        return st;
+    }
+    /* rows of input at a time: the gathered values (per x n) and the read
+     * runs (per x widest when one run spans whole rows: one read per chunk) */
+    const bool whole_rows = n_runs == 1 && widest * 2 >= d_sae; /* then several rows per read */
+    if (whole_rows)
+        widest = d_sae;
+    const bool every = whole_rows && n == d_sae; /* no gather buffer: transposed in place */
+    size_t per = every ? d_in : READ_CHUNK / (n * sizeof(float)) ? READ_CHUNK / (n * sizeof(float)) : 1;
+    size_t per_read = whole_rows ? READ_CHUNK / (widest * sizeof(float)) : 1;
+    per_read = per_read ? per_read : 1;
+    per = per < per_read ? per : per_read;
+    per = per < d_in ? per : d_in;
+    const size_t read_rows = whole_rows ? per : 1;
+    float *wide = saemon_aligned_alloc(read_rows * widest * sizeof(float)),
+          *got = every ? NULL : saemon_aligned_alloc(per * n * sizeof(float));
+    void *raw = es == 4 ? NULL : malloc(read_rows * widest * es);
+    if (!wide || (!every && !got) || (es != 4 && !raw))
+        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    for (size_t i0 = 0; i0 < d_in && !st; i0 += per) {
+        size_t m = d_in - i0 < per ? d_in - i0 : per;
+        if (whole_rows) {
+            st = read_f32(f, t, (uint64_t)i0 * d_sae, m * d_sae, wide, raw, err);
+            if (!st && n == d_sae) { /* every latent: a blocked transpose straight into the rows */
+                for (size_t k0 = 0; k0 < n; k0 += 32)
+                    for (size_t k = k0; k < k0 + 32 && k < n; k++)
+                        for (size_t r = 0; r < m; r++)
+                            rows[k * d_in + i0 + r] = wide[r * d_sae + k];
+                continue;
+            }
+            for (size_t r = 0; r < m && !st; r++)
+                for (size_t k = 0; k < n; k++)
+                    got[r * n + k] = wide[r * d_sae + lat[k]];
+        }
+        for (size_t r = 0; r < m && !whole_rows && !st; r++)
+            for (size_t q = 0; q < n_runs && !st; q++) {
+                const uint32_t a = lat[runs[q].k0], b = lat[runs[q].k1 - 1];
+                st = read_f32(f, t, (uint64_t)(i0 + r) * d_sae + a, b - a + 1u, wide, raw, err);
+                for (size_t k = runs[q].k0; k < runs[q].k1 && !st; k++)
+                    got[r * n + k] = wide[lat[k] - a];
+            }
+        for (size_t k = 0; k < n && !st; k++)
+            for (size_t r = 0; r < m; r++)
+                rows[k * d_in + i0 + r] = got[r * n + k];
+    }
+    free(wide);
+    free(got);
+    free(raw);
+    free(runs);
+    return st;
+}
+
+/* Upcast a small tensor into dst (exp() for log-stored values, broadcast for
+ * scalars) and refuse NaN/Inf. */
+static saemon_status load_slot(st_file *f, const slot_hit *hit, float *dst, size_t n,
                                saemon_error *err)
 {
     const st_tensor *t = hit->t;
-    saemon_dtype dt = (saemon_dtype)t->float_dtype;
-    if (hit->transpose)
-        saemon_convert_transpose_to_f32(t->data, dt, (size_t)t->shape[0], (size_t)t->shape[1],
-                                        dst);
-    else if (hit->broadcast) {
-        saemon_convert_to_f32(t->data, dt, 1, dst);
-        for (size_t i = 1; i < n; i++)
-            dst[i] = dst[0];
-    } else
-        saemon_convert_to_f32(t->data, dt, n, dst);
+    size_t es = saemon_dtype_size((saemon_dtype)t->float_dtype);
+    void *raw = es == 4 ? NULL : malloc((hit->broadcast ? 1 : n) * es);
+    if (es != 4 && !raw)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    saemon_status st = read_f32(f, t, 0, hit->broadcast ? 1 : n, dst, raw, err);
+    free(raw);
+    if (st)
+        return st;
+    for (size_t i = 1; hit->broadcast && i < n; i++)
+        dst[i] = dst[0];
     if (hit->rule->from_log)
         for (size_t i = 0; i < n; i++)
             dst[i] = expf(dst[i]);
@@ -247,9 +374,27 @@ static saemon_status load_slot(const st_file *f, const slot_hit *hit, float *dst
                                      : report_nonfinite(f, t, hit->rule->from_log, err);
 }
 
+/* A matrix slot (W_enc rows of `lat`, or the whole W_dec) into dst; refuse NaN/Inf. */
+static saemon_status load_matrix(st_file *f, const slot_hit *hit, size_t d_in, size_t d_sae, const uint32_t *lat,
+                                 size_t n, float *dst, saemon_error *err)
+{
+    saemon_status st = read_rows(f, hit->t, hit->transpose, d_in, d_sae, lat, n, dst, err);
+    if (st || saemon_all_finite(dst, n * d_in))
+        return st;
+    if (n == d_sae)
+        return report_nonfinite(f, hit->t, false, err);
+    for (size_t k = 0; k < n; k++)
+        for (size_t i = 0; i < d_in; i++)
+            if (!isfinite(dst[k * d_in + i]))
+                return saemon_error_set(err, SAEMON_ERR_VALUE, "%s: tensor '%s' has a non-finite value (%g) at [%zu, %zu]",
+                                        f->label, hit->t->name, dst[k * d_in + i], hit->transpose ? i : (size_t)lat[k],
+                                        hit->transpose ? (size_t)lat[k] : i);
+    return SAEMON_OK;
+}
+
 /* Old SAELens checkpoints: an all-ones scaling_factor is a no-op (SAELens
  * deletes it); anything else is a fine-tuning factor saemon does not apply. */
-static saemon_status check_old_scaling_tensor(const st_file *f, size_t d_sae, saemon_error *err)
+static saemon_status check_old_scaling_tensor(st_file *f, size_t d_sae, saemon_error *err)
 {
     if (!st_find(f, "scaling_factor"))
         return SAEMON_OK;
@@ -258,10 +403,15 @@ static saemon_status check_old_scaling_tensor(const st_file *f, size_t d_sae, sa
     if (st)
         return st;
     float *v = saemon_aligned_alloc(d_sae * sizeof(float));
-    if (!v)
+    void *raw = malloc(d_sae * saemon_dtype_size((saemon_dtype)t->float_dtype));
+    if (!v || !raw) {
+        free(v);
+        free(raw);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
-    saemon_convert_to_f32(t->data, (saemon_dtype)t->float_dtype, d_sae, v);
-    for (size_t j = 0; j < d_sae; j++) {
+    }
+    st = read_f32(f, t, 0, d_sae, v, raw, err);
+    free(raw);
+    for (size_t j = 0; j < d_sae && !st; j++) {
         if (v[j] != 1.0f) {
             st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
                                   "%s: tensor 'scaling_factor' is not all ones ([%zu] = %g); "
@@ -277,12 +427,12 @@ static saemon_status check_old_scaling_tensor(const st_file *f, size_t d_sae, sa
 /* SAELens fold_activation_norm_scaling_factor(s). */
 static void fold_scale(saemon_dict *d, double s)
 {
-    size_t n = d->info.d_in * d->info.d_sae;
+    size_t n = d->info.d_in * d->info.d_sae, nr = d->info.d_in * d->n_rows;
     float sf = (float)s;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < nr; i++)
         d->W_enc_rows[i] *= sf;
+    for (size_t i = 0; d->W_dec && i < n; i++)
         d->W_dec[i] /= sf;
-    }
     for (size_t i = 0; i < d->info.d_in; i++)
         d->b_dec[i] /= sf;
     d->info.folded_scaling_factor = s;
@@ -307,7 +457,7 @@ static float *slot_array(saemon_dict *d, dict_slot slot, size_t *n)
 
 /* Move the spec's identity into the dictionary; fill what every format shares. */
 static saemon_status set_identity(saemon_dict *d, const char *dir, dict_spec *s,
-                                  const st_file *f, const st_tensor *enc, saemon_error *err)
+                                  st_file *f, const st_tensor *enc, bool hash, saemon_error *err)
 {
     saemon_dict_info *in = &d->info;
     in->k = s->k;
@@ -332,15 +482,25 @@ static saemon_status set_identity(saemon_dict *d, const char *dir, dict_spec *s,
         return st;
     if (!d->id.name && !(d->id.name = dict_dir_tail(dir, 2)))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    return hash ? st_sha256(f, in->sha256, err) : SAEMON_OK;
+}
+
+/* What identifies the weights file, so a later read can tell it is the same. */
+static saemon_status file_identity(const st_file *f, dict_source *src, saemon_error *err)
+{
+    src->dev = f->dev;
+    src->ino = f->ino;
+    src->size = f->size;
+    src->mtime_ns = f->mtime_ns;
     const void *parts[1] = {f->bytes};
-    size_t lens[1] = {(size_t)f->size};
-    if (saemon_sha256_hex(parts, lens, 1, in->sha256))
+    size_t lens[1] = {(size_t)(8 + f->header_len)};
+    if (saemon_sha256_hex(parts, lens, 1, src->header_sha))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: SHA-256 failed", f->label);
     return SAEMON_OK;
 }
 
-saemon_status dict_spec_load(const char *dir, const st_file *f, dict_spec *s, saemon_dict **out,
-                             saemon_error *err)
+saemon_status dict_spec_load(const char *dir, st_file *f, dict_spec *s, const saemon_dict_load_options *o,
+                             saemon_dict **out, saemon_error *err)
 {
     *out = NULL;
     slot_hit hits[N_DICT_SLOTS];
@@ -352,15 +512,38 @@ saemon_status dict_spec_load(const char *dir, const st_file *f, dict_spec *s, sa
     if (st)
         return st;
 
-    saemon_dict *d = saemon_dict_alloc(s->d_in, s->d_sae, s->arch, err);
-    if (!d)
+    /* The plan: which encoder rows, and whether W_dec. */
+    const bool topk = s->arch == SAEMON_ARCH_TOPK;
+    const bool decoder = !o->no_decoder || (topk && s->rescale_acts_by_decoder_norm);
+    uint32_t *lat = NULL;
+    size_t n = s->d_sae;
+    if (o->subset && !topk && (st = dict_sorted_latents(o->latents, o->n_latents, s->d_sae, &lat, &n, err)))
+        return st;
+    uint32_t *all = NULL; /* every latent: the whole W_enc, or W_dec */
+    if ((!lat || decoder) && !(all = malloc(s->d_sae * sizeof *all)))
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; all && j < s->d_sae; j++)
+        all[j] = (uint32_t)j;
+    saemon_dict *d = saemon_dict_alloc_rows(s->d_in, s->d_sae, s->arch, lat, n, decoder, err);
+    if (!d) {
+        free(lat);
+        free(all);
         return err ? err->code : SAEMON_ERR_NOMEM;
-    for (int slot = 0; slot < N_DICT_SLOTS && !st; slot++) {
-        size_t n;
-        float *dst = slot_array(d, (dict_slot)slot, &n);
-        if (dst && hits[slot].rule)
-            st = load_slot(f, &hits[slot], dst, n, err);
     }
+    for (int slot = 0; slot < N_DICT_SLOTS && !st; slot++) {
+        size_t cnt;
+        float *dst = slot_array(d, (dict_slot)slot, &cnt);
+        if (!dst || !hits[slot].rule)
+            continue;
+        if (slot == SLOT_W_ENC)
+            st = load_matrix(f, &hits[slot], s->d_in, s->d_sae, lat ? lat : all, n, dst, err);
+        else if (slot == SLOT_W_DEC)
+            st = load_matrix(f, &hits[slot], s->d_in, s->d_sae, all, s->d_sae, dst, err);
+        else
+            st = load_slot(f, &hits[slot], dst, cnt, err);
+    }
+    free(lat);
+    free(all);
     if (!st && s->arch == SAEMON_ARCH_JUMPRELU && s->threshold_is_scalar) {
         float v = (float)s->threshold_value;
         for (size_t j = 0; j < s->d_sae; j++)
@@ -369,9 +552,18 @@ saemon_status dict_spec_load(const char *dir, const st_file *f, dict_spec *s, sa
     if (!st && s->fold_scale > 0)
         fold_scale(d, s->fold_scale);
     if (!st)
-        st = set_identity(d, dir, s, f, hits[SLOT_W_ENC].t, err);
+        st = set_identity(d, dir, s, f, hits[SLOT_W_ENC].t, !o->defer_sha256, err);
     if (!st && s->sparsity_file)
         st = dict_load_sparsity(d, dir, s->sparsity_file, err);
+    if (!st && !(d->src.weights = strdup(f->label)))
+        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    if (!st && !(d->src.tensor = strdup(hits[SLOT_W_ENC].t->name)))
+        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    if (!st) {
+        d->src.transpose = hits[SLOT_W_ENC].transpose;
+        st = file_identity(f, &d->src, err);
+    }
+    d->stats.bytes_read = f->bytes_read;
     if (!st)
         st = saemon_dict_finish(d, err);
     if (st) {
@@ -380,4 +572,121 @@ saemon_status dict_spec_load(const char *dir, const st_file *f, dict_spec *s, sa
     }
     *out = d;
     return SAEMON_OK;
+}
+
+/* ---- more latents later (a reload) ------------------------------------ */
+
+static saemon_status same_file(const saemon_dict *d, st_file *f, saemon_error *err)
+{
+    dict_source now = {0};
+    saemon_status st = file_identity(f, &now, err);
+    if (st)
+        return st;
+    const dict_source *was = &d->src;
+    const char *what = now.dev != was->dev || now.ino != was->ino ? "it was replaced (another inode)"
+                       : now.size != was->size                      ? "its size changed"
+                       : now.mtime_ns != was->mtime_ns              ? "it was modified (mtime changed)"
+                       : strcmp(now.header_sha, was->header_sha)    ? "its header changed"
+                                                                    : NULL;
+    if (what)
+        return saemon_error_set(err, SAEMON_ERR_MISMATCH,
+                                "%s: the weights file changed since saemon loaded it (%s); the new latents "
+                                "cannot be read from it. Keeping the running plan; restart saemon to load the "
+                                "new file",
+                                was->weights, what);
+    return SAEMON_OK;
+}
+
+saemon_status saemon_dict_add_latents(saemon_dict *d, const uint32_t *latents, size_t n, saemon_error *err)
+{
+    if (!d)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_dict_add_latents: no dictionary");
+    uint32_t *lat = NULL;
+    size_t u = 0;
+    saemon_status st = dict_sorted_latents(latents, n, d->info.d_sae, &lat, &u, err);
+    if (st)
+        return st;
+    size_t m = 0; /* the new ones, in place */
+    for (size_t k = 0; k < u; k++)
+        if (!dict_row(d, lat[k]))
+            lat[m++] = lat[k];
+    if (m == 0) {
+        free(lat);
+        return SAEMON_OK;
+    }
+    if (!d->src.weights || !d->src.tensor) {
+        free(lat);
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "%s: latent %u is not loaded and this dictionary cannot read more rows",
+                                d->info.path, lat[0]);
+    }
+    const size_t din = d->info.d_in, dsae = d->info.d_sae;
+    st_file f = {0};
+    slot_hit hit = {0};
+    tensor_rule rule = {SLOT_W_ENC, d->src.tensor, LAYOUT_VEC, false};
+    float *rows = saemon_aligned_alloc((d->n_rows + m) * din * sizeof(float));
+    uint32_t *row_lat = malloc((d->n_rows + m) * sizeof *row_lat);
+    if (!rows || !row_lat)
+        st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for %zu more latents", m);
+    if (!st)
+        st = st_open(d->src.weights, &f, err);
+    if (!st)
+        st = same_file(d, &f, err);
+    if (!st) {
+        hit.rule = &rule;
+        hit.transpose = d->src.transpose;
+        if (!(hit.t = st_find(&f, d->src.tensor)))
+            st = saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: tensor '%s' is gone", f.label, d->src.tensor);
+    }
+    if (!st)
+        st = load_matrix(&f, &hit, din, dsae, lat, m, rows + d->n_rows * din, err);
+    if (!st && d->info.folded_scaling_factor > 0) {
+        float sf = (float)d->info.folded_scaling_factor;
+        for (size_t i = 0; i < m * din; i++)
+            rows[d->n_rows * din + i] *= sf;
+    }
+    if (!st) {
+        memcpy(rows, d->W_enc_rows, d->n_rows * din * sizeof(float));
+        memcpy(row_lat, d->row_latent, d->n_rows * sizeof *row_lat);
+        memcpy(row_lat + d->n_rows, lat, m * sizeof *row_lat);
+        for (size_t k = 0; k < m; k++)
+            d->row_slot[lat[k]] = (uint32_t)(d->n_rows + k);
+        free(d->W_enc_rows);
+        free(d->row_latent);
+        d->W_enc_rows = rows;
+        d->row_latent = row_lat;
+        d->n_rows += m;
+        /* atomic: /metrics may read the stats from another thread */
+        __atomic_store_n(&d->stats.bytes_read, d->stats.bytes_read + f.bytes_read, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->stats.latents_loaded, d->n_rows, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->stats.resident_bytes, dict_resident_bytes(d), __ATOMIC_RELAXED);
+        rows = NULL;
+        row_lat = NULL;
+    }
+    st_close(&f);
+    free(rows);
+    free(row_lat);
+    free(lat);
+    return st;
+}
+
+saemon_status saemon_dict_compute_sha256(saemon_dict *d, saemon_error *err)
+{
+    if (!d)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_dict_compute_sha256: no dictionary");
+    if (d->info.sha256[0])
+        return SAEMON_OK;
+    if (!d->src.weights)
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED, "%s: no weights file to hash", d->info.path);
+    st_file f = {0};
+    saemon_status st = st_open(d->src.weights, &f, err);
+    if (!st)
+        st = same_file(d, &f, err);
+    char hex[65];
+    if (!st)
+        st = st_sha256(&f, hex, err);
+    if (!st)
+        memcpy(d->info.sha256, hex, sizeof hex);
+    st_close(&f);
+    return st;
 }

@@ -82,11 +82,12 @@ void dict_dims_str(const size_t *dims, size_t nd, char *buf, size_t size);
     ((spec)->format = (fmt), (spec)->rules = (table),                                          \
      (spec)->n_rules = sizeof(table) / sizeof((table)[0]))
 
-/* Load `f` (already validated) into a new dictionary following `spec`.
+/* Load `f` (already validated) into a new dictionary following `spec`,
+ * reading only what `opts` plans (saemon_dict_load_options).
  * `dir` is what the user passed (info.path); the name defaults to its last
  * two components. */
-saemon_status dict_spec_load(const char *dir, const st_file *f, dict_spec *spec,
-                             saemon_dict **out, saemon_error *err);
+saemon_status dict_spec_load(const char *dir, st_file *f, dict_spec *spec,
+                             const saemon_dict_load_options *opts, saemon_dict **out, saemon_error *err);
 
 /* A tensor that must exist with a float dtype and exactly `dims`; `what`
  * says where the expected shape comes from. */

@@ -17,25 +17,42 @@
 
 /* (x − b_dec)·W_j = x·W_j − b_dec·W_j: the b_dec term is a per-latent
  * constant, computed once in double and folded into the biases, so the input
- * row is used exactly as given instead of being rounded after a subtraction. */
-static saemon_status fold_b_dec(saemon_encoder *enc, saemon_error *err)
+ * row is used exactly as given instead of being rounded after a subtraction.
+ * Only for latents whose row the dictionary holds; a row read later (a
+ * reload's new latents) is folded when a plan first uses it. */
+void encoder_fold_latent(saemon_encoder *enc, size_t j)
 {
     const saemon_dict *d = enc->dict;
-    const size_t n = d->info.d_sae, d_in = d->info.d_in;
+    const size_t d_in = d->info.d_in;
+    const float *w = dict_row(d, j);
+    if (!w || enc->folded[j])
+        return;
+    const float *bias = enc->raw_bias, *mag_bias = enc->raw_mag_bias;
+    double bw = 0.0;
+    if (d->info.apply_b_dec_to_input)
+        for (size_t i = 0; i < d_in; i++)
+            bw += (double)d->b_dec[i] * w[i];
+    enc->bias[j] = (float)((double)bias[j] - bw);
+    if (enc->mag_bias)
+        enc->mag_bias[j] = (float)((double)mag_bias[j] - (double)enc->plan.mag_scale[j] * bw);
+    enc->folded[j] = 1;
+}
+
+static saemon_status fold_b_dec(saemon_encoder *enc, saemon_error *err)
+{
+    const size_t n = enc->dict->info.d_sae;
     saemon_kernel_plan *p = &enc->plan;
-    if (!(enc->bias = saemon_aligned_alloc(n * sizeof(float))))
+    if (!(enc->bias = saemon_aligned_alloc(n * sizeof(float))) || !(enc->folded = calloc(n, 1)))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for biases");
     if (p->mag_bias && !(enc->mag_bias = saemon_aligned_alloc(n * sizeof(float))))
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for biases");
-    for (size_t j = 0; j < n; j++) {
-        double bw = 0.0;
-        if (d->info.apply_b_dec_to_input)
-            for (size_t i = 0; i < d_in; i++)
-                bw += (double)d->b_dec[i] * d->W_enc_rows[j * d_in + i];
-        enc->bias[j] = (float)((double)p->bias[j] - bw);
-        if (enc->mag_bias)
-            enc->mag_bias[j] = (float)((double)p->mag_bias[j] - (double)p->mag_scale[j] * bw);
-    }
+    enc->raw_bias = p->bias;
+    enc->raw_mag_bias = p->mag_bias;
+    memcpy(enc->bias, p->bias, n * sizeof(float));
+    if (enc->mag_bias)
+        memcpy(enc->mag_bias, p->mag_bias, n * sizeof(float));
+    for (size_t j = 0; j < n; j++)
+        encoder_fold_latent(enc, j);
     p->bias = enc->bias;
     if (enc->mag_bias)
         p->mag_bias = enc->mag_bias;
@@ -199,6 +216,10 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
                                 "no kernel variant '%s' runs on this CPU (see `saemon inspect --kernels`)",
                                 asked ? asked : "(any)");
     }
+    if (opts && opts->reconstruction && !dict->W_dec)
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "the reconstruction error needs W_dec, but the dictionary was opened without it "
+                                "(saemon_dict_load_options.no_decoder)");
     saemon_encoder *enc = calloc(1, sizeof *enc);
     if (!enc)
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
@@ -495,6 +516,7 @@ void saemon_encoder_destroy(saemon_encoder *enc)
     free(enc->threshold);
     free(enc->mag_scale);
     free(enc->bias);
+    free(enc->folded);
     free(enc->mag_bias);
     free(enc->x);
     free(enc->x_full);

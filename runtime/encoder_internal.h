@@ -42,7 +42,7 @@ typedef struct plan_set {
     uint32_t *csr_index;
     float *csr_value;
     bool csr_aliases;
-    char describe[200];
+    char describe[320];
 } plan_set;
 
 struct saemon_encoder {
@@ -51,6 +51,8 @@ struct saemon_encoder {
     saemon_kernel_plan plan; /* the whole dictionary, epilogue arrays folded */
     size_t max_batch;
     float *threshold, *mag_scale, *bias, *mag_bias; /* owned epilogue arrays, [d_sae] */
+    const float *raw_bias, *raw_mag_bias; /* the dictionary's, before b_dec is folded in */
+    unsigned char *folded;                /* [d_sae]: bias (and mag_bias) of latent j folded */
     size_t n_slices;
     saemon_topology *topo;
     saemon_workers *workers;
@@ -95,5 +97,7 @@ saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *e
 saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size_t n, bool on_workers,
                               plan_set **out, saemon_error *err);
 void plan_set_free(plan_set *set);
+/* Fold b_dec into latent j's biases once its row is held (encoder.c). */
+void encoder_fold_latent(saemon_encoder *enc, size_t j);
 
 #endif

@@ -66,9 +66,9 @@ static void setup_slice(const saemon_encoder *enc, const plan_set *set, slice *s
     s->count = malloc(enc->max_batch * sizeof(uint32_t));
     if (!s->packed || (scratch && !s->scratch) || !s->index || !s->value || !s->count)
         return; /* checked by the caller */
-    const float *w = enc->dict->W_enc_rows;
-    if (!set->map) {
-        enc->kernel->pack(&s->plan, w + (size_t)s->plan.index_base * d_in, s->packed);
+    const saemon_dict *d = enc->dict;
+    if (!set->map && !d->row_slot) {
+        enc->kernel->pack(&s->plan, d->W_enc_rows + (size_t)s->plan.index_base * d_in, s->packed);
         return;
     }
     float *rows = saemon_aligned_alloc(s->plan.d_sae * d_in * sizeof(float));
@@ -77,8 +77,10 @@ static void setup_slice(const saemon_encoder *enc, const plan_set *set, slice *s
         s->packed = NULL;
         return;
     }
-    for (size_t j = 0; j < s->plan.d_sae; j++)
-        memcpy(rows + j * d_in, w + (size_t)set->map[s->plan.index_base + j] * d_in, d_in * sizeof(float));
+    for (size_t j = 0; j < s->plan.d_sae; j++) {
+        size_t at = s->plan.index_base + j;
+        memcpy(rows + j * d_in, dict_row(d, set->map ? set->map[at] : at), d_in * sizeof(float));
+    }
     enc->kernel->pack(&s->plan, rows, s->packed);
     free(rows);
 }
@@ -118,9 +120,37 @@ static saemon_status pack(saemon_encoder *enc, plan_set *set, bool on_workers, s
     return SAEMON_OK;
 }
 
+/* The first latent of latents[0..n) (NULL: every latent) whose row the
+ * dictionary does not hold, or -1. */
+static long long missing_row(const saemon_dict *d, const uint32_t *latents, size_t n)
+{
+    if (!d->row_slot)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!dict_row(d, latents ? latents[i] : i))
+            return latents ? latents[i] : (long long)i;
+    return -1;
+}
+
+/* MiB of packed weights a plan holds. */
+static double packed_mib(const saemon_encoder *enc, const plan_set *set)
+{
+    double b = 0;
+    for (size_t s = 0; set && s < set->n_slices; s++)
+        b += set->slices[s].plan.d_sae ? (double)enc->kernel->packed_size(&set->slices[s].plan) : 0;
+    return b / 1048576.0;
+}
+
 saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *err)
 {
     *out = NULL;
+    long long gone = missing_row(enc->dict, NULL, enc->plan.d_sae);
+    if (gone >= 0)
+        return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                "every latent is needed (%s) but the dictionary holds only %zu of its %zu latents "
+                                "(latent %lld is not loaded); expected the dictionary opened whole",
+                                enc->full_why[0] ? enc->full_why : "the full plan", enc->dict->n_rows,
+                                enc->plan.d_sae, gone);
     plan_set *set = calloc(1, sizeof *set);
     if (set)
         set->whole = enc->plan;
@@ -133,7 +163,8 @@ saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *e
         plan_set_free(set);
         return st;
     }
-    snprintf(set->describe, sizeof set->describe, "every latent (%zu): %s", enc->plan.d_sae, enc->full_why);
+    snprintf(set->describe, sizeof set->describe, "every latent (%zu): %s; %.1f MiB packed", enc->plan.d_sae,
+             enc->full_why, packed_mib(enc, set));
     *out = set;
     return SAEMON_OK;
 }
@@ -189,6 +220,16 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
         if (u == 0 || map[u - 1] != map[i])
             map[u++] = map[i];
     set->map = map;
+    long long gone = missing_row(enc->dict, map, u);
+    if (gone >= 0) {
+        plan_set_free(set);
+        return saemon_error_set(err, SAEMON_ERR_ARG,
+                                "subset plan: latent %lld is not loaded in the dictionary (it was opened for a "
+                                "subset); expected saemon_dict_add_latents first",
+                                gone);
+    }
+    for (size_t i = 0; i < u; i++)
+        encoder_fold_latent(enc, map[i]); /* rows read since the encoder was created */
     const saemon_kernel_plan *p = &enc->plan;
     bool ok = true;
     set->own[0] = gather(p->bias, map, u, &ok);
@@ -215,8 +256,13 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
     int at = snprintf(set->describe, sizeof set->describe, "subset of %zu of %zu latents (exact for %s)", u, d_sae,
                       saemon_arch_name(enc->dict->info.arch));
     if (enc->full_every && at > 0 && (size_t)at < sizeof set->describe)
-        snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; every latent on 1 row in %zu",
-                 enc->full_every);
+        at += snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; every latent on 1 row in %zu",
+                       enc->full_every);
+    if (at > 0 && (size_t)at < sizeof set->describe)
+        at += snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; %.2f MiB packed", packed_mib(enc, set));
+    if (enc->full && at > 0 && (size_t)at < sizeof set->describe)
+        snprintf(set->describe + at, sizeof set->describe - (size_t)at,
+                 " + the full plan kept for `every:`/capture, %.1f MiB packed", packed_mib(enc, enc->full));
     *out = set;
     return SAEMON_OK;
 }

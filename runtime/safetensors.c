@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "base/read_file.h"
+#include "base/sha256.h"
 
 static const struct {
     const char *name;
@@ -409,6 +410,63 @@ saemon_status st_open(const char *path, st_file *out, saemon_error *err)
     }
     out->map = map;
     out->map_len = len;
+    /* Tensor data is read with pread (st_read), not through the mapping: only
+     * what the loader asks for is read, and nothing of it stays resident. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0 || (uint64_t)sb.st_size != out->size) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        st_close(out);
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path,
+                                fd < 0 ? strerror(e) : "the file changed while it was being opened");
+    }
+    out->has_fd = true;
+    out->fd = fd;
+    out->dev = (uint64_t)sb.st_dev;
+    out->ino = (uint64_t)sb.st_ino;
+    out->mtime_ns = (uint64_t)sb.st_mtim.tv_sec * 1000000000ull + (uint64_t)sb.st_mtim.tv_nsec;
+    return SAEMON_OK;
+}
+
+saemon_status st_read(st_file *f, uint64_t offset, size_t len, void *dst, saemon_error *err)
+{
+    uint64_t data_len = f->size - 8 - f->header_len;
+    if (offset > data_len || len > data_len - offset)
+        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: read of %zu bytes at %llu is outside the data section",
+                                f->label, len, (unsigned long long)offset);
+    uint64_t at = 8 + f->header_len + offset;
+    f->bytes_read += len;
+    if (!f->has_fd) {
+        memcpy(dst, f->bytes + at, len);
+        return SAEMON_OK;
+    }
+    for (size_t done = 0; done < len;) {
+        ssize_t r = pread(f->fd, (char *)dst + done, len - done, (off_t)(at + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return saemon_error_set(err, SAEMON_ERR_IO, "%s: read at byte %llu: %s", f->label,
+                                    (unsigned long long)(at + done),
+                                    r < 0 ? strerror(errno) : "the file is shorter than when it was opened");
+        done += (size_t)r;
+    }
+    return SAEMON_OK;
+}
+
+saemon_status st_sha256(st_file *f, char out[65], saemon_error *err)
+{
+    if (!f->has_fd) {
+        const void *parts[1] = {f->bytes};
+        size_t lens[1] = {(size_t)f->size};
+        return saemon_sha256_hex(parts, lens, 1, out)
+                   ? saemon_error_set(err, SAEMON_ERR_NOMEM, "%s: SHA-256 failed", f->label)
+                   : SAEMON_OK;
+    }
+    if (saemon_sha256_fd_hex(f->fd, f->size, out) != 0)
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: SHA-256 of the file failed (read error or changed size)",
+                                f->label);
     return SAEMON_OK;
 }
 
@@ -428,6 +486,8 @@ void st_close(st_file *f)
     free(f->meta_keys);
     free(f->meta_values);
     file_unmap(f->map, f->map_len);
+    if (f->has_fd)
+        close(f->fd);
     free(f->label);
     memset(f, 0, sizeof *f);
 }

@@ -3,6 +3,7 @@
 #ifndef SAEMON_SAFETENSORS_H
 #define SAEMON_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,12 @@ typedef struct st_file {
     st_tensor *tensors;   /* sorted by begin offset */
     size_t n_meta;
     char **meta_keys, **meta_values;
+    /* st_open only: the file opened for pread (st_read) when has_fd, and
+     * what identifies the file on disk (a reload compares it). */
+    bool has_fd;
+    int fd;
+    uint64_t dev, ino, mtime_ns;
+    uint64_t bytes_read; /* counted by st_read: what the loader actually read */
 } st_file;
 
 /* Map `path` read-only and validate it. On failure `out` is left empty. */
@@ -46,6 +53,15 @@ saemon_status st_parse(const uint8_t *bytes, size_t len, const char *label, st_f
                        saemon_error *err);
 
 void st_close(st_file *f);
+
+/* Read `len` bytes at `offset` of the data section into dst: pread on the
+ * file (so only what is read becomes resident), or a copy for a file parsed
+ * from memory. Counts f->bytes_read. The range must lie inside the data
+ * section (the tensors' offsets are validated by st_parse). */
+saemon_status st_read(st_file *f, uint64_t offset, size_t len, void *dst, saemon_error *err);
+
+/* Hex SHA-256 of the whole file, streamed in chunks (nothing stays resident). */
+saemon_status st_sha256(st_file *f, char out[65], saemon_error *err);
 
 const st_tensor *st_find(const st_file *f, const char *name);
 /* Value of a __metadata__ key, or NULL. */

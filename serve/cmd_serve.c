@@ -239,11 +239,7 @@ static bool open_dict(serve *srv, size_t i)
     d->srv = srv;
     pthread_mutex_init(&d->alerts_mu, NULL);
     saemon_error err = {0};
-    if (saemon_dict_open(dc->sae, &d->dict, &err) != SAEMON_OK)
-        return cli_fail("serve", &err), false;
-    d->info = saemon_dict_get_info(d->dict);
-    d->label = dc->name ? dc->name : d->info->name;
-    if (load_rules(d, &d->rules, &err) != SAEMON_OK) {
+    if (load_rules(d, &d->rules, &err) != SAEMON_OK) { /* parsed; bound once the dictionary is open */
         fprintf(stderr, "saemon serve: %s\n", err.message);
         return false;
     }
@@ -260,8 +256,13 @@ static bool open_dict(serve *srv, size_t i)
     };
     /* Only the latents the rules read, when that is exact (docs/serve.md). */
     const char *mode = srv->cfg.encode ? srv->cfg.encode : "auto";
-    if (!cli_parse_encode_mode(mode, &d->plan.mode) || !cli_plan_apply(&d->plan, d->rules, &eo))
+    if (!cli_parse_encode_mode(mode, &d->plan.mode))
         return false;
+    /* plan before load: only the rules' encoder rows are read (docs/formats.md) */
+    if (!cli_plan_open_dict(&d->plan, "serve", dc->sae, d->rules, &eo, &d->dict))
+        return false;
+    d->info = saemon_dict_get_info(d->dict);
+    d->label = dc->name ? dc->name : d->info->name;
     if (saemon_encoder_create(d->dict, &eo, &d->encoder, &err) != SAEMON_OK)
         return cli_fail("serve", &err), false;
     cli_encoder_warn(d->encoder);
@@ -405,6 +406,10 @@ static void reload_dict(serve_dict *d, const char *why)
                  d->cfg->rules);
         s = SAEMON_ERR_RULES;
     }
+    /* new latents: their rows are read here, off the consumer thread */
+    if (s == SAEMON_OK && d->plan.mode != SAEMON_ENCODE_ALL && saemon_encoder_is_subset(d->encoder) &&
+        !cli_plan_prefetch(d->dict, next, &err))
+        s = err.code ? err.code : SAEMON_ERR_IO;
     if (s == SAEMON_OK && !cli_plan_reload(&d->plan, d->encoder, next, &err))
         s = err.code ? err.code : SAEMON_ERR_RULES;
     if (s != SAEMON_OK) {

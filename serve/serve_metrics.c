@@ -209,6 +209,17 @@ static void render_dicts(prom_text *t, serve *srv)
                                {"kernel", saemon_encoder_get_variant(d->encoder)}),
                         1);
     }
+    prom_family(t, "saemon_dictionary_bytes", "gauge",
+                "Bytes of the dictionary's weights held: resident (read into memory) or mapped (a shared file "
+                "mapping, packs).");
+    for (size_t i = 0; i < srv->n_dicts; i++) {
+        saemon_dict_load_stats ls;
+        saemon_dict_get_load_stats(srv->dicts[i].dict, &ls);
+        prom_sample_u64(t, "saemon_dictionary_bytes", LABELS({"dictionary", srv->dicts[i].label}, {"kind", "resident"}),
+                        ls.resident_bytes);
+        prom_sample_u64(t, "saemon_dictionary_bytes", LABELS({"dictionary", srv->dicts[i].label}, {"kind", "mapped"}),
+                        ls.mapped_bytes);
+    }
 }
 
 static void render_sinks(prom_text *t, serve *srv)

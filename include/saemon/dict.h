@@ -77,6 +77,54 @@ typedef struct saemon_dict saemon_dict;
  * status and fills `err`. */
 SAEMON_API saemon_status saemon_dict_open(const char *dir, saemon_dict **out, saemon_error *err);
 
+/* Plan before load: which parts of the file a dictionary reads
+ * (docs/formats.md "What each plan holds"). The zero value loads everything,
+ * as saemon_dict_open does. */
+typedef struct saemon_dict_load_options {
+    /* true: read the encoder rows of `latents` only (indices < d_sae, any
+     * order, duplicates allowed); every other latent is absent until
+     * saemon_dict_add_latents. Ignored (every latent is read) for TopK, whose
+     * top k needs every pre-activation, and for Gemma Scope .npz files. */
+    bool subset;
+    const uint32_t *latents;
+    size_t n_latents;
+    /* false: W_dec is not read (an encoder then refuses `reconstruction`).
+     * TopK dictionaries with rescale_acts_by_decoder_norm read it anyway. */
+    bool no_decoder;
+    /* true: info.sha256 stays "" until saemon_dict_compute_sha256 (hashing a
+     * multi-GiB file costs seconds); a reload still refuses a changed file by
+     * its identity (device, inode, size, mtime, header). */
+    bool defer_sha256;
+} saemon_dict_load_options;
+
+/* What a load read and holds. */
+typedef struct saemon_dict_load_stats {
+    uint64_t bytes_read;      /* weight bytes read from the file (headers not counted) */
+    double seconds;           /* wall time of the load */
+    size_t latents_loaded;    /* encoder rows held (d_sae when every latent) */
+    bool decoder_loaded;      /* W_dec held */
+    uint64_t resident_bytes;  /* bytes of weights, biases and vectors held in memory */
+    uint64_t mapped_bytes;    /* bytes used in place from a shared mapping (packs); 0 otherwise */
+} saemon_dict_load_stats;
+
+SAEMON_API saemon_status saemon_dict_open_with(const char *dir, const saemon_dict_load_options *opts,
+                                               saemon_dict **out, saemon_error *err);
+SAEMON_API void saemon_dict_get_load_stats(const saemon_dict *dict, saemon_dict_load_stats *out);
+
+/* True when the encoder row of `latent` is held (always for a whole load). */
+SAEMON_API bool saemon_dict_has_latent(const saemon_dict *dict, size_t latent);
+
+/* Read the encoder rows of more latents from the file (a reload that watches
+ * new latents; call it off the encoding thread, before
+ * saemon_encoder_set_latents). Refused, keeping the dictionary as it was,
+ * when the file is not the one loaded at start (its device, inode, size,
+ * mtime or header differ). Latents already held are skipped. */
+SAEMON_API saemon_status saemon_dict_add_latents(saemon_dict *dict, const uint32_t *latents, size_t n,
+                                                 saemon_error *err);
+
+/* Fill info.sha256 (the weights file's SHA-256) when the load deferred it. */
+SAEMON_API saemon_status saemon_dict_compute_sha256(saemon_dict *dict, saemon_error *err);
+
 /* Build a dictionary from float32 arrays already in memory (copied). W_enc is
  * [d_in][d_sae] (SAELens layout), W_dec [d_sae][d_in]; threshold only for
  * jumprelu, may be NULL otherwise. Used by the demo and by C users who train

@@ -122,3 +122,21 @@ Test(bench_cli, unreadable_compare_file_fails, .timeout = 240)
     cr_assert(strstr(r.err, "/nonexistent/old.json"), "%s", r.err);
     cli_result_free(&r);
 }
+
+/* `saemon bench memory` on a small generated dictionary: a table row per
+ * watched count, a subset reading less than every latent. */
+Test(bench_cli, memory_table_on_a_small_dictionary, .timeout = 120)
+{
+    char dir[] = "/tmp/saemon-bench-mem-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    const char *args[] = {"bench", "memory", "--dir", dir, "--sizes", "64x2048", "--watched", "1,64,all", NULL};
+    cli_result r = cli_run(args);
+    cr_assert_eq(r.exit_code, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "| 64 x 2048 | 0 MiB | 1 |"), "%s", r.out);
+    cr_assert(strstr(r.out, "| 64 x 2048 | 0 MiB | 64 |"), "%s", r.out);
+    cr_assert(strstr(r.out, "all (--encode all)"), "%s", r.out);
+    cli_result_free(&r);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -70,8 +70,9 @@ static void same_alerts(const char *sae_rel, const char *acts_rel, const char *p
     snprintf(a_all, sizeof a_all, "%s/all.jsonl", dir);
     snprintf(a_rules, sizeof a_rules, "%s/rules.jsonl", dir);
     run_mode(sae, acts, rules, "auto", a_auto, plan_line);
-    run_mode(sae, acts, rules, "rules", a_rules, plan_line);
-    run_mode(sae, acts, rules, "all", a_all, "encoder plan: every latent");
+    /* plan before load: the subset run read only the rules' rows, the full one all of them */
+    run_mode(sae, acts, rules, "rules", a_rules, "encoder rows (the rules' latents), W_dec not read");
+    run_mode(sae, acts, rules, "all", a_all, "encoder rows (encode mode 'all'), W_dec not read");
     size_t n_auto, n_all, n_rules;
     char *x = alerts_without_time(a_auto, &n_auto), *y = alerts_without_time(a_all, &n_all),
          *z = alerts_without_time(a_rules, &n_rules);

@@ -124,6 +124,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (in->log_feature_sparsity && in->n_dead_features > in->d_sae)
         abort();
+    /* the planned load of the same files: a subset of the rows, no W_dec;
+     * it must agree with the whole load on every row it holds */
+    uint32_t lat[3] = {(uint32_t)(in->d_sae - 1), 0, (uint32_t)(in->d_sae / 2)};
+    saemon_dict_load_options lo = {.subset = true, .latents = lat, .n_latents = 3, .no_decoder = true,
+                                   .defer_sha256 = true};
+    saemon_dict *p = NULL;
+    if (saemon_dict_open_with(dir, &lo, &p, &err) != SAEMON_OK)
+        abort(); /* the whole load succeeded: reading less cannot fail */
+    saemon_dict_load_stats ws, ps;
+    saemon_dict_get_load_stats(d, &ws);
+    saemon_dict_get_load_stats(p, &ps);
+    if (!saemon_dict_has_latent(p, lat[0]) || !saemon_dict_has_latent(p, lat[2]) || ps.bytes_read > ws.bytes_read ||
+        ps.decoder_loaded != (in->arch == SAEMON_ARCH_TOPK && in->rescale_acts_by_decoder_norm))
+        abort();
+    saemon_dict_close(p);
     saemon_dict_close(d);
     return 0;
 }

@@ -123,6 +123,10 @@ dictionaries:
         srv.wait_value("saemon_tokens_encoded_total", 200, dictionary="layer-a")
         srv.wait_value("saemon_tokens_encoded_total", 200, dictionary="layer-b")
         srv.wait_value("saemon_streams_ended_total", 4, dictionary="layer-b")
+        # what each dictionary holds: read into memory, or mapped from a pack
+        held = srv.value("saemon_dictionary_bytes", dictionary="layer-a", kind="resident")
+        if not held or held <= 0 or srv.value("saemon_dictionary_bytes", dictionary="layer-a", kind="mapped") != 0:
+            fail(f"saemon_dictionary_bytes: resident {held}")
 
         # 3. a broken rule file on SIGHUP: old rules stay, the failure is counted
         with open(a[2], "a") as f:
