@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "  test-rules  run rule unit tests (YAML token sequences and expected alerts)\n"
             "  produce   replay a recording into a running `saemon serve` (shared-memory ring)\n"
             "  features  rank the latents that separate labelled tokens; write starter rules\n"
+            "  calibrate tune rule thresholds to a target alert rate on benign recordings\n"
             "  version   print the version\n"
             "\n"
             "`saemon <command> --help` describes each command.\n");
@@ -45,6 +46,7 @@ int main(int argc, char **argv)
         {"run", cmd_run},   {"check", cmd_check},
         {"bench", cmd_bench}, {"test-rules", cmd_test_rules}, {"serve", cmd_serve},
         {"produce", cmd_produce}, {"features", cmd_features},
+        {"calibrate", cmd_calibrate},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))
