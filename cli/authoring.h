@@ -93,6 +93,7 @@ typedef struct auth_rule_score {
     uint64_t spans_hit;        /* spans with at least one firing inside */
     uint64_t *delays;          /* per hit span: first firing - span start */
     size_t n_delays, cap_delays;
+    uint64_t *per_stream;      /* with per_stream: [n_streams][4] firings, tp, spans hit, spans */
 } auth_rule_score;
 
 typedef struct auth_scores {
@@ -106,7 +107,7 @@ typedef struct auth_scores {
  * the enabled rules in file order, from auth_find_tunables). */
 bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
                       const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
-                      auth_scores *out);
+                      bool per_stream, auth_scores *out);
 void auth_scores_free(auth_scores *s);
 /* Percentile (0..100, nearest rank) of a score's delays; 0 when none. */
 uint64_t auth_delay_percentile(const auth_rule_score *r, double p);
@@ -125,7 +126,7 @@ typedef struct auth_tunable {
 /* Find each rule of the text and its tunable threshold: condition.above /
  * condition.below of a feature leaf, or the PATH given for that rule in
  * tune[] ("RULE:PATH"). */
-bool auth_find_tunables(const char *file, const char *text, size_t len, char *const *tune, size_t n_tune,
+bool auth_find_tunables(const char *what, const char *file, const char *text, size_t len, char *const *tune, size_t n_tune,
                         auth_tunable **out, size_t *n_out);
 void auth_tunables_free(auth_tunable *t, size_t n);
 /* The text with [start, end) replaced by `repl` (malloc'd). */

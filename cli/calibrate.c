@@ -190,7 +190,7 @@ static bool score_text(calib_ctx *c, const char *text, size_t len, auth_scores *
         fprintf(stderr, "saemon calibrate: %s\n", err.message);
         return false;
     }
-    bool ok = auth_score_rules("calibrate", rules, c->info, c->enc, c->set, c->names, c->n_names, out);
+    bool ok = auth_score_rules("calibrate", rules, c->info, c->enc, c->set, c->names, c->n_names, false, out);
     saemon_rules_close(rules);
     return ok;
 }
@@ -317,7 +317,7 @@ int calibrate_run(const calib_opts *o, const auth_files *files)
         fprintf(stderr, "saemon calibrate: %s\n", err.message);
         goto done;
     }
-    if (!auth_find_tunables(o->rules_path, text, len, o->tune, o->n_tune, &t, &n_t))
+    if (!auth_find_tunables("calibrate", o->rules_path, text, len, o->tune, o->n_tune, &t, &n_t))
         goto done;
     if (!auth_open_encoder("calibrate", o->sae, rules, o->threads, &dict, &enc))
         goto done;

@@ -21,6 +21,7 @@ static void usage(FILE *f)
             "  produce   replay a recording into a running `saemon serve` (shared-memory ring)\n"
             "  features  rank the latents that separate labelled tokens; write starter rules\n"
             "  calibrate tune rule thresholds to a target alert rate on benign recordings\n"
+            "  backtest  score rule files against labelled recordings (precision, recall, delay)\n"
             "  version   print the version\n"
             "\n"
             "`saemon <command> --help` describes each command.\n");
@@ -46,7 +47,7 @@ int main(int argc, char **argv)
         {"run", cmd_run},   {"check", cmd_check},
         {"bench", cmd_bench}, {"test-rules", cmd_test_rules}, {"serve", cmd_serve},
         {"produce", cmd_produce}, {"features", cmd_features},
-        {"calibrate", cmd_calibrate},
+        {"calibrate", cmd_calibrate}, {"backtest", cmd_backtest},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

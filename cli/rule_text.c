@@ -136,7 +136,7 @@ static bool add_rules(yaml_document_t *doc, yaml_node_t *seq, char *const *tune,
     return true;
 }
 
-bool auth_find_tunables(const char *file, const char *text, size_t len, char *const *tune, size_t n_tune,
+bool auth_find_tunables(const char *what, const char *file, const char *text, size_t len, char *const *tune, size_t n_tune,
                         auth_tunable **out, size_t *n_out)
 {
     yaml_parser_t parser;
@@ -148,7 +148,7 @@ bool auth_find_tunables(const char *file, const char *text, size_t len, char *co
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     bool ok = yaml_parser_load(&parser, &doc);
     if (!ok) {
-        fprintf(stderr, "saemon calibrate: %s:%zu:%zu: %s\n", file, parser.problem_mark.line + 1,
+        fprintf(stderr, "saemon %s: %s:%zu:%zu: %s\n", what, file, parser.problem_mark.line + 1,
                 parser.problem_mark.column + 1, parser.problem ? parser.problem : "YAML error");
         yaml_parser_delete(&parser);
         return false;
@@ -164,7 +164,7 @@ bool auth_find_tunables(const char *file, const char *text, size_t len, char *co
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     if (!ok)
-        fprintf(stderr, "saemon calibrate: out of memory\n");
+        fprintf(stderr, "saemon %s: out of memory\n", what);
     for (size_t i = 0; ok && i < n_tune; i++) {
         bool found = false;
         for (size_t k = 0; k < *n_out; k++) {

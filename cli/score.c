@@ -59,18 +59,25 @@ static void on_alert(const saemon_alert *a, void *user)
         rs->firing_tokens += a->token - a->fired_token;
         return;
     }
+    uint64_t *ps = rs->per_stream ? rs->per_stream + a->stream * 4 : NULL;
     rs->firings++;
+    if (ps)
+        ps[0]++;
     long sp = find_span(c, a->stream, a->token);
     if (sp < 0) {
         rs->fp++;
         return;
     }
     rs->tp++;
+    if (ps)
+        ps[1]++;
     uint8_t *h = &c->hit[(size_t)r * c->n_spans + (size_t)sp];
     if (*h)
         return;
     *h = 1;
     rs->spans_hit++;
+    if (ps)
+        ps[2]++;
     if (rs->n_delays == rs->cap_delays) {
         size_t cap = rs->cap_delays ? 2 * rs->cap_delays : 64;
         uint64_t *g = realloc(rs->delays, cap * sizeof *g);
@@ -86,7 +93,7 @@ static void on_alert(const saemon_alert *a, void *user)
 
 bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
                       const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
-                      auth_scores *out)
+                      bool per_stream, auth_scores *out)
 {
     memset(out, 0, sizeof *out);
     out->set = set;
@@ -95,8 +102,11 @@ bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemo
     out->rule = calloc(n_names ? n_names : 1, sizeof *out->rule);
     c.hit = calloc((n_names ? n_names : 1) * (set->n_spans ? set->n_spans : 1), 1);
     bool ok = spans && out->rule && c.hit;
-    for (size_t i = 0; ok && i < n_names; i++)
+    for (size_t i = 0; ok && i < n_names; i++) {
         ok = (out->rule[i].name = strdup(names[i])) != NULL;
+        if (ok && per_stream)
+            ok = (out->rule[i].per_stream = calloc(set->n_streams ? set->n_streams * 4 : 1, sizeof(uint64_t))) != NULL;
+    }
     out->n_rules = n_names;
     if (!ok) {
         fprintf(stderr, "saemon %s: out of memory\n", what);
@@ -109,6 +119,9 @@ bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemo
         memcpy(spans + at, set->rec[k].spans, set->rec[k].n_spans * sizeof *spans);
         at += set->rec[k].n_spans;
     }
+    for (size_t i = 0; per_stream && i < n_names; i++)
+        for (size_t k = 0; k < set->n_spans; k++)
+            out->rule[i].per_stream[spans[k].stream * 4 + 3]++;
     c.spans = spans;
     saemon_monitor *mon = NULL;
     saemon_error err = {0};
@@ -140,6 +153,7 @@ void auth_scores_free(auth_scores *s)
     for (size_t i = 0; s->rule && i < s->n_rules; i++) {
         free(s->rule[i].name);
         free(s->rule[i].delays);
+        free(s->rule[i].per_stream);
     }
     free(s->rule);
     memset(s, 0, sizeof *s);
