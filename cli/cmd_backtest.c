@@ -65,7 +65,7 @@ static void jnum(double v)
     if (isnan(v))
         fputs("null", stdout);
     else
-        printf("%.9g", v);
+        printf("%.17g", v);
 }
 
 static void print_json(const auth_set *set, bt_file *f, size_t nf, bool per_stream)

@@ -12,7 +12,7 @@ static void num(FILE *f, double v)
     if (isnan(v))
         fputs("null", f);
     else
-        fprintf(f, "%.9g", v);
+        fprintf(f, "%.17g", v);
 }
 
 static bool print_json(FILE *f, const features_opts *o, const auroc_stat *s)
