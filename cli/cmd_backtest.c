@@ -30,6 +30,7 @@ static void usage(FILE *f)
                "  --per-stream         also the counts of every stream\n"
                "  --min-precision P    exit 1 when a rule of the last file has precision < P\n"
                "  --min-recall R       exit 1 when a rule of the last file has recall < R\n"
+               "  --sae-b DIR          the dictionary (or probe) of RULES_B.yaml, when not SAE_DIR\n"
                "  --threads N          encoder threads (default: the calling thread)\n");
 }
 
@@ -191,6 +192,11 @@ static bool run_file(bt_file *f, const char *sae, const auth_files *files, size_
     const saemon_dict_info *info = saemon_dict_get_info(dict);
     if (!set->n && !auth_files_open(files, "backtest", info->d_in, info->reshape_hook_z, set))
         goto done;
+    if (set->n && set->rec[0].rows.d_in != info->d_in) {
+        fprintf(stderr, "saemon backtest: %s: d_in %zu differs from the recordings' %zu\n", sae, info->d_in,
+                set->rec[0].rows.d_in);
+        goto done;
+    }
     names = malloc((f->n ? f->n : 1) * sizeof *names);
     if (!names)
         goto done;
@@ -216,8 +222,9 @@ int cmd_backtest(int argc, char **argv)
         {"negatives", required_argument, 0, 'n'}, {"format", required_argument, 0, 'f'},
         {"per-stream", no_argument, 0, 'S'},      {"min-precision", required_argument, 0, 'P'},
         {"min-recall", required_argument, 0, 'R'}, {"threads", required_argument, 0, 'T'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
-    const char *sae = NULL;
+        {"sae-b", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *sae = NULL, *sae_b = NULL;
     bool json = false, per_stream = false;
     double min_p = -1, min_r = -1;
     size_t threads = 0;
@@ -229,6 +236,7 @@ int cmd_backtest(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': sae = optarg; break;
+        case 'B': sae_b = optarg; break;
         case 'i': if (!auth_files_push(&files, optarg, AUTH_LABELLED)) goto out; break;
         case 'p': if (!auth_files_push(&files, optarg, AUTH_POSITIVE)) goto out; break;
         case 'n': if (!auth_files_push(&files, optarg, AUTH_NEGATIVE)) goto out; break;
@@ -249,14 +257,14 @@ int cmd_backtest(int argc, char **argv)
         }
     }
     nf = (size_t)(argc - optind);
-    if (nf < 1 || nf > 2 || !sae || !files.n) {
+    if (nf < 1 || nf > 2 || !sae || !files.n || (sae_b && nf != 2)) {
         usage(stderr);
         goto out;
     }
     rc = CLI_FAIL;
     for (size_t k = 0; k < nf; k++) {
         f[k].path = argv[optind + k];
-        if (!run_file(&f[k], sae, &files, threads, per_stream, &set))
+        if (!run_file(&f[k], k && sae_b ? sae_b : sae, &files, threads, per_stream, &set))
             goto done;
     }
     if (!set.n_spans && (min_r >= 0 || min_p >= 0)) {
