@@ -140,7 +140,13 @@ static void print_table(const auth_set *set, bt_file *f, size_t nf, bool per_str
             else
                 printf(" %6s %6s\n", "-", "-");
         }
-    if (nf == 2) {
+    size_t common = 0;
+    for (size_t i = 0; nf == 2 && i < f[1].sc.n_rules; i++)
+        for (size_t j = 0; j < f[0].sc.n_rules; j++)
+            common += !strcmp(f[1].sc.rule[i].name, f[0].sc.rule[j].name);
+    if (nf == 2 && !common)
+        printf("\nA/B: no rule name in both files\n");
+    if (nf == 2 && common) {
         printf("\nA/B (B - A) for rules in both files:\n%-24s %9s %9s %9s %9s\n", "rule", "precision", "recall",
                "f1", "per-1k");
         for (size_t i = 0; i < f[1].sc.n_rules; i++)

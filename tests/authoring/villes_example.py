@@ -111,6 +111,27 @@ def main():
                  f"{target:.6g}", "-o", tuned))
     print("$ saemon backtest hand.yaml tuned.yaml --sae saelens --input test.npy --labels test.labels.jsonl")
     print(saemon("backtest", hand, tuned, "--sae", sae, "--input", paths["test"], "--labels", lab("test")))
+
+    # a dense probe on the raw activation for the same label, in the same table
+    probe = os.path.join(work, "probe")
+    print("$ scripts/probe_fit.py --input train.npy --labels train.labels.jsonl --out probe --name saint-hyphen")
+    p = subprocess.run(["/usr/bin/python3", os.path.join(SOURCE, "scripts", "probe_fit.py"), "--input",
+                        paths["train"], "--labels", lab("train"), "--out", probe, "--name", "saint-hyphen",
+                        "--hook", "core"], capture_output=True, text=True)
+    print(p.stdout, p.stderr)
+    probe_rules = os.path.join(work, "probe.yaml")
+    with open(probe_rules, "w") as f:
+        f.write("version: 1\nrules:\n  - name: probe-saint-hyphen\n    condition: {feature: 0, above: 0.5}\n")
+    probe_bt = None
+    if p.returncode == 0:
+        print("$ saemon backtest tuned.yaml probe.yaml --sae saelens --sae-b probe --input test.npy "
+              "--labels test.labels.jsonl")
+        print(saemon("backtest", tuned, probe_rules, "--sae", sae, "--sae-b", probe, "--input", paths["test"],
+                     "--labels", lab("test")))
+        probe_bt = json.loads(saemon("backtest", tuned, probe_rules, "--sae", sae, "--sae-b", probe, "--input",
+                                     paths["test"], "--labels", lab("test"), "--format", "json"))["files"][1]["rules"][0]
+    else:
+        print("note: no probe (scikit-learn absent?)")
     bt = json.loads(saemon("backtest", hand, tuned, "--sae", sae, "--input", paths["test"], "--labels", lab("test"),
                            "--format", "json"))
     h, t = bt["files"][0]["rules"][0], bt["files"][1]["rules"][0]
@@ -123,6 +144,8 @@ def main():
             ok = False
     print("found feature", top, "precision", t["precision"], "recall", t["recall"], "| hand-picked #109 precision",
           h["precision"], "recall", h["recall"])
+    if probe_bt:
+        print("dense probe precision", probe_bt["precision"], "recall", probe_bt["recall"])
     return 0 if ok else 1
 
 
