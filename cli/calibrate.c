@@ -3,7 +3,10 @@
  * The candidate thresholds of a rule are the distinct values its feature
  * takes on the recordings (and 0): each is the least strict threshold that
  * lets exactly the tokens above it (for `above`; below it for `below`)
- * through. They are tried from the strictest on, every rule at once in one
+ * through. When the rule's condition is that leaf alone, the candidates that
+ * let at most target x benign tokens through hold without a replay (each
+ * firing needs a token on which the condition held). The others are tried
+ * from the strictest on, every rule at once in one
  * replay per round: the first CALIB_DENSE one by one, then steps that let
  * through at least CALIB_GROWTH times as many tokens as the last; once a step
  * exceeds the target, the candidates between the last step that held and it
@@ -44,8 +47,11 @@ static int cmp_float_asc(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Distinct values of the rule's feature over every token, as candidates. */
-static bool candidates(cand_rule *r, const auth_encoded *e)
+/* Distinct values of the rule's feature over every token, as candidates.
+ * `bound`: when the rule's whole condition is this leaf, a candidate letting
+ * at most `bound` tokens through (of any side) holds without a replay: every
+ * firing needs a token on which the condition held. */
+static bool candidates(cand_rule *r, const auth_encoded *e, double bound)
 {
     uint64_t n = 0;
     for (uint64_t i = 0; i < e->offsets[e->n_tokens]; i++)
@@ -91,13 +97,22 @@ static bool candidates(cand_rule *r, const auth_encoded *e)
     }
     free(v);
     r->n_cand = m;
-    uint64_t last = 0;
-    for (size_t i = 0; i < m; i++)
-        if (i < CALIB_DENSE || i + 1 == m || (double)r->passing[i] >= CALIB_GROWTH * (double)last) {
+    r->lo = r->hi = -1;
+    size_t from = 0;
+    bool leaf = !strcmp(r->t->path, "condition.above") || !strcmp(r->t->path, "condition.below");
+    while (leaf && from < m && (double)r->passing[from] <= bound)
+        r->lo = (long)from++;
+    if (from == m) { /* even the loosest candidate holds */
+        r->done = true;
+        r->chosen = r->cand[m - 1];
+        return true;
+    }
+    uint64_t last = r->lo >= 0 ? r->passing[r->lo] : 0;
+    for (size_t i = from; i < m; i++)
+        if (i < from + CALIB_DENSE || i + 1 == m || (double)r->passing[i] >= CALIB_GROWTH * (double)last) {
             r->steps[r->n_steps++] = i;
             last = r->passing[i] ? r->passing[i] : 1;
         }
-    r->lo = r->hi = -1;
     return true;
 }
 
@@ -114,7 +129,7 @@ static long next_try(const cand_rule *r)
 /* Record the outcome of trying candidate k. */
 static void outcome(cand_rule *r, long k, bool held, double rate)
 {
-    if (k == (long)r->steps[0] && r->hi < 0 && r->si == 0)
+    if (k == 0 && r->hi < 0 && r->si == 0)
         r->rate_at_strictest = rate;
     if (r->hi < 0) {
         if (held) {
@@ -346,7 +361,7 @@ int calibrate_run(const calib_opts *o, const auth_files *files)
         if (t[i].why[0])
             continue;
         cr[n_cr].t = &t[i];
-        if (!candidates(&cr[n_cr++], &e))
+        if (!candidates(&cr[n_cr++], &e, o->max_rate * (double)c.benign))
             goto oom;
     }
     if (!scan(&c, cr, n_cr, &rounds))
