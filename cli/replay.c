@@ -53,8 +53,10 @@ bool auth_encode_set(const char *what, saemon_encoder *enc, size_t d_in, const a
             if (!grow((void **)&e->index, &cap_idx, at + nnz, sizeof *e->index) ||
                 !grow((void **)&e->value, &cap_val, at + nnz, sizeof *e->value))
                 goto oom;
-            memcpy(e->index + at, f->index + f->offsets[0], nnz * sizeof *e->index);
-            memcpy(e->value + at, f->value + f->offsets[0], nnz * sizeof *e->value);
+            if (nnz) {
+                memcpy(e->index + at, f->index + f->offsets[0], nnz * sizeof *e->index);
+                memcpy(e->value + at, f->value + f->offsets[0], nnz * sizeof *e->value);
+            }
             if (f->recon_error && !e->recon && !(e->recon = calloc(n_tok ? n_tok : 1, sizeof *e->recon)))
                 goto oom;
             if (f->subset && !e->subset && !(e->subset = calloc(n_tok ? n_tok : 1, sizeof *e->subset)))

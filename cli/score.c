@@ -116,7 +116,8 @@ bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemo
         return false;
     }
     for (size_t k = 0, at = 0; k < set->n; k++) {
-        memcpy(spans + at, set->rec[k].spans, set->rec[k].n_spans * sizeof *spans);
+        if (set->rec[k].n_spans)
+            memcpy(spans + at, set->rec[k].spans, set->rec[k].n_spans * sizeof *spans);
         at += set->rec[k].n_spans;
     }
     for (size_t i = 0; per_stream && i < n_names; i++)
