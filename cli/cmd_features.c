@@ -11,6 +11,7 @@
 #include "cli/auth_args.h"
 #include "cli/authoring.h"
 #include "cli/cli.h"
+#include "cli/feature_names.h"
 #include "cli/features_out.h"
 
 static void usage(FILE *f)
@@ -31,6 +32,7 @@ static void usage(FILE *f)
                "  --max-fpr F          threshold: most positives with false-positive rate <= F\n"
                "                       (default: Youden's J = recall - fpr)\n"
                "  --rules-out R.yaml   write a starter rule file for the top K latents\n"
+               "  --feature-labels F.json  show each latent's explanation (Neuronpedia-style JSON)\n"
                CLI_ENCODER_USAGE);
 }
 
@@ -116,9 +118,10 @@ int cmd_features(int argc, char **argv)
         {"labels", required_argument, 0, 'l'},   {"per", required_argument, 0, 'e'},
         {"top", required_argument, 0, 'k'},      {"format", required_argument, 0, 'f'},
         {"max-fpr", required_argument, 0, 'm'},  {"rules-out", required_argument, 0, 'r'},
+        {"feature-labels", required_argument, 0, 'L'},
         CLI_ENCODER_LONG_OPTIONS,                {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *sae = NULL, *rules_out = NULL;
+    const char *sae = NULL, *rules_out = NULL, *labels_path = NULL;
     features_opts fo = {.top = 20, .format = "table", .max_fpr = -1};
     saemon_encoder_options eo = {0};
     auth_files files = {0};
@@ -147,6 +150,7 @@ int cmd_features(int argc, char **argv)
             break;
         case 'm': if (!auth_parse_fraction("--max-fpr", optarg, true, &fo.max_fpr)) goto out; break;
         case 'r': rules_out = optarg; break;
+        case 'L': labels_path = optarg; break;
         case 'h': usage(stdout); rc = CLI_OK; goto out;
         default:
             if (cli_encoder_option(c, optarg, &eo) != 1) {
@@ -170,6 +174,8 @@ int cmd_features(int argc, char **argv)
         goto out;
     }
     const saemon_dict_info *info = saemon_dict_get_info(dict);
+    if (labels_path && !feature_names_load("features", labels_path, info->d_sae, &fo.labels))
+        goto done;
     if (!auth_files_open(&files, "features", info->d_in, info->reshape_hook_z, &set))
         goto done;
     if (!fo.per_stream && !auth_set_check_both(&set, "features"))
@@ -213,6 +219,7 @@ int cmd_features(int argc, char **argv)
             (double)r.acc.bytes / 1048576.0, saemon_encoder_variant(r.enc));
     rc = CLI_OK;
 done:
+    feature_names_free(fo.labels, dict ? saemon_dict_get_info(dict)->d_sae : 0);
     free(stats);
     auroc_free(&r.acc);
     free(r.buf);

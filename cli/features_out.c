@@ -15,6 +15,26 @@ static void num(FILE *f, double v)
         fprintf(f, "%.17g", v);
 }
 
+static const char *label_of(const features_opts *o, uint32_t latent)
+{
+    return o->labels ? o->labels[latent] : NULL;
+}
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 static bool print_json(FILE *f, const features_opts *o, const auroc_stat *s)
 {
     fprintf(f, "{\"per\":\"%s\",\"positives\":%" PRIu64 ",\"negatives\":%" PRIu64 ",\"threshold_by\":",
@@ -43,6 +63,10 @@ static bool print_json(FILE *f, const features_opts *o, const auroc_stat *s)
             num(f, x->mean[k]);
             fprintf(f, ",\"max\":%.9g}", (double)x->max[k]);
         }
+        if (label_of(o, x->latent)) {
+            fputs(",\"label\":", f);
+            json_string(f, label_of(o, x->latent));
+        }
         fputc('}', f);
     }
     return fputs("]}\n", f) >= 0;
@@ -56,25 +80,36 @@ bool features_print(FILE *f, const features_opts *o, const saemon_dict_info *inf
         ok = print_json(f, o, s);
     } else if (!strcmp(o->format, "csv")) {
         fputs("rank,latent,auroc,threshold,tp,fp,recall,fpr,precision,pos_frequency,pos_mean,pos_max,"
-              "neg_frequency,neg_mean,neg_max\n", f);
+              "neg_frequency,neg_mean,neg_max,label\n", f);
         for (size_t i = 0; i < o->top; i++) {
             const auroc_stat *x = &s[i];
-            fprintf(f, "%zu,%" PRIu32 ",%.9g,%.9g,%" PRIu64 ",%" PRIu64 ",%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g\n",
+            fprintf(f, "%zu,%" PRIu32 ",%.17g,%.9g,%" PRIu64 ",%" PRIu64 ",%.17g,%.17g,%.17g,%.17g,%.17g,%.9g,%.17g,%.17g,%.9g,",
                     i + 1, x->latent, x->auroc, (double)x->threshold, x->tp, x->fp, x->tpr, x->fpr, x->precision,
                     x->freq[1], x->mean[1], (double)x->max[1], x->freq[0], x->mean[0], (double)x->max[0]);
+            const char *l = label_of(o, x->latent);
+            if (l) {
+                fputc('"', f);
+                for (; *l; l++)
+                    fputs(*l == '"' ? "\"\"" : (char[]){*l, 0}, f);
+                fputc('"', f);
+            }
+            fputc('\n', f);
         }
     } else {
         fprintf(f, "%" PRIu64 " positive and %" PRIu64 " negative %s; threshold by %s\n", o->n_pos, o->n_neg,
                 o->per_stream ? "streams (max over each)" : "tokens",
                 o->max_fpr >= 0 ? "most recall at the false-positive rate cap" : "Youden's J");
-        fprintf(f, "%4s %7s %8s %10s %7s %8s %9s | %8s %9s %9s | %8s %9s %9s\n", "rank", "latent", "auroc",
+        fprintf(f, "%4s %7s %8s %10s %7s %8s %9s | %8s %9s %9s | %8s %9s %9s%s\n", "rank", "latent", "auroc",
                 "above", "recall", "fpr", "precision", "pos-freq", "pos-mean", "pos-max", "neg-freq", "neg-mean",
-                "neg-max");
+                "neg-max", o->labels ? " | label" : "");
         for (size_t i = 0; i < o->top; i++) {
             const auroc_stat *x = &s[i];
-            fprintf(f, "%4zu %7" PRIu32 " %8.5f %10.5g %7.4f %8.2e %9.4f | %8.4f %9.4g %9.4g | %8.4f %9.4g %9.4g\n",
+            fprintf(f, "%4zu %7" PRIu32 " %8.5f %10.5g %7.4f %8.2e %9.4f | %8.4f %9.4g %9.4g | %8.4f %9.4g %9.4g",
                     i + 1, x->latent, x->auroc, (double)x->threshold, x->tpr, x->fpr, x->precision, x->freq[1],
                     x->mean[1], (double)x->max[1], x->freq[0], x->mean[0], (double)x->max[0]);
+            if (o->labels)
+                fprintf(f, " | %.60s", label_of(o, x->latent) ? label_of(o, x->latent) : "-");
+            fputc('\n', f);
         }
     }
     return ok && !ferror(f);
@@ -124,6 +159,11 @@ bool features_write_rules(const char *path, const features_opts *o, const saemon
         fprintf(f, "  - name: feature-%" PRIu32 "\n", x->latent);
         fprintf(f, "    description: \"latent %" PRIu32 " separates the labelled tokens (AUROC %.4f)\"\n",
                 x->latent, x->auroc);
+        if (label_of(o, x->latent)) {
+            fprintf(f, "    annotations: {label: ");
+            quoted(f, label_of(o, x->latent));
+            fprintf(f, "}\n");
+        }
         fprintf(f, "    # rank %zu: precision %.4f, recall %.4f (%" PRIu64 " of %" PRIu64 " positives, %" PRIu64
                    " of %" PRIu64 " negatives above)\n",
                 i + 1, isnan(x->precision) ? 0.0 : x->precision, x->tpr, x->tp, o->n_pos, x->fp, o->n_neg);

@@ -14,6 +14,7 @@ typedef struct features_opts {
     double max_fpr;      /* < 0: Youden's J */
     bool per_stream;
     uint64_t n_pos, n_neg;
+    char **labels;       /* [d_sae] explanations (--feature-labels), or NULL */
 } features_opts;
 
 bool features_print(FILE *f, const features_opts *o, const saemon_dict_info *info, const auroc_stat *s);

@@ -146,6 +146,17 @@ def test_features(work, sae, rec, mask, spans_path):
     check("feature: %d, above:" % gen.PLANTED in text and "precision" in text and "recall" in text,
           "features --rules-out: the planted feature's rule with precision/recall comments")
     check(run("check", rules).returncode == 0, "features --rules-out: the file passes `saemon check`")
+    fl = os.path.join(work, "labels.json")
+    with open(fl, "w") as f:
+        json.dump([{"index": gen.PLANTED, "description": 'the "planted" direction'}], f)
+    js = json.loads(run("features", "--sae", sae, "--input", rec, "--labels", spans_path, "--top", "2",
+                        "--feature-labels", fl, "--format", "json").stdout)
+    check(js["features"][0].get("label") == 'the "planted" direction' and "label" not in js["features"][1],
+          "features --feature-labels: the explanation of the planted latent")
+    with open(fl, "w") as f:
+        json.dump({str(gen.D_SAE): "past the dictionary"}, f)
+    refused(["features", "--sae", sae, "--input", rec, "--labels", spans_path, "--feature-labels", fl],
+            "labels.json", "below %d" % gen.D_SAE)
     for fmt in ("table", "csv"):
         check(str(gen.PLANTED) in run("features", "--sae", sae, "--input", rec, "--labels", spans_path,
                                       "--format", fmt).stdout, f"features --format {fmt}")
