@@ -228,6 +228,18 @@ def test_calibrate_backtest(work, sae, rec, spans_path, spans):
             ref = score(F > thr[fi][r["name"]], spans)
             for k, v in ref.items():
                 check(close(r[k], v), f"backtest {file['rules_file']} {r['name']} {k}: {r[k]} vs {v}")
+    # --per-stream: every stream's counts, against numpy, summing to the totals
+    ps = json.loads(run("backtest", rules, "--sae", sae, "--input", rec, "--labels", spans_path, "--format", "json",
+                        "--per-stream").stdout)["files"][0]["rules"][0]
+    cond = F > np.float32(0.5)
+    for st in ps["streams"]:
+        s_spans = [sp for sp in spans if sp["stream"] == st["stream"]]
+        one = score(cond[st["stream"]:st["stream"] + 1], [{**sp, "stream": 0} for sp in s_spans]) if s_spans else None
+        n_fire = len(firings(cond[st["stream"]:st["stream"] + 1]))
+        check(st["firings"] == n_fire and st["spans"] == len(s_spans)
+              and (one is None or (st["tp"] == one["tp"] and st["spans_detected"] == one["spans_detected"])),
+              f"backtest --per-stream: stream {st['stream']}")
+    check(sum(st["firings"] for st in ps["streams"]) == ps["firings"], "backtest --per-stream: sums to the total")
     # gates
     check(run("backtest", rules, "--sae", sae, "--input", rec, "--labels", spans_path, "--min-precision", "0.5",
               ok=False).returncode == 1, "backtest: a failing --min-precision gate (rule listy) exits 1")
