@@ -78,6 +78,19 @@ def main():
         got = scores(d, rec, work).reshape(-1, 3)
         check(np.abs(got - ref).max() <= 1e-5, f"{act} probes from .npz: max abs {np.abs(got - ref).max():.3g}")
         check(f"probe-{act}" in run(SAEMON, "inspect", d).stdout, f"inspect names the {act} probe")
+    # saemon run: a rule on one probe of three encodes that probe alone (subset plan), same alerts as all
+    p1 = os.path.join(work, "p1.yaml")
+    with open(p1, "w") as f:
+        f.write("rules:\n  - name: p1\n    condition: {feature: 1, above: 0.9}\n")
+    outs = []
+    for mode in ("auto", "all"):
+        a = os.path.join(work, f"alerts-{mode}.jsonl")
+        p = run(SAEMON, "run", "--sae", os.path.join(work, "multi-sigmoid"), "--rules", p1, "--input", rec,
+                "--encode", mode, "--alerts", a)
+        outs.append([(j["stream"], j["token"], j["value"]) for j in map(json.loads, open(a))])
+        if mode == "auto":
+            check("watched" in p.stderr, "run on a probe: the subset plan is used")
+    check(outs[0] == outs[1] and len(outs[0]) > 0, "run on a probe: subset plan alerts equal the full encode's")
     # rules, features and backtest use the probe's score as latent 0
     js = json.loads(run(SAEMON, "features", "--sae", probe, "--input", rec, "--labels", labels, "--format",
                         "json").stdout)
