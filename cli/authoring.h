@@ -121,6 +121,11 @@ typedef struct auth_tunable {
     size_t start, end;   /* byte range of the threshold scalar in the text */
     double value;        /* its value */
     char why[160];       /* non-empty: not tunable, and why */
+    /* a rule-language probe's `above` (the threshold is a probability) */
+    bool probe;
+    uint32_t *probe_feature;
+    double *probe_weight, probe_bias;
+    size_t n_probe;
 } auth_tunable;
 
 /* Find each rule of the text and its tunable threshold: condition.above /

@@ -51,8 +51,31 @@ static int cmp_float_asc(const void *a, const void *b)
  * `bound`: when the rule's whole condition is this leaf, a candidate letting
  * at most `bound` tokens through (of any side) holds without a replay: every
  * firing needs a token on which the condition held. */
+/* A probe's probability on every token, sigmoid(bias + sum w·v), in (0, 1). */
+static float *probe_values(const auth_tunable *t, const auth_encoded *e, uint64_t *n_out)
+{
+    float *v = malloc((e->n_tokens + 1) * sizeof *v);
+    uint64_t n = 0;
+    for (uint64_t tok = 0; v && tok < e->n_tokens; tok++) {
+        double z = t->probe_bias;
+        for (uint64_t i = e->offsets[tok]; i < e->offsets[tok + 1]; i++)
+            for (size_t k = 0; k < t->n_probe; k++)
+                if (e->index[i] == t->probe_feature[k])
+                    z += t->probe_weight[k] * (double)e->value[i];
+        float p = (float)(1.0 / (1.0 + exp(-z)));
+        if (p > 0 && p < 1)
+            v[n++] = p;
+    }
+    *n_out = n;
+    return v;
+}
+
+static bool probe_candidates(cand_rule *r, const auth_encoded *e);
+
 static bool candidates(cand_rule *r, const auth_encoded *e, double bound)
 {
+    if (r->t->probe)
+        return probe_candidates(r, e);
     uint64_t n = 0;
     for (uint64_t i = 0; i < e->offsets[e->n_tokens]; i++)
         n += e->index[i] == r->t->feature;
@@ -110,6 +133,45 @@ static bool candidates(cand_rule *r, const auth_encoded *e, double bound)
     uint64_t last = r->lo >= 0 ? r->passing[r->lo] : 0;
     for (size_t i = from; i < m; i++)
         if (i < from + CALIB_DENSE || i + 1 == m || (double)r->passing[i] >= CALIB_GROWTH * (double)last) {
+            r->steps[r->n_steps++] = i;
+            last = r->passing[i] ? r->passing[i] : 1;
+        }
+    return true;
+}
+
+/* A probe's candidates: its distinct probabilities, the largest first (a
+ * probe's `above` must stay strictly inside (0, 1)). */
+static bool probe_candidates(cand_rule *r, const auth_encoded *e)
+{
+    uint64_t k = 0;
+    float *v = probe_values(r->t, e, &k);
+    r->cand = malloc((k + 1) * sizeof *r->cand);
+    r->passing = malloc((k + 1) * sizeof *r->passing);
+    r->steps = malloc((k + 1) * sizeof *r->steps);
+    if (!v || !r->cand || !r->passing || !r->steps) {
+        free(v);
+        return false;
+    }
+    qsort(v, k, sizeof *v, cmp_float_asc);
+    size_t m = 0;
+    uint64_t through = 0;
+    for (uint64_t i = k; i > 0;) {
+        float u = v[i - 1];
+        r->cand[m] = u;
+        r->passing[m++] = through;
+        while (i > 0 && v[i - 1] == u)
+            i--, through++;
+    }
+    free(v);
+    r->n_cand = m;
+    r->lo = r->hi = -1;
+    if (!m) {
+        r->done = r->unreachable = true;
+        return true;
+    }
+    uint64_t last = 0;
+    for (size_t i = 0; i < m; i++)
+        if (i < CALIB_DENSE || i + 1 == m || (double)r->passing[i] >= CALIB_GROWTH * (double)last) {
             r->steps[r->n_steps++] = i;
             last = r->passing[i] ? r->passing[i] : 1;
         }
@@ -303,6 +365,8 @@ static void report(const calib_ctx *c, auth_tunable *t, size_t n_t, const cand_r
         printf(" %9.4g  ", a && c->set->n_rows ? (double)a->firing_tokens / (double)c->set->n_rows : 0.0);
         if (t[i].why[0])
             printf("not tunable: %s\n", t[i].why);
+        else if (r && r->unreachable && !r->n_cand)
+            printf("unreachable: the probe's probability is never strictly between 0 and 1\n");
         else if (r && r->unreachable)
             printf("unreachable: %.4g per 1000 even at the strictest threshold %s\n", 1000 * r->rate_at_strictest,
                    (snprintf(now, sizeof now, "%.9g", (double)r->cand[0]), now));

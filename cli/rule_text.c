@@ -45,6 +45,38 @@ static bool parse_index(const char *s, uint32_t *out)
     return true;
 }
 
+/* A rule-language probe `{weights: {FEATURE: W...}, bias: B, above: P}`:
+ * its weights, so calibrate can compute the probability on each token. */
+static void probe_leaf(yaml_document_t *doc, yaml_node_t *map, const char *path, auth_tunable *t)
+{
+    yaml_node_t *w = map_get(doc, map, "weights");
+    const char *bias = scalar(map_get(doc, map, "bias"));
+    if (!w || w->type != YAML_MAPPING_NODE) {
+        snprintf(t->why, sizeof t->why, "the probe at %s has no weights mapping", path);
+        return;
+    }
+    size_t n = (size_t)(w->data.mapping.pairs.top - w->data.mapping.pairs.start);
+    t->probe_feature = calloc(n ? n : 1, sizeof *t->probe_feature);
+    t->probe_weight = calloc(n ? n : 1, sizeof *t->probe_weight);
+    if (!t->probe_feature || !t->probe_weight) {
+        snprintf(t->why, sizeof t->why, "out of memory");
+        return;
+    }
+    char *end;
+    t->probe_bias = bias ? strtod(bias, &end) : 0;
+    for (yaml_node_pair_t *p = w->data.mapping.pairs.start; p < w->data.mapping.pairs.top; p++) {
+        const char *k = scalar(yaml_document_get_node(doc, p->key));
+        const char *v = scalar(yaml_document_get_node(doc, p->value));
+        if (!parse_index(k, &t->probe_feature[t->n_probe]) || !v) {
+            snprintf(t->why, sizeof t->why, "the probe at %s names a feature by label (use indices to tune it)",
+                     path);
+            return;
+        }
+        t->probe_weight[t->n_probe++] = strtod(v, &end);
+    }
+    t->probe = true;
+}
+
 /* Follow "a.b.0.c" from `node`; the last step must be `above` or `below`. */
 static void resolve(yaml_document_t *doc, yaml_node_t *rule, const char *path, auth_tunable *t)
 {
@@ -70,6 +102,17 @@ static void resolve(yaml_document_t *doc, yaml_node_t *rule, const char *path, a
         snprintf(t->why, sizeof t->why, "%s is not an above/below threshold", path);
     } else if (node->type != YAML_SCALAR_NODE) {
         snprintf(t->why, sizeof t->why, "%s is not a number", path);
+    } else if (map_get(doc, parent, "weights")) {
+        if (strcmp(last, "above")) {
+            snprintf(t->why, sizeof t->why, "%s: a probe's threshold is `above`", path);
+        } else {
+            probe_leaf(doc, parent, path, t);
+            char *end;
+            t->value = strtod(scalar(node), &end);
+            t->above = true;
+            t->start = node->start_mark.index;
+            t->end = node->end_mark.index;
+        }
     } else if (map_get(doc, parent, "mean_over")) {
         snprintf(t->why, sizeof t->why, "the leaf at %s has mean_over (not tunable)", path);
     } else if (map_get(doc, parent, "above") && map_get(doc, parent, "below")) {
@@ -112,6 +155,8 @@ static bool add_rule(yaml_document_t *doc, yaml_node_t *rule, char *const *tune,
         path = map_get(doc, cond, "above") ? "condition.above" : "condition.below";
         if (!map_get(doc, cond, "feature") || (!map_get(doc, cond, "above") && !map_get(doc, cond, "below")))
             path = NULL;
+        if (!path && map_get(doc, map_get(doc, cond, "probe"), "above"))
+            path = "condition.probe.above";
     }
     t->path = strdup(path ? path : "-");
     if (!t->rule || !t->path)
@@ -185,6 +230,8 @@ void auth_tunables_free(auth_tunable *t, size_t n)
     for (size_t i = 0; i < n; i++) {
         free(t[i].rule);
         free(t[i].path);
+        free(t[i].probe_feature);
+        free(t[i].probe_weight);
     }
     free(t);
 }

@@ -207,6 +207,19 @@ def test_calibrate_backtest(work, sae, rec, spans_path, spans):
             check(len(firings(Fb > looser.max())) / Fb.size > target,
                   f"calibrate: {name}: the next looser threshold exceeds the target")
         check(re.search(r"above: %s\b" % re.escape(line[3]), text) is not None, f"calibrate -o: {name} edited")
+    # a rule-language probe's `above` (a probability)
+    pr = os.path.join(work, "probe-rule.yaml")
+    with open(pr, "w") as f:
+        f.write("rules:\n  - name: lin\n    condition:\n      probe: {weights: {%d: 2.0, 1: 0.5}, bias: -3.0, "
+                "above: 0.5}\n" % gen.PLANTED)
+    p = run("calibrate", pr, "--sae", sae, "--input", benign, "--max-alerts-per-1k", "3", "--positives", rec)
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("lin ")][0].split()
+    Fall = features_of(work, sae, benign)
+    z = -3.0 + 2.0 * Fall[:, gen.PLANTED].astype(np.float32).astype(np.float64) + 0.5 * Fall[:, 1]
+    prob = (1 / (1 + np.exp(-z))).astype(np.float32).reshape(50, 200)
+    rate = len(firings(prob > np.float32(line[3]))) / prob.size
+    check(line[1] == "condition.probe.above" and line[-1] == "tuned" and rate <= target
+          and close(float(line[5]), 1000 * rate, 1e-3), f"calibrate: probe above {line}")
     # unreachable: a rule true on almost every token fires once per stream at the strictest threshold
     low = os.path.join(work, "below.yaml")
     with open(low, "w") as f:
