@@ -148,3 +148,26 @@ static int cmp_rank(const void *x, const void *y)
 }
 
 void auroc_rank(auroc_stat *s, size_t n) { qsort(s, n, sizeof *s, cmp_rank); }
+
+void auroc_roc(const auroc_acc *a, uint32_t lat, FILE *f)
+{
+    const auroc_vals *P = &a->side[1][lat], *N = &a->side[0][lat];
+    const double n1 = (double)a->n_obs[1], n0 = (double)a->n_obs[0];
+    uint64_t i = 0, j = 0;
+    double last_x = 0, last_y = 0;
+    fprintf(f, "0 0\n");
+    while (i < P->n || j < N->n) {
+        float u = i < P->n && (j >= N->n || P->v[i] >= N->v[j]) ? P->v[i] : N->v[j];
+        while (i < P->n && P->v[i] == u)
+            i++;
+        while (j < N->n && N->v[j] == u)
+            j++;
+        double x = (double)j / n0, y = (double)i / n1;
+        if (x - last_x >= 1e-3 || y - last_y >= 1e-3 || (i == P->n && j == N->n)) {
+            fprintf(f, "%.6g %.6g\n", x, y);
+            last_x = x;
+            last_y = y;
+        }
+    }
+    fprintf(f, "1 1\n");
+}

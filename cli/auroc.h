@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct auroc_vals {
     float *v;
@@ -43,6 +44,9 @@ typedef struct auroc_stat {
  * maximises the true positives with fpr <= max_fpr when max_fpr >= 0, else
  * Youden's J = tpr - fpr; ties go to the stricter threshold. */
 bool auroc_compute(auroc_acc *a, double max_fpr, auroc_stat *out);
+/* The ROC curve of a latent as "fpr recall" lines (after auroc_compute,
+ * thinned to steps of about 1/1000), from (0, 0) to (1, 1). */
+void auroc_roc(const auroc_acc *a, uint32_t latent, FILE *f);
 /* Sort stats by AUROC descending, then latent ascending. */
 void auroc_rank(auroc_stat *s, size_t n);
 

@@ -12,6 +12,7 @@
 #include "cli/auth_args.h"
 #include "cli/authoring.h"
 #include "cli/cli.h"
+#include "cli/plot.h"
 
 #define RULES_MAX_BYTES ((size_t)64 << 20)
 
@@ -31,6 +32,7 @@ static void usage(FILE *f)
                "  --min-precision P    exit 1 when a rule of the last file has precision < P\n"
                "  --min-recall R       exit 1 when a rule of the last file has recall < R\n"
                "  --sae-b DIR          the dictionary (or probe) of RULES_B.yaml, when not SAE_DIR\n"
+               "  --plot F.png         precision and recall of every rule (gnuplot)\n"
                "  --threads N          encoder threads (default: the calling thread)\n");
 }
 
@@ -176,6 +178,32 @@ static void print_table(const auth_set *set, bt_file *f, size_t nf, bool per_str
             }
 }
 
+/* --plot: precision and recall of every rule (A/B side by side). */
+static bool plot(const char *png, const auth_set *set, bt_file *f, size_t nf)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *g = open_memstream(&text, &len);
+    if (!g)
+        return false;
+    fprintf(g, "$d << EOD\n");
+    for (size_t k = 0; k < nf; k++)
+        for (size_t i = 0; i < f[k].sc.n_rules; i++) {
+            bt_metrics m = metrics(set, &f[k].sc.rule[i]);
+            fprintf(g, "\"%s%s\" %.6g %.6g\n", nf > 1 ? (k ? "B:" : "A:") : "", f[k].sc.rule[i].name,
+                    isnan(m.precision) ? 0.0 : m.precision, isnan(m.recall) ? 0.0 : m.recall);
+        }
+    fprintf(g, "EOD\nset terminal pngcairo size 1000,600 font ',10'\nset output out\n"
+               "set title 'backtest: %" PRIu64 " tokens, %zu labelled span(s)'\nset style data histograms\n"
+               "set style fill solid 0.8 border -1\nset yrange [0:1.05]\nset xtics rotate by -30\n"
+               "set key top right\nplot $d using 2:xtic(1) title 'precision', '' using 3 title 'recall'\n",
+            set->n_rows, set->n_spans);
+    bool ok = fclose(g) == 0 && text;
+    ok = ok && auth_plot("backtest", png, text);
+    free(text);
+    return ok;
+}
+
 static bool run_file(bt_file *f, const char *sae, const auth_files *files, size_t threads, bool per_stream,
                      auth_set *set)
 {
@@ -228,9 +256,10 @@ int cmd_backtest(int argc, char **argv)
         {"negatives", required_argument, 0, 'n'}, {"format", required_argument, 0, 'f'},
         {"per-stream", no_argument, 0, 'S'},      {"min-precision", required_argument, 0, 'P'},
         {"min-recall", required_argument, 0, 'R'}, {"threads", required_argument, 0, 'T'},
-        {"sae-b", required_argument, 0, 'B'},     {"help", no_argument, 0, 'h'},
+        {"sae-b", required_argument, 0, 'B'},     {"plot", required_argument, 0, 'G'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *sae = NULL, *sae_b = NULL;
+    const char *sae = NULL, *sae_b = NULL, *png = NULL;
     bool json = false, per_stream = false;
     double min_p = -1, min_r = -1;
     size_t threads = 0;
@@ -243,6 +272,7 @@ int cmd_backtest(int argc, char **argv)
         switch (c) {
         case 's': sae = optarg; break;
         case 'B': sae_b = optarg; break;
+        case 'G': png = optarg; break;
         case 'i': if (!auth_files_push(&files, optarg, AUTH_LABELLED)) goto out; break;
         case 'p': if (!auth_files_push(&files, optarg, AUTH_POSITIVE)) goto out; break;
         case 'n': if (!auth_files_push(&files, optarg, AUTH_NEGATIVE)) goto out; break;
@@ -283,6 +313,8 @@ int cmd_backtest(int argc, char **argv)
     else
         print_table(&set, f, nf, per_stream);
     rc = CLI_OK;
+    if (png && !plot(png, &set, f, nf))
+        rc = CLI_FAIL;
     bt_file *last = &f[nf - 1];
     for (size_t i = 0; i < last->sc.n_rules; i++) {
         bt_metrics m = metrics(&set, &last->sc.rule[i]);

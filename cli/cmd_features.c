@@ -33,6 +33,7 @@ static void usage(FILE *f)
                "                       (default: Youden's J = recall - fpr)\n"
                "  --rules-out R.yaml   write a starter rule file for the top K latents\n"
                "  --feature-labels F.json  show each latent's explanation (Neuronpedia-style JSON)\n"
+               "  --plot F.png         ROC curves of the top latents (gnuplot)\n"
                CLI_ENCODER_USAGE);
 }
 
@@ -118,10 +119,10 @@ int cmd_features(int argc, char **argv)
         {"labels", required_argument, 0, 'l'},   {"per", required_argument, 0, 'e'},
         {"top", required_argument, 0, 'k'},      {"format", required_argument, 0, 'f'},
         {"max-fpr", required_argument, 0, 'm'},  {"rules-out", required_argument, 0, 'r'},
-        {"feature-labels", required_argument, 0, 'L'},
+        {"feature-labels", required_argument, 0, 'L'}, {"plot", required_argument, 0, 'G'},
         CLI_ENCODER_LONG_OPTIONS,                {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    const char *sae = NULL, *rules_out = NULL, *labels_path = NULL;
+    const char *sae = NULL, *rules_out = NULL, *labels_path = NULL, *plot = NULL;
     features_opts fo = {.top = 20, .format = "table", .max_fpr = -1};
     saemon_encoder_options eo = {0};
     auth_files files = {0};
@@ -151,6 +152,7 @@ int cmd_features(int argc, char **argv)
         case 'm': if (!auth_parse_fraction("--max-fpr", optarg, true, &fo.max_fpr)) goto out; break;
         case 'r': rules_out = optarg; break;
         case 'L': labels_path = optarg; break;
+        case 'G': plot = optarg; break;
         case 'h': usage(stdout); rc = CLI_OK; goto out;
         default:
             if (cli_encoder_option(c, optarg, &eo) != 1) {
@@ -213,6 +215,8 @@ int cmd_features(int argc, char **argv)
     if (!features_print(stdout, &fo, info, stats))
         goto done;
     if (rules_out && !features_write_rules(rules_out, &fo, info, stats, &set))
+        goto done;
+    if (plot && !features_plot(plot, &fo, &r.acc, stats))
         goto done;
     fprintf(stderr, "saemon features: %" PRIu64 " tokens in %" PRIu64 " stream(s), %.1f s, %.1f MiB of activations "
                     "kept (kernel %s)\n", set.n_rows, set.n_streams, cli_now_seconds() - t0,

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/plot.h"
 
 static void num(FILE *f, double v)
 {
@@ -173,6 +174,34 @@ bool features_write_rules(const char *path, const features_opts *o, const saemon
     }
     bool ok = fclose(f) == 0 && text;
     ok = ok && auth_write_atomic("features", path, text, len);
+    free(text);
+    return ok;
+}
+
+bool features_plot(const char *png, const features_opts *o, const auroc_acc *acc, const auroc_stat *s)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return false;
+    size_t n = o->top < 8 ? o->top : 8;
+    for (size_t i = 0; i < n; i++) {
+        fprintf(f, "$d%zu << EOD\n", i);
+        auroc_roc(acc, s[i].latent, f);
+        fprintf(f, "EOD\n");
+    }
+    fprintf(f, "set terminal pngcairo size 900,700 font ',10'\nset output out\n"
+               "set title 'ROC of the top latents (per %s: %" PRIu64 " positive, %" PRIu64 " negative)'\n"
+               "set xlabel 'false-positive rate'\nset ylabel 'recall'\nset key bottom right\n"
+               "set xrange [0:1]\nset yrange [0:1]\nplot ",
+            o->per_stream ? "stream" : "token", o->n_pos, o->n_neg);
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%s$d%zu with lines lw 2 title 'latent %" PRIu32 " (AUROC %.4f)'", i ? ", " : "", i, s[i].latent,
+                s[i].auroc);
+    fprintf(f, "%sx with lines dt 2 lc 'gray' notitle\n", n ? ", " : "");
+    bool ok = fclose(f) == 0 && text;
+    ok = ok && auth_plot("features", png, text);
     free(text);
     return ok;
 }

@@ -22,4 +22,7 @@ bool features_print(FILE *f, const features_opts *o, const saemon_dict_info *inf
 bool features_write_rules(const char *path, const features_opts *o, const saemon_dict_info *info,
                           const auroc_stat *s, const auth_set *set);
 
+/* --plot: the ROC curves of the top latents (at most 8). */
+bool features_plot(const char *png, const features_opts *o, const auroc_acc *acc, const auroc_stat *s);
+
 #endif

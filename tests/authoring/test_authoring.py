@@ -26,8 +26,8 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def run(*args, ok=True):
-    p = subprocess.run([SAEMON, *args], capture_output=True, text=True)
+def run(*args, ok=True, env=None):
+    p = subprocess.run([SAEMON, *args], capture_output=True, text=True, env=env)
     if ok and p.returncode != 0:
         print(p.stdout, p.stderr)
         raise SystemExit(f"saemon {' '.join(args)} exited {p.returncode}")
@@ -157,6 +157,19 @@ def test_features(work, sae, rec, mask, spans_path):
         json.dump({str(gen.D_SAE): "past the dictionary"}, f)
     refused(["features", "--sae", sae, "--input", rec, "--labels", spans_path, "--feature-labels", fl],
             "labels.json", "below %d" % gen.D_SAE)
+    # --plot: a PNG with gnuplot; without gnuplot a note, no file, exit 0
+    import shutil
+    png = os.path.join(work, "roc.png")
+    if shutil.which("gnuplot"):
+        run("features", "--sae", sae, "--input", rec, "--labels", spans_path, "--top", "3", "--plot", png)
+        check(open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n", "features --plot writes a PNG")
+        os.unlink(png)
+    else:
+        print("SKIP-PART: gnuplot (gnuplot-nox) absent: --plot only checked without it")
+    p = run("features", "--sae", sae, "--input", rec, "--labels", spans_path, "--plot", png,
+            env={**os.environ, "PATH": "/nonexistent"})
+    check(p.returncode == 0 and "gnuplot not found" in p.stderr and not os.path.exists(png),
+          "features --plot without gnuplot: reported, nothing written")
     for fmt in ("table", "csv"):
         check(str(gen.PLANTED) in run("features", "--sae", sae, "--input", rec, "--labels", spans_path,
                                       "--format", fmt).stdout, f"features --format {fmt}")
@@ -253,6 +266,11 @@ def test_calibrate_backtest(work, sae, rec, spans_path, spans):
               and (one is None or (st["tp"] == one["tp"] and st["spans_detected"] == one["spans_detected"])),
               f"backtest --per-stream: stream {st['stream']}")
     check(sum(st["firings"] for st in ps["streams"]) == ps["firings"], "backtest --per-stream: sums to the total")
+    import shutil
+    if shutil.which("gnuplot"):
+        png = os.path.join(work, "bt.png")
+        run("backtest", rules, tuned, "--sae", sae, "--input", rec, "--labels", spans_path, "--plot", png)
+        check(open(png, "rb").read(4) == b"\x89PNG", "backtest --plot writes a PNG")
     # gates
     check(run("backtest", rules, "--sae", sae, "--input", rec, "--labels", spans_path, "--min-precision", "0.5",
               ok=False).returncode == 1, "backtest: a failing --min-precision gate (rule listy) exits 1")
