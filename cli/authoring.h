@@ -76,9 +76,10 @@ bool auth_encode_set(const char *what, saemon_encoder *enc, size_t d_in, const a
 void auth_encoded_free(auth_encoded *e);
 
 /* Replay the encoded tokens through `mon` exactly as `saemon run` does
- * (each sequence's streams ended after their last token). */
+ * (each sequence's streams ended after their last token). *ending (may be
+ * NULL) is true while the alerts of an ended stream are reported. */
 void auth_replay(const auth_encoded *e, const auth_set *set, saemon_monitor *mon, saemon_alert_fn fn,
-                 void *user);
+                 void *user, bool *ending);
 
 /* Open the dictionary and an encoder for `rules` (subset plan when exact). */
 bool auth_open_encoder(const char *what, const char *sae, const saemon_ruleset *rules, size_t threads,
@@ -88,7 +89,8 @@ bool auth_open_encoder(const char *what, const char *sae, const saemon_ruleset *
 typedef struct auth_rule_score {
     char *name;
     uint64_t firings;          /* firing events */
-    uint64_t firing_tokens;    /* tokens spent firing (fired .. resolved, exclusive) */
+    uint64_t firing_tokens;    /* tokens spent firing: from the firing token to the last one
+                                  before resolution (to the stream's end when it ends firing) */
     uint64_t tp, fp;           /* firings inside / outside a span */
     uint64_t spans_hit;        /* spans with at least one firing inside */
     uint64_t *delays;          /* per hit span: first firing - span start */

@@ -97,7 +97,8 @@ void auth_encoded_free(auth_encoded *e)
     memset(e, 0, sizeof *e);
 }
 
-void auth_replay(const auth_encoded *e, const auth_set *set, saemon_monitor *mon, saemon_alert_fn fn, void *user)
+void auth_replay(const auth_encoded *e, const auth_set *set, saemon_monitor *mon, saemon_alert_fn fn, void *user,
+                 bool *ending)
 {
     enum { CHUNK = 4096 };
     uint64_t streams[CHUNK], tokens[CHUNK];
@@ -120,8 +121,13 @@ void auth_replay(const auth_encoded *e, const auth_set *set, saemon_monitor *mon
                                  .recon_error = e->recon ? e->recon + g : NULL,
                                  .subset = e->subset ? e->subset + g : NULL};
             saemon_monitor_observe_batch(mon, &f, streams, tokens, fn, user);
-            if (tokens[m - 1] + 1 == tps)
+            if (tokens[m - 1] + 1 == tps) {
+                if (ending)
+                    *ending = true;
                 saemon_monitor_end_stream(mon, streams[m - 1], fn, user);
+                if (ending)
+                    *ending = false;
+            }
             row += m;
             g += m;
         }

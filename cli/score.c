@@ -14,6 +14,7 @@ typedef struct score_ctx {
     const auth_span *spans; /* every span of the set, sorted by (stream, start) */
     size_t n_spans;
     uint8_t *hit;           /* [n_rules][n_spans] */
+    bool ending;            /* the replay is ending a stream: its last token was firing too */
     size_t hit_rules;
 } score_ctx;
 
@@ -56,7 +57,7 @@ static void on_alert(const saemon_alert *a, void *user)
     }
     auth_rule_score *rs = &s->rule[r];
     if (!strcmp(a->status, "resolved")) {
-        rs->firing_tokens += a->token - a->fired_token;
+        rs->firing_tokens += a->token - a->fired_token + (c->ending ? 1 : 0);
         return;
     }
     uint64_t *ps = rs->per_stream ? rs->per_stream + a->stream * 4 : NULL;
@@ -130,7 +131,7 @@ bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemo
         cli_fail(what, &err);
         ok = false;
     } else {
-        auth_replay(e, set, mon, on_alert, &c);
+        auth_replay(e, set, mon, on_alert, &c, &c.ending);
         if (saemon_monitor_dropped(mon)) {
             fprintf(stderr, "saemon %s: the monitor dropped %" PRIu64 " token(s) (out of memory)\n", what,
                     saemon_monitor_dropped(mon));
