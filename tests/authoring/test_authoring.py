@@ -220,6 +220,10 @@ def test_calibrate_backtest(work, sae, rec, spans_path, spans):
             check(len(firings(Fb > looser.max())) / Fb.size > target,
                   f"calibrate: {name}: the next looser threshold exceeds the target")
         check(re.search(r"above: %s\b" % re.escape(line[3]), text) is not None, f"calibrate -o: {name} edited")
+        Fr = features_of(work, sae, rec)[:, gen.PLANTED].reshape(20, 200)
+        check(close(float(line[7]), (Fr > t).any(axis=1).mean(), 1e-3), f"calibrate: {name} recall")
+        check(close(float(line[8]), ((Fb > t).sum() + (Fr > t).sum()) / (Fb.size + Fr.size), 1e-3),
+              f"calibrate: {name} firing share")
     # a rule-language probe's `above` (a probability)
     pr = os.path.join(work, "probe-rule.yaml")
     with open(pr, "w") as f:
