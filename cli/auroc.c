@@ -70,8 +70,10 @@ static void one(const auroc_acc *a, uint32_t lat, double max_fpr, auroc_stat *st
     const auroc_vals *P = &a->side[1][lat], *N = &a->side[0][lat];
     const uint64_t n1 = a->n_obs[1], n0 = a->n_obs[0];
     const uint64_t z1 = n1 - P->n, z0 = n0 - N->n;
-    qsort(P->v, P->n, sizeof *P->v, cmp_desc);
-    qsort(N->v, N->n, sizeof *N->v, cmp_desc);
+    if (P->n > 1) /* a latent never active on a side has no array */
+        qsort(P->v, P->n, sizeof *P->v, cmp_desc);
+    if (N->n > 1)
+        qsort(N->v, N->n, sizeof *N->v, cmp_desc);
     memset(st, 0, sizeof *st);
     st->latent = lat;
     for (int s = 0; s < 2; s++) {

@@ -150,7 +150,8 @@ static bool load_jsonl(const char *what, const char *path, size_t n_streams, siz
         free(v);
         return false;
     }
-    qsort(v, n, sizeof *v, cmp_span_line);
+    if (n > 1)
+        qsort(v, n, sizeof *v, cmp_span_line);
     for (size_t i = 1; i < n; i++)
         if (v[i].s.stream == v[i - 1].s.stream && v[i].s.start < v[i - 1].s.end) {
             size_t a = v[i - 1].line < v[i].line ? v[i - 1].line : v[i].line;

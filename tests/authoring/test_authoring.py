@@ -320,6 +320,7 @@ def test_bad_input(work, sae, rec):
     np.save(val, v)
     refused(base + [val], "val.npy", "stream 2, token 7")
     refused(["features", "--sae", sae, "--positive", rec], "positives without negatives")
+    refused(base + [labels("none.jsonl", [""])], "no positive token")
     rules = os.path.join(work, "rules.yaml")
     for r in ("0", "1.5", "-1", "nan"):
         p = run("calibrate", rules, "--sae", sae, "--input", rec, "--max-rate", r, ok=False)
