@@ -15,6 +15,10 @@
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_DELIVERY = 3 };
 
 int cmd_inspect(int argc, char **argv);
+/* Rules from data (docs/authoring.md). */
+int cmd_features(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
+int cmd_backtest(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);

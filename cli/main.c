@@ -19,6 +19,9 @@ static void usage(FILE *f)
             "  bench     encoder latency and throughput, with numpy/PyTorch peers\n"
             "  test-rules  run rule unit tests (YAML token sequences and expected alerts)\n"
             "  produce   replay a recording into a running `saemon serve` (shared-memory ring)\n"
+            "  features  rank the latents that separate labelled tokens; write starter rules\n"
+            "  calibrate tune rule thresholds to a target alert rate on benign recordings\n"
+            "  backtest  score rule files against labelled recordings (precision, recall, delay)\n"
             "  version   print the version\n"
             "\n"
             "`saemon <command> --help` describes each command.\n");
@@ -43,7 +46,8 @@ int main(int argc, char **argv)
         {"demo", cmd_demo}, {"inspect", cmd_inspect}, {"encode", cmd_encode},
         {"run", cmd_run},   {"check", cmd_check},
         {"bench", cmd_bench}, {"test-rules", cmd_test_rules}, {"serve", cmd_serve},
-        {"produce", cmd_produce},
+        {"produce", cmd_produce}, {"features", cmd_features},
+        {"calibrate", cmd_calibrate}, {"backtest", cmd_backtest},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

@@ -411,6 +411,8 @@ const char *saemon_arch_name(saemon_arch arch)
     case SAEMON_ARCH_JUMPRELU: return "jumprelu";
     case SAEMON_ARCH_GATED: return "gated";
     case SAEMON_ARCH_TOPK: return "topk";
+    case SAEMON_ARCH_PROBE_SIGMOID: return "probe-sigmoid";
+    case SAEMON_ARCH_PROBE_IDENTITY: return "probe-identity";
     }
     return "unknown";
 }

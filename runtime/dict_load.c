@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "runtime/dict_internal.h"
+#include "runtime/dict_probe.h"
 #include "runtime/dict_releases.h"
 #include "runtime/dict_spec.h"
 #include "runtime/gemmascope.h"
@@ -448,6 +449,8 @@ static saemon_status open_planned(const char *dir, const saemon_dict_load_option
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: cannot read the directory: %s", dir, strerror(errno));
     closedir(readable);
 
+    if (dir_has(dir, "probe.safetensors")) /* a dense linear probe (runtime/dict_probe.c) */
+        return dict_probe_open(dir, out, err);
     const char *weights = NULL;
     for (size_t i = 0; i < N_WEIGHT_FILES; i++) {
         if (!dir_has(dir, weight_files[i]))

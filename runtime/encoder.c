@@ -3,7 +3,9 @@
  * use (every latent, or a packed subset: encoder_plan.c) and the merge of the
  * slices' per-row slots into CSR. Every buffer is sized at creation for
  * max_batch rows; encoding allocates nothing. */
+#include <float.h>
 #include <math.h>
+#include <sleef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +70,8 @@ static saemon_status plan_for_dict(saemon_encoder *enc, saemon_error *err)
     p->d_in = info->d_in;
     p->d_sae = n;
     switch (info->arch) {
+    case SAEMON_ARCH_PROBE_SIGMOID:
+    case SAEMON_ARCH_PROBE_IDENTITY:
     case SAEMON_ARCH_STANDARD:
     case SAEMON_ARCH_JUMPRELU:
         p->epilogue = SAEMON_EPI_THRESHOLD;
@@ -77,6 +81,9 @@ static saemon_status plan_for_dict(saemon_encoder *enc, saemon_error *err)
         /* ReLU(h)·[h > θ] is active exactly when h > max(θ, 0). */
         for (size_t j = 0; j < n; j++)
             enc->threshold[j] = info->arch == SAEMON_ARCH_JUMPRELU ? fmaxf(d->threshold[j], 0.0f) : 0.0f;
+        /* a sigmoid probe reports every score: every pre-activation passes */
+        for (size_t j = 0; info->arch == SAEMON_ARCH_PROBE_SIGMOID && j < n; j++)
+            enc->threshold[j] = -FLT_MAX;
         p->threshold = enc->threshold;
         break;
     case SAEMON_ARCH_GATED:
@@ -401,6 +408,14 @@ static float reconstruction_error(saemon_encoder *enc, const float *x, size_t r,
     return (float)(sqrt(err) / sqrt(norm));
 }
 
+/* A sigmoid probe's scores: 1 / (1 + exp(-z)) with SLEEF's 1-ulp exp, in
+ * double, rounded once to float32 (as the rule language's probes). */
+static void probe_sigmoid(float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(1.0 / (1.0 + Sleef_exp_u10(-(double)v[i])));
+}
+
 static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const float *x, size_t n,
                                  const saemon_features **out, saemon_error *err)
 {
@@ -439,6 +454,8 @@ static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const
         }
         enc->offsets[n] = at;
     }
+    if (info->arch == SAEMON_ARCH_PROBE_SIGMOID)
+        probe_sigmoid(set->csr_value, enc->offsets[n]);
     if (enc->recon_error)
         for (size_t r = 0; r < n; r++)
             enc->recon_error[r] = enc->row_full[r]

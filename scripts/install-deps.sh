@@ -10,6 +10,7 @@ packages=(
   libsleef-dev libyaml-dev libcriterion-dev libhwloc-dev hwloc-nox libcjson-dev libssl-dev libzip-dev
   python3-numpy                                   # independent golden reference (tests/golden)
   python3-torch                                   # the live-model end-to-end test (tests/sidecar)
+  python3-sklearn                                 # dense probes: fit a logistic regression, golden test (tests/authoring)
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON kernels, run under qemu
   clang libclang-rt-14-dev                        # libFuzzer harnesses
   libcurl4-openssl-dev                            # webhook / Alertmanager sinks

@@ -18,6 +18,10 @@ typedef enum saemon_arch {
     SAEMON_ARCH_JUMPRELU,     /* ReLU(h) * [h > threshold] */
     SAEMON_ARCH_GATED,        /* [x·W + b_gate > 0] * ReLU(exp(r_mag)·x·W + b_mag) */
     SAEMON_ARCH_TOPK,         /* top k of h (lower index wins ties), then ReLU */
+    /* Dense linear probes on the raw activation (probe.safetensors +
+     * probe.json): d_sae = k probes, every one reported on every token. */
+    SAEMON_ARCH_PROBE_SIGMOID,  /* sigmoid(x·w + b), in (0, 1) */
+    SAEMON_ARCH_PROBE_IDENTITY, /* x·w + b, reported when > 0 (like ReLU) */
 } saemon_arch;
 
 typedef enum saemon_norm {
