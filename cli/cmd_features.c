@@ -69,7 +69,7 @@ typedef struct run {
 
 static bool scan(run *r, const auth_set *set)
 {
-    const size_t batch = saemon_encoder_max_batch(r->enc);
+    const size_t batch = saemon_encoder_get_max_batch(r->enc);
     saemon_error err = {0};
     for (size_t k = 0; k < set->n; k++) {
         auth_recording *rec = &set->rec[k];
@@ -188,7 +188,7 @@ int cmd_features(int argc, char **argv)
     }
     cli_encoder_warn(r.enc);
     r.d_in = info->d_in;
-    r.buf = malloc(saemon_encoder_max_batch(r.enc) * info->d_in * sizeof *r.buf);
+    r.buf = malloc(saemon_encoder_get_max_batch(r.enc) * info->d_in * sizeof *r.buf);
     r.sm.best = calloc(info->d_sae, sizeof *r.sm.best);
     r.sm.touched = malloc(info->d_sae * sizeof *r.sm.touched);
     r.sm.vals = malloc(info->d_sae * sizeof *r.sm.vals);
@@ -220,7 +220,7 @@ int cmd_features(int argc, char **argv)
         goto done;
     fprintf(stderr, "saemon features: %" PRIu64 " tokens in %" PRIu64 " stream(s), %.1f s, %.1f MiB of activations "
                     "kept (kernel %s)\n", set.n_rows, set.n_streams, cli_now_seconds() - t0,
-            (double)r.acc.bytes / 1048576.0, saemon_encoder_variant(r.enc));
+            (double)r.acc.bytes / 1048576.0, saemon_encoder_get_variant(r.enc));
     rc = CLI_OK;
 done:
     feature_names_free(fo.labels, dict ? saemon_dict_get_info(dict)->d_sae : 0);

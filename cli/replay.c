@@ -26,7 +26,7 @@ static bool grow(void **p, size_t *cap, size_t need, size_t elem)
 bool auth_encode_set(const char *what, saemon_encoder *enc, size_t d_in, const auth_set *set, auth_encoded *e)
 {
     memset(e, 0, sizeof *e);
-    const size_t batch = saemon_encoder_max_batch(enc);
+    const size_t batch = saemon_encoder_get_max_batch(enc);
     float *buf = malloc(batch * d_in * sizeof *buf);
     size_t n_tok = set->n_rows;
     e->offsets = malloc((n_tok + 1) * sizeof *e->offsets);

@@ -132,9 +132,9 @@ bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemo
         ok = false;
     } else {
         auth_replay(e, set, mon, on_alert, &c, &c.ending);
-        if (saemon_monitor_dropped(mon)) {
+        if (saemon_monitor_get_dropped(mon)) {
             fprintf(stderr, "saemon %s: the monitor dropped %" PRIu64 " token(s) (out of memory)\n", what,
-                    saemon_monitor_dropped(mon));
+                    saemon_monitor_get_dropped(mon));
             ok = false;
         }
         saemon_monitor_destroy(mon);
