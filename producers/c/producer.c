@@ -19,6 +19,7 @@
 #include "proto/ring_wire.h"
 
 #define RECHECK_NS 5000000u /* look for a restarted consumer at most every 5 ms */
+#define CONSUMER_FRESH_NS 1000000000u /* a consumer heartbeat this recent: it is alive */
 #define GAP_SET 128         /* streams remembered as "lost a frame" until their next frame */
 
 enum { P_DISCONNECTED, P_PENDING, P_ACCEPTED, P_REFUSED };
@@ -48,6 +49,7 @@ struct saemon_producer {
     uint64_t head;
     int state;
     uint64_t next_check_ns;
+    uint64_t seen_tail; /* the consumer's tail at the previous check */
 
     /* loss bookkeeping carried by the next published frame */
     uint64_t dropped_pending;
@@ -278,6 +280,22 @@ static bool segment_current(const saemon_producer *p)
     return same;
 }
 
+/* The consumer of the segment we hold is alive: it refreshed its heartbeat
+ * recently or consumed since the previous check. A consumer that replaces
+ * this one retires the segment first (state != READY), so while this holds
+ * the name need not be looked up: no system call on the model's thread. */
+static bool consumer_live(saemon_producer *p, uint64_t now)
+{
+    const ring_header *h = p->h;
+    if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RING_STATE_READY)
+        return false;
+    uint64_t hb = __atomic_load_n(&h->consumer_heartbeat_ns, __ATOMIC_RELAXED);
+    uint64_t tail = __atomic_load_n(&h->tail, __ATOMIC_RELAXED);
+    bool moved = tail != p->seen_tail;
+    p->seen_tail = tail;
+    return moved || (hb && hb + CONSUMER_FRESH_NS > now);
+}
+
 /* Periodic housekeeping: heartbeat, judgement, consumer restarts. */
 static void maintain(saemon_producer *p, uint64_t now)
 {
@@ -288,7 +306,7 @@ static void maintain(saemon_producer *p, uint64_t now)
     if (now < p->next_check_ns)
         return;
     p->next_check_ns = now + RECHECK_NS;
-    if (p->state != P_DISCONNECTED && segment_current(p))
+    if (p->state != P_DISCONNECTED && (consumer_live(p, now) || segment_current(p)))
         return;
     disconnect(p);
     if (connect_segment(p, NULL, 0) == CONNECT_OK) {
