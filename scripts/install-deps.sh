@@ -18,6 +18,7 @@ packages=(
   prometheus-alertmanager                         # end-to-end sink test against the real Alertmanager
   libgnutls28-dev libcrypt-dev                    # serve --web-config: client certificates, bcrypt
   openssl curl                                    # credentials test: certificates, scraping /metrics
+  strace                                          # sidecar-syscall-free: producers make no system call
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libopenblas0-pthread gnuplot-nox)

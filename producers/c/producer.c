@@ -473,6 +473,14 @@ int saemon_producer_verdict(const saemon_producer *p, uint64_t stream)
     return ring_verdict_lookup(p->verdicts, p->h->verdict_entries, stream);
 }
 
+uint64_t saemon_producer_in_flight(const saemon_producer *p)
+{
+    if (!p || !p->h)
+        return 0;
+    uint64_t tail = __atomic_load_n(&p->h->tail, __ATOMIC_ACQUIRE);
+    return p->head > tail ? p->head - tail : 0;
+}
+
 void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out)
 {
     if (!p || !out)
