@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -271,6 +272,7 @@ typedef struct rate_row {
     dist verdict;   /* offending token published -> its verdict visible */
     size_t verdicts_lost;
     double cpu;     /* the daemon's CPU use, fraction of one core */
+    double faults;  /* page faults of the publishing thread per token */
     uint64_t published, dropped;
 } rate_row;
 
@@ -292,6 +294,8 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
     saemon_producer_stats a0, a1;
     saemon_producer_get_stats(c->p, &a0);
     uint64_t cpu0 = proc_cpu_ns(c->serve);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_THREAD, &ru0);
     double t0 = now_s(), next = t0, step = batch / rate, trig_at = 0, last_trig = -1;
     uint64_t trig = 0;
     for (;;) {
@@ -339,10 +343,13 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
         }
     }
     double wall = now_s() - t0;
+    getrusage(RUSAGE_THREAD, &ru1);
     uint64_t cpu1 = proc_cpu_ns(c->serve);
     saemon_producer_get_stats(c->p, &a1);
     *row = (rate_row){.rate = rate, .batch = batch, .cost = summarise(cost, nc), .verdict = summarise(vd, nv),
                       .verdicts_lost = lost, .cpu = cpu1 > cpu0 ? (double)(cpu1 - cpu0) * 1e-9 / wall : 0,
+                      .faults = (double)(ru1.ru_minflt - ru0.ru_minflt + ru1.ru_majflt - ru0.ru_majflt)
+                              / (double)(nc ? nc : 1),
                       .published = a1.tokens_published - a0.tokens_published,
                       .dropped = a1.tokens_dropped - a0.tokens_dropped};
     free(cost);
@@ -682,11 +689,11 @@ int bench_sidecar_main(int argc, char **argv)
            "serve on CPU 1 (kernel: the daemon's default), --encode %s\n",
            cpu, s.d_in, s.d_sae, s.calib_l0, o.encode);
     printf("  C producer per token (saemon_producer_publish of 1 row), while the daemon runs beside it:\n"
-           "    tokens/s  streams/step  publish p50 / p99 us   verdict p50 / p99 us (n)   daemon CPU  dropped\n");
+           "    tokens/s  streams/step  publish p50 / p99 us   verdict p50 / p99 us (n)   daemon CPU  dropped  faults/token\n");
     for (size_t i = 0; i < n_rows; i++)
-        printf("    %8.0f  %12d  %7.2f / %-9.2f   %8.1f / %-8.1f (%3zu)   %8.1f%%  %" PRIu64 "\n", rows[i].rate,
+        printf("    %8.0f  %12d  %7.2f / %-9.2f   %8.1f / %-8.1f (%3zu)   %8.1f%%  %7" PRIu64 "  %.3f\n", rows[i].rate,
                rows[i].batch, rows[i].cost.p50 * 1e6, rows[i].cost.p99 * 1e6, rows[i].verdict.p50 * 1e6,
-               rows[i].verdict.p99 * 1e6, rows[i].verdict.n, rows[i].cpu * 100, rows[i].dropped);
+               rows[i].verdict.p99 * 1e6, rows[i].verdict.n, rows[i].cpu * 100, rows[i].dropped, rows[i].faults);
     printf("  first token after 0.4 s of silence  publish p50 %.1f us  max %.1f us; verdict p50 %.1f us  max %.1f us "
            "(%zu trials: the daemon sleeps on the futex, this publish wakes it)\n",
            cold_pub.p50 * 1e6, cold_pub.max * 1e6, cold_del.p50 * 1e6, cold_del.max * 1e6, cold_pub.n);
@@ -728,6 +735,7 @@ int bench_sidecar_main(int argc, char **argv)
             cJSON_AddNumberToObject(r, "verdicts_lost", (double)rows[i].verdicts_lost);
             cJSON_AddNumberToObject(r, "daemon_cpu_cores", rows[i].cpu);
             cJSON_AddNumberToObject(r, "tokens_dropped", (double)rows[i].dropped);
+            cJSON_AddNumberToObject(r, "page_faults_per_token", rows[i].faults);
             cJSON_AddItemToArray(ra, r);
         }
         cJSON_AddNumberToObject(j, "cold_publish_p50_s", cold_pub.p50);

@@ -36,6 +36,7 @@ STREAM_LIMIT = (1 << 56) - 1
 VERDICT_WINDOW = 16
 RECHECK_NS = 5_000_000
 CONSUMER_FRESH_NS = 1_000_000_000  # a consumer heartbeat this recent: it is alive
+MADV_POPULATE_WRITE = 23  # Linux 5.14
 
 FLAG_END_OF_STREAM = 1
 FLAG_GAP = 2
@@ -235,6 +236,7 @@ class Producer:
         self._slots, self._mask = seg.slots, seg.slots - 1
         self._slot_bytes, self._slots_off = seg.slot_bytes, seg.slots_off
         self._rows_per_frame = (seg.slot_bytes - FRAME_HEADER_BYTES) // self.row_bytes
+        self._prefault(seg)
         self._head = q[OFF_HEAD // 8]
         self._counters = list(q[18:22])  # 144: tokens_produced, frames/tokens dropped, frames_published
         flags = 1 if self._lossless_ns else 0
@@ -248,6 +250,23 @@ class Producer:
         self._state = "pending"
         self._wake()
         return True
+
+    def _prefault(self, seg):
+        """Map the pages a one-row frame touches in every slot now (as the C
+        producer does), not with a page fault per slot on the model's thread.
+        Best effort: MADV_POPULATE_WRITE needs Linux 5.14."""
+        import mmap
+        page, nbytes = mmap.PAGESIZE, FRAME_HEADER_BYTES + self.row_bytes
+        try:
+            if nbytes * 2 >= seg.slot_bytes:
+                seg.mm.madvise(MADV_POPULATE_WRITE, seg.slots_off, seg.slots * seg.slot_bytes)
+                return
+            for i in range(seg.slots):
+                a = seg.slots_off + i * seg.slot_bytes
+                start = a - a % page
+                seg.mm.madvise(MADV_POPULATE_WRITE, start, -(-(a + nbytes - start) // page) * page)
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def _disconnect(self):
         if self._seg is not None:
