@@ -169,8 +169,11 @@ static bool geometry_ok(const ring_header *h, size_t size)
         && verdict_end <= h->slots_offset && h->slots_offset % 64 == 0 && slots_end <= size;
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
 #ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#define MADV_POPULATE_WRITE 23
 #endif
 
 /* Map, now, the pages a one-row frame touches in every slot, so that the
@@ -182,6 +185,9 @@ static void prefault_slots(const saemon_producer *p)
 {
     const ring_header *h = p->h;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    /* the verdict table too: saemon_producer_verdict() reads it */
+    madvise((uint8_t *)p->map + (h->verdict_offset & ~(uint64_t)(page - 1)),
+            h->verdict_offset % page + (size_t)h->verdict_entries * 8u, MADV_POPULATE_READ);
     size_t bytes = FRAME_HEADER_BYTES + p->row_bytes;
     if (bytes * 2 >= h->slot_bytes) { /* most of every slot: the whole region at once */
         madvise(p->slots, (size_t)h->slots * h->slot_bytes, MADV_POPULATE_WRITE);
