@@ -177,16 +177,16 @@ class NativeProducer:
             if not rows.is_contiguous() or not rows.is_cpu:
                 raise ValueError("rows: a contiguous CPU tensor is needed")
             addr, nbytes = rows.data_ptr(), rows.numel() * rows.element_size()
-        elif hasattr(rows, "__array_interface__") and hasattr(rows, "ctypes"):   # numpy
-            if not rows.flags.c_contiguous:
-                raise ValueError("rows: a C-contiguous array is needed")
-            addr, nbytes = rows.ctypes.data, rows.nbytes
-        else:
-            mv = memoryview(rows).cast("B")
-            nbytes = len(mv)
-            keep = (ctypes.c_char * nbytes).from_buffer_copy(mv) if mv.readonly else \
-                (ctypes.c_char * nbytes).from_buffer(mv)
-            addr = ctypes.addressof(keep)
+        else:                                               # numpy, bytes, any buffer
+            mv = memoryview(rows)
+            if not mv.c_contiguous:
+                raise ValueError("rows: a C-contiguous buffer is needed")
+            nbytes = mv.nbytes
+            if nbytes and mv.readonly:
+                keep = (ctypes.c_char * nbytes).from_buffer_copy(mv)
+            elif nbytes:
+                keep = ctypes.c_char.from_buffer(mv)  # no copy: ~0.6 us
+            addr = ctypes.addressof(keep) if nbytes else 0
         if n_rows is None:
             n_rows = nbytes // self.row_bytes
         if nbytes != n_rows * self.row_bytes or n_rows == 0:
