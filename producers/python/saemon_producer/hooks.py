@@ -15,6 +15,10 @@ ones only, so both styles of generation work:
     publishes just the positions after the last one sent.
 `positions="incremental"` or `"full"` forces one interpretation ("auto": a
 pass with more positions than were published so far is a full pass).
+
+backend="auto" (default) publishes through libsaemon-producer (ctypes, the
+tensor's memory handed over directly) when it loads, else in pure Python;
+"native" or "python" forces one (native.py).
 """
 import warnings
 
