@@ -273,6 +273,7 @@ typedef struct rate_row {
     size_t verdicts_lost;
     double cpu;     /* the daemon's CPU use, fraction of one core */
     double faults;  /* page faults of the publishing thread per token */
+    double preempt; /* times the publishing thread was preempted, per token */
     uint64_t published, dropped;
 } rate_row;
 
@@ -350,6 +351,7 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
                       .verdicts_lost = lost, .cpu = cpu1 > cpu0 ? (double)(cpu1 - cpu0) * 1e-9 / wall : 0,
                       .faults = (double)(ru1.ru_minflt - ru0.ru_minflt + ru1.ru_majflt - ru0.ru_majflt)
                               / (double)(nc ? nc : 1),
+                      .preempt = (double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)(nc ? nc : 1),
                       .published = a1.tokens_published - a0.tokens_published,
                       .dropped = a1.tokens_dropped - a0.tokens_dropped};
     free(cost);
@@ -689,11 +691,12 @@ int bench_sidecar_main(int argc, char **argv)
            "serve on CPU 1 (kernel: the daemon's default), --encode %s\n",
            cpu, s.d_in, s.d_sae, s.calib_l0, o.encode);
     printf("  C producer per token (saemon_producer_publish of 1 row), while the daemon runs beside it:\n"
-           "    tokens/s  streams/step  publish p50 / p99 us   verdict p50 / p99 us (n)   daemon CPU  dropped  faults/token\n");
+           "    tokens/s  streams/step  publish p50 / p99 us   verdict p50 / p99 us (n)   daemon CPU  dropped  faults/token  preempted/token\n");
     for (size_t i = 0; i < n_rows; i++)
-        printf("    %8.0f  %12d  %7.2f / %-9.2f   %8.1f / %-8.1f (%3zu)   %8.1f%%  %7" PRIu64 "  %.3f\n", rows[i].rate,
-               rows[i].batch, rows[i].cost.p50 * 1e6, rows[i].cost.p99 * 1e6, rows[i].verdict.p50 * 1e6,
-               rows[i].verdict.p99 * 1e6, rows[i].verdict.n, rows[i].cpu * 100, rows[i].dropped, rows[i].faults);
+        printf("    %8.0f  %12d  %7.2f / %-9.2f   %8.1f / %-8.1f (%3zu)   %8.1f%%  %7" PRIu64 "  %12.3f  %15.3f\n",
+               rows[i].rate, rows[i].batch, rows[i].cost.p50 * 1e6, rows[i].cost.p99 * 1e6, rows[i].verdict.p50 * 1e6,
+               rows[i].verdict.p99 * 1e6, rows[i].verdict.n, rows[i].cpu * 100, rows[i].dropped, rows[i].faults,
+               rows[i].preempt);
     printf("  first token after 0.4 s of silence  publish p50 %.1f us  max %.1f us; verdict p50 %.1f us  max %.1f us "
            "(%zu trials: the daemon sleeps on the futex, this publish wakes it)\n",
            cold_pub.p50 * 1e6, cold_pub.max * 1e6, cold_del.p50 * 1e6, cold_del.max * 1e6, cold_pub.n);
@@ -736,6 +739,7 @@ int bench_sidecar_main(int argc, char **argv)
             cJSON_AddNumberToObject(r, "daemon_cpu_cores", rows[i].cpu);
             cJSON_AddNumberToObject(r, "tokens_dropped", (double)rows[i].dropped);
             cJSON_AddNumberToObject(r, "page_faults_per_token", rows[i].faults);
+            cJSON_AddNumberToObject(r, "preemptions_per_token", rows[i].preempt);
             cJSON_AddItemToArray(ra, r);
         }
         cJSON_AddNumberToObject(j, "cold_publish_p50_s", cold_pub.p50);
