@@ -79,8 +79,10 @@ def window(lines, name):
 def traced(work, tag, argv):
     """Run argv under strace -ff; the publishing (main) thread's calls."""
     prefix = os.path.join(work, "strace-" + tag)
+    env = dict(os.environ)  # LeakSanitizer cannot run under ptrace (ASan builds)
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS", ""), "detect_leaks=0"]))
     proc = subprocess.run(["strace", "-ff", "-qq", "-o", prefix] + argv, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
     if proc.returncode != 0:
         fail("%s failed (%d):\n%s\n%s" % (tag, proc.returncode, proc.stdout, proc.stderr))
     m = re.search(r"^pid (\d+)$", proc.stdout, re.M)
