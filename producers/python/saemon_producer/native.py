@@ -64,6 +64,22 @@ _lib_error = None
 _lib_lock = threading.Lock()
 
 
+def _sanitized(name):
+    """True if `name` (a path, or a file name looked up in LD_LIBRARY_PATH) is
+    built with ASan/TSan: loading it into an uninstrumented Python would abort
+    the process, so the pure-Python path is used instead."""
+    paths = [name] if "/" in name else [os.path.join(d, name)
+                                        for d in os.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        return b"__asan_init" in data or b"__tsan_init" in data
+    return False
+
+
 def _load():
     global _lib, _lib_error
     with _lib_lock:
@@ -72,6 +88,9 @@ def _load():
         env = os.environ.get("SAEMON_PRODUCER_LIB")
         errors = []
         for cand in ([env] if env else []) + ["libsaemon-producer.so.0"]:
+            if _sanitized(cand):
+                errors.append("%s: built with a sanitizer, not loadable from Python" % cand)
+                continue
             try:
                 _lib = _Lib(cand)
                 return _lib
