@@ -303,7 +303,7 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
         double t;
         for (;;) { /* wait for the step, watching the pending verdict */
             t = now_s();
-            if (trig && saemon_producer_verdict(c->p, trig) >= 4) {
+            if (trig && saemon_producer_get_verdict(c->p, trig) >= 4) {
                 if (nv < vcap)
                     vd[nv++] = t - trig_at;
                 trig = 0;
@@ -592,7 +592,7 @@ int bench_sidecar_main(int argc, char **argv)
         double b = now_s();
         cold_cost[t] = b - a;
         while (prc2 == SAEMON_PRODUCER_OK && now_s() - a < 1.0)
-            if (saemon_producer_verdict(p, stream) >= 4) {
+            if (saemon_producer_get_verdict(p, stream) >= 4) {
                 cold_vd[nvc++] = now_s() - a;
                 break;
             }

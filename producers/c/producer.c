@@ -185,7 +185,7 @@ static void prefault_slots(const saemon_producer *p)
 {
     const ring_header *h = p->h;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    /* the verdict table too: saemon_producer_verdict() reads it */
+    /* the verdict table too: saemon_producer_get_verdict() reads it */
     madvise((uint8_t *)p->map + (h->verdict_offset & ~(uint64_t)(page - 1)),
             h->verdict_offset % page + (size_t)h->verdict_entries * 8u, MADV_POPULATE_READ);
     size_t bytes = FRAME_HEADER_BYTES + p->row_bytes;

@@ -77,7 +77,7 @@ int main(int argc, char **argv)
     for (int k = 0; k < tokens; k++) {
         spin_until(t += gap);
         saemon_producer_publish(p, 1, tok++, row, 1);
-        verdicts += saemon_producer_verdict(p, 1);
+        verdicts += saemon_producer_get_verdict(p, 1);
     }
     marker("end-warm");
     spin_until(now_ns() + 600000000u); /* the daemon goes cold */

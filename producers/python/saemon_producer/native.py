@@ -54,7 +54,7 @@ class _Lib:
         self.publish = fn(held, "saemon_producer_publish", ctypes.c_int, vp, u64, u64, vp, u32)
         self.end_stream = fn(held, "saemon_producer_end_stream", ctypes.c_int, vp, u64, u64)
         self.heartbeat = fn(held, "saemon_producer_heartbeat", None, vp)
-        self.verdict = fn(held, "saemon_producer_verdict", ctypes.c_int, vp, u64)
+        self.verdict = fn(held, "saemon_producer_get_verdict", ctypes.c_int, vp, u64)
         self.in_flight = fn(held, "saemon_producer_in_flight", u64, vp)
         self.get_stats = fn(held, "saemon_producer_get_stats", None, vp, ctypes.POINTER(_Stats))
 
