@@ -38,9 +38,12 @@ static void cpu_relax(void)
 #endif
 }
 
+/* A segment that broke under us (ring_guard.c) is work too: saemon_ring_next
+ * recovers it at once instead of sleeping on zero pages. */
 static bool ready(const saemon_ring *r, int order)
 {
-    return __atomic_load_n(&r->h->head, order) != r->tail
+    return __atomic_load_n(&r->faulted, __ATOMIC_ACQUIRE)
+        || __atomic_load_n(&r->h->head, order) != r->tail
         || __atomic_load_n(&r->h->announce_gen, order) != r->judged_gen;
 }
 
