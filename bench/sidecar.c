@@ -1,8 +1,10 @@
 /* saemon-bench sidecar: what a model server pays and what it gets back when
  * `saemon serve` watches it through the shared-memory ring.
  *
- *   producer cost    ns per saemon_producer_publish() of one token (C), and of
- *                    the PyTorch forward hook of the Python producer
+ *   producer cost    per saemon_producer_publish() of one token (C), p50/p99, at
+ *                    50, 500, 5,000 and 50,000 tokens/s, 1 or 16 streams per
+ *                    decode step, with the verdict delay and the daemon's CPU
+ *                    use at each rate, and the first token after a pause
  *   verdict delay    publish of an offending token -> its verdict visible to the
  *                    producer (a rule with `action: block`), p50/p99
  *   alert delay      the same token -> its alert line written to the JSONL file
@@ -12,6 +14,7 @@
  * The dictionary is the benchmark's trained-like synthetic one (synth.c),
  * written as a SAELens directory; `saemon serve` runs as a child process,
  * encoding on another core than the producer. docs/benchmarks.md. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -230,6 +234,130 @@ static uint64_t pump(saemon_producer *p, const bench_synth *s, double rate, doub
     return offered;
 }
 
+/* CPU time of every thread of process `pid` so far (ns), from the
+ * scheduler's per-task accounting; 0 if /proc is unavailable. */
+static uint64_t proc_cpu_ns(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    uint64_t total = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char f[320];
+        snprintf(f, sizeof f, "/proc/%d/task/%.32s/schedstat", (int)pid, e->d_name);
+        FILE *fp = fopen(f, "r");
+        unsigned long long ns = 0;
+        if (fp && fscanf(fp, "%llu", &ns) == 1)
+            total += ns;
+        if (fp)
+            fclose(fp);
+    }
+    closedir(d);
+    return total;
+}
+
+/* One row of the rate table: `batch` streams decode together (one token
+ * each per step), steps paced so that `rate` tokens/s are offered. Every
+ * 50 ms one of the step's tokens is the offending token on a fresh stream,
+ * and the loop watches for its verdict while it waits for the next step. */
+typedef struct rate_row {
+    double rate;
+    int batch;
+    dist cost;      /* per publish (one token), seconds */
+    dist verdict;   /* offending token published -> its verdict visible */
+    size_t verdicts_lost;
+    double cpu;     /* the daemon's CPU use, fraction of one core */
+    double faults;  /* page faults of the publishing thread per token */
+    double preempt; /* times the publishing thread was preempted, per token */
+    uint64_t published, dropped;
+} rate_row;
+
+typedef struct rate_ctx {
+    saemon_producer *p;
+    const bench_synth *s;
+    const float *trigger;
+    pid_t serve;
+    uint64_t tok[16];       /* next position of background streams 1..16 */
+    uint64_t next_trigger;  /* stream id of the next offending token */
+    uint64_t offered;
+} rate_ctx;
+
+static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_row *row)
+{
+    size_t cap = (size_t)(rate * seconds * 1.5) + 64, vcap = (size_t)(seconds / 0.05) + 16;
+    double *cost = malloc(cap * sizeof *cost), *vd = malloc(vcap * sizeof *vd);
+    size_t nc = 0, nv = 0, lost = 0;
+    saemon_producer_stats a0, a1;
+    saemon_producer_get_stats(c->p, &a0);
+    uint64_t cpu0 = proc_cpu_ns(c->serve);
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_THREAD, &ru0);
+    double t0 = now_s(), next = t0, step = batch / rate, trig_at = 0, last_trig = -1;
+    uint64_t trig = 0;
+    for (;;) {
+        double t;
+        for (;;) { /* wait for the step, watching the pending verdict */
+            t = now_s();
+            if (trig && saemon_producer_get_verdict(c->p, trig) >= 4) {
+                if (nv < vcap)
+                    vd[nv++] = t - trig_at;
+                trig = 0;
+            } else if (trig && t - trig_at > 0.5) {
+                lost++;
+                trig = 0;
+            }
+            if (t >= next)
+                break;
+        }
+        if (t - t0 >= seconds && !trig)
+            break;
+        if (t - t0 >= seconds + 1.0)
+            break;
+        next += step;
+        bool offend = !trig && t - last_trig >= 0.05 && t - t0 < seconds;
+        for (int b = 0; b < batch; b++) {
+            uint64_t stream, token;
+            const float *x;
+            if (offend && b == 0) {
+                stream = c->next_trigger++;
+                token = 0;
+                x = c->trigger;
+            } else {
+                stream = 1 + (uint64_t)b;
+                token = c->tok[b]++;
+                x = c->s->x + (c->offered++ % c->s->n_tokens) * c->s->d_in;
+            }
+            double a = now_s();
+            int rc = saemon_producer_publish(c->p, stream, token, x, 1);
+            double e = now_s();
+            if (rc == SAEMON_PRODUCER_OK && nc < cap)
+                cost[nc++] = e - a;
+            if (offend && b == 0 && rc == SAEMON_PRODUCER_OK) {
+                trig = stream;
+                trig_at = last_trig = a;
+            }
+        }
+    }
+    double wall = now_s() - t0;
+    getrusage(RUSAGE_THREAD, &ru1);
+    uint64_t cpu1 = proc_cpu_ns(c->serve);
+    saemon_producer_get_stats(c->p, &a1);
+    *row = (rate_row){.rate = rate, .batch = batch, .cost = summarise(cost, nc), .verdict = summarise(vd, nv),
+                      .verdicts_lost = lost, .cpu = cpu1 > cpu0 ? (double)(cpu1 - cpu0) * 1e-9 / wall : 0,
+                      .faults = (double)(ru1.ru_minflt - ru0.ru_minflt + ru1.ru_majflt - ru0.ru_majflt)
+                              / (double)(nc ? nc : 1),
+                      .preempt = (double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)(nc ? nc : 1),
+                      .published = a1.tokens_published - a0.tokens_published,
+                      .dropped = a1.tokens_dropped - a0.tokens_dropped};
+    free(cost);
+    free(vd);
+}
+
 /* Let the daemon drain what is queued before the next measurement. */
 static void settle(double seconds)
 {
@@ -434,13 +562,50 @@ int bench_sidecar_main(int argc, char **argv)
     }
     uint64_t tok = 0;
 
-    /* 1. Producer cost per token, at a rate the daemon keeps up with. */
-    size_t cap = 200000, n_cost = 0;
-    double *cost = malloc(cap * sizeof *cost);
-    pump(p, &s, 200, 0.5, &tok, cost, cap, &n_cost); /* warm-up */
-    pump(p, &s, 500, o.seconds, &tok, cost, cap, &n_cost);
-    dist pub = summarise(cost, n_cost);
+    /* 1. Producer cost per token at each rate, 1 and 16 streams per step,
+     * with the verdict delay and the daemon's CPU use. */
+    pump(p, &s, 200, 0.5, &tok, NULL, 0, NULL); /* warm-up */
+    static const double rates[] = {50, 500, 5000, 50000};
+    static const int batches[] = {1, 16};
+    rate_row rows[8];
+    size_t n_rows = 0;
+    rate_ctx rc_ = {.p = p, .s = &s, .trigger = trigger, .serve = serve, .next_trigger = 2000000};
+    for (size_t bi = 0; bi < 2; bi++)
+        for (size_t ri = 0; ri < 4; ri++) {
+            double secs = 200.0 / rates[ri]; /* at least ~200 tokens */
+            secs = secs < o.seconds ? o.seconds : secs > 4 ? 4 : secs;
+            fprintf(stderr, "sidecar: %.0f tokens/s, %d per step, %.1f s...\n", rates[ri], batches[bi], secs);
+            run_rate(&rc_, rates[ri], batches[bi], secs, &rows[n_rows++]);
+            settle(0.3);
+        }
+    tok = rc_.tok[0];
+
+    /* The first token after a pause: the daemon went cold (sleeps on the
+     * futex) and this publish pays the wake-up. */
+    size_t n_cold = o.quick ? 5 : 15, nvc = 0;
+    double cold_cost[15], cold_vd[15];
+    for (size_t t = 0; t < n_cold; t++) {
+        settle(0.4);
+        uint64_t stream = rc_.next_trigger++;
+        double a = now_s();
+        int prc2 = saemon_producer_publish(p, stream, 0, trigger, 1);
+        double b = now_s();
+        cold_cost[t] = b - a;
+        while (prc2 == SAEMON_PRODUCER_OK && now_s() - a < 1.0)
+            if (saemon_producer_get_verdict(p, stream) >= 4) {
+                cold_vd[nvc++] = now_s() - a;
+                break;
+            }
+    }
+    dist cold_pub = summarise(cold_cost, n_cold), cold_del = summarise(cold_vd, nvc);
+
+    /* The daemon with nothing to do (its rings cold). */
     settle(0.5);
+    uint64_t idle0 = proc_cpu_ns(serve);
+    double idle_t0 = now_s();
+    settle(o.quick ? 2.0 : 4.0);
+    uint64_t idle1 = proc_cpu_ns(serve);
+    double idle_cpu = idle1 > idle0 ? (double)(idle1 - idle0) * 1e-9 / (now_s() - idle_t0) : 0;
 
     /* 2. Sustained rate: as fast as possible, then paced at 90 % of what was
      * encoded, lowering the rate until a whole step drops nothing. */
@@ -525,8 +690,17 @@ int bench_sidecar_main(int argc, char **argv)
     printf("saemon bench sidecar — %s, dictionary %zux%zu JumpReLU (mean L0 %.0f), producer on CPU 0, "
            "serve on CPU 1 (kernel: the daemon's default), --encode %s\n",
            cpu, s.d_in, s.d_sae, s.calib_l0, o.encode);
-    printf("  producer publish, 1 token (C)      p50 %.2f us  p99 %.2f us  (%zu calls at 500 tokens/s)\n",
-           pub.p50 * 1e6, pub.p99 * 1e6, pub.n);
+    printf("  C producer per token (saemon_producer_publish of 1 row), while the daemon runs beside it:\n"
+           "    tokens/s  streams/step  publish p50 / p99 us   verdict p50 / p99 us (n)   daemon CPU  dropped  faults/token  preempted/token\n");
+    for (size_t i = 0; i < n_rows; i++)
+        printf("    %8.0f  %12d  %7.2f / %-9.2f   %8.1f / %-8.1f (%3zu)   %8.1f%%  %7" PRIu64 "  %12.3f  %15.3f\n",
+               rows[i].rate, rows[i].batch, rows[i].cost.p50 * 1e6, rows[i].cost.p99 * 1e6, rows[i].verdict.p50 * 1e6,
+               rows[i].verdict.p99 * 1e6, rows[i].verdict.n, rows[i].cpu * 100, rows[i].dropped, rows[i].faults,
+               rows[i].preempt);
+    printf("  first token after 0.4 s of silence  publish p50 %.1f us  max %.1f us; verdict p50 %.1f us  max %.1f us "
+           "(%zu trials: the daemon sleeps on the futex, this publish wakes it)\n",
+           cold_pub.p50 * 1e6, cold_pub.max * 1e6, cold_del.p50 * 1e6, cold_del.max * 1e6, cold_pub.n);
+    printf("  daemon idle (no tokens)             %.2f%% of a core\n", idle_cpu * 100);
     printf("  flood: offered %.0f tokens/s, kept %.0f tokens/s (the rest dropped and counted)\n", flood_offered,
            flood_kept);
     if (zero_drop_rate > 0)
@@ -551,8 +725,26 @@ int bench_sidecar_main(int argc, char **argv)
         cJSON_AddStringToObject(j, "cpu", cpu);
         cJSON_AddNumberToObject(j, "d_in", (double)s.d_in);
         cJSON_AddNumberToObject(j, "d_sae", (double)s.d_sae);
-        cJSON_AddNumberToObject(j, "publish_p50_s", pub.p50);
-        cJSON_AddNumberToObject(j, "publish_p99_s", pub.p99);
+        cJSON *ra = cJSON_AddArrayToObject(j, "rates");
+        for (size_t i = 0; i < n_rows; i++) {
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "tokens_per_s", rows[i].rate);
+            cJSON_AddNumberToObject(r, "streams_per_step", rows[i].batch);
+            cJSON_AddNumberToObject(r, "publish_p50_s", rows[i].cost.p50);
+            cJSON_AddNumberToObject(r, "publish_p99_s", rows[i].cost.p99);
+            cJSON_AddNumberToObject(r, "verdict_p50_s", rows[i].verdict.p50);
+            cJSON_AddNumberToObject(r, "verdict_p99_s", rows[i].verdict.p99);
+            cJSON_AddNumberToObject(r, "verdict_trials", (double)rows[i].verdict.n);
+            cJSON_AddNumberToObject(r, "verdicts_lost", (double)rows[i].verdicts_lost);
+            cJSON_AddNumberToObject(r, "daemon_cpu_cores", rows[i].cpu);
+            cJSON_AddNumberToObject(r, "tokens_dropped", (double)rows[i].dropped);
+            cJSON_AddNumberToObject(r, "page_faults_per_token", rows[i].faults);
+            cJSON_AddNumberToObject(r, "preemptions_per_token", rows[i].preempt);
+            cJSON_AddItemToArray(ra, r);
+        }
+        cJSON_AddNumberToObject(j, "cold_publish_p50_s", cold_pub.p50);
+        cJSON_AddNumberToObject(j, "cold_verdict_p50_s", cold_del.p50);
+        cJSON_AddNumberToObject(j, "daemon_idle_cpu_cores", idle_cpu);
         cJSON_AddNumberToObject(j, "flood_offered_tps", flood_offered);
         cJSON_AddNumberToObject(j, "flood_kept_tps", flood_kept);
         cJSON_AddNumberToObject(j, "zero_drop_tps", zero_drop_rate);
@@ -571,7 +763,6 @@ int bench_sidecar_main(int argc, char **argv)
         free(text);
         cJSON_Delete(j);
     }
-    free(cost);
     free(vd);
     free(ad);
     free(trigger);

@@ -2,8 +2,6 @@
  * Nothing read from shared memory is trusted: every header field is checked,
  * rows are copied to private memory before their checksum is verified. */
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +14,6 @@
 #include "base/error.h"
 #include "base/utf8.h"
 #include "runtime/ring_internal.h"
-
-#define IDLE_WAIT_CAP_MS 1 /* re-check this often even without a wake-up (producers that
-                             * do not call futex: at most ~1 ms extra latency) */
-#define IDLE_SPIN_NS 20000  /* poll this long before sleeping: bursts need no futex wake-ups */
 
 const char *saemon_ring_reject_name(saemon_ring_reject r)
 {
@@ -316,37 +310,6 @@ void saemon_ring_release(saemon_ring *r)
     }
 }
 
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Sleep until a producer bumps the wake word or timeout_ms passes; poll
- * briefly first (a producer only pays for a wake-up when we really sleep). */
-static void idle_wait(saemon_ring *r, int timeout_ms)
-{
-    ring_header *h = r->h;
-    uint64_t spin_end = ring_now_ns() + IDLE_SPIN_NS;
-    do {
-        for (int i = 0; i < 64; i++)
-            cpu_relax();
-        if (__atomic_load_n(&h->head, __ATOMIC_ACQUIRE) != r->tail
-            || __atomic_load_n(&h->announce_gen, __ATOMIC_ACQUIRE) != r->judged_gen)
-            return;
-    } while (ring_now_ns() < spin_end);
-    uint32_t w = __atomic_load_n(&h->wake, __ATOMIC_ACQUIRE);
-    /* seq_cst on both sides (see wake_consumer in producers/c/producer.c) */
-    __atomic_store_n(&h->waiters, 1u, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&h->head, __ATOMIC_SEQ_CST) == r->tail
-        && __atomic_load_n(&h->announce_gen, __ATOMIC_SEQ_CST) == r->judged_gen) {
-        struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
-        syscall(SYS_futex, &h->wake, FUTEX_WAIT, w, &ts, NULL, 0);
-    }
-    __atomic_store_n(&h->waiters, 0u, __ATOMIC_RELAXED);
-}
-
 /* The SIGBUS guard (ring_guard.c) found the segment broken under us (shrunk
  * by a producer, or a page /dev/shm could not provide): count it, start over
  * on a fresh segment at the same address. Every stream has a gap; the
@@ -426,18 +389,8 @@ int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_err
             continue;
         }
         __atomic_store_n(&r->h->consumer_heartbeat_ns, ring_now_ns(), __ATOMIC_RELAXED);
-        if (timeout_ms == 0)
+        if (timeout_ms == 0 || !ring_wait(&r, 1, deadline)) /* ring_wait.c */
             return 0;
-        int wait_ms = IDLE_WAIT_CAP_MS;
-        if (timeout_ms > 0) {
-            uint64_t now = ring_now_ns();
-            if (now >= deadline)
-                return 0;
-            uint64_t left_ms = (deadline - now + 999999u) / 1000000u;
-            if (left_ms < (uint64_t)wait_ms)
-                wait_ms = (int)left_ms;
-        }
-        idle_wait(r, wait_ms);
     }
 }
 

@@ -48,6 +48,13 @@ struct saemon_ring {
     int judgement;          /* RING_JUDGE_* */
     uint32_t ann_d_in, ann_dtype, ann_hook_id;
 
+    /* waiting (ring_wait.c, next() thread only) */
+    uint64_t wait_activity_ns; /* last frame or announcement seen: warm for a while after */
+    uint64_t wait_mark_ns;     /* when wait_tail/wait_gen were noted */
+    uint64_t wait_tail;
+    uint32_t wait_gen;
+    bool wait_dense;           /* frames arrive closer than a sleep costs: spin first */
+
     /* counters read by get_stats from other threads: atomic (relaxed) */
     uint64_t tokens_received, frames_received;
     uint64_t rejected[SAEMON_RING_REJECT_COUNT];
@@ -73,6 +80,9 @@ saemon_status ring_segment_recreate(saemon_ring *r, saemon_error *err);
 /* ring_guard.c: SIGBUS in a registered mapping -> zero pages + r->faulted. */
 bool ring_guard_register(saemon_ring *r);
 void ring_guard_unregister(saemon_ring *r);
+/* ring_wait.c: wait until one of the rings has a frame or an announcement
+ * (1) or deadline_ns (CLOCK_MONOTONIC, 0 = none) passes (0). */
+int ring_wait(saemon_ring *const *rings, size_t n, uint64_t deadline_ns);
 /* Does a live process hold the lock byte `which` (0 producer, 1 consumer)? */
 bool ring_lock_held(int fd, int which);
 

@@ -22,6 +22,7 @@ packages=(
   prometheus                                      # deploy/: promtool check/test rules, live query check (tests start
                                                   # their own on a free port; Debian enables its service on :9090)
   python3-yaml                                    # deploy/kubernetes: manifest invariant check
+  strace                                          # sidecar-syscall-free: producers make no system call
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(libopenblas0-pthread gnuplot-nox)

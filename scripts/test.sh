@@ -32,7 +32,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false
 echo "== worker pool, ring and saemon serve under ThreadSanitizer"
 [[ -f build-tsan/build.ninja ]] || meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbench=false
-ninja -C build-tsan tests/runtime/stress-threads tests/ring/stress-ring saemon
+ninja -C build-tsan tests/runtime/stress-threads tests/ring/stress-ring tests/sidecar/syscall-producer saemon
 TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --suite stress --suite sidecar --print-errorlogs --no-rebuild
 if [[ -x tests/fuzz/run.sh ]]; then
   echo "== fuzzing (short run)"

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "serve/prom_text.h"
@@ -90,6 +91,10 @@ struct serve_dict {
     serve_hist encode_seconds;
     _Atomic uint64_t reloads_ok, reloads_failed;
     struct serve_gather *gather;           /* the consumer's batch of gathered frames */
+    _Atomic uint64_t idle_cpu_ns;          /* consumer thread CPU spent waiting for frames */
+    _Atomic uint64_t idle_waits;
+    clockid_t cpu_clock;                   /* the consumer thread's CPU clock, valid while */
+    _Atomic bool cpu_clock_ok;             /* ... this is set (the thread runs) */
     pthread_mutex_t alerts_mu;
     serve_alert_count *alerts;
     size_t n_alerts, cap_alerts;

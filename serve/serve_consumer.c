@@ -258,17 +258,42 @@ static int drain_ring(serve_dict *d, serve_ring *r, int timeout_ms)
     return flush(d, r) ? handled : -1;
 }
 
-/* One pass over the rings: returns frames handled, -1 on a fatal error. */
-static int poll_rings(serve_dict *d, int timeout_ms)
+/* One pass over the rings, taking what is there without waiting: returns
+ * frames handled, -1 on a fatal error. */
+static int poll_rings(serve_dict *d)
 {
     int handled = 0;
     for (size_t i = 0; i < d->n_rings; i++) {
-        int n = drain_ring(d, &d->rings[i], d->n_rings == 1 ? timeout_ms : 0);
+        int n = drain_ring(d, &d->rings[i], 0);
         if (n < 0)
             return -1;
         handled += n;
     }
     return handled;
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Nothing to read: wait for the next frame or announcement on any ring
+ * (saemon_ring_wait polls a ring in use on a timer, so producers never call
+ * the kernel to wake us) and count the CPU time the waiting costs. */
+static void idle_wait(serve_dict *d, int timeout_ms)
+{
+    saemon_ring *rings[SERVE_MAX_RINGS];
+    for (size_t i = 0; i < d->n_rings; i++)
+        rings[i] = d->rings[i].ring;
+    uint64_t c0 = thread_cpu_ns();
+    saemon_ring_wait(rings, d->n_rings, timeout_ms);
+    uint64_t c1 = thread_cpu_ns();
+    if (c1 > c0)
+        atomic_fetch_add_explicit(&d->idle_cpu_ns, c1 - c0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->idle_waits, 1, memory_order_relaxed);
 }
 
 size_t serve_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon_alert_feature *out, size_t cap,
@@ -287,26 +312,30 @@ void *serve_consumer_main(void *arg)
 {
     serve_dict *d = arg;
     serve *srv = d->srv;
+    clockid_t clk;
+    if (pthread_getcpuclockid(pthread_self(), &clk) == 0) {
+        d->cpu_clock = clk;
+        atomic_store(&d->cpu_clock_ok, true);
+    }
     for (;;) {
         apply_pending_rules(d);
         if (atomic_load(&srv->stopping)) {
             /* Drain: whatever the producers had published before the stop. */
             int n;
-            while ((n = poll_rings(d, 0)) > 0)
+            while ((n = poll_rings(d)) > 0)
                 ;
             if (n < 0)
                 break;
+            atomic_store(&d->cpu_clock_ok, false);
             return NULL;
         }
-        int n = poll_rings(d, 50);
+        int n = poll_rings(d);
         if (n < 0)
             break;
-        if (n == 0 && d->n_rings > 1) {
-            /* several rings: wait on none of them for long */
-            struct timespec ts = {0, 200 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (n == 0)
+            idle_wait(d, 50);
     }
+    atomic_store(&d->cpu_clock_ok, false);
     atomic_store(&d->failed, true);
     serve_log("error", "dictionary=%s consumer stopped: %s", d->label, d->failure);
     return NULL;

@@ -180,6 +180,25 @@ static void render_dicts(prom_text *t, serve *srv)
                        SERVE_HIST_BUCKETS, ld(&d->encode_seconds.count),
                        (double)ld(&d->encode_seconds.sum_ns) * 1e-9);
     }
+    prom_family(t, "saemon_consumer_cpu_seconds_total", "counter",
+                "CPU time of the dictionary's consumer thread (waiting, encoding, rules).");
+    for (size_t i = 0; i < srv->n_dicts; i++) {
+        serve_dict *d = &srv->dicts[i];
+        struct timespec ts;
+        if (atomic_load(&d->cpu_clock_ok) && clock_gettime(d->cpu_clock, &ts) == 0)
+            prom_sample(t, "saemon_consumer_cpu_seconds_total", LABELS({"dictionary", d->label}),
+                        (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
+    }
+    prom_family(t, "saemon_consumer_idle_cpu_seconds_total", "counter",
+                "CPU time the consumer thread spent waiting for frames (polling a ring in use, "
+                "sleeping on an idle one).");
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        prom_sample(t, "saemon_consumer_idle_cpu_seconds_total", LABELS({"dictionary", srv->dicts[i].label}),
+                    (double)ld(&srv->dicts[i].idle_cpu_ns) * 1e-9);
+    prom_family(t, "saemon_consumer_idle_waits_total", "counter", "Times the consumer thread found no frame and waited.");
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        prom_sample_u64(t, "saemon_consumer_idle_waits_total", LABELS({"dictionary", srv->dicts[i].label}),
+                        ld(&srv->dicts[i].idle_waits));
     prom_family(t, "saemon_alerts_total", "counter", "Alerts raised, by rule, severity and status.");
     for (size_t i = 0; i < srv->n_dicts; i++) {
         serve_dict *d = &srv->dicts[i];

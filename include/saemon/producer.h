@@ -75,7 +75,10 @@ SAEMON_API int saemon_producer_attach(const saemon_producer_options *opt, saemon
  * dtype) for token positions token .. token + n_rows - 1 of `stream`. Rows
  * that do not fit one slot are split into several frames. Returns
  * SAEMON_PRODUCER_OK, SAEMON_PRODUCER_DROPPED (some or all frames dropped) or
- * SAEMON_PRODUCER_EINVAL. Never blocks beyond lossless_wait_us per frame. */
+ * SAEMON_PRODUCER_EINVAL. Never blocks beyond lossless_wait_us per frame, and
+ * makes no system call while saemon consumes the ring (it polls a ring in use;
+ * only the first frame after 250 ms of silence wakes it with one futex call).
+ * docs/serve.md, "What the model's thread pays". */
 SAEMON_API int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token,
                             const void *rows, uint32_t n_rows);
 
@@ -92,6 +95,9 @@ SAEMON_API void saemon_producer_heartbeat(saemon_producer *p);
 SAEMON_API int saemon_producer_get_verdict(const saemon_producer *p, uint64_t stream);
 
 SAEMON_API void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out);
+
+/* Frames published and not yet consumed (0 when not attached). */
+SAEMON_API uint64_t saemon_producer_in_flight(const saemon_producer *p);
 
 /* Release the ring (another producer may attach). NULL is a no-op. */
 SAEMON_API void saemon_producer_detach(saemon_producer *p);

@@ -132,9 +132,19 @@ SAEMON_API saemon_status saemon_ring_create(const saemon_ring_options *opt, saem
 /* Wait up to timeout_ms (0 = poll, <0 = forever) for the next valid frame.
  * Returns 1 (frame filled in), 0 (timeout), -1 (error in err; the ring is
  * unusable). Malformed frames are skipped and counted, never returned. Idle
- * waiting sleeps on a futex (no busy loop). Call saemon_ring_release() when
+ * waiting: see saemon_ring_wait (no busy loop). Call saemon_ring_release() when
  * done with the frame (next() releases an unreleased frame implicitly). */
 SAEMON_API int saemon_ring_next(saemon_ring *r, saemon_frame *f, int timeout_ms, saemon_error *err);
+
+/* Wait up to timeout_ms (0 = just look, <0 = forever) until one of rings[0..n)
+ * has a frame or a producer announcement to handle: returns 1 (call
+ * saemon_ring_next with timeout 0 on each) or 0 (timeout). For a thread that
+ * serves several rings; saemon_ring_next waits the same way on one. Waiting
+ * never makes a producer call the kernel while its ring is in use: the
+ * consumer polls on a timer (~0.4 ms) while frames arrived in the last 250 ms,
+ * and sleeps on the ring's futex only after that (the first frame after the
+ * pause wakes it). docs/ring.md, "Consume". */
+SAEMON_API int saemon_ring_wait(saemon_ring *const *rings, size_t n, int timeout_ms);
 
 /* Hand the slot of the last frame back to the producer. */
 SAEMON_API void saemon_ring_release(saemon_ring *r);

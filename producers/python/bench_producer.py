@@ -2,10 +2,15 @@
 """Python producer cost per token (raw publish and the PyTorch forward hook).
 
 usage: bench_producer.py SAEMON_BENCH_PRODUCER_EXE [--d-in 2304] [--tokens 20000]
+                        [--rate 500 --seconds 4]
 Starts `saemon-bench-producer --serve` as the draining consumer, then times
   * Producer.publish of one float32 row (checksum over rows, and header-only),
   * a forward pass of a hooked module minus the same pass unhooked
-    (decode style: one new position per pass).
+    (decode style: one new position per pass),
+each through the pure-Python producer and, when libsaemon-producer loads
+($SAEMON_PRODUCER_LIB or the loader's path), the ctypes path. Back to back
+(the consumer busy) by default; --rate R paces one token every 1/R s (the
+consumer idle between tokens, as beside a real decoder) and gives p50/p99.
 Prints "key value unit" lines."""
 import argparse
 import os
@@ -39,16 +44,30 @@ def main():
     ap.add_argument("exe")
     ap.add_argument("--d-in", type=int, default=2304)
     ap.add_argument("--tokens", type=int, default=20000)
+    ap.add_argument("--rate", type=float, default=0)
+    ap.add_argument("--seconds", type=float, default=4)
     a = ap.parse_args()
     name = "pybench%d" % os.getpid()
     srv = subprocess.Popen([a.exe, "--serve", name, "--d-in", str(a.d_in)], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, text=True)
     assert srv.stdout.readline().strip() == "READY"
     row = np.random.default_rng(0).standard_normal(a.d_in).astype(np.float32)
-    for mode, wake in (("rows", False), ("header", False), ("rows", True)):
-        with saemon_producer.Producer(name, hook="bench", d_in=a.d_in, checksum=mode, wake=wake) as p:
+    if a.rate > 0:
+        paced(a, name, row)
+        srv.stdin.close()
+        print("consumer_received_dropped_rejected", srv.stdout.read().strip())
+        srv.wait()
+        return
+    native = saemon_producer.native_available()
+    if not native:
+        print("py_native SKIPPED (%s)" % saemon_producer.native_error())
+    for mode, wake, be in (("rows", False, "python"), ("header", False, "python"), ("rows", True, "python"),
+                           ("rows", True, "native"))[:4 if native else 3]:
+        with saemon_producer.open_producer(name, hook="bench", d_in=a.d_in, checksum=mode, wake=wake,
+                                           backend=be) as p:
             timed(lambda i: p.publish(1, i, row), 2000)
-            tag = "py_publish_checksum_%s%s" % (mode, "_wake" if wake else "")
+            tag = "py_publish_native" if be == "native" else \
+                "py_publish_checksum_%s%s" % (mode, "_wake" if wake else "")
             us = timed(lambda i: p.publish(2, i, row), a.tokens, tag)
             print("%s %.3f us wall, %.3f us cpu" % (tag, us, CPU[tag]))
             print("%s_dropped %d frames" % (tag, p.stats["frames_dropped"]))
@@ -68,17 +87,67 @@ def main():
             h.remove()
             print("py_hook_noop %.3f us wall, %.3f us cpu (PyTorch's own cost of having a forward hook)"
                   % (noop - base, CPU["noop"] - CPU["bare"]))
-            for mode in ("rows", "header"):
+            for mode, be in (("rows", "python"), ("header", "python"), ("rows", "native"))[:3 if native else 2]:
                 att = saemon_producer.attach(model, {"0": name}, stream=3, hook_names={"0": "bench"},
-                                             checksum=mode, positions="incremental")
+                                             checksum=mode, positions="incremental", backend=be)
                 timed(lambda i: model(x), 2000)
                 hooked = timed(lambda i: model(x), n, mode)
-                print("py_hook_checksum_%s %.3f us wall, %.3f us cpu (forward %.3f us hooked vs %.3f us bare)"
-                      % (mode, hooked - base, CPU[mode] - CPU["bare"], hooked, base))
+                print("py_hook_%s %.3f us wall, %.3f us cpu (forward %.3f us hooked vs %.3f us bare)"
+                      % ("native" if be == "native" else "checksum_" + mode, hooked - base,
+                         CPU[mode] - CPU["bare"], hooked, base))
                 att.detach()
     srv.stdin.close()
     print("consumer_received_dropped_rejected", srv.stdout.read().strip())
     srv.wait()
+
+
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, int(p * (len(v) - 1)))]
+
+
+def paced(a, name, row):
+    """Per-token cost at a.rate tokens/s, the consumer idle between tokens:
+    publish, and the forward hook (hooked forward minus the bare forward's
+    p50), pure Python and ctypes. Busy-waits between tokens."""
+    n = max(50, int(a.rate * a.seconds))
+    gap = 1e9 / a.rate
+
+    def run(fn):
+        out, t = [], time.perf_counter_ns()
+        for i in range(n + 20):
+            t += gap
+            while time.perf_counter_ns() < t:
+                pass
+            c0 = time.perf_counter_ns()
+            fn(i)
+            out.append((time.perf_counter_ns() - c0) / 1e3)
+        return out[20:]
+    backends = ["python"] + (["native"] if saemon_producer.native_available() else [])
+    if len(backends) == 1:
+        print("py_paced_native SKIPPED (%s)" % saemon_producer.native_error())
+    for be in backends:
+        with saemon_producer.open_producer(name, hook="bench", d_in=a.d_in, backend=be) as p:
+            v = run(lambda i: p.publish(2, i, row))
+            print("py_paced_publish_%s %.0f tokens/s: p50 %.2f us p99 %.2f us (%d tokens, %d dropped)"
+                  % (be, a.rate, pct(v, .5), pct(v, .99), len(v), p.stats["frames_dropped"]))
+    try:
+        import torch
+    except ImportError:
+        print("py_paced_hook SKIPPED (torch not installed for %s)" % sys.executable)
+        return
+    torch.set_num_threads(1)
+    torch.set_grad_enabled(False)
+    model = torch.nn.Sequential(torch.nn.Identity())
+    x = torch.from_numpy(row).reshape(1, 1, a.d_in)
+    bare = pct(run(lambda i: model(x)), .5)
+    for be in backends:
+        att = saemon_producer.attach(model, {"0": name}, stream=3, hook_names={"0": "bench"},
+                                     positions="incremental", backend=be, d_in=a.d_in)
+        v = [t - bare for t in run(lambda i: model(x))]
+        print("py_paced_hook_%s %.0f tokens/s: p50 %.2f us p99 %.2f us per token (hooked forward minus the "
+              "bare forward's p50 %.2f us; %d tokens)" % (be, a.rate, pct(v, .5), pct(v, .99), bare, len(v)))
+        att.detach()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """saemon producer: stream a live model's activations to `saemon serve`.
 
 Pure Python (stdlib mmap/struct/zlib/ctypes); numpy and torch are optional.
-    Producer(ring, hook=..., d_in=...)      publish rows yourself
+    Producer(ring, hook=..., d_in=...)      publish rows yourself (pure Python)
+    open_producer(ring, hook=..., d_in=...) the same through libsaemon-producer (ctypes)
+                                            when it loads, else the pure-Python Producer
     attach(model, {"module.path": "ring"})  PyTorch forward hooks
 Protocol: docs/ring.md in the saemon repository.
 """
 from .ring import (VERDICT_BLOCK, VERDICT_CRITICAL, VERDICT_INFO, VERDICT_NAMES, VERDICT_NONE,
                    VERDICT_WARNING, BusyError, Producer, RefusedError)
+from .native import NativeProducer, native_available, native_error, open_producer
 
 
 def attach(model, rings, stream=0, **kw):
@@ -15,5 +18,5 @@ def attach(model, rings, stream=0, **kw):
     return _attach(model, rings, stream, **kw)
 
 
-__all__ = ["Producer", "attach", "RefusedError", "BusyError", "VERDICT_NONE", "VERDICT_INFO",
+__all__ = ["Producer", "NativeProducer", "open_producer", "native_available", "native_error", "attach", "RefusedError", "BusyError", "VERDICT_NONE", "VERDICT_INFO",
            "VERDICT_WARNING", "VERDICT_CRITICAL", "VERDICT_BLOCK", "VERDICT_NAMES"]

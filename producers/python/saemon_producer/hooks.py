@@ -15,10 +15,14 @@ ones only, so both styles of generation work:
     publishes just the positions after the last one sent.
 `positions="incremental"` or `"full"` forces one interpretation ("auto": a
 pass with more positions than were published so far is a full pass).
+
+backend="auto" (default) publishes through libsaemon-producer (ctypes, the
+tensor's memory handed over directly) when it loads, else in pure Python;
+"native" or "python" forces one (native.py).
 """
 import warnings
 
-from .ring import Producer
+from .native import open_producer
 
 
 def _torch():
@@ -28,7 +32,8 @@ def _torch():
 
 class Attachment:
     def __init__(self, model, rings, stream=0, *, hook_names=None, model_id="", dtype="f32",
-                 lossless_us=0, positions="auto", checksum="rows", wake=False, d_in=None):
+                 lossless_us=0, positions="auto", checksum="rows", wake=True, d_in=None,
+                 backend="auto"):
         if positions not in ("auto", "incremental", "full"):
             raise ValueError("positions must be 'auto', 'incremental' or 'full'")
         self._torch = _torch()
@@ -40,7 +45,7 @@ class Attachment:
         if self._want is None:
             raise ValueError("dtype must be 'f32', 'f16' or 'bf16'")
         self._opts = dict(model=model_id or type(model).__name__, dtype=dtype, lossless_us=lossless_us,
-                          checksum=checksum, wake=wake)
+                          checksum=checksum, wake=wake, backend=backend)
         self.producers = {}
         self._next = {}  # (module path, stream) -> next token position to publish
         self._handles = []
@@ -55,7 +60,7 @@ class Attachment:
     def _producer(self, path, d_in):
         p = self.producers.get(path)
         if p is None:
-            p = Producer(self._rings[path], hook=self._hook_names.get(path, path), d_in=d_in,
+            p = open_producer(self._rings[path], hook=self._hook_names.get(path, path), d_in=d_in,
                          handshake_timeout=1.0, **self._opts)
             if not p.connected:
                 warnings.warn("saemon ring %r is not served yet: activations are dropped (and counted) "
@@ -75,6 +80,16 @@ class Attachment:
         if len(s) != batch:
             raise ValueError("saemon hook: %d stream ids for a batch of %d" % (len(s), batch))
         return s
+
+    def _as_tensor(self, t):
+        """The whole output as one contiguous CPU tensor of the announced dtype."""
+        if t.requires_grad:
+            t = t.detach()
+        if t.dtype != self._want:
+            t = t.to(dtype=self._want)
+        if not t.is_cpu:
+            t = t.to("cpu")
+        return t if t.is_contiguous() else t.contiguous()
 
     def _as_array(self, t):
         """The whole output as one C-contiguous numpy array of the announced
@@ -102,7 +117,18 @@ class Attachment:
                 t = t.reshape(t.shape[0], -1, t.shape[-1])
             batch, n_pos, d = t.shape
             p = self._producer(path, d)
-            arr = self._as_array(t)
+            if getattr(p, "native", False):
+                # libsaemon-producer reads the tensor's memory: no numpy view
+                src = self._as_tensor(t)
+                base, rb = src.data_ptr(), p.row_bytes
+
+                def pub(stream, first, b, off, n):
+                    p.publish_ptr(stream, first, base + (b * n_pos + off) * rb, n)
+            else:
+                arr = self._as_array(t)
+
+                def pub(stream, first, b, off, n):
+                    p.publish(stream, first, arr[b, off:off + n], n)
             for b, stream in enumerate(self._streams(batch)):
                 key = (path, stream)
                 nxt = self._next.get(key, 0)
@@ -110,11 +136,11 @@ class Attachment:
                 if full:
                     if n_pos <= nxt:
                         continue
-                    rows, first = arr[b, nxt:], nxt
+                    off, n = nxt, n_pos - nxt
                 else:
-                    rows, first = arr[b], nxt
-                p.publish(stream, first, rows, rows.shape[0])
-                self._next[key] = first + rows.shape[0]
+                    off, n = 0, n_pos
+                pub(stream, nxt, b, off, n)
+                self._next[key] = nxt + n
         return hook
 
     def new_stream(self, stream):

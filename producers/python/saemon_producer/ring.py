@@ -35,6 +35,8 @@ SHM_DIR = "/dev/shm"
 STREAM_LIMIT = (1 << 56) - 1
 VERDICT_WINDOW = 16
 RECHECK_NS = 5_000_000
+CONSUMER_FRESH_NS = 1_000_000_000  # a consumer heartbeat this recent: it is alive
+MADV_POPULATE_WRITE = 23  # Linux 5.14
 
 FLAG_END_OF_STREAM = 1
 FLAG_GAP = 2
@@ -49,7 +51,7 @@ VERDICT_NONE, VERDICT_INFO, VERDICT_WARNING, VERDICT_CRITICAL, VERDICT_BLOCK = r
 VERDICT_NAMES = ("none", "info", "warning", "critical", "block")
 
 # ring header offsets (docs/ring.md)
-OFF_STATE, OFF_TAIL, OFF_WAKE, OFF_WAITERS = 56, 64, 72, 76
+OFF_STATE, OFF_TAIL, OFF_WAKE, OFF_WAITERS, OFF_CONSUMER_HEARTBEAT = 56, 64, 72, 76, 80
 OFF_JUDGED_GEN, OFF_JUDGEMENT = 88, 92
 OFF_HEAD, OFF_HEARTBEAT, OFF_PRODUCER_PID, OFF_ANNOUNCE_GEN = 128, 136, 176, 180
 OFF_ANN = 192
@@ -170,7 +172,7 @@ class Producer:
     restarts (frames are dropped and counted meanwhile)."""
 
     def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
-                 handshake_timeout=1.0, checksum="rows", wake=False):
+                 handshake_timeout=1.0, checksum="rows", wake=True):
         if not ring_name_valid(ring):
             raise ValueError("ring name must be 1-64 characters of [A-Za-z0-9._-]")
         if dtype not in DTYPES:
@@ -190,9 +192,10 @@ class Producer:
         self._hook_id = fnv1a32(hook)
         self._lossless_ns = int(lossless_us) * 1000
         self._csum = CSUM_CRC32 if checksum == "rows" else CSUM_CRC32_HEADER
-        # Waking a sleeping consumer costs a ctypes futex call per idle->busy
-        # transition (5-50 us from Python, more on a loaded host); without it
-        # the consumer notices the frame on its next 1 ms poll.
+        # The consumer polls a ring in use and sleeps on the futex only after
+        # 250 ms of silence: then the first frame wakes it (one ctypes futex
+        # call, 5-50 us). wake=False skips that call; the consumer then sees
+        # that first frame on its next cold re-check, up to 100 ms later.
         self._wake_consumer = bool(wake)
         self._hdr = bytearray(_frame.size)
         self._seg = None
@@ -201,6 +204,7 @@ class Producer:
         self._gap_all = False
         self._dropped_pending = 0
         self._next_check = 0
+        self._seen_tail = -1
         self.stats = {"frames_published": 0, "tokens_published": 0, "frames_dropped": 0,
                       "tokens_dropped": 0, "reattaches": 0}
         self.refuse_reason = ""
@@ -232,6 +236,7 @@ class Producer:
         self._slots, self._mask = seg.slots, seg.slots - 1
         self._slot_bytes, self._slots_off = seg.slot_bytes, seg.slots_off
         self._rows_per_frame = (seg.slot_bytes - FRAME_HEADER_BYTES) // self.row_bytes
+        self._prefault(seg)
         self._head = q[OFF_HEAD // 8]
         self._counters = list(q[18:22])  # 144: tokens_produced, frames/tokens dropped, frames_published
         flags = 1 if self._lossless_ns else 0
@@ -245,6 +250,23 @@ class Producer:
         self._state = "pending"
         self._wake()
         return True
+
+    def _prefault(self, seg):
+        """Map the pages a one-row frame touches in every slot now (as the C
+        producer does), not with a page fault per slot on the model's thread.
+        Best effort: MADV_POPULATE_WRITE needs Linux 5.14."""
+        import mmap
+        page, nbytes = mmap.PAGESIZE, FRAME_HEADER_BYTES + self.row_bytes
+        try:
+            if nbytes * 2 >= seg.slot_bytes:
+                seg.mm.madvise(MADV_POPULATE_WRITE, seg.slots_off, seg.slots * seg.slot_bytes)
+                return
+            for i in range(seg.slots):
+                a = seg.slots_off + i * seg.slot_bytes
+                start = a - a % page
+                seg.mm.madvise(MADV_POPULATE_WRITE, start, -(-(a + nbytes - start) // page) * page)
+        except (OSError, ValueError, AttributeError):
+            pass
 
     def _disconnect(self):
         if self._seg is not None:
@@ -275,6 +297,18 @@ class Producer:
             return False
         return (st.st_dev, st.st_ino) == self._seg.ino
 
+    def _consumer_live(self, now):
+        """The consumer refreshed its heartbeat lately or consumed since the last
+        check: a consumer replacing it would have retired the segment first, so
+        the name need not be looked up (no system call on the model's thread)."""
+        if self._u[OFF_STATE // 4] != STATE_READY:
+            return False
+        q = self._q
+        hb, tail = q[OFF_CONSUMER_HEARTBEAT // 8], q[OFF_TAIL // 8]
+        moved = tail != self._seen_tail
+        self._seen_tail = tail
+        return moved or (hb and hb + CONSUMER_FRESH_NS > now)
+
     def _maintain(self, now):
         if self._seg is not None:
             self._q[OFF_HEARTBEAT // 8] = now
@@ -283,7 +317,7 @@ class Producer:
         if now < self._next_check:
             return
         self._next_check = now + RECHECK_NS
-        if self._seg is not None and self._segment_current():
+        if self._seg is not None and (self._consumer_live(now) or self._segment_current()):
             return
         self._disconnect()
         if self._connect():
