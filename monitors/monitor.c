@@ -261,6 +261,20 @@ void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_aler
     stream_map_remove(&mon->streams, stream);
 }
 
+size_t saemon_monitor_end_all_streams(saemon_monitor *mon, saemon_alert_fn fn, void *user)
+{
+    if (!mon)
+        return 0;
+    size_t ended = 0;
+    /* removal shifts later entries back into the freed slot: re-check it */
+    for (size_t i = 0; i < mon->streams.cap; i++)
+        while (mon->streams.slots[i].used) {
+            saemon_monitor_end_stream(mon, mon->streams.slots[i].id, fn, user);
+            ended++;
+        }
+    return ended;
+}
+
 void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,
                             void *user)
 {

@@ -91,6 +91,7 @@ saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **o
     r->expected_d_in = opt->d_in;
     snprintf(r->expected_hook, sizeof r->expected_hook, "%s", opt->hook ? opt->hook : "");
     r->allow_nonfinite = opt->allow_nonfinite;
+    r->evaluated_by_caller = opt->evaluated_by_caller;
     pthread_mutex_init(&r->lock, NULL);
     /* raw: the slot bytes; rows: the largest frame converted to fp32
      * (2-byte dtypes double in size). */
@@ -201,6 +202,8 @@ static void advance(saemon_ring *r)
     r->tail++;
     __atomic_store_n(&r->h->tail, r->tail, __ATOMIC_RELEASE);
     __atomic_store_n(&r->tail_shared, r->tail, __ATOMIC_RELAXED);
+    if (!r->evaluated_by_caller) /* done with the frame = its verdicts are visible */
+        ring_set_evaluated(r, r->tail);
 }
 
 static int reject(saemon_ring *r, saemon_ring_reject why, const frame_header *fh)
@@ -276,6 +279,7 @@ static int take_frame(saemon_ring *r, saemon_frame *f)
         .rows = r->rows,
         .gap = gap || (fh.flags & (FRAME_FLAG_GAP | FRAME_FLAG_GAP_ALL)),
         .end_of_stream = end,
+        .new_producer = (fh.flags & FRAME_FLAG_RESET) != 0,
         .dropped = fh.dropped,
     };
     bump(&r->frames_received, 1);
@@ -382,6 +386,9 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
         out->frames_rejected_total += out->frames_rejected[i];
     }
     out->producers_refused = __atomic_load_n(&r->producers_refused, __ATOMIC_RELAXED);
+    for (int i = 0; i <= SAEMON_VERDICT_BLOCK; i++)
+        out->verdicts_evicted[i] = __atomic_load_n(&r->verdicts_evicted[i], __ATOMIC_RELAXED);
+    out->verdict_entries = r->verdict_entries;
     uint64_t last = __atomic_load_n(&r->last_frame_ns, __ATOMIC_RELAXED);
     out->last_frame_age_s = last ? (double)(now - last) * 1e-9 : -1.0;
     if (!h)

@@ -46,6 +46,7 @@ static void usage(FILE *f)
             "  --hook NAME          refuse producers that announce another hook (default: any)\n"
             "  --slots N            frames a ring holds, a power of two (default %d)\n"
             "  --max-rows N         rows (tokens) per frame (default %d)\n"
+            "  --verdict-entries N  per-ring verdict table, a power of two (default %d; docs/serve.md)\n"
             "  --name LABEL         dictionary label in metrics and logs\n"
             "  --feature-labels F   feature explanations (Neuronpedia JSON) for alerts\n"
             "  --metrics ADDR:PORT  serve /metrics and /healthz (e.g. 127.0.0.1:9464; port 0 = any free)\n"
@@ -54,7 +55,7 @@ static void usage(FILE *f)
             CLI_PLAN_USAGE
             "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n" CLI_SINK_USAGE
                 CLI_ENCODER_USAGE,
-            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_HEARTBEAT_S);
+            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_VERDICT_ENTRIES, SERVE_DEFAULT_HEARTBEAT_S);
 }
 
 typedef struct serve_flags {
@@ -62,7 +63,7 @@ typedef struct serve_flags {
     serve_dict_config one; /* flag mode: the one dictionary */
     const char *ring_names[SERVE_MAX_RINGS];
     size_t n_rings;
-    uint64_t slots, max_rows;
+    uint64_t slots, max_rows, verdict_entries;
     const char *metrics, *web_config, *features, *encode;
     double heartbeat;
     cli_sink_flags sinks;
@@ -89,6 +90,7 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         {"rules", required_argument, 0, 'r'}, {"ring", required_argument, 0, 'g'},
         {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
         {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'A'},
+        {"verdict-entries", required_argument, 0, 'V'},
         {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
         {"web-config", required_argument, 0, 'w'}, CLI_PLAN_LONG_OPTION,
         {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
@@ -110,6 +112,14 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         case 'k': fl->one.hook = optarg; break;
         case 'n': if (!parse_u64("--slots", optarg, 1u << 20, &fl->slots)) return CLI_USAGE; break;
         case 'm': if (!parse_u64("--max-rows", optarg, 1u << 16, &fl->max_rows)) return CLI_USAGE; break;
+        case 'V':
+            if (!parse_u64("--verdict-entries", optarg, 1u << 24, &fl->verdict_entries))
+                return CLI_USAGE;
+            if (fl->verdict_entries < 16 || (fl->verdict_entries & (fl->verdict_entries - 1))) {
+                fprintf(stderr, "saemon serve: --verdict-entries must be a power of two in 16..2^24\n");
+                return CLI_USAGE;
+            }
+            break;
         case 'A': fl->one.name = optarg; break;
         case 'N':
             if (strcmp(optarg, "auto") && strcmp(optarg, "rules") && strcmp(optarg, "all")) {
@@ -178,6 +188,8 @@ static bool config_from_flags(const serve_flags *fl, serve_config *c)
         d->rings[i].name = strdup(fl->ring_names[i]);
         d->rings[i].slots = fl->slots ? (uint32_t)fl->slots : SERVE_DEFAULT_SLOTS;
         d->rings[i].max_rows = fl->max_rows ? (uint32_t)fl->max_rows : SERVE_DEFAULT_MAX_ROWS;
+        d->rings[i].verdict_entries = fl->verdict_entries ? (uint32_t)fl->verdict_entries
+                                                          : SERVE_DEFAULT_VERDICT_ENTRIES;
         if (!d->rings[i].name)
             return false;
     }
@@ -288,6 +300,8 @@ static bool open_dict(serve *srv, size_t i)
             .max_rows_per_frame = sr->cfg->max_rows,
             .d_in = (uint32_t)d->info->d_in,
             .hook = dc->hook,
+            .verdict_entries = sr->cfg->verdict_entries,
+            .evaluated_by_caller = true, /* frames are gathered, released, then evaluated */
         };
         if (saemon_ring_create(&ro, &sr->ring, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
@@ -306,9 +320,11 @@ static bool open_dict(serve *srv, size_t i)
             }
             saemon_monitor_set_capture(sr->monitor, serve_capture_fn, sr);
         }
-        serve_log("info", "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " d_in=%zu hook=%s",
+        serve_log("info",
+                  "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " verdict_entries=%" PRIu32
+                  " d_in=%zu hook=%s",
                   d->label, sr->cfg->name, saemon_ring_shm_name(sr->ring), sr->cfg->slots, sr->cfg->max_rows,
-                  d->info->d_in, dc->hook ? dc->hook : "(any)");
+                  sr->cfg->verdict_entries, d->info->d_in, dc->hook ? dc->hook : "(any)");
     }
     serve_log("info", "dictionary=%s sae=%s d_in=%zu d_sae=%zu kernel=%s threads=%zu rules=%s (%zu enabled)",
               d->label, dc->sae, d->info->d_in, d->info->d_sae, saemon_encoder_variant(d->encoder),
@@ -479,10 +495,10 @@ static void report_rings(serve *srv)
                               (int)st.producer_pid, st.refuse_reason);
                 r->logged_state = st.producer_state;
                 r->logged_pid = st.producer_pid;
+                r->logged_down = false; /* a new producer: its own "attached" line says so */
             }
             /* Down: attached (not cleanly detached) but dead or silent. */
-            bool down = st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached &&
-                        (!st.producer_alive || st.heartbeat_age_s > srv->cfg.heartbeat_timeout_s);
+            bool down = serve_producer_down(srv, &st);
             if (down != r->logged_down) {
                 if (down)
                     serve_log("warning", "dictionary=%s ring=%s producer %s (last heartbeat %.1f s ago)", dl, rn,

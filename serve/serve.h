@@ -53,6 +53,7 @@ typedef struct serve_ring {
     _Atomic uint64_t gaps;          /* frames that arrived after lost tokens of their stream */
     _Atomic uint64_t streams_ended;
     _Atomic uint64_t verdicts[5];   /* raised to each saemon_verdict level */
+    _Atomic uint64_t streams_open;  /* the monitor's stream count, after each batch */
     /* main thread only: what was last logged about the producer */
     saemon_ring_producer_state logged_state;
     int32_t logged_pid;
@@ -119,6 +120,8 @@ void serve_gather_free(serve_dict *d);
 /* Metrics (serve_metrics.c). */
 void serve_metrics_render(void *srv, prom_text *out);
 bool serve_healthy(void *srv, char *why, size_t len);
+/* Attached (not cleanly detached) and gone or silent past heartbeat_timeout. */
+bool serve_producer_down(const struct serve *srv, const saemon_ring_stats *st);
 void serve_count_alert(serve_dict *d, const saemon_alert *a);
 
 /* "ts=... level=info msg=\"...\"" lines on stderr (logfmt). */

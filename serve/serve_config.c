@@ -13,7 +13,7 @@
  *       rules: villes-rules.yaml
  *       threads: 1
  *       rings:
- *         - {name: villes-0, slots: 256, max_rows: 64}
+ *         - {name: villes-0, slots: 256, max_rows: 64, verdict_entries: 4096}
  *
  * Every field is checked before anything is opened; errors are file:line:column. */
 #include "serve/serve_config.h"
@@ -33,7 +33,7 @@ static const char *const root_keys[] = {"version", "metrics", "web_config", "sin
                                         "dictionaries", NULL};
 static const char *const dict_keys[] = {"name", "sae", "hook", "rules", "feature_labels", "threads",
                                         "batch", "rings", NULL};
-static const char *const ring_keys[] = {"name", "slots", "max_rows", NULL};
+static const char *const ring_keys[] = {"name", "slots", "max_rows", "verdict_entries", NULL};
 
 typedef struct parse {
     walk *w;
@@ -110,6 +110,7 @@ static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_con
         return s;
     r->slots = SERVE_DEFAULT_SLOTS;
     r->max_rows = SERVE_DEFAULT_MAX_ROWS;
+    r->verdict_entries = SERVE_DEFAULT_VERDICT_ENTRIES;
     if (node->type == YAML_SCALAR_NODE) { /* "- villes-0": a name and the defaults */
         const char *text;
         if ((s = walk_string(w, node, "a ring", &text)) != SAEMON_OK)
@@ -136,6 +137,14 @@ static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_con
         if (v == 0)
             return walk_fail(w, walk_get(w, node, "max_rows", NULL), "'max_rows' is 0; expected 1 to 65536");
         r->max_rows = (uint32_t)v;
+        v = r->verdict_entries;
+        if ((s = get_count(w, node, "verdict_entries", 1u << 24, &v)) != SAEMON_OK)
+            return s;
+        if (v < 16 || (v & (v - 1)))
+            return walk_fail(w, walk_get(w, node, "verdict_entries", NULL),
+                             "'verdict_entries' is %llu; expected a power of two from 16 to 16777216",
+                             (unsigned long long)v);
+        r->verdict_entries = (uint32_t)v;
     }
     if (!ring_name_ok(r->name))
         return walk_fail(w, node, "ring name \"%.60s\" is not valid; expected 1-64 characters from "

@@ -18,6 +18,7 @@ typedef struct serve_ring_config {
     char *name;        /* shared-memory name, without the leading '/' */
     uint32_t slots;    /* frames the ring holds; a power of two */
     uint32_t max_rows; /* rows (tokens) per frame */
+    uint32_t verdict_entries; /* per-stream verdict table, a power of two (docs/serve.md) */
 } serve_ring_config;
 
 typedef struct serve_dict_config {
@@ -50,6 +51,7 @@ typedef struct serve_config {
 /* Defaults for a ring / dictionary entry. */
 #define SERVE_DEFAULT_SLOTS 256
 #define SERVE_DEFAULT_MAX_ROWS 64
+#define SERVE_DEFAULT_VERDICT_ENTRIES 4096
 #define SERVE_DEFAULT_BATCH 64
 #define SERVE_DEFAULT_HEARTBEAT_S 10.0
 

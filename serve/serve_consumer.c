@@ -162,6 +162,9 @@ static void observe(serve_ring *r, const gather_entry *e, const saemon_features 
         if (r->history)
             serve_history_forget(r->history, e->stream);
         saemon_monitor_end_stream(r->monitor, e->stream, on_alert, r);
+        /* every row of the sequence was evaluated above: a new sequence on
+         * this id starts with a clean verdict */
+        saemon_ring_end_verdict(r->ring, e->stream);
         atomic_fetch_add_explicit(&r->streams_ended, 1, memory_order_relaxed);
     }
 }
@@ -185,12 +188,34 @@ static bool encode_entries(serve_dict *d, serve_ring *r, const float *rows, size
     return true;
 }
 
+/* Encode and evaluate the gathered frames; then every frame released so far
+ * has had its rules run, and producers waiting for verdicts may read them. */
 static bool flush(serve_dict *d, serve_ring *r)
 {
     struct serve_gather *g = d->gather;
     bool ok = encode_entries(d, r, g->rows, g->n_rows, g->entries, g->n_entries);
     g->n_rows = g->n_entries = 0;
+    if (ok) {
+        saemon_ring_evaluated(r->ring);
+        atomic_store_explicit(&r->streams_open, saemon_monitor_stream_count(r->monitor), memory_order_relaxed);
+    }
     return ok;
+}
+
+/* The first frame of a newly attached producer: the previous producer is
+ * gone, so are its streams. Evaluate what it published, resolve its streams,
+ * forget its verdicts, before this frame's rows are evaluated. */
+static bool new_producer(serve_dict *d, serve_ring *r)
+{
+    if (!flush(d, r))
+        return false;
+    size_t n = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
+    saemon_ring_clear_verdicts(r->ring);
+    atomic_fetch_add_explicit(&r->streams_ended, n, memory_order_relaxed);
+    if (n)
+        serve_log("info", "dictionary=%s ring=%s new producer: %zu streams of the previous one ended", d->label,
+                  r->cfg->name, n);
+    return true;
 }
 
 /* A frame larger than a batch goes straight from the ring, in batch chunks. */
@@ -212,6 +237,8 @@ static bool take_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
 {
     struct serve_gather *g = d->gather;
     size_t batch = saemon_encoder_max_batch(d->encoder);
+    if (f->new_producer && !new_producer(d, r))
+        return false;
     if (f->gap) {
         /* The monitor starts a new sequence when token positions do not
          * follow each other, so windows never bridge the lost tokens. */

@@ -138,12 +138,28 @@ static void render_rings(prom_text *t, serve *srv)
                 "Seconds since the producer's last heartbeat (-1: never).");
     EACH_RING prom_sample(t, "saemon_producer_heartbeat_age_seconds", LABELS(RL), v[k].st.heartbeat_age_s);
     prom_family(t, "saemon_producer_up", "gauge",
-                "1 when an accepted producer is attached and heartbeating within heartbeat_timeout.");
+                "1 when an accepted producer is attached and heartbeating within heartbeat_timeout "
+                "(0 also when none is attached: alert on saemon_producer_down).");
     EACH_RING {
         bool up = v[k].st.producer_alive && v[k].st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED &&
                   v[k].st.heartbeat_age_s >= 0 && v[k].st.heartbeat_age_s <= srv->cfg.heartbeat_timeout_s;
         prom_sample_u64(t, "saemon_producer_up", LABELS(RL), up);
     }
+    prom_family(t, "saemon_producer_down", "gauge",
+                "1 when an accepted producer that did not detach cleanly is gone or its library heartbeat "
+                "is older than heartbeat_timeout (an idle model, a clean detach or no producer yet is 0).");
+    EACH_RING prom_sample_u64(t, "saemon_producer_down", LABELS(RL), serve_producer_down(srv, &v[k].st));
+    prom_family(t, "saemon_verdicts_evicted_total", "counter",
+                "Verdicts lost because their stream's window of the verdict table was full, by the severity "
+                "lost (a block is never displaced; a block counted here found its window full of blocks).");
+    EACH_RING for (int lvl = 1; lvl <= SAEMON_VERDICT_BLOCK; lvl++)
+        prom_sample_u64(t, "saemon_verdicts_evicted_total",
+                        LABELS(RL, {"severity", saemon_verdict_name((saemon_verdict)lvl)}),
+                        v[k].st.verdicts_evicted[lvl]);
+    prom_family(t, "saemon_verdict_table_entries", "gauge", "Size of the ring's verdict table (verdict_entries).");
+    EACH_RING prom_sample_u64(t, "saemon_verdict_table_entries", LABELS(RL), v[k].st.verdict_entries);
+    prom_family(t, "saemon_streams_open", "gauge", "Streams with rule state (started, not ended yet).");
+    EACH_RING prom_sample_u64(t, "saemon_streams_open", LABELS(RL), ld(&v[k].r->streams_open));
     prom_family(t, "saemon_producer_info", "gauge", "The producer's announcement (value 1).");
     EACH_RING if (v[k].st.producer_state != SAEMON_RING_PRODUCER_NONE)
         prom_sample_u64(t, "saemon_producer_info",
@@ -257,6 +273,13 @@ void serve_metrics_render(void *arg, prom_text *t)
     render_rings(t, srv);
     render_dicts(t, srv);
     render_sinks(t, srv);
+}
+
+bool serve_producer_down(const serve *srv, const saemon_ring_stats *st)
+{
+    bool detached = st->producer_pid == 0; /* a clean detach clears the pid */
+    return st->producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached &&
+           (!st->producer_alive || st->heartbeat_age_s > srv->cfg.heartbeat_timeout_s);
 }
 
 bool serve_healthy(void *arg, char *why, size_t len)

@@ -249,6 +249,10 @@ SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
  * number of streams it has seen. A later token of the same id starts afresh. */
 SAEMON_API void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user);
 
+/* saemon_monitor_end_stream for every stream tracked (their producer is gone,
+ * or the daemon stops). Returns the number of streams ended. */
+SAEMON_API size_t saemon_monitor_end_all_streams(saemon_monitor *mon, saemon_alert_fn fn, void *user);
+
 /* Rule unit tests (docs/rules.md "Rule unit tests"): run every test of the
  * YAML test file at `path`, printing PASS/FAIL per test (with a diff) to
  * `report`. *n_failed gets the number of failing tests. A malformed test or
