@@ -667,18 +667,21 @@ void saemon_producer_get_stats(const saemon_producer *cp, saemon_producer_stats 
 
 /* ---- the library heartbeat thread ---- */
 
-/* Every hb_ms: refresh heartbeat_ns, poll the judgement, re-attach after a
- * consumer restart and publish pending end-of-stream frames, so saemon sees
- * the process alive while the model is idle (docs/ring.md). */
+/* Every hb_ms (every 1 ms while end-of-stream frames are pending): refresh
+ * heartbeat_ns, poll the judgement, re-attach after a consumer restart and
+ * publish pending end-of-stream frames, so saemon sees the process alive
+ * while the model is idle (docs/ring.md). */
 static void *heartbeat_main(void *arg)
 {
     saemon_producer *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->hb_stop) {
+        /* pending end-of-stream frames: look for room every millisecond */
+        uint32_t ms = p->eos_n ? 1 : p->hb_ms;
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += p->hb_ms / 1000;
-        until.tv_nsec += (long)(p->hb_ms % 1000) * 1000000L;
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (long)(ms % 1000) * 1000000L;
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;

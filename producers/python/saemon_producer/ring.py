@@ -107,7 +107,8 @@ def _heartbeat_main(ref, stop, period):
     """Library heartbeat thread: keeps saemon seeing the process alive while
     the model is idle, re-attaches after a consumer restart, publishes pending
     end-of-stream frames. Holds only a weak reference to the producer."""
-    while not stop.wait(period):
+    wait = period
+    while not stop.wait(wait):
         p = ref()
         if p is None:
             return
@@ -115,6 +116,7 @@ def _heartbeat_main(ref, stop, period):
             p.heartbeat()
         except Exception:  # never let the thread die loudly; the next tick retries
             pass
+        wait = 0.001 if p._eos else period  # pending ends: look for room every millisecond
         del p
 
 
