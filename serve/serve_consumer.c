@@ -323,6 +323,14 @@ void *serve_consumer_main(void *arg)
                 ;
             if (n < 0)
                 break;
+            /* Nothing evaluates these streams any more: resolve what fires. */
+            for (size_t i = 0; i < d->n_rings; i++) {
+                serve_ring *r = &d->rings[i];
+                size_t ended = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
+                if (ended)
+                    serve_log("info", "dictionary=%s ring=%s stopping: %zu open streams ended", d->label,
+                              r->cfg->name, ended);
+            }
             return NULL;
         }
         int n = poll_rings(d, 50);

@@ -69,7 +69,7 @@ typedef struct saemon_producer_stats {
     uint64_t tokens_dropped;
     uint64_t reattaches;       /* times the producer found a new consumer segment */
     uint64_t eos_pending;      /* end-of-stream frames waiting for room (published first) */
-    uint64_t eos_lost;         /* end-of-stream frames dropped (more than 4096 waiting) */
+    uint64_t eos_lost;         /* end-of-stream frames dropped (more than 2^20 waiting, or no memory) */
     uint64_t verdict_timeouts; /* saemon_producer_verdict_wait calls that timed out */
     bool connected;            /* attached to a live segment and not refused */
     bool refused;

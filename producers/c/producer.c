@@ -22,7 +22,7 @@
 #define RECHECK_NS 5000000u /* look for a restarted consumer at most every 5 ms */
 #define GAP_SET 128         /* streams remembered as "lost a frame" until their next frame */
 #define ENDED_MAX 1024      /* ended streams whose end saemon has not evaluated yet */
-#define EOS_PENDING_MAX 4096 /* end-of-stream frames waiting for room in the ring */
+#define EOS_PENDING_MAX (1u << 20) /* end-of-stream frames waiting for room (16 B each, grown on demand) */
 #define HEARTBEAT_MS_DEFAULT 1000
 
 enum { P_DISCONNECTED, P_PENDING, P_ACCEPTED, P_REFUSED };
@@ -70,8 +70,8 @@ struct saemon_producer {
 
     /* end-of-stream frames that found the ring full: published before any
      * other frame, never dropped (unless EOS_PENDING_MAX are waiting) */
-    struct { uint64_t stream, token; } eos[EOS_PENDING_MAX];
-    uint32_t eos_first, eos_n;
+    struct eos_entry { uint64_t stream, token; } *eos; /* circular, eos_cap entries */
+    uint32_t eos_first, eos_n, eos_cap;
 
     /* library heartbeat thread: every call below runs under `mu` */
     pthread_mutex_t mu;
@@ -419,10 +419,30 @@ static void flush_eos(saemon_producer *p)
     while (p->eos_n && has_room(p)) {
         uint32_t i = p->eos_first;
         write_frame(p, p->eos[i].stream, p->eos[i].token, NULL, 0, FRAME_FLAG_END_OF_STREAM);
-        p->eos_first = (p->eos_first + 1) % EOS_PENDING_MAX;
+        p->eos_first = (p->eos_first + 1) % p->eos_cap;
         p->eos_n--;
     }
     p->stats.eos_pending = p->eos_n;
+}
+
+/* Room in the pending-ends queue for one more (grown by doubling). */
+static bool eos_reserve(saemon_producer *p)
+{
+    if (p->eos_n < p->eos_cap)
+        return true;
+    if (p->eos_cap >= EOS_PENDING_MAX)
+        return false;
+    uint32_t ncap = p->eos_cap ? p->eos_cap * 2 : 64;
+    struct eos_entry *ne = malloc((size_t)ncap * sizeof *ne);
+    if (!ne)
+        return false;
+    for (uint32_t n = 0; n < p->eos_n; n++) /* unwrap */
+        ne[n] = p->eos[(p->eos_first + n) % p->eos_cap];
+    free(p->eos);
+    p->eos = ne;
+    p->eos_cap = ncap;
+    p->eos_first = 0;
+    return true;
 }
 
 /* Room for one frame after the pending ends. */
@@ -455,9 +475,9 @@ static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, co
                          uint32_t n_rows, uint16_t flags, uint64_t now)
 {
     if (!ready_for_frame(p) && !(p->lossless_wait_us && wait_for_space(p, now))) {
-        if ((flags & FRAME_FLAG_END_OF_STREAM) && n_rows == 0 && p->eos_n < EOS_PENDING_MAX) {
+        if ((flags & FRAME_FLAG_END_OF_STREAM) && n_rows == 0 && eos_reserve(p)) {
             /* never lost: published before the next frame, heartbeat or detach */
-            uint32_t i = (p->eos_first + p->eos_n) % EOS_PENDING_MAX;
+            uint32_t i = (p->eos_first + p->eos_n) % p->eos_cap;
             p->eos[i].stream = stream;
             p->eos[i].token = token;
             p->eos_n++;
@@ -831,5 +851,6 @@ void saemon_producer_detach(saemon_producer *p)
     disconnect(p);
     pthread_cond_destroy(&p->stop_cv);
     pthread_mutex_destroy(&p->mu);
+    free(p->eos);
     free(p);
 }
