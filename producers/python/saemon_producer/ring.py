@@ -143,6 +143,30 @@ def ring_name_valid(name):
     return 0 < len(name) <= 64 and name[0] != "." and all(c in ok for c in name)
 
 
+def ring_expectations(ring):
+    """(d_in, hook) the consumer serving `ring` expects (0 / "" = any), or None
+    when the ring is not served yet. Raises PermissionError when the ring
+    exists but this user may not open it."""
+    path = os.path.join(SHM_DIR, SHM_PREFIX + ring)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        head = os.pread(fd, 640, 0)
+    finally:
+        os.close(fd)
+    if len(head) < 640:
+        return None
+    magic, version = struct.unpack_from("<IH", head, 0)
+    state, = struct.unpack_from("<I", head, OFF_STATE)
+    if magic != RING_MAGIC or version != RING_VERSION or state != STATE_READY:
+        return None
+    d_in, = struct.unpack_from("<I", head, 44)
+    hook = head[512:640].split(b"\0")[0].decode("utf-8", "replace")
+    return d_in, hook
+
+
 class RefusedError(RuntimeError):
     """saemon refused the producer's announcement (wrong hook, d_in, dtype)."""
 
