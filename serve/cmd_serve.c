@@ -53,9 +53,14 @@ static void usage(FILE *f)
             "  --web-config FILE    TLS and basic auth for it: a Prometheus exporter web config file\n"
             "  --features FILE      also write every token's features as JSON lines (for checking)\n"
             CLI_PLAN_USAGE
-            "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n" CLI_SINK_USAGE
+            "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n"
+            "  --stream-idle-timeout S  end (resolve, free) a ring's open streams after S seconds\n"
+            "                       without a frame (default %g; 0 = never)\n"
+            "  --max-streams N      streams with rule state per ring (default %d); more go unmonitored,\n"
+            "                       counted, and /healthz answers 503\n" CLI_SINK_USAGE
                 CLI_ENCODER_USAGE,
-            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_VERDICT_ENTRIES, SERVE_DEFAULT_HEARTBEAT_S);
+            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_VERDICT_ENTRIES, SERVE_DEFAULT_HEARTBEAT_S,
+            SERVE_DEFAULT_STREAM_IDLE_S, SERVE_DEFAULT_MAX_STREAMS);
 }
 
 typedef struct serve_flags {
@@ -65,7 +70,9 @@ typedef struct serve_flags {
     size_t n_rings;
     uint64_t slots, max_rows, verdict_entries;
     const char *metrics, *web_config, *features, *encode;
-    double heartbeat;
+    double heartbeat, stream_idle;
+    bool stream_idle_set;
+    uint64_t max_streams;
     cli_sink_flags sinks;
     saemon_encoder_options enc;
 } serve_flags;
@@ -90,7 +97,8 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         {"rules", required_argument, 0, 'r'}, {"ring", required_argument, 0, 'g'},
         {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
         {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'A'},
-        {"verdict-entries", required_argument, 0, 'V'},
+        {"verdict-entries", required_argument, 0, 'V'}, {"max-streams", required_argument, 0, 'M'},
+        {"stream-idle-timeout", required_argument, 0, 'I'},
         {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
         {"web-config", required_argument, 0, 'w'}, CLI_PLAN_LONG_OPTION,
         {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
@@ -112,6 +120,23 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         case 'k': fl->one.hook = optarg; break;
         case 'n': if (!parse_u64("--slots", optarg, 1u << 20, &fl->slots)) return CLI_USAGE; break;
         case 'm': if (!parse_u64("--max-rows", optarg, 1u << 16, &fl->max_rows)) return CLI_USAGE; break;
+        case 'M':
+            if (!parse_u64("--max-streams", optarg, (uint64_t)1 << 32, &fl->max_streams) || !fl->max_streams) {
+                fprintf(stderr, "saemon serve: --max-streams expects 1 to 4294967296\n");
+                return CLI_USAGE;
+            }
+            break;
+        case 'I': {
+            char *end;
+            fl->stream_idle = strtod(optarg, &end);
+            if (end == optarg || *end || !(fl->stream_idle >= 0) || fl->stream_idle > 86400.0 * 30) {
+                fprintf(stderr, "saemon serve: --stream-idle-timeout expects seconds (0 = never), got '%s'\n",
+                        optarg);
+                return CLI_USAGE;
+            }
+            fl->stream_idle_set = true;
+            break;
+        }
         case 'V':
             if (!parse_u64("--verdict-entries", optarg, 1u << 24, &fl->verdict_entries))
                 return CLI_USAGE;
@@ -194,6 +219,8 @@ static bool config_from_flags(const serve_flags *fl, serve_config *c)
             return false;
     }
     c->heartbeat_timeout_s = SERVE_DEFAULT_HEARTBEAT_S;
+    c->stream_idle_timeout_s = SERVE_DEFAULT_STREAM_IDLE_S;
+    c->max_streams = SERVE_DEFAULT_MAX_STREAMS;
     return true;
 }
 
@@ -208,6 +235,10 @@ static bool apply_overrides(const serve_flags *fl, serve_config *c)
         return false;
     if (fl->heartbeat > 0)
         c->heartbeat_timeout_s = fl->heartbeat;
+    if (fl->stream_idle_set)
+        c->stream_idle_timeout_s = fl->stream_idle;
+    if (fl->max_streams)
+        c->max_streams = fl->max_streams;
     if (fl->enc.cpus && !(free(c->cpus), c->cpus = strdup(fl->enc.cpus)))
         return false;
     if (fl->enc.exclude_cpus && !(free(c->exclude_cpus), c->exclude_cpus = strdup(fl->enc.exclude_cpus)))
@@ -305,7 +336,7 @@ static bool open_dict(serve *srv, size_t i)
         };
         if (saemon_ring_create(&ro, &sr->ring, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
-        saemon_monitor_options mo = {.resolved = srv->cfg.resolved};
+        saemon_monitor_options mo = {.resolved = srv->cfg.resolved, .max_streams = (size_t)srv->cfg.max_streams};
         if (saemon_monitor_create(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
         if (window) {

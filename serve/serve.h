@@ -54,6 +54,9 @@ typedef struct serve_ring {
     _Atomic uint64_t streams_ended;
     _Atomic uint64_t verdicts[5];   /* raised to each saemon_verdict level */
     _Atomic uint64_t streams_open;  /* the monitor's stream count, after each batch */
+    _Atomic uint64_t unmonitored;   /* sequences refused at max_streams (saemon_monitor_unmonitored) */
+    _Atomic uint64_t unmonitored_ns; /* CLOCK_MONOTONIC of the last increase */
+    _Atomic uint64_t streams_idle_ended; /* ended by stream_idle_timeout */
     /* main thread only: what was last logged about the producer */
     saemon_ring_producer_state logged_state;
     int32_t logged_pid;
@@ -91,6 +94,7 @@ struct serve_dict {
     serve_hist encode_seconds;
     _Atomic uint64_t reloads_ok, reloads_failed;
     struct serve_gather *gather;           /* the consumer's batch of gathered frames */
+    uint64_t idle_check_ns;                /* consumer thread: next stream_idle_timeout check */
     pthread_mutex_t alerts_mu;
     serve_alert_count *alerts;
     size_t n_alerts, cap_alerts;

@@ -5,6 +5,8 @@
  *   sinks: sinks.yaml
  *   resolved: true
  *   heartbeat_timeout: 10
+ *   stream_idle_timeout: 300
+ *   max_streams: 65536
  *   cpus: "2-3"
  *   dictionaries:
  *     - name: villes
@@ -29,6 +31,7 @@
 #include "base/yaml_walk.h"
 
 static const char *const root_keys[] = {"version", "metrics", "web_config", "sinks", "resolved", "heartbeat_timeout",
+                                        "stream_idle_timeout", "max_streams",
                                         "cpus", "exclude_cpus", "isa", "encode", "alerts", "features",
                                         "dictionaries", NULL};
 static const char *const dict_keys[] = {"name", "sae", "hook", "rules", "feature_labels", "threads",
@@ -228,6 +231,23 @@ static saemon_status parse_root(parse *p, const yaml_node_t *root, serve_config 
         if (!(f > 0) || f > 86400)
             return walk_fail(w, v, "'heartbeat_timeout' is %g; expected seconds in (0, 86400]", (double)f);
         c->heartbeat_timeout_s = f;
+    }
+    c->stream_idle_timeout_s = SERVE_DEFAULT_STREAM_IDLE_S;
+    if ((v = walk_get(w, root, "stream_idle_timeout", NULL))) {
+        float f;
+        if ((s = walk_float(w, v, "'stream_idle_timeout' (seconds)", &f)) != SAEMON_OK)
+            return s;
+        if (!(f >= 0) || f > 86400 * 30)
+            return walk_fail(w, v, "'stream_idle_timeout' is %g; expected seconds in [0, 2592000] (0 = never)",
+                             (double)f);
+        c->stream_idle_timeout_s = f;
+    }
+    c->max_streams = SERVE_DEFAULT_MAX_STREAMS;
+    if ((v = walk_get(w, root, "max_streams", NULL))) {
+        if ((s = walk_uint(w, v, "'max_streams'", (uint64_t)1 << 32, &c->max_streams)) != SAEMON_OK)
+            return s;
+        if (c->max_streams == 0)
+            return walk_fail(w, v, "'max_streams' is 0; expected 1 to 4294967296");
     }
     yaml_node_t *list = walk_get(w, root, "dictionaries", NULL);
     if (!list)

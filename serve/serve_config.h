@@ -44,6 +44,8 @@ typedef struct serve_config {
     char *encode;         /* auto | rules | all (docs/serve.md); NULL: auto */
     bool resolved;        /* also report resolved alerts */
     double heartbeat_timeout_s; /* a producer silent this long is reported down */
+    double stream_idle_timeout_s; /* a ring without frames this long ends its open streams; 0 = never */
+    uint64_t max_streams;       /* streams with rule state per ring; beyond, new ones go unmonitored */
     char *alerts;         /* JSONL file for alerts (flag mode convenience) */
     char *features;       /* optional: every token's features as JSON lines (capture/debug) */
 } serve_config;
@@ -54,6 +56,8 @@ typedef struct serve_config {
 #define SERVE_DEFAULT_VERDICT_ENTRIES 4096
 #define SERVE_DEFAULT_BATCH 64
 #define SERVE_DEFAULT_HEARTBEAT_S 10.0
+#define SERVE_DEFAULT_STREAM_IDLE_S 300.0
+#define SERVE_DEFAULT_MAX_STREAMS 65536
 
 /* Parse a config file; errors are "file:line:column: ...". Relative paths in
  * the file are taken relative to the file's directory. */

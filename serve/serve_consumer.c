@@ -188,6 +188,24 @@ static bool encode_entries(serve_dict *d, serve_ring *r, const float *rows, size
     return true;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Publish the monitor's stream counts for /metrics and /healthz. */
+static void note_streams(serve_ring *r)
+{
+    atomic_store_explicit(&r->streams_open, saemon_monitor_stream_count(r->monitor), memory_order_relaxed);
+    uint64_t un = saemon_monitor_unmonitored(r->monitor);
+    if (un != atomic_load_explicit(&r->unmonitored, memory_order_relaxed)) {
+        atomic_store(&r->unmonitored_ns, mono_ns());
+        atomic_store(&r->unmonitored, un);
+    }
+}
+
 /* Encode and evaluate the gathered frames; then every frame released so far
  * has had its rules run, and producers waiting for verdicts may read them. */
 static bool flush(serve_dict *d, serve_ring *r)
@@ -197,7 +215,7 @@ static bool flush(serve_dict *d, serve_ring *r)
     g->n_rows = g->n_entries = 0;
     if (ok) {
         saemon_ring_evaluated(r->ring);
-        atomic_store_explicit(&r->streams_open, saemon_monitor_stream_count(r->monitor), memory_order_relaxed);
+        note_streams(r);
     }
     return ok;
 }
@@ -310,6 +328,35 @@ size_t serve_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon
     return n ? cli_capture_rows(&d->capture, d->capture_rows, n, out, cap) : 0;
 }
 
+/* stream_idle_timeout: a ring without a frame that long (its producer
+ * vanished, or leaks streams it never ends) ends its open streams, which
+ * resolves their alerts and frees their state. Checked about once a second. */
+static void end_idle_streams(serve_dict *d)
+{
+    double timeout = d->srv->cfg.stream_idle_timeout_s;
+    uint64_t now = mono_ns();
+    if (timeout <= 0 || now < d->idle_check_ns)
+        return;
+    d->idle_check_ns = now + 1000000000u;
+    for (size_t i = 0; i < d->n_rings; i++) {
+        serve_ring *r = &d->rings[i];
+        if (!saemon_monitor_stream_count(r->monitor))
+            continue;
+        saemon_ring_stats st;
+        saemon_ring_get_stats(r->ring, &st);
+        if (st.last_frame_age_s < timeout)
+            continue;
+        size_t n = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
+        saemon_ring_clear_verdicts(r->ring);
+        atomic_fetch_add(&r->streams_idle_ended, n);
+        note_streams(r);
+        serve_log("warning",
+                  "dictionary=%s ring=%s no frame for %.0f s (stream_idle_timeout): %zu open streams ended, "
+                  "alerts resolved",
+                  d->label, r->cfg->name, st.last_frame_age_s, n);
+    }
+}
+
 void *serve_consumer_main(void *arg)
 {
     serve_dict *d = arg;
@@ -336,6 +383,7 @@ void *serve_consumer_main(void *arg)
         int n = poll_rings(d, 50);
         if (n < 0)
             break;
+        end_idle_streams(d);
         if (n == 0 && d->n_rings > 1) {
             /* several rings: wait on none of them for long */
             struct timespec ts = {0, 200 * 1000};

@@ -160,6 +160,12 @@ static void render_rings(prom_text *t, serve *srv)
     EACH_RING prom_sample_u64(t, "saemon_verdict_table_entries", LABELS(RL), v[k].st.verdict_entries);
     prom_family(t, "saemon_streams_open", "gauge", "Streams with rule state (started, not ended yet).");
     EACH_RING prom_sample_u64(t, "saemon_streams_open", LABELS(RL), ld(&v[k].r->streams_open));
+    prom_family(t, "saemon_streams_unmonitored_total", "counter",
+                "Sequences that arrived while max_streams streams were open: not evaluated.");
+    EACH_RING prom_sample_u64(t, "saemon_streams_unmonitored_total", LABELS(RL), ld(&v[k].r->unmonitored));
+    prom_family(t, "saemon_streams_idle_ended_total", "counter",
+                "Open streams ended because the ring saw no frame for stream_idle_timeout.");
+    EACH_RING prom_sample_u64(t, "saemon_streams_idle_ended_total", LABELS(RL), ld(&v[k].r->streams_idle_ended));
     prom_family(t, "saemon_producer_info", "gauge", "The producer's announcement (value 1).");
     EACH_RING if (v[k].st.producer_state != SAEMON_RING_PRODUCER_NONE)
         prom_sample_u64(t, "saemon_producer_info",
@@ -275,6 +281,9 @@ void serve_metrics_render(void *arg, prom_text *t)
     render_sinks(t, srv);
 }
 
+/* /healthz stays 503 this long after a stream last went unmonitored. */
+#define SERVE_UNMONITORED_HOLD_NS 10000000000ull
+
 bool serve_producer_down(const serve *srv, const saemon_ring_stats *st)
 {
     bool detached = st->producer_pid == 0; /* a clean detach clears the pid */
@@ -285,6 +294,21 @@ bool serve_producer_down(const serve *srv, const saemon_ring_stats *st)
 bool serve_healthy(void *arg, char *why, size_t len)
 {
     serve *srv = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
+            serve_ring *r = &srv->dicts[i].rings[j];
+            uint64_t at = atomic_load(&r->unmonitored_ns);
+            if (at && now_ns - at < SERVE_UNMONITORED_HOLD_NS) {
+                snprintf(why, len, "dictionary %s ring %s: streams are going unmonitored (max_streams %llu open; "
+                                   "%llu sequences not evaluated so far)",
+                         srv->dicts[i].label, r->cfg->name, (unsigned long long)srv->cfg.max_streams,
+                         (unsigned long long)atomic_load(&r->unmonitored));
+                return false;
+            }
+        }
     for (size_t i = 0; i < srv->n_dicts; i++)
         if (atomic_load(&srv->dicts[i].failed)) {
             snprintf(why, len, "dictionary %s: %s", srv->dicts[i].label, srv->dicts[i].failure);

@@ -136,6 +136,9 @@ typedef struct saemon_monitor_options {
     /* Also call the callback with status "resolved" when a firing alert's
      * condition stops holding (after keep_firing_for) or its sequence ends. */
     bool resolved;
+    /* Streams tracked at once; 0 = no limit. Tokens of a stream that would
+     * exceed it are not evaluated and counted (saemon_monitor_unmonitored). */
+    size_t max_streams;
 } saemon_monitor_options;
 
 /* A monitor keeps per-stream rule state. The ruleset must outlive it. opts
@@ -242,6 +245,10 @@ SAEMON_API size_t saemon_monitor_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
  * to start tracking a new stream. 0 in a healthy run. */
 SAEMON_API uint64_t saemon_monitor_dropped(const saemon_monitor *mon);
+/* Sequences (a stream's token 0, or a new stream id) that arrived while
+ * max_streams streams were tracked, so went unevaluated; their tokens are
+ * also in saemon_monitor_dropped. */
+SAEMON_API uint64_t saemon_monitor_unmonitored(const saemon_monitor *mon);
 
 /* The producer closed `stream`: every alert still firing in it is resolved
  * (reported through `fn` when the monitor reports resolved alerts) and the

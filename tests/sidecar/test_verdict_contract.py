@@ -14,7 +14,11 @@
      saemon_streams_open returns to 0;
   5. idle: a producer idle longer than heartbeat_timeout is not reported
      down (the library heartbeat thread), nor after a clean detach;
-  6. SIGTERM resolves what is still firing (--resolved).
+  6. SIGTERM resolves what is still firing (--resolved);
+  7. bounds (issue 24 item 4): beyond --max-streams a new stream goes
+     unmonitored, is counted, and /healthz answers 503 with the reason
+     (before: verdict 0, no alert, /healthz ok); --stream-idle-timeout ends
+     (resolves, frees) the streams of a producer that vanished.
 A tiny identity SAE (feature i = relu(x_i)) makes the rule exact.
 usage: test_verdict_contract.py SAEMON_CLI SOURCE_DIR
 """
@@ -24,6 +28,8 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 
@@ -166,6 +172,41 @@ def main():
         if not [a for a in alerts(alert_file) if a.get("stream") == 99 and a.get("status") == "resolved"]:
             fail("SIGTERM did not resolve the alert still firing on stream 99:\n" + log)
         print("ok idle: not down while idle or after a clean detach; SIGTERM resolves what fires")
+
+        # 7. max_streams and stream_idle_timeout
+        alert2 = os.path.join(work, "alerts2.jsonl")
+        ring2 = ring + "b"
+        srv = Serve(cli, ["--sae", sae, "--rules", rules, "--ring", ring2, "--metrics", "127.0.0.1:0",
+                          "--alerts", alert2, "--resolved", "--max-streams", "4", "--stream-idle-timeout", "1"],
+                    os.path.join(work, "serve2.log"))
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % srv.port, timeout=10) as r:
+            if r.status != 200:
+                fail("healthz before the limit: %d" % r.status)
+        p = Producer(ring2, hook="core", d_in=D, heartbeat=0.2)
+        for s in range(4):
+            p.publish(s, 0, BAD if s == 0 else GOOD)
+        p.publish(4, 0, BAD)  # the fifth: over the limit
+        v, fresh = p.verdict_wait(4, 2_000_000)
+        if srv.value("saemon_streams_unmonitored_total") != 1:
+            fail("max_streams: unmonitored = %s" % srv.value("saemon_streams_unmonitored_total"))
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/healthz" % srv.port, timeout=10)
+            fail("healthz is ok while a stream goes unmonitored")
+        except urllib.error.HTTPError as e:
+            body = e.read().decode()
+            if e.code != 503 or "unmonitored" not in body:
+                fail("healthz: %d %r" % (e.code, body))
+        p.close()  # the producer vanishes without ending its streams
+        srv.wait_value("saemon_streams_idle_ended_total", 4, timeout=30)
+        if srv.value("saemon_streams_open") != 0:
+            fail("stream_idle_timeout: %s streams still open" % srv.value("saemon_streams_open"))
+        deadline = time.time() + 20
+        while not [a for a in alerts(alert2) if a.get("stream") == 0 and a.get("status") == "resolved"]:
+            if time.time() > deadline:
+                fail("stream_idle_timeout did not resolve the alert of stream 0")
+            time.sleep(0.05)
+        rc, log = srv.stop()
+        print("ok bounds: max_streams counted with /healthz 503, idle streams of a vanished producer resolved")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
