@@ -664,6 +664,7 @@ int saemon_producer_verdict_wait(saemon_producer *p, uint64_t stream, uint32_t w
         v = SAEMON_PRODUCER_ETIMEDOUT; /* nobody evaluates: no verdict can be trusted */
     } else {
         uint64_t target = p->head; /* every frame this producer has published */
+        wake_consumer(p->h);       /* a sleeping consumer would otherwise see it up to 1 ms late */
         bool done = wait_evaluated(p, target, ring_now_ns() + (uint64_t)wait_us * 1000u);
         v = done && p->eos_n == 0 ? fresh_verdict(p, stream) : SAEMON_PRODUCER_ETIMEDOUT;
     }

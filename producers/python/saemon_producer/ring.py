@@ -599,6 +599,8 @@ class Producer:
             if self._state not in ("pending", "accepted"):
                 self.stats["verdict_timeouts"] += 1
                 return VERDICT_NONE, False
+            if self._head != self._q[OFF_EVALUATED // 8]:
+                self._wake()  # a sleeping consumer would otherwise see the frame up to 1 ms late
             ok = self._wait_evaluated(self._head, time.monotonic_ns() + int(wait_us) * 1000) and not self._eos
             if not ok:
                 self.stats["verdict_timeouts"] += 1
