@@ -106,7 +106,9 @@ typedef struct ring_header {
     uint32_t pad3;
     char ann_model[RING_TEXT_MAX];
     char ann_hook[RING_TEXT_MAX];
-    uint8_t pad4[56];
+    uint64_t lost_consumer_down; /* tokens this producer lost while no consumer served it
+                                  * (before attaching, or written into a dead consumer's ring) */
+    uint8_t pad4[48];
     /* 512: consumer-written texts */
     char expected_hook[128];
     char refuse_reason[256];
@@ -126,6 +128,7 @@ _Static_assert(offsetof(ring_header, producer_pid) == 176, "layout");
 _Static_assert(offsetof(ring_header, ann_d_in) == 192, "layout");
 _Static_assert(offsetof(ring_header, ann_model) == 216, "layout");
 _Static_assert(offsetof(ring_header, ann_hook) == 336, "layout");
+_Static_assert(offsetof(ring_header, lost_consumer_down) == 456, "layout");
 _Static_assert(offsetof(ring_header, expected_hook) == 512, "layout");
 _Static_assert(offsetof(ring_header, refuse_reason) == 640, "layout");
 

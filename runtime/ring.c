@@ -397,6 +397,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     out->frames_produced = __atomic_load_n(&h->frames_published, __ATOMIC_RELAXED);
     out->frames_dropped = __atomic_load_n(&h->frames_dropped, __ATOMIC_RELAXED);
     out->tokens_dropped = __atomic_load_n(&h->tokens_dropped, __ATOMIC_RELAXED);
+    out->tokens_lost_consumer_down = __atomic_load_n(&h->lost_consumer_down, __ATOMIC_RELAXED);
     out->producer_seq = __atomic_load_n(&h->head, __ATOMIC_RELAXED);
     out->consumer_seq = __atomic_load_n(&r->tail_shared, __ATOMIC_RELAXED);
     /* producer-claimed numbers: clamp so a lying producer cannot underflow */

@@ -120,6 +120,15 @@ static void render_rings(prom_text *t, serve *srv)
         prom_sample_u64(t, "saemon_frames_rejected_total",
                         LABELS(RL, {"reason", saemon_ring_reject_name((saemon_ring_reject)why)}),
                         v[k].st.frames_rejected[why]);
+    prom_family(t, "saemon_tokens_lost_total", "counter",
+                "Tokens that never reached the rules, by reason: ring_full (dropped by the producer), "
+                "consumer_down (dropped or left unconsumed while no saemon served the ring; the producer's "
+                "own count, carried across restarts).");
+    EACH_RING {
+        prom_sample_u64(t, "saemon_tokens_lost_total", LABELS(RL, {"reason", "ring_full"}), v[k].st.tokens_dropped);
+        prom_sample_u64(t, "saemon_tokens_lost_total", LABELS(RL, {"reason", "consumer_down"}),
+                        v[k].st.tokens_lost_consumer_down);
+    }
     prom_family(t, "saemon_producer_refused_total", "counter",
                 "Producer announcements refused (hook or d_in not the dictionary's).");
     EACH_RING prom_sample_u64(t, "saemon_producer_refused_total", LABELS(RL), v[k].st.producers_refused);

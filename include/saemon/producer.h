@@ -71,6 +71,9 @@ typedef struct saemon_producer_stats {
     uint64_t eos_pending;      /* end-of-stream frames waiting for room (published first) */
     uint64_t eos_lost;         /* end-of-stream frames dropped (more than 2^20 waiting, or no memory) */
     uint64_t verdict_timeouts; /* saemon_producer_verdict_wait calls that timed out */
+    uint64_t tokens_lost_consumer_down; /* lost while no consumer served the ring: dropped
+                                * before saemon (re)started, or left unconsumed when it died;
+                                * carried to the next consumer (tokens_lost_total{consumer_down}) */
     bool connected;            /* attached to a live segment and not refused */
     bool refused;
 } saemon_producer_stats;

@@ -101,6 +101,8 @@ typedef struct saemon_ring_stats {
     uint64_t frames_produced;     /* frames the producer published (producer's count) */
     uint64_t frames_dropped;      /* producer-side drops (ring full / lossless timeout) */
     uint64_t tokens_dropped;
+    uint64_t tokens_lost_consumer_down; /* the producer's count of tokens lost while no consumer
+                                         * served it (carried across consumer restarts) */
     uint64_t frames_rejected[SAEMON_RING_REJECT_COUNT];
     uint64_t frames_rejected_total;
     uint64_t producers_refused;   /* announcements refused since creation */

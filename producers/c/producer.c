@@ -80,6 +80,12 @@ struct saemon_producer {
     bool hb_running, hb_stop;
     uint32_t hb_ms;
 
+    /* tokens lost while no consumer served the ring (dropped while
+     * disconnected, or left unconsumed in a dead consumer's segment) */
+    uint64_t lost_consumer_down;
+    uint32_t *slot_rows; /* rows of the frame in each slot, for that count */
+    uint32_t slot_rows_n;
+
     saemon_producer_stats stats;
     char refuse_reason[256];
 };
@@ -194,6 +200,8 @@ static bool geometry_ok(const ring_header *h, size_t size)
 
 enum { CONNECT_OK = 0, CONNECT_ABSENT = 1, CONNECT_BUSY = -1, CONNECT_SYS = -2 };
 
+static bool consumer_alive(const saemon_producer *p);
+
 static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
 {
     int fd = shm_open(p->shm_name, O_RDWR | O_CLOEXEC, 0);
@@ -235,6 +243,12 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
         return CONNECT_SYS;
     }
     p->fd = fd;
+    if (!consumer_alive(p)) { /* a dead consumer's segment: wait for the next one */
+        p->fd = -1;
+        munmap(map, size);
+        close(fd);
+        return CONNECT_ABSENT;
+    }
     p->map = map;
     p->map_bytes = size;
     p->h = h;
@@ -261,6 +275,14 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
     memset(h->ann_hook, 0, sizeof h->ann_hook);
     memcpy(h->ann_model, p->model, strlen(p->model));
     memcpy(h->ann_hook, p->hook, strlen(p->hook));
+    __atomic_store_n(&h->lost_consumer_down, p->lost_consumer_down, __ATOMIC_RELAXED);
+    if (p->slot_rows_n != h->slots) {
+        free(p->slot_rows);
+        p->slot_rows = calloc(h->slots, sizeof *p->slot_rows);
+        p->slot_rows_n = p->slot_rows ? h->slots : 0;
+    } else {
+        memset(p->slot_rows, 0, (size_t)h->slots * sizeof *p->slot_rows);
+    }
     __atomic_store_n(&h->producer_pid, (uint32_t)getpid(), __ATOMIC_RELAXED);
     __atomic_store_n(&h->heartbeat_ns, ring_now_ns(), __ATOMIC_RELAXED);
     p->my_gen = __atomic_load_n(&h->announce_gen, __ATOMIC_RELAXED) + 1;
@@ -292,11 +314,34 @@ static void poll_judgement(saemon_producer *p)
     }
 }
 
-/* Is the segment we hold still the one behind the name? */
-static bool segment_current(const saemon_producer *p)
+/* Does a live consumer hold lock byte 1 (it dies with its process)? */
+static bool consumer_alive(const saemon_producer *p)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+    if (fcntl(p->fd, F_OFD_GETLK, &fl) != 0)
+        return true; /* cannot tell: assume alive */
+    return fl.l_type != F_UNLCK;
+}
+
+/* The consumer died: what it had not consumed is lost. */
+static void abandon_unconsumed(saemon_producer *p)
+{
+    uint64_t tail = __atomic_load_n(&p->h->tail, __ATOMIC_ACQUIRE);
+    if (!p->slot_rows || p->head < tail || p->head - tail > p->h->slots)
+        return;
+    for (uint64_t seq = tail; seq < p->head; seq++)
+        p->lost_consumer_down += p->slot_rows[seq & (p->slot_rows_n - 1)];
+}
+
+/* Is the segment we hold still the one behind the name, with a consumer? */
+static bool segment_current(saemon_producer *p)
 {
     if (__atomic_load_n(&p->h->state, __ATOMIC_ACQUIRE) != RING_STATE_READY)
         return false;
+    if (!consumer_alive(p)) {
+        abandon_unconsumed(p);
+        return false; /* stop writing into a ring nobody reads; wait for the next consumer */
+    }
     int fd = shm_open(p->shm_name, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return false;
@@ -384,6 +429,8 @@ static int fresh_verdict(saemon_producer *p, uint64_t stream)
 
 static void count_drop(saemon_producer *p, uint64_t stream, uint32_t n_rows)
 {
+    if (p->state == P_DISCONNECTED)
+        p->lost_consumer_down += n_rows;
     p->dropped_pending++;
     p->stats.frames_dropped++;
     p->stats.tokens_dropped += n_rows;
@@ -528,6 +575,8 @@ static void write_frame(saemon_producer *p, uint64_t stream, uint64_t token, con
     fh.checksum = ring_crc32c(crc, rows, bytes);
 
     uint8_t *slot = p->slots + (size_t)(p->head & (h->slots - 1)) * h->slot_bytes;
+    if (p->slot_rows)
+        p->slot_rows[p->head & (h->slots - 1)] = n_rows;
     memcpy(slot + 8, (const uint8_t *)&fh + 8, FRAME_HEADER_BYTES - 8);
     if (bytes)
         memcpy(slot + FRAME_HEADER_BYTES, rows, bytes);
@@ -683,6 +732,7 @@ void saemon_producer_get_stats(const saemon_producer *cp, saemon_producer_stats 
     *out = p->stats;
     out->connected = p->state == P_PENDING || p->state == P_ACCEPTED;
     out->refused = p->state == P_REFUSED;
+    out->tokens_lost_consumer_down = p->lost_consumer_down;
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -853,5 +903,6 @@ void saemon_producer_detach(saemon_producer *p)
     pthread_cond_destroy(&p->stop_cv);
     pthread_mutex_destroy(&p->mu);
     free(p->eos);
+    free(p->slot_rows);
     free(p);
 }

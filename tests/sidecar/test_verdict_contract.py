@@ -18,7 +18,10 @@
   7. bounds (issue 24 item 4): beyond --max-streams a new stream goes
      unmonitored, is counted, and /healthz answers 503 with the reason
      (before: verdict 0, no alert, /healthz ok); --stream-idle-timeout ends
-     (resolves, frees) the streams of a producer that vanished.
+     (resolves, frees) the streams of a producer that vanished;
+  8. a consumer killed mid-stream: the producer notices (consumer lock),
+     stops writing into the dead ring, and the next daemon shows what was
+     lost in saemon_tokens_lost_total{reason="consumer_down"} (before: 0).
 A tiny identity SAE (feature i = relu(x_i)) makes the rule exact.
 usage: test_verdict_contract.py SAEMON_CLI SOURCE_DIR
 """
@@ -207,6 +210,31 @@ def main():
             time.sleep(0.05)
         rc, log = srv.stop()
         print("ok bounds: max_streams counted with /healthz 503, idle streams of a vanished producer resolved")
+
+        # 8. kill -9 the consumer while the producer publishes, then restart it
+        args3 = ["--sae", sae, "--rules", rules, "--ring", ring2, "--metrics", "127.0.0.1:0", "--slots", "16"]
+        srv = Serve(cli, args3, os.path.join(work, "serve3.log"))
+        p = Producer(ring2, hook="core", d_in=D, heartbeat=0.05)
+        for t in range(50):
+            p.publish(1, t, GOOD)
+        srv.kill()  # SIGKILL: the segment stays, nobody reads it
+        time.sleep(0.1)
+        for t in range(50, 150):
+            p.publish(1, t, GOOD)  # into the dead ring (until noticed), then dropped
+        lost = p.stats["tokens_lost_consumer_down"]
+        if lost == 0:
+            fail("consumer_down: the producer did not notice the dead consumer")
+        srv = Serve(cli, args3, os.path.join(work, "serve4.log"))
+        deadline = time.time() + 20
+        while srv.value("saemon_tokens_lost_total", reason="consumer_down") != lost and time.time() < deadline:
+            p.heartbeat()
+            time.sleep(0.05)
+        got = srv.value("saemon_tokens_lost_total", reason="consumer_down")
+        if got != lost:
+            fail("consumer_down: the new daemon shows %s lost, the producer counted %d" % (got, lost))
+        p.close()
+        srv.stop()
+        print("ok consumer_down: %d tokens lost while saemon was down, visible on the next daemon's /metrics" % lost)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -60,6 +60,7 @@ OFF_JUDGED_GEN, OFF_JUDGEMENT = 88, 92
 OFF_EVALUATED, OFF_VERDICT_WAKE, OFF_VERDICT_WAITERS = 104, 112, 116
 OFF_HEAD, OFF_HEARTBEAT, OFF_PRODUCER_PID, OFF_ANNOUNCE_GEN = 128, 136, 176, 180
 OFF_ANN = 192
+OFF_LOST_CONSUMER_DOWN = 456
 OFF_REFUSE_REASON = 640
 
 _geometry = struct.Struct("<IHHQIIQQIIQI")          # bytes 0..59
@@ -210,6 +211,14 @@ class _Segment:
             os.close(self.fd)
             raise
 
+    def consumer_alive(self):
+        """Does a live consumer hold lock byte 1 (released when its process dies)?"""
+        try:
+            got = fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, _flock.pack(fcntl.F_WRLCK, os.SEEK_SET, 1, 1, 0))
+        except OSError:
+            return True  # cannot tell
+        return _flock.unpack(got)[0] != fcntl.F_UNLCK
+
     def lock(self):
         try:
             fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _flock.pack(fcntl.F_WRLCK, os.SEEK_SET, 0, 1, 0))
@@ -274,9 +283,11 @@ class Producer:
         self._eos = collections.deque()  # (stream, token) ends waiting for room
         self._ended = collections.OrderedDict()  # stream -> seq + 1 of its end-of-stream frame
         self._reset_pending, self._reset_seq = False, None
+        self._lost_consumer_down = 0  # tokens lost while no consumer served the ring
+        self._slot_rows = []
         self.stats = {"frames_published": 0, "tokens_published": 0, "frames_dropped": 0,
                       "tokens_dropped": 0, "reattaches": 0, "eos_pending": 0, "eos_lost": 0,
-                      "verdict_timeouts": 0}
+                      "verdict_timeouts": 0, "tokens_lost_consumer_down": 0}
         self.refuse_reason = ""
         self._connect(initial=True)
         if self._seg is not None and handshake_timeout and handshake_timeout > 0:
@@ -304,8 +315,13 @@ class Producer:
             if initial:
                 raise BusyError("ring %s already has a live producer (pid %d)" % (self.ring, pid))
             return False
+        if not seg.consumer_alive():  # a dead consumer's segment: wait for the next one
+            seg.close()
+            return False
         mm, q, u = seg.mm, seg.q, seg.u
         self._seg, self._mm, self._q, self._u = seg, mm, q, u
+        self._slot_rows = [0] * seg.slots
+        q[OFF_LOST_CONSUMER_DOWN // 8] = self._lost_consumer_down
         self._slots, self._mask = seg.slots, seg.slots - 1
         self._slot_bytes, self._slots_off = seg.slot_bytes, seg.slots_off
         self._rows_per_frame = (seg.slot_bytes - FRAME_HEADER_BYTES) // self.row_bytes
@@ -348,6 +364,14 @@ class Producer:
     def _segment_current(self):
         if self._u[OFF_STATE // 4] != STATE_READY:
             return False
+        if not self._seg.consumer_alive():
+            # the consumer died: what it had not consumed is lost; stop writing there
+            tail = self._q[OFF_TAIL // 8]
+            if tail <= self._head <= tail + self._slots:
+                rows = self._slot_rows
+                self._lost_consumer_down += sum(rows[s & self._mask] for s in range(tail, self._head))
+            self.stats["tokens_lost_consumer_down"] = self._lost_consumer_down
+            return False
         try:
             st = os.stat(self.path)
         except OSError:
@@ -381,6 +405,9 @@ class Producer:
 
     # -- publishing -------------------------------------------------------
     def _count_drop(self, stream, n_rows):
+        if self._state == "disconnected":
+            self._lost_consumer_down += n_rows
+            self.stats["tokens_lost_consumer_down"] = self._lost_consumer_down
         self._dropped_pending += 1
         self.stats["frames_dropped"] += 1
         self.stats["tokens_dropped"] += n_rows
@@ -462,6 +489,7 @@ class Producer:
         if self._csum == CSUM_CRC32 and n_rows:
             crc = zlib.crc32(mv, crc)
         slot = self._slots_off + (head & self._mask) * self._slot_bytes
+        self._slot_rows[head & self._mask] = n_rows
         mm[slot + 8:slot + 60] = hdr
         struct.pack_into("<I", mm, slot + 60, crc)
         if n_rows:
