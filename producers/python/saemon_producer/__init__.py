@@ -3,10 +3,18 @@
 Pure Python (stdlib mmap/struct/zlib/ctypes); numpy and torch are optional.
     Producer(ring, hook=..., d_in=...)      publish rows yourself
     attach(model, {"module.path": "ring"})  PyTorch forward hooks
+    Tap(ring, hook=..., d_in=...)           an nn.Module at the hook point (TorchScript, graphs)
 Protocol: docs/ring.md in the saemon repository.
 """
 from .ring import (VERDICT_BLOCK, VERDICT_CRITICAL, VERDICT_INFO, VERDICT_NAMES, VERDICT_NONE,
                    VERDICT_WARNING, BusyError, Producer, RefusedError)
+
+
+def __getattr__(name):
+    if name == "Tap":  # imports torch lazily
+        from .tap import Tap
+        return Tap
+    raise AttributeError(name)
 
 
 def attach(model, rings, stream=0, **kw):
@@ -15,5 +23,5 @@ def attach(model, rings, stream=0, **kw):
     return _attach(model, rings, stream, **kw)
 
 
-__all__ = ["Producer", "attach", "RefusedError", "BusyError", "VERDICT_NONE", "VERDICT_INFO",
+__all__ = ["Producer", "attach", "Tap", "RefusedError", "BusyError", "VERDICT_NONE", "VERDICT_INFO",
            "VERDICT_WARNING", "VERDICT_CRITICAL", "VERDICT_BLOCK", "VERDICT_NAMES"]
