@@ -225,6 +225,17 @@ def test_torch_hooks_fail_at_attach_never_in_forward():
     assert [(f["token"], f["n_rows"], f["eos"]) for f in frames] == [(0, 2, False), (2, 0, True), (0, 1, False),
                                                                      (1, 0, True)], frames
     att.detach()
+    # item 13: the server gives the positions (a cached prefix of 5 tokens)
+    pos = {"p": 5}
+    att = saemon_producer.attach(model, {"1": name}, stream=4, hook_names={"1": "0.out"}, position=lambda: pos["p"])
+    with torch.no_grad():
+        model(torch.randn(1, 2, 8))
+        pos["p"] = 7
+        model(torch.randn(1, 1, 8))
+    att.end_stream(4)
+    frames = dump.read_frames(7)[4:]
+    assert [(f["token"], f["n_rows"], f["eos"]) for f in frames] == [(5, 2, False), (7, 1, False), (8, 0, True)], frames
+    att.detach()
     dump.finish()
 
 

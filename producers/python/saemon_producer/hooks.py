@@ -15,6 +15,10 @@ ones only, so both styles of generation work:
     publishes just the positions after the last one sent.
 `positions="incremental"` or `"full"` forces one interpretation ("auto": a
 pass with more positions than were published so far is a full pass).
+`position=callable` lets the server say where this forward's rows start
+(an int, or a list per batch row): with prefix caching the first position a
+forward sees can be > 0; cached positions are never published and the
+rules see a gap there.
 
 Failures surface at attach(): the ring's expected hook and width are read
 then, and the producer connects (a refused hook or d_in raises RefusedError,
@@ -35,12 +39,13 @@ def _torch():
 
 class Attachment:
     def __init__(self, model, rings, stream=0, *, hook_names=None, model_id="", dtype="f32",
-                 lossless_us=0, positions="auto", checksum="rows", wake=False, d_in=None):
+                 lossless_us=0, positions="auto", checksum="rows", wake=False, d_in=None, position=None):
         if positions not in ("auto", "incremental", "full"):
             raise ValueError("positions must be 'auto', 'incremental' or 'full'")
         self._torch = _torch()
         self.stream = stream
         self._positions = positions
+        self._position = position  # callable: token position of this forward's first row (prefix caching)
         self._dtype = dtype
         torch = self._torch
         self._want = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
@@ -117,7 +122,7 @@ class Attachment:
         def hook(module, inputs, output):
             # never raise into the model's forward pass
             try:
-                self._publish(path, output, None)
+                self._publish(path, output, self._position() if self._position is not None else None)
             except Exception as exc:  # noqa: BLE001 - counted and shown by status()
                 self._failed(path, "%s: %s" % (type(exc).__name__, exc))
         return hook
