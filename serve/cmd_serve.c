@@ -56,6 +56,7 @@ static void usage(FILE *f)
             "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n"
             "  --stream-idle-timeout S  end (resolve, free) a ring's open streams after S seconds\n"
             "                       without a frame (default %g; 0 = never)\n"
+            "  --replica NAME       this daemon's name in a fleet: in every alert, its key and labels\n"
             "  --max-streams N      streams with rule state per ring (default %d); more go unmonitored,\n"
             "                       counted, and /healthz answers 503\n" CLI_SINK_USAGE
                 CLI_ENCODER_USAGE,
@@ -69,7 +70,7 @@ typedef struct serve_flags {
     const char *ring_names[SERVE_MAX_RINGS];
     size_t n_rings;
     uint64_t slots, max_rows, verdict_entries;
-    const char *metrics, *web_config, *features, *encode;
+    const char *metrics, *web_config, *features, *encode, *replica;
     double heartbeat, stream_idle;
     bool stream_idle_set;
     uint64_t max_streams;
@@ -97,8 +98,8 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         {"rules", required_argument, 0, 'r'}, {"ring", required_argument, 0, 'g'},
         {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
         {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'A'},
-        {"verdict-entries", required_argument, 0, 'V'}, {"max-streams", required_argument, 0, 'M'},
-        {"stream-idle-timeout", required_argument, 0, 'I'},
+        {"verdict-entries", required_argument, 0, 1101}, {"max-streams", required_argument, 0, 1102},
+        {"stream-idle-timeout", required_argument, 0, 1103}, {"replica", required_argument, 0, 1104},
         {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
         {"web-config", required_argument, 0, 'w'}, CLI_PLAN_LONG_OPTION,
         {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
@@ -120,13 +121,14 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         case 'k': fl->one.hook = optarg; break;
         case 'n': if (!parse_u64("--slots", optarg, 1u << 20, &fl->slots)) return CLI_USAGE; break;
         case 'm': if (!parse_u64("--max-rows", optarg, 1u << 16, &fl->max_rows)) return CLI_USAGE; break;
-        case 'M':
+        case 1104: fl->replica = optarg; break;
+        case 1102:
             if (!parse_u64("--max-streams", optarg, (uint64_t)1 << 32, &fl->max_streams) || !fl->max_streams) {
                 fprintf(stderr, "saemon serve: --max-streams expects 1 to 4294967296\n");
                 return CLI_USAGE;
             }
             break;
-        case 'I': {
+        case 1103: {
             char *end;
             fl->stream_idle = strtod(optarg, &end);
             if (end == optarg || *end || !(fl->stream_idle >= 0) || fl->stream_idle > 86400.0 * 30) {
@@ -137,7 +139,7 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
             fl->stream_idle_set = true;
             break;
         }
-        case 'V':
+        case 1101:
             if (!parse_u64("--verdict-entries", optarg, 1u << 24, &fl->verdict_entries))
                 return CLI_USAGE;
             if (fl->verdict_entries < 16 || (fl->verdict_entries & (fl->verdict_entries - 1))) {
@@ -232,6 +234,8 @@ static bool apply_overrides(const serve_flags *fl, serve_config *c)
     if (fl->web_config && !(free(c->web_config), c->web_config = strdup(fl->web_config)))
         return false;
     if (fl->features && !(free(c->features), c->features = strdup(fl->features)))
+        return false;
+    if (fl->replica && !(free(c->replica), c->replica = strdup(fl->replica)))
         return false;
     if (fl->heartbeat > 0)
         c->heartbeat_timeout_s = fl->heartbeat;

@@ -31,7 +31,7 @@
 #include "base/yaml_walk.h"
 
 static const char *const root_keys[] = {"version", "metrics", "web_config", "sinks", "resolved", "heartbeat_timeout",
-                                        "stream_idle_timeout", "max_streams",
+                                        "stream_idle_timeout", "max_streams", "replica",
                                         "cpus", "exclude_cpus", "isa", "encode", "alerts", "features",
                                         "dictionaries", NULL};
 static const char *const dict_keys[] = {"name", "sae", "hook", "rules", "feature_labels", "threads",
@@ -219,7 +219,8 @@ static saemon_status parse_root(parse *p, const yaml_node_t *root, serve_config 
         (s = get_text(w, root, "exclude_cpus", &c->exclude_cpus)) != SAEMON_OK ||
         (s = get_text(w, root, "isa", &c->isa)) != SAEMON_OK ||
         (s = get_text(w, root, "encode", &c->encode)) != SAEMON_OK || (s = get_path(p, root, "alerts", &c->alerts)) != SAEMON_OK ||
-        (s = get_path(p, root, "features", &c->features)) != SAEMON_OK)
+        (s = get_path(p, root, "features", &c->features)) != SAEMON_OK ||
+        (s = get_text(w, root, "replica", &c->replica)) != SAEMON_OK)
         return s;
     if ((v = walk_get(w, root, "resolved", NULL)) && (s = walk_bool(w, v, "'resolved'", &c->resolved)) != SAEMON_OK)
         return s;
@@ -351,5 +352,6 @@ void serve_config_free(serve_config *c)
     free(c->encode);
     free(c->alerts);
     free(c->features);
+    free(c->replica);
     memset(c, 0, sizeof *c);
 }

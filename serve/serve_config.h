@@ -48,6 +48,7 @@ typedef struct serve_config {
     uint64_t max_streams;       /* streams with rule state per ring; beyond, new ones go unmonitored */
     char *alerts;         /* JSONL file for alerts (flag mode convenience) */
     char *features;       /* optional: every token's features as JSON lines (capture/debug) */
+    char *replica;        /* this daemon's name in a fleet: alert field and label; NULL: none */
 } serve_config;
 
 /* Defaults for a ring / dictionary entry. */

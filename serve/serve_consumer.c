@@ -26,9 +26,13 @@ saemon_verdict serve_verdict_of(const saemon_alert *a)
     return SAEMON_VERDICT_INFO;
 }
 
-static void on_alert(const saemon_alert *a, void *user)
+static void on_alert(const saemon_alert *in, void *user)
 {
     serve_ring *r = user;
+    saemon_alert fleet = *in; /* fleet identity: which ring, which replica */
+    fleet.ring = r->cfg->name;
+    fleet.replica = r->dict->srv->cfg.replica;
+    const saemon_alert *a = &fleet;
     if (a->status && strcmp(a->status, "firing") == 0) {
         /* The verdict first: the model server polls it, the sinks may be slow. */
         saemon_verdict v = serve_verdict_of(a);

@@ -126,6 +126,11 @@ typedef struct saemon_alert {
     uint32_t capture_window;
     bool block;                    /* the rule says `action: block`: the stream should be stopped
                                       (saemon serve publishes it as the stream's verdict) */
+    /* Fleet identity (saemon serve; NULL elsewhere): the ring the stream came
+     * through and the daemon's replica name. With `stream` they identify the
+     * alert: part of the Idempotency-Key and of the Alertmanager labels. */
+    const char *ring;
+    const char *replica;
 } saemon_alert;
 
 typedef void (*saemon_alert_fn)(const saemon_alert *alert, void *user);
