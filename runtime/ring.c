@@ -187,6 +187,8 @@ static void handle_announcement(saemon_ring *r)
     pthread_mutex_unlock(&r->lock);
     if (code != RING_REFUSE_NONE)
         bump(&r->producers_refused, 1);
+    else
+        bump(&r->producers_accepted, 1);
 
     memset(h->refuse_reason, 0, sizeof h->refuse_reason);
     memcpy(h->refuse_reason, why, strlen(why));
@@ -386,6 +388,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
         out->frames_rejected_total += out->frames_rejected[i];
     }
     out->producers_refused = __atomic_load_n(&r->producers_refused, __ATOMIC_RELAXED);
+    out->producers_accepted = __atomic_load_n(&r->producers_accepted, __ATOMIC_RELAXED);
     for (int i = 0; i <= SAEMON_VERDICT_BLOCK; i++)
         out->verdicts_evicted[i] = __atomic_load_n(&r->verdicts_evicted[i], __ATOMIC_RELAXED);
     out->verdict_entries = r->verdict_entries;

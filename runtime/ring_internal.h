@@ -49,6 +49,7 @@ struct saemon_ring {
     uint64_t tokens_received, frames_received;
     uint64_t rejected[SAEMON_RING_REJECT_COUNT];
     uint64_t producers_refused;
+    uint64_t producers_accepted;
     uint64_t last_frame_ns;
     uint64_t tail_shared;   /* = tail, for stats */
 

@@ -519,6 +519,13 @@ static void report_rings(serve *srv)
             saemon_ring_get_stats(r->ring, &st);
             const char *dl = r->dict->label, *rn = r->cfg->name;
             bool detached = st.producer_pid == 0; /* a clean detach clears the pid */
+            if (st.producers_accepted != r->logged_accepted && (detached || st.producer_pid == r->logged_pid)) {
+                /* accepted and gone (or replaced) between two looks: still say it came */
+                serve_log("info", "dictionary=%s ring=%s producer attached (and detached within 0.1 s) model=\"%s\" "
+                                  "hook=\"%s\" d_in=%" PRIu32 " dtype=%s",
+                          dl, rn, st.model, st.hook, st.d_in, st.dtype);
+            }
+            r->logged_accepted = st.producers_accepted;
             if (st.producer_state != r->logged_state || st.producer_pid != r->logged_pid) {
                 if (detached && r->logged_pid != 0)
                     serve_log("info", "dictionary=%s ring=%s producer pid=%d detached", dl, rn, (int)r->logged_pid);

@@ -61,7 +61,7 @@ typedef struct serve_ring {
     saemon_ring_producer_state logged_state;
     int32_t logged_pid;
     bool logged_down;
-    uint64_t logged_dropped, logged_rejected, logged_gaps;
+    uint64_t logged_dropped, logged_rejected, logged_gaps, logged_accepted;
 } serve_ring;
 
 struct serve_gather;

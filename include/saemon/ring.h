@@ -106,6 +106,7 @@ typedef struct saemon_ring_stats {
     uint64_t frames_rejected[SAEMON_RING_REJECT_COUNT];
     uint64_t frames_rejected_total;
     uint64_t producers_refused;   /* announcements refused since creation */
+    uint64_t producers_accepted;  /* announcements accepted since creation */
     uint64_t verdicts_evicted[5]; /* verdicts lost because their stream's table window was full,
                                    * by severity of the verdict lost (index saemon_verdict) */
     uint32_t verdict_entries;     /* size of the verdict table */

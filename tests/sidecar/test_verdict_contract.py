@@ -214,6 +214,11 @@ def main():
         # 8. kill -9 the consumer while the producer publishes, then restart it
         args3 = ["--sae", sae, "--rules", rules, "--ring", ring2, "--metrics", "127.0.0.1:0", "--slots", "16"]
         srv = Serve(cli, args3, os.path.join(work, "serve3.log"))
+        Producer(ring2, hook="core", d_in=D).close()  # a short-lived producer still gets its log line
+        time.sleep(0.4)
+        with open(os.path.join(work, "serve3.log")) as f:
+            if "attached (and detached within" not in f.read():
+                fail("a producer that attached and detached between two looks was not logged")
         p = Producer(ring2, hook="core", d_in=D, heartbeat=0.05)
         for t in range(50):
             p.publish(1, t, GOOD)
