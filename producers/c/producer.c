@@ -889,13 +889,20 @@ void saemon_producer_detach(saemon_producer *p)
         return;
     stop_heartbeat(p);
     if (p->h && p->eos_n && p->state == P_ACCEPTED) {
-        /* pending ends: give the consumer a moment (bounded) to make room */
-        uint64_t deadline = ring_now_ns() + 100000000u; /* 100 ms */
-        while (!ready_for_frame(p) && ring_now_ns() < deadline) {
+        /* pending ends go out while the consumer keeps making room; give up
+         * after 1 s without progress (a consumer that stopped reading) */
+        uint64_t deadline = ring_now_ns() + 1000000000u;
+        uint32_t left = p->eos_n;
+        while (!ready_for_frame(p) && ring_now_ns() < deadline && consumer_alive(p)) {
+            if (p->eos_n < left) {
+                left = p->eos_n;
+                deadline = ring_now_ns() + 1000000000u;
+            }
             wake_consumer(p->h);
             struct timespec ts = {0, 200000};
             nanosleep(&ts, NULL);
         }
+        p->stats.eos_lost += p->eos_n;
     }
     if (p->h)
         __atomic_store_n(&p->h->producer_pid, 0u, __ATOMIC_RELAXED);

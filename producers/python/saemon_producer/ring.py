@@ -656,14 +656,19 @@ class Producer:
 
     def close(self):
         """Detach (another producer may then attach). Pending end-of-stream
-        frames get up to 100 ms to find room."""
+        frames go out first, as long as saemon keeps making room (up to 1 s
+        without progress)."""
         self._hb_stop.set()
         with self._lock:
             if self._seg is not None and self._eos and self._state == "accepted":
-                deadline = time.monotonic_ns() + 100_000_000
-                while not self._ready() and time.monotonic_ns() < deadline:
+                deadline = time.monotonic_ns() + 1_000_000_000
+                left = len(self._eos)
+                while not self._ready() and time.monotonic_ns() < deadline and self._seg.consumer_alive():
+                    if len(self._eos) < left:
+                        left, deadline = len(self._eos), time.monotonic_ns() + 1_000_000_000
                     self._wake()
                     time.sleep(0.0002)
+                self.stats["eos_lost"] += len(self._eos)
             if self._seg is not None:
                 self._u[OFF_PRODUCER_PID // 4] = 0
             self._disconnect()
