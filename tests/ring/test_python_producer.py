@@ -165,6 +165,10 @@ def test_torch_hooks():
         for T in (3, 4, 5, 6):
             model(x[:, :T])
         expect = torch.tanh(model[0](x))[0].numpy()
+        # bit-exact against the forward that produced the rows (a matmul over
+        # 3 rows and over 6 may round differently)
+        expect3 = torch.tanh(model[0](x[:, :3]))[0].numpy()
+        expect_t1 = torch.tanh(model[0](x[:, 1:2]))[0].numpy()
         att.new_stream(6)  # incremental decoding: one new position per pass
         for t in range(3):
             model(x[:, t:t + 1])
@@ -172,11 +176,11 @@ def test_torch_hooks():
     frames = dump.read_frames(8)
     s5 = [f for f in frames if f["stream"] == 5]
     assert [(f["token"], f["n_rows"]) for f in s5] == [(0, 3), (3, 1), (4, 1), (5, 1)], s5
-    assert s5[0]["crc"] == crc(expect[:3]) and s5[3]["crc"] == crc(expect[5:6])
+    assert s5[0]["crc"] == crc(expect3) and s5[3]["crc"] == crc(expect[5:6])
     s6 = [f for f in frames if f["stream"] == 6]
     assert [(f["token"], f["n_rows"], f["eos"]) for f in s6] == [(0, 1, False), (1, 1, False), (2, 1, False),
                                                                   (3, 0, True)], s6
-    assert s6[1]["crc"] == crc(expect[1:2])
+    assert s6[1]["crc"] == crc(expect_t1)
     assert att.verdict(5) == 0
     att.detach()
     st = dump.finish()
