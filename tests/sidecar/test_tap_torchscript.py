@@ -97,7 +97,9 @@ def main():
             if prompt.startswith("saint") and at != len(prompt) + 1:
                 fail("%s %r: blocked at position %d, the hyphen is at %d" % (mode, prompt, at - 1, len(prompt)))
         tap.close()
-        srv.stop()
+        rc, log = srv.stop()
+        if rc != 0:
+            fail("saemon serve exited %d:\n%s" % (rc, log))
         print("ok: tap published %d rows under script and trace, saemon received all, %d generations blocked "
               "right after the hyphen" % (published, len(blocked)))
         # The hook (the loop above also ran the eager module for reference): count compiled runs alone

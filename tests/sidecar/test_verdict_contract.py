@@ -170,6 +170,8 @@ def main():
         if srv.value("saemon_verdicts_evicted_total") is None:
             fail("saemon_verdicts_evicted_total is not exported")
         rc, log = srv.stop()
+        if rc != 0:
+            fail("saemon serve exited %d:\n%s" % (rc, log))
         if "stopped heartbeating" in log or "is gone" in log:
             fail("idle or detached producer reported down:\n" + log)
         if not [a for a in alerts(alert_file) if a.get("stream") == 99 and a.get("status") == "resolved"]:
@@ -209,6 +211,8 @@ def main():
                 fail("stream_idle_timeout did not resolve the alert of stream 0")
             time.sleep(0.05)
         rc, log = srv.stop()
+        if rc != 0:
+            fail("saemon serve (bounds) exited %d:\n%s" % (rc, log))
         print("ok bounds: max_streams counted with /healthz 503, idle streams of a vanished producer resolved")
 
         # 8. kill -9 the consumer while the producer publishes, then restart it
@@ -238,7 +242,9 @@ def main():
         if got != lost:
             fail("consumer_down: the new daemon shows %s lost, the producer counted %d" % (got, lost))
         p.close()
-        srv.stop()
+        rc, log = srv.stop()
+        if rc != 0:
+            fail("saemon serve (restarted) exited %d:\n%s" % (rc, log))
         print("ok consumer_down: %d tokens lost while saemon was down, visible on the next daemon's /metrics" % lost)
     finally:
         shutil.rmtree(work, ignore_errors=True)
