@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -74,6 +75,9 @@ saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **o
     if (slot_bytes < 128 || slot_bytes > ((uint64_t)1 << 30))
         return saemon_error_set(err, SAEMON_ERR_ARG, "ring %s: slot size %llu out of range (128 B..1 GiB)",
                                 opt->name, (unsigned long long)slot_bytes);
+    if (opt->mode && opt->mode != 0600 && opt->mode != 0660)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "ring %s: mode %04o; expected 0600 or 0660", opt->name,
+                                (unsigned)opt->mode);
     uint32_t ventries = round_pow2(opt->verdict_entries ? opt->verdict_entries : 4096);
     if (ventries < RING_VERDICT_WINDOW || ventries > (1u << 24))
         return saemon_error_set(err, SAEMON_ERR_ARG, "ring %s: verdict_entries out of range (16..2^24)",
@@ -105,6 +109,15 @@ saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **o
     if (st != SAEMON_OK) {
         saemon_ring_destroy(r);
         return st;
+    }
+    /* ring_group / ring_mode: a model server running as another user of
+     * that group may attach (it needs read-write) */
+    if ((opt->set_group && fchown(r->fd, (uid_t)-1, (gid_t)opt->gid) != 0) ||
+        (opt->mode && fchmod(r->fd, (mode_t)opt->mode) != 0)) {
+        int e = errno;
+        saemon_ring_destroy(r);
+        return saemon_error_set(err, SAEMON_ERR_IO, "ring %s: cannot set group %u / mode %04o: %s", opt->name,
+                                (unsigned)opt->gid, (unsigned)opt->mode, strerror(e));
     }
     *out = r;
     return SAEMON_OK;

@@ -3,6 +3,7 @@
  * The sidecar daemon: watches a live model through shared-memory rings. */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -324,6 +325,15 @@ static bool open_dict(serve *srv, size_t i)
         fprintf(stderr, "saemon serve: out of memory\n");
         return false;
     }
+    uint32_t ring_gid = 0;
+    if (srv->cfg.ring_group) {
+        struct group *g = getgrnam(srv->cfg.ring_group);
+        if (!g) {
+            fprintf(stderr, "saemon serve: ring_group \"%s\": no such group\n", srv->cfg.ring_group);
+            return false;
+        }
+        ring_gid = (uint32_t)g->gr_gid;
+    }
     d->n_rings = dc->n_rings;
     for (size_t r = 0; r < dc->n_rings; r++) {
         serve_ring *sr = &d->rings[r];
@@ -336,6 +346,9 @@ static bool open_dict(serve *srv, size_t i)
             .d_in = (uint32_t)d->info->d_in,
             .hook = dc->hook,
             .verdict_entries = sr->cfg->verdict_entries,
+            .mode = srv->cfg.ring_mode,
+            .set_group = srv->cfg.ring_group != NULL,
+            .gid = ring_gid,
             .evaluated_by_caller = true, /* frames are gathered, released, then evaluated */
         };
         if (saemon_ring_create(&ro, &sr->ring, &err) != SAEMON_OK)

@@ -31,7 +31,7 @@
 #include "base/yaml_walk.h"
 
 static const char *const root_keys[] = {"version", "metrics", "web_config", "sinks", "resolved", "heartbeat_timeout",
-                                        "stream_idle_timeout", "max_streams", "replica",
+                                        "stream_idle_timeout", "max_streams", "replica", "ring_group", "ring_mode",
                                         "cpus", "exclude_cpus", "isa", "encode", "alerts", "features",
                                         "dictionaries", NULL};
 static const char *const dict_keys[] = {"name", "sae", "hook", "rules", "feature_labels", "threads",
@@ -220,8 +220,22 @@ static saemon_status parse_root(parse *p, const yaml_node_t *root, serve_config 
         (s = get_text(w, root, "isa", &c->isa)) != SAEMON_OK ||
         (s = get_text(w, root, "encode", &c->encode)) != SAEMON_OK || (s = get_path(p, root, "alerts", &c->alerts)) != SAEMON_OK ||
         (s = get_path(p, root, "features", &c->features)) != SAEMON_OK ||
-        (s = get_text(w, root, "replica", &c->replica)) != SAEMON_OK)
+        (s = get_text(w, root, "replica", &c->replica)) != SAEMON_OK ||
+        (s = get_text(w, root, "ring_group", &c->ring_group)) != SAEMON_OK)
         return s;
+    c->ring_mode = 0600;
+    if ((v = walk_get(w, root, "ring_mode", NULL))) {
+        const char *text;
+        if ((s = walk_string(w, v, "'ring_mode'", &text)) != SAEMON_OK)
+            return s;
+        if (strcmp(text, "0600") && strcmp(text, "600") && strcmp(text, "0660") && strcmp(text, "660"))
+            return walk_fail(w, v, "'ring_mode' is \"%.20s\"; expected \"0600\" (owner only) or \"0660\" "
+                                   "(the owner and ring_group)", text);
+        c->ring_mode = strstr(text, "660") ? 0660 : 0600;
+    }
+    if (c->ring_group && c->ring_mode != 0660)
+        return walk_fail(w, walk_get(w, root, "ring_group", NULL),
+                         "'ring_group' needs ring_mode \"0660\": the group must be able to open the ring read-write");
     if ((v = walk_get(w, root, "resolved", NULL)) && (s = walk_bool(w, v, "'resolved'", &c->resolved)) != SAEMON_OK)
         return s;
     c->heartbeat_timeout_s = SERVE_DEFAULT_HEARTBEAT_S;
@@ -353,5 +367,6 @@ void serve_config_free(serve_config *c)
     free(c->alerts);
     free(c->features);
     free(c->replica);
+    free(c->ring_group);
     memset(c, 0, sizeof *c);
 }

@@ -49,6 +49,8 @@ typedef struct serve_config {
     char *alerts;         /* JSONL file for alerts (flag mode convenience) */
     char *features;       /* optional: every token's features as JSON lines (capture/debug) */
     char *replica;        /* this daemon's name in a fleet: alert field and label; NULL: none */
+    char *ring_group;     /* group owning the rings (with ring_mode 0660); NULL: the daemon's */
+    uint32_t ring_mode;   /* 0600 (default) or 0660 */
 } serve_config;
 
 /* Defaults for a ring / dictionary entry. */

@@ -64,6 +64,10 @@ typedef struct saemon_ring_options {
     uint32_t verdict_entries; /* per-stream verdict table (rounded up to a power of two, 16..2^24);
                               * 0 = 4096. Size it >= 4x the streams open at once (docs/ring.md) */
     bool allow_nonfinite;    /* accept rows with NaN/Inf (default: reject and count) */
+    uint32_t mode;           /* segment permissions: 0 = 0600 (owner only); 0660 lets a model
+                              * server of `gid` attach (nothing else is accepted) */
+    bool set_group;          /* give the segment to group `gid` (ring_group in saemon serve) */
+    uint32_t gid;
     bool evaluated_by_caller; /* false: a frame counts as evaluated (its verdicts visible to
                               * saemon_producer_verdict_wait) when released; true: only when the
                               * caller says so with saemon_ring_evaluated() (consumers that

@@ -7,8 +7,11 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tests/ring/ring_test_util.h"
 
@@ -320,4 +323,26 @@ Test(verdicts, an_idle_producer_keeps_heartbeating)
     saemon_producer_detach(p);
     finish(&c);
     (void)wait_frames;
+}
+
+/* ring_group / ring_mode: a model server of another user in the group may
+ * attach (rings were always 0600). */
+Test(verdicts, ring_mode_and_group)
+{
+    char name[64], path[128];
+    ring_test_name(name, sizeof name, "mode");
+    saemon_ring_options o = {.name = name, .slots = 4, .d_in = D, .mode = 0660, .set_group = true,
+                             .gid = (uint32_t)getgid()};
+    saemon_ring *r = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_ring_create(&o, &r, &err), SAEMON_OK, "%s", err.message);
+    snprintf(path, sizeof path, "/dev/shm/saemon-ring.%s", name);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0660);
+    cr_assert_eq(st.st_gid, getgid());
+    saemon_ring_destroy(r);
+    o.mode = 0666; /* world-writable: refused */
+    cr_assert_neq(saemon_ring_create(&o, &r, &err), SAEMON_OK);
+    cr_assert(strstr(err.message, "0600 or 0660"), "%s", err.message);
 }

@@ -28,6 +28,7 @@ usage: test_verdict_contract.py SAEMON_CLI SOURCE_DIR
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +81,14 @@ def main():
     ring = "vc%d" % os.getpid()
     try:
         sae, rules = make_sae(work)
+        # ring_group needs ring_mode 0660: refused with file:line:column
+        bad = os.path.join(work, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("version: 1\nring_group: root\ndictionaries:\n  - {sae: %s, rules: %s, rings: [x%d]}\n"
+                    % (sae, rules, os.getpid()))
+        r = subprocess.run([cli, "serve", "--config", bad], capture_output=True, text=True)
+        if r.returncode != 1 or "bad.yaml:2:13" not in r.stderr or "0660" not in r.stderr:
+            fail("ring_group without ring_mode 0660: %d %r" % (r.returncode, r.stderr))
         alert_file = os.path.join(work, "alerts.jsonl")
         srv = Serve(cli, ["--sae", sae, "--rules", rules, "--ring", ring, "--slots", "16", "--metrics",
                           "127.0.0.1:0", "--alerts", alert_file, "--resolved", "--heartbeat-timeout", "1"],
