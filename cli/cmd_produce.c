@@ -25,13 +25,14 @@ static void usage(FILE *f)
             "  --single-stream      all rows as one stream\n"
             "  --first-stream N     id of the first stream (default 0)\n"
             "  --rows-per-frame N   rows per publish call (default 1: one frame per token)\n"
-            "  --lossless MS        when the ring is full wait up to MS ms per frame instead of\n"
-            "                       dropping (default: drop and count, like a live model)\n"
+            "  --lossless MS        when the ring is full wait up to MS ms per frame (default 10000:\n"
+            "                       a recording has no live model to protect, nothing is dropped)\n"
+            "  --drop               never wait: drop and count when the ring is full, like a live model\n"
             "  --hook NAME          hook name to announce (default: the one saemon expects)\n"
             "  --model ID           model id to announce (default: the file name)\n"
             "  --wait MS            wait up to MS ms for saemon to serve the ring (default 5000)\n"
-            "Prints published/dropped counts to stderr; exit 1 if saemon refused the producer\n"
-            "or never served the ring.\n");
+            "Prints published/dropped counts to stderr; exit 1 if saemon refused the producer,\n"
+            "never served the ring, or (without --drop) anything was dropped.\n");
 }
 
 static bool parse_u64(const char *opt, const char *text, uint64_t max, uint64_t *out)
@@ -104,11 +105,12 @@ int cmd_produce(int argc, char **argv)
         {"rows-per-frame", required_argument, 0, 'n'}, {"lossless", required_argument, 0, 'l'},
         {"hook", required_argument, 0, 'H'},         {"model", required_argument, 0, 'm'},
         {"wait", required_argument, 0, 'w'},         {"help", no_argument, 0, 'h'},
+        {"drop", no_argument, 0, 'D'},
         {0, 0, 0, 0}};
     const char *ring = NULL, *input = NULL, *hook = NULL, *model = NULL;
     double rate = 0;
-    bool single = false;
-    uint64_t first_stream = 0, per_call = 1, lossless_ms = 0, wait_ms = 5000;
+    bool single = false, drop = false, lossless_set = false;
+    uint64_t first_stream = 0, per_call = 1, lossless_ms = 10000, wait_ms = 5000;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -119,7 +121,12 @@ int cmd_produce(int argc, char **argv)
         case '1': single = true; break;
         case 'f': if (!parse_u64("--first-stream", optarg, (UINT64_C(1) << 55), &first_stream)) return CLI_USAGE; break;
         case 'n': if (!parse_u64("--rows-per-frame", optarg, 1u << 20, &per_call) || !per_call) return CLI_USAGE; break;
-        case 'l': if (!parse_u64("--lossless", optarg, 4000000, &lossless_ms)) return CLI_USAGE; break;
+        case 'l':
+            if (!parse_u64("--lossless", optarg, 4000000, &lossless_ms))
+                return CLI_USAGE;
+            lossless_set = true;
+            break;
+        case 'D': drop = true; break;
         case 'H': hook = optarg; break;
         case 'm': model = optarg; break;
         case 'w': if (!parse_u64("--wait", optarg, 86400000, &wait_ms)) return CLI_USAGE; break;
@@ -131,6 +138,12 @@ int cmd_produce(int argc, char **argv)
         usage(stderr);
         return CLI_USAGE;
     }
+    if (drop && lossless_set) {
+        fprintf(stderr, "saemon produce: give --drop or --lossless, not both\n");
+        return CLI_USAGE;
+    }
+    if (drop)
+        lossless_ms = 0;
     saemon_npy a;
     saemon_error err = {0};
     if (saemon_npy_open(input, &a, &err) != SAEMON_OK)
@@ -191,6 +204,13 @@ int cmd_produce(int argc, char **argv)
             st.refused ? " (refused by saemon)" : "");
     if (st.refused)
         rc = CLI_FAIL;
+    if (st.frames_dropped) {
+        fprintf(stderr, "saemon produce: %s: %" PRIu64 " tokens (%" PRIu64 " frames) were dropped%s\n",
+                drop ? "warning" : "error", st.tokens_dropped, st.frames_dropped,
+                drop ? " (--drop)" : "; saemon did not keep up within --lossless, or stopped");
+        if (!drop)
+            rc = CLI_FAIL;
+    }
     saemon_producer_detach(p);
     saemon_npy_close(&a);
     return rc;

@@ -147,6 +147,8 @@ char *saemon_alert_to_json(const saemon_alert *a)
               add(o, "features", features_array(a)) && add(o, "labels", kv_object(a->labels, a->n_labels)) &&
               add(o, "annotations", kv_object(a->annotations, a->n_annotations)) &&
               add(o, "dictionary", string_or_null(a->dictionary)) &&
+              (!a->ring || add(o, "ring", cJSON_CreateString(a->ring))) &&
+              (!a->replica || add(o, "replica", cJSON_CreateString(a->replica))) &&
               (!a->capture_window || add(o, "captured", captured_object(a)));
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);

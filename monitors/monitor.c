@@ -162,6 +162,7 @@ saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_di
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "saemon_monitor_create: out of memory");
     mon->rules = rules;
     mon->emit_resolved = opts && opts->resolved;
+    mon->max_streams = opts ? opts->max_streams : 0;
     mon->enabled = calloc(rules->n_enabled ? rules->n_enabled : 1, sizeof *mon->enabled);
     mon->window_offset = calloc(rules->n_enabled ? rules->n_enabled : 1, sizeof *mon->window_offset);
     mon->features = calloc(rules->max_features ? rules->max_features : 1, sizeof *mon->features);
@@ -261,12 +262,35 @@ void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_aler
     stream_map_remove(&mon->streams, stream);
 }
 
+size_t saemon_monitor_end_all_streams(saemon_monitor *mon, saemon_alert_fn fn, void *user)
+{
+    if (!mon)
+        return 0;
+    size_t ended = 0;
+    /* removal shifts later entries back into the freed slot: re-check it */
+    for (size_t i = 0; i < mon->streams.cap; i++)
+        while (mon->streams.slots[i].used) {
+            saemon_monitor_end_stream(mon, mon->streams.slots[i].id, fn, user);
+            ended++;
+        }
+    return ended;
+}
+
 void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, saemon_alert_fn fn,
                             void *user)
 {
     if (!mon || !tok || (tok->nnz && (!tok->index || !tok->value))) {
         if (mon)
             mon->dropped++;
+        return;
+    }
+    if (mon->max_streams && mon->streams.count >= mon->max_streams &&
+        stream_map_find(&mon->streams, tok->stream) == SIZE_MAX) {
+        /* at the limit: this stream goes unevaluated, and says so */
+        mon->dropped++;
+        if (tok->token == 0 || mon->last_refused != tok->stream + 1)
+            mon->unmonitored++;
+        mon->last_refused = tok->stream + 1;
         return;
     }
     bool is_new;
@@ -366,6 +390,11 @@ void saemon_monitor_observe_batch(saemon_monitor *mon, const saemon_features *f,
         };
         saemon_monitor_observe(mon, &tok, fn, user);
     }
+}
+
+uint64_t saemon_monitor_get_unmonitored(const saemon_monitor *mon)
+{
+    return mon ? mon->unmonitored : 0;
 }
 
 uint64_t saemon_monitor_get_dropped(const saemon_monitor *mon)

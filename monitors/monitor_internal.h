@@ -42,6 +42,9 @@ struct saemon_monitor {
     size_t *window_offset;          /* per enabled rule: offset, or SIZE_MAX without a window */
     stream_map streams;
     uint64_t dropped;
+    size_t max_streams;          /* 0 = no limit */
+    uint64_t unmonitored;        /* sequences refused at the limit */
+    uint64_t last_refused;       /* stream id + 1 of the last refused token */
     saemon_capture_fn capture_fn;   /* capture on demand, or NULL */
     void *capture_user;
     saemon_alert_feature *captured; /* scratch: RULES_MAX_CAPTURE entries */

@@ -86,7 +86,7 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     if (!mon || !new_rules)
         return saemon_error_set(err, SAEMON_ERR_ARG, "saemon_monitor_reload: NULL argument");
     saemon_monitor *fresh = NULL;
-    const saemon_monitor_options mo = {.resolved = mon->emit_resolved};
+    const saemon_monitor_options mo = {.resolved = mon->emit_resolved, .max_streams = mon->max_streams};
     saemon_status s = saemon_monitor_create(new_rules, NULL, &mo, &fresh, err);
     if (s != SAEMON_OK)
         return s;
@@ -122,6 +122,8 @@ saemon_status saemon_monitor_reload(saemon_monitor *mon, const saemon_ruleset *n
     fresh->dict_name = mon->dict_name;
     mon->dict_name = NULL;
     fresh->dropped = mon->dropped;
+    fresh->unmonitored = mon->unmonitored;
+    fresh->last_refused = mon->last_refused;
     fresh->capture_fn = mon->capture_fn;
     fresh->capture_user = mon->capture_user;
     fresh->captured = mon->captured;

@@ -15,7 +15,7 @@
 #include <time.h>
 
 #define RING_MAGIC 0x52454153u  /* "SAER" */
-#define RING_VERSION 1u
+#define RING_VERSION 2u /* 2: evaluated/verdict_wake/verdict_waiters, FRAME_FLAG_RESET, tombstones */
 #define FRAME_MAGIC 0x46454153u /* "SAEF" */
 #define FRAME_VERSION 1u
 
@@ -43,7 +43,9 @@ enum {
     FRAME_FLAG_END_OF_STREAM = 1u << 0,
     FRAME_FLAG_GAP = 1u << 1,     /* this stream lost frames since its previous frame */
     FRAME_FLAG_GAP_ALL = 1u << 2, /* the producer lost track: every open stream may have a gap */
-    FRAME_FLAGS_KNOWN = 0x7u,
+    FRAME_FLAG_RESET = 1u << 3,   /* first frame of a newly attached producer: every earlier
+                                   * verdict and stream of the ring belongs to a producer gone */
+    FRAME_FLAGS_KNOWN = 0xFu,
 };
 /* frame_header.dtype */
 enum { FRAME_DTYPE_F32 = 0, FRAME_DTYPE_F16 = 1, FRAME_DTYPE_BF16 = 2 };
@@ -81,7 +83,10 @@ typedef struct ring_header {
     uint32_t judgement;
     uint32_t refuse_code;
     uint32_t verdict_evictions;
-    uint8_t pad1[24];
+    uint64_t evaluated;       /* frames whose tokens' rules have all run: their verdicts are visible */
+    uint32_t verdict_wake;    /* futex word: bumped by the consumer when verdict_waiters != 0 */
+    uint32_t verdict_waiters; /* a producer sleeps on verdict_wake waiting for `evaluated` */
+    uint8_t pad1[8];
     /* 128: producer-written line */
     uint64_t head;          /* frames written (next sequence number) */
     uint64_t heartbeat_ns;  /* CLOCK_MONOTONIC */
@@ -101,7 +106,9 @@ typedef struct ring_header {
     uint32_t pad3;
     char ann_model[RING_TEXT_MAX];
     char ann_hook[RING_TEXT_MAX];
-    uint8_t pad4[56];
+    uint64_t lost_consumer_down; /* tokens this producer lost while no consumer served it
+                                  * (before attaching, or written into a dead consumer's ring) */
+    uint8_t pad4[48];
     /* 512: consumer-written texts */
     char expected_hook[128];
     char refuse_reason[256];
@@ -113,11 +120,15 @@ _Static_assert(offsetof(ring_header, state) == 56, "layout");
 _Static_assert(offsetof(ring_header, tail) == 64, "layout");
 _Static_assert(offsetof(ring_header, wake) == 72, "layout");
 _Static_assert(offsetof(ring_header, judged_gen) == 88, "layout");
+_Static_assert(offsetof(ring_header, evaluated) == 104, "layout");
+_Static_assert(offsetof(ring_header, verdict_wake) == 112, "layout");
+_Static_assert(offsetof(ring_header, verdict_waiters) == 116, "layout");
 _Static_assert(offsetof(ring_header, head) == 128, "layout");
 _Static_assert(offsetof(ring_header, producer_pid) == 176, "layout");
 _Static_assert(offsetof(ring_header, ann_d_in) == 192, "layout");
 _Static_assert(offsetof(ring_header, ann_model) == 216, "layout");
 _Static_assert(offsetof(ring_header, ann_hook) == 336, "layout");
+_Static_assert(offsetof(ring_header, lost_consumer_down) == 456, "layout");
 _Static_assert(offsetof(ring_header, expected_hook) == 512, "layout");
 _Static_assert(offsetof(ring_header, refuse_reason) == 640, "layout");
 
@@ -148,8 +159,10 @@ _Static_assert(offsetof(frame_header, checksum) == 60, "layout");
 #define FRAME_CSUM_HEADER_BYTES 52u
 
 /* Verdict table entry: (stream + 1) << 8 | severity, one atomic 64-bit word;
- * 0 = empty. Streams are < 2^56 - 1. Open addressing over a window. */
+ * 0 = empty, RING_VERDICT_TOMBSTONE = a cleared entry (readers probe past it).
+ * Streams are < 2^56 - 1. Open addressing over a window. */
 #define RING_VERDICT_WINDOW 16u
+#define RING_VERDICT_TOMBSTONE UINT64_C(0xff)
 #define RING_STREAM_LIMIT ((UINT64_C(1) << 56) - 1)
 
 static inline uint64_t ring_hash64(uint64_t x) /* splitmix64 finaliser */

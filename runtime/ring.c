@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +71,9 @@ saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **o
     if (slot_bytes < 128 || slot_bytes > ((uint64_t)1 << 30))
         return saemon_error_set(err, SAEMON_ERR_ARG, "ring %s: slot size %llu out of range (128 B..1 GiB)",
                                 opt->name, (unsigned long long)slot_bytes);
+    if (opt->mode && opt->mode != 0600 && opt->mode != 0660)
+        return saemon_error_set(err, SAEMON_ERR_ARG, "ring %s: mode %04o; expected 0600 or 0660", opt->name,
+                                (unsigned)opt->mode);
     uint32_t ventries = round_pow2(opt->verdict_entries ? opt->verdict_entries : 4096);
     if (ventries < RING_VERDICT_WINDOW || ventries > (1u << 24))
         return saemon_error_set(err, SAEMON_ERR_ARG, "ring %s: verdict_entries out of range (16..2^24)",
@@ -87,6 +91,7 @@ saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **o
     r->expected_d_in = opt->d_in;
     snprintf(r->expected_hook, sizeof r->expected_hook, "%s", opt->hook ? opt->hook : "");
     r->allow_nonfinite = opt->allow_nonfinite;
+    r->evaluated_by_caller = opt->evaluated_by_caller;
     pthread_mutex_init(&r->lock, NULL);
     /* raw: the slot bytes; rows: the largest frame converted to fp32
      * (2-byte dtypes double in size). */
@@ -100,6 +105,15 @@ saemon_status saemon_ring_create(const saemon_ring_options *opt, saemon_ring **o
     if (st != SAEMON_OK) {
         saemon_ring_destroy(r);
         return st;
+    }
+    /* ring_group / ring_mode: a model server running as another user of
+     * that group may attach (it needs read-write) */
+    if ((opt->set_group && fchown(r->fd, (uid_t)-1, (gid_t)opt->gid) != 0) ||
+        (opt->mode && fchmod(r->fd, (mode_t)opt->mode) != 0)) {
+        int e = errno;
+        saemon_ring_destroy(r);
+        return saemon_error_set(err, SAEMON_ERR_IO, "ring %s: cannot set group %u / mode %04o: %s", opt->name,
+                                (unsigned)opt->gid, (unsigned)opt->mode, strerror(e));
     }
     *out = r;
     return SAEMON_OK;
@@ -193,6 +207,8 @@ static void handle_announcement(saemon_ring *r)
     pthread_mutex_unlock(&r->lock);
     if (code != RING_REFUSE_NONE)
         bump(&r->producers_refused, 1);
+    else
+        bump(&r->producers_accepted, 1);
 
     memset(h->refuse_reason, 0, sizeof h->refuse_reason);
     memcpy(h->refuse_reason, why, strlen(why));
@@ -209,6 +225,8 @@ static void advance(saemon_ring *r)
     r->tail++;
     __atomic_store_n(&r->h->tail, r->tail, __ATOMIC_RELEASE);
     __atomic_store_n(&r->tail_shared, r->tail, __ATOMIC_RELAXED);
+    if (!r->evaluated_by_caller) /* done with the frame = its verdicts are visible */
+        ring_set_evaluated(r, r->tail);
 }
 
 /* The stream table's reset count, for get_stats on other threads. */
@@ -293,6 +311,7 @@ static int take_frame(saemon_ring *r, saemon_frame *f)
         .rows = r->rows,
         .gap = gap || (fh.flags & (FRAME_FLAG_GAP | FRAME_FLAG_GAP_ALL)),
         .end_of_stream = end,
+        .new_producer = (fh.flags & FRAME_FLAG_RESET) != 0,
         .dropped = fh.dropped,
     };
     bump(&r->frames_received, 1);
@@ -419,6 +438,10 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     out->dead = __atomic_load_n(&r->dead, __ATOMIC_ACQUIRE);
     uint64_t progress = __atomic_load_n(&r->progress_ns, __ATOMIC_RELAXED);
     out->consumer_progress_age_s = progress && progress <= now ? (double)(now - progress) * 1e-9 : -1.0;
+    out->producers_accepted = __atomic_load_n(&r->producers_accepted, __ATOMIC_RELAXED);
+    for (int i = 0; i <= SAEMON_VERDICT_BLOCK; i++)
+        out->verdicts_evicted[i] = __atomic_load_n(&r->verdicts_evicted[i], __ATOMIC_RELAXED);
+    out->verdict_entries = r->verdict_entries;
     uint64_t last = __atomic_load_n(&r->last_frame_ns, __ATOMIC_RELAXED);
     out->last_frame_age_s = last ? (double)(now - last) * 1e-9 : -1.0;
     if (!h)
@@ -427,6 +450,7 @@ void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out)
     out->frames_produced = __atomic_load_n(&h->frames_published, __ATOMIC_RELAXED);
     out->frames_dropped = __atomic_load_n(&h->frames_dropped, __ATOMIC_RELAXED);
     out->tokens_dropped = __atomic_load_n(&h->tokens_dropped, __ATOMIC_RELAXED);
+    out->tokens_lost_consumer_down = __atomic_load_n(&h->lost_consumer_down, __ATOMIC_RELAXED);
     out->producer_seq = __atomic_load_n(&h->head, __ATOMIC_RELAXED);
     out->consumer_seq = __atomic_load_n(&r->tail_shared, __ATOMIC_RELAXED);
     /* producer-claimed numbers: clamp so a lying producer cannot underflow */

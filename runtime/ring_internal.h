@@ -37,9 +37,11 @@ struct saemon_ring {
     uint32_t expected_d_in;
     char expected_hook[128];
     bool allow_nonfinite;
+    bool evaluated_by_caller; /* saemon_ring_evaluated() publishes `evaluated`, not release() */
 
     /* consumer progress (next() thread only) */
     uint64_t tail;
+    uint64_t evaluated;     /* last value stored in the header's `evaluated` */
     bool holding;           /* a frame was returned and not released yet */
     uint8_t *raw;           /* private copy of one slot */
     float *rows;            /* converted rows of that slot */
@@ -60,6 +62,7 @@ struct saemon_ring {
     uint64_t rejected[SAEMON_RING_REJECT_COUNT];
     uint64_t producers_refused;
     uint64_t gap_table_resets; /* = streams.resets, for stats */
+    uint64_t producers_accepted;
     uint64_t last_frame_ns;
     uint64_t tail_shared;   /* = tail, for stats */
 
@@ -69,8 +72,11 @@ struct saemon_ring {
     char ann_hook[RING_TEXT_MAX];
     char refuse_reason[256];
     char dead_reason[256];
-    uint32_t evict_cursor;
+    uint64_t verdicts_evicted[SAEMON_VERDICT_BLOCK + 1]; /* atomic, by severity */
 };
+
+/* ring_verdict.c: publish `evaluated` (monotonic) and wake verdict waiters. */
+void ring_set_evaluated(saemon_ring *r, uint64_t frames);
 
 /* ring_shm.c: create (replacing a dead consumer's segment) / retire. */
 saemon_status ring_segment_create(saemon_ring *r, saemon_error *err);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -49,15 +50,22 @@ static void usage(FILE *f)
             "  --hook NAME          refuse producers that announce another hook (default: any)\n"
             "  --slots N            frames a ring holds, a power of two (default %d)\n"
             "  --max-rows N         rows (tokens) per frame (default %d)\n"
+            "  --verdict-entries N  per-ring verdict table, a power of two (default %d; docs/serve.md)\n"
             "  --name LABEL         dictionary label in metrics and logs\n"
             "  --feature-labels F   feature explanations (Neuronpedia JSON) for alerts\n"
             "  --metrics ADDR:PORT  serve /metrics and /healthz (e.g. 127.0.0.1:9464; port 0 = any free)\n"
             "  --web-config FILE    TLS and basic auth for it: a Prometheus exporter web config file\n"
             "  --features FILE      also write every token's features as JSON lines (for checking)\n"
             CLI_PLAN_USAGE
-            "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n" CLI_SINK_USAGE
+            "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n"
+            "  --stream-idle-timeout S  end (resolve, free) a ring's open streams after S seconds\n"
+            "                       without a frame (default %g; 0 = never)\n"
+            "  --replica NAME       this daemon's name in a fleet: in every alert, its key and labels\n"
+            "  --max-streams N      streams with rule state per ring (default %d); more go unmonitored,\n"
+            "                       counted, and /healthz answers 503\n" CLI_SINK_USAGE
                 CLI_ENCODER_USAGE,
-            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_HEARTBEAT_S);
+            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_VERDICT_ENTRIES, SERVE_DEFAULT_HEARTBEAT_S,
+            SERVE_DEFAULT_STREAM_IDLE_S, SERVE_DEFAULT_MAX_STREAMS);
 }
 
 typedef struct serve_flags {
@@ -65,9 +73,11 @@ typedef struct serve_flags {
     serve_dict_config one; /* flag mode: the one dictionary */
     const char *ring_names[SERVE_MAX_RINGS];
     size_t n_rings;
-    uint64_t slots, max_rows;
-    const char *metrics, *web_config, *features, *encode;
-    double heartbeat;
+    uint64_t slots, max_rows, verdict_entries;
+    const char *metrics, *web_config, *features, *encode, *replica;
+    double heartbeat, stream_idle;
+    bool stream_idle_set;
+    uint64_t max_streams;
     cli_sink_flags sinks;
     saemon_encoder_options enc;
 } serve_flags;
@@ -92,6 +102,8 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         {"rules", required_argument, 0, 'r'}, {"ring", required_argument, 0, 'g'},
         {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
         {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'A'},
+        {"verdict-entries", required_argument, 0, 1101}, {"max-streams", required_argument, 0, 1102},
+        {"stream-idle-timeout", required_argument, 0, 1103}, {"replica", required_argument, 0, 1104},
         {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
         {"web-config", required_argument, 0, 'w'}, CLI_PLAN_LONG_OPTION,
         {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
@@ -113,6 +125,32 @@ static int parse_args(int argc, char **argv, serve_flags *fl)
         case 'k': fl->one.hook = optarg; break;
         case 'n': if (!parse_u64("--slots", optarg, 1u << 20, &fl->slots)) return CLI_USAGE; break;
         case 'm': if (!parse_u64("--max-rows", optarg, 1u << 16, &fl->max_rows)) return CLI_USAGE; break;
+        case 1104: fl->replica = optarg; break;
+        case 1102:
+            if (!parse_u64("--max-streams", optarg, (uint64_t)1 << 32, &fl->max_streams) || !fl->max_streams) {
+                fprintf(stderr, "saemon serve: --max-streams expects 1 to 4294967296\n");
+                return CLI_USAGE;
+            }
+            break;
+        case 1103: {
+            char *end;
+            fl->stream_idle = strtod(optarg, &end);
+            if (end == optarg || *end || !(fl->stream_idle >= 0) || fl->stream_idle > 86400.0 * 30) {
+                fprintf(stderr, "saemon serve: --stream-idle-timeout expects seconds (0 = never), got '%s'\n",
+                        optarg);
+                return CLI_USAGE;
+            }
+            fl->stream_idle_set = true;
+            break;
+        }
+        case 1101:
+            if (!parse_u64("--verdict-entries", optarg, 1u << 24, &fl->verdict_entries))
+                return CLI_USAGE;
+            if (fl->verdict_entries < 16 || (fl->verdict_entries & (fl->verdict_entries - 1))) {
+                fprintf(stderr, "saemon serve: --verdict-entries must be a power of two in 16..2^24\n");
+                return CLI_USAGE;
+            }
+            break;
         case 'A': fl->one.name = optarg; break;
         case 'N':
             if (strcmp(optarg, "auto") && strcmp(optarg, "rules") && strcmp(optarg, "all")) {
@@ -181,10 +219,14 @@ static bool config_from_flags(const serve_flags *fl, serve_config *c)
         d->rings[i].name = strdup(fl->ring_names[i]);
         d->rings[i].slots = fl->slots ? (uint32_t)fl->slots : SERVE_DEFAULT_SLOTS;
         d->rings[i].max_rows = fl->max_rows ? (uint32_t)fl->max_rows : SERVE_DEFAULT_MAX_ROWS;
+        d->rings[i].verdict_entries = fl->verdict_entries ? (uint32_t)fl->verdict_entries
+                                                          : SERVE_DEFAULT_VERDICT_ENTRIES;
         if (!d->rings[i].name)
             return false;
     }
     c->heartbeat_timeout_s = SERVE_DEFAULT_HEARTBEAT_S;
+    c->stream_idle_timeout_s = SERVE_DEFAULT_STREAM_IDLE_S;
+    c->max_streams = SERVE_DEFAULT_MAX_STREAMS;
     return true;
 }
 
@@ -197,8 +239,14 @@ static bool apply_overrides(const serve_flags *fl, serve_config *c)
         return false;
     if (fl->features && !(free(c->features), c->features = strdup(fl->features)))
         return false;
+    if (fl->replica && !(free(c->replica), c->replica = strdup(fl->replica)))
+        return false;
     if (fl->heartbeat > 0)
         c->heartbeat_timeout_s = fl->heartbeat;
+    if (fl->stream_idle_set)
+        c->stream_idle_timeout_s = fl->stream_idle;
+    if (fl->max_streams)
+        c->max_streams = fl->max_streams;
     if (fl->enc.cpus && !(free(c->cpus), c->cpus = strdup(fl->enc.cpus)))
         return false;
     if (fl->enc.exclude_cpus && !(free(c->exclude_cpus), c->exclude_cpus = strdup(fl->enc.exclude_cpus)))
@@ -281,6 +329,15 @@ static bool open_dict(serve *srv, size_t i)
         fprintf(stderr, "saemon serve: out of memory\n");
         return false;
     }
+    uint32_t ring_gid = 0;
+    if (srv->cfg.ring_group) {
+        struct group *g = getgrnam(srv->cfg.ring_group);
+        if (!g) {
+            fprintf(stderr, "saemon serve: ring_group \"%s\": no such group\n", srv->cfg.ring_group);
+            return false;
+        }
+        ring_gid = (uint32_t)g->gr_gid;
+    }
     d->n_rings = dc->n_rings;
     for (size_t r = 0; r < dc->n_rings; r++) {
         serve_ring *sr = &d->rings[r];
@@ -292,10 +349,15 @@ static bool open_dict(serve *srv, size_t i)
             .max_rows_per_frame = sr->cfg->max_rows,
             .d_in = (uint32_t)d->info->d_in,
             .hook = dc->hook,
+            .verdict_entries = sr->cfg->verdict_entries,
+            .mode = srv->cfg.ring_mode,
+            .set_group = srv->cfg.ring_group != NULL,
+            .gid = ring_gid,
+            .evaluated_by_caller = true, /* frames are gathered, released, then evaluated */
         };
         if (saemon_ring_create(&ro, &sr->ring, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
-        saemon_monitor_options mo = {.resolved = srv->cfg.resolved};
+        saemon_monitor_options mo = {.resolved = srv->cfg.resolved, .max_streams = (size_t)srv->cfg.max_streams};
         if (saemon_monitor_create(d->rules, d->info, &mo, &sr->monitor, &err) != SAEMON_OK)
             return cli_fail("serve", &err), false;
         if (window) {
@@ -321,9 +383,11 @@ static bool open_dict(serve *srv, size_t i)
                       (double)max_streams * keep * row_bytes / 1048576.0);
             saemon_monitor_set_capture(sr->monitor, serve_capture_fn, sr);
         }
-        serve_log("info", "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " d_in=%zu hook=%s",
+        serve_log("info",
+                  "dictionary=%s ring=%s shm=%s slots=%" PRIu32 " max_rows=%" PRIu32 " verdict_entries=%" PRIu32
+                  " d_in=%zu hook=%s",
                   d->label, sr->cfg->name, saemon_ring_shm_name(sr->ring), sr->cfg->slots, sr->cfg->max_rows,
-                  d->info->d_in, dc->hook ? dc->hook : "(any)");
+                  sr->cfg->verdict_entries, d->info->d_in, dc->hook ? dc->hook : "(any)");
     }
     serve_log("info", "dictionary=%s sae=%s d_in=%zu d_sae=%zu kernel=%s threads=%zu rules=%s (%zu enabled)",
               d->label, dc->sae, d->info->d_in, d->info->d_sae, saemon_encoder_get_variant(d->encoder),
@@ -495,6 +559,13 @@ static void report_rings(serve *srv)
             saemon_ring_get_stats(r->ring, &st);
             const char *dl = r->dict->label, *rn = r->cfg->name;
             bool detached = st.producer_pid == 0; /* a clean detach clears the pid */
+            if (st.producers_accepted != r->logged_accepted && (detached || st.producer_pid == r->logged_pid)) {
+                /* accepted and gone (or replaced) between two looks: still say it came */
+                serve_log("info", "dictionary=%s ring=%s producer attached (and detached within 0.1 s) model=\"%s\" "
+                                  "hook=\"%s\" d_in=%" PRIu32 " dtype=%s",
+                          dl, rn, st.model, st.hook, st.d_in, st.dtype);
+            }
+            r->logged_accepted = st.producers_accepted;
             if (st.producer_state != r->logged_state || st.producer_pid != r->logged_pid) {
                 if (detached && r->logged_pid != 0)
                     serve_log("info", "dictionary=%s ring=%s producer pid=%d detached", dl, rn, (int)r->logged_pid);
@@ -507,10 +578,10 @@ static void report_rings(serve *srv)
                               (int)st.producer_pid, utf8_logfmt_quote(q1, sizeof q1, st.refuse_reason));
                 r->logged_state = st.producer_state;
                 r->logged_pid = st.producer_pid;
+                r->logged_down = false; /* a new producer: its own "attached" line says so */
             }
             /* Down: attached (not cleanly detached) but dead or silent. */
-            bool down = st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached &&
-                        (!st.producer_alive || st.heartbeat_age_s > srv->cfg.heartbeat_timeout_s);
+            bool down = serve_producer_down(srv, &st);
             if (down != r->logged_down) {
                 if (down)
                     serve_log("warning", "dictionary=%s ring=%s producer %s (last heartbeat %.1f s ago)", dl, rn,

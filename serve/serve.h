@@ -54,11 +54,15 @@ typedef struct serve_ring {
     _Atomic uint64_t gaps;          /* frames that arrived after lost tokens of their stream */
     _Atomic uint64_t streams_ended;
     _Atomic uint64_t verdicts[5];   /* raised to each saemon_verdict level */
+    _Atomic uint64_t streams_open;  /* the monitor's stream count, after each batch */
+    _Atomic uint64_t unmonitored;   /* sequences refused at max_streams (saemon_monitor_unmonitored) */
+    _Atomic uint64_t unmonitored_ns; /* CLOCK_MONOTONIC of the last increase */
+    _Atomic uint64_t streams_idle_ended; /* ended by stream_idle_timeout */
     /* main thread only: what was last logged about the producer */
     saemon_ring_producer_state logged_state;
     int32_t logged_pid;
     bool logged_down;
-    uint64_t logged_dropped, logged_rejected, logged_gaps, logged_faults;
+    uint64_t logged_dropped, logged_rejected, logged_gaps, logged_faults, logged_accepted;
 } serve_ring;
 
 struct serve_gather;
@@ -95,6 +99,7 @@ struct serve_dict {
     _Atomic uint64_t idle_waits;
     clockid_t cpu_clock;                   /* the consumer thread's CPU clock, valid while */
     _Atomic bool cpu_clock_ok;             /* ... this is set (the thread runs) */
+    uint64_t idle_check_ns;                /* consumer thread: next stream_idle_timeout check */
     pthread_mutex_t alerts_mu;
     serve_alert_count *alerts;
     size_t n_alerts, cap_alerts;
@@ -124,6 +129,8 @@ void serve_gather_free(serve_dict *d);
 /* Metrics (serve_metrics.c). */
 void serve_metrics_render(void *srv, prom_text *out);
 bool serve_healthy(void *srv, char *why, size_t len);
+/* Attached (not cleanly detached) and gone or silent past heartbeat_timeout. */
+bool serve_producer_down(const struct serve *srv, const saemon_ring_stats *st);
 void serve_count_alert(serve_dict *d, const saemon_alert *a);
 
 /* "ts=... level=info msg=\"...\"" lines on stderr (logfmt). */

@@ -5,6 +5,8 @@
  *   sinks: sinks.yaml
  *   resolved: true
  *   heartbeat_timeout: 10
+ *   stream_idle_timeout: 300
+ *   max_streams: 65536
  *   cpus: "2-3"
  *   dictionaries:
  *     - name: villes
@@ -13,7 +15,7 @@
  *       rules: villes-rules.yaml
  *       threads: 1
  *       rings:
- *         - {name: villes-0, slots: 256, max_rows: 64}
+ *         - {name: villes-0, slots: 256, max_rows: 64, verdict_entries: 4096}
  *
  * Every field is checked before anything is opened; errors are file:line:column. */
 #include "serve/serve_config.h"
@@ -29,11 +31,12 @@
 #include "base/yaml_walk.h"
 
 static const char *const root_keys[] = {"version", "metrics", "web_config", "sinks", "resolved", "heartbeat_timeout",
+                                        "stream_idle_timeout", "max_streams", "replica", "ring_group", "ring_mode",
                                         "cpus", "exclude_cpus", "isa", "encode", "alerts", "features",
                                         "dictionaries", NULL};
 static const char *const dict_keys[] = {"name", "sae", "hook", "rules", "feature_labels", "threads",
                                         "batch", "rings", NULL};
-static const char *const ring_keys[] = {"name", "slots", "max_rows", NULL};
+static const char *const ring_keys[] = {"name", "slots", "max_rows", "verdict_entries", NULL};
 
 typedef struct parse {
     walk *w;
@@ -110,6 +113,7 @@ static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_con
         return s;
     r->slots = SERVE_DEFAULT_SLOTS;
     r->max_rows = SERVE_DEFAULT_MAX_ROWS;
+    r->verdict_entries = SERVE_DEFAULT_VERDICT_ENTRIES;
     if (node->type == YAML_SCALAR_NODE) { /* "- villes-0": a name and the defaults */
         const char *text;
         if ((s = walk_string(w, node, "a ring", &text)) != SAEMON_OK)
@@ -136,6 +140,14 @@ static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_con
         if (v == 0)
             return walk_fail(w, walk_get(w, node, "max_rows", NULL), "'max_rows' is 0; expected 1 to 65536");
         r->max_rows = (uint32_t)v;
+        v = r->verdict_entries;
+        if ((s = get_count(w, node, "verdict_entries", 1u << 24, &v)) != SAEMON_OK)
+            return s;
+        if (v < 16 || (v & (v - 1)))
+            return walk_fail(w, walk_get(w, node, "verdict_entries", NULL),
+                             "'verdict_entries' is %llu; expected a power of two from 16 to 16777216",
+                             (unsigned long long)v);
+        r->verdict_entries = (uint32_t)v;
     }
     if (!ring_name_ok(r->name))
         return walk_fail(w, node, "ring name \"%.60s\" is not valid; expected 1-64 characters from "
@@ -207,8 +219,23 @@ static saemon_status parse_root(parse *p, const yaml_node_t *root, serve_config 
         (s = get_text(w, root, "exclude_cpus", &c->exclude_cpus)) != SAEMON_OK ||
         (s = get_text(w, root, "isa", &c->isa)) != SAEMON_OK ||
         (s = get_text(w, root, "encode", &c->encode)) != SAEMON_OK || (s = get_path(p, root, "alerts", &c->alerts)) != SAEMON_OK ||
-        (s = get_path(p, root, "features", &c->features)) != SAEMON_OK)
+        (s = get_path(p, root, "features", &c->features)) != SAEMON_OK ||
+        (s = get_text(w, root, "replica", &c->replica)) != SAEMON_OK ||
+        (s = get_text(w, root, "ring_group", &c->ring_group)) != SAEMON_OK)
         return s;
+    c->ring_mode = 0600;
+    if ((v = walk_get(w, root, "ring_mode", NULL))) {
+        const char *text;
+        if ((s = walk_string(w, v, "'ring_mode'", &text)) != SAEMON_OK)
+            return s;
+        if (strcmp(text, "0600") && strcmp(text, "600") && strcmp(text, "0660") && strcmp(text, "660"))
+            return walk_fail(w, v, "'ring_mode' is \"%.20s\"; expected \"0600\" (owner only) or \"0660\" "
+                                   "(the owner and ring_group)", text);
+        c->ring_mode = strstr(text, "660") ? 0660 : 0600;
+    }
+    if (c->ring_group && c->ring_mode != 0660)
+        return walk_fail(w, walk_get(w, root, "ring_group", NULL),
+                         "'ring_group' needs ring_mode \"0660\": the group must be able to open the ring read-write");
     if ((v = walk_get(w, root, "resolved", NULL)) && (s = walk_bool(w, v, "'resolved'", &c->resolved)) != SAEMON_OK)
         return s;
     c->heartbeat_timeout_s = SERVE_DEFAULT_HEARTBEAT_S;
@@ -219,6 +246,23 @@ static saemon_status parse_root(parse *p, const yaml_node_t *root, serve_config 
         if (!(f > 0) || f > 86400)
             return walk_fail(w, v, "'heartbeat_timeout' is %g; expected seconds in (0, 86400]", (double)f);
         c->heartbeat_timeout_s = f;
+    }
+    c->stream_idle_timeout_s = SERVE_DEFAULT_STREAM_IDLE_S;
+    if ((v = walk_get(w, root, "stream_idle_timeout", NULL))) {
+        float f;
+        if ((s = walk_float(w, v, "'stream_idle_timeout' (seconds)", &f)) != SAEMON_OK)
+            return s;
+        if (!(f >= 0) || f > 86400 * 30)
+            return walk_fail(w, v, "'stream_idle_timeout' is %g; expected seconds in [0, 2592000] (0 = never)",
+                             (double)f);
+        c->stream_idle_timeout_s = f;
+    }
+    c->max_streams = SERVE_DEFAULT_MAX_STREAMS;
+    if ((v = walk_get(w, root, "max_streams", NULL))) {
+        if ((s = walk_uint(w, v, "'max_streams'", (uint64_t)1 << 32, &c->max_streams)) != SAEMON_OK)
+            return s;
+        if (c->max_streams == 0)
+            return walk_fail(w, v, "'max_streams' is 0; expected 1 to 4294967296");
     }
     yaml_node_t *list = walk_get(w, root, "dictionaries", NULL);
     if (!list)
@@ -326,5 +370,7 @@ void serve_config_free(serve_config *c)
     free(c->encode);
     free(c->alerts);
     free(c->features);
+    free(c->replica);
+    free(c->ring_group);
     memset(c, 0, sizeof *c);
 }

@@ -18,6 +18,7 @@ typedef struct serve_ring_config {
     char *name;        /* shared-memory name, without the leading '/' */
     uint32_t slots;    /* frames the ring holds; a power of two */
     uint32_t max_rows; /* rows (tokens) per frame */
+    uint32_t verdict_entries; /* per-stream verdict table, a power of two (docs/serve.md) */
 } serve_ring_config;
 
 typedef struct serve_dict_config {
@@ -43,16 +44,24 @@ typedef struct serve_config {
     char *encode;         /* auto | rules | all (docs/serve.md); NULL: auto */
     bool resolved;        /* also report resolved alerts */
     double heartbeat_timeout_s; /* a producer silent this long is reported down */
+    double stream_idle_timeout_s; /* a ring without frames this long ends its open streams; 0 = never */
+    uint64_t max_streams;       /* streams with rule state per ring; beyond, new ones go unmonitored */
     char *alerts;         /* JSONL file for alerts (flag mode convenience) */
     char *features;       /* optional: every token's features as JSON lines (capture/debug) */
+    char *replica;        /* this daemon's name in a fleet: alert field and label; NULL: none */
+    char *ring_group;     /* group owning the rings (with ring_mode 0660); NULL: the daemon's */
+    uint32_t ring_mode;   /* 0600 (default) or 0660 */
 } serve_config;
 
 /* Defaults for a ring / dictionary entry. */
 #define SERVE_DEFAULT_SLOTS 256
 #define SERVE_DEFAULT_MAX_ROWS 64
+#define SERVE_DEFAULT_VERDICT_ENTRIES 4096
 #define SERVE_DEFAULT_BATCH 64
 #define SERVE_DEFAULT_HEARTBEAT_S 10.0
 #define SERVE_CAPTURE_BYTES ((size_t)64 << 20) /* raw rows kept for capture, per ring */
+#define SERVE_DEFAULT_STREAM_IDLE_S 300.0
+#define SERVE_DEFAULT_MAX_STREAMS 65536
 
 /* Parse a config file; errors are "file:line:column: ...". Relative paths in
  * the file are taken relative to the file's directory. */

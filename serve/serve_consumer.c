@@ -26,9 +26,13 @@ saemon_verdict serve_verdict_of(const saemon_alert *a)
     return SAEMON_VERDICT_INFO;
 }
 
-static void on_alert(const saemon_alert *a, void *user)
+static void on_alert(const saemon_alert *in, void *user)
 {
     serve_ring *r = user;
+    saemon_alert fleet = *in; /* fleet identity: which ring, which replica */
+    fleet.ring = r->cfg->name;
+    fleet.replica = r->dict->srv->cfg.replica;
+    const saemon_alert *a = &fleet;
     if (a->status && strcmp(a->status, "firing") == 0) {
         /* The verdict first: the model server polls it, the sinks may be slow. */
         saemon_verdict v = serve_verdict_of(a);
@@ -162,6 +166,9 @@ static void observe(serve_ring *r, const gather_entry *e, const saemon_features 
         if (r->history)
             serve_history_forget(r->history, e->stream);
         saemon_monitor_end_stream(r->monitor, e->stream, on_alert, r);
+        /* every row of the sequence was evaluated above: a new sequence on
+         * this id starts with a clean verdict */
+        saemon_ring_end_verdict(r->ring, e->stream);
         atomic_fetch_add_explicit(&r->streams_ended, 1, memory_order_relaxed);
     }
 }
@@ -185,12 +192,52 @@ static bool encode_entries(serve_dict *d, serve_ring *r, const float *rows, size
     return true;
 }
 
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Publish the monitor's stream counts for /metrics and /healthz. */
+static void note_streams(serve_ring *r)
+{
+    atomic_store_explicit(&r->streams_open, saemon_monitor_stream_count(r->monitor), memory_order_relaxed);
+    uint64_t un = saemon_monitor_unmonitored(r->monitor);
+    if (un != atomic_load_explicit(&r->unmonitored, memory_order_relaxed)) {
+        atomic_store(&r->unmonitored_ns, mono_ns());
+        atomic_store(&r->unmonitored, un);
+    }
+}
+
+/* Encode and evaluate the gathered frames; then every frame released so far
+ * has had its rules run, and producers waiting for verdicts may read them. */
 static bool flush(serve_dict *d, serve_ring *r)
 {
     struct serve_gather *g = d->gather;
     bool ok = encode_entries(d, r, g->rows, g->n_rows, g->entries, g->n_entries);
     g->n_rows = g->n_entries = 0;
+    if (ok) {
+        saemon_ring_evaluated(r->ring);
+        note_streams(r);
+    }
     return ok;
+}
+
+/* The first frame of a newly attached producer: the previous producer is
+ * gone, so are its streams. Evaluate what it published, resolve its streams,
+ * forget its verdicts, before this frame's rows are evaluated. */
+static bool new_producer(serve_dict *d, serve_ring *r)
+{
+    if (!flush(d, r))
+        return false;
+    size_t n = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
+    saemon_ring_clear_verdicts(r->ring);
+    atomic_fetch_add_explicit(&r->streams_ended, n, memory_order_relaxed);
+    if (n)
+        serve_log("info", "dictionary=%s ring=%s new producer: %zu streams of the previous one ended", d->label,
+                  r->cfg->name, n);
+    return true;
 }
 
 /* A frame larger than a batch goes straight from the ring, in batch chunks. */
@@ -212,6 +259,8 @@ static bool take_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
 {
     struct serve_gather *g = d->gather;
     size_t batch = saemon_encoder_get_max_batch(d->encoder);
+    if (f->new_producer && !new_producer(d, r))
+        return false;
     if (f->gap) {
         /* The monitor starts a new sequence when token positions do not
          * follow each other, so windows never bridge the lost tokens. */
@@ -308,6 +357,35 @@ size_t serve_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon
     return n ? cli_capture_rows(&d->capture, d->capture_rows, n, out, cap) : 0;
 }
 
+/* stream_idle_timeout: a ring without a frame that long (its producer
+ * vanished, or leaks streams it never ends) ends its open streams, which
+ * resolves their alerts and frees their state. Checked about once a second. */
+static void end_idle_streams(serve_dict *d)
+{
+    double timeout = d->srv->cfg.stream_idle_timeout_s;
+    uint64_t now = mono_ns();
+    if (timeout <= 0 || now < d->idle_check_ns)
+        return;
+    d->idle_check_ns = now + 1000000000u;
+    for (size_t i = 0; i < d->n_rings; i++) {
+        serve_ring *r = &d->rings[i];
+        if (!saemon_monitor_stream_count(r->monitor))
+            continue;
+        saemon_ring_stats st;
+        saemon_ring_get_stats(r->ring, &st);
+        if (st.last_frame_age_s < timeout)
+            continue;
+        size_t n = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
+        saemon_ring_clear_verdicts(r->ring);
+        atomic_fetch_add(&r->streams_idle_ended, n);
+        note_streams(r);
+        serve_log("warning",
+                  "dictionary=%s ring=%s no frame for %.0f s (stream_idle_timeout): %zu open streams ended, "
+                  "alerts resolved",
+                  d->label, r->cfg->name, st.last_frame_age_s, n);
+    }
+}
+
 void *serve_consumer_main(void *arg)
 {
     serve_dict *d = arg;
@@ -327,11 +405,20 @@ void *serve_consumer_main(void *arg)
             if (n < 0)
                 break;
             atomic_store(&d->cpu_clock_ok, false);
+            /* Nothing evaluates these streams any more: resolve what fires. */
+            for (size_t i = 0; i < d->n_rings; i++) {
+                serve_ring *r = &d->rings[i];
+                size_t ended = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
+                if (ended)
+                    serve_log("info", "dictionary=%s ring=%s stopping: %zu open streams ended", d->label,
+                              r->cfg->name, ended);
+            }
             return NULL;
         }
         int n = poll_rings(d);
         if (n < 0)
             break;
+        end_idle_streams(d);
         if (n == 0)
             idle_wait(d, 50);
     }

@@ -122,6 +122,15 @@ static void render_rings(prom_text *t, serve *srv)
         prom_sample_u64(t, "saemon_frames_rejected_total",
                         LABELS(RL, {"reason", saemon_ring_reject_name((saemon_ring_reject)why)}),
                         v[k].st.frames_rejected[why]);
+    prom_family(t, "saemon_tokens_lost_total", "counter",
+                "Tokens that never reached the rules, by reason: ring_full (dropped by the producer), "
+                "consumer_down (dropped or left unconsumed while no saemon served the ring; the producer's "
+                "own count, carried across restarts).");
+    EACH_RING {
+        prom_sample_u64(t, "saemon_tokens_lost_total", LABELS(RL, {"reason", "ring_full"}), v[k].st.tokens_dropped);
+        prom_sample_u64(t, "saemon_tokens_lost_total", LABELS(RL, {"reason", "consumer_down"}),
+                        v[k].st.tokens_lost_consumer_down);
+    }
     prom_family(t, "saemon_producer_refused_total", "counter",
                 "Producer announcements refused (hook or d_in not the dictionary's).");
     EACH_RING prom_sample_u64(t, "saemon_producer_refused_total", LABELS(RL), v[k].st.producers_refused);
@@ -147,12 +156,34 @@ static void render_rings(prom_text *t, serve *srv)
                 "Seconds since the producer's last heartbeat (-1: never).");
     EACH_RING prom_sample(t, "saemon_producer_heartbeat_age_seconds", LABELS(RL), v[k].st.heartbeat_age_s);
     prom_family(t, "saemon_producer_up", "gauge",
-                "1 when an accepted producer is attached and heartbeating within heartbeat_timeout.");
+                "1 when an accepted producer is attached and heartbeating within heartbeat_timeout "
+                "(0 also when none is attached: alert on saemon_producer_down).");
     EACH_RING {
         bool up = v[k].st.producer_alive && v[k].st.producer_state == SAEMON_RING_PRODUCER_ACCEPTED &&
                   v[k].st.heartbeat_age_s >= 0 && v[k].st.heartbeat_age_s <= srv->cfg.heartbeat_timeout_s;
         prom_sample_u64(t, "saemon_producer_up", LABELS(RL), up);
     }
+    prom_family(t, "saemon_producer_down", "gauge",
+                "1 when an accepted producer that did not detach cleanly is gone or its library heartbeat "
+                "is older than heartbeat_timeout (an idle model, a clean detach or no producer yet is 0).");
+    EACH_RING prom_sample_u64(t, "saemon_producer_down", LABELS(RL), serve_producer_down(srv, &v[k].st));
+    prom_family(t, "saemon_verdicts_evicted_total", "counter",
+                "Verdicts lost because their stream's window of the verdict table was full, by the severity "
+                "lost (a block is never displaced; a block counted here found its window full of blocks).");
+    EACH_RING for (int lvl = 1; lvl <= SAEMON_VERDICT_BLOCK; lvl++)
+        prom_sample_u64(t, "saemon_verdicts_evicted_total",
+                        LABELS(RL, {"severity", saemon_verdict_name((saemon_verdict)lvl)}),
+                        v[k].st.verdicts_evicted[lvl]);
+    prom_family(t, "saemon_verdict_table_entries", "gauge", "Size of the ring's verdict table (verdict_entries).");
+    EACH_RING prom_sample_u64(t, "saemon_verdict_table_entries", LABELS(RL), v[k].st.verdict_entries);
+    prom_family(t, "saemon_streams_open", "gauge", "Streams with rule state (started, not ended yet).");
+    EACH_RING prom_sample_u64(t, "saemon_streams_open", LABELS(RL), ld(&v[k].r->streams_open));
+    prom_family(t, "saemon_streams_unmonitored_total", "counter",
+                "Sequences that arrived while max_streams streams were open: not evaluated.");
+    EACH_RING prom_sample_u64(t, "saemon_streams_unmonitored_total", LABELS(RL), ld(&v[k].r->unmonitored));
+    prom_family(t, "saemon_streams_idle_ended_total", "counter",
+                "Open streams ended because the ring saw no frame for stream_idle_timeout.");
+    EACH_RING prom_sample_u64(t, "saemon_streams_idle_ended_total", LABELS(RL), ld(&v[k].r->streams_idle_ended));
     prom_family(t, "saemon_producer_info", "gauge", "The producer's announcement (value 1).");
     EACH_RING if (v[k].st.producer_state != SAEMON_RING_PRODUCER_NONE)
         prom_sample_u64(t, "saemon_producer_info",
@@ -301,9 +332,34 @@ void serve_metrics_render(void *arg, prom_text *t)
 /* A consumer that has frames waiting and has not moved for this long is stuck. */
 #define SERVE_STUCK_S 30.0
 
+/* /healthz stays 503 this long after a stream last went unmonitored. */
+#define SERVE_UNMONITORED_HOLD_NS 10000000000ull
+
+bool serve_producer_down(const serve *srv, const saemon_ring_stats *st)
+{
+    bool detached = st->producer_pid == 0; /* a clean detach clears the pid */
+    return st->producer_state == SAEMON_RING_PRODUCER_ACCEPTED && !detached &&
+           (!st->producer_alive || st->heartbeat_age_s > srv->cfg.heartbeat_timeout_s);
+}
+
 bool serve_healthy(void *arg, char *why, size_t len)
 {
     serve *srv = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    for (size_t i = 0; i < srv->n_dicts; i++)
+        for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
+            serve_ring *r = &srv->dicts[i].rings[j];
+            uint64_t at = atomic_load(&r->unmonitored_ns);
+            if (at && now_ns - at < SERVE_UNMONITORED_HOLD_NS) {
+                snprintf(why, len, "dictionary %s ring %s: streams are going unmonitored (max_streams %llu open; "
+                                   "%llu sequences not evaluated so far)",
+                         srv->dicts[i].label, r->cfg->name, (unsigned long long)srv->cfg.max_streams,
+                         (unsigned long long)atomic_load(&r->unmonitored));
+                return false;
+            }
+        }
     for (size_t i = 0; i < srv->n_dicts; i++)
         if (atomic_load(&srv->dicts[i].failed)) {
             snprintf(why, len, "dictionary %s: %s", srv->dicts[i].label, srv->dicts[i].failure);

@@ -9,8 +9,9 @@
  * restarts, the producer keeps working (frames are dropped and counted) and
  * re-attaches on its own. Byte layout and protocol: docs/ring.md.
  *
- * One saemon_producer is used by one thread at a time (wrap it in a mutex if
- * several threads publish); saemon_producer_get_verdict may be called from any. */
+ * Every call is serialised on an internal mutex (calls from several threads
+ * are safe; the hot path takes it uncontended). Unless heartbeat_ms < 0, a
+ * library thread keeps the heartbeat alive while the model is idle. */
 #ifndef SAEMON_PRODUCER_H
 #define SAEMON_PRODUCER_H
 
@@ -41,6 +42,8 @@ enum {
     SAEMON_PRODUCER_EREFUSED = -2,    /* attach: saemon refused the announcement (reason in message) */
     SAEMON_PRODUCER_ESYS = -3,        /* attach: system error (errno text in message) */
     SAEMON_PRODUCER_EBUSY = -4,       /* attach: another live producer owns the ring */
+    SAEMON_PRODUCER_ETIMEDOUT = -5,   /* verdict_wait: saemon did not evaluate every published
+                                       * frame within the wait (or no consumer): no fresh verdict */
 };
 
 typedef struct saemon_producer_options {
@@ -53,6 +56,9 @@ typedef struct saemon_producer_options {
     uint32_t lossless_wait_us; /* 0 = never wait (drop when full); else wait at most this long */
     int handshake_timeout_ms;  /* attach waits this long for saemon's accept/refuse; 0 = 1000,
                                 * <0 = do not wait. A missing consumer is not an error. */
+    int heartbeat_ms;          /* a library thread refreshes the heartbeat (and re-attaches,
+                                * publishes pending end-of-stream frames) this often while the
+                                * model is idle; 0 = 1000, <0 = no thread (call heartbeat()) */
 } saemon_producer_options;
 
 /* Counters of this producer object (lifetime, across re-attaches). */
@@ -62,6 +68,12 @@ typedef struct saemon_producer_stats {
     uint64_t frames_dropped;
     uint64_t tokens_dropped;
     uint64_t reattaches;       /* times the producer found a new consumer segment */
+    uint64_t eos_pending;      /* end-of-stream frames waiting for room (published first) */
+    uint64_t eos_lost;         /* end-of-stream frames dropped (more than 2^20 waiting, or no memory) */
+    uint64_t verdict_timeouts; /* saemon_producer_verdict_wait calls that timed out */
+    uint64_t tokens_lost_consumer_down; /* lost while no consumer served the ring: dropped
+                                * before saemon (re)started, or left unconsumed when it died;
+                                * carried to the next consumer (tokens_lost_total{consumer_down}) */
     bool connected;            /* attached to a live segment and not refused */
     bool refused;
 } saemon_producer_stats;
@@ -82,7 +94,12 @@ SAEMON_API int saemon_producer_attach(const saemon_producer_options *opt, saemon
 SAEMON_API int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token,
                             const void *rows, uint32_t n_rows);
 
-/* Tell saemon the stream is finished (a zero-row frame with end-of-stream). */
+/* Tell saemon the stream is finished (a zero-row frame with end-of-stream).
+ * Never dropped: if the ring is full it is kept and published before any
+ * later frame (or by the heartbeat). saemon then resolves the stream's alerts
+ * and clears its verdict: the same stream id may be reused for a new
+ * sequence, which starts with a clean verdict. Read the verdict of a sequence
+ * before ending it. */
 SAEMON_API int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t token);
 
 /* Refresh the heartbeat (publish does it too); call it from an idle loop so
@@ -90,9 +107,20 @@ SAEMON_API int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, u
  * restarted. Cheap: at most one check every few milliseconds. */
 SAEMON_API void saemon_producer_heartbeat(saemon_producer *p);
 
-/* Highest severity saemon fired so far for `stream` (0 none, 1 info, 2
- * warning, 3 critical, 4 block); an atomic load, no system call. */
+/* Highest severity saemon fired so far for `stream`'s current sequence (0
+ * none, 1 info, 2 warning, 3 critical, 4 block); atomic loads, no system
+ * call. It reflects the frames saemon has evaluated so far: a token published
+ * just before may still be in flight (see verdict_wait). 0 until saemon has
+ * evaluated this producer's first frame, and after end_stream until saemon
+ * has evaluated that end (so a reused stream id never reads an old verdict). */
 SAEMON_API int saemon_producer_get_verdict(const saemon_producer *p, uint64_t stream);
+
+/* The verdict once saemon has evaluated every frame this producer published
+ * so far ("block before the next token"): waits at most wait_us (spinning
+ * briefly, then sleeping on a futex the consumer wakes). Returns 0..4, or
+ * SAEMON_PRODUCER_ETIMEDOUT when the wait ran out or no consumer is attached
+ * (the caller chooses: fail open, or treat as block). */
+SAEMON_API int saemon_producer_verdict_wait(saemon_producer *p, uint64_t stream, uint32_t wait_us);
 
 SAEMON_API void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out);
 

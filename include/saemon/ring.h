@@ -61,8 +61,17 @@ typedef struct saemon_ring_options {
     uint32_t d_in;           /* expected row width; 0 = accept any (then slot_bytes sizes the slots) */
     const char *hook;        /* expected hook name; NULL = accept any */
     uint32_t slot_bytes;     /* 0 = 64 + max_rows_per_frame * d_in * 4 (d_in 0: 64 KiB + 64) */
-    uint32_t verdict_entries; /* per-stream verdict table (power of two); 0 = 4096 */
+    uint32_t verdict_entries; /* per-stream verdict table (rounded up to a power of two, 16..2^24);
+                              * 0 = 4096. Size it >= 4x the streams open at once (docs/ring.md) */
     bool allow_nonfinite;    /* accept rows with NaN/Inf (default: reject and count) */
+    uint32_t mode;           /* segment permissions: 0 = 0600 (owner only); 0660 lets a model
+                              * server of `gid` attach (nothing else is accepted) */
+    bool set_group;          /* give the segment to group `gid` (ring_group in saemon serve) */
+    uint32_t gid;
+    bool evaluated_by_caller; /* false: a frame counts as evaluated (its verdicts visible to
+                              * saemon_producer_verdict_wait) when released; true: only when the
+                              * caller says so with saemon_ring_evaluated() (consumers that
+                              * release frames before running the rules on them) */
 } saemon_ring_options;
 
 /* One frame, valid until saemon_ring_release() or the next saemon_ring_next(). */
@@ -75,7 +84,11 @@ typedef struct saemon_frame {
     const float *rows;       /* n_rows * d_in floats (fp16/bf16 frames converted exactly) */
     bool gap;                /* this stream lost tokens before this frame (drops or rejects):
                               * windowed rules must not treat the window as contiguous */
-    bool end_of_stream;      /* the producer closed the stream (n_rows may be 0) */
+    bool end_of_stream;      /* the producer closed the stream (n_rows may be 0): clear its
+                              * verdict (saemon_ring_end_verdict) once its rows are evaluated */
+    bool new_producer;       /* first frame of a newly attached producer: the streams and
+                              * verdicts of the ring before this frame belong to one gone
+                              * (saemon_ring_clear_verdicts before evaluating this frame) */
     uint64_t dropped;        /* frames the producer dropped (ring full) just before this one */
 } saemon_frame;
 
@@ -92,9 +105,15 @@ typedef struct saemon_ring_stats {
     uint64_t frames_produced;     /* frames the producer published (producer's count) */
     uint64_t frames_dropped;      /* producer-side drops (ring full / lossless timeout) */
     uint64_t tokens_dropped;
+    uint64_t tokens_lost_consumer_down; /* the producer's count of tokens lost while no consumer
+                                         * served it (carried across consumer restarts) */
     uint64_t frames_rejected[SAEMON_RING_REJECT_COUNT];
     uint64_t frames_rejected_total;
     uint64_t producers_refused;   /* announcements refused since creation */
+    uint64_t producers_accepted;  /* announcements accepted since creation */
+    uint64_t verdicts_evicted[5]; /* verdicts lost because their stream's table window was full,
+                                   * by severity of the verdict lost (index saemon_verdict) */
+    uint32_t verdict_entries;     /* size of the verdict table */
     uint64_t producer_seq;        /* frames the producer has written (its head) */
     uint64_t consumer_seq;        /* frames consumed (tail); lag in frames = producer_seq - consumer_seq */
     uint64_t lag_tokens;          /* rows published but not yet consumed */
@@ -156,6 +175,19 @@ SAEMON_API void saemon_ring_get_stats(saemon_ring *r, saemon_ring_stats *out);
 /* Raise the verdict of `stream` to `severity` (never lowers it). Visible to the
  * producer immediately. Thread-safe with respect to next(). */
 SAEMON_API void saemon_ring_set_verdict(saemon_ring *r, uint64_t stream, saemon_verdict severity);
+
+/* The stream ended (its end-of-stream frame and every row before it were
+ * evaluated): forget its verdict, so a new sequence on the same stream id
+ * starts clean. Thread-safe. */
+SAEMON_API void saemon_ring_end_verdict(saemon_ring *r, uint64_t stream);
+
+/* Forget every verdict (a new producer attached: frame.new_producer). */
+SAEMON_API void saemon_ring_clear_verdicts(saemon_ring *r);
+
+/* With options.evaluated_by_caller: every frame released so far has been
+ * evaluated, its verdicts set. Wakes producers waiting for them. Call from
+ * the thread that calls next(). */
+SAEMON_API void saemon_ring_evaluated(saemon_ring *r);
 
 /* Current verdict of a stream as the producer would read it. */
 SAEMON_API saemon_verdict saemon_ring_get_verdict(saemon_ring *r, uint64_t stream);

@@ -126,6 +126,11 @@ typedef struct saemon_alert {
     uint32_t capture_window;
     bool block;                    /* the rule says `action: block`: the stream should be stopped
                                       (saemon serve publishes it as the stream's verdict) */
+    /* Fleet identity (saemon serve; NULL elsewhere): the ring the stream came
+     * through and the daemon's replica name. With `stream` they identify the
+     * alert: part of the Idempotency-Key and of the Alertmanager labels. */
+    const char *ring;
+    const char *replica;
 } saemon_alert;
 
 typedef void (*saemon_alert_fn)(const saemon_alert *alert, void *user);
@@ -136,6 +141,9 @@ typedef struct saemon_monitor_options {
     /* Also call the callback with status "resolved" when a firing alert's
      * condition stops holding (after keep_firing_for) or its sequence ends. */
     bool resolved;
+    /* Streams tracked at once; 0 = no limit. Tokens of a stream that would
+     * exceed it are not evaluated and counted (saemon_monitor_unmonitored). */
+    size_t max_streams;
 } saemon_monitor_options;
 
 /* A monitor keeps per-stream rule state. The ruleset must outlive it. opts
@@ -242,12 +250,20 @@ SAEMON_API size_t saemon_monitor_get_stream_count(const saemon_monitor *mon);
 /* Tokens observe() could not evaluate: NULL/inconsistent views, or no memory
  * to start tracking a new stream. 0 in a healthy run. */
 SAEMON_API uint64_t saemon_monitor_get_dropped(const saemon_monitor *mon);
+/* Sequences (a stream's token 0, or a new stream id) that arrived while
+ * max_streams streams were tracked, so went unevaluated; their tokens are
+ * also in saemon_monitor_get_dropped. */
+SAEMON_API uint64_t saemon_monitor_get_unmonitored(const saemon_monitor *mon);
 
 /* The producer closed `stream`: every alert still firing in it is resolved
  * (reported through `fn` when the monitor reports resolved alerts) and the
  * stream's state is freed, so a long-running monitor does not grow with the
  * number of streams it has seen. A later token of the same id starts afresh. */
 SAEMON_API void saemon_monitor_end_stream(saemon_monitor *mon, uint64_t stream, saemon_alert_fn fn, void *user);
+
+/* saemon_monitor_end_stream for every stream tracked (their producer is gone,
+ * or the daemon stops). Returns the number of streams ended. */
+SAEMON_API size_t saemon_monitor_end_all_streams(saemon_monitor *mon, saemon_alert_fn fn, void *user);
 
 /* Rule unit tests (docs/rules.md "Rule unit tests"): run every test of the
  * YAML test file at `path`, printing PASS/FAIL per test (with a diff) to

@@ -1,7 +1,8 @@
 /* An alert as an Alertmanager v2 postableAlerts body (a one-element array).
  * Labels identify the alert in Alertmanager (its dedup key), so they hold
  * what is stable while a rule keeps firing on a stream: alertname (= rule),
- * severity, stream, dictionary and the rule's own labels. The token and the
+ * severity, stream, dictionary, ring, replica and the rule's own labels
+ * (docs/serve.md: which of them to group by). The token and the
  * features go to annotations (most recent wins). A "resolved" alert carries
  * endsAt, which is what tells Alertmanager the alert is over. */
 #include <cJSON.h>
@@ -67,6 +68,7 @@ char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url, d
         ok = !a->labels[i].key || set(labels, a->labels[i].key, a->labels[i].value ? a->labels[i].value : "");
     ok = ok && set(labels, "alertname", a->rule ? a->rule : "saemon") && set(labels, "severity", a->severity) &&
          set(labels, "stream", stream) && set(labels, "dictionary", a->dictionary) &&
+         set(labels, "ring", a->ring) && set(labels, "replica", a->replica) &&
          set(labels, "group", a->group && *a->group ? a->group : NULL);
     for (size_t i = 0; ok && i < a->n_annotations; i++)
         ok = !a->annotations[i].key ||

@@ -30,14 +30,15 @@ static const char *put_str(char **cursor, const char *s)
  * saemon_alert_feature: a new field would otherwise dangle once the monitor's
  * callback returns. Update sink_alert_copy, then these sizes. */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(saemon_alert) == 20 * 8, "saemon_alert changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert) == 22 * 8, "saemon_alert changed: update sink_alert_copy");
 _Static_assert(sizeof(saemon_alert_feature) == 16, "saemon_alert_feature changed: update sink_alert_copy");
 #endif
 
 sink_alert *sink_alert_copy(const saemon_alert *a)
 {
     size_t strings = str_size(a->rule) + str_size(a->description) + str_size(a->severity) +
-                     str_size(a->status) + str_size(a->dictionary) + str_size(a->group);
+                     str_size(a->status) + str_size(a->dictionary) + str_size(a->group) + str_size(a->ring) +
+                     str_size(a->replica);
     for (size_t i = 0; i < a->n_features; i++)
         strings += str_size(a->features[i].label);
     for (size_t i = 0; i < a->n_captured; i++)
@@ -74,6 +75,8 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
     c->alert.status = put_str(&p, a->status);
     c->alert.dictionary = put_str(&p, a->dictionary);
     c->alert.group = put_str(&p, a->group);
+    c->alert.ring = put_str(&p, a->ring);
+    c->alert.replica = put_str(&p, a->replica);
     for (size_t i = 0; i < a->n_features; i++)
         f[i].label = put_str(&p, a->features[i].label);
     for (size_t i = 0; i < a->n_captured; i++)
@@ -105,7 +108,9 @@ void sink_alert_key(const saemon_alert *a, const char *run_id, char out[65])
     snprintf(nums, sizeof nums, "%" PRIu64 "\x1f%" PRIu64, a->stream, a->token);
     /* No timestamp: a replay of the same input raises the same events, and
      * must carry the same keys so receivers can drop the duplicates. */
-    const char *fields[] = {"saemon-alert-v2", run_id, a->dictionary, a->rule, nums, a->status};
+    /* v3: the ring and the replica too, so two rings (or replicas) firing
+     * on the same stream id never share a key */
+    const char *fields[] = {"saemon-alert-v3", run_id, a->dictionary, a->rule, nums, a->status, a->ring, a->replica};
     enum { N = sizeof fields / sizeof fields[0] };
     const void *parts[2 * N];
     size_t lens[2 * N];

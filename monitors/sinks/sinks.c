@@ -6,6 +6,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,45 @@ static bool queue_full(const sink *s, size_t bytes)
     return s->len == s->cap || (s->len > 0 && atomic_load(&s->queued_bytes) + bytes > s->max_queued_bytes);
 }
 
+/* A file sink (jsonl, stdout) is local and fast: it holds the caller back
+ * rather than dropping, up to this long per alert (a hung disk must not stop
+ * the daemon forever); drops beyond are logged, at most every 10 s. */
+#define LOCAL_WAIT_S 10
+#define DROP_LOG_EVERY_NS 10000000000ull
+
+static bool local_kind(const sink *s)
+{
+    return s->kind == SAEMON_SINK_JSONL || s->kind == SAEMON_SINK_STDOUT;
+}
+
+static uint64_t sink_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* With s->mu held: the queue is full, wait (bounded) for room. */
+static void wait_local_room(sink *s, const sink_alert *copy)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until); /* s->space uses CLOCK_MONOTONIC */
+    until.tv_sec += LOCAL_WAIT_S;
+    while (queue_full(s, copy->size) && !s->paused && !s->closing)
+        if (pthread_cond_timedwait(&s->space, &s->mu, &until) != 0)
+            break;
+}
+
+static void log_drop(sink *s)
+{
+    uint64_t now = sink_now_ns();
+    if (s->drop_logged_ns && now - s->drop_logged_ns < DROP_LOG_EVERY_NS)
+        return;
+    s->drop_logged_ns = now;
+    fprintf(stderr, "saemon: sink %s: queue full, alert dropped (%" PRIu64 " dropped so far)\n",
+            s->name ? s->name : "?", atomic_load(&s->dropped));
+}
+
 void saemon_sinks_alert(const saemon_alert *alert, void *user)
 {
     saemon_sinks *sinks = user;
@@ -291,8 +331,11 @@ void saemon_sinks_alert(const saemon_alert *alert, void *user)
         pthread_mutex_lock(&s->mu);
         while (sinks->backpressure && copy && queue_full(s, copy->size) && !s->closing)
             pthread_cond_wait(&s->space, &s->mu);
+        if (copy && local_kind(s) && queue_full(s, copy->size))
+            wait_local_room(s, copy);
         if (!copy || queue_full(s, copy->size)) {
             atomic_fetch_add(&s->dropped, 1);
+            log_drop(s);
         } else {
             atomic_fetch_add(&copy->refs, 1);
             atomic_fetch_add(&s->queued_bytes, copy->size);

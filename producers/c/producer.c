@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,9 @@
 #define RECHECK_NS 5000000u /* look for a restarted consumer at most every 5 ms */
 #define CONSUMER_FRESH_NS 1000000000u /* a consumer heartbeat this recent: it is alive */
 #define GAP_SET 128         /* streams remembered as "lost a frame" until their next frame */
+#define ENDED_MAX 1024      /* ended streams whose end saemon has not evaluated yet */
+#define EOS_PENDING_MAX (1u << 20) /* end-of-stream frames waiting for room (16 B each, grown on demand) */
+#define HEARTBEAT_MS_DEFAULT 1000
 
 enum { P_DISCONNECTED, P_PENDING, P_ACCEPTED, P_REFUSED };
 
@@ -56,6 +60,33 @@ struct saemon_producer {
     bool gap_all_pending;
     uint64_t gap_streams[GAP_SET]; /* stream + 1; 0 = empty; at most 3/4 full */
     uint32_t gap_count;
+
+    /* verdict freshness (see saemon_producer_verdict): verdicts are this
+     * producer's only once saemon evaluated its first frame (flag RESET), and
+     * a stream's verdict belongs to its new sequence only once saemon
+     * evaluated the previous sequence's end. */
+    bool reset_pending;   /* the next frame carries FRAME_FLAG_RESET */
+    uint64_t reset_seq;   /* seq of that frame; UINT64_MAX before it is published */
+    struct { uint64_t stream, after; } ended[ENDED_MAX]; /* FIFO: after = EOS seq + 1 */
+    uint32_t ended_first, ended_n;
+
+    /* end-of-stream frames that found the ring full: published before any
+     * other frame, never dropped (unless EOS_PENDING_MAX are waiting) */
+    struct eos_entry { uint64_t stream, token; } *eos; /* circular, eos_cap entries */
+    uint32_t eos_first, eos_n, eos_cap;
+
+    /* library heartbeat thread: every call below runs under `mu` */
+    pthread_mutex_t mu;
+    pthread_cond_t stop_cv;
+    pthread_t hb_thread;
+    bool hb_running, hb_stop;
+    uint32_t hb_ms;
+
+    /* tokens lost while no consumer served the ring (dropped while
+     * disconnected, or left unconsumed in a dead consumer's segment) */
+    uint64_t lost_consumer_down;
+    uint32_t *slot_rows; /* rows of the frame in each slot, for that count */
+    uint32_t slot_rows_n;
 
     saemon_producer_stats stats;
     char refuse_reason[256];
@@ -203,6 +234,8 @@ static void prefault_slots(const saemon_producer *p)
 
 enum { CONNECT_OK = 0, CONNECT_ABSENT = 1, CONNECT_BUSY = -1, CONNECT_SYS = -2 };
 
+static bool consumer_alive(const saemon_producer *p);
+
 static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
 {
     int fd = shm_open(p->shm_name, O_RDWR | O_CLOEXEC, 0);
@@ -244,6 +277,12 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
         return CONNECT_SYS;
     }
     p->fd = fd;
+    if (!consumer_alive(p)) { /* a dead consumer's segment: wait for the next one */
+        p->fd = -1;
+        munmap(map, size);
+        close(fd);
+        return CONNECT_ABSENT;
+    }
     p->map = map;
     p->map_bytes = size;
     p->h = h;
@@ -271,6 +310,14 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
     memset(h->ann_hook, 0, sizeof h->ann_hook);
     memcpy(h->ann_model, p->model, strlen(p->model));
     memcpy(h->ann_hook, p->hook, strlen(p->hook));
+    __atomic_store_n(&h->lost_consumer_down, p->lost_consumer_down, __ATOMIC_RELAXED);
+    if (p->slot_rows_n != h->slots) {
+        free(p->slot_rows);
+        p->slot_rows = calloc(h->slots, sizeof *p->slot_rows);
+        p->slot_rows_n = p->slot_rows ? h->slots : 0;
+    } else {
+        memset(p->slot_rows, 0, (size_t)h->slots * sizeof *p->slot_rows);
+    }
     __atomic_store_n(&h->producer_pid, (uint32_t)getpid(), __ATOMIC_RELAXED);
     __atomic_store_n(&h->heartbeat_ns, ring_now_ns(), __ATOMIC_RELAXED);
     p->my_gen = __atomic_load_n(&h->announce_gen, __ATOMIC_RELAXED) + 1;
@@ -278,6 +325,9 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
         p->my_gen = 1;
     __atomic_store_n(&h->announce_gen, p->my_gen, __ATOMIC_SEQ_CST);
     p->state = P_PENDING;
+    p->reset_pending = true;
+    p->reset_seq = UINT64_MAX;
+    p->ended_n = 0;
     wake_consumer(h);
     return CONNECT_OK;
 }
@@ -299,11 +349,34 @@ static void poll_judgement(saemon_producer *p)
     }
 }
 
-/* Is the segment we hold still the one behind the name? */
-static bool segment_current(const saemon_producer *p)
+/* Does a live consumer hold lock byte 1 (it dies with its process)? */
+static bool consumer_alive(const saemon_producer *p)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1};
+    if (fcntl(p->fd, F_OFD_GETLK, &fl) != 0)
+        return true; /* cannot tell: assume alive */
+    return fl.l_type != F_UNLCK;
+}
+
+/* The consumer died: what it had not consumed is lost. */
+static void abandon_unconsumed(saemon_producer *p)
+{
+    uint64_t tail = __atomic_load_n(&p->h->tail, __ATOMIC_ACQUIRE);
+    if (!p->slot_rows || p->head < tail || p->head - tail > p->h->slots)
+        return;
+    for (uint64_t seq = tail; seq < p->head; seq++)
+        p->lost_consumer_down += p->slot_rows[seq & (p->slot_rows_n - 1)];
+}
+
+/* Is the segment we hold still the one behind the name, with a consumer? */
+static bool segment_current(saemon_producer *p)
 {
     if (__atomic_load_n(&p->h->state, __ATOMIC_ACQUIRE) != RING_STATE_READY)
         return false;
+    if (!consumer_alive(p)) {
+        abandon_unconsumed(p);
+        return false; /* stop writing into a ring nobody reads; wait for the next consumer */
+    }
     int fd = shm_open(p->shm_name, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return false;
@@ -342,6 +415,8 @@ static void maintain(saemon_producer *p, uint64_t now)
     if (p->state != P_DISCONNECTED && (consumer_live(p, now) || segment_current(p)))
         return;
     disconnect(p);
+    p->eos_n = 0; /* ends for a consumer that is gone: the next one never saw those streams */
+    p->stats.eos_pending = 0;
     if (connect_segment(p, NULL, 0) == CONNECT_OK) {
         p->stats.reattaches++;
         /* Unconsumed frames of the old ring are gone and the new consumer has
@@ -352,10 +427,61 @@ static void maintain(saemon_producer *p, uint64_t now)
     }
 }
 
+/* ---- verdict freshness ---- */
+
+static uint64_t evaluated_frames(const saemon_producer *p)
+{
+    return __atomic_load_n(&p->h->evaluated, __ATOMIC_ACQUIRE);
+}
+
+/* Forget ends saemon has evaluated (their verdicts were cleared). */
+static void ended_prune(saemon_producer *p)
+{
+    if (!p->ended_n || !p->h)
+        return;
+    uint64_t ev = evaluated_frames(p);
+    while (p->ended_n && p->ended[p->ended_first].after <= ev) {
+        p->ended_first = (p->ended_first + 1) % ENDED_MAX;
+        p->ended_n--;
+    }
+}
+
+static void ended_push(saemon_producer *p, uint64_t stream, uint64_t after)
+{
+    ended_prune(p);
+    if (p->ended_n == ENDED_MAX) { /* the oldest end is the likeliest evaluated already */
+        p->ended_first = (p->ended_first + 1) % ENDED_MAX;
+        p->ended_n--;
+    }
+    uint32_t i = (p->ended_first + p->ended_n) % ENDED_MAX;
+    p->ended[i].stream = stream;
+    p->ended[i].after = after;
+    p->ended_n++;
+}
+
+/* The verdict word of `stream`, or 0 while it may belong to someone else:
+ * before saemon evaluated this producer's first frame, or (after
+ * end_stream) the previous sequence's end. */
+static int fresh_verdict(saemon_producer *p, uint64_t stream)
+{
+    if (!p->h)
+        return 0;
+    uint64_t ev = evaluated_frames(p);
+    if (ev <= p->reset_seq)
+        return 0;
+    ended_prune(p);
+    for (uint32_t n = 0; n < p->ended_n; n++)
+        if (p->ended[(p->ended_first + n) % ENDED_MAX].stream == stream)
+            return 0;
+    return ring_verdict_lookup(p->verdicts, p->h->verdict_entries, stream);
+}
+
 /* ---- publishing ---- */
 
 static void count_drop(saemon_producer *p, uint64_t stream, uint32_t n_rows)
 {
+    if (p->state == P_DISCONNECTED)
+        p->lost_consumer_down += n_rows;
     p->dropped_pending++;
     p->stats.frames_dropped++;
     p->stats.tokens_dropped += n_rows;
@@ -376,13 +502,60 @@ static void cpu_relax(void)
 #endif
 }
 
+static bool has_room(const saemon_producer *p)
+{
+    return p->head - __atomic_load_n(&p->h->tail, __ATOMIC_ACQUIRE) < p->h->slots;
+}
+
+static void write_frame(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows, uint32_t n_rows,
+                        uint16_t flags);
+
+/* Publish the end-of-stream frames that found the ring full, oldest first,
+ * as long as there is room. */
+static void flush_eos(saemon_producer *p)
+{
+    while (p->eos_n && has_room(p)) {
+        uint32_t i = p->eos_first;
+        write_frame(p, p->eos[i].stream, p->eos[i].token, NULL, 0, FRAME_FLAG_END_OF_STREAM);
+        p->eos_first = (p->eos_first + 1) % p->eos_cap;
+        p->eos_n--;
+    }
+    p->stats.eos_pending = p->eos_n;
+}
+
+/* Room in the pending-ends queue for one more (grown by doubling). */
+static bool eos_reserve(saemon_producer *p)
+{
+    if (p->eos_n < p->eos_cap)
+        return true;
+    if (p->eos_cap >= EOS_PENDING_MAX)
+        return false;
+    uint32_t ncap = p->eos_cap ? p->eos_cap * 2 : 64;
+    struct eos_entry *ne = malloc((size_t)ncap * sizeof *ne);
+    if (!ne)
+        return false;
+    for (uint32_t n = 0; n < p->eos_n; n++) /* unwrap */
+        ne[n] = p->eos[(p->eos_first + n) % p->eos_cap];
+    free(p->eos);
+    p->eos = ne;
+    p->eos_cap = ncap;
+    p->eos_first = 0;
+    return true;
+}
+
+/* Room for one frame after the pending ends. */
+static bool ready_for_frame(saemon_producer *p)
+{
+    flush_eos(p);
+    return p->eos_n == 0 && has_room(p);
+}
+
 /* Wait (lossless mode) until the consumer frees a slot or the budget ends. */
 static bool wait_for_space(saemon_producer *p, uint64_t start_ns)
 {
     uint64_t deadline = start_ns + (uint64_t)p->lossless_wait_us * 1000u;
     for (unsigned spin = 0;; spin++) {
-        uint64_t tail = __atomic_load_n(&p->h->tail, __ATOMIC_ACQUIRE);
-        if (p->head - tail < p->h->slots)
+        if (ready_for_frame(p))
             return true;
         if (ring_now_ns() >= deadline)
             return false;
@@ -399,12 +572,30 @@ static bool wait_for_space(saemon_producer *p, uint64_t start_ns)
 static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
                          uint32_t n_rows, uint16_t flags, uint64_t now)
 {
-    ring_header *h = p->h;
-    uint64_t tail = __atomic_load_n(&h->tail, __ATOMIC_ACQUIRE);
-    if (p->head - tail >= h->slots && !(p->lossless_wait_us && wait_for_space(p, now))) {
+    if (!ready_for_frame(p) && !(p->lossless_wait_us && wait_for_space(p, now))) {
+        if ((flags & FRAME_FLAG_END_OF_STREAM) && n_rows == 0 && eos_reserve(p)) {
+            /* never lost: published before the next frame, heartbeat or detach */
+            uint32_t i = (p->eos_first + p->eos_n) % p->eos_cap;
+            p->eos[i].stream = stream;
+            p->eos[i].token = token;
+            p->eos_n++;
+            p->stats.eos_pending = p->eos_n;
+            return SAEMON_PRODUCER_OK;
+        }
+        if (flags & FRAME_FLAG_END_OF_STREAM)
+            p->stats.eos_lost++;
         count_drop(p, stream, n_rows);
         return SAEMON_PRODUCER_DROPPED;
     }
+    write_frame(p, stream, token, rows, n_rows, flags);
+    return SAEMON_PRODUCER_OK;
+}
+
+/* Write and publish one frame; the caller made sure there is room. */
+static void write_frame(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows, uint32_t n_rows,
+                        uint16_t flags)
+{
+    ring_header *h = p->h;
     frame_header fh = {
         .magic = FRAME_MAGIC,
         .version = FRAME_VERSION,
@@ -423,11 +614,20 @@ static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, co
         fh.flags |= FRAME_FLAG_GAP;
     if (p->gap_all_pending)
         fh.flags |= FRAME_FLAG_GAP_ALL;
+    if (p->reset_pending) {
+        fh.flags |= FRAME_FLAG_RESET;
+        p->reset_pending = false;
+        __atomic_store_n(&p->reset_seq, p->head, __ATOMIC_RELAXED);
+    }
+    if (flags & FRAME_FLAG_END_OF_STREAM)
+        ended_push(p, stream, p->head + 1);
     size_t bytes = (size_t)n_rows * p->row_bytes;
     uint32_t crc = ring_crc32c(0, (const uint8_t *)&fh + FRAME_CSUM_HEADER_OFFSET, FRAME_CSUM_HEADER_BYTES);
     fh.checksum = ring_crc32c(crc, rows, bytes);
 
     uint8_t *slot = p->slots + (size_t)(p->head & (h->slots - 1)) * h->slot_bytes;
+    if (p->slot_rows)
+        p->slot_rows[p->head & (h->slots - 1)] = n_rows;
     memcpy(slot + 8, (const uint8_t *)&fh + 8, FRAME_HEADER_BYTES - 8);
     if (bytes)
         memcpy(slot + FRAME_HEADER_BYTES, rows, bytes);
@@ -443,7 +643,6 @@ static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, co
     p->stats.frames_published++;
     p->stats.tokens_published += n_rows;
     wake_consumer(h);
-    return SAEMON_PRODUCER_OK;
 }
 
 static int publish_rows(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
@@ -483,27 +682,50 @@ static int publish_rows(saemon_producer *p, uint64_t stream, uint64_t token, con
 int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
                             uint32_t n_rows)
 {
-    if (n_rows == 0)
+    if (!p || n_rows == 0)
         return SAEMON_PRODUCER_EINVAL;
-    return publish_rows(p, stream, token, rows, n_rows, false);
+    pthread_mutex_lock(&p->mu);
+    int rc = publish_rows(p, stream, token, rows, n_rows, false);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
 }
 
 int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t token)
 {
-    return publish_rows(p, stream, token, NULL, 0, true);
+    if (!p)
+        return SAEMON_PRODUCER_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    int rc = publish_rows(p, stream, token, NULL, 0, true);
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+/* Heartbeat, judgement, re-attach, pending ends: under p->mu. */
+static void heartbeat_locked(saemon_producer *p)
+{
+    maintain(p, ring_now_ns());
+    if (p->state == P_ACCEPTED || p->state == P_PENDING)
+        flush_eos(p);
 }
 
 void saemon_producer_heartbeat(saemon_producer *p)
 {
-    if (p)
-        maintain(p, ring_now_ns());
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    heartbeat_locked(p);
+    pthread_mutex_unlock(&p->mu);
 }
 
-int saemon_producer_get_verdict(const saemon_producer *p, uint64_t stream)
+int saemon_producer_get_verdict(const saemon_producer *cp, uint64_t stream)
 {
-    if (!p || !p->h)
+    saemon_producer *p = (saemon_producer *)cp; /* locks only */
+    if (!p)
         return 0;
-    return ring_verdict_lookup(p->verdicts, p->h->verdict_entries, stream);
+    pthread_mutex_lock(&p->mu);
+    int v = fresh_verdict(p, stream);
+    pthread_mutex_unlock(&p->mu);
+    return v;
 }
 
 uint64_t saemon_producer_in_flight(const saemon_producer *p)
@@ -514,13 +736,119 @@ uint64_t saemon_producer_in_flight(const saemon_producer *p)
     return p->head > tail ? p->head - tail : 0;
 }
 
-void saemon_producer_get_stats(const saemon_producer *p, saemon_producer_stats *out)
+/* Sleep on verdict_wake until `evaluated` reaches target or the deadline
+ * passes (Dekker hand-off with ring_set_evaluated in runtime/ring_verdict.c). */
+static bool wait_evaluated(saemon_producer *p, uint64_t target, uint64_t deadline)
 {
+    ring_header *h = p->h;
+    for (unsigned spin = 0;; spin++) {
+        if (__atomic_load_n(&h->evaluated, __ATOMIC_ACQUIRE) >= target)
+            return true;
+        uint64_t now = ring_now_ns();
+        if (now >= deadline)
+            return false;
+        if (spin < 256) { /* the consumer usually answers within microseconds */
+            cpu_relax();
+            continue;
+        }
+        uint32_t seen = __atomic_load_n(&h->verdict_wake, __ATOMIC_ACQUIRE);
+        __atomic_store_n(&h->verdict_waiters, 1u, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&h->evaluated, __ATOMIC_SEQ_CST) < target) {
+            uint64_t left = deadline - now;
+            struct timespec ts = {(time_t)(left / 1000000000u), (long)(left % 1000000000u)};
+            syscall(SYS_futex, &h->verdict_wake, FUTEX_WAIT, seen, &ts, NULL, 0);
+        }
+        __atomic_store_n(&h->verdict_waiters, 0u, __ATOMIC_RELAXED);
+    }
+}
+
+int saemon_producer_verdict_wait(saemon_producer *p, uint64_t stream, uint32_t wait_us)
+{
+    if (!p)
+        return SAEMON_PRODUCER_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    int v;
+    if (p->state != P_ACCEPTED && p->state != P_PENDING) {
+        v = SAEMON_PRODUCER_ETIMEDOUT; /* nobody evaluates: no verdict can be trusted */
+    } else {
+        uint64_t target = p->head; /* every frame this producer has published */
+        wake_consumer(p->h);       /* a sleeping consumer would otherwise see it up to 1 ms late */
+        bool done = wait_evaluated(p, target, ring_now_ns() + (uint64_t)wait_us * 1000u);
+        v = done && p->eos_n == 0 ? fresh_verdict(p, stream) : SAEMON_PRODUCER_ETIMEDOUT;
+    }
+    if (v == SAEMON_PRODUCER_ETIMEDOUT)
+        p->stats.verdict_timeouts++;
+    pthread_mutex_unlock(&p->mu);
+    return v;
+}
+
+void saemon_producer_get_stats(const saemon_producer *cp, saemon_producer_stats *out)
+{
+    saemon_producer *p = (saemon_producer *)cp; /* locks only */
     if (!p || !out)
         return;
+    pthread_mutex_lock(&p->mu);
     *out = p->stats;
     out->connected = p->state == P_PENDING || p->state == P_ACCEPTED;
     out->refused = p->state == P_REFUSED;
+    out->tokens_lost_consumer_down = p->lost_consumer_down;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- the library heartbeat thread ---- */
+
+/* Every hb_ms (every 1 ms while end-of-stream frames are pending): refresh
+ * heartbeat_ns, poll the judgement, re-attach after a consumer restart and
+ * publish pending end-of-stream frames, so saemon sees the process alive
+ * while the model is idle (docs/ring.md). */
+static void *heartbeat_main(void *arg)
+{
+    saemon_producer *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->hb_stop) {
+        /* pending end-of-stream frames: look for room every millisecond */
+        uint32_t ms = p->eos_n ? 1 : p->hb_ms;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += ms / 1000;
+        until.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (!p->hb_stop && pthread_cond_timedwait(&p->stop_cv, &p->mu, &until) == 0)
+            ;
+        if (!p->hb_stop)
+            heartbeat_locked(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static bool start_heartbeat(saemon_producer *p, int heartbeat_ms)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->stop_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (heartbeat_ms < 0)
+        return true;
+    p->hb_ms = heartbeat_ms == 0 ? HEARTBEAT_MS_DEFAULT : (uint32_t)heartbeat_ms;
+    p->hb_running = pthread_create(&p->hb_thread, NULL, heartbeat_main, p) == 0;
+    return p->hb_running;
+}
+
+static void stop_heartbeat(saemon_producer *p)
+{
+    if (p->hb_running) {
+        pthread_mutex_lock(&p->mu);
+        p->hb_stop = true;
+        pthread_cond_signal(&p->stop_cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->hb_thread, NULL);
+        p->hb_running = false;
+    }
 }
 
 /* ---- attach / detach ---- */
@@ -561,6 +889,8 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
         return SAEMON_PRODUCER_ESYS;
     }
     p->fd = -1;
+    pthread_mutex_init(&p->mu, NULL);
+    p->reset_seq = UINT64_MAX;
     snprintf(p->shm_name, sizeof p->shm_name, "%s%s", RING_SHM_PREFIX, opt->ring);
     snprintf(p->model, sizeof p->model, "%s", opt->model ? opt->model : "");
     p->hook_from_consumer = !opt->hook || !*opt->hook;
@@ -573,6 +903,7 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
 
     int c = connect_segment(p, msg, msg_len);
     if (c == CONNECT_BUSY || c == CONNECT_SYS) {
+        pthread_mutex_destroy(&p->mu);
         free(p);
         return c == CONNECT_BUSY ? SAEMON_PRODUCER_EBUSY : SAEMON_PRODUCER_ESYS;
     }
@@ -589,9 +920,18 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
             set_msg(msg, msg_len, "saemon refused the producer on ring %s: %s", opt->ring,
                     p->refuse_reason);
             disconnect(p);
+            pthread_mutex_destroy(&p->mu);
             free(p);
             return SAEMON_PRODUCER_EREFUSED;
         }
+    }
+    if (!start_heartbeat(p, opt->heartbeat_ms)) {
+        set_msg(msg, msg_len, "ring %s: cannot start the heartbeat thread", opt->ring);
+        disconnect(p);
+        pthread_cond_destroy(&p->stop_cv);
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return SAEMON_PRODUCER_ESYS;
     }
     if (c == CONNECT_ABSENT)
         set_msg(msg, msg_len, "ring %s not served yet: frames are dropped (and counted) until saemon starts",
@@ -606,8 +946,29 @@ void saemon_producer_detach(saemon_producer *p)
 {
     if (!p)
         return;
+    stop_heartbeat(p);
+    if (p->h && p->eos_n && p->state == P_ACCEPTED) {
+        /* pending ends go out while the consumer keeps making room; give up
+         * after 1 s without progress (a consumer that stopped reading) */
+        uint64_t deadline = ring_now_ns() + 1000000000u;
+        uint32_t left = p->eos_n;
+        while (!ready_for_frame(p) && ring_now_ns() < deadline && consumer_alive(p)) {
+            if (p->eos_n < left) {
+                left = p->eos_n;
+                deadline = ring_now_ns() + 1000000000u;
+            }
+            wake_consumer(p->h);
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
+        p->stats.eos_lost += p->eos_n;
+    }
     if (p->h)
         __atomic_store_n(&p->h->producer_pid, 0u, __ATOMIC_RELAXED);
     disconnect(p);
+    pthread_cond_destroy(&p->stop_cv);
+    pthread_mutex_destroy(&p->mu);
+    free(p->eos);
+    free(p->slot_rows);
     free(p);
 }

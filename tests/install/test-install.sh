@@ -26,6 +26,23 @@ if [[ -d $sae ]]; then
 else
   echo "../shared absent: example compiled but not run"
 fi
+# The systemd unit starts the binary meson installed, and its user and docs come along.
+unit=$(find "$tmp/root" -path '*/systemd/system/saemon.service' | head -1)
+[[ -f $unit ]] || { echo "saemon.service was not installed"; exit 1; }
+exe=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$unit")
+[[ -x $tmp/root$exe ]] || { echo "the unit starts $exe, which meson did not install"; exit 1; }
+[[ -f $(find "$tmp/root" -path '*/sysusers.d/saemon.conf' | head -1) ]] || { echo "sysusers.d/saemon.conf missing"; exit 1; }
+doc=$(sed -n 's|^Documentation=file://||p' "$unit")
+[[ -f $tmp/root$doc ]] || { echo "the unit names $doc, which was not installed"; exit 1; }
+if command -v systemd-analyze >/dev/null; then
+  # the unit as installed, with the binary where this destdir install put it
+  sed "s|^ExecStart=$exe|ExecStart=$tmp/root$exe|" "$unit" > "$tmp/saemon.service"
+  if ! systemd-analyze verify "$tmp/saemon.service" >"$tmp/verify.log" 2>&1; then
+    cat "$tmp/verify.log"; echo "systemd-analyze verify failed"; exit 1
+  fi
+  echo "systemd-analyze verify: ok"
+fi
+echo "systemd unit, sysusers.d entry and docs installed; ExecStart=$exe exists"
 # libsaemon-producer: a C producer compiles against its own pkg-config file and
 # links nothing but libc (docs/ring.md).
 [[ -f $pcdir/saemon-producer.pc ]] || { echo "saemon-producer.pc was not installed"; exit 1; }

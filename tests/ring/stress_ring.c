@@ -3,6 +3,7 @@
  * reading stats and writing/reading verdicts, all at once. No Criterion (its
  * runner forks, which TSan dislikes); exits non-zero on any mismatch. */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,97 @@ static void *observe(void *arg)
     return NULL;
 }
 
+/* ---- the verdict contract under threads (issue 21): a producer with its
+ * heartbeat thread, a consumer that evaluates after release, and a third
+ * thread reading the producer's verdicts and stats ---- */
+#define SEQS 2000
+#define BAD 1000.0f
+static char vc_name[64];
+static int vc_stop, vc_observe_stop;
+static saemon_producer *vc_p;
+
+static void *vc_consume(void *arg)
+{
+    saemon_ring *r = arg;
+    while (!__atomic_load_n(&vc_stop, __ATOMIC_ACQUIRE)) {
+        saemon_frame f;
+        if (saemon_ring_next(r, &f, 5, NULL) != 1)
+            continue;
+        bool bad = f.n_rows && f.rows[0] == BAD, eos = f.end_of_stream;
+        uint64_t stream = f.stream;
+        if (f.new_producer)
+            saemon_ring_clear_verdicts(r);
+        saemon_ring_release(r);
+        if (bad)
+            saemon_ring_set_verdict(r, stream, SAEMON_VERDICT_BLOCK);
+        if (eos)
+            saemon_ring_end_verdict(r, stream);
+        saemon_ring_evaluated(r);
+    }
+    return NULL;
+}
+
+static void *vc_observe(void *arg)
+{
+    (void)arg;
+    saemon_producer_stats st;
+    uint64_t s = 0;
+    while (!__atomic_load_n(&vc_observe_stop, __ATOMIC_ACQUIRE)) {
+        saemon_producer *p = __atomic_load_n(&vc_p, __ATOMIC_ACQUIRE);
+        if (p) {
+            (void)saemon_producer_verdict(p, s++ % 5);
+            saemon_producer_get_stats(p, &st);
+        }
+        usleep(50);
+    }
+    return NULL;
+}
+
+static void verdict_contract(void)
+{
+    snprintf(vc_name, sizeof vc_name, "stressv%ld", (long)getpid());
+    saemon_ring_options o = {.name = vc_name, .slots = 4, .max_rows_per_frame = 1, .d_in = D, .hook = "h",
+                             .evaluated_by_caller = true};
+    saemon_ring *r = NULL;
+    if (saemon_ring_create(&o, &r, NULL) != SAEMON_OK) {
+        fail("verdict contract: create");
+        return;
+    }
+    pthread_t tc, to;
+    pthread_create(&tc, NULL, vc_consume, r);
+    pthread_create(&to, NULL, vc_observe, NULL);
+    saemon_producer_options po = {.ring = vc_name, .hook = "h", .d_in = D, .lossless_wait_us = 2000000,
+                                  .handshake_timeout_ms = 10000, .heartbeat_ms = 1};
+    saemon_producer *p = NULL;
+    if (saemon_producer_attach(&po, &p, NULL, 0) != SAEMON_PRODUCER_OK) {
+        fail("verdict contract: attach");
+    } else {
+        __atomic_store_n(&vc_p, p, __ATOMIC_RELEASE);
+        float good[D] = {0}, bad[D] = {BAD};
+        for (uint64_t i = 0; i < SEQS; i++) {
+            uint64_t s = i % 5;
+            saemon_producer_publish(p, s, 0, good, 1);
+            saemon_producer_publish(p, s, 1, bad, 1);
+            if (saemon_producer_verdict_wait(p, s, 5000000) != SAEMON_VERDICT_BLOCK)
+                fail("verdict contract: the bad token's block was not seen by the wait");
+            saemon_producer_end_stream(p, s, 2);
+            saemon_producer_publish(p, s, 0, good, 1); /* the next sequence on the same id */
+            if (saemon_producer_verdict(p, s) != SAEMON_VERDICT_NONE)
+                fail("verdict contract: a reused stream id read the old block");
+            if (saemon_producer_verdict_wait(p, s, 5000000) != SAEMON_VERDICT_NONE)
+                fail("verdict contract: the new sequence is not clean once evaluated");
+            saemon_producer_end_stream(p, s, 1);
+        }
+    }
+    __atomic_store_n(&vc_observe_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(to, NULL); /* before the producer it reads goes away */
+    if (p)
+        saemon_producer_detach(p);
+    __atomic_store_n(&vc_stop, 1, __ATOMIC_RELEASE);
+    pthread_join(tc, NULL);
+    saemon_ring_destroy(r);
+}
+
 int main(void)
 {
     snprintf(name, sizeof name, "stress%ld", (long)getpid());
@@ -113,6 +205,8 @@ int main(void)
     if (saemon_ring_get_verdict(r, 0) != SAEMON_VERDICT_WARNING)
         fail("verdict");
     saemon_ring_destroy(r);
-    printf("stress-ring: %d failure(s), %llu frames\n", failures, (unsigned long long)st.frames_received);
+    verdict_contract();
+    printf("stress-ring: %d failure(s), %llu frames, %d verdict-contract sequences\n", failures,
+           (unsigned long long)st.frames_received, SEQS);
     return failures ? 1 : 0;
 }

@@ -100,6 +100,39 @@ Test(produce, replays_streams_positions_rows)
     cr_assert_eq(n, 0);
     saemon_ring_destroy(r);
 
+    /* issue 21 item 8: lossless by default (before: 99 % dropped), --drop
+     * imitates a live model and still exits 0 */
+    cr_assert_eq(saemon_ring_create(&(saemon_ring_options){.name = name, .slots = 2, .d_in = 8}, &r, NULL), SAEMON_OK);
+    static float big[400 * 8];
+    size_t bshape[2] = {400, 8};
+    for (int i = 0; i < 400 * 8; i++)
+        big[i] = (float)(i % 97);
+    char bpath[512];
+    snprintf(bpath, sizeof bpath, "%s/big.npy", dir);
+    cr_assert_eq(saemon_npy_write_f32(bpath, big, 2, bshape, NULL), SAEMON_OK);
+    const char *lossless[] = {"produce", "--ring", name, "--input", bpath, "--single-stream", NULL};
+    pid_t lpid = spawn_cli(lossless);
+    int got = 0, status2 = -1;
+    bool exited = false;
+    for (;;) { /* a slow consumer */
+        saemon_frame f;
+        if (saemon_ring_next(r, &f, 5, NULL) == 1) {
+            got++;
+            usleep(200);
+            continue;
+        }
+        if (exited)
+            break;
+        if (waitpid(lpid, &status2, WNOHANG) == lpid)
+            exited = true;
+    }
+    cr_assert(WIFEXITED(status2) && WEXITSTATUS(status2) == 0, "status %d", status2);
+    saemon_ring_stats bst;
+    saemon_ring_get_stats(r, &bst);
+    cr_assert_eq(bst.frames_dropped, 0, "lossless by default");
+    cr_assert_eq(bst.tokens_received, 400);
+    saemon_ring_destroy(r);
+
     /* nobody serves the ring */
     const char *none[] = {"produce", "--ring", name, "--input", path, "--wait", "50", NULL};
     pid_t pid = spawn_cli(none);

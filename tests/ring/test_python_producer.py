@@ -187,6 +187,62 @@ def test_torch_hooks():
     assert st["tokens_received"] == 9 and st["rejected"] == 0, st
 
 
+def test_torch_hooks_fail_at_attach_never_in_forward():
+    """issue 21 item 4: a wrong hook fails at attach(); a wrong width never
+    raises from the forward pass (counted, warned once, att.status())."""
+    try:
+        import torch
+    except ImportError:
+        print("SKIP torch hooks: torch is not installed for %s" % sys.executable)
+        return
+    import warnings
+    model = torch.nn.Sequential(torch.nn.Linear(8, D), torch.nn.Tanh(), torch.nn.Linear(D, 4))
+    name = ring_name("attachfail")
+    dump = Dump(name, hook="0.out")
+    try:
+        saemon_producer.attach(model, {"1": name}, stream=1, hook_names={"1": "wrong.hook"})
+        raise AssertionError("a wrong hook must fail at attach()")
+    except RefusedError as e:
+        assert "does not match" in str(e), e
+    # the right hook name on a module of the wrong width (4, the ring wants 16)
+    att = saemon_producer.attach(model, {"2": name}, stream=1, hook_names={"2": "0.out"})
+    assert att.status()[name]["connected"], att.status()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            for _ in range(3):
+                model(torch.randn(1, 2, 8))  # must not raise
+    st = att.status()[name]
+    assert st["errors"] == 3 and st["width_mismatches"] == 3, st
+    assert "4 wide" in st["last_error"], st
+    assert sum("not monitoring" in str(w.message) for w in caught) == 1, [str(w.message) for w in caught]
+    att.detach()
+    # new_stream / request end the previous sequence of a reused id
+    att = saemon_producer.attach(model, {"1": name}, stream=3, hook_names={"1": "0.out"})
+    with torch.no_grad():
+        with att.request(3):
+            model(torch.randn(1, 2, 8))
+        att.new_stream(3)
+        model(torch.randn(1, 1, 8))
+        att.new_stream(3)  # ends the sequence above
+    frames = dump.read_frames(4)
+    assert [(f["token"], f["n_rows"], f["eos"]) for f in frames] == [(0, 2, False), (2, 0, True), (0, 1, False),
+                                                                     (1, 0, True)], frames
+    att.detach()
+    # item 13: the server gives the positions (a cached prefix of 5 tokens)
+    pos = {"p": 5}
+    att = saemon_producer.attach(model, {"1": name}, stream=4, hook_names={"1": "0.out"}, position=lambda: pos["p"])
+    with torch.no_grad():
+        model(torch.randn(1, 2, 8))
+        pos["p"] = 7
+        model(torch.randn(1, 1, 8))
+    att.end_stream(4)
+    frames = dump.read_frames(7)[4:]
+    assert [(f["token"], f["n_rows"], f["eos"]) for f in frames] == [(5, 2, False), (7, 1, False), (8, 0, True)], frames
+    att.detach()
+    dump.finish()
+
+
 if __name__ == "__main__":
     for name, fn in list(globals().items()):
         if name.startswith("test_") and callable(fn):

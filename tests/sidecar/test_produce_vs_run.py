@@ -67,6 +67,7 @@ def alerts_of(path):
         for line in f:
             a = json.loads(line)
             a.pop("timestamp", None)
+            a.pop("ring", None)  # serve says which ring (fleet identity); run has none
             out.append(json.dumps(a, sort_keys=True))
     return sorted(out)
 

@@ -66,6 +66,7 @@ def alerts_by_dict(path):
         for line in f:
             a = json.loads(line)
             a.pop("timestamp", None)
+            a.pop("ring", None)  # serve says which ring (fleet identity); run has none
             out.setdefault(a["rule"].split("-")[1], []).append(json.dumps(a, sort_keys=True))
     return {k: sorted(v) for k, v in out.items()}
 

@@ -102,17 +102,20 @@ def generate_names(model, vocab, producer_mod, ring, n_names, prompts, seed, blo
             prompt = prompts[i % len(prompts)]
 
             def on_token(pos, s=current["stream"]):
-                if block_check and prod.verdict(s) == 4 and s not in stopped:
+                # wait (bounded) for the verdict of the token just published:
+                # "block before the next token" (docs/serve.md, the verdict contract)
+                if block_check and prod.verdict(s, wait_us=5_000_000) == 4 and s not in stopped:
                     stopped[s] = pos
                     raise StopIteration
             try:
                 villes.generate(model, vocab, prompt=prompt, generator=gen, on_token=on_token)
             except StopIteration:
                 pass
+            # a sequence's verdict is read before it ends (end_stream clears it)
+            verdicts[current["stream"]] = prod.verdict(current["stream"], wait_us=5_000_000)
             prod.end_stream(current["stream"])
         if wait_for_verdicts:
-            wait_for_verdicts()  # the daemon has encoded every token: verdicts are final
-        verdicts = {s: prod.verdict(s) for s in sent}
+            wait_for_verdicts()  # the daemon has encoded every token
         stats = dict(prod.producers["core"].stats)
     finally:
         prod.detach()
@@ -238,18 +241,25 @@ def main():
         np.save(npy, acts2)
         subprocess.run([cli, "encode", "--sae", sae, "--input", npy, "--sparse", offline, "--batch", "1"],
                        check=True, stderr=subprocess.DEVNULL)
-        crossed = set()
+        crossed, first_cross = set(), {}
         keys2 = [(s, t) for s in sorted(sent2) for t in range(len(sent2[s]))]
         with open(offline) as f:
             for i, line in enumerate(f):
                 o = json.loads(line)
                 if dict(zip(o["index"], o["value"])).get(features[0], 0.0) > thresholds[0]:
                     crossed.add(keys2[i][0])
+                    first_cross.setdefault(keys2[i][0], keys2[i][1])
+        # issue 21 item 3: with the wait, every offending generation stops
+        # before the token after the offending one (before: 6 of 20)
+        late = {s: (stopped.get(s), t) for s, t in first_cross.items() if stopped.get(s) != t + 1}
+        if late:
+            fail(f"generations not stopped right after the offending token (stopped at, offending): {late}")
         blocked = {s for s, v in verdicts.items() if v == 4}
         if blocked != crossed:
             fail(f"verdict block on streams {sorted(blocked)}, expected {sorted(crossed)}")
         print(f"verdicts: {len(blocked)} of {len(sent2)} streams blocked, exactly those whose feature "
-              f"{features[0]} crossed {thresholds[0]}; the generator stopped {len(stopped)} of them early")
+              f"{features[0]} crossed {thresholds[0]}; the generator stopped all {len(stopped)} right after "
+              f"the offending token")
         if shared and not blocked:
             fail("no stream was blocked: the verdict path was not exercised")
         print("PASS")

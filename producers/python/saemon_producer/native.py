@@ -21,19 +21,21 @@ import threading
 
 from .ring import (DTYPES, STREAM_LIMIT, BusyError, Producer, RefusedError, ring_name_valid)
 
-_OK, _DROPPED, _EINVAL, _EREFUSED, _ESYS, _EBUSY = 0, 1, -1, -2, -3, -4
+_OK, _DROPPED, _EINVAL, _EREFUSED, _ESYS, _EBUSY, _ETIMEDOUT = 0, 1, -1, -2, -3, -4, -5
 
 
 class _Options(ctypes.Structure):
     _fields_ = [("ring", ctypes.c_char_p), ("model", ctypes.c_char_p), ("hook", ctypes.c_char_p),
                 ("d_in", ctypes.c_uint32), ("dtype", ctypes.c_int), ("lossless_wait_us", ctypes.c_uint32),
-                ("handshake_timeout_ms", ctypes.c_int)]
+                ("handshake_timeout_ms", ctypes.c_int), ("heartbeat_ms", ctypes.c_int)]
 
 
 class _Stats(ctypes.Structure):
     _fields_ = [("frames_published", ctypes.c_uint64), ("tokens_published", ctypes.c_uint64),
                 ("frames_dropped", ctypes.c_uint64), ("tokens_dropped", ctypes.c_uint64),
-                ("reattaches", ctypes.c_uint64), ("connected", ctypes.c_bool), ("refused", ctypes.c_bool)]
+                ("reattaches", ctypes.c_uint64), ("eos_pending", ctypes.c_uint64), ("eos_lost", ctypes.c_uint64),
+                ("verdict_timeouts", ctypes.c_uint64), ("tokens_lost_consumer_down", ctypes.c_uint64),
+                ("connected", ctypes.c_bool), ("refused", ctypes.c_bool)]
 
 
 class _Lib:
@@ -55,6 +57,7 @@ class _Lib:
         self.end_stream = fn(held, "saemon_producer_end_stream", ctypes.c_int, vp, u64, u64)
         self.heartbeat = fn(held, "saemon_producer_heartbeat", None, vp)
         self.verdict = fn(held, "saemon_producer_get_verdict", ctypes.c_int, vp, u64)
+        self.verdict_wait = fn(released, "saemon_producer_verdict_wait", ctypes.c_int, vp, u64, u32)
         self.in_flight = fn(held, "saemon_producer_in_flight", u64, vp)
         self.get_stats = fn(held, "saemon_producer_get_stats", None, vp, ctypes.POINTER(_Stats))
 
@@ -121,7 +124,7 @@ class NativeProducer:
     native = True
 
     def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
-                 handshake_timeout=1.0, checksum="rows", wake=True):
+                 handshake_timeout=1.0, checksum="rows", wake=True, heartbeat=1.0):
         lib = _load()
         if lib is None:
             raise OSError("libsaemon-producer is not available: " + (_lib_error or "not found"))
@@ -142,7 +145,10 @@ class NativeProducer:
         self.refuse_reason = ""
         self._p = None
         wait_ms = -1 if not handshake_timeout or handshake_timeout <= 0 else max(1, int(handshake_timeout * 1000))
-        opts = _Options(ring.encode(), model.encode(), hook.encode(), self.d_in, code, int(lossless_us), wait_ms)
+        # the library's own heartbeat thread (heartbeat <= 0: none; call heartbeat())
+        hb_ms = -1 if not heartbeat or heartbeat <= 0 else max(1, int(heartbeat * 1000))
+        opts = _Options(ring.encode(), model.encode(), hook.encode(), self.d_in, code, int(lossless_us), wait_ms,
+                        hb_ms)
         out = ctypes.c_void_p()
         msg = ctypes.create_string_buffer(256)
         rc = lib.attach(ctypes.byref(opts), ctypes.byref(out), msg, len(msg))
@@ -231,10 +237,23 @@ class NativeProducer:
     def in_flight(self):
         return 0 if self._p is None else self._lib.in_flight(self._p)
 
-    def verdict(self, stream):
-        """Highest severity saemon fired for `stream` so far (0 none .. 4 block)."""
+    def verdict_wait(self, stream, wait_us):
+        """(verdict, fresh), as Producer.verdict_wait: waits at most wait_us for
+        saemon to evaluate every frame published so far (the GIL is released)."""
+        if self._p is None or not 0 <= stream < STREAM_LIMIT:
+            return 0, False
+        v = self._lib.verdict_wait(self._p, stream, int(wait_us))
+        if v == _ETIMEDOUT:
+            return self._lib.verdict(self._p, stream), False
+        return v, v >= 0
+
+    def verdict(self, stream, wait_us=0):
+        """Highest severity saemon fired for `stream`'s current sequence (0
+        none .. 4 block); with wait_us > 0 first waits as verdict_wait."""
         if self._p is None or not 0 <= stream < STREAM_LIMIT:
             return 0
+        if wait_us:
+            return self.verdict_wait(stream, wait_us)[0]
         return self._lib.verdict(self._p, stream)
 
     def _stats(self):
@@ -248,7 +267,9 @@ class NativeProducer:
         st = self._stats()
         return {"frames_published": st.frames_published, "tokens_published": st.tokens_published,
                 "frames_dropped": st.frames_dropped, "tokens_dropped": st.tokens_dropped,
-                "reattaches": st.reattaches}
+                "reattaches": st.reattaches, "eos_pending": st.eos_pending, "eos_lost": st.eos_lost,
+                "verdict_timeouts": st.verdict_timeouts,
+                "tokens_lost_consumer_down": st.tokens_lost_consumer_down}
 
     @property
     def connected(self):

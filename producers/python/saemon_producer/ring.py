@@ -11,6 +11,7 @@ CPython stores such an item with one aligned memcpy, i.e. a single store.
 (struct.pack_into is not usable for them: it zeroes the field before
 writing it, so a reader could see 0 in between.)
 """
+import collections
 import ctypes
 import errno
 import fcntl
@@ -18,14 +19,16 @@ import os
 import platform
 import struct
 import sys
+import threading
 import time
+import weakref
 import zlib
 
 if sys.byteorder != "little":  # pragma: no cover
     raise ImportError("saemon_producer: the ring layout is little-endian")
 
 RING_MAGIC = 0x52454153
-RING_VERSION = 1
+RING_VERSION = 2
 FRAME_MAGIC = 0x46454153
 FRAME_VERSION = 1
 RING_HEADER_BYTES = 4096
@@ -41,6 +44,9 @@ MADV_POPULATE_WRITE = 23  # Linux 5.14
 FLAG_END_OF_STREAM = 1
 FLAG_GAP = 2
 FLAG_GAP_ALL = 4
+FLAG_RESET = 8          # first frame of a newly attached producer (docs/ring.md)
+EOS_PENDING_MAX = 1 << 20  # end-of-stream frames kept while the ring is full (16 B-ish each)
+ENDED_MAX = 1024        # ended streams whose end saemon has not evaluated yet
 CSUM_CRC32 = 2          # CRC-32 (zlib) of header bytes 8..59 then the rows
 CSUM_CRC32_HEADER = 3   # CRC-32 (zlib) of header bytes 8..59 only
 DTYPES = {"f32": (0, 4), "f16": (1, 2), "bf16": (2, 2)}
@@ -53,8 +59,10 @@ VERDICT_NAMES = ("none", "info", "warning", "critical", "block")
 # ring header offsets (docs/ring.md)
 OFF_STATE, OFF_TAIL, OFF_WAKE, OFF_WAITERS, OFF_CONSUMER_HEARTBEAT = 56, 64, 72, 76, 80
 OFF_JUDGED_GEN, OFF_JUDGEMENT = 88, 92
+OFF_EVALUATED, OFF_VERDICT_WAKE, OFF_VERDICT_WAITERS = 104, 112, 116
 OFF_HEAD, OFF_HEARTBEAT, OFF_PRODUCER_PID, OFF_ANNOUNCE_GEN = 128, 136, 176, 180
 OFF_ANN = 192
+OFF_LOST_CONSUMER_DOWN = 456
 OFF_REFUSE_REASON = 640
 
 _geometry = struct.Struct("<IHHQIIQQIIQI")          # bytes 0..59
@@ -79,6 +87,42 @@ def _futex_wake(addr):
     _libc(_FUTEX_NR, addr, 1, 0x7FFFFFFF, None, None, 0)
 
 
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _futex_wait(addr, seen, timeout_ns):
+    """FUTEX_WAIT on a ring word while it still holds `seen`, at most timeout_ns."""
+    global _libc
+    if _FUTEX_NR is None:
+        time.sleep(min(timeout_ns, 100_000) / 1e9)
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True).syscall
+        _libc.restype = ctypes.c_long
+        _libc.argtypes = [ctypes.c_long, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_int]
+    ts = _Timespec(timeout_ns // 1_000_000_000, timeout_ns % 1_000_000_000)
+    _libc(_FUTEX_NR, addr, 0, seen, ctypes.addressof(ts), None, 0)
+
+
+def _heartbeat_main(ref, stop, period):
+    """Library heartbeat thread: keeps saemon seeing the process alive while
+    the model is idle, re-attaches after a consumer restart, publishes pending
+    end-of-stream frames. Holds only a weak reference to the producer."""
+    wait = period
+    while not stop.wait(wait):
+        p = ref()
+        if p is None:
+            return
+        try:
+            p.heartbeat()
+        except Exception:  # never let the thread die loudly; the next tick retries
+            pass
+        wait = 0.001 if p._eos else period  # pending ends: look for room every millisecond
+        del p
+
+
 def _hash64(x):
     """splitmix64 finaliser, as ring_hash64() in C."""
     m = 0xFFFFFFFFFFFFFFFF
@@ -100,6 +144,30 @@ def fnv1a32(s):
 def ring_name_valid(name):
     ok = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     return 0 < len(name) <= 64 and name[0] != "." and all(c in ok for c in name)
+
+
+def ring_expectations(ring):
+    """(d_in, hook) the consumer serving `ring` expects (0 / "" = any), or None
+    when the ring is not served yet. Raises PermissionError when the ring
+    exists but this user may not open it."""
+    path = os.path.join(SHM_DIR, SHM_PREFIX + ring)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        head = os.pread(fd, 640, 0)
+    finally:
+        os.close(fd)
+    if len(head) < 640:
+        return None
+    magic, version = struct.unpack_from("<IH", head, 0)
+    state, = struct.unpack_from("<I", head, OFF_STATE)
+    if magic != RING_MAGIC or version != RING_VERSION or state != STATE_READY:
+        return None
+    d_in, = struct.unpack_from("<I", head, 44)
+    hook = head[512:640].split(b"\0")[0].decode("utf-8", "replace")
+    return d_in, hook
 
 
 class RefusedError(RuntimeError):
@@ -138,11 +206,20 @@ class _Segment:
             self.slots, self.slot_bytes, self.slots_off = slots, slot_bytes, slots_off
             self.verdict_entries, self.verdict_off = ventries, voff
             self.wake_addr = ctypes.addressof(ctypes.c_uint32.from_buffer(self.mm, OFF_WAKE))
+            self.verdict_wake_addr = ctypes.addressof(ctypes.c_uint32.from_buffer(self.mm, OFF_VERDICT_WAKE))
             self.q = memoryview(self.mm).cast("Q")  # 64-bit words, single-store access
             self.u = memoryview(self.mm).cast("I")  # 32-bit words
         except BaseException:
             os.close(self.fd)
             raise
+
+    def consumer_alive(self):
+        """Does a live consumer hold lock byte 1 (released when its process dies)?"""
+        try:
+            got = fcntl.fcntl(self.fd, fcntl.F_OFD_GETLK, _flock.pack(fcntl.F_WRLCK, os.SEEK_SET, 1, 1, 0))
+        except OSError:
+            return True  # cannot tell
+        return _flock.unpack(got)[0] != fcntl.F_UNLCK
 
     def lock(self):
         try:
@@ -172,7 +249,7 @@ class Producer:
     restarts (frames are dropped and counted meanwhile)."""
 
     def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
-                 handshake_timeout=1.0, checksum="rows", wake=True):
+                 handshake_timeout=1.0, checksum="rows", wake=True, heartbeat=1.0):
         if not ring_name_valid(ring):
             raise ValueError("ring name must be 1-64 characters of [A-Za-z0-9._-]")
         if dtype not in DTYPES:
@@ -205,8 +282,16 @@ class Producer:
         self._dropped_pending = 0
         self._next_check = 0
         self._seen_tail = -1
+        self._lock = threading.RLock()  # the heartbeat thread and the model's calls
+        self._hb_stop = threading.Event()
+        self._eos = collections.deque()  # (stream, token) ends waiting for room
+        self._ended = collections.OrderedDict()  # stream -> seq + 1 of its end-of-stream frame
+        self._reset_pending, self._reset_seq = False, None
+        self._lost_consumer_down = 0  # tokens lost while no consumer served the ring
+        self._slot_rows = []
         self.stats = {"frames_published": 0, "tokens_published": 0, "frames_dropped": 0,
-                      "tokens_dropped": 0, "reattaches": 0}
+                      "tokens_dropped": 0, "reattaches": 0, "eos_pending": 0, "eos_lost": 0,
+                      "verdict_timeouts": 0, "tokens_lost_consumer_down": 0}
         self.refuse_reason = ""
         self._connect(initial=True)
         if self._seg is not None and handshake_timeout and handshake_timeout > 0:
@@ -218,6 +303,9 @@ class Producer:
                 reason = self.refuse_reason
                 self._disconnect()
                 raise RefusedError("saemon refused the producer on ring %s: %s" % (ring, reason))
+        if heartbeat and heartbeat > 0:
+            threading.Thread(target=_heartbeat_main, args=(weakref.ref(self), self._hb_stop, float(heartbeat)),
+                             name="saemon-heartbeat-%s" % ring, daemon=True).start()
 
     # -- connection -------------------------------------------------------
     def _connect(self, initial=False):
@@ -231,8 +319,13 @@ class Producer:
             if initial:
                 raise BusyError("ring %s already has a live producer (pid %d)" % (self.ring, pid))
             return False
+        if not seg.consumer_alive():  # a dead consumer's segment: wait for the next one
+            seg.close()
+            return False
         mm, q, u = seg.mm, seg.q, seg.u
         self._seg, self._mm, self._q, self._u = seg, mm, q, u
+        self._slot_rows = [0] * seg.slots
+        q[OFF_LOST_CONSUMER_DOWN // 8] = self._lost_consumer_down
         self._slots, self._mask = seg.slots, seg.slots - 1
         self._slot_bytes, self._slots_off = seg.slot_bytes, seg.slots_off
         self._rows_per_frame = (seg.slot_bytes - FRAME_HEADER_BYTES) // self.row_bytes
@@ -248,6 +341,8 @@ class Producer:
         self._gen = gen
         u[OFF_ANNOUNCE_GEN // 4] = gen
         self._state = "pending"
+        self._reset_pending, self._reset_seq = True, None
+        self._ended.clear()
         self._wake()
         return True
 
@@ -291,6 +386,14 @@ class Producer:
     def _segment_current(self):
         if self._u[OFF_STATE // 4] != STATE_READY:
             return False
+        if not self._seg.consumer_alive():
+            # the consumer died: what it had not consumed is lost; stop writing there
+            tail = self._q[OFF_TAIL // 8]
+            if tail <= self._head <= tail + self._slots:
+                rows = self._slot_rows
+                self._lost_consumer_down += sum(rows[s & self._mask] for s in range(tail, self._head))
+            self.stats["tokens_lost_consumer_down"] = self._lost_consumer_down
+            return False
         try:
             st = os.stat(self.path)
         except OSError:
@@ -320,6 +423,8 @@ class Producer:
         if self._seg is not None and (self._consumer_live(now) or self._segment_current()):
             return
         self._disconnect()
+        self._eos.clear()  # ends for a consumer that is gone
+        self.stats["eos_pending"] = 0
         if self._connect():
             self.stats["reattaches"] += 1
             if self.stats["frames_published"] or self.stats["frames_dropped"]:
@@ -334,6 +439,9 @@ class Producer:
 
     # -- publishing -------------------------------------------------------
     def _count_drop(self, stream, n_rows):
+        if self._state == "disconnected":
+            self._lost_consumer_down += n_rows
+            self.stats["tokens_lost_consumer_down"] = self._lost_consumer_down
         self._dropped_pending += 1
         self.stats["frames_dropped"] += 1
         self.stats["tokens_dropped"] += n_rows
@@ -348,10 +456,29 @@ class Producer:
             c[2] += n_rows
             q[18], q[19], q[20] = c[0], c[1], c[2]
 
+    def _room(self):
+        return self._head - self._q[OFF_TAIL // 8] < self._slots
+
+    def _flush_eos(self):
+        """Publish ends that found the ring full, oldest first, while there is room."""
+        eos = self._eos
+        while eos and self._room():
+            stream, token = eos[0]
+            self._write_frame(stream, token, memoryview(b""), 0, FLAG_END_OF_STREAM)
+            eos.popleft()
+        self.stats["eos_pending"] = len(eos)
+
+    def _ready(self):
+        if self._eos:
+            self._flush_eos()
+            if self._eos:
+                return False
+        return self._room()
+
     def _wait_space(self, start):
         deadline = start + self._lossless_ns
         while True:
-            if self._head - self._q[OFF_TAIL // 8] < self._slots:
+            if self._ready():
                 return True
             if time.monotonic_ns() >= deadline:
                 return False
@@ -359,17 +486,35 @@ class Producer:
             time.sleep(0.00002)
 
     def _publish_frame(self, stream, token, mv, n_rows, flags, now):
+        if not self._ready() and not (self._lossless_ns and self._wait_space(now)):
+            if flags & FLAG_END_OF_STREAM and n_rows == 0 and len(self._eos) < EOS_PENDING_MAX:
+                self._eos.append((stream, token))  # never lost: goes out before the next frame
+                self.stats["eos_pending"] = len(self._eos)
+                return True
+            if flags & FLAG_END_OF_STREAM:
+                self.stats["eos_lost"] += 1
+            self._count_drop(stream, n_rows)
+            return False
+        self._write_frame(stream, token, mv, n_rows, flags)
+        return True
+
+    def _write_frame(self, stream, token, mv, n_rows, flags):
         mm, q = self._mm, self._q
         head = self._head
-        if head - q[OFF_TAIL // 8] >= self._slots:
-            if not (self._lossless_ns and self._wait_space(now)):
-                self._count_drop(stream, n_rows)
-                return False
         if stream in self._gaps:
             self._gaps.discard(stream)
             flags |= FLAG_GAP
         if self._gap_all:
             flags |= FLAG_GAP_ALL
+        if self._reset_pending:
+            flags |= FLAG_RESET
+            self._reset_pending, self._reset_seq = False, head
+        if flags & FLAG_END_OF_STREAM:
+            ended = self._ended
+            ended.pop(stream, None)
+            if len(ended) >= ENDED_MAX:
+                ended.popitem(last=False)
+            ended[stream] = head + 1
         hdr = self._hdr
         _frame.pack_into(hdr, 0, FRAME_MAGIC, FRAME_VERSION, flags, head, stream, token, self._hook_id,
                          self.d_in, n_rows, self._dtype_code, self._csum, 0,
@@ -378,6 +523,7 @@ class Producer:
         if self._csum == CSUM_CRC32 and n_rows:
             crc = zlib.crc32(mv, crc)
         slot = self._slots_off + (head & self._mask) * self._slot_bytes
+        self._slot_rows[head & self._mask] = n_rows
         mm[slot + 8:slot + 60] = hdr
         struct.pack_into("<I", mm, slot + 60, crc)
         if n_rows:
@@ -396,7 +542,6 @@ class Producer:
         st["tokens_published"] += n_rows
         if self._wake_consumer and self._u[OFF_WAITERS // 4]:
             self._wake()
-        return True
 
     def publish(self, stream, token, rows, n_rows=None, *, end=False):
         """Publish rows (buffer of n_rows * d_in elements of the announced dtype)
@@ -410,6 +555,10 @@ class Producer:
             n_rows = nbytes // self.row_bytes
         if nbytes != n_rows * self.row_bytes or (n_rows == 0 and not end):
             raise ValueError("rows: %d bytes is not %d rows of %d bytes" % (nbytes, n_rows, self.row_bytes))
+        with self._lock:
+            return self._publish_locked(stream, token, mv, n_rows, end)
+
+    def _publish_locked(self, stream, token, mv, n_rows, end):
         now = time.monotonic_ns()
         self._maintain(now)
         per = self._rows_per_frame if self._seg is not None else 0
@@ -439,7 +588,13 @@ class Producer:
         return self.publish(stream, token, None, 0, end=True)
 
     def heartbeat(self):
-        self._maintain(time.monotonic_ns())
+        """Refresh the heartbeat, re-attach after a saemon restart, publish
+        pending end-of-stream frames (the library thread calls it every
+        `heartbeat` seconds)."""
+        with self._lock:
+            self._maintain(time.monotonic_ns())
+            if self._eos and self._state in ("pending", "accepted"):
+                self._flush_eos()
 
     def in_flight(self):
         """Frames published but not yet consumed (0 when not connected)."""
@@ -447,21 +602,83 @@ class Producer:
             return 0
         return self._head - self._q[OFF_TAIL // 8]
 
-    def verdict(self, stream):
-        """Highest severity saemon fired for `stream` so far (0 none .. 4 block)."""
-        if self._seg is None or not 0 <= stream < STREAM_LIMIT:
-            return VERDICT_NONE
+    def _fresh_verdict(self, stream):
+        """The verdict word of `stream`, or 0 while it may be someone else's:
+        before saemon evaluated this producer's first frame, or after
+        end_stream until saemon evaluated that end."""
         seg = self._seg
+        if seg is None or self._reset_seq is None:
+            return VERDICT_NONE
+        q = self._q
+        ev = q[OFF_EVALUATED // 8]
+        if ev <= self._reset_seq:
+            return VERDICT_NONE
+        ended = self._ended
+        while ended:
+            first = next(iter(ended))
+            if ended[first] > ev:
+                break
+            del ended[first]
+        if stream in ended:
+            return VERDICT_NONE
         key = stream + 1
         mask = seg.verdict_entries - 1
         h = _hash64(stream) & mask
+        base = seg.verdict_off // 8
         for i in range(VERDICT_WINDOW):
-            w = self._q[seg.verdict_off // 8 + ((h + i) & mask)]
+            w = q[base + ((h + i) & mask)]
             if w == 0:
                 return VERDICT_NONE
             if w >> 8 == key:
                 return w & 0xFF
         return VERDICT_NONE
+
+    def _wait_evaluated(self, target, deadline):
+        q, u = self._q, self._u
+        for _ in range(64):  # the consumer usually answers within microseconds
+            if q[OFF_EVALUATED // 8] >= target:
+                return True
+        while True:
+            if q[OFF_EVALUATED // 8] >= target:
+                return True
+            now = time.monotonic_ns()
+            if now >= deadline:
+                return False
+            seen = u[OFF_VERDICT_WAKE // 4]
+            u[OFF_VERDICT_WAITERS // 4] = 1
+            if q[OFF_EVALUATED // 8] < target:
+                _futex_wait(self._seg.verdict_wake_addr, seen, deadline - now)
+            u[OFF_VERDICT_WAITERS // 4] = 0
+
+    def verdict_wait(self, stream, wait_us):
+        """(verdict, fresh): waits at most wait_us for saemon to evaluate every
+        frame published so far. fresh=False when the wait ran out or no
+        consumer is attached: the verdict then only covers what saemon has
+        evaluated, and the caller chooses to fail open or closed."""
+        if not 0 <= stream < STREAM_LIMIT:
+            return VERDICT_NONE, False
+        with self._lock:
+            if self._state not in ("pending", "accepted"):
+                self.stats["verdict_timeouts"] += 1
+                return VERDICT_NONE, False
+            if self._head != self._q[OFF_EVALUATED // 8]:
+                self._wake()  # a sleeping consumer would otherwise see the frame up to 1 ms late
+            ok = self._wait_evaluated(self._head, time.monotonic_ns() + int(wait_us) * 1000) and not self._eos
+            if not ok:
+                self.stats["verdict_timeouts"] += 1
+            return self._fresh_verdict(stream), ok
+
+    def verdict(self, stream, wait_us=0):
+        """Highest severity saemon fired for `stream`'s current sequence (0
+        none .. 4 block). With wait_us > 0, first waits (bounded) until saemon
+        evaluated every frame published so far ("block before the next
+        token"); see verdict_wait for whether the wait succeeded."""
+        if not 0 <= stream < STREAM_LIMIT:
+            return VERDICT_NONE
+        if wait_us:
+            return self.verdict_wait(stream, wait_us)[0]
+        with self._lock:
+            return self._fresh_verdict(stream)
 
     @property
     def connected(self):
@@ -472,10 +689,23 @@ class Producer:
         return self._state == "refused"
 
     def close(self):
-        """Detach (another producer may then attach)."""
-        if self._seg is not None:
-            self._u[OFF_PRODUCER_PID // 4] = 0
-        self._disconnect()
+        """Detach (another producer may then attach). Pending end-of-stream
+        frames go out first, as long as saemon keeps making room (up to 1 s
+        without progress)."""
+        self._hb_stop.set()
+        with self._lock:
+            if self._seg is not None and self._eos and self._state == "accepted":
+                deadline = time.monotonic_ns() + 1_000_000_000
+                left = len(self._eos)
+                while not self._ready() and time.monotonic_ns() < deadline and self._seg.consumer_alive():
+                    if len(self._eos) < left:
+                        left, deadline = len(self._eos), time.monotonic_ns() + 1_000_000_000
+                    self._wake()
+                    time.sleep(0.0002)
+                self.stats["eos_lost"] += len(self._eos)
+            if self._seg is not None:
+                self._u[OFF_PRODUCER_PID // 4] = 0
+            self._disconnect()
 
     detach = close
 
