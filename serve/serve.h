@@ -55,7 +55,7 @@ typedef struct serve_ring {
     _Atomic uint64_t streams_ended;
     _Atomic uint64_t verdicts[5];   /* raised to each saemon_verdict level */
     _Atomic uint64_t streams_open;  /* the monitor's stream count, after each batch */
-    _Atomic uint64_t unmonitored;   /* sequences refused at max_streams (saemon_monitor_unmonitored) */
+    _Atomic uint64_t unmonitored;   /* sequences refused at max_streams (saemon_monitor_get_unmonitored) */
     _Atomic uint64_t unmonitored_ns; /* CLOCK_MONOTONIC of the last increase */
     _Atomic uint64_t streams_idle_ended; /* ended by stream_idle_timeout */
     /* main thread only: what was last logged about the producer */

@@ -202,8 +202,8 @@ static uint64_t mono_ns(void)
 /* Publish the monitor's stream counts for /metrics and /healthz. */
 static void note_streams(serve_ring *r)
 {
-    atomic_store_explicit(&r->streams_open, saemon_monitor_stream_count(r->monitor), memory_order_relaxed);
-    uint64_t un = saemon_monitor_unmonitored(r->monitor);
+    atomic_store_explicit(&r->streams_open, saemon_monitor_get_stream_count(r->monitor), memory_order_relaxed);
+    uint64_t un = saemon_monitor_get_unmonitored(r->monitor);
     if (un != atomic_load_explicit(&r->unmonitored, memory_order_relaxed)) {
         atomic_store(&r->unmonitored_ns, mono_ns());
         atomic_store(&r->unmonitored, un);
@@ -369,7 +369,7 @@ static void end_idle_streams(serve_dict *d)
     d->idle_check_ns = now + 1000000000u;
     for (size_t i = 0; i < d->n_rings; i++) {
         serve_ring *r = &d->rings[i];
-        if (!saemon_monitor_stream_count(r->monitor))
+        if (!saemon_monitor_get_stream_count(r->monitor))
             continue;
         saemon_ring_stats st;
         saemon_ring_get_stats(r->ring, &st);

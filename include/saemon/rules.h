@@ -142,7 +142,7 @@ typedef struct saemon_monitor_options {
      * condition stops holding (after keep_firing_for) or its sequence ends. */
     bool resolved;
     /* Streams tracked at once; 0 = no limit. Tokens of a stream that would
-     * exceed it are not evaluated and counted (saemon_monitor_unmonitored). */
+     * exceed it are not evaluated and counted (saemon_monitor_get_unmonitored). */
     size_t max_streams;
 } saemon_monitor_options;
 

@@ -303,7 +303,7 @@ static void wait_local_room(sink *s, const sink_alert *copy)
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until); /* s->space uses CLOCK_MONOTONIC */
     until.tv_sec += LOCAL_WAIT_S;
-    while (queue_full(s, copy->size) && !s->paused && !s->closing)
+    while (queue_full(s, copy->size) && !s->closing)
         if (pthread_cond_timedwait(&s->space, &s->mu, &until) != 0)
             break;
 }

@@ -61,7 +61,7 @@ struct saemon_producer {
     uint64_t gap_streams[GAP_SET]; /* stream + 1; 0 = empty; at most 3/4 full */
     uint32_t gap_count;
 
-    /* verdict freshness (see saemon_producer_verdict): verdicts are this
+    /* verdict freshness (see saemon_producer_get_verdict): verdicts are this
      * producer's only once saemon evaluated its first frame (flag RESET), and
      * a stream's verdict belongs to its new sequence only once saemon
      * evaluated the previous sequence's end. */

@@ -128,7 +128,7 @@ static void *vc_observe(void *arg)
     while (!__atomic_load_n(&vc_observe_stop, __ATOMIC_ACQUIRE)) {
         saemon_producer *p = __atomic_load_n(&vc_p, __ATOMIC_ACQUIRE);
         if (p) {
-            (void)saemon_producer_verdict(p, s++ % 5);
+            (void)saemon_producer_get_verdict(p, s++ % 5);
             saemon_producer_get_stats(p, &st);
         }
         usleep(50);
@@ -165,7 +165,7 @@ static void verdict_contract(void)
                 fail("verdict contract: the bad token's block was not seen by the wait");
             saemon_producer_end_stream(p, s, 2);
             saemon_producer_publish(p, s, 0, good, 1); /* the next sequence on the same id */
-            if (saemon_producer_verdict(p, s) != SAEMON_VERDICT_NONE)
+            if (saemon_producer_get_verdict(p, s) != SAEMON_VERDICT_NONE)
                 fail("verdict contract: a reused stream id read the old block");
             if (saemon_producer_verdict_wait(p, s, 5000000) != SAEMON_VERDICT_NONE)
                 fail("verdict contract: the new sequence is not clean once evaluated");

@@ -188,10 +188,10 @@ Test(verdicts, a_reused_stream_id_starts_clean)
     sleep_us(2000);
     cr_assert_eq(saemon_producer_end_stream(p, 0, 1), SAEMON_PRODUCER_OK);
     cr_assert_eq(publish(p, 0, 0, 1.0f), SAEMON_PRODUCER_OK);
-    cr_assert_eq(saemon_producer_verdict(p, 0), SAEMON_VERDICT_NONE, "old block read by a new sequence");
+    cr_assert_eq(saemon_producer_get_verdict(p, 0), SAEMON_VERDICT_NONE, "old block read by a new sequence");
     atomic_store(&c.paused, false);
     cr_assert_eq(saemon_producer_verdict_wait(p, 0, 5000000), SAEMON_VERDICT_NONE);
-    cr_assert_eq(saemon_producer_verdict(p, 0), SAEMON_VERDICT_NONE);
+    cr_assert_eq(saemon_producer_get_verdict(p, 0), SAEMON_VERDICT_NONE);
     /* and a block in the new sequence is seen again */
     cr_assert_eq(publish(p, 0, 1, BAD), SAEMON_PRODUCER_OK);
     cr_assert_eq(saemon_producer_verdict_wait(p, 0, 5000000), SAEMON_VERDICT_BLOCK);
@@ -211,7 +211,7 @@ Test(verdicts, a_new_producer_starts_clean)
     cr_assert_eq(saemon_producer_verdict_wait(p, 42, 5000000), SAEMON_VERDICT_BLOCK);
     saemon_producer_detach(p); /* no end_stream: the process "crashed" */
     p = ring_test_producer(name, D, HOOK, SAEMON_PRODUCER_F32, 0);
-    cr_assert_eq(saemon_producer_verdict(p, 42), SAEMON_VERDICT_NONE, "before its first frame");
+    cr_assert_eq(saemon_producer_get_verdict(p, 42), SAEMON_VERDICT_NONE, "before its first frame");
     cr_assert_eq(publish(p, 42, 0, 1.0f), SAEMON_PRODUCER_OK);
     cr_assert_eq(saemon_producer_verdict_wait(p, 42, 5000000), SAEMON_VERDICT_NONE);
     cr_assert_eq(atomic_load(&c.resets_seen), 2, "each producer's first frame says so");

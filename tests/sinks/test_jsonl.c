@@ -398,7 +398,7 @@ Test(jsonl, a_file_sink_waits_for_room_without_global_backpressure)
     saemon_error err = {0};
     cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
     saemon_sink_stats st;
-    saemon_sinks_stats(s, 0, &st);
+    saemon_sinks_get_stats(s, 0, &st);
     cr_assert_eq(st.dropped, 0, "a file sink must not drop a burst");
     cr_assert_eq(st.delivered, 300);
     saemon_sinks_destroy(s);
