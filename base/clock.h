@@ -1,4 +1,5 @@
-/* The one monotonic clock (CLOCK_MONOTONIC): timeouts, backoff, rates. */
+/* The one monotonic clock (CLOCK_MONOTONIC): timeouts, backoff, rates;
+ * and the UTC time stamp of log lines. */
 #ifndef SAEMON_BASE_CLOCK_H
 #define SAEMON_BASE_CLOCK_H
 
@@ -8,5 +9,9 @@
 double clock_now_s(void);
 /* The same in nanoseconds. */
 uint64_t clock_now_ns(void);
+
+/* The wall clock for log lines, UTC with milliseconds:
+ * "2025-01-31T12:34:56.789Z" (out holds at least 32 bytes). */
+void clock_utc_stamp(char out[32]);
 
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
@@ -36,13 +37,9 @@ bool cli_live_stopping(void)
 /* "2025-01-31T12:34:56.789Z saemon run: " */
 static void log_prefix(const char *what)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ saemon %s: ", when, ts.tv_nsec / 1000000, what);
+    clock_utc_stamp(when);
+    fprintf(stderr, "%s saemon %s: ", when, what);
 }
 
 /* IN_DELETE_SELF / IN_MOVE_SELF: the directory itself went away (the

@@ -16,10 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/utf8.h"
 #include "cli/cli.h"
 #include "serve/metrics_http.h"
 #include "serve/serve.h"
+#include "serve/serve_args.h"
+#include "serve/serve_reload.h"
 
 static volatile sig_atomic_t stop_signal, hup_signal;
 
@@ -34,251 +37,6 @@ static void on_hup(int sig)
     hup_signal = 1;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "usage: saemon serve --config SAEMON.yaml [--metrics ADDR:PORT] [sink options]\n"
-            "       saemon serve --sae SAE_DIR --rules RULES.yaml --ring NAME [--ring NAME ...]\n"
-            "                    [--hook NAME] [--slots N] [--max-rows N] [--metrics ADDR:PORT]\n"
-            "                    [--features FILE.jsonl] [sink options] [encoder options]\n"
-            "Creates one shared-memory ring per --ring (owner-only, /dev/shm/saemon-ring.NAME),\n"
-            "encodes what producers publish there and evaluates the rules per token. Alerts go to\n"
-            "the sinks; the highest severity per stream goes back to the producer (verdict).\n"
-            "SIGHUP or a change of a rule file reloads the rules (SIGHUP the web config too);\n"
-            "SIGTERM/SIGINT drain and stop.\n"
-            "  --config FILE        dictionaries, rings, sinks, metrics (docs/serve.md)\n"
-            "  --hook NAME          refuse producers that announce another hook (default: any)\n"
-            "  --slots N            frames a ring holds, a power of two (default %d)\n"
-            "  --max-rows N         rows (tokens) per frame (default %d)\n"
-            "  --verdict-entries N  per-ring verdict table, a power of two (default %d; docs/serve.md)\n"
-            "  --name LABEL         dictionary label in metrics and logs\n"
-            "  --feature-labels F   feature explanations (Neuronpedia JSON) for alerts\n"
-            "  --metrics ADDR:PORT  serve /metrics and /healthz (e.g. 127.0.0.1:9464; port 0 = any free)\n"
-            "  --web-config FILE    TLS and basic auth for it: a Prometheus exporter web config file\n"
-            "  --features FILE      also write every token's features as JSON lines (for checking)\n"
-            CLI_PLAN_USAGE
-            "  --heartbeat-timeout S  report a producer down after S silent seconds (default %g)\n"
-            "  --stream-idle-timeout S  end (resolve, free) a ring's open streams after S seconds\n"
-            "                       without a frame (default %g; 0 = never)\n"
-            "  --replica NAME       this daemon's name in a fleet: in every alert, its key and labels\n"
-            "  --max-streams N      streams with rule state per ring (default %d); more go unmonitored,\n"
-            "                       counted, and /healthz answers 503\n" CLI_SINK_USAGE
-                CLI_ENCODER_USAGE,
-            SERVE_DEFAULT_SLOTS, SERVE_DEFAULT_MAX_ROWS, SERVE_DEFAULT_VERDICT_ENTRIES, SERVE_DEFAULT_HEARTBEAT_S,
-            SERVE_DEFAULT_STREAM_IDLE_S, SERVE_DEFAULT_MAX_STREAMS);
-}
-
-typedef struct serve_flags {
-    const char *config;
-    serve_dict_config one; /* flag mode: the one dictionary */
-    const char *ring_names[SERVE_MAX_RINGS];
-    size_t n_rings;
-    uint64_t slots, max_rows, verdict_entries;
-    const char *metrics, *web_config, *features, *encode, *replica;
-    double heartbeat, stream_idle;
-    bool stream_idle_set;
-    uint64_t max_streams;
-    cli_sink_flags sinks;
-    saemon_encoder_options enc;
-} serve_flags;
-
-static bool parse_u64(const char *opt, const char *text, uint64_t max, uint64_t *out)
-{
-    size_t v;
-    if (!cli_parse_size(opt, text, &v))
-        return false;
-    if (v > max) {
-        fprintf(stderr, "saemon serve: %s %s is too large (at most %" PRIu64 ")\n", opt, text, max);
-        return false;
-    }
-    *out = v;
-    return true;
-}
-
-static int parse_args(int argc, char **argv, serve_flags *fl)
-{
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"sae", required_argument, 0, 's'},
-        {"rules", required_argument, 0, 'r'}, {"ring", required_argument, 0, 'g'},
-        {"hook", required_argument, 0, 'k'}, {"slots", required_argument, 0, 'n'},
-        {"max-rows", required_argument, 0, 'm'}, {"name", required_argument, 0, 'A'},
-        {"verdict-entries", required_argument, 0, 1101}, {"max-streams", required_argument, 0, 1102},
-        {"stream-idle-timeout", required_argument, 0, 1103}, {"replica", required_argument, 0, 1104},
-        {"feature-labels", required_argument, 0, 'F'}, {"metrics", required_argument, 0, 'x'},
-        {"web-config", required_argument, 0, 'w'}, CLI_PLAN_LONG_OPTION,
-        {"features", required_argument, 0, 'f'}, {"heartbeat-timeout", required_argument, 0, 'H'},
-        CLI_SINK_LONG_OPTIONS, CLI_ENCODER_LONG_OPTIONS, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': fl->config = optarg; break;
-        case 's': fl->one.sae = optarg; break;
-        case 'r': fl->one.rules = optarg; break;
-        case 'g':
-            if (fl->n_rings == SERVE_MAX_RINGS) {
-                fprintf(stderr, "saemon serve: at most %d --ring\n", SERVE_MAX_RINGS);
-                return CLI_USAGE;
-            }
-            fl->ring_names[fl->n_rings++] = optarg;
-            break;
-        case 'k': fl->one.hook = optarg; break;
-        case 'n': if (!parse_u64("--slots", optarg, 1u << 20, &fl->slots)) return CLI_USAGE; break;
-        case 'm': if (!parse_u64("--max-rows", optarg, 1u << 16, &fl->max_rows)) return CLI_USAGE; break;
-        case 1104: fl->replica = optarg; break;
-        case 1102:
-            if (!parse_u64("--max-streams", optarg, (uint64_t)1 << 32, &fl->max_streams) || !fl->max_streams) {
-                fprintf(stderr, "saemon serve: --max-streams expects 1 to 4294967296\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 1103: {
-            char *end;
-            fl->stream_idle = strtod(optarg, &end);
-            if (end == optarg || *end || !(fl->stream_idle >= 0) || fl->stream_idle > 86400.0 * 30) {
-                fprintf(stderr, "saemon serve: --stream-idle-timeout expects seconds (0 = never), got '%s'\n",
-                        optarg);
-                return CLI_USAGE;
-            }
-            fl->stream_idle_set = true;
-            break;
-        }
-        case 1101:
-            if (!parse_u64("--verdict-entries", optarg, 1u << 24, &fl->verdict_entries))
-                return CLI_USAGE;
-            if (fl->verdict_entries < 16 || (fl->verdict_entries & (fl->verdict_entries - 1))) {
-                fprintf(stderr, "saemon serve: --verdict-entries must be a power of two in 16..2^24\n");
-                return CLI_USAGE;
-            }
-            break;
-        case 'A': fl->one.name = optarg; break;
-        case 'N':
-            if (strcmp(optarg, "auto") && strcmp(optarg, "rules") && strcmp(optarg, "all")) {
-                fprintf(stderr, "saemon serve: --encode expects auto, rules or all, got '%s'\n", optarg);
-                return CLI_USAGE;
-            }
-            fl->encode = optarg;
-            break;
-        case 'F': fl->one.feature_labels = optarg; break;
-        case 'x': fl->metrics = optarg; break;
-        case 'w': fl->web_config = optarg; break;
-        case 'f': fl->features = optarg; break;
-        case 'H':
-            if (!cli_parse_rate(optarg, &fl->heartbeat)) /* a positive number */
-                return CLI_USAGE;
-            break;
-        case 'h': usage(stdout); return -1;
-        default: {
-            int r = cli_encoder_option(c, optarg, &fl->enc);
-            if (r == 0)
-                r = cli_sink_option(c, optarg, &fl->sinks);
-            if (r == 1)
-                break;
-            if (r == 0)
-                usage(stderr);
-            return CLI_USAGE;
-        }
-        }
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    bool flag_mode = fl->one.sae || fl->one.rules || fl->n_rings;
-    if (fl->config && flag_mode) {
-        fprintf(stderr, "saemon serve: give either --config or --sae/--rules/--ring, not both\n");
-        return CLI_USAGE;
-    }
-    if (!fl->config && (!fl->one.sae || !fl->one.rules || !fl->n_rings)) {
-        usage(stderr);
-        return CLI_USAGE;
-    }
-    return CLI_OK;
-}
-
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-/* Flags -> the same config a file would give. */
-static bool config_from_flags(const serve_flags *fl, serve_config *c)
-{
-    memset(c, 0, sizeof *c);
-    serve_dict_config *d = &c->dicts[0];
-    c->n_dicts = 1;
-    d->name = dup_or_null(fl->one.name);
-    d->sae = dup_or_null(fl->one.sae);
-    d->rules = dup_or_null(fl->one.rules);
-    d->hook = dup_or_null(fl->one.hook);
-    d->feature_labels = dup_or_null(fl->one.feature_labels);
-    d->threads = fl->enc.threads;
-    d->batch = fl->enc.max_batch ? fl->enc.max_batch : SERVE_DEFAULT_BATCH;
-    d->n_rings = fl->n_rings;
-    for (size_t i = 0; i < fl->n_rings; i++) {
-        d->rings[i].name = strdup(fl->ring_names[i]);
-        d->rings[i].slots = fl->slots ? (uint32_t)fl->slots : SERVE_DEFAULT_SLOTS;
-        d->rings[i].max_rows = fl->max_rows ? (uint32_t)fl->max_rows : SERVE_DEFAULT_MAX_ROWS;
-        d->rings[i].verdict_entries = fl->verdict_entries ? (uint32_t)fl->verdict_entries
-                                                          : SERVE_DEFAULT_VERDICT_ENTRIES;
-        if (!d->rings[i].name)
-            return false;
-    }
-    c->heartbeat_timeout_s = SERVE_DEFAULT_HEARTBEAT_S;
-    c->stream_idle_timeout_s = SERVE_DEFAULT_STREAM_IDLE_S;
-    c->max_streams = SERVE_DEFAULT_MAX_STREAMS;
-    return true;
-}
-
-/* Command-line settings override the file's. */
-static bool apply_overrides(const serve_flags *fl, serve_config *c)
-{
-    if (fl->metrics && !(free(c->metrics), c->metrics = strdup(fl->metrics)))
-        return false;
-    if (fl->web_config && !(free(c->web_config), c->web_config = strdup(fl->web_config)))
-        return false;
-    if (fl->features && !(free(c->features), c->features = strdup(fl->features)))
-        return false;
-    if (fl->replica && !(free(c->replica), c->replica = strdup(fl->replica)))
-        return false;
-    if (fl->heartbeat > 0)
-        c->heartbeat_timeout_s = fl->heartbeat;
-    if (fl->stream_idle_set)
-        c->stream_idle_timeout_s = fl->stream_idle;
-    if (fl->max_streams)
-        c->max_streams = fl->max_streams;
-    if (fl->enc.cpus && !(free(c->cpus), c->cpus = strdup(fl->enc.cpus)))
-        return false;
-    if (fl->enc.exclude_cpus && !(free(c->exclude_cpus), c->exclude_cpus = strdup(fl->enc.exclude_cpus)))
-        return false;
-    if (fl->enc.variant && !(free(c->isa), c->isa = strdup(fl->enc.variant)))
-        return false;
-    if (fl->encode && !(free(c->encode), c->encode = strdup(fl->encode)))
-        return false;
-    if (fl->sinks.resolved)
-        c->resolved = true;
-    for (size_t i = 0; i < c->n_dicts; i++) {
-        if (fl->enc.threads)
-            c->dicts[i].threads = fl->enc.threads;
-        if (fl->enc.max_batch)
-            c->dicts[i].batch = fl->enc.max_batch;
-    }
-    return true;
-}
-
-static saemon_status load_rules(const serve_dict *d, saemon_ruleset **out, saemon_error *err)
-{
-    saemon_rules_options ro = {.feature_labels = d->cfg->feature_labels};
-    saemon_status s = saemon_rules_open(d->cfg->rules, &ro, out, err);
-    if (s == SAEMON_OK && d->info)
-        s = saemon_rules_bind(*out, d->info, err);
-    if (s != SAEMON_OK) {
-        saemon_rules_close(*out);
-        *out = NULL;
-    }
-    return s;
-}
-
 static bool open_dict(serve *srv, size_t i)
 {
     serve_dict *d = &srv->dicts[i];
@@ -287,7 +45,7 @@ static bool open_dict(serve *srv, size_t i)
     d->srv = srv;
     pthread_mutex_init(&d->alerts_mu, NULL);
     saemon_error err = {0};
-    if (load_rules(d, &d->rules, &err) != SAEMON_OK) { /* parsed; bound once the dictionary is open */
+    if (serve_load_rules(d, &d->rules, &err) != SAEMON_OK) { /* parsed; bound once the dictionary is open */
         fprintf(stderr, "saemon serve: %s\n", err.message);
         return false;
     }
@@ -397,154 +155,6 @@ static bool open_dict(serve *srv, size_t i)
     return true;
 }
 
-/* ---- rule reload (main thread) ---- */
-
-typedef struct rule_watch {
-    int fd;
-} rule_watch;
-
-static void watch_rule_dirs(serve *srv, rule_watch *w)
-{
-    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (w->fd < 0) {
-        serve_log("warning", "cannot watch rule files (%s); reload with SIGHUP", strerror(errno));
-        return;
-    }
-    for (size_t i = 0; i < srv->n_dicts; i++) {
-        char dir[PATH_MAX];
-        const char *p = srv->dicts[i].cfg->rules, *slash = strrchr(p, '/');
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == p ? 1 : slash - p) : 1, slash ? p : ".");
-        if (inotify_add_watch(w->fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF) < 0)
-            serve_log("warning", "cannot watch %s (%s); reload with SIGHUP", dir, strerror(errno));
-    }
-}
-
-/* Names of changed files are matched against every rule file's base name. */
-static bool rules_changed(serve *srv, rule_watch *w)
-{
-    if (w->fd < 0)
-        return false;
-    bool changed = false;
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    ssize_t n;
-    while ((n = read(w->fd, buf, sizeof buf)) > 0) {
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)p;
-            if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED))
-                changed = true;
-            for (size_t i = 0; ev->len && i < srv->n_dicts; i++) {
-                const char *path = srv->dicts[i].cfg->rules, *slash = strrchr(path, '/');
-                if (strcmp(ev->name, slash ? slash + 1 : path) == 0)
-                    changed = true;
-            }
-            /* A Kubernetes ConfigMap volume updates by renaming a new
-             * "..data" symlink into place (the files are symlinks through
-             * it), so the rule file's own name never shows up. */
-            if (ev->len && (ev->mask & IN_MOVED_TO) && strcmp(ev->name, "..data") == 0)
-                changed = true;
-            if (ev->mask & IN_IGNORED) /* the directory went away: watch again */
-                serve_log("warning", "a rule directory was removed or moved; re-arming the file watch");
-            p += sizeof *ev + ev->len;
-        }
-    }
-    return changed;
-}
-
-/* Load and bind the new rules here (never on a consumer thread), pack the
- * encoder's new latent set, hand the rules over; the consumer switches its
- * monitors between two frames. One reload per dictionary at a time: a
- * request while one is in flight is served once that one has finished. */
-static void reload_dict(serve_dict *d, const char *why)
-{
-    if (d->reload_in_flight) {
-        d->reload_deferred = why;
-        return;
-    }
-    saemon_ruleset *next = NULL;
-    saemon_error err = {0};
-    saemon_status s = load_rules(d, &next, &err);
-    if (s == SAEMON_OK && saemon_rules_needs_reconstruction(next) && !saemon_rules_needs_reconstruction(d->rules)) {
-        snprintf(err.message, sizeof err.message,
-                 "%s: the new rules use reconstruction_error_above but the encoder was started without "
-                 "decoding; restart saemon serve to add reconstruction checks",
-                 d->cfg->rules);
-        s = SAEMON_ERR_RULES;
-    }
-    /* new latents: their rows are read here, off the consumer thread */
-    if (s == SAEMON_OK && d->plan.mode != SAEMON_ENCODE_ALL && saemon_encoder_is_subset(d->encoder) &&
-        !cli_plan_prefetch(d->dict, next, &err))
-        s = err.code ? err.code : SAEMON_ERR_IO;
-    if (s == SAEMON_OK && !cli_plan_reload(&d->plan, d->encoder, next, &err))
-        s = err.code ? err.code : SAEMON_ERR_RULES;
-    if (s != SAEMON_OK) {
-        atomic_fetch_add(&d->reloads_failed, 1);
-        serve_log("error", "dictionary=%s rules not reloaded after %s, keeping the old rules: %s", d->label, why,
-                  err.message);
-        saemon_rules_close(next);
-        return;
-    }
-    d->reload_in_flight = true;
-    atomic_store(&d->reload_result, 0);
-    atomic_store(&d->pending, next);
-}
-
-static void request_reload(serve *srv, const char *why)
-{
-    for (size_t i = 0; i < srv->n_dicts; i++)
-        reload_dict(&srv->dicts[i], why);
-}
-
-/* The consumer's answer to a reload: keep the new latent set or put the old
- * one back; then serve a request that came meanwhile. */
-static void finish_reloads(serve *srv)
-{
-    for (size_t i = 0; i < srv->n_dicts; i++) {
-        serve_dict *d = &srv->dicts[i];
-        int result = atomic_load(&d->reload_result);
-        if (!d->reload_in_flight || result == 0)
-            continue;
-        cli_plan_commit(&d->plan, result == 1, d->encoder);
-        if (result == 1)
-            serve_log("info", "dictionary=%s encoder plan: %s", d->label, saemon_encoder_get_plan(d->encoder));
-        d->reload_in_flight = false;
-        if (d->reload_deferred) {
-            const char *why = d->reload_deferred;
-            d->reload_deferred = NULL;
-            reload_dict(d, why);
-        }
-    }
-}
-
-/* SIGHUP also re-reads the web config (a rotated certificate, changed
- * users), as a Prometheus exporter does; a broken one keeps the old. */
-static void reload_web_config(const char *path, metrics_http **http, web_config **web)
-{
-    saemon_error err = {0};
-    web_config *next = NULL;
-    if (web_config_load(path, &next, &err) != SAEMON_OK) {
-        serve_log("error", "web config not reloaded, keeping the old one: %s", err.message);
-        return;
-    }
-    saemon_status s = metrics_http_restart(http, next, &err);
-    if (metrics_http_web_config(*http) == next) {
-        web_config_free(*web);
-        *web = next;
-    } else {
-        web_config_free(next);
-    }
-    if (s != SAEMON_OK)
-        serve_log("error", "web config not reloaded: %s", err.message);
-    else
-        serve_log("info", "web config reloaded from %s: /metrics /healthz over %s%s", path,
-                  web_config_tls(next) ? "https" : "http", web_config_basic_auth(next) ? " with basic auth" : "");
-}
-
-static void free_retired(serve *srv)
-{
-    for (size_t i = 0; i < srv->n_dicts; i++)
-        saemon_rules_close(atomic_exchange(&srv->dicts[i].retired, NULL));
-}
-
 /* ---- producer health (main thread) ---- */
 
 static void report_rings(serve *srv)
@@ -640,13 +250,6 @@ static FILE *open_features(const char *path)
     return f;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void install_signals(void)
 {
     struct sigaction sa;
@@ -720,27 +323,27 @@ static void print_summary(serve *srv)
 int cmd_serve(int argc, char **argv)
 {
     serve_flags fl = {0};
-    int rc = parse_args(argc, argv, &fl);
+    int rc = serve_parse_args(argc, argv, &fl);
     if (rc != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     static serve srv; /* large (per-ring counters); one per process */
     memset(&srv, 0, sizeof srv);
     pthread_mutex_init(&srv.features_mu, NULL);
-    srv.started = mono_s();
+    srv.started = clock_now_s();
     saemon_error err = {0};
     if (fl.config) {
         if (serve_config_load(fl.config, &srv.cfg, &err) != SAEMON_OK) {
             fprintf(stderr, "saemon serve: %s\n", err.message);
             return CLI_FAIL;
         }
-    } else if (!config_from_flags(&fl, &srv.cfg)) {
+    } else if (!serve_config_from_flags(&fl, &srv.cfg)) {
         fprintf(stderr, "saemon serve: out of memory\n");
         return CLI_FAIL;
     }
     metrics_http *http = NULL;
     web_config *web = NULL;
     rc = CLI_FAIL;
-    if (!apply_overrides(&fl, &srv.cfg) || serve_config_validate(&srv.cfg, &err) != SAEMON_OK) {
+    if (!serve_apply_overrides(&fl, &srv.cfg) || serve_config_validate(&srv.cfg, &err) != SAEMON_OK) {
         fprintf(stderr, "saemon serve: %s\n", err.message[0] ? err.message : "out of memory");
         goto out;
     }
@@ -788,8 +391,8 @@ int cmd_serve(int argc, char **argv)
         }
         srv.dicts[i].thread_started = true;
     }
-    rule_watch watch;
-    watch_rule_dirs(&srv, &watch);
+    serve_rule_watch watch;
+    serve_watch_rule_dirs(&srv, &watch);
     sd_notify(0, "READY=1\nSTATUS=watching");
     serve_log("info", "ready: %zu dictionar%s, pid %d", srv.n_dicts, srv.n_dicts == 1 ? "y" : "ies", (int)getpid());
     bool consumer_failed = false;
@@ -798,16 +401,16 @@ int cmd_serve(int argc, char **argv)
         nanosleep(&ts, NULL);
         bool hup = hup_signal != 0;
         hup_signal = 0;
-        bool changed = rules_changed(&srv, &watch);
+        bool changed = serve_rules_changed(&srv, &watch);
         if (hup || changed) {
             sd_notify(0, "RELOADING=1");
-            request_reload(&srv, hup ? "SIGHUP" : "a change of a rule file");
+            serve_request_reload(&srv, hup ? "SIGHUP" : "a change of a rule file");
             if (hup && http && srv.cfg.web_config)
-                reload_web_config(srv.cfg.web_config, &http, &web);
+                serve_reload_web_config(srv.cfg.web_config, &http, &web);
             sd_notify(0, "READY=1");
         }
-        free_retired(&srv);
-        finish_reloads(&srv);
+        serve_free_retired(&srv);
+        serve_finish_reloads(&srv);
         report_rings(&srv);
         for (size_t i = 0; i < srv.n_dicts; i++)
             consumer_failed |= atomic_load(&srv.dicts[i].failed);

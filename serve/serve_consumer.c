@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "serve/serve.h"
 
@@ -41,13 +42,6 @@ static void on_alert(const saemon_alert *in, void *user)
     }
     serve_count_alert(r->dict, a);
     saemon_sinks_alert(a, r->dict->srv->sinks);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Swap in rules the main thread loaded, between two frames. */
@@ -180,23 +174,16 @@ static bool encode_entries(serve_dict *d, serve_ring *r, const float *rows, size
     const saemon_features *feat = NULL;
     if (n) {
         saemon_error err = {0};
-        double t0 = now_s();
+        double t0 = clock_now_s();
         if (saemon_encoder_encode(d->encoder, rows, n, &feat, &err) != SAEMON_OK) {
             snprintf(d->failure, sizeof d->failure, "encode failed: %s", err.message);
             return false;
         }
-        serve_hist_observe(&d->encode_seconds, now_s() - t0);
+        serve_hist_observe(&d->encode_seconds, clock_now_s() - t0);
     }
     for (size_t i = 0; i < n_entries; i++)
         observe(r, &entries[i], feat, rows);
     return true;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Publish the monitor's stream counts for /metrics and /healthz. */
@@ -205,7 +192,7 @@ static void note_streams(serve_ring *r)
     atomic_store_explicit(&r->streams_open, saemon_monitor_get_stream_count(r->monitor), memory_order_relaxed);
     uint64_t un = saemon_monitor_get_unmonitored(r->monitor);
     if (un != atomic_load_explicit(&r->unmonitored, memory_order_relaxed)) {
-        atomic_store(&r->unmonitored_ns, mono_ns());
+        atomic_store(&r->unmonitored_ns, clock_now_ns());
         atomic_store(&r->unmonitored, un);
     }
 }
@@ -363,7 +350,7 @@ size_t serve_capture_fn(uint64_t stream, uint64_t token, uint32_t window, saemon
 static void end_idle_streams(serve_dict *d)
 {
     double timeout = d->srv->cfg.stream_idle_timeout_s;
-    uint64_t now = mono_ns();
+    uint64_t now = clock_now_ns();
     if (timeout <= 0 || now < d->idle_check_ns)
         return;
     d->idle_check_ns = now + 1000000000u;

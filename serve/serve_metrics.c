@@ -61,12 +61,8 @@ void serve_count_alert(serve_dict *d, const saemon_alert *a)
 
 void serve_log(const char *level, const char *fmt, ...)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    clock_utc_stamp(when);
     char msg[1536];
     va_list ap;
     va_start(ap, fmt);
@@ -78,7 +74,7 @@ void serve_log(const char *level, const char *fmt, ...)
     for (char *p = msg; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
-    fprintf(stderr, "ts=%s.%03ldZ level=%s component=serve %s\n", when, ts.tv_nsec / 1000000, level, msg);
+    fprintf(stderr, "ts=%s level=%s component=serve %s\n", when, level, msg);
 }
 
 #define LABELS(...) ((prom_label[]){__VA_ARGS__}), (sizeof((prom_label[]){__VA_ARGS__}) / sizeof(prom_label))
@@ -321,9 +317,7 @@ void serve_metrics_render(void *arg, prom_text *t)
     prom_family(t, "saemon_build_info", "gauge", "saemon version (value 1).");
     prom_sample_u64(t, "saemon_build_info", LABELS({"version", SAEMON_VERSION}), 1);
     prom_family(t, "saemon_up_seconds", "gauge", "Seconds since the daemon started.");
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    prom_sample(t, "saemon_up_seconds", NULL, 0, (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 - srv->started);
+    prom_sample(t, "saemon_up_seconds", NULL, 0, clock_now_s() - srv->started);
     render_rings(t, srv);
     render_dicts(t, srv);
     render_sinks(t, srv);
@@ -345,9 +339,7 @@ bool serve_producer_down(const serve *srv, const saemon_ring_stats *st)
 bool serve_healthy(void *arg, char *why, size_t len)
 {
     serve *srv = arg;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    uint64_t now_ns = clock_now_ns();
     for (size_t i = 0; i < srv->n_dicts; i++)
         for (size_t j = 0; j < srv->dicts[i].n_rings; j++) {
             serve_ring *r = &srv->dicts[i].rings[j];

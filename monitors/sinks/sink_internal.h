@@ -67,6 +67,8 @@ struct sink {
     size_t max_queued_bytes;
     bool failed_hard;            /* error holds why the run must fail */
     uint64_t drop_logged_ns;     /* last "queue full" log line (under mu) */
+    bool stalled;                /* a local sink made no room within its wait: drop without
+                                  * waiting until it takes an alert again (under mu) */
     char last_failure[200];      /* why the last alert failed for good (under mu) */
     _Atomic double drain_deadline; /* set by close(): handle() must be done by then */
     saemon_error error;

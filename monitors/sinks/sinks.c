@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "monitors/sinks/http_auth.h"
 #include "monitors/sinks/sink_internal.h"
@@ -115,6 +116,7 @@ static void *sink_thread(void *arg)
             s->head = (s->head + 1) % s->cap;
             s->len--;
             atomic_fetch_sub(&s->queued_bytes, a->size);
+            s->stalled = false;
             pthread_cond_broadcast(&s->space); /* room by count or by bytes */
             pthread_mutex_unlock(&s->mu);
             if (s->ops->drain_bounded && clock_now_s() >= deadline) {
@@ -290,27 +292,28 @@ static bool local_kind(const sink *s)
     return s->kind == SAEMON_SINK_JSONL || s->kind == SAEMON_SINK_STDOUT;
 }
 
-static uint64_t sink_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* With s->mu held: the queue is full, wait (bounded) for room. */
+/* With s->mu held: the queue is full, wait (bounded) for room. A sink that
+ * made no room in that time (a log shipper stopped reading a FIFO, a hung
+ * disk) is stalled: later alerts are dropped at once, counted and logged,
+ * until it takes an alert again, so one stuck sink cannot hold the monitor
+ * up for LOCAL_WAIT_S per alert. */
 static void wait_local_room(sink *s, const sink_alert *copy)
 {
+    if (s->stalled)
+        return;
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until); /* s->space uses CLOCK_MONOTONIC */
     until.tv_sec += LOCAL_WAIT_S;
     while (queue_full(s, copy->size) && !s->closing)
-        if (pthread_cond_timedwait(&s->space, &s->mu, &until) != 0)
+        if (pthread_cond_timedwait(&s->space, &s->mu, &until) != 0) {
+            s->stalled = queue_full(s, copy->size);
             break;
+        }
 }
 
 static void log_drop(sink *s)
 {
-    uint64_t now = sink_now_ns();
+    uint64_t now = clock_now_ns();
     if (s->drop_logged_ns && now - s->drop_logged_ns < DROP_LOG_EVERY_NS)
         return;
     s->drop_logged_ns = now;

@@ -399,7 +399,10 @@ static bool consumer_live(saemon_producer *p, uint64_t now)
     uint64_t tail = __atomic_load_n(&h->tail, __ATOMIC_RELAXED);
     bool moved = tail != p->seen_tail;
     p->seen_tail = tail;
-    return moved || (hb && hb + CONSUMER_FRESH_NS > now);
+    /* a full ring whose tail stands still may have a dead consumer behind a
+     * heartbeat not yet stale: then look (the lock byte) before trusting it */
+    bool stuck = p->head - tail >= h->slots;
+    return moved || (!stuck && hb && hb + CONSUMER_FRESH_NS > now);
 }
 
 /* Periodic housekeeping: heartbeat, judgement, consumer restarts. */

@@ -410,7 +410,10 @@ class Producer:
         hb, tail = q[OFF_CONSUMER_HEARTBEAT // 8], q[OFF_TAIL // 8]
         moved = tail != self._seen_tail
         self._seen_tail = tail
-        return moved or (hb and hb + CONSUMER_FRESH_NS > now)
+        # a full ring whose tail stands still may have a dead consumer behind a
+        # heartbeat not yet stale: then look (the lock byte) before trusting it
+        stuck = self._head - tail >= self._slots
+        return moved or (not stuck and hb and hb + CONSUMER_FRESH_NS > now)
 
     def _maintain(self, now):
         if self._seg is not None:
