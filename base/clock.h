@@ -1,4 +1,5 @@
-/* The one monotonic clock (CLOCK_MONOTONIC): timeouts, backoff, rates. */
+/* The one monotonic clock (CLOCK_MONOTONIC): timeouts, backoff, rates; and
+ * the calling thread's CPU clock, for benchmarks. */
 #ifndef SAEMON_BASE_CLOCK_H
 #define SAEMON_BASE_CLOCK_H
 
@@ -8,5 +9,9 @@
 double clock_now_s(void);
 /* The same in nanoseconds. */
 uint64_t clock_now_ns(void);
+/* CPU seconds used by the calling thread (CLOCK_THREAD_CPUTIME_ID): what a
+ * benchmark on a shared machine measures, since wall time would count the
+ * time other processes held the core. */
+double clock_thread_cpu_s(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "bench.h"
 #include "kernels/kernel.h"
 #include "saemon/saemon.h"
@@ -84,16 +85,6 @@ typedef struct cell {
     int cpu;
 } cell;
 
-/* Thread CPU time: the machine this runs on is shared, and wall-clock time
- * would count the time other processes hold the core. The encoder runs on
- * the calling thread (threads = 1), so this is the work done. */
-static double cpu_now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -130,11 +121,11 @@ static int measure(const saemon_dict *dict, const saemon_ruleset *rules, saemon_
     const saemon_features *f;
     uint64_t pos = 0;
     for (size_t t = 0; t < n_tokens; t++) {
-        double t0 = cpu_now_s();
+        double t0 = clock_thread_cpu_s();
         saemon_encoder_encode(enc, pool + (t % pool_n) * d_in, 1, &f, &err);
         tokens[0] = pos++;
         saemon_monitor_observe_batch(mon, f, streams, tokens, log_alert, &c->alerts);
-        lat_s[t] = cpu_now_s() - t0;
+        lat_s[t] = clock_thread_cpu_s() - t0;
     }
     double sum = 0;
     for (size_t t = 0; t < n_tokens; t++)
@@ -144,7 +135,7 @@ static int measure(const saemon_dict *dict, const saemon_ruleset *rules, saemon_
     c->b1_p50_us = lat_s[n_tokens / 2] * 1e6;
     /* batch 256: at least 8 batches and 0.5 s */
     size_t batches = 0;
-    double t0 = cpu_now_s(), dt = 0;
+    double t0 = clock_thread_cpu_s(), dt = 0;
     while (batches < 8 || dt < 0.5) {
         size_t first = (batches * BATCH) % (pool_n - BATCH + 1);
         saemon_encoder_encode(enc, pool + first * d_in, BATCH, &f, &err);
@@ -152,7 +143,7 @@ static int measure(const saemon_dict *dict, const saemon_ruleset *rules, saemon_
             tokens[r] = pos++;
         saemon_monitor_observe_batch(mon, f, streams, tokens, log_alert, &c->alerts);
         batches++;
-        dt = cpu_now_s() - t0;
+        dt = clock_thread_cpu_s() - t0;
     }
     c->b256_tok_s = (double)(batches * BATCH) / dt;
     free(streams), free(tokens), free(lat_s), free(lat);
