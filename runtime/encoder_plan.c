@@ -158,8 +158,10 @@ static float *gather(const float *src, const uint32_t *map, size_t n, bool *ok)
     return dst;
 }
 
-/* Subsets up to this size skip the screen (below); measured with callgrind on
- * 768 x 24576 (docs/benchmarks.md, "watched features"). */
+/* Subsets up to this size skip the screen (below). An estimate, not yet a
+ * measured crossover: x's quantisation costs ~40 instructions per input and
+ * an fp32 latent ~d_in/16 FMAs, so they meet near 40 * 16 latents; callgrind
+ * confirmed the gain at 1 and 64 latents only (docs/benchmarks.md). */
 #define SUBSET_FP32_MAX_LATENTS 512
 
 saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size_t n, bool on_workers,
