@@ -17,22 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "saemon/producer.h"
 #include "saemon/ring.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double cpu_s(void) /* CPU time of this thread: robust to a loaded host */
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -175,14 +162,14 @@ int main(int argc, char **argv)
             saemon_ring_get_stats(r, &st);
         } while (st.consumer_seq + 1 < st.producer_seq);
         long end = k0 + burst < tokens ? k0 + burst : tokens;
-        double b0 = now_s(), c0 = cpu_s();
+        double b0 = clock_now_s(), c0 = clock_thread_cpu_s();
         for (long k = k0; k < end; k++) {
-            double a = now_s();
+            double a = clock_now_s();
             dropped += saemon_producer_publish(p, 2, (uint64_t)k, row, 1) != SAEMON_PRODUCER_OK;
-            lat[k] = now_s() - a;
+            lat[k] = clock_now_s() - a;
         }
-        total += now_s() - b0;
-        cpu += cpu_s() - c0;
+        total += clock_now_s() - b0;
+        cpu += clock_thread_cpu_s() - c0;
     }
     printf("c_publish_mean %.3f us\n", total / (double)tokens * 1e6);
     printf("c_publish_cpu_mean %.3f us (thread CPU time, includes 2 clock reads per call)\n",
@@ -197,11 +184,11 @@ int main(int argc, char **argv)
     long n_v = tokens / 100 < 2000 ? tokens / 100 : 2000;
     for (long k = 0; k < n_v; k++) {
         uint64_t stream = 1000 + (uint64_t)k;
-        double a = now_s();
+        double a = clock_now_s();
         saemon_producer_publish(p, stream, 0, row, 1);
         while (saemon_producer_get_verdict(p, stream) == 0) {
         }
-        lat[k] = now_s() - a;
+        lat[k] = clock_now_s() - a;
         struct timespec ts = {0, 200000}; /* let the consumer go idle (futex sleep) */
         nanosleep(&ts, NULL);
     }
@@ -214,10 +201,10 @@ int main(int argc, char **argv)
     for (int k = 0; k < 1100; k++)
         saemon_producer_publish(p, 3, (uint64_t)k, row, 1);
     long n_d = tokens < 100000 ? tokens : 100000;
-    double t0 = now_s();
+    double t0 = clock_now_s();
     for (long k = 0; k < n_d; k++)
         saemon_producer_publish(p, 3, (uint64_t)k, row, 1);
-    printf("c_drop_mean %.3f us\n", (now_s() - t0) / (double)n_d * 1e6);
+    printf("c_drop_mean %.3f us\n", (clock_now_s() - t0) / (double)n_d * 1e6);
 
     saemon_producer_detach(p);
     saemon_ring_destroy(r);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "bench.h"
 #include "saemon/rules.h"
 
@@ -89,15 +90,6 @@ static void count_alert(const saemon_alert *a, void *user)
     alerts++;
 }
 
-/* CPU time of this thread: the 2-core build machine is shared, and wall
- * time would count the time other processes held the core. */
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int by_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -137,7 +129,7 @@ int bench_rules_main(int argc, char **argv)
         }
         uint64_t tokens = 0;
         alerts = 0;
-        double t0 = now(), t1;
+        double t0 = clock_thread_cpu_s(), t1;
         do {
             for (size_t t = 0; t < N_TOKENS; t++, tokens++) {
                 size_t nnz = L0 - (t % 7) * 8; /* L0 varies 16..64 */
@@ -145,7 +137,7 @@ int bench_rules_main(int argc, char **argv)
                                          .value = value[t], .nnz = nnz, .input_norm = 1.0f};
                 saemon_monitor_observe(mon, &tok, count_alert, NULL);
             }
-            t1 = now();
+            t1 = clock_thread_cpu_s();
         } while (t1 - t0 < min_seconds);
         double ns = (t1 - t0) * 1e9 / (double)tokens;
         printf("%8zu %12.1f %14.2f %10.3f\n", counts[ci], ns, ns / (double)counts[ci], (double)alerts / (double)tokens);

@@ -106,7 +106,6 @@ saemon_status cli_replay_rows(cli_replay *rp, const float *rows, uint64_t first_
 /* Human-readable description of a dictionary (and the encoder if given). */
 void cli_print_dict(FILE *f, const saemon_dict_info *info, const saemon_encoder *enc);
 
-double cli_now_seconds(void);
 /* A float as a JSON value: a number (%.9g, round-trips), or for a non-finite
  * one the string "+Inf", "-Inf" or "NaN" (bare inf/nan is not JSON). */
 bool cli_write_json_float(FILE *f, float v);
@@ -265,6 +264,20 @@ bool cli_live_replay_batch(cli_live *l, cli_replay *rp, const float *rows, uint6
 /* SIGINT or SIGTERM arrived: finish up and exit 0. */
 bool cli_live_stopping(void);
 void cli_live_end(cli_live *l);
+
+/* What a run or demo replay did, for its closing line. */
+typedef struct cli_run_summary {
+    uint64_t tokens, alerts;
+    double mean_active;    /* features per token: L0, or active watched features */
+    const char *mean_what; /* "L0" or "active watched features" */
+    double tokens_per_s;
+} cli_run_summary;
+
+/* The end of a run or demo replay, written once for both: ends the live
+ * loop, closes the sinks (*sinks becomes NULL; a failure is reported there)
+ * and fills the summary. Returns cli_sinks_close's code: CLI_OK,
+ * CLI_DELIVERY when alerts failed delivery, CLI_FAIL. */
+int cli_live_finish(cli_live *l, const cli_replay *rp, saemon_sinks **sinks, cli_run_summary *out);
 bool cli_parse_rate(const char *text, double *out);
 #define CLI_LIVE_USAGE                                                                                    \
     "  --rate TOKENS_PER_SEC  pace the input like a live feed (default: as fast as possible)\n"            \

@@ -88,13 +88,6 @@ bool cli_write_json_float(FILE *f, float v)
     return fprintf(f, "%.9g", (double)v) > 0;
 }
 
-double cli_now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
 
 static int cmp_float(const void *a, const void *b)

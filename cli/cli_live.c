@@ -85,7 +85,7 @@ void cli_live_start(cli_live *l)
     l->inotify_fd = -1;
     if (l->rules_path)
         watch_rules(l);
-    l->t0 = cli_now_seconds();
+    l->t0 = clock_now_s();
 }
 
 /* True when an event named the rule file (or events were lost). */
@@ -226,7 +226,7 @@ static void pace(cli_live *l, uint64_t tokens)
     if (l->rate <= 0)
         return;
     for (;;) {
-        double wait = l->t0 + (double)tokens / l->rate - cli_now_seconds();
+        double wait = l->t0 + (double)tokens / l->rate - clock_now_s();
         if (wait <= 0 || stop_requested)
             return;
         if (wait > 0.05)
@@ -242,7 +242,7 @@ static bool rearm_watch(cli_live *l)
 {
     if (!l->watch_lost || l->inotify_fd < 0)
         return false;
-    double now = cli_now_seconds();
+    double now = clock_now_s();
     if (now < l->next_rearm)
         return false;
     l->next_rearm = now + 1.0;
@@ -304,4 +304,22 @@ bool cli_parse_rate(const char *text, double *out)
     }
     *out = v;
     return true;
+}
+
+int cli_live_finish(cli_live *l, const cli_replay *rp, saemon_sinks **sinks, cli_run_summary *out)
+{
+    cli_live_end(l);
+    const double dt = clock_now_s() - l->t0;
+    saemon_sinks *closing = *sinks;
+    *sinks = NULL;
+    uint64_t alerts = 0;
+    const int closed = cli_sinks_close(l->what, closing, &alerts);
+    *out = (cli_run_summary){
+        .tokens = rp->tokens,
+        .alerts = alerts,
+        .mean_active = rp->tokens ? (double)rp->active_features / (double)rp->tokens : 0.0,
+        .mean_what = saemon_encoder_is_subset(rp->encoder) ? "active watched features" : "L0",
+        .tokens_per_s = dt > 0 ? (double)rp->tokens / dt : 0.0,
+    };
+    return closed;
 }

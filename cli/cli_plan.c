@@ -5,18 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stdarg.h>
+#include "base/error.h"
 #include "cli/cli.h"
-
-/* The CLI sees only the public API: fill an error record by hand. */
-__attribute__((format(printf, 3, 4))) static void fail(saemon_error *err, saemon_status code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof err->message, fmt, ap);
-    va_end(ap);
-    err->code = code;
-}
 
 bool cli_parse_encode_mode(const char *text, saemon_encode_mode *out)
 {
@@ -77,10 +67,10 @@ static bool capture_refused(const saemon_dict *dict, const saemon_rules_needs *n
     const size_t d_sae = dict ? saemon_dict_get_info(dict)->d_sae : 0;
     if (!needs->capture_window || !dict || held.latents_loaded >= d_sae)
         return false;
-    fail(err, SAEMON_ERR_RULES,
-         "a new rule captures features on demand, which encodes every latent, but this run holds only %zu of the "
-         "%zu latents (it started with the rules' own); expected a restart to add capture",
-         held.latents_loaded, d_sae);
+    saemon_error_set(err, SAEMON_ERR_RULES,
+                     "a new rule captures features on demand, which encodes every latent, but this run holds only "
+                     "%zu of the %zu latents (it started with the rules' own); expected a restart to add capture",
+                     held.latents_loaded, d_sae);
     return true;
 }
 
@@ -90,19 +80,19 @@ bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *nex
         return true; /* every latent is computed already */
     cli_plan fresh = {.mode = p->mode};
     if (!collect(&fresh, next)) {
-        fail(err, SAEMON_ERR_NOMEM, "out of memory for the new rules' latent set");
+        saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the new rules' latent set");
         return false;
     }
     bool ok = false;
     if (capture_refused(p->dict, &fresh.needs, err))
         ;
     else if (fresh.needs.full_reason[0])
-        fail(err, SAEMON_ERR_RULES,
+        saemon_error_set(err, SAEMON_ERR_RULES,
                          "%s, but this run encodes a subset of the latents; expected `every: N` on that "
                          "rule, or a restart with --encode all",
                          fresh.needs.full_reason);
     else if (fresh.needs.full_every != p->needs.full_every)
-        fail(err, SAEMON_ERR_RULES,
+        saemon_error_set(err, SAEMON_ERR_RULES,
                          "the new rules sample the full encode every %llu tokens but this run samples every "
                          "%llu; expected the same `every:` or a restart",
                          (unsigned long long)fresh.needs.full_every, (unsigned long long)p->needs.full_every);
@@ -226,7 +216,7 @@ bool cli_plan_prefetch(saemon_dict *dict, const saemon_ruleset *next, saemon_err
     size_t n = saemon_rules_needed_latents(next, NULL, 0, &needs);
     uint32_t *lat = malloc((n ? n : 1) * sizeof *lat);
     if (!lat) {
-        fail(err, SAEMON_ERR_NOMEM, "out of memory for the new rules' latent set");
+        saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the new rules' latent set");
         return false;
     }
     saemon_rules_needed_latents(next, lat, n, &needs);

@@ -73,7 +73,6 @@ int cmd_demo(int argc, char **argv)
     saemon_ruleset *rules = NULL;
     saemon_monitor *mon = NULL;
     saemon_sinks *sinks = NULL;
-    uint64_t n_alerts = 0;
     if (!toy) {
         fprintf(stderr, "saemon demo: out of memory\n");
         return CLI_FAIL;
@@ -126,7 +125,6 @@ int cmd_demo(int argc, char **argv)
                      .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
                      .rate = rate};
     cli_live_start(&live);
-    double t0 = cli_now_seconds();
     for (size_t done_tokens = 0; (n_tokens == 0 || done_tokens < n_tokens) && !cli_live_stopping();) {
         size_t m = n_tokens && n_tokens - done_tokens < CHUNK ? n_tokens - done_tokens : CHUNK;
         toy_generate(toy, x, m, truth);
@@ -139,16 +137,12 @@ int cmd_demo(int argc, char **argv)
             goto done;
         done_tokens += m;
     }
-    cli_live_end(&live);
-    double dt = cli_now_seconds() - t0;
-    saemon_sinks *closing = sinks;
-    sinks = NULL;
-    int closed = cli_sinks_close("demo", closing, &n_alerts);
+    cli_run_summary sum;
+    int closed = cli_live_finish(&live, &rp, &sinks, &sum);
     if (closed == CLI_FAIL)
         goto done;
     printf("\nsummary: %" PRIu64 " tokens, %" PRIu64 " alerts, mean %s %.2f features/token, %.0f tokens/s\n",
-           rp.tokens, n_alerts, saemon_encoder_is_subset(enc) ? "active watched features" : "L0", (double)rp.active_features / (double)(rp.tokens ? rp.tokens : 1),
-           dt > 0 ? (double)rp.tokens / dt : 0.0);
+           sum.tokens, sum.alerts, sum.mean_what, sum.mean_active, sum.tokens_per_s);
     printf("planted: %" PRIu64 " alarm tokens (%" PRIu64 " bursts of >= 3 tokens), %" PRIu64 " feature pairs\n",
            alarm_tokens, long_bursts, pairs);
     rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */

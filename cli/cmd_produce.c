@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "saemon/producer.h"
 
@@ -48,16 +49,9 @@ static bool parse_u64(const char *opt, const char *text, uint64_t max, uint64_t 
     return true;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void sleep_until(double t)
 {
-    double now = mono_s();
+    double now = clock_now_s();
     if (t <= now)
         return;
     struct timespec ts = {(time_t)(t - now), (long)((t - now - (double)(time_t)(t - now)) * 1e9)};
@@ -74,7 +68,7 @@ static saemon_producer *attach(const saemon_producer_options *o, uint64_t wait_m
         return NULL;
     }
     saemon_producer_stats st;
-    double deadline = mono_s() + (double)wait_ms / 1000.0;
+    double deadline = clock_now_s() + (double)wait_ms / 1000.0;
     for (;;) {
         saemon_producer_heartbeat(p);
         saemon_producer_get_stats(p, &st);
@@ -85,12 +79,12 @@ static saemon_producer *attach(const saemon_producer_options *o, uint64_t wait_m
         }
         if (st.connected)
             return p;
-        if (mono_s() >= deadline) {
+        if (clock_now_s() >= deadline) {
             fprintf(stderr, "saemon produce: no saemon serves ring %s (waited %" PRIu64 " ms)\n", o->ring,
                     wait_ms);
             break;
         }
-        sleep_until(mono_s() + 0.002);
+        sleep_until(clock_now_s() + 0.002);
     }
     saemon_producer_detach(p);
     return NULL;
@@ -174,7 +168,7 @@ int cmd_produce(int argc, char **argv)
         saemon_npy_close(&a);
         return CLI_FAIL;
     }
-    double t0 = mono_s();
+    double t0 = clock_now_s();
     uint64_t sent = 0;
     int rc = CLI_OK;
     for (size_t s = 0; s < n_streams && rc == CLI_OK; s++) {
@@ -195,7 +189,7 @@ int cmd_produce(int argc, char **argv)
     }
     saemon_producer_stats st;
     saemon_producer_get_stats(p, &st);
-    double secs = mono_s() - t0;
+    double secs = clock_now_s() - t0;
     fprintf(stderr,
             "saemon produce: ring %s: %" PRIu64 " tokens in %zu stream(s), published %" PRIu64
             " tokens (%" PRIu64 " frames), dropped %" PRIu64 " tokens (%" PRIu64 " frames), %.3f s, %.0f tokens/s%s\n",

@@ -65,7 +65,6 @@ int cmd_run(int argc, char **argv)
     saemon_monitor *mon = NULL;
     cli_capture capture = {0};
     saemon_sinks *sinks = NULL;
-    uint64_t n_alerts = 0;
     if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("run", &err);
         goto done;
@@ -86,7 +85,6 @@ int cmd_run(int argc, char **argv)
                      .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
                      .rate = rate};
     cli_live_start(&live);
-    double t0 = cli_now_seconds();
     const size_t batch = saemon_encoder_get_max_batch(s.encoder);
     for (size_t row = 0; row < s.n_rows && !cli_live_stopping();) {
         size_t m = s.n_rows - row < batch ? s.n_rows - row : batch;
@@ -94,17 +92,13 @@ int cmd_run(int argc, char **argv)
             goto done;
         row += m;
     }
-    cli_live_end(&live);
-    double dt = cli_now_seconds() - t0;
-    saemon_sinks *closing = sinks;
-    sinks = NULL;
-    int closed = cli_sinks_close("run", closing, &n_alerts);
+    cli_run_summary sum;
+    int closed = cli_live_finish(&live, &rp, &sinks, &sum);
     if (closed == CLI_FAIL)
         goto done;
     fprintf(stderr, "saemon run: %" PRIu64 " tokens in %zu stream(s), %" PRIu64 " alerts, mean %s %.2f, %.0f tokens/s (kernel %s)\n",
-            rp.tokens, s.n_streams, n_alerts, saemon_encoder_is_subset(s.encoder) ? "active watched features" : "L0",
-            rp.tokens ? (double)rp.active_features / (double)rp.tokens : 0.0,
-            dt > 0 ? (double)rp.tokens / dt : 0.0, saemon_encoder_get_variant(s.encoder));
+            sum.tokens, s.n_streams, sum.alerts, sum.mean_what, sum.mean_active, sum.tokens_per_s,
+            saemon_encoder_get_variant(s.encoder));
     rc = closed; /* CLI_OK, or CLI_DELIVERY when alerts failed delivery */
 done:
     if (sinks)

@@ -189,6 +189,12 @@ static float *gather(const float *src, const uint32_t *map, size_t n, bool *ok)
     return dst;
 }
 
+/* Subsets up to this size skip the screen (below). An estimate, not yet a
+ * measured crossover: x's quantisation costs ~40 instructions per input and
+ * an fp32 latent ~d_in/16 FMAs, so they meet near 40 * 16 latents; callgrind
+ * confirmed the gain at 1 and 64 latents only (docs/benchmarks.md). */
+#define SUBSET_FP32_MAX_LATENTS 512
+
 saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size_t n, bool on_workers,
                               plan_set **out, saemon_error *err)
 {
@@ -243,6 +249,14 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
     set->whole.threshold = set->own[1];
     set->whole.mag_scale = set->own[2];
     set->whole.mag_bias = set->own[3];
+    /* A few watched latents: computing each one exactly in fp32 costs less
+     * than the screen's per-token quantisation of x (~40 instructions per
+     * input, while an fp32 latent costs ~d_in/16 FMAs), and a screened
+     * kernel's fp32 path (SAEMON_PLAN_NO_SCREEN) gives bit for bit its
+     * screened output (tests/checkkernels/screen-bitexact.c), so alerts stay
+     * identical to --encode all's. */
+    if (enc->kernel->screened && u <= SUBSET_FP32_MAX_LATENTS)
+        set->whole.flags |= SAEMON_PLAN_NO_SCREEN;
     if (!ok || !split(set, enc->n_slices)) {
         plan_set_free(set);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the subset plan");

@@ -182,15 +182,113 @@ static inline void screen_flush(const saemon_kernel_plan *plan, const char *pack
     row->n_cand = 0;
 }
 
+/* FALLBACK_GROUP latents' dot_row at once, each with exactly dot_row's
+ * arithmetic (its four accumulators, the same order, the same reduction), so
+ * each result is bit for bit dot_row's: the chains of several latents
+ * interleave and the FMA units stay busy (one dot_row alone waits on its
+ * accumulators' latency). 4 on zmm (16 accumulators of 32 registers), 2 on
+ * ymm (8 of 16). */
+#define FALLBACK_GROUP (VL == 16 ? 4 : 2)
+static inline __attribute__((always_inline)) void dot_rows_group(const float *w, size_t stride, const float *x,
+                                                                 size_t n, float out[FALLBACK_GROUP])
+{
+    vf a[FALLBACK_GROUP][4];
+#pragma GCC unroll 4
+    for (int g = 0; g < FALLBACK_GROUP; g++)
+        a[g][0] = a[g][1] = a[g][2] = a[g][3] = v_zero();
+    size_t i = 0;
+    for (; i + 4 * VL <= n; i += 4 * VL) {
+        const vf x0 = v_loadu(x + i), x1 = v_loadu(x + i + VL), x2 = v_loadu(x + i + 2 * VL),
+                 x3 = v_loadu(x + i + 3 * VL);
+#pragma GCC unroll 4
+        for (int g = 0; g < FALLBACK_GROUP; g++) {
+            const float *wg = w + (size_t)g * stride + i;
+            a[g][0] = v_fmadd(x0, v_load(wg), a[g][0]);
+            a[g][1] = v_fmadd(x1, v_load(wg + VL), a[g][1]);
+            a[g][2] = v_fmadd(x2, v_load(wg + 2 * VL), a[g][2]);
+            a[g][3] = v_fmadd(x3, v_load(wg + 3 * VL), a[g][3]);
+        }
+    }
+    for (; i < n; i += VL) {
+        const vf xt = v_load_mask(valid_lanes(n, i), x + i);
+#pragma GCC unroll 4
+        for (int g = 0; g < FALLBACK_GROUP; g++)
+            a[g][0] = v_fmadd(xt, v_load(w + (size_t)g * stride + i), a[g][0]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < FALLBACK_GROUP; g++)
+        out[g] = v_reduce_add(v_add(v_add(a[g][0], a[g][1]), v_add(a[g][2], a[g][3])));
+}
+
 /* Every latent in fp32 (the family's fp32 path): rows that cannot be
- * screened, and every row under SAEMON_PLAN_NO_SCREEN. The screen must give
- * exactly this output (tests/checkkernels/x86-bitexact.c). */
+ * screened, and every row under SAEMON_PLAN_NO_SCREEN (small subset plans,
+ * runtime/encoder_plan.c). The screen must give exactly this output
+ * (tests/checkkernels/screen-bitexact.c). Latents go out in ascending j. */
 static inline void screen_fallback_row(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
                                        const float *x, x86_sink *s)
 {
     const float *rows = (const float *)(packed + L->rows);
-    for (size_t j = 0; j < plan->d_sae; j++)
+    size_t j = 0;
+    for (; j + FALLBACK_GROUP <= plan->d_sae; j += FALLBACK_GROUP) {
+        float d[FALLBACK_GROUP];
+        dot_rows_group(rows + j * L->row_stride, L->row_stride, x, plan->d_in, d);
+        for (int g = 0; g < FALLBACK_GROUP; g++)
+            epilogue_one(plan, j + (size_t)g, d[g], s);
+    }
+    for (; j < plan->d_sae; j++)
         epilogue_one(plan, j, dot_row(rows + j * L->row_stride, x, plan->d_in), s);
+}
+
+/* dot_row of one latent's row w with FALLBACK_GROUP rows of x (row stride
+ * n), each with exactly dot_row's arithmetic: one weight read serves them
+ * all (batches under SAEMON_PLAN_NO_SCREEN). */
+static inline __attribute__((always_inline)) void dot_row_rows(const float *w, const float *x, size_t n,
+                                                               float out[FALLBACK_GROUP])
+{
+    vf a[FALLBACK_GROUP][4];
+#pragma GCC unroll 4
+    for (int g = 0; g < FALLBACK_GROUP; g++)
+        a[g][0] = a[g][1] = a[g][2] = a[g][3] = v_zero();
+    size_t i = 0;
+    for (; i + 4 * VL <= n; i += 4 * VL) {
+        const vf w0 = v_load(w + i), w1 = v_load(w + i + VL), w2 = v_load(w + i + 2 * VL), w3 = v_load(w + i + 3 * VL);
+#pragma GCC unroll 4
+        for (int g = 0; g < FALLBACK_GROUP; g++) {
+            const float *xg = x + (size_t)g * n + i;
+            a[g][0] = v_fmadd(v_loadu(xg), w0, a[g][0]);
+            a[g][1] = v_fmadd(v_loadu(xg + VL), w1, a[g][1]);
+            a[g][2] = v_fmadd(v_loadu(xg + 2 * VL), w2, a[g][2]);
+            a[g][3] = v_fmadd(v_loadu(xg + 3 * VL), w3, a[g][3]);
+        }
+    }
+    for (; i < n; i += VL) {
+        const vf wt = v_load(w + i);
+#pragma GCC unroll 4
+        for (int g = 0; g < FALLBACK_GROUP; g++)
+            a[g][0] = v_fmadd(v_load_mask(valid_lanes(n, i), x + (size_t)g * n + i), wt, a[g][0]);
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < FALLBACK_GROUP; g++)
+        out[g] = v_reduce_add(v_add(v_add(a[g][0], a[g][1]), v_add(a[g][2], a[g][3])));
+}
+
+/* Rows x[0..nr) (nr <= FALLBACK_GROUP, row stride d_in) on the fp32 path,
+ * every latent, ascending j per row: as screen_fallback_row on each. */
+static inline void screen_fallback_rows(const saemon_kernel_plan *plan, const char *packed, const screen_layout *L,
+                                        const float *x, size_t nr, x86_sink *s)
+{
+    if (nr < FALLBACK_GROUP) {
+        for (size_t r = 0; r < nr; r++)
+            screen_fallback_row(plan, packed, L, x + r * plan->d_in, &s[r]);
+        return;
+    }
+    const float *rows = (const float *)(packed + L->rows);
+    for (size_t j = 0; j < plan->d_sae; j++) {
+        float d[FALLBACK_GROUP];
+        dot_row_rows(rows + j * L->row_stride, x, plan->d_in, d);
+        for (int g = 0; g < FALLBACK_GROUP; g++)
+            epilogue_one(plan, j, d[g], &s[g]);
+    }
 }
 
 /* Scratch: sinks[n], rows[n], quantised x [n][xq_stride bytes],

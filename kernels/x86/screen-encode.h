@@ -63,6 +63,17 @@ static void encode(const saemon_kernel_plan *plan, const void *packed_v, const f
     const screen_scratch S = screen_scratch_of(scratch, n, screen_xq_bytes(plan));
     const size_t d_in = plan->d_in, np = n_panels(plan->d_sae);
     int screened = 0;
+    if ((plan->flags & SAEMON_PLAN_NO_SCREEN) && n > 1) {
+        /* Every row on the fp32 path: FALLBACK_GROUP rows per weight read. */
+        for (size_t r = 0; r < n; r++)
+            sink_init(&S.sinks[r], plan, out, r, S.heaps + r * plan->k);
+        for (size_t r = 0; r < n; r += FALLBACK_GROUP)
+            screen_fallback_rows(plan, packed, &L, x + r * d_in, n - r < FALLBACK_GROUP ? n - r : FALLBACK_GROUP,
+                                 &S.sinks[r]);
+        for (size_t r = 0; r < n; r++)
+            out->count[r] = sink_finish(&S.sinks[r], plan);
+        return;
+    }
     for (size_t r = 0; r < n; r++) {
         sink_init(&S.sinks[r], plan, out, r, S.heaps + r * plan->k);
         prep_row(plan, x + r * d_in, &S.rows[r], S.xq + r * S.xq_stride);

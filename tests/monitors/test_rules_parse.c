@@ -151,11 +151,12 @@ Test(parse, example_file_in_the_repository)
     saemon_ruleset *rs = NULL;
     saemon_error err = {0};
     cr_assert_eq(saemon_rules_open(path, NULL, &rs, &err), SAEMON_OK, "%s", err.message);
-    cr_expect_eq(saemon_rules_get_count(rs), 6);
-    cr_expect_eq(saemon_rules_get_enabled_count(rs), 5);
+    cr_expect_eq(saemon_rules_get_count(rs), 15);
+    cr_expect_eq(saemon_rules_get_enabled_count(rs), 14);
     saemon_dict_info info = {0};
-    info.name = "pasttense-mlp/saelens";
-    info.d_sae = 512;
+    info.name = "every-construct-256";
+    info.d_sae = 256;
+    memset(info.sha256, '0', 64);
     cr_expect_eq(saemon_rules_bind(rs, &info, &err), SAEMON_OK, "%s", err.message);
     saemon_rules_close(rs);
 }
