@@ -23,6 +23,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_test_rules(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
 
 /* Print "saemon <what>: <message>" for a failed call; returns CLI_FAIL. */
 int cli_fail(const char *what, const saemon_error *err);

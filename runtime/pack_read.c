@@ -374,3 +374,69 @@ saemon_status saemon_pack_verify(const char *path, saemon_error *err)
     close(fd);
     return st;
 }
+
+bool saemon_is_pack(const char *path)
+{
+    struct stat sb;
+    return path && stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && pack_file_is_pack(path);
+}
+
+saemon_status saemon_pack_print(const char *path, FILE *f, saemon_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    uint8_t *hdr = NULL;
+    pack_section sec[PACK_N_KINDS];
+    const char *strs[PACK_N_STRINGS];
+    saemon_status st = fstat(fd, &sb) ? saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno))
+                                      : pack_read_header(path, fd, (uint64_t)sb.st_size, &hdr, sec, strs, err);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    const pack_header *h = (const pack_header *)hdr;
+    fprintf(f, "path           %s\n", path);
+    fprintf(f, "format         saemon pack, version %u (%s)\n", h->version,
+            (h->flags & PACK_F_SUBSET) ? "subset" : "whole");
+    fprintf(f, "header         %u bytes, sha256 %.64s\n", h->header_bytes, h->header_sha256);
+    fprintf(f, "source         %s (%s), sha256 %.64s\n", strs[PS_SOURCE], strs[PS_FORMAT], h->source_sha256);
+    fprintf(f, "name           %s\n", strs[PS_NAME]);
+    fprintf(f, "architecture   %s%s\n", saemon_arch_name((saemon_arch)h->arch), h->arch == SAEMON_ARCH_TOPK ? "" : "");
+    if (h->arch == SAEMON_ARCH_TOPK)
+        fprintf(f, "k              %llu\n", (unsigned long long)h->k);
+    fprintf(f, "d_in x d_sae   %llu x %llu\n", (unsigned long long)h->d_in, (unsigned long long)h->d_sae);
+    fprintf(f, "normalisation  %s (cfg %s), apply_b_dec_to_input %s\n", saemon_norm_name((saemon_norm)h->norm),
+            strs[PS_NORMALIZE], (h->flags & PACK_F_APPLY_B_DEC) ? "true" : "false");
+    if (h->folded_scaling_factor > 0)
+        fprintf(f, "scaling factor %g (folded into the weights)\n", h->folded_scaling_factor);
+    fprintf(f, "source dtype   %s (packed as float32; cfg dtype %s)\n",
+            saemon_dtype_name((saemon_dtype)h->weight_dtype), strs[PS_COMPUTE_DTYPE]);
+    fprintf(f, "hook           %s\n", strs[PS_HOOK]);
+    fprintf(f, "model          %s\n", strs[PS_MODEL]);
+    if (h->layer >= 0 || *strs[PS_WIDTH] || *strs[PS_L0])
+        fprintf(f, "release        layer %d, width %s, l0 %s\n", h->layer, strs[PS_WIDTH], strs[PS_L0]);
+    fprintf(f, "file           %llu bytes, data sha256 %.64s\n", (unsigned long long)h->file_bytes, h->data_sha256);
+    fprintf(f, "sections       kind            offset        length  align  element\n");
+    const pack_section *table = (const pack_section *)(hdr + PACK_FIXED_BYTES);
+    for (uint32_t i = 0; i < h->n_sections; i++)
+        fprintf(f, "               %-12s %10llu  %12llu  %5u  %s\n", pack_kind_name(table[i].kind),
+                (unsigned long long)table[i].offset, (unsigned long long)table[i].length, table[i].align,
+                table[i].elem == PACK_ELEM_U32 ? "u32" : "f32");
+    fprintf(f, "latents        %llu of %llu", (unsigned long long)h->n_rows, (unsigned long long)h->d_sae);
+    if (h->flags & PACK_F_SUBSET) {
+        size_t n = h->n_rows < 64 ? (size_t)h->n_rows : 64;
+        uint32_t *lat = malloc(n * sizeof *lat);
+        if (lat && pread(fd, lat, n * 4, (off_t)sec[PACK_LATENTS].offset) == (ssize_t)(n * 4))
+            for (size_t i = 0; i < n; i++)
+                fprintf(f, "%s%u", i ? "," : ": ", lat[i]);
+        if (n < h->n_rows)
+            fprintf(f, ",... (%llu more)", (unsigned long long)(h->n_rows - n));
+        free(lat);
+    }
+    fprintf(f, "\n");
+    free(hdr);
+    close(fd);
+    return SAEMON_OK;
+}

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "saemon/api.h"
 #include "saemon/error.h"
@@ -145,6 +146,13 @@ SAEMON_API saemon_status saemon_dict_pack(saemon_dict *dict, const saemon_pack_o
 /* Check a pack's header and the SHA-256 of its data (every byte after the
  * header): what `saemon inspect --verify` runs. */
 SAEMON_API saemon_status saemon_pack_verify(const char *path, saemon_error *err);
+
+/* True when `path` is a regular file starting with the pack magic. */
+SAEMON_API bool saemon_is_pack(const char *path);
+
+/* Print a pack's header fields, sections and latents (saemon inspect); the
+ * header is validated, the data is not read. */
+SAEMON_API saemon_status saemon_pack_print(const char *path, FILE *f, saemon_error *err);
 
 /* Build a dictionary from float32 arrays already in memory (copied). W_enc is
  * [d_in][d_sae] (SAELens layout), W_dec [d_sae][d_in]; threshold only for
