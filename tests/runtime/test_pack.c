@@ -46,7 +46,7 @@ static saemon_dict *make_dict(size_t din, size_t dsae, uint64_t seed)
     for (size_t i = 0; i < din; i++)
         bd[i] = 0.05f * frand();
     saemon_dict_arrays a = {.name = "packtest", .arch = SAEMON_ARCH_JUMPRELU, .d_in = din, .d_sae = dsae,
-                            .W_enc = we, .W_dec = wd, .b_enc = be, .b_dec = bd, .threshold = th};
+                            .apply_b_dec_to_input = true, .W_enc = we, .W_dec = wd, .b_enc = be, .b_dec = bd, .threshold = th};
     saemon_dict *d = NULL;
     saemon_error err = {0};
     cr_assert_eq(saemon_dict_from_arrays(&a, &d, &err), SAEMON_OK, "%s", err.message);
@@ -333,6 +333,35 @@ Test(pack, two_processes_share_the_pages_of_one_pack, .timeout = 60)
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    saemon_dict_close(m);
+    free(p);
+}
+
+/* A subset plan on a whole pack touches only its rows: opening is O(header)
+ * and the encoder folds b_dec into the biases (apply_b_dec_to_input) and
+ * packs for the watched latents only (smaps Rss of the
+ * mapping, not a timing). */
+Test(pack, a_subset_plan_maps_in_only_its_rows, .timeout = 60)
+{
+    if (access("/proc/self/smaps", R_OK) != 0)
+        cr_skip_test("no /proc/self/smaps here");
+    enum { DIN = 256, DSAE = 8192 }; /* 8 MiB of rows */
+    saemon_dict *d = make_dict(DIN, DSAE, 6), *m = NULL;
+    char *p = path_of("subset-plan.pack");
+    saemon_error err = {0};
+    cr_assert_eq(saemon_dict_pack(d, NULL, p, &err), SAEMON_OK, "%s", err.message);
+    saemon_dict_close(d);
+    cr_assert_eq(saemon_dict_open(p, &m, &err), SAEMON_OK, "%s", err.message);
+    long rss, pss, shared;
+    mapping_kib(p, &rss, &pss, &shared);
+    cr_assert_leq(rss, 256, "open touched %ld KiB of the mapping", rss);
+    uint32_t lat[3] = {7, 4000, 8191};
+    saemon_encoder *e = NULL;
+    saemon_encoder_options o = {.max_batch = 1, .encode = SAEMON_ENCODE_RULES, .latents = lat, .n_latents = 3};
+    cr_assert_eq(saemon_encoder_create(m, &o, &e, &err), SAEMON_OK, "%s", err.message);
+    mapping_kib(p, &rss, &pss, &shared);
+    cr_assert_leq(rss, 512, "a 3-latent plan touched %ld KiB of 8 MiB of rows", rss);
+    saemon_encoder_destroy(e);
     saemon_dict_close(m);
     free(p);
 }
