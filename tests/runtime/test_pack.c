@@ -365,3 +365,35 @@ Test(pack, a_subset_plan_maps_in_only_its_rows, .timeout = 60)
     saemon_dict_close(m);
     free(p);
 }
+
+/* Rules pinned to the source bind to its pack (the recorded identity); a pin
+ * to another dictionary is refused as before. */
+Test(pack, rules_pinned_to_the_source_bind_to_its_pack)
+{
+    saemon_dict *d = make_dict(16, 64, 7), *m = NULL;
+    char *p = path_of("pin.pack");
+    saemon_error err = {0};
+    saemon_pack_options so = {.subset = true, .latents = (const uint32_t[]){3, 9}, .n_latents = 2};
+    cr_assert_eq(saemon_dict_pack(d, &so, p, &err), SAEMON_OK, "%s", err.message);
+    uint32_t lat[2] = {3, 9};
+    saemon_dict_load_options lo = {.subset = true, .latents = lat, .n_latents = 2};
+    cr_assert_eq(saemon_dict_open_with(p, &lo, &m, &err), SAEMON_OK, "%s", err.message);
+    char yaml[512];
+    snprintf(yaml, sizeof yaml,
+             "dictionary: {name: packtest, d_sae: 64, sha256: %s}\n"
+             "rules:\n  - name: r\n    condition: {feature: 9, above: 0.5}\n",
+             saemon_dict_get_info(d)->sha256);
+    saemon_ruleset *r = NULL;
+    cr_assert_eq(saemon_rules_from_string(yaml, strlen(yaml), "pin.yaml", NULL, &r, &err), SAEMON_OK, "%s",
+                 err.message);
+    cr_assert_eq(saemon_rules_bind(r, saemon_dict_get_info(m), &err), SAEMON_OK, "%s", err.message);
+    saemon_rules_close(r);
+    yaml[strstr(yaml, "sha256: ") - yaml + 8] ^= 1; /* another source */
+    cr_assert_eq(saemon_rules_from_string(yaml, strlen(yaml), "pin.yaml", NULL, &r, &err), SAEMON_OK, "%s",
+                 err.message);
+    cr_assert_eq(saemon_rules_bind(r, saemon_dict_get_info(m), &err), SAEMON_ERR_MISMATCH);
+    saemon_rules_close(r);
+    saemon_dict_close(m);
+    saemon_dict_close(d);
+    free(p);
+}
