@@ -137,6 +137,8 @@ static saemon_status check_header(const char *path, const uint8_t *hdr, uint64_t
         need[n++] = PACK_B_ENC;
     if (h->arch == SAEMON_ARCH_JUMPRELU)
         need[n++] = PACK_THRESHOLD;
+    if (h->arch == SAEMON_ARCH_TOPK && (h->flags & PACK_F_RESCALE))
+        need[n++] = PACK_W_DEC; /* the decoder norms */
     for (uint32_t i = 0; i < n; i++)
         if (!sec[need[i]].kind)
             return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: missing (a %s dictionary needs it)", path,
@@ -276,7 +278,8 @@ saemon_status pack_open(const char *path, const saemon_dict_load_options *o, sae
     d->info.weights_bytes = h->file_bytes;
     d->W_enc_rows = SEC(PACK_W_ENC_ROWS);
     d->n_rows = n_rows;
-    d->W_dec = o->no_decoder ? NULL : SEC(PACK_W_DEC);
+    const bool norms = h->arch == SAEMON_ARCH_TOPK && (h->flags & PACK_F_RESCALE);
+    d->W_dec = o->no_decoder && !norms ? NULL : SEC(PACK_W_DEC);
     d->b_dec = SEC(PACK_B_DEC);
     d->b_enc = SEC(PACK_B_ENC);
     d->threshold = SEC(PACK_THRESHOLD);

@@ -59,9 +59,11 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
                                 "%s: a TopK dictionary cannot be packed as a subset (its top k needs every "
                                 "latent's pre-activation); pack it whole",
                                 in->path);
-    if (o->decoder && !d->W_dec)
+    /* TopK with rescale_acts_by_decoder_norm scales by the decoder norms: W_dec always goes in */
+    const bool decoder = o->decoder || (in->arch == SAEMON_ARCH_TOPK && in->rescale_acts_by_decoder_norm);
+    if (decoder && !d->W_dec)
         return saemon_error_set(err, SAEMON_ERR_ARG, "%s: W_dec was not loaded, so it cannot be packed", in->path);
-    if (o->decoder && o->subset)
+    if (decoder && o->subset)
         return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
                                 "a subset pack does not hold W_dec (the reconstruction error needs every latent)");
     saemon_status st = saemon_dict_compute_sha256(d, err);
@@ -105,7 +107,7 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
     for (size_t v = 0; v < sizeof vecs / sizeof vecs[0]; v++)
         if (vecs[v].a)
             secs[ns++] = (out_section){vecs[v].kind, PACK_ELEM_F32, vecs[v].a, vs};
-    if (o->decoder)
+    if (decoder)
         secs[ns++] = (out_section){PACK_W_DEC, PACK_ELEM_F32, d->W_dec, (uint64_t)dsae * din * 4};
 
     const char *strs[PACK_N_STRINGS] = {in->format, in->name, in->hook_name, in->model_name,
