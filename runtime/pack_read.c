@@ -91,6 +91,11 @@ static saemon_status check_header(const char *path, const uint8_t *hdr, uint64_t
     if (h->arch > SAEMON_ARCH_TOPK || h->norm > SAEMON_NORM_LAYER_NORM || h->weight_dtype > SAEMON_DTYPE_F64)
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header: unknown architecture, normalisation or dtype",
                                 path);
+    if (h->arch == SAEMON_ARCH_TOPK && (h->k == 0 || h->k > h->d_sae))
+        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header: TopK k %llu, expected 1..d_sae (%llu)", path,
+                                (unsigned long long)h->k, (unsigned long long)h->d_sae);
+    if (h->arch == SAEMON_ARCH_TOPK && (h->flags & PACK_F_SUBSET))
+        return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header: a TopK pack must hold every latent", path);
     if (!(h->flags & PACK_F_SUBSET) && h->n_rows != h->d_sae)
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header: a whole pack must hold d_sae rows", path);
     if (h->data_offset < h->header_bytes || h->data_offset % PACK_ALIGN || h->data_offset > size)
