@@ -27,6 +27,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_test_rules(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_produce(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
 /* saemon check --config / --web-config: the daemon's files (serve/serve_check.c). */
 int cmd_check_serve_files(const char *config, const char *web_config);
 

@@ -165,6 +165,11 @@ static void log_load(const char *what, const saemon_dict *d, const char *whole_w
             st.decoder_loaded ? (decoder_wanted ? "read (the reconstruction error needs it)"
                                                 : "read (TopK rescales by the decoder norms)")
                               : "not read (nothing needs it)");
+    if (st.mapped_bytes)
+        fprintf(stderr,
+                "saemon %s: dictionary: a pack: %.1f MiB of rows%s used in place from a read-only shared mapping "
+                "(no copy; pages shared with other processes mapping it)\n",
+                what, (double)st.mapped_bytes / 1048576.0, st.decoder_loaded ? " and W_dec" : "");
 }
 
 bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const saemon_ruleset *rules,

@@ -45,11 +45,12 @@ int cmd_inspect(int argc, char **argv)
         {"topology", no_argument, 0, 't'},     {"threads", required_argument, 0, 'n'},
         {"cpus", required_argument, 0, 'c'},   {"exclude-cpus", required_argument, 0, 'x'},
         {"rules", required_argument, 0, 'r'},  CLI_PLAN_LONG_OPTION,
+        {"verify", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *isa = NULL, *cpus = NULL, *exclude = NULL, *rules_path = NULL;
     cli_plan plan = {.mode = SAEMON_ENCODE_AUTO};
     size_t threads = 0;
-    int kernels = 0, topology = 0, c;
+    int kernels = 0, topology = 0, verify = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'k': kernels = 1; break;
@@ -59,14 +60,18 @@ int cmd_inspect(int argc, char **argv)
         case 'c': cpus = optarg; break;
         case 'x': exclude = optarg; break;
         case 'r': rules_path = optarg; break;
+        case 'v': verify = 1; break;
         case 'N': if (!cli_parse_encode_mode(optarg, &plan.mode)) return CLI_USAGE; break;
         case 'h':
             printf("usage: saemon inspect SAE_DIR [--isa VARIANT] [--rules RULES.yaml [--encode MODE]]\n"
+                   "       saemon inspect PACK [--verify]\n"
                    "       saemon inspect --kernels\n"
                    "       saemon inspect --topology [--threads N] [--cpus LIST] [--exclude-cpus LIST]\n"
                    "Prints the dictionary's format, architecture, shapes, dtypes, hook, model,\n"
                    "normalisation, file sizes, SHA-256 and the kernel variant chosen for it.\n"
-                   "With --rules: the encoder plan those rules get (which latents, why).\n" CLI_PLAN_USAGE);
+                   "With --rules: the encoder plan those rules get (which latents, why).\n"
+                   "A pack (saemon pack): its header, sections and latents; --verify also\n"
+                   "checks the SHA-256 of its data (reads the whole file).\n" CLI_PLAN_USAGE);
             return CLI_OK;
         default: return CLI_USAGE;
         }
@@ -82,6 +87,20 @@ int cmd_inspect(int argc, char **argv)
         return CLI_USAGE;
     }
     saemon_error err = {0};
+    if (saemon_is_pack(argv[optind]) && !rules_path && !isa) {
+        if (saemon_pack_print(argv[optind], stdout, &err) != SAEMON_OK)
+            return cli_fail("inspect", &err);
+        if (verify) {
+            if (saemon_pack_verify(argv[optind], &err) != SAEMON_OK)
+                return cli_fail("inspect", &err);
+            printf("verify         data sha256 ok\n");
+        }
+        return CLI_OK;
+    }
+    if (verify) {
+        fprintf(stderr, "saemon inspect: --verify checks a pack (saemon pack); %s is not one\n", argv[optind]);
+        return CLI_USAGE;
+    }
     saemon_dict *dict = NULL;
     if (saemon_dict_open(argv[optind], &dict, &err) != SAEMON_OK)
         return cli_fail("inspect", &err);

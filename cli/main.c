@@ -11,7 +11,8 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  demo      run the built-in toy model with a shipped rule file\n"
-            "  inspect   print what a dictionary directory holds\n"
+            "  inspect   print what a dictionary directory (or a pack) holds\n"
+            "  pack      write a dictionary (or a subset of its latents) as a mapped pack file\n"
             "  encode    encode recorded activations (.npy) to features (.npy / sparse JSONL)\n"
             "  run       encode recorded activations and evaluate alert rules\n"
             "  serve     the sidecar daemon: watch a live model through shared-memory rings\n"
@@ -46,7 +47,7 @@ int main(int argc, char **argv)
         {"demo", cmd_demo}, {"inspect", cmd_inspect}, {"encode", cmd_encode},
         {"run", cmd_run},   {"check", cmd_check},
         {"bench", cmd_bench}, {"test-rules", cmd_test_rules}, {"serve", cmd_serve},
-        {"produce", cmd_produce}, {"features", cmd_features},
+        {"produce", cmd_produce}, {"pack", cmd_pack}, {"features", cmd_features},
         {"calibrate", cmd_calibrate}, {"backtest", cmd_backtest},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

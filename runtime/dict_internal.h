@@ -45,6 +45,10 @@ struct saemon_dict {
     float *log_sparsity; /* [d_sae] from sparsity.safetensors, or NULL */
     dict_source src;
     saemon_dict_load_stats stats;
+    /* A pack (runtime/pack_read.c): the read-only shared mapping the arrays
+     * above point into (then only row_slot is owned); NULL otherwise. */
+    void *map;
+    size_t map_len;
 };
 
 /* The encoder row of latent j, or NULL when it is not held. */

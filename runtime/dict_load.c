@@ -19,6 +19,7 @@
 #include "runtime/dict_releases.h"
 #include "runtime/dict_spec.h"
 #include "runtime/gemmascope.h"
+#include "runtime/pack.h"
 #include "runtime/sae_config.h"
 
 static char *path_join(const char *dir, const char *name)
@@ -437,12 +438,14 @@ static saemon_status open_planned(const char *dir, const saemon_dict_load_option
     struct stat sb;
     if (stat(dir, &sb) != 0)
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", dir, strerror(errno));
+    if (S_ISREG(sb.st_mode) && pack_file_is_pack(dir))
+        return pack_open(dir, o, out, err);
     if (S_ISREG(sb.st_mode) && has_suffix(dir, ".npz"))
         return gemmascope_open(dir, dir, o, out, err);
     if (!S_ISDIR(sb.st_mode))
         return saemon_error_set(err, SAEMON_ERR_ARG,
-                                "%s: not a directory (pass the SAE's folder, or a Gemma Scope "
-                                ".npz file)",
+                                "%s: not a directory (pass the SAE's folder, a saemon pack, or a "
+                                "Gemma Scope .npz file)",
                                 dir);
     DIR *readable = opendir(dir); /* "no SAE found" would hide a permission problem */
     if (!readable)

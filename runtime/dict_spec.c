@@ -614,6 +614,14 @@ saemon_status saemon_dict_add_latents(saemon_dict *d, const uint32_t *latents, s
         free(lat);
         return SAEMON_OK;
     }
+    if (d->map) { /* a pack holds what it holds */
+        st = saemon_error_set(err, SAEMON_ERR_MISMATCH,
+                              "%s: latent %u is not in this pack (a subset pack of %zu latents); re-pack the "
+                              "source with it (saemon pack --latents/--rules)",
+                              d->info.path, lat[0], d->n_rows);
+        free(lat);
+        return st;
+    }
     if (!d->src.weights || !d->src.tensor) {
         free(lat);
         return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,

@@ -53,7 +53,10 @@ static saemon_status fold_b_dec(saemon_encoder *enc, saemon_error *err)
     memcpy(enc->bias, p->bias, n * sizeof(float));
     if (enc->mag_bias)
         memcpy(enc->mag_bias, p->mag_bias, n * sizeof(float));
-    for (size_t j = 0; j < n; j++)
+    /* A pack's rows are mapped: folding every latent here would fault in
+     * every row of a multi-GiB file for a subset plan; plans fold the
+     * latents they use (plan_set_full, plan_set_subset). */
+    for (size_t j = 0; j < n && !enc->dict->map; j++)
         encoder_fold_latent(enc, j);
     p->bias = enc->bias;
     if (enc->mag_bias)

@@ -151,6 +151,8 @@ saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *e
                                 "(latent %lld is not loaded); expected the dictionary opened whole",
                                 enc->full_why[0] ? enc->full_why : "the full plan", enc->dict->n_rows,
                                 enc->plan.d_sae, gone);
+    for (size_t j = 0; j < enc->plan.d_sae; j++)
+        encoder_fold_latent(enc, j); /* a no-op for latents folded at create */
     plan_set *set = calloc(1, sizeof *set);
     if (set)
         set->whole = enc->plan;

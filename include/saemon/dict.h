@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "saemon/api.h"
 #include "saemon/error.h"
@@ -128,6 +129,34 @@ SAEMON_API saemon_status saemon_dict_add_latents(saemon_dict *dict, const uint32
 
 /* Fill info.sha256 (the weights file's SHA-256) when the load deferred it. */
 SAEMON_API saemon_status saemon_dict_compute_sha256(saemon_dict *dict, saemon_error *err);
+
+/* saemon's native pack file (docs/formats.md "Pack files"): a versioned,
+ * checksummed header and 64-byte-aligned fp32 sections, opened by
+ * saemon_dict_open / saemon_dict_open_with as a read-only shared mapping
+ * (no copy of the rows). The zero value packs every latent without W_dec. */
+typedef struct saemon_pack_options {
+    bool subset;              /* keep only `latents` (their original indices are recorded) */
+    const uint32_t *latents;
+    size_t n_latents;
+    bool decoder;             /* store W_dec (whole packs; the dictionary must hold it) */
+} saemon_pack_options;
+
+/* Write `dict` (every latent, or opts->latents, each of which it must hold)
+ * to `path`: written beside it, then renamed over it. Hashes the source's
+ * weights first when the load deferred it (the pack records that identity). */
+SAEMON_API saemon_status saemon_dict_pack(saemon_dict *dict, const saemon_pack_options *opts, const char *path,
+                                          saemon_error *err);
+
+/* Check a pack's header and the SHA-256 of its data (every byte after the
+ * header): what `saemon inspect --verify` runs. */
+SAEMON_API saemon_status saemon_pack_verify(const char *path, saemon_error *err);
+
+/* True when `path` is a regular file starting with the pack magic. */
+SAEMON_API bool saemon_is_pack(const char *path);
+
+/* Print a pack's header fields, sections and latents (saemon inspect); the
+ * header is validated, the data is not read. */
+SAEMON_API saemon_status saemon_pack_print(const char *path, FILE *f, saemon_error *err);
 
 /* Build a dictionary from float32 arrays already in memory (copied). W_enc is
  * [d_in][d_sae] (SAELens layout), W_dec [d_sae][d_in]; threshold only for

@@ -3,7 +3,8 @@
  * dictionary for every architecture, layout (row, column) and storage dtype,
  * on every kernel variant this CPU runs; it reads exactly the planned bytes
  * (the loader's byte count); reading more latents later (a reload) matches
- * too, and is refused when the file changed since start. */
+ * too, and is refused when the file changed since start. Packs of each
+ * (saemon pack: whole and subset) give the same features bit for bit. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -227,6 +228,8 @@ static void hold(held *h, const saemon_features *f)
     h->f = (saemon_features){.n_tokens = f->n_tokens, .offsets = h->offsets, .index = h->index, .value = h->value};
 }
 
+static void check_pack(const char *dir, saemon_dict *whole, const uint32_t *set, size_t n_set);
+
 /* Whole vs subset load of `dir`, on every variant; then a reload that adds latents. */
 static void check_dir(const char *dir)
 {
@@ -304,8 +307,94 @@ static void check_dir(const char *dir)
     saemon_encoder_options orc = {.reconstruction = true};
     cr_assert_eq(saemon_encoder_create(part, &orc, &er, &err), topk ? SAEMON_OK : SAEMON_ERR_UNSUPPORTED);
     saemon_encoder_destroy(er);
+    check_pack(dir, whole, set, n_set);
     saemon_dict_close(whole);
     saemon_dict_close(part);
+}
+
+/* Packs of `whole` (every latent with W_dec; the subset `set`) give the
+ * whole load's features bit for bit on every variant, from rows used in
+ * place in the mapping (docs/formats.md "Pack files"). */
+static void check_pack(const char *dir, saemon_dict *whole, const uint32_t *set, size_t n_set)
+{
+    saemon_error err = {0};
+    const saemon_dict_info *wi = saemon_dict_get_info(whole);
+    const bool topk = wi->arch == SAEMON_ARCH_TOPK;
+    char *pw = NULL, *ps = NULL;
+    cr_assert(asprintf(&pw, "%s.whole.pack", dir) > 0 && asprintf(&ps, "%s.subset.pack", dir) > 0);
+    saemon_pack_options po = {.decoder = !topk}; /* TopK rescales by the decoder norms: W_dec goes in anyway */
+    cr_assert_eq(saemon_dict_pack(whole, &po, pw, &err), SAEMON_OK, "%s: %s", dir, err.message);
+    saemon_pack_options so = {.subset = true, .latents = set, .n_latents = n_set};
+    cr_assert_eq(saemon_dict_pack(whole, &so, ps, &err), topk ? SAEMON_ERR_UNSUPPORTED : SAEMON_OK, "%s: %s", dir,
+                 err.message);
+    saemon_dict *pk = NULL, *sp = NULL;
+    saemon_dict_load_options nd = {.no_decoder = topk}; /* and is kept for the norms */
+    cr_assert_eq(saemon_dict_open_with(pw, &nd, &pk, &err), SAEMON_OK, "%s: %s", pw, err.message);
+    const saemon_dict_info *pi = saemon_dict_get_info(pk);
+    cr_assert_str_eq(pi->format, "pack");
+    cr_assert_str_eq(pi->sha256, wi->sha256, "the pack records the source's identity");
+    cr_assert_str_eq(pi->name, wi->name);
+    cr_assert_str_eq(pi->hook_name, wi->hook_name);
+    cr_assert_eq(pi->arch, wi->arch);
+    cr_assert_eq(pi->norm, wi->norm);
+    cr_assert_eq(pi->k, wi->k);
+    cr_assert_eq(pi->apply_b_dec_to_input, wi->apply_b_dec_to_input);
+    saemon_dict_load_stats st;
+    saemon_dict_get_load_stats(pk, &st);
+    cr_assert_eq(st.mapped_bytes, 2ull * D_SAE * D_IN * 4, "rows and W_dec used in place");
+    cr_assert_eq(st.resident_bytes, 0);
+    cr_assert_eq(saemon_pack_verify(pw, &err), SAEMON_OK, "%s", err.message);
+    saemon_dict_load_options lo = {.subset = true, .latents = set, .n_latents = n_set, .no_decoder = true};
+    if (!topk) {
+        cr_assert_eq(saemon_dict_open_with(ps, &lo, &sp, &err), SAEMON_OK, "%s: %s", ps, err.message);
+        saemon_dict_get_load_stats(sp, &st);
+        cr_assert_eq(st.latents_loaded, n_set - 1); /* one duplicate in set */
+        cr_assert_eq(st.mapped_bytes, (n_set - 1) * D_IN * 4);
+        cr_assert_not(saemon_dict_has_latent(sp, 5));
+        /* a latent outside the pack: refused at load and at reload, naming it */
+        saemon_dict *no = NULL;
+        uint32_t out[2] = {60, 5};
+        saemon_dict_load_options lo2 = {.subset = true, .latents = out, .n_latents = 2};
+        cr_assert_eq(saemon_dict_open_with(ps, &lo2, &no, &err), SAEMON_ERR_MISMATCH);
+        cr_assert(strstr(err.message, "latent 5 is not in this pack"), "%s", err.message);
+        cr_assert_null(no);
+        cr_assert_eq(saemon_dict_add_latents(sp, out, 2, &err), SAEMON_ERR_MISMATCH);
+        cr_assert(strstr(err.message, "latent 5 is not in this pack"), "%s", err.message);
+        /* every latent from a subset pack: refused */
+        cr_assert_eq(saemon_dict_open(ps, &no, &err), SAEMON_ERR_MISMATCH);
+        cr_assert(strstr(err.message, "subset pack"), "%s", err.message);
+    }
+    size_t nk = 0, compared = 0;
+    const saemon_kernel *const *ks = saemon_kernels_all(&nk);
+    static held ref;
+    for (size_t v = 0; v < nk; v++) {
+        if (saemon_kernel_missing_features(ks[v]))
+            continue;
+        saemon_encoder *ef = NULL, *ep = NULL, *es = NULL;
+        saemon_encoder_options of = {.variant = ks[v]->name, .max_batch = ROWS, .reconstruction = true};
+        cr_assert_eq(saemon_encoder_create(whole, &of, &ef, &err), SAEMON_OK, "%s", err.message);
+        cr_assert_eq(saemon_encoder_create(pk, &of, &ep, &err), SAEMON_OK, "%s", err.message);
+        const saemon_features *ff, *fp;
+        cr_assert_eq(saemon_encoder_encode(ef, x, ROWS, &ff, &err), SAEMON_OK, "%s", err.message);
+        hold(&ref, ff);
+        cr_assert_eq(saemon_encoder_encode(ep, x, ROWS, &fp, &err), SAEMON_OK, "%s", err.message);
+        compared += expect_filtered(&ref.f, fp, NULL, 0, ks[v]->name);
+        if (!topk) {
+            saemon_encoder_options os = {.variant = ks[v]->name, .max_batch = ROWS, .encode = SAEMON_ENCODE_AUTO,
+                                         .latents = set, .n_latents = n_set};
+            cr_assert_eq(saemon_encoder_create(sp, &os, &es, &err), SAEMON_OK, "%s", err.message);
+            cr_assert_eq(saemon_encoder_encode(es, x, ROWS, &fp, &err), SAEMON_OK, "%s", err.message);
+            compared += expect_filtered(&ref.f, fp, set, n_set, ks[v]->name);
+        }
+        saemon_encoder_destroy(ef);
+        saemon_encoder_destroy(ep);
+        saemon_encoder_destroy(es);
+    }
+    cr_assert_gt(compared, 0, "%s: nothing compared", pw);
+    saemon_dict_close(pk);
+    saemon_dict_close(sp);
+    free(pw);
+    free(ps);
 }
 
 TestSuite(plan_load, .init = setup, .fini = teardown);
