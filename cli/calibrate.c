@@ -22,6 +22,7 @@
 
 #include "base/read_file.h"
 #include "cli/auth_args.h"
+#include "base/clock.h"
 #include "cli/cli.h"
 
 #define CALIB_DENSE 8
@@ -407,10 +408,10 @@ int calibrate_run(const calib_opts *o, const auth_files *files)
         fprintf(stderr, "saemon calibrate: no benign token: every token of the recordings is labelled positive\n");
         goto done;
     }
-    double t0 = cli_now_seconds();
+    double t0 = clock_now_s();
     if (!auth_encode_set("calibrate", enc, info->d_in, &set, &e))
         goto done;
-    double t_enc = cli_now_seconds() - t0;
+    double t_enc = clock_now_s() - t0;
     names = calloc(n_t ? n_t : 1, sizeof *names);
     cr = calloc(n_t ? n_t : 1, sizeof *cr);
     if (!names || !cr)
@@ -447,7 +448,7 @@ int calibrate_run(const calib_opts *o, const auth_files *files)
         goto done;
     report(&c, t, n_t, cr, n_cr, &before, &after);
     fprintf(stderr, "saemon calibrate: %" PRIu64 " tokens encoded in %.1f s, %zu replay round(s) in %.1f s\n",
-            set.n_rows, t_enc, rounds + 2, cli_now_seconds() - t0 - t_enc);
+            set.n_rows, t_enc, rounds + 2, clock_now_s() - t0 - t_enc);
     if (o->output && !auth_write_atomic("calibrate", o->output, final, fl))
         goto done;
     rc = CLI_OK;

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli/cli.h"
 
 int cli_fail(const char *what, const saemon_error *err)
@@ -219,7 +220,7 @@ bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_di
 {
     memset(s, 0, sizeof *s);
     saemon_error err = {0};
-    const double t0 = cli_now_seconds();
+    const double t0 = clock_now_s();
     /* plan before load: only what the rules' plan needs is read */
     if (!cli_plan_open_dict(plan, what, sae_dir, rules, opts, &s->dict)) {
         cli_session_close(s);
@@ -236,7 +237,7 @@ bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_di
     cli_encoder_warn(s->encoder);
     if (rules && plan)
         cli_plan_log(what, s->encoder);
-    fprintf(stderr, "saemon %s: ready in %.3f s (dictionary and encoder)\n", what, cli_now_seconds() - t0);
+    fprintf(stderr, "saemon %s: ready in %.3f s (dictionary and encoder)\n", what, clock_now_s() - t0);
     return true;
 fail:
     cli_fail(what, &err);

@@ -10,6 +10,7 @@
 #include "cli/auroc.h"
 #include "cli/auth_args.h"
 #include "cli/authoring.h"
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "cli/feature_names.h"
 #include "cli/features_out.h"
@@ -197,7 +198,7 @@ int cmd_features(int argc, char **argv)
         fprintf(stderr, "saemon features: out of memory\n");
         goto done;
     }
-    double t0 = cli_now_seconds();
+    double t0 = clock_now_s();
     if (!scan(&r, &set))
         goto done;
     if (!r.acc.n_obs[0] || !r.acc.n_obs[1]) {
@@ -219,7 +220,7 @@ int cmd_features(int argc, char **argv)
     if (plot && !features_plot(plot, &fo, &r.acc, stats))
         goto done;
     fprintf(stderr, "saemon features: %" PRIu64 " tokens in %" PRIu64 " stream(s), %.1f s, %.1f MiB of activations "
-                    "kept (kernel %s)\n", set.n_rows, set.n_streams, cli_now_seconds() - t0,
+                    "kept (kernel %s)\n", set.n_rows, set.n_streams, clock_now_s() - t0,
             (double)r.acc.bytes / 1048576.0, saemon_encoder_get_variant(r.enc));
     rc = CLI_OK;
 done:
