@@ -138,6 +138,13 @@ typedef struct auth_tunable {
     uint32_t *probe_feature;
     double *probe_weight, probe_bias;
     size_t n_probe;
+    /* an upper bound on the rule's firing events, from the leaf alone
+     * (docs/authoring.md "calibrate"): AUTH_BOUND_TOKENS when the leaf must
+     * hold for the condition to (it is the condition, or under `all`s
+     * only); AUTH_BOUND_RUNS when it is the whole condition, counting the
+     * runs of at least run_min consecutive tokens where it held */
+    enum { AUTH_BOUND_NONE, AUTH_BOUND_TOKENS, AUTH_BOUND_RUNS } bound;
+    uint64_t run_min;
 } auth_tunable;
 
 /* Find each rule of the text and its tunable threshold: condition.above /

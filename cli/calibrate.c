@@ -35,47 +35,63 @@
 
 #define RULES_MAX_BYTES ((size_t)64 << 20)
 
+typedef struct calib_ctx {
+    const calib_opts *o;
+    const char *text;
+    size_t len;
+    const saemon_dict_info *info;
+    const auth_encoded *enc;
+    const auth_set *set;
+    char **names;
+    size_t n_names;
+    uint64_t benign;
+} calib_ctx;
+
 typedef struct cand_rule {
     auth_tunable *t;
     float *cand;        /* candidate thresholds, strictest first */
-    uint64_t *passing;  /* tokens let through at each */
+    uint64_t *ub;       /* an upper bound on the firing events at each (NULL: none) */
     size_t n_cand;
     uint64_t *chg;      /* streams whose tokens change from candidate k to k+1: */
     size_t *chg_at;     /* chg[chg_at[k] .. chg_at[k+1]), ascending, distinct */
     bool full0;         /* `below`: candidate 0 -> 1 changes every token where the feature is 0 */
-    long lo;            /* last candidate held without a replay (-1: none) */
+    size_t *next;       /* [n_cand]: the first candidate after k the bound does not prove (n_cand: none) */
     size_t k;           /* current candidate (held) */
     int64_t fires;      /* its benign firing events */
     uint32_t *per;      /* [n_streams] benign firing events per stream at k */
-    size_t j;           /* this round: steps k -> k+j */
-    bool full;          /* this round replays every stream */
+    /* this round: macro steps k -> mend[0] -> mend[1] ..., each ending on a
+     * candidate the bound does not prove, changing the streams
+     * mst[mat[i] .. mat[i+1]), pairwise disjoint between macro steps */
+    size_t *mend, *mat, n_macro;
+    uint64_t *mst;
+    bool full;          /* this round's single macro step changes every stream */
     bool done, unreachable;
     double rate_at_strictest;
     float chosen;
 } cand_rule;
 
-typedef struct vs {
+typedef struct vt {
     float v;
-    uint64_t s;
-} vs;
+    uint64_t tok;
+} vt;
 
-static int cmp_vs_desc(const void *a, const void *b)
+static int cmp_vt_desc(const void *a, const void *b)
 {
-    const vs *x = a, *y = b;
+    const vt *x = a, *y = b;
     if (x->v != y->v)
         return (x->v < y->v) - (x->v > y->v);
-    return (x->s > y->s) - (x->s < y->s);
+    return (x->tok > y->tok) - (x->tok < y->tok);
 }
 
-static int cmp_vs_asc(const void *a, const void *b)
+static int cmp_vt_asc(const void *a, const void *b)
 {
-    const vs *x = a, *y = b;
+    const vt *x = a, *y = b;
     if (x->v != y->v)
         return (x->v > y->v) - (x->v < y->v);
-    return (x->s > y->s) - (x->s < y->s);
+    return (x->tok > y->tok) - (x->tok < y->tok);
 }
 
-/* The global stream of every token. */
+/* The global stream of every token (non-decreasing in the token). */
 static uint64_t *token_streams(const auth_set *set)
 {
     uint64_t *st = malloc((set->n_rows + 1) * sizeof *st);
@@ -87,10 +103,10 @@ static uint64_t *token_streams(const auth_set *set)
     return st;
 }
 
-/* The (value, stream) of every token where the tuned value is > 0 (a
+/* The (value, token) of every token where the tuned value is > 0 (a
  * feature's activation) or in (0, 1) (a probe's probability,
  * sigmoid(bias + sum w·v)). */
-static vs *leaf_values(const auth_tunable *t, const auth_encoded *e, const uint64_t *tok_stream, uint64_t *n_out)
+static vt *leaf_values(const auth_tunable *t, const auth_encoded *e, uint64_t *n_out)
 {
     uint64_t n = 0;
     if (t->probe)
@@ -98,7 +114,7 @@ static vs *leaf_values(const auth_tunable *t, const auth_encoded *e, const uint6
     else
         for (uint64_t i = 0; i < e->offsets[e->n_tokens]; i++)
             n += e->index[i] == t->feature;
-    vs *v = malloc((n + 1) * sizeof *v);
+    vt *v = malloc((n + 1) * sizeof *v);
     uint64_t m = 0;
     for (uint64_t tok = 0; v && tok < e->n_tokens; tok++) {
         if (t->probe) {
@@ -109,75 +125,184 @@ static vs *leaf_values(const auth_tunable *t, const auth_encoded *e, const uint6
                         z += t->probe_weight[k] * (double)e->value[i];
             float p = (float)(1.0 / (1.0 + exp(-z)));
             if (p > 0 && p < 1)
-                v[m++] = (vs){p, tok_stream[tok]};
+                v[m++] = (vt){p, tok};
             continue;
         }
         for (uint64_t i = e->offsets[tok]; i < e->offsets[tok + 1]; i++)
             if (e->index[i] == t->feature && e->value[i] > 0)
-                v[m++] = (vs){e->value[i], tok_stream[tok]};
+                v[m++] = (vt){e->value[i], tok};
     }
     *n_out = m;
     return v;
 }
 
-/* Candidates of one rule and the streams each step changes. `bound`: when
- * the rule's whole condition is this leaf, the candidates letting at most
- * `bound` tokens through hold without a replay. */
-static bool candidates(cand_rule *r, const auth_encoded *e, const uint64_t *tok_stream, double bound)
+/* Runs of at least `min` consecutive tokens of one stream where the leaf
+ * held, kept as tokens are let through one by one: other[] holds, at each
+ * end of a run, its other end. */
+typedef struct runs {
+    uint8_t *on;
+    uint64_t *other;
+    const uint64_t *st;
+    uint64_t n, min, count;
+} runs;
+
+static void runs_add(runs *r, uint64_t g)
+{
+    bool left = g > 0 && r->on[g - 1] == 1 && r->st[g - 1] == r->st[g];
+    bool right = g + 1 < r->n && r->on[g + 1] == 1 && r->st[g + 1] == r->st[g];
+    uint64_t a = left ? r->other[g - 1] : g, b = right ? r->other[g + 1] : g;
+    if (left && g - a >= r->min)
+        r->count--;
+    if (right && b - g >= r->min)
+        r->count--;
+    if (b - a + 1 >= r->min)
+        r->count++;
+    r->on[g] = 1;
+    r->other[a] = b;
+    r->other[b] = a;
+}
+
+/* Candidates of one rule, the streams each step changes and, when the leaf
+ * bounds the rule's firings, the bound at each candidate. */
+static bool candidates(cand_rule *r, const auth_encoded *e, const uint64_t *tok_stream)
 {
     uint64_t k = 0;
-    vs *v = leaf_values(r->t, e, tok_stream, &k);
+    vt *v = leaf_values(r->t, e, &k);
     r->cand = malloc((k + 2) * sizeof *r->cand);
-    r->passing = malloc((k + 2) * sizeof *r->passing);
+    r->ub = r->t->bound != AUTH_BOUND_NONE ? malloc((k + 2) * sizeof *r->ub) : NULL;
+    r->next = malloc((k + 2) * sizeof *r->next);
     r->chg_at = malloc((k + 3) * sizeof *r->chg_at);
     r->chg = malloc((k + 1) * sizeof *r->chg);
-    if (!v || !r->cand || !r->passing || !r->chg_at || !r->chg) {
-        free(v);
-        return false;
+    runs ru = {.st = tok_stream, .n = e->n_tokens, .min = r->t->run_min ? r->t->run_min : 1};
+    if (r->t->bound == AUTH_BOUND_RUNS) {
+        ru.on = calloc(e->n_tokens + 1, 1);
+        ru.other = malloc((e->n_tokens + 1) * sizeof *ru.other);
     }
+    bool ok = v && r->cand && r->next && r->chg_at && r->chg &&
+              (r->t->bound == AUTH_BOUND_NONE || r->ub) && (r->t->bound != AUTH_BOUND_RUNS || (ru.on && ru.other));
+    if (!ok)
+        goto out;
     const bool above = r->t->probe || r->t->above;
-    qsort(v, k, sizeof *v, above ? cmp_vs_desc : cmp_vs_asc);
+    qsort(v, k, sizeof *v, above ? cmp_vt_desc : cmp_vt_asc);
     size_t m = 0, nc = 0;
     uint64_t through = 0;
+#define AT_CAND() \
+    (r->ub ? (void)(r->ub[m] = r->t->bound == AUTH_BOUND_RUNS ? ru.count : through) : (void)0)
     if (!above) { /* strictest: below 0 lets nothing through; then the zeros */
+        AT_CAND();
         r->cand[m] = 0;
-        r->passing[m] = 0;
         r->chg_at[m++] = 0;
         through = e->n_tokens - k;
         r->full0 = through > 0;
+        if (r->t->bound == AUTH_BOUND_RUNS) { /* on[] marks the active tokens for a moment */
+            for (uint64_t i = 0; i < k; i++)
+                ru.on[v[i].tok] = 2;
+            for (uint64_t g = 0; g < e->n_tokens; g++)
+                if (ru.on[g] == 2)
+                    ru.on[g] = 0;
+                else
+                    ru.on[g] = 3; /* to add */
+            for (uint64_t g = 0; g < e->n_tokens; g++)
+                if (ru.on[g] == 3)
+                    ru.on[g] = 0, runs_add(&ru, g);
+        }
     }
     for (uint64_t i = 0; i < k;) { /* one group of equal values: a candidate, then the step past it */
         float u = v[i].v;
+        AT_CAND();
         r->cand[m] = u;
-        r->passing[m] = through;
         r->chg_at[m++] = nc;
-        for (; i < k && v[i].v == u; i++, through++)
-            if (nc == r->chg_at[m - 1] || r->chg[nc - 1] != v[i].s)
-                r->chg[nc++] = v[i].s;
+        for (; i < k && v[i].v == u; i++, through++) {
+            uint64_t s = tok_stream[v[i].tok];
+            if (nc == r->chg_at[m - 1] || r->chg[nc - 1] != s)
+                r->chg[nc++] = s;
+            if (r->t->bound == AUTH_BOUND_RUNS)
+                runs_add(&ru, v[i].tok);
+        }
     }
     if (above && !r->t->probe) { /* loosest: above 0 lets every active token through */
+        AT_CAND();
         r->cand[m] = 0;
-        r->passing[m] = through;
         r->chg_at[m++] = nc;
     }
+#undef AT_CAND
     r->chg_at[m] = nc;
-    free(v);
     r->n_cand = m;
-    r->lo = -1;
-    if (!m) {
+    if (!m)
         r->done = r->unreachable = true;
-        return true;
+out:
+    free(v);
+    free(ru.on);
+    free(ru.other);
+    return ok;
+}
+
+static bool holds(const calib_ctx *c, int64_t fires)
+{
+    return (c->benign ? (double)fires / (double)c->benign : 0) <= c->o->max_rate;
+}
+
+/* next[]: for each candidate, the first later one the bound does not prove
+ * to hold; and where the scan starts (the last proven candidate before the
+ * first unproven one, or 0). */
+static void plan(const calib_ctx *c, cand_rule *r)
+{
+    size_t m = r->n_cand, nx = m;
+    for (size_t k = m; k-- > 0;) {
+        r->next[k] = nx;
+        if (!r->ub || !holds(c, (int64_t)r->ub[k]))
+            nx = k;
     }
-    bool leaf = !r->t->probe &&
-                (!strcmp(r->t->path, "condition.above") || !strcmp(r->t->path, "condition.below"));
-    while (leaf && r->lo + 1 < (long)m && (double)r->passing[r->lo + 1] <= bound)
-        r->lo++;
-    if (r->lo + 1 == (long)m) { /* even the loosest candidate holds */
+    if (nx == m) { /* every candidate is proven to hold: the loosest wins without a replay */
         r->done = true;
         r->chosen = r->cand[m - 1];
     }
-    r->k = r->lo >= 0 ? (size_t)r->lo : 0;
-    return true;
+    r->k = nx > 0 ? nx - 1 : 0;
+    free(r->ub); /* only the plan needs it */
+    r->ub = NULL;
+}
+
+/* This round's macro steps of a rule (stamp[] == mark: a stream taken by an
+ * earlier macro step of this batch). */
+static void batch(cand_rule *r, uint32_t *stamp, uint32_t mark, uint64_t n_streams)
+{
+    size_t at = r->k;
+    r->n_macro = 0;
+    r->full = false;
+    r->mat[0] = 0;
+    while (at + 1 < r->n_cand) {
+        size_t p = r->next[at];
+        if (p == r->n_cand) { /* the rest is proven: reached next round, or now when nothing else is left */
+            if (!r->n_macro) {
+                r->done = true;
+                r->chosen = r->cand[r->n_cand - 1];
+            }
+            return;
+        }
+        if (at == 0 && r->full0) {
+            if (!r->n_macro) {
+                r->full = true;
+                r->mend[0] = p;
+                r->mat[1] = 0;
+                r->n_macro = 1;
+            }
+            return;
+        }
+        for (size_t i = r->chg_at[at]; i < r->chg_at[p]; i++)
+            if (stamp[r->chg[i]] == mark)
+                return;
+        size_t n = r->mat[r->n_macro];
+        for (size_t i = r->chg_at[at]; i < r->chg_at[p]; i++)
+            if (stamp[r->chg[i]] != mark) {
+                stamp[r->chg[i]] = mark;
+                r->mst[n++] = r->chg[i];
+            }
+        r->mend[r->n_macro++] = p;
+        r->mat[r->n_macro] = n;
+        at = p;
+        if (n == n_streams)
+            return;
+    }
 }
 
 typedef struct edit {
@@ -213,17 +338,6 @@ static char *apply_edits(const char *text, size_t len, edit *ed, size_t n, size_
     return cur;
 }
 
-typedef struct calib_ctx {
-    const calib_opts *o;
-    const char *text;
-    size_t len;
-    const saemon_dict_info *info;
-    const auth_encoded *enc;
-    const auth_set *set;
-    char **names;
-    size_t n_names;
-    uint64_t benign;
-} calib_ctx;
 
 static bool score_text(calib_ctx *c, const char *text, size_t len, auth_scores *out)
 {
@@ -243,33 +357,6 @@ static double rate_of(const calib_ctx *c, const auth_rule_score *s)
     return c->benign ? (double)s->fp / (double)c->benign : 0;
 }
 
-static bool holds(const calib_ctx *c, int64_t fires)
-{
-    return (c->benign ? (double)fires / (double)c->benign : 0) <= c->o->max_rate;
-}
-
-/* This round's batch of a rule: steps k -> k+j whose changed streams are
- * pairwise distinct (stamp[] marks the streams taken, with this batch's
- * stamp), or the single step that changes every stream. */
-static void batch(cand_rule *r, uint32_t *stamp, uint32_t mark)
-{
-    r->j = 0;
-    r->full = false;
-    for (size_t k = r->k; k + 1 < r->n_cand; k++) {
-        if (k == 0 && r->full0) {
-            if (!r->j)
-                r->j = 1, r->full = true;
-            return;
-        }
-        for (size_t i = r->chg_at[k]; i < r->chg_at[k + 1]; i++)
-            if (stamp[r->chg[i]] == mark)
-                return;
-        for (size_t i = r->chg_at[k]; i < r->chg_at[k + 1]; i++)
-            stamp[r->chg[i]] = mark;
-        r->j++;
-    }
-}
-
 /* Replay the rules with each active one at `at(r)`, over `only` (NULL: every
  * stream); fills *sc per stream. */
 static bool replay_round(calib_ctx *c, cand_rule *cr, size_t n, bool first, const uint64_t *only, size_t n_only,
@@ -282,7 +369,7 @@ static bool replay_round(calib_ctx *c, cand_rule *cr, size_t n, bool first, cons
             continue;
         ed[ne].start = cr[i].t->start;
         ed[ne].end = cr[i].t->end;
-        auth_format_threshold(ed[ne].text, sizeof ed[ne].text, cr[i].cand[first ? cr[i].k : cr[i].k + cr[i].j]);
+        auth_format_threshold(ed[ne].text, sizeof ed[ne].text, cr[i].cand[first ? cr[i].k : cr[i].mend[cr[i].n_macro - 1]]);
         ne++;
     }
     size_t tl;
@@ -311,6 +398,46 @@ static uint32_t benign_on(const auth_rule_score *s, uint64_t stream)
     return s ? (uint32_t)(s->per_stream[stream * 4] - s->per_stream[stream * 4 + 1]) : 0;
 }
 
+static const auth_rule_score *score_of(const auth_scores *sc, const char *name)
+{
+    for (size_t k = 0; k < sc->n_rules; k++)
+        if (!strcmp(sc->rule[k].name, name))
+            return &sc->rule[k];
+    return NULL;
+}
+
+/* After a round: walk the rule's macro steps; each changed stream changed
+ * in one macro step only, so adding its new count minus its old one, macro
+ * step by macro step, gives the exact count at each macro step's end. */
+static void advance(const calib_ctx *c, cand_rule *r, const auth_rule_score *s, const uint64_t *only, size_t no)
+{
+    const uint64_t ns = c->set->n_streams;
+    int64_t f = r->fires;
+    for (size_t i = 0; i < r->n_macro; i++) {
+        if (r->full)
+            for (uint64_t st = 0; st < ns; st++)
+                f += (int64_t)benign_on(s, st) - (int64_t)r->per[st];
+        else
+            for (size_t x = r->mat[i]; x < r->mat[i + 1]; x++)
+                f += (int64_t)benign_on(s, r->mst[x]) - (int64_t)r->per[r->mst[x]];
+        if (!holds(c, f)) { /* mend[i] is the first candidate over the target: every one before it held */
+            r->done = true;
+            r->chosen = r->cand[r->mend[i] - 1];
+            return;
+        }
+    }
+    r->fires = f;
+    if (r->full)
+        for (uint64_t st = 0; st < ns; st++)
+            r->per[st] = benign_on(s, st);
+    else
+        for (size_t x = 0; x < no; x++)
+            r->per[only[x]] = benign_on(s, only[x]);
+    r->k = r->mend[r->n_macro - 1];
+    if (r->k + 1 == r->n_cand)
+        r->done = true, r->chosen = r->cand[r->k];
+}
+
 static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
 {
     const uint64_t ns = c->set->n_streams;
@@ -318,8 +445,18 @@ static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
     uint64_t *only = malloc((ns ? ns : 1) * sizeof *only);
     bool *in = calloc(ns ? ns : 1, sizeof *in);
     bool ok = stamp && only && in;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = !cr[i].done ? (cr[i].per = calloc(ns ? ns : 1, sizeof *cr[i].per)) != NULL : true;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (cr[i].done)
+            continue;
+        plan(c, &cr[i]);
+        if (cr[i].done)
+            continue;
+        cr[i].per = calloc(ns ? ns : 1, sizeof *cr[i].per);
+        cr[i].mst = malloc((ns ? ns : 1) * sizeof *cr[i].mst);
+        cr[i].mend = malloc((ns + 2) * sizeof *cr[i].mend);
+        cr[i].mat = malloc((ns + 3) * sizeof *cr[i].mat);
+        ok = cr[i].per && cr[i].mst && cr[i].mend && cr[i].mat;
+    }
     if (!ok) {
         fprintf(stderr, "saemon calibrate: out of memory\n");
         goto out;
@@ -337,16 +474,13 @@ static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
             cand_rule *r = &cr[i];
             if (r->done)
                 continue;
-            const auth_rule_score *s = NULL;
-            for (size_t k = 0; k < sc.n_rules; k++)
-                if (!strcmp(sc.rule[k].name, r->t->rule))
-                    s = &sc.rule[k];
+            const auth_rule_score *s = score_of(&sc, r->t->rule);
             r->fires = 0;
             for (uint64_t st = 0; st < ns; st++)
                 r->fires += r->per[st] = benign_on(s, st);
             if (r->k == 0)
                 r->rate_at_strictest = c->benign ? (double)r->fires / (double)c->benign : 0;
-            if (!holds(c, r->fires)) /* only the strictest can: a shortcut candidate holds */
+            if (!holds(c, r->fires)) /* only the strictest can: a later start is proven */
                 r->done = r->unreachable = true;
             else if (r->k + 1 == r->n_cand)
                 r->done = true, r->chosen = r->cand[r->k];
@@ -361,8 +495,10 @@ static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
             cand_rule *r = &cr[i];
             if (r->done)
                 continue;
+            batch(r, stamp, ++mark, ns); /* a mark of its own per rule and round */
+            if (r->done)
+                continue;
             any = true;
-            batch(r, stamp, ++mark); /* a mark of its own per rule and round */
             full |= r->full;
         }
         if (!any)
@@ -370,10 +506,8 @@ static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
         /* the union of the batches' streams, ascending */
         for (size_t i = 0; !full && i < n; i++) {
             const cand_rule *r = &cr[i];
-            if (r->done)
-                continue;
-            for (size_t x = r->chg_at[r->k]; x < r->chg_at[r->k + r->j]; x++)
-                in[r->chg[x]] = true;
+            for (size_t x = 0; !r->done && x < r->mat[r->n_macro]; x++)
+                in[r->mst[x]] = true;
         }
         for (uint64_t st = 0; !full && st < ns; st++)
             if (in[st])
@@ -382,45 +516,9 @@ static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
         if (!(ok = replay_round(c, cr, n, false, full ? NULL : only, no, &sc)))
             goto out;
         (*rounds)++;
-        for (size_t i = 0; i < n; i++) {
-            cand_rule *r = &cr[i];
-            if (r->done)
-                continue;
-            const auth_rule_score *s = NULL;
-            for (size_t k = 0; k < sc.n_rules; k++)
-                if (!strcmp(sc.rule[k].name, r->t->rule))
-                    s = &sc.rule[k];
-            /* walk the batch step by step: each changed stream changes once in it */
-            int64_t f = r->fires;
-            size_t l = 0;
-            for (; l < r->j; l++) {
-                const size_t k = r->k + l;
-                if (r->full) {
-                    for (uint64_t st = 0; st < ns; st++)
-                        f += (int64_t)benign_on(s, st) - (int64_t)r->per[st];
-                } else {
-                    for (size_t x = r->chg_at[k]; x < r->chg_at[k + 1]; x++)
-                        f += (int64_t)benign_on(s, r->chg[x]) - (int64_t)r->per[r->chg[x]];
-                }
-                if (!holds(c, f))
-                    break;
-            }
-            if (l < r->j) { /* candidate k+l+1 is the first to exceed */
-                r->done = true;
-                r->chosen = r->cand[r->k + l];
-                continue;
-            }
-            r->fires = f;
-            if (r->full)
-                for (uint64_t st = 0; st < ns; st++)
-                    r->per[st] = benign_on(s, st);
-            else
-                for (size_t x = 0; x < no; x++)
-                    r->per[only[x]] = benign_on(s, only[x]);
-            r->k += r->j;
-            if (r->k + 1 == r->n_cand)
-                r->done = true, r->chosen = r->cand[r->k];
-        }
+        for (size_t i = 0; i < n; i++)
+            if (!cr[i].done)
+                advance(c, &cr[i], score_of(&sc, cr[i].t->rule), only, no);
         auth_scores_free(&sc);
     }
 out:
@@ -538,7 +636,7 @@ int calibrate_run(const calib_opts *o, const auth_files *files)
         if (t[i].why[0])
             continue;
         cr[n_cr].t = &t[i];
-        if (!candidates(&cr[n_cr++], &e, tok_stream, o->max_rate * (double)c.benign))
+        if (!candidates(&cr[n_cr++], &e, tok_stream))
             goto oom;
     }
     if (!scan(&c, cr, n_cr, &rounds))
@@ -570,10 +668,14 @@ oom:
 done:
     for (size_t i = 0; cr && i < n_cr; i++) {
         free(cr[i].cand);
-        free(cr[i].passing);
         free(cr[i].chg);
         free(cr[i].chg_at);
         free(cr[i].per);
+        free(cr[i].ub);
+        free(cr[i].next);
+        free(cr[i].mst);
+        free(cr[i].mend);
+        free(cr[i].mat);
     }
     free(cr);
     free(tok_stream);
