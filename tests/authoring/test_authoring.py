@@ -267,6 +267,17 @@ def test_exact_scan(work, sae, benign):
         check(np.float32(line[3]) == cands[want],
               f"calibrate: {name} stops before the first candidate over the target: {line[3]} vs {cands[want]!r}"
               f" (feature {f}, at most {tn} firings)")
+    # `below`: candidate 0 lets nothing through, the next every token where the feature is 0
+    x = F[:, f].reshape(50, 200)
+    bc = np.concatenate([[np.float32(0)], np.unique(x[x > 0])])
+    bf = [len(firings(x < t)) for t in bc]
+    for tn in (bf[1] + 3, (bf[1] + max(bf)) // 2, max(bf) - 1):
+        want = exact_scan(bc, bf, tn)
+        with open(rules, "w") as fh:
+            fh.write("rules:\n  - name: low\n    condition: {feature: %d, below: 0.0}\n" % f)
+        p = run("calibrate", rules, "--sae", sae, "--input", benign, "--max-rate", repr((tn + 0.5) / F.shape[0]))
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith("low ")][0].split()
+        check(np.float32(line[3]) == bc[want], f"calibrate: below, at most {tn} firings: {line[3]} vs {bc[want]!r}")
 
 
 def test_calibrate_backtest(work, sae, rec, spans_path, spans):
