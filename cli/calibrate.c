@@ -12,16 +12,17 @@
  *   the sum of its per-stream counts, and moving from candidate k to k+1
  *   changes the leaf's truth only on the tokens whose value lies between them
  *   (for `above`: the tokens equal to candidate k): only their streams'
- *   counts can change. A round therefore advances a rule over steps
- *   k -> k+1 -> ... -> k+j whose changed streams are pairwise distinct:
- *   each such stream changes once in the batch, so replaying it at
- *   candidate k+j gives its count after its step, and the running sum of
- *   the per-stream differences, step by step, is the exact count at every
- *   candidate of the batch. Only the changed streams (of every rule at once)
- *   are replayed, each from its first token, in one monitor per round.
- * - When the rule's whole condition is the tuned leaf, a candidate letting at
- *   most target x benign tokens through holds without a replay: every firing
- *   event starts on a distinct token on which the condition held. */
+ *   counts can change. A round therefore advances a rule over macro steps
+ *   (each ending on a candidate the bound below does not prove) whose
+ *   changed streams are disjoint: each such stream changes in one macro
+ *   step of the batch, so replaying it at the batch's last candidate gives
+ *   its count after its change, and the running sum of the per-stream
+ *   differences is the exact count at the end of every macro step. Only the
+ *   changed streams (of every rule at once) are replayed, each from its
+ *   first token, in one monitor per round.
+ * - A bound from the leaf alone (cli/rule_text.c leaf_bound: tokens where
+ *   it held, or its runs of at least `for` tokens) proves the candidates
+ *   within the target without a replay. */
 #include "cli/calibrate.h"
 
 #include <inttypes.h>
