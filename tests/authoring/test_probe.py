@@ -112,6 +112,24 @@ def main():
     cond = (want > np.float32(0.5)).reshape(20, 200)
     prev = np.concatenate([np.zeros((20, 1), bool), cond[:, :-1]], axis=1)
     check(r["firings"] == int((cond & ~prev).sum()), "backtest on a probe: firings")
+    # the probe names are feature labels: features shows them, rules name a probe by its name
+    check(js["features"][0].get("label") == "planted", "features on a probe: its name as the label")
+    named = os.path.join(work, "named.yaml")
+    with open(named, "w") as f:
+        f.write("feature_labels: %s\nrules:\n  - name: probe\n    condition: {feature: planted, above: 0.5}\n"
+                % json.dumps(os.path.join(probe, "labels.json")))
+    bt = json.loads(run(SAEMON, "backtest", named, "--sae", probe, "--input", rec, "--labels", labels, "--format",
+                        "json").stdout)
+    check(bt["files"][0]["rules"][0]["firings"] == r["firings"], "a rule naming the probe by its name")
+    a = os.path.join(work, "alerts-named.jsonl")
+    with open(os.path.join(work, "named3.yaml"), "w") as f:
+        f.write("feature_labels: %s\nrules:\n  - name: pb\n    condition: {feature: b, above: 0.5}\n"
+                % json.dumps(os.path.join(work, "multi-sigmoid", "labels.json")))
+    run(SAEMON, "run", "--sae", os.path.join(work, "multi-sigmoid"), "--rules", os.path.join(work, "named3.yaml"),
+        "--input", rec, "--alerts", a)
+    al = [json.loads(ln) for ln in open(a)]
+    check(al and all(ft.get("label") == "b" and ft["index"] == 1 for j in al for ft in j["features"]),
+          "alerts of a rule on a named probe carry its name")
     # refusals
     bad = os.path.join(work, "bad")
     run("/usr/bin/python3", os.path.join(SOURCE, "scripts", "probe_convert.py"), os.path.join(work, "m.npz"),
