@@ -19,12 +19,15 @@ static void sigmoid_scalar(float *v, size_t n)
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-/* sleef.h declares them only when the whole file is built for the ISA */
-extern __m512d Sleef_expd8_u10avx512f(__m512d);
+/* sleef.h declares them only when the whole file is built for the ISA; the
+ * functions using them are compiled for it through target attributes (GCC
+ * and clang), the rest of the file stays baseline. */
+#define AVX512 __attribute__((target("avx512f")))
+#define AVX2 __attribute__((target("avx2,fma")))
+extern AVX512 __m512d Sleef_expd8_u10avx512f(__m512d);
+extern AVX2 __m256d Sleef_expd4_u10avx2(__m256d);
 
-static void sigmoid_avx512(float *v, size_t n)
+AVX512 static void sigmoid_avx512(float *v, size_t n)
 {
     const __m512d one = _mm512_set1_pd(1.0), zero = _mm512_setzero_pd();
     size_t i = 0;
@@ -44,13 +47,8 @@ static void sigmoid_avx512(float *v, size_t n)
             v[k] = buf[k - i];
     }
 }
-#pragma GCC pop_options
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-extern __m256d Sleef_expd4_u10avx2(__m256d);
-
-static void sigmoid_avx2(float *v, size_t n)
+AVX2 static void sigmoid_avx2(float *v, size_t n)
 {
     const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
     size_t i = 0;
@@ -70,7 +68,6 @@ static void sigmoid_avx2(float *v, size_t n)
             v[k] = buf[k - i];
     }
 }
-#pragma GCC pop_options
 #endif
 
 void saemon_probe_sigmoid(float *v, size_t n, uint32_t cpu_features)
