@@ -257,16 +257,37 @@ def test_exact_scan(work, sae, benign):
     with open(rules, "w") as fh:
         fh.write("rules:\n  - name: leaf\n    condition: {feature: %d, above: 100.0}\n"
                  "  - name: both\n    condition:\n      all:\n        - {feature: %d, above: 100.0}\n"
-                 "        - {feature: %d, below: 1000.0}\n" % (f, f, other))
+                 "        - {feature: %d, below: 1000.0}\n"
+                 "  - name: either\n    condition:\n      any:\n        - {feature: %d, above: 100.0}\n"
+                 "        - {feature: %d, above: 1000.0}\n" % (f, f, other, f, other))
     rate = (tn + 0.5) / F.shape[0]
     p = run("calibrate", rules, "--sae", sae, "--input", benign, "--max-rate", repr(rate),
-            "--tune", "both:condition.all.0.above")
+            "--tune", "both:condition.all.0.above", "--tune", "either:condition.any.0.above")
     print(p.stdout)
-    for name in ("leaf", "both"):
+    for name in ("leaf", "both", "either"):  # bound: runs, tokens, none
         line = [ln for ln in p.stdout.splitlines() if ln.startswith(name + " ")][0].split()
         check(np.float32(line[3]) == cands[want],
               f"calibrate: {name} stops before the first candidate over the target: {line[3]} vs {cands[want]!r}"
               f" (feature {f}, at most {tn} firings)")
+    # `for: 3`: a firing needs 3 true tokens in a row (the bound counts runs of at least 3)
+    x = F[:, f].reshape(50, 200)
+
+    def fires_for3(c):
+        n = 0
+        for row in c:
+            run_len = 0
+            for v in row:
+                run_len = run_len + 1 if v else 0
+                n += run_len == 3
+        return n
+    fc = [fires_for3(x > t) for t in cands]
+    for tn in (fc[len(fc) // 2], max(fc) - 1):
+        want = exact_scan(cands, fc, tn)
+        with open(rules, "w") as fh:
+            fh.write("rules:\n  - name: three\n    for: 3\n    condition: {feature: %d, above: 100.0}\n" % f)
+        p = run("calibrate", rules, "--sae", sae, "--input", benign, "--max-rate", repr((tn + 0.5) / F.shape[0]))
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith("three ")][0].split()
+        check(np.float32(line[3]) == cands[want], f"calibrate: for 3, at most {tn} firings: {line[3]} vs {cands[want]!r}")
     # `below`: candidate 0 lets nothing through, the next every token where the feature is 0
     x = F[:, f].reshape(50, 200)
     bc = np.concatenate([[np.float32(0)], np.unique(x[x > 0])])
