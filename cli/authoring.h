@@ -81,6 +81,11 @@ void auth_encoded_free(auth_encoded *e);
 void auth_replay(const auth_encoded *e, const auth_set *set, saemon_monitor *mon, saemon_alert_fn fn,
                  void *user, bool *ending);
 
+/* The same for the streams listed in `only` (global ids, ascending) alone:
+ * each replayed from its first token to its end (calibrate's rounds). */
+void auth_replay_streams(const auth_encoded *e, const auth_set *set, const uint64_t *only, size_t n_only,
+                         saemon_monitor *mon, saemon_alert_fn fn, void *user, bool *ending);
+
 /* Open the dictionary and an encoder for `rules` (subset plan when exact). */
 bool auth_open_encoder(const char *what, const char *sae, const saemon_ruleset *rules, size_t threads,
                        saemon_dict **dict, saemon_encoder **enc);
@@ -110,6 +115,11 @@ typedef struct auth_scores {
 bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
                       const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
                       bool per_stream, auth_scores *out);
+/* The same, per stream, replaying only the streams in `only` (ascending;
+ * the other streams' counts stay 0). */
+bool auth_score_rules_streams(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
+                              const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
+                              const uint64_t *only, size_t n_only, auth_scores *out);
 void auth_scores_free(auth_scores *s);
 /* Percentile (0..100, nearest rank) of a score's delays; 0 when none. */
 uint64_t auth_delay_percentile(const auth_rule_score *r, double p);
@@ -128,6 +138,13 @@ typedef struct auth_tunable {
     uint32_t *probe_feature;
     double *probe_weight, probe_bias;
     size_t n_probe;
+    /* an upper bound on the rule's firing events, from the leaf alone
+     * (docs/authoring.md "calibrate"): AUTH_BOUND_TOKENS when the leaf must
+     * hold for the condition to (it is the condition, or under `all`s
+     * only); AUTH_BOUND_RUNS when it is the whole condition, counting the
+     * runs of at least run_min consecutive tokens where it held */
+    enum { AUTH_BOUND_NONE, AUTH_BOUND_TOKENS, AUTH_BOUND_RUNS } bound;
+    uint64_t run_min;
 } auth_tunable;
 
 /* Find each rule of the text and its tunable threshold: condition.above /

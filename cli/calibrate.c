@@ -1,18 +1,28 @@
 /* The threshold search of `saemon calibrate` (docs/authoring.md "calibrate").
  *
- * The candidate thresholds of a rule are the distinct values its feature
- * takes on the recordings (and 0): each is the least strict threshold that
- * lets exactly the tokens above it (for `above`; below it for `below`)
- * through. When the rule's condition is that leaf alone, the candidates that
- * let at most target x benign tokens through hold without a replay (each
- * firing needs a token on which the condition held). The others are tried
- * from the strictest on, every rule at once in one
- * replay per round: the first CALIB_DENSE one by one, then steps that let
- * through at least CALIB_GROWTH times as many tokens as the last; once a step
- * exceeds the target, the candidates between the last step that held and it
- * are bisected. The firing-event rate is not monotone in the threshold, so a
- * candidate skipped between two steps that held could in principle exceed
- * it; every reported number is the monitor's own for the chosen threshold. */
+ * The candidate thresholds of a rule are the distinct values its tuned leaf
+ * takes on the recordings (and 0), strictest first: each lets exactly the
+ * tokens beyond it through. The scan is exact: it stops before the first
+ * candidate whose firing-event rate on the benign tokens exceeds the target,
+ * as if every candidate were replayed in turn through the monitor.
+ *
+ * Two facts make that cheap without approximating:
+ * - The monitor keeps its state per (rule, stream) and resets it at each
+ *   sequence start (docs/rules.md "Evaluation"), so a rule's firing count is
+ *   the sum of its per-stream counts, and moving from candidate k to k+1
+ *   changes the leaf's truth only on the tokens whose value lies between them
+ *   (for `above`: the tokens equal to candidate k): only their streams'
+ *   counts can change. A round therefore advances a rule over macro steps
+ *   (each ending on a candidate the bound below does not prove) whose
+ *   changed streams are disjoint: each such stream changes in one macro
+ *   step of the batch, so replaying it at the batch's last candidate gives
+ *   its count after its change, and the running sum of the per-stream
+ *   differences is the exact count at the end of every macro step. Only the
+ *   changed streams (of every rule at once) are replayed, each from its
+ *   first token, in one monitor per round.
+ * - A bound from the leaf alone (cli/rule_text.c leaf_bound: tokens where
+ *   it held, or its runs of at least `for` tokens) proves the candidates
+ *   within the target without a replay. */
 #include "cli/calibrate.h"
 
 #include <inttypes.h>
@@ -25,194 +35,276 @@
 #include "base/clock.h"
 #include "cli/cli.h"
 
-#define CALIB_DENSE 8
-#define CALIB_GROWTH 1.25
 #define RULES_MAX_BYTES ((size_t)64 << 20)
+
+typedef struct calib_ctx {
+    const calib_opts *o;
+    const char *text;
+    size_t len;
+    const saemon_dict_info *info;
+    const auth_encoded *enc;
+    const auth_set *set;
+    char **names;
+    size_t n_names;
+    uint64_t benign;
+} calib_ctx;
 
 typedef struct cand_rule {
     auth_tunable *t;
     float *cand;        /* candidate thresholds, strictest first */
-    uint64_t *passing;  /* tokens let through at each */
+    uint64_t *ub;       /* an upper bound on the firing events at each (NULL: none) */
     size_t n_cand;
-    size_t *steps;      /* candidate indices of the coarse scan */
-    size_t n_steps, si;
-    long lo, hi;        /* last candidate that held / first that exceeded (-1: none) */
+    uint64_t *chg;      /* streams whose tokens change from candidate k to k+1: */
+    size_t *chg_at;     /* chg[chg_at[k] .. chg_at[k+1]), ascending, distinct */
+    bool full0;         /* `below`: candidate 0 -> 1 changes every token where the feature is 0 */
+    size_t *next;       /* [n_cand]: the first candidate after k the bound does not prove (n_cand: none) */
+    size_t k;           /* current candidate (held) */
+    int64_t fires;      /* its benign firing events */
+    uint32_t *per;      /* [n_streams] benign firing events per stream at k */
+    /* this round: macro steps k -> mend[0] -> mend[1] ..., each ending on a
+     * candidate the bound does not prove, changing the streams
+     * mst[mat[i] .. mat[i+1]), pairwise disjoint between macro steps */
+    size_t *mend, *mat, n_macro;
+    uint64_t *mst;
+    bool full;          /* this round's single macro step changes every stream */
     bool done, unreachable;
     double rate_at_strictest;
     float chosen;
 } cand_rule;
 
-static int cmp_float_asc(const void *a, const void *b)
+typedef struct vt {
+    float v;
+    uint64_t tok;
+} vt;
+
+static int cmp_vt_desc(const void *a, const void *b)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    const vt *x = a, *y = b;
+    if (x->v != y->v)
+        return (x->v < y->v) - (x->v > y->v);
+    return (x->tok > y->tok) - (x->tok < y->tok);
 }
 
-/* Distinct values of the rule's feature over every token, as candidates.
- * `bound`: when the rule's whole condition is this leaf, a candidate letting
- * at most `bound` tokens through (of any side) holds without a replay: every
- * firing needs a token on which the condition held. */
-/* A probe's probability on every token, sigmoid(bias + sum w·v), in (0, 1). */
-static float *probe_values(const auth_tunable *t, const auth_encoded *e, uint64_t *n_out)
+static int cmp_vt_asc(const void *a, const void *b)
 {
-    float *v = malloc((e->n_tokens + 1) * sizeof *v);
-    uint64_t n = 0;
-    for (uint64_t tok = 0; v && tok < e->n_tokens; tok++) {
-        double z = t->probe_bias;
-        for (uint64_t i = e->offsets[tok]; i < e->offsets[tok + 1]; i++)
-            for (size_t k = 0; k < t->n_probe; k++)
-                if (e->index[i] == t->probe_feature[k])
-                    z += t->probe_weight[k] * (double)e->value[i];
-        float p = (float)(1.0 / (1.0 + exp(-z)));
-        if (p > 0 && p < 1)
-            v[n++] = p;
+    const vt *x = a, *y = b;
+    if (x->v != y->v)
+        return (x->v > y->v) - (x->v < y->v);
+    return (x->tok > y->tok) - (x->tok < y->tok);
+}
+
+/* The global stream of every token (non-decreasing in the token). */
+static uint64_t *token_streams(const auth_set *set)
+{
+    uint64_t *st = malloc((set->n_rows + 1) * sizeof *st);
+    for (size_t k = 0; st && k < set->n; k++) {
+        const auth_recording *rec = &set->rec[k];
+        for (size_t row = 0; row < rec->n_rows; row++)
+            st[rec->first_row + row] = rec->first_stream + row / rec->tokens_per_stream;
     }
-    *n_out = n;
+    return st;
+}
+
+/* The (value, token) of every token where the tuned value is > 0 (a
+ * feature's activation) or in (0, 1) (a probe's probability,
+ * sigmoid(bias + sum w·v)). */
+static vt *leaf_values(const auth_tunable *t, const auth_encoded *e, uint64_t *n_out)
+{
+    uint64_t n = 0;
+    if (t->probe)
+        n = e->n_tokens;
+    else
+        for (uint64_t i = 0; i < e->offsets[e->n_tokens]; i++)
+            n += e->index[i] == t->feature;
+    vt *v = malloc((n + 1) * sizeof *v);
+    uint64_t m = 0;
+    for (uint64_t tok = 0; v && tok < e->n_tokens; tok++) {
+        if (t->probe) {
+            double z = t->probe_bias;
+            for (uint64_t i = e->offsets[tok]; i < e->offsets[tok + 1]; i++)
+                for (size_t k = 0; k < t->n_probe; k++)
+                    if (e->index[i] == t->probe_feature[k])
+                        z += t->probe_weight[k] * (double)e->value[i];
+            float p = (float)(1.0 / (1.0 + exp(-z)));
+            if (p > 0 && p < 1)
+                v[m++] = (vt){p, tok};
+            continue;
+        }
+        for (uint64_t i = e->offsets[tok]; i < e->offsets[tok + 1]; i++)
+            if (e->index[i] == t->feature && e->value[i] > 0)
+                v[m++] = (vt){e->value[i], tok};
+    }
+    *n_out = m;
     return v;
 }
 
-static bool probe_candidates(cand_rule *r, const auth_encoded *e);
+/* Runs of at least `min` consecutive tokens of one stream where the leaf
+ * held, kept as tokens are let through one by one: other[] holds, at each
+ * end of a run, its other end. */
+typedef struct runs {
+    uint8_t *on;
+    uint64_t *other;
+    const uint64_t *st;
+    uint64_t n, min, count;
+} runs;
 
-static bool candidates(cand_rule *r, const auth_encoded *e, double bound)
+static void runs_add(runs *r, uint64_t g)
 {
-    if (r->t->probe)
-        return probe_candidates(r, e);
-    uint64_t n = 0;
-    for (uint64_t i = 0; i < e->offsets[e->n_tokens]; i++)
-        n += e->index[i] == r->t->feature;
-    float *v = malloc((n + 1) * sizeof *v);
-    r->cand = malloc((n + 1) * sizeof *r->cand);
-    r->passing = malloc((n + 1) * sizeof *r->passing);
-    r->steps = malloc((n + 1) * sizeof *r->steps);
-    if (!v || !r->cand || !r->passing || !r->steps) {
-        free(v);
-        return false;
-    }
+    bool left = g > 0 && r->on[g - 1] == 1 && r->st[g - 1] == r->st[g];
+    bool right = g + 1 < r->n && r->on[g + 1] == 1 && r->st[g + 1] == r->st[g];
+    uint64_t a = left ? r->other[g - 1] : g, b = right ? r->other[g + 1] : g;
+    if (left && g - a >= r->min)
+        r->count--;
+    if (right && b - g >= r->min)
+        r->count--;
+    if (b - a + 1 >= r->min)
+        r->count++;
+    r->on[g] = 1;
+    r->other[a] = b;
+    r->other[b] = a;
+}
+
+/* Candidates of one rule, the streams each step changes and, when the leaf
+ * bounds the rule's firings, the bound at each candidate. */
+static bool candidates(cand_rule *r, const auth_encoded *e, const uint64_t *tok_stream)
+{
     uint64_t k = 0;
-    for (uint64_t i = 0; i < e->offsets[e->n_tokens]; i++)
-        if (e->index[i] == r->t->feature && e->value[i] > 0)
-            v[k++] = e->value[i];
-    qsort(v, k, sizeof *v, cmp_float_asc);
-    const uint64_t zeros = e->n_tokens - k;
-    size_t m = 0;
-    if (r->t->above) { /* strictest: the largest value; then down to 0 */
-        uint64_t through = 0;
-        for (uint64_t i = k; i > 0;) {
-            float u = v[i - 1];
-            r->cand[m] = u;
-            r->passing[m++] = through;
-            while (i > 0 && v[i - 1] == u)
-                i--, through++;
-        }
+    vt *v = leaf_values(r->t, e, &k);
+    r->cand = malloc((k + 2) * sizeof *r->cand);
+    r->ub = r->t->bound != AUTH_BOUND_NONE ? malloc((k + 2) * sizeof *r->ub) : NULL;
+    r->next = malloc((k + 2) * sizeof *r->next);
+    r->chg_at = malloc((k + 3) * sizeof *r->chg_at);
+    r->chg = malloc((k + 1) * sizeof *r->chg);
+    runs ru = {.st = tok_stream, .n = e->n_tokens, .min = r->t->run_min ? r->t->run_min : 1};
+    if (r->t->bound == AUTH_BOUND_RUNS) {
+        ru.on = calloc(e->n_tokens + 1, 1);
+        ru.other = malloc((e->n_tokens + 1) * sizeof *ru.other);
+    }
+    bool ok = v && r->cand && r->next && r->chg_at && r->chg &&
+              (r->t->bound == AUTH_BOUND_NONE || r->ub) && (r->t->bound != AUTH_BOUND_RUNS || (ru.on && ru.other));
+    if (!ok)
+        goto out;
+    const bool above = r->t->probe || r->t->above;
+    qsort(v, k, sizeof *v, above ? cmp_vt_desc : cmp_vt_asc);
+    size_t m = 0, nc = 0;
+    uint64_t through = 0;
+#define AT_CAND() \
+    (r->ub ? (void)(r->ub[m] = r->t->bound == AUTH_BOUND_RUNS ? ru.count : through) : (void)0)
+    if (!above) { /* strictest: below 0 lets nothing through; then the zeros */
+        AT_CAND();
         r->cand[m] = 0;
-        r->passing[m++] = through;
-    } else { /* strictest: below 0 lets nothing through; then up */
-        uint64_t through = 0;
-        r->cand[m] = 0;
-        r->passing[m++] = 0;
-        through = zeros;
-        for (uint64_t i = 0; i < k;) {
-            float u = v[i];
-            r->cand[m] = u;
-            r->passing[m++] = through;
-            while (i < k && v[i] == u)
-                i++, through++;
+        r->chg_at[m++] = 0;
+        through = e->n_tokens - k;
+        r->full0 = through > 0;
+        if (r->t->bound == AUTH_BOUND_RUNS) { /* on[] marks the active tokens for a moment */
+            for (uint64_t i = 0; i < k; i++)
+                ru.on[v[i].tok] = 2;
+            for (uint64_t g = 0; g < e->n_tokens; g++)
+                if (ru.on[g] == 2)
+                    ru.on[g] = 0;
+                else
+                    ru.on[g] = 3; /* to add */
+            for (uint64_t g = 0; g < e->n_tokens; g++)
+                if (ru.on[g] == 3)
+                    ru.on[g] = 0, runs_add(&ru, g);
         }
     }
-    free(v);
+    for (uint64_t i = 0; i < k;) { /* one group of equal values: a candidate, then the step past it */
+        float u = v[i].v;
+        AT_CAND();
+        r->cand[m] = u;
+        r->chg_at[m++] = nc;
+        for (; i < k && v[i].v == u; i++, through++) {
+            uint64_t s = tok_stream[v[i].tok];
+            if (nc == r->chg_at[m - 1] || r->chg[nc - 1] != s)
+                r->chg[nc++] = s;
+            if (r->t->bound == AUTH_BOUND_RUNS)
+                runs_add(&ru, v[i].tok);
+        }
+    }
+    if (above && !r->t->probe) { /* loosest: above 0 lets every active token through */
+        AT_CAND();
+        r->cand[m] = 0;
+        r->chg_at[m++] = nc;
+    }
+#undef AT_CAND
+    r->chg_at[m] = nc;
     r->n_cand = m;
-    r->lo = r->hi = -1;
-    size_t from = 0;
-    bool leaf = !strcmp(r->t->path, "condition.above") || !strcmp(r->t->path, "condition.below");
-    while (leaf && from < m && (double)r->passing[from] <= bound)
-        r->lo = (long)from++;
-    if (from == m) { /* even the loosest candidate holds */
+    if (!m)
+        r->done = r->unreachable = true;
+out:
+    free(v);
+    free(ru.on);
+    free(ru.other);
+    return ok;
+}
+
+static bool holds(const calib_ctx *c, int64_t fires)
+{
+    return (c->benign ? (double)fires / (double)c->benign : 0) <= c->o->max_rate;
+}
+
+/* next[]: for each candidate, the first later one the bound does not prove
+ * to hold; and where the scan starts (the last proven candidate before the
+ * first unproven one, or 0). */
+static void plan(const calib_ctx *c, cand_rule *r)
+{
+    size_t m = r->n_cand, nx = m;
+    for (size_t k = m; k-- > 0;) {
+        r->next[k] = nx;
+        if (!r->ub || !holds(c, (int64_t)r->ub[k]))
+            nx = k;
+    }
+    if (nx == m) { /* every candidate is proven to hold: the loosest wins without a replay */
         r->done = true;
         r->chosen = r->cand[m - 1];
-        return true;
     }
-    uint64_t last = r->lo >= 0 ? r->passing[r->lo] : 0;
-    for (size_t i = from; i < m; i++)
-        if (i < from + CALIB_DENSE || i + 1 == m || (double)r->passing[i] >= CALIB_GROWTH * (double)last) {
-            r->steps[r->n_steps++] = i;
-            last = r->passing[i] ? r->passing[i] : 1;
-        }
-    return true;
+    r->k = nx > 0 ? nx - 1 : 0;
+    free(r->ub); /* only the plan needs it */
+    r->ub = NULL;
 }
 
-/* A probe's candidates: its distinct probabilities, the largest first (a
- * probe's `above` must stay strictly inside (0, 1)). */
-static bool probe_candidates(cand_rule *r, const auth_encoded *e)
+/* This round's macro steps of a rule (stamp[] == mark: a stream taken by an
+ * earlier macro step of this batch). */
+static void batch(cand_rule *r, uint32_t *stamp, uint32_t mark, uint64_t n_streams)
 {
-    uint64_t k = 0;
-    float *v = probe_values(r->t, e, &k);
-    r->cand = malloc((k + 1) * sizeof *r->cand);
-    r->passing = malloc((k + 1) * sizeof *r->passing);
-    r->steps = malloc((k + 1) * sizeof *r->steps);
-    if (!v || !r->cand || !r->passing || !r->steps) {
-        free(v);
-        return false;
-    }
-    qsort(v, k, sizeof *v, cmp_float_asc);
-    size_t m = 0;
-    uint64_t through = 0;
-    for (uint64_t i = k; i > 0;) {
-        float u = v[i - 1];
-        r->cand[m] = u;
-        r->passing[m++] = through;
-        while (i > 0 && v[i - 1] == u)
-            i--, through++;
-    }
-    free(v);
-    r->n_cand = m;
-    r->lo = r->hi = -1;
-    if (!m) {
-        r->done = r->unreachable = true;
-        return true;
-    }
-    uint64_t last = 0;
-    for (size_t i = 0; i < m; i++)
-        if (i < CALIB_DENSE || i + 1 == m || (double)r->passing[i] >= CALIB_GROWTH * (double)last) {
-            r->steps[r->n_steps++] = i;
-            last = r->passing[i] ? r->passing[i] : 1;
-        }
-    return true;
-}
-
-/* The candidate this rule tries in the current round, or -1 when done. */
-static long next_try(const cand_rule *r)
-{
-    if (r->done)
-        return -1;
-    if (r->hi < 0)
-        return (long)r->steps[r->si];
-    return r->lo + (r->hi - r->lo) / 2;
-}
-
-/* Record the outcome of trying candidate k. */
-static void outcome(cand_rule *r, long k, bool held, double rate)
-{
-    if (k == 0 && r->hi < 0 && r->si == 0)
-        r->rate_at_strictest = rate;
-    if (r->hi < 0) {
-        if (held) {
-            r->lo = k;
-            if (++r->si == r->n_steps)
+    size_t at = r->k;
+    r->n_macro = 0;
+    r->full = false;
+    r->mat[0] = 0;
+    while (at + 1 < r->n_cand) {
+        size_t p = r->next[at];
+        if (p == r->n_cand) { /* the rest is proven: reached next round, or now when nothing else is left */
+            if (!r->n_macro) {
                 r->done = true;
-        } else {
-            r->hi = k;
-            if (r->lo < 0)
-                r->done = r->unreachable = true;
+                r->chosen = r->cand[r->n_cand - 1];
+            }
+            return;
         }
-    } else if (held) {
-        r->lo = k;
-    } else {
-        r->hi = k;
+        if (at == 0 && r->full0) {
+            if (!r->n_macro) {
+                r->full = true;
+                r->mend[0] = p;
+                r->mat[1] = 0;
+                r->n_macro = 1;
+            }
+            return;
+        }
+        for (size_t i = r->chg_at[at]; i < r->chg_at[p]; i++)
+            if (stamp[r->chg[i]] == mark)
+                return;
+        size_t n = r->mat[r->n_macro];
+        for (size_t i = r->chg_at[at]; i < r->chg_at[p]; i++)
+            if (stamp[r->chg[i]] != mark) {
+                stamp[r->chg[i]] = mark;
+                r->mst[n++] = r->chg[i];
+            }
+        r->mend[r->n_macro++] = p;
+        r->mat[r->n_macro] = n;
+        at = p;
+        if (n == n_streams)
+            return;
     }
-    if (!r->done && r->hi >= 0 && r->hi - r->lo <= 1)
-        r->done = true;
-    if (r->done && !r->unreachable)
-        r->chosen = r->cand[r->lo];
 }
 
 typedef struct edit {
@@ -248,17 +340,6 @@ static char *apply_edits(const char *text, size_t len, edit *ed, size_t n, size_
     return cur;
 }
 
-typedef struct calib_ctx {
-    const calib_opts *o;
-    const char *text;
-    size_t len;
-    const saemon_dict_info *info;
-    const auth_encoded *enc;
-    const auth_set *set;
-    char **names;
-    size_t n_names;
-    uint64_t benign;
-} calib_ctx;
 
 static bool score_text(calib_ctx *c, const char *text, size_t len, auth_scores *out)
 {
@@ -278,46 +359,174 @@ static double rate_of(const calib_ctx *c, const auth_rule_score *s)
     return c->benign ? (double)s->fp / (double)c->benign : 0;
 }
 
-static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
+/* Replay the rules with each active one at `at(r)`, over `only` (NULL: every
+ * stream); fills *sc per stream. */
+static bool replay_round(calib_ctx *c, cand_rule *cr, size_t n, bool first, const uint64_t *only, size_t n_only,
+                         auth_scores *sc)
 {
     edit *ed = malloc((n ? n : 1) * sizeof *ed);
-    long *trying = malloc((n ? n : 1) * sizeof *trying);
-    bool ok = ed && trying;
-    for (;;) {
-        size_t ne = 0;
-        for (size_t i = 0; ok && i < n; i++) {
-            trying[i] = next_try(&cr[i]);
-            if (trying[i] < 0)
-                continue;
-            ed[ne].start = cr[i].t->start;
-            ed[ne].end = cr[i].t->end;
-            auth_format_threshold(ed[ne].text, sizeof ed[ne].text, cr[i].cand[trying[i]]);
-            ne++;
+    size_t ne = 0;
+    for (size_t i = 0; ed && i < n; i++) {
+        if (cr[i].done)
+            continue;
+        ed[ne].start = cr[i].t->start;
+        ed[ne].end = cr[i].t->end;
+        auth_format_threshold(ed[ne].text, sizeof ed[ne].text, cr[i].cand[first ? cr[i].k : cr[i].mend[cr[i].n_macro - 1]]);
+        ne++;
+    }
+    size_t tl;
+    char *t = ed ? apply_edits(c->text, c->len, ed, ne, &tl) : NULL;
+    free(ed);
+    if (!t) {
+        fprintf(stderr, "saemon calibrate: out of memory\n");
+        return false;
+    }
+    saemon_error err = {0};
+    saemon_ruleset *rules = NULL;
+    bool ok = saemon_rules_from_string(t, tl, c->o->rules_path, NULL, &rules, &err) == SAEMON_OK;
+    if (!ok)
+        fprintf(stderr, "saemon calibrate: %s\n", err.message);
+    free(t);
+    if (ok)
+        ok = auth_score_rules_streams("calibrate", rules, c->info, c->enc, c->set, c->names, c->n_names,
+                                      only, only ? n_only : 0, sc);
+    saemon_rules_close(rules);
+    return ok;
+}
+
+/* Benign firing events of rule r on stream s in a per-stream score. */
+static uint32_t benign_on(const auth_rule_score *s, uint64_t stream)
+{
+    return s ? (uint32_t)(s->per_stream[stream * 4] - s->per_stream[stream * 4 + 1]) : 0;
+}
+
+static const auth_rule_score *score_of(const auth_scores *sc, const char *name)
+{
+    for (size_t k = 0; k < sc->n_rules; k++)
+        if (!strcmp(sc->rule[k].name, name))
+            return &sc->rule[k];
+    return NULL;
+}
+
+/* After a round: walk the rule's macro steps; each changed stream changed
+ * in one macro step only, so adding its new count minus its old one, macro
+ * step by macro step, gives the exact count at each macro step's end. */
+static void advance(const calib_ctx *c, cand_rule *r, const auth_rule_score *s, const uint64_t *only, size_t no)
+{
+    const uint64_t ns = c->set->n_streams;
+    int64_t f = r->fires;
+    for (size_t i = 0; i < r->n_macro; i++) {
+        if (r->full)
+            for (uint64_t st = 0; st < ns; st++)
+                f += (int64_t)benign_on(s, st) - (int64_t)r->per[st];
+        else
+            for (size_t x = r->mat[i]; x < r->mat[i + 1]; x++)
+                f += (int64_t)benign_on(s, r->mst[x]) - (int64_t)r->per[r->mst[x]];
+        if (!holds(c, f)) { /* mend[i] is the first candidate over the target: every one before it held */
+            r->done = true;
+            r->chosen = r->cand[r->mend[i] - 1];
+            return;
         }
-        if (!ok || !ne)
-            break;
-        size_t tl;
-        char *t = apply_edits(c->text, c->len, ed, ne, &tl);
+    }
+    r->fires = f;
+    if (r->full)
+        for (uint64_t st = 0; st < ns; st++)
+            r->per[st] = benign_on(s, st);
+    else
+        for (size_t x = 0; x < no; x++)
+            r->per[only[x]] = benign_on(s, only[x]);
+    r->k = r->mend[r->n_macro - 1];
+    if (r->k + 1 == r->n_cand)
+        r->done = true, r->chosen = r->cand[r->k];
+}
+
+static bool scan(calib_ctx *c, cand_rule *cr, size_t n, size_t *rounds)
+{
+    const uint64_t ns = c->set->n_streams;
+    uint32_t *stamp = calloc(ns ? ns : 1, sizeof *stamp);
+    uint64_t *only = malloc((ns ? ns : 1) * sizeof *only);
+    bool *in = calloc(ns ? ns : 1, sizeof *in);
+    bool ok = stamp && only && in;
+    for (size_t i = 0; ok && i < n; i++) {
+        if (cr[i].done)
+            continue;
+        plan(c, &cr[i]);
+        if (cr[i].done)
+            continue;
+        cr[i].per = calloc(ns ? ns : 1, sizeof *cr[i].per);
+        cr[i].mst = malloc((ns ? ns : 1) * sizeof *cr[i].mst);
+        cr[i].mend = malloc((ns + 2) * sizeof *cr[i].mend);
+        cr[i].mat = malloc((ns + 3) * sizeof *cr[i].mat);
+        ok = cr[i].per && cr[i].mst && cr[i].mend && cr[i].mat;
+    }
+    if (!ok) {
+        fprintf(stderr, "saemon calibrate: out of memory\n");
+        goto out;
+    }
+    /* the starting candidate of every rule, on every stream */
+    bool any = false;
+    for (size_t i = 0; i < n; i++)
+        any |= !cr[i].done;
+    if (any) {
         auth_scores sc;
-        ok = t && score_text(c, t, tl, &sc);
-        free(t);
-        if (!ok)
-            break;
+        if (!(ok = replay_round(c, cr, n, true, NULL, 0, &sc)))
+            goto out;
         (*rounds)++;
         for (size_t i = 0; i < n; i++) {
-            if (trying[i] < 0)
+            cand_rule *r = &cr[i];
+            if (r->done)
                 continue;
-            const auth_rule_score *s = NULL;
-            for (size_t k = 0; k < sc.n_rules; k++)
-                if (!strcmp(sc.rule[k].name, cr[i].t->rule))
-                    s = &sc.rule[k];
-            double rate = s ? rate_of(c, s) : 0;
-            outcome(&cr[i], trying[i], rate <= c->o->max_rate, rate);
+            const auth_rule_score *s = score_of(&sc, r->t->rule);
+            r->fires = 0;
+            for (uint64_t st = 0; st < ns; st++)
+                r->fires += r->per[st] = benign_on(s, st);
+            if (r->k == 0)
+                r->rate_at_strictest = c->benign ? (double)r->fires / (double)c->benign : 0;
+            if (!holds(c, r->fires)) /* only the strictest can: a later start is proven */
+                r->done = r->unreachable = true;
+            else if (r->k + 1 == r->n_cand)
+                r->done = true, r->chosen = r->cand[r->k];
         }
         auth_scores_free(&sc);
     }
-    free(ed);
-    free(trying);
+    for (uint32_t mark = 0;;) {
+        bool full = false;
+        size_t no = 0;
+        any = false;
+        for (size_t i = 0; i < n; i++) {
+            cand_rule *r = &cr[i];
+            if (r->done)
+                continue;
+            batch(r, stamp, ++mark, ns); /* a mark of its own per rule and round */
+            if (r->done)
+                continue;
+            any = true;
+            full |= r->full;
+        }
+        if (!any)
+            break;
+        /* the union of the batches' streams, ascending */
+        for (size_t i = 0; !full && i < n; i++) {
+            const cand_rule *r = &cr[i];
+            for (size_t x = 0; !r->done && x < r->mat[r->n_macro]; x++)
+                in[r->mst[x]] = true;
+        }
+        for (uint64_t st = 0; !full && st < ns; st++)
+            if (in[st])
+                only[no++] = st, in[st] = false;
+        auth_scores sc;
+        if (!(ok = replay_round(c, cr, n, false, full ? NULL : only, no, &sc)))
+            goto out;
+        (*rounds)++;
+        for (size_t i = 0; i < n; i++)
+            if (!cr[i].done)
+                advance(c, &cr[i], score_of(&sc, cr[i].t->rule), only, no);
+        auth_scores_free(&sc);
+    }
+out:
+    free(stamp);
+    free(only);
+    free(in);
     return ok;
 }
 
@@ -392,6 +601,7 @@ int calibrate_run(const calib_opts *o, const auth_files *files)
     auth_scores before = {0}, after = {0};
     char **names = NULL;
     char *final = NULL;
+    uint64_t *tok_stream = NULL;
     if (read_whole_file(o->rules_path, RULES_MAX_BYTES, "rule file", &text, &len, &err) != SAEMON_OK ||
         saemon_rules_open(o->rules_path, NULL, &rules, &err) != SAEMON_OK) {
         fprintf(stderr, "saemon calibrate: %s\n", err.message);
@@ -422,11 +632,13 @@ int calibrate_run(const calib_opts *o, const auth_files *files)
                    .n_names = n_t, .benign = set.n_rows - set.n_pos_tokens};
     if (!score_text(&c, text, len, &before))
         goto done;
+    if (!(tok_stream = token_streams(&set)))
+        goto oom;
     for (size_t i = 0; i < n_t; i++) {
         if (t[i].why[0])
             continue;
         cr[n_cr].t = &t[i];
-        if (!candidates(&cr[n_cr++], &e, o->max_rate * (double)c.benign))
+        if (!candidates(&cr[n_cr++], &e, tok_stream))
             goto oom;
     }
     if (!scan(&c, cr, n_cr, &rounds))
@@ -458,10 +670,17 @@ oom:
 done:
     for (size_t i = 0; cr && i < n_cr; i++) {
         free(cr[i].cand);
-        free(cr[i].passing);
-        free(cr[i].steps);
+        free(cr[i].chg);
+        free(cr[i].chg_at);
+        free(cr[i].per);
+        free(cr[i].ub);
+        free(cr[i].next);
+        free(cr[i].mst);
+        free(cr[i].mend);
+        free(cr[i].mat);
     }
     free(cr);
+    free(tok_stream);
     free(names);
     free(final);
     auth_scores_free(&before);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/auroc.h"
 #include "cli/auth_args.h"
@@ -177,7 +178,14 @@ int cmd_features(int argc, char **argv)
         goto out;
     }
     const saemon_dict_info *info = saemon_dict_get_info(dict);
-    if (labels_path && !feature_names_load("features", labels_path, info->d_sae, &fo.labels))
+    char *probe_labels = NULL; /* a probe folder's names, written by its scripts as labels.json */
+    if (!labels_path && (info->arch == SAEMON_ARCH_PROBE_SIGMOID || info->arch == SAEMON_ARCH_PROBE_IDENTITY) &&
+        asprintf(&probe_labels, "%s/labels.json", sae) >= 0 && access(probe_labels, R_OK) == 0)
+        labels_path = probe_labels;
+    bool labels_ok = !labels_path || feature_names_load("features", labels_path, info->d_sae, &fo.labels);
+    free(probe_labels);
+    labels_path = NULL;
+    if (!labels_ok)
         goto done;
     if (!auth_files_open(&files, "features", info->d_in, info->reshape_hook_z, &set))
         goto done;

@@ -134,6 +134,46 @@ void auth_replay(const auth_encoded *e, const auth_set *set, saemon_monitor *mon
     }
 }
 
+void auth_replay_streams(const auth_encoded *e, const auth_set *set, const uint64_t *only, size_t n_only,
+                         saemon_monitor *mon, saemon_alert_fn fn, void *user, bool *ending)
+{
+    enum { CHUNK = 4096 };
+    uint64_t streams[CHUNK], tokens[CHUNK];
+    size_t offs[CHUNK + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < n_only; i++) {
+        const uint64_t s = only[i];
+        while (k < set->n && s >= set->rec[k].first_stream + set->rec[k].n_streams)
+            k++; /* `only` is sorted: the recordings are walked once */
+        if (k == set->n)
+            break;
+        const auth_recording *rec = &set->rec[k];
+        const size_t tps = rec->tokens_per_stream;
+        const uint64_t g0 = rec->first_row + (s - rec->first_stream) * tps;
+        for (size_t pos = 0; pos < tps;) {
+            size_t m = tps - pos < CHUNK ? tps - pos : CHUNK;
+            for (size_t t = 0; t < m; t++) {
+                streams[t] = s;
+                tokens[t] = pos + t;
+                offs[t] = e->offsets[g0 + pos + t];
+            }
+            offs[m] = e->offsets[g0 + pos + m];
+            const uint64_t g = g0 + pos;
+            saemon_features f = {.n_tokens = m, .offsets = offs, .index = e->index, .value = e->value,
+                                 .input_norm = e->input_norm + g, .input_nonfinite = e->nonfinite + g,
+                                 .recon_error = e->recon ? e->recon + g : NULL,
+                                 .subset = e->subset ? e->subset + g : NULL};
+            saemon_monitor_observe_batch(mon, &f, streams, tokens, fn, user);
+            pos += m;
+        }
+        if (ending)
+            *ending = true;
+        saemon_monitor_end_stream(mon, s, fn, user);
+        if (ending)
+            *ending = false;
+    }
+}
+
 bool auth_open_encoder(const char *what, const char *sae, const saemon_ruleset *rules, size_t threads,
                        saemon_dict **dict, saemon_encoder **enc)
 {

@@ -131,8 +131,47 @@ static void resolve(yaml_document_t *doc, yaml_node_t *rule, const char *path, a
     free(copy);
 }
 
-static bool add_rule(yaml_document_t *doc, yaml_node_t *rule, char *const *tune, size_t n_tune, auth_tunable **v,
-                     size_t *n)
+/* The bound on the firing events a leaf gives (see auth_tunable.bound):
+ * every firing event starts a run of evaluations on which the (windowed)
+ * condition held, at most one firing per run (an alert stays firing while
+ * the condition holds), and each run starts on an evaluation where the raw
+ * condition held, so the leaf held: firings <= tokens where the leaf held.
+ * When the leaf is the whole condition, a windowed run lies inside one run
+ * of the leaf (within a run of true evaluations the window count cannot
+ * fall), and without a window in a flat rule (interval 1: evaluations are
+ * tokens) a firing needs `for` consecutive true tokens: firings <= runs of
+ * at least `for` tokens. Cooldown and keep_firing_for only remove firings. */
+static void leaf_bound(yaml_document_t *doc, yaml_node_t *rule, bool flat, auth_tunable *t)
+{
+    const char *p = t->path;
+    if (t->why[0] || t->probe || strncmp(p, "condition.", 10))
+        return;
+    p += 10;
+    if (!strcmp(p, "above") || !strcmp(p, "below")) {
+        t->bound = AUTH_BOUND_RUNS;
+        t->run_min = 1;
+        const char *f = scalar(map_get(doc, rule, "for"));
+        char *end;
+        unsigned long long n = f ? strtoull(f, &end, 10) : 1;
+        if (flat && !map_get(doc, rule, "window") && f && !*end && n > 1)
+            t->run_min = n;
+        return;
+    }
+    while (!strncmp(p, "all.", 4)) { /* all.<index>. ... */
+        p += 4;
+        if (*p < '0' || *p > '9')
+            return;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        if (*p++ != '.')
+            return;
+    }
+    if (!strcmp(p, "above") || !strcmp(p, "below"))
+        t->bound = AUTH_BOUND_TOKENS;
+}
+
+static bool add_rule(yaml_document_t *doc, yaml_node_t *rule, bool flat, char *const *tune, size_t n_tune,
+                     auth_tunable **v, size_t *n)
 {
     const char *name = scalar(map_get(doc, rule, "name"));
     const char *enabled = scalar(map_get(doc, rule, "enabled"));
@@ -167,16 +206,17 @@ static bool add_rule(yaml_document_t *doc, yaml_node_t *rule, char *const *tune,
                  name);
     else
         resolve(doc, rule, path, t);
+    leaf_bound(doc, rule, flat, t);
     return true;
 }
 
-static bool add_rules(yaml_document_t *doc, yaml_node_t *seq, char *const *tune, size_t n_tune, auth_tunable **v,
-                      size_t *n)
+static bool add_rules(yaml_document_t *doc, yaml_node_t *seq, bool flat, char *const *tune, size_t n_tune,
+                      auth_tunable **v, size_t *n)
 {
     if (!seq || seq->type != YAML_SEQUENCE_NODE)
         return true;
     for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++)
-        if (!add_rule(doc, yaml_document_get_node(doc, *it), tune, n_tune, v, n))
+        if (!add_rule(doc, yaml_document_get_node(doc, *it), flat, tune, n_tune, v, n))
             return false;
     return true;
 }
@@ -199,13 +239,13 @@ bool auth_find_tunables(const char *what, const char *file, const char *text, si
         return false;
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
-    ok = add_rules(&doc, map_get(&doc, root, "rules"), tune, n_tune, out, n_out);
+    ok = add_rules(&doc, map_get(&doc, root, "rules"), true, tune, n_tune, out, n_out);
     yaml_node_t *groups = map_get(&doc, root, "groups");
     if (ok && groups && groups->type == YAML_SEQUENCE_NODE)
         for (yaml_node_item_t *it = groups->data.sequence.items.start; ok && it < groups->data.sequence.items.top;
              it++)
-            ok = add_rules(&doc, map_get(&doc, yaml_document_get_node(&doc, *it), "rules"), tune, n_tune, out,
-                           n_out);
+            ok = add_rules(&doc, map_get(&doc, yaml_document_get_node(&doc, *it), "rules"), false, tune, n_tune,
+                           out, n_out);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     if (!ok)

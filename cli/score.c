@@ -92,9 +92,27 @@ static void on_alert(const saemon_alert *a, void *user)
     rs->delays[rs->n_delays++] = a->token - c->spans[sp].start;
 }
 
+static bool score_rules(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
+                        const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
+                        bool per_stream, const uint64_t *only, size_t n_only, auth_scores *out);
+
 bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
                       const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
                       bool per_stream, auth_scores *out)
+{
+    return score_rules(what, rules, info, e, set, names, n_names, per_stream, NULL, 0, out);
+}
+
+bool auth_score_rules_streams(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
+                              const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
+                              const uint64_t *only, size_t n_only, auth_scores *out)
+{
+    return score_rules(what, rules, info, e, set, names, n_names, true, only, n_only, out);
+}
+
+static bool score_rules(const char *what, const saemon_ruleset *rules, const saemon_dict_info *info,
+                        const auth_encoded *e, const auth_set *set, char *const *names, size_t n_names,
+                        bool per_stream, const uint64_t *only, size_t n_only, auth_scores *out)
 {
     memset(out, 0, sizeof *out);
     out->set = set;
@@ -131,7 +149,10 @@ bool auth_score_rules(const char *what, const saemon_ruleset *rules, const saemo
         cli_fail(what, &err);
         ok = false;
     } else {
-        auth_replay(e, set, mon, on_alert, &c, &c.ending);
+        if (only)
+            auth_replay_streams(e, set, only, n_only, mon, on_alert, &c, &c.ending);
+        else
+            auth_replay(e, set, mon, on_alert, &c, &c.ending);
         if (saemon_monitor_get_dropped(mon)) {
             fprintf(stderr, "saemon %s: the monitor dropped %" PRIu64 " token(s) (out of memory)\n", what,
                     saemon_monitor_get_dropped(mon));

@@ -5,7 +5,6 @@
  * max_batch rows; encoding allocates nothing. */
 #include <float.h>
 #include <math.h>
-#include <sleef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "base/error.h"
 #include "runtime/encoder_internal.h"
 #include "runtime/preprocess.h"
+#include "runtime/probe_sigmoid.h"
 
 #define DEFAULT_MAX_BATCH 256
 #define DEFAULT_SPIN_US 200
@@ -411,14 +411,6 @@ static float reconstruction_error(saemon_encoder *enc, const float *x, size_t r,
     return (float)(sqrt(err) / sqrt(norm));
 }
 
-/* A sigmoid probe's scores: 1 / (1 + exp(-z)) with SLEEF's 1-ulp exp, in
- * double, rounded once to float32 (as the rule language's probes). */
-static void probe_sigmoid(float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)(1.0 / (1.0 + Sleef_exp_u10(-(double)v[i])));
-}
-
 static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const float *x, size_t n,
                                  const saemon_features **out, saemon_error *err)
 {
@@ -458,7 +450,7 @@ static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const
         enc->offsets[n] = at;
     }
     if (info->arch == SAEMON_ARCH_PROBE_SIGMOID)
-        probe_sigmoid(set->csr_value, enc->offsets[n]);
+        saemon_probe_sigmoid(set->csr_value, enc->offsets[n], enc->kernel->cpu_features);
     if (enc->recon_error)
         for (size_t r = 0; r < n; r++)
             enc->recon_error[r] = enc->row_full[r]

@@ -43,6 +43,11 @@ def write_probe(out, weight, bias, names, activation="sigmoid", hook=""):
     with open(os.path.join(out, "probe.json"), "w") as f:
         json.dump({"names": list(names), "activation": activation, "hook": hook, "d_in": int(d_in)}, f, indent=1)
         f.write("\n")
+    # the names as feature labels (docs/rules.md "Feature labels"): a rule file with
+    # `feature_labels: PROBE_DIR/labels.json` names a probe by its name, alerts carry it
+    with open(os.path.join(out, "labels.json"), "w") as f:
+        json.dump({str(i): n for i, n in enumerate(names)}, f, indent=1)
+        f.write("\n")
 
 
 def main():

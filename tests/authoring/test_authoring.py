@@ -191,6 +191,116 @@ rules:
 """ % (gen.PLANTED, gen.PLANTED)
 
 
+def exact_scan(cands, fires, target_n):
+    """The reference: the last candidate before the first whose firing count exceeds the target."""
+    for i, f in enumerate(fires):
+        if f > target_n:
+            return i - 1
+    return len(cands) - 1
+
+
+def coarse_scan(cands, fires, passing, target_n):
+    """The search calibrate used to do (single-leaf shortcut, 8 steps, steps of x1.25 tokens,
+    bisection): kept here to show the exact scan answers differently on a non-monotone rate."""
+    m, lo, frm = len(cands), -1, 0
+    while frm < m and passing[frm] <= target_n:
+        lo, frm = frm, frm + 1
+    if frm == m:
+        return m - 1
+    steps, last = [], (passing[lo] if lo >= 0 else 0)
+    for i in range(frm, m):
+        if i < frm + 8 or i + 1 == m or passing[i] >= 1.25 * last:
+            steps.append(i)
+            last = passing[i] if passing[i] else 1
+    hi = -1
+    for i in steps:
+        if fires[i] <= target_n:
+            lo = i
+        else:
+            hi = i
+            break
+    if hi < 0 or lo < 0:
+        return lo
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        lo, hi = (mid, hi) if fires[mid] <= target_n else (lo, mid)
+    return lo
+
+
+def test_exact_scan(work, sae, benign):
+    """The firing-event rate is not monotone in the threshold (runs merge as it loosens): on a
+    target where a looser candidate than the first exceeding one holds again, calibrate must stop
+    before the first exceeding one, for a single-leaf rule (shortcut) and a compound one (none)."""
+    F = features_of(work, sae, benign).astype(np.float32)
+    found = None
+    for f in range(gen.D_SAE):
+        if f == gen.PLANTED:
+            continue
+        x = F[:, f].reshape(50, 200)
+        cands = np.concatenate([np.unique(x[x > 0])[::-1], [np.float32(0)]])
+        fires = [len(firings(x > t)) for t in cands]
+        passing = [int((x > t).sum()) for t in cands]
+        for tn in range(1, max(fires)):
+            want = exact_scan(cands, fires, tn)
+            if want >= 0 and coarse_scan(cands, fires, passing, tn) != want \
+                    and any(fi <= tn for fi in fires[want + 2:]):
+                found = (f, tn, cands, want)
+                break
+        if found:
+            break
+    check(found is not None, "calibrate: generated data has a non-monotone firing rate")
+    if not found:
+        return
+    f, tn, cands, want = found
+    other = 1 if f != 1 else 2
+    rules = os.path.join(work, "nonmono.yaml")
+    with open(rules, "w") as fh:
+        fh.write("rules:\n  - name: leaf\n    condition: {feature: %d, above: 100.0}\n"
+                 "  - name: both\n    condition:\n      all:\n        - {feature: %d, above: 100.0}\n"
+                 "        - {feature: %d, below: 1000.0}\n"
+                 "  - name: either\n    condition:\n      any:\n        - {feature: %d, above: 100.0}\n"
+                 "        - {feature: %d, above: 1000.0}\n" % (f, f, other, f, other))
+    rate = (tn + 0.5) / F.shape[0]
+    p = run("calibrate", rules, "--sae", sae, "--input", benign, "--max-rate", repr(rate),
+            "--tune", "both:condition.all.0.above", "--tune", "either:condition.any.0.above")
+    print(p.stdout)
+    for name in ("leaf", "both", "either"):  # bound: runs, tokens, none
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith(name + " ")][0].split()
+        check(np.float32(line[3]) == cands[want],
+              f"calibrate: {name} stops before the first candidate over the target: {line[3]} vs {cands[want]!r}"
+              f" (feature {f}, at most {tn} firings)")
+    # `for: 3`: a firing needs 3 true tokens in a row (the bound counts runs of at least 3)
+    x = F[:, f].reshape(50, 200)
+
+    def fires_for3(c):
+        n = 0
+        for row in c:
+            run_len = 0
+            for v in row:
+                run_len = run_len + 1 if v else 0
+                n += run_len == 3
+        return n
+    fc = [fires_for3(x > t) for t in cands]
+    for tn in (fc[len(fc) // 2], max(fc) - 1):
+        want = exact_scan(cands, fc, tn)
+        with open(rules, "w") as fh:
+            fh.write("rules:\n  - name: three\n    for: 3\n    condition: {feature: %d, above: 100.0}\n" % f)
+        p = run("calibrate", rules, "--sae", sae, "--input", benign, "--max-rate", repr((tn + 0.5) / F.shape[0]))
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith("three ")][0].split()
+        check(np.float32(line[3]) == cands[want], f"calibrate: for 3, at most {tn} firings: {line[3]} vs {cands[want]!r}")
+    # `below`: candidate 0 lets nothing through, the next every token where the feature is 0
+    x = F[:, f].reshape(50, 200)
+    bc = np.concatenate([[np.float32(0)], np.unique(x[x > 0])])
+    bf = [len(firings(x < t)) for t in bc]
+    for tn in (bf[1] + 3, (bf[1] + max(bf)) // 2, max(bf) - 1):
+        want = exact_scan(bc, bf, tn)
+        with open(rules, "w") as fh:
+            fh.write("rules:\n  - name: low\n    condition: {feature: %d, below: 0.0}\n" % f)
+        p = run("calibrate", rules, "--sae", sae, "--input", benign, "--max-rate", repr((tn + 0.5) / F.shape[0]))
+        line = [ln for ln in p.stdout.splitlines() if ln.startswith("low ")][0].split()
+        check(np.float32(line[3]) == bc[want], f"calibrate: below, at most {tn} firings: {line[3]} vs {bc[want]!r}")
+
+
 def test_calibrate_backtest(work, sae, rec, spans_path, spans):
     rules = os.path.join(work, "rules.yaml")
     with open(rules, "w") as f:
@@ -237,6 +347,7 @@ def test_calibrate_backtest(work, sae, rec, spans_path, spans):
     rate = len(firings(prob > np.float32(line[3]))) / prob.size
     check(line[1] == "condition.probe.above" and line[-1] == "tuned" and rate <= target
           and close(float(line[5]), 1000 * rate, 1e-3), f"calibrate: probe above {line}")
+    test_exact_scan(work, sae, benign)
     # unreachable: a rule true on almost every token fires once per stream at the strictest threshold
     low = os.path.join(work, "below.yaml")
     with open(low, "w") as f:

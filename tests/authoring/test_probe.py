@@ -60,11 +60,19 @@ def main():
     want = clf.predict_proba(X)[:, 1]
     variants = [ln.split()[0] for ln in run(SAEMON, "inspect", "--kernels").stdout.splitlines()
                 if "runs here" in ln or "chosen" in ln]
+    # an odd number of tokens: the vector sigmoid's tail (8 lanes AVX-512, 4 AVX2) is exercised too
+    odd = os.path.join(work, "odd.npy")
+    np.save(odd, np.load(rec).reshape(-1, gen.D_IN)[:3999])
     for isa in [None] + variants:
         got = scores(probe, rec, work, isa).reshape(-1)
         err = np.abs(got - want)
         check(err.max() <= 2e-6 and (err / np.maximum(want, 1e-30)).max() <= 2e-5,
               f"probe score vs predict_proba ({isa or 'default'}): max abs {err.max():.3g}")
+        got = scores(probe, odd, work, isa).reshape(-1)
+        err = np.abs(got - want[:3999])
+        check(got.shape == (3999,) and err.max() <= 2e-6 and (err / np.maximum(want[:3999], 1e-30)).max() <= 2e-5,
+              f"probe score vs predict_proba, 3999 tokens ({isa or 'default'}): max abs {err.max():.3g}"
+              f" max rel {(err / np.maximum(want[:3999], 1e-30)).max():.3g} shape {got.shape}")
     # several probes from a coef_/intercept_ .npz, sigmoid and identity
     g = np.random.default_rng(4)
     coef, icpt = g.standard_normal((3, gen.D_IN)).astype(np.float32), np.array([0.5, -1, 2], np.float32)
@@ -104,6 +112,24 @@ def main():
     cond = (want > np.float32(0.5)).reshape(20, 200)
     prev = np.concatenate([np.zeros((20, 1), bool), cond[:, :-1]], axis=1)
     check(r["firings"] == int((cond & ~prev).sum()), "backtest on a probe: firings")
+    # the probe names are feature labels: features shows them, rules name a probe by its name
+    check(js["features"][0].get("label") == "planted", "features on a probe: its name as the label")
+    named = os.path.join(work, "named.yaml")
+    with open(named, "w") as f:
+        f.write("feature_labels: %s\nrules:\n  - name: probe\n    condition: {feature: planted, above: 0.5}\n"
+                % json.dumps(os.path.join(probe, "labels.json")))
+    bt = json.loads(run(SAEMON, "backtest", named, "--sae", probe, "--input", rec, "--labels", labels, "--format",
+                        "json").stdout)
+    check(bt["files"][0]["rules"][0]["firings"] == r["firings"], "a rule naming the probe by its name")
+    a = os.path.join(work, "alerts-named.jsonl")
+    with open(os.path.join(work, "named3.yaml"), "w") as f:
+        f.write("feature_labels: %s\nrules:\n  - name: pb\n    condition: {feature: b, above: 0.5}\n"
+                % json.dumps(os.path.join(work, "multi-sigmoid", "labels.json")))
+    run(SAEMON, "run", "--sae", os.path.join(work, "multi-sigmoid"), "--rules", os.path.join(work, "named3.yaml"),
+        "--input", rec, "--alerts", a)
+    al = [json.loads(ln) for ln in open(a)]
+    check(al and all(ft.get("label") == "b" and ft["index"] == 1 for j in al for ft in j["features"]),
+          "alerts of a rule on a named probe carry its name")
     # refusals
     bad = os.path.join(work, "bad")
     run("/usr/bin/python3", os.path.join(SOURCE, "scripts", "probe_convert.py"), os.path.join(work, "m.npz"),
