@@ -30,6 +30,8 @@ int cmd_produce(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 /* saemon check --config / --web-config: the daemon's files (serve/serve_check.c). */
 int cmd_check_serve_files(const char *config, const char *web_config);
+/* saemon check --sinks FILE (cmd_check.c): CLI_OK or CLI_FAIL after a message. */
+int cli_check_sinks_file(const char *path);
 
 /* Print "saemon <what>: <message>" for a failed call; returns CLI_FAIL. */
 int cli_fail(const char *what, const saemon_error *err);

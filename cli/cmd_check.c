@@ -39,8 +39,9 @@ static int check_rules(const char *path, const char *sae)
 }
 
 /* Parses the file and checks every secret file, certificate and key it
- * names; opens no connection and sends nothing. */
-static int check_sinks(const char *path)
+ * names; opens no connection and sends nothing. Also used by
+ * `check --config` for the sinks file a serve config names. */
+int cli_check_sinks_file(const char *path)
 {
     saemon_error err = {0};
     char warnings[4096];
@@ -95,7 +96,7 @@ int cmd_check(int argc, char **argv)
     int rc = CLI_OK;
     if (have_rules)
         rc = check_rules(argv[optind], sae);
-    if (sinks && check_sinks(sinks) != CLI_OK)
+    if (sinks && cli_check_sinks_file(sinks) != CLI_OK)
         rc = CLI_FAIL;
     if ((config || web) && cmd_check_serve_files(config, web) != CLI_OK)
         rc = CLI_FAIL;

@@ -53,20 +53,6 @@ static int check_exists(const char *what, const char *path)
     return CLI_OK;
 }
 
-static int check_sinks_file(const char *path)
-{
-    saemon_error err = {0};
-    char warnings[4096];
-    size_t n = 0;
-    saemon_status s = saemon_sinks_check_config(path, &n, warnings, sizeof warnings, &err);
-    if (*warnings)
-        fprintf(stderr, "%s", warnings);
-    if (s != SAEMON_OK)
-        return fail(path, &err);
-    printf("  sinks %s: OK (%zu sinks)\n", path, n);
-    return CLI_OK;
-}
-
 static int check_config_file(const char *path)
 {
     saemon_error err = {0};
@@ -88,7 +74,7 @@ static int check_config_file(const char *path)
         if (d->feature_labels && check_exists("feature labels", d->feature_labels) != CLI_OK)
             rc = CLI_FAIL;
     }
-    if (c.sinks && check_sinks_file(c.sinks) != CLI_OK)
+    if (c.sinks && cli_check_sinks_file(c.sinks) != CLI_OK)
         rc = CLI_FAIL;
     if (c.web_config && check_web_config_file(c.web_config) != CLI_OK)
         rc = CLI_FAIL;

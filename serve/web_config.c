@@ -349,30 +349,50 @@ static bool same_bytes(const char *a, const char *b, size_t n)
     return diff == 0;
 }
 
-bool web_config_check_password(web_config *wc, const char *user, const char *password)
+/* The user's entry (NULL: unknown), the hash to check against (an unknown
+ * user is checked against the first one: it costs the same SHA-256, search
+ * and bcrypt as a known one) and the credentials' digest, the key of the
+ * cache of successful checks. Returns whether that cache holds it. */
+static bool credential_lookup(web_config *wc, const char *user, const char *password, const web_user **u_out,
+                              const char **hash_out, char digest[65], bool *digest_ok)
 {
-    if (!wc || !wc->n_users || !user || !password)
-        return false;
     const web_user *u = NULL;
     for (size_t i = 0; i < wc->n_users; i++)
         if (!strcmp(wc->users[i].name, user))
             u = &wc->users[i];
-    /* An unknown user still costs one bcrypt, as a known one does. */
     const char *hash = u ? u->hash : wc->users[0].hash;
+    *u_out = u;
+    *hash_out = hash;
     const void *parts[] = {user, password, hash};
     size_t lens[] = {strlen(user) + 1, strlen(password) + 1, strlen(hash)};
-    char digest[65];
-    if (saemon_sha256_hex(parts, lens, 3, digest) != 0)
+    *digest_ok = saemon_sha256_hex(parts, lens, 3, digest) == 0;
+    if (!*digest_ok)
         return false;
     double now = clock_now_s();
-    bool cached = false;
+    bool hit = false;
     pthread_mutex_lock(&wc->mu);
     for (size_t i = 0; i < CACHE_SLOTS; i++)
         if (wc->cache[i].until > now && same_bytes(wc->cache[i].digest, digest, 64))
-            cached = true;
+            hit = true;
     pthread_mutex_unlock(&wc->mu);
-    if (cached)
+    return hit;
+}
+
+bool web_config_check_password(web_config *wc, const char *user, const char *password)
+{
+    if (!wc || !wc->n_users || !user || !password)
+        return false;
+    const web_user *u;
+    const char *hash;
+    char digest[65];
+    bool digest_ok;
+    bool cached = credential_lookup(wc, user, password, &u, &hash, digest, &digest_ok);
+    if (!digest_ok)
+        return false;
+    if (cached) {
+        explicit_bzero(digest, sizeof digest);
         return u != NULL;
+    }
     struct crypt_data *cd = calloc(1, sizeof *cd);
     if (!cd)
         return false;
@@ -384,7 +404,7 @@ bool web_config_check_password(web_config *wc, const char *user, const char *pas
     if (ok) {
         pthread_mutex_lock(&wc->mu);
         memcpy(wc->cache[wc->next_slot].digest, digest, sizeof digest);
-        wc->cache[wc->next_slot].until = now + WEB_AUTH_CACHE_S;
+        wc->cache[wc->next_slot].until = clock_now_s() + WEB_AUTH_CACHE_S;
         wc->next_slot = (wc->next_slot + 1) % CACHE_SLOTS;
         pthread_mutex_unlock(&wc->mu);
     }
@@ -459,24 +479,11 @@ static peer_budget *peer_of(web_config *wc, struct MHD_Connection *conn, double 
 /* A success remembered for these credentials? (cheap: one SHA-256) */
 static bool cached_success(web_config *wc, const char *user, const char *password)
 {
-    const web_user *u = NULL;
-    for (size_t i = 0; i < wc->n_users; i++)
-        if (!strcmp(wc->users[i].name, user))
-            u = &wc->users[i];
-    /* an unknown user costs the same hash and search as a known one */
-    const char *hash = u ? u->hash : wc->users[0].hash;
-    const void *parts[] = {user, password, hash};
-    size_t lens[] = {strlen(user) + 1, strlen(password) + 1, strlen(hash)};
+    const web_user *u;
+    const char *hash;
     char digest[65];
-    if (saemon_sha256_hex(parts, lens, 3, digest) != 0)
-        return false;
-    double now = clock_now_s();
-    bool hit = false;
-    pthread_mutex_lock(&wc->mu);
-    for (size_t i = 0; i < CACHE_SLOTS; i++)
-        if (wc->cache[i].until > now && same_bytes(wc->cache[i].digest, digest, 64))
-            hit = true;
-    pthread_mutex_unlock(&wc->mu);
+    bool digest_ok;
+    bool hit = credential_lookup(wc, user, password, &u, &hash, digest, &digest_ok);
     explicit_bzero(digest, sizeof digest);
     return hit && u; /* only a successful check of a known user is ever cached */
 }
