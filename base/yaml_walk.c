@@ -310,6 +310,16 @@ saemon_status walk_get_text(walk *w, const yaml_node_t *map, const char *section
     return s;
 }
 
+saemon_status walk_get_uint(walk *w, const yaml_node_t *map, const char *key, uint64_t max, uint64_t *out)
+{
+    yaml_node_t *v = walk_get(w, map, key, NULL);
+    if (!v)
+        return SAEMON_OK;
+    char what[96];
+    snprintf(what, sizeof what, "'%s'", key);
+    return walk_uint(w, v, what, max, out);
+}
+
 saemon_status walk_bool(walk *w, const yaml_node_t *node, const char *what, bool *out)
 {
     char desc[96];

@@ -79,6 +79,9 @@ saemon_status walk_get_text(walk *w, const yaml_node_t *map, const char *section
                             const char **out);
 saemon_status walk_uint(walk *w, const yaml_node_t *node, const char *what, uint64_t max,
                         uint64_t *out);
+/* The integer in [0, max] under `key` of a checked mapping, or *out
+ * untouched when the key is absent; messages name it "'key'". */
+saemon_status walk_get_uint(walk *w, const yaml_node_t *map, const char *key, uint64_t max, uint64_t *out);
 /* A finite number that fits a float (integers accepted). */
 saemon_status walk_float(walk *w, const yaml_node_t *node, const char *what, float *out);
 /* Any number a float can hold, .inf, -.inf and .nan included (test inputs). */

@@ -29,6 +29,7 @@
 #include "base/error.h"
 #include "base/read_file.h"
 #include "base/yaml_walk.h"
+#include "proto/ring_wire.h"
 
 static const char *const root_keys[] = {"version", "metrics", "web_config", "sinks", "resolved", "heartbeat_timeout",
                                         "stream_idle_timeout", "max_streams", "replica", "ring_group", "ring_mode",
@@ -49,19 +50,13 @@ static saemon_status nomem(walk *w)
     return saemon_error_set(w->err, SAEMON_ERR_NOMEM, "%s: out of memory", w->file);
 }
 
+/* An optional non-empty string, copied. */
 static saemon_status get_text(walk *w, const yaml_node_t *map, const char *key, char **out)
 {
-    yaml_node_t *v = walk_get(w, map, key, NULL);
-    if (!v)
-        return SAEMON_OK;
-    const char *text;
-    char what[64];
-    snprintf(what, sizeof what, "'%s'", key);
-    saemon_status s = walk_string(w, v, what, &text);
-    if (s != SAEMON_OK)
+    const char *text = NULL;
+    saemon_status s = walk_get_text(w, map, NULL, key, &text);
+    if (s != SAEMON_OK || !text)
         return s;
-    if (!*text)
-        return walk_fail(w, v, "'%s' is empty", key);
     if (!(*out = strdup(text)))
         return nomem(w);
     return SAEMON_OK;
@@ -81,29 +76,6 @@ static saemon_status get_path(parse *p, const yaml_node_t *map, const char *key,
     free(*out);
     *out = full;
     return SAEMON_OK;
-}
-
-static saemon_status get_count(walk *w, const yaml_node_t *map, const char *key, uint64_t max, uint64_t *out)
-{
-    yaml_node_t *v = walk_get(w, map, key, NULL);
-    if (!v)
-        return SAEMON_OK;
-    char what[64];
-    snprintf(what, sizeof what, "'%s'", key);
-    return walk_uint(w, v, what, max, out);
-}
-
-/* Shared-memory names: what shm_open accepts portably, and nothing a shell
- * or a path would misread. */
-static bool ring_name_ok(const char *n)
-{
-    size_t len = strlen(n);
-    if (len == 0 || len > 64)
-        return false;
-    for (const char *c = n; *c; c++)
-        if (!isalnum((unsigned char)*c) && !strchr("._-", *c))
-            return false;
-    return n[0] != '.';
 }
 
 static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_config *r)
@@ -128,20 +100,20 @@ static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_con
         if (!r->name)
             return walk_fail(w, node, "this ring has no 'name'; expected the shared-memory name its producer uses");
         uint64_t v = r->slots;
-        if ((s = get_count(w, node, "slots", 1u << 20, &v)) != SAEMON_OK)
+        if ((s = walk_get_uint(w, node, "slots", 1u << 20, &v)) != SAEMON_OK)
             return s;
         if (v < 2 || (v & (v - 1)))
             return walk_fail(w, walk_get(w, node, "slots", NULL), "'slots' is %llu; expected a power of two >= 2",
                              (unsigned long long)v);
         r->slots = (uint32_t)v;
         v = r->max_rows;
-        if ((s = get_count(w, node, "max_rows", 1u << 16, &v)) != SAEMON_OK)
+        if ((s = walk_get_uint(w, node, "max_rows", 1u << 16, &v)) != SAEMON_OK)
             return s;
         if (v == 0)
             return walk_fail(w, walk_get(w, node, "max_rows", NULL), "'max_rows' is 0; expected 1 to 65536");
         r->max_rows = (uint32_t)v;
         v = r->verdict_entries;
-        if ((s = get_count(w, node, "verdict_entries", 1u << 24, &v)) != SAEMON_OK)
+        if ((s = walk_get_uint(w, node, "verdict_entries", 1u << 24, &v)) != SAEMON_OK)
             return s;
         if (v < 16 || (v & (v - 1)))
             return walk_fail(w, walk_get(w, node, "verdict_entries", NULL),
@@ -149,7 +121,7 @@ static saemon_status parse_ring(walk *w, const yaml_node_t *node, serve_ring_con
                              (unsigned long long)v);
         r->verdict_entries = (uint32_t)v;
     }
-    if (!ring_name_ok(r->name))
+    if (!ring_name_valid(r->name)) /* the one rule, proto/ring_wire.h */
         return walk_fail(w, node, "ring name \"%.60s\" is not valid; expected 1-64 characters from "
                                   "[A-Za-z0-9._-], not starting with '.'",
                          r->name);
@@ -174,11 +146,11 @@ static saemon_status parse_dict(parse *p, const yaml_node_t *node, serve_dict_co
     if (!d->rules)
         return walk_fail(w, node, "this dictionary has no 'rules'; expected its rule file");
     uint64_t v = 0;
-    if ((s = get_count(w, node, "threads", 256, &v)) != SAEMON_OK)
+    if ((s = walk_get_uint(w, node, "threads", 256, &v)) != SAEMON_OK)
         return s;
     d->threads = (size_t)v;
     v = SERVE_DEFAULT_BATCH;
-    if ((s = get_count(w, node, "batch", 65536, &v)) != SAEMON_OK)
+    if ((s = walk_get_uint(w, node, "batch", 65536, &v)) != SAEMON_OK)
         return s;
     if (v == 0)
         return walk_fail(w, walk_get(w, node, "batch", NULL), "'batch' is 0; expected 1 to 65536");

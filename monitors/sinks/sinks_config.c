@@ -77,14 +77,13 @@ static saemon_status get_seconds(walk *w, const yaml_node_t *map, const char *ke
     return SAEMON_OK;
 }
 
+/* An optional positive integer. */
 static saemon_status get_uint(walk *w, const yaml_node_t *map, const char *key, uint64_t max, uint64_t *out)
 {
     yaml_node_t *v = walk_get(w, map, key, NULL);
     if (!v)
         return SAEMON_OK;
-    char what[64];
-    snprintf(what, sizeof what, "'%s'", key);
-    saemon_status s = walk_uint(w, v, what, max, out);
+    saemon_status s = walk_get_uint(w, map, key, max, out);
     if (s == SAEMON_OK && *out == 0)
         return walk_fail(w, v, "'%s' is 0; expected a positive integer", key);
     return s;
@@ -93,18 +92,9 @@ static saemon_status get_uint(walk *w, const yaml_node_t *map, const char *key, 
 static saemon_status get_string(walk *w, const yaml_node_t *map, const char *key, bool required,
                                 const char **out)
 {
-    yaml_node_t *v = walk_get(w, map, key, NULL);
-    if (!v) {
-        if (required)
-            return walk_fail(w, map, "this sink has no '%s'", key);
-        return SAEMON_OK;
-    }
-    char what[64];
-    snprintf(what, sizeof what, "'%s'", key);
-    saemon_status s = walk_string(w, v, what, out);
-    if (s == SAEMON_OK && !**out)
-        return walk_fail(w, v, "'%s' is empty", key);
-    return s;
+    if (required && !walk_get(w, map, key, NULL))
+        return walk_fail(w, map, "this sink has no '%s'", key);
+    return walk_get_text(w, map, NULL, key, out);
 }
 
 static saemon_status parse_fsync(walk *w, const yaml_node_t *v, saemon_sink_options *o)

@@ -29,6 +29,8 @@ def alerts_by_dict(path):
             a = json.loads(line)
             a.pop("timestamp", None)
             a.pop("dictionary", None)
+            a.pop("ring", None)  # serve names the ring an alert came from; run has none
+            a.pop("replica", None)
             out.setdefault(a["rule"].split("-")[0], []).append(json.dumps(a, sort_keys=True))
     return {k: sorted(v) for k, v in out.items()}
 
