@@ -187,6 +187,19 @@ saemon_status ring_segment_create(saemon_ring *r, saemon_error *err)
  * broken segment (if the name is still ours), create a fresh one and map it
  * over the same addresses, so no other thread ever sees them unmapped. The
  * fd number stays the same (dup2), for the lock checks of other threads. */
+/* Unlink the name only if it still refers to our segment (another
+ * consumer may have replaced it). */
+static void unlink_if_ours(const saemon_ring *r)
+{
+    int fd = shm_open(r->shm_name, O_RDONLY | O_CLOEXEC, 0);
+    if (fd >= 0) {
+        struct stat st;
+        if (fstat(fd, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino)
+            shm_unlink(r->shm_name);
+        close(fd);
+    }
+}
+
 saemon_status ring_segment_recreate(saemon_ring *r, saemon_error *err)
 {
     /* Tell a producer still mapping the broken segment to re-attach: write
@@ -196,13 +209,7 @@ saemon_status ring_segment_recreate(saemon_ring *r, saemon_error *err)
         uint32_t retired = RING_STATE_RETIRED;
         (void)!pwrite(r->fd, &retired, sizeof retired, (off_t)offsetof(ring_header, state));
     }
-    int fd = shm_open(r->shm_name, O_RDONLY | O_CLOEXEC, 0);
-    if (fd >= 0) {
-        struct stat st;
-        if (fstat(fd, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino)
-            shm_unlink(r->shm_name);
-        close(fd);
-    }
+    unlink_if_ours(r);
     int nfd;
     void *map;
     pthread_mutex_lock(&r->lock);
@@ -225,14 +232,7 @@ void ring_segment_destroy(saemon_ring *r)
         return;
     ring_guard_unregister(r);
     __atomic_store_n(&r->h->state, RING_STATE_RETIRED, __ATOMIC_RELEASE);
-    /* Unlink only if the name still refers to our segment. */
-    int fd = shm_open(r->shm_name, O_RDONLY | O_CLOEXEC, 0);
-    if (fd >= 0) {
-        struct stat st;
-        if (fstat(fd, &st) == 0 && st.st_dev == r->dev && st.st_ino == r->ino)
-            shm_unlink(r->shm_name);
-        close(fd);
-    }
+    unlink_if_ours(r);
     munmap(r->map, r->map_bytes);
     close(r->fd);
     r->map = NULL;

@@ -19,7 +19,7 @@ import ctypes
 import os
 import threading
 
-from .ring import (DTYPES, STREAM_LIMIT, BusyError, Producer, RefusedError, ring_name_valid)
+from .ring import DTYPES, STREAM_LIMIT, BusyError, Producer, RefusedError, check_options
 
 _OK, _DROPPED, _EINVAL, _EREFUSED, _ESYS, _EBUSY, _ETIMEDOUT = 0, 1, -1, -2, -3, -4, -5
 
@@ -128,16 +128,7 @@ class NativeProducer:
         lib = _load()
         if lib is None:
             raise OSError("libsaemon-producer is not available: " + (_lib_error or "not found"))
-        if not ring_name_valid(ring):
-            raise ValueError("ring name must be 1-64 characters of [A-Za-z0-9._-]")
-        if dtype not in DTYPES:
-            raise ValueError("dtype must be one of %s" % ", ".join(DTYPES))
-        if not hook or len(hook.encode()) >= 120 or len(model.encode()) >= 120:
-            raise ValueError("hook (required) and model must be shorter than 120 bytes")
-        if not 0 < int(d_in) <= 1 << 24:
-            raise ValueError("d_in must be 1..2^24")
-        if checksum not in ("rows", "header"):
-            raise ValueError("checksum must be 'rows' or 'header'")
+        check_options(ring, hook, d_in, dtype, model, checksum)
         self._lib = lib
         self.ring, self.hook, self.model, self.d_in, self.dtype = ring, hook, model, int(d_in), dtype
         code, elem = DTYPES[dtype]

@@ -141,6 +141,20 @@ def fnv1a32(s):
     return h
 
 
+def check_options(ring, hook, d_in, dtype, model, checksum):
+    """ValueError for what no producer (pure Python or native) accepts."""
+    if not ring_name_valid(ring):
+        raise ValueError("ring name must be 1-64 characters of [A-Za-z0-9._-]")
+    if dtype not in DTYPES:
+        raise ValueError("dtype must be one of %s" % ", ".join(DTYPES))
+    if not hook or len(hook.encode()) >= 120 or len(model.encode()) >= 120:
+        raise ValueError("hook (required) and model must be shorter than 120 bytes")
+    if not 0 < int(d_in) <= 1 << 24:
+        raise ValueError("d_in must be 1..2^24")
+    if checksum not in ("rows", "header"):
+        raise ValueError("checksum must be 'rows' or 'header'")
+
+
 def ring_name_valid(name):
     ok = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     return 0 < len(name) <= 64 and name[0] != "." and all(c in ok for c in name)
@@ -250,16 +264,7 @@ class Producer:
 
     def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
                  handshake_timeout=1.0, checksum="rows", wake=True, heartbeat=1.0):
-        if not ring_name_valid(ring):
-            raise ValueError("ring name must be 1-64 characters of [A-Za-z0-9._-]")
-        if dtype not in DTYPES:
-            raise ValueError("dtype must be one of %s" % ", ".join(DTYPES))
-        if not hook or len(hook.encode()) >= 120 or len(model.encode()) >= 120:
-            raise ValueError("hook (required) and model must be shorter than 120 bytes")
-        if not 0 < int(d_in) <= 1 << 24:
-            raise ValueError("d_in must be 1..2^24")
-        if checksum not in ("rows", "header"):
-            raise ValueError("checksum must be 'rows' or 'header'")
+        check_options(ring, hook, d_in, dtype, model, checksum)
         self.ring = ring
         self.path = os.path.join(SHM_DIR, SHM_PREFIX + ring)
         self.hook, self.model, self.d_in = hook, model, int(d_in)
