@@ -207,21 +207,37 @@ static bool geometry_ok(const ring_header *h, size_t size)
 #define MADV_POPULATE_WRITE 23
 #endif
 
+/* Read one byte of every page in [start, end): see prefault_slots(). */
+static void touch_pages(uintptr_t start, uintptr_t end, uintptr_t page)
+{
+    for (uintptr_t a = start & ~(page - 1); a < end; a += page)
+        (void)*(volatile const uint8_t *)a;
+}
+
 /* Map, now, the pages a one-row frame touches in every slot, so that the
  * first lap of publishing does not take a page fault per slot on the model's
- * thread (on a VM a fault costs as much as a system call: 20-60 us). Larger
- * frames fault their extra pages once. Best effort (older kernels lack
- * MADV_POPULATE_WRITE); no byte of the segment is written. */
+ * thread (on a VM a fault costs as much as a system call: 20-60 us). Then
+ * read one byte of each: on the KVM guests measured (docs/benchmarks.md,
+ * issue 25) the first user-space access of a page mapped by
+ * MADV_POPULATE_WRITE still cost ~5 us (no fault is counted in the guest:
+ * the cost is the hypervisor's), 15-20 us for a 2304-float row, and
+ * a read here pays it at attach instead of on the first lap of tokens.
+ * Larger frames map and touch their extra pages once. Best effort (older
+ * kernels lack MADV_POPULATE_WRITE); no byte of the segment is written. */
 static void prefault_slots(const saemon_producer *p)
 {
     const ring_header *h = p->h;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     /* the verdict table too: saemon_producer_get_verdict() reads it */
-    madvise((uint8_t *)p->map + (h->verdict_offset & ~(uint64_t)(page - 1)),
-            h->verdict_offset % page + (size_t)h->verdict_entries * 8u, MADV_POPULATE_READ);
+    uintptr_t verdicts = (uintptr_t)p->map + (h->verdict_offset & ~(uint64_t)(page - 1));
+    size_t verdict_len = h->verdict_offset % page + (size_t)h->verdict_entries * 8u;
+    madvise((void *)verdicts, verdict_len, MADV_POPULATE_READ);
+    touch_pages(verdicts, verdicts + verdict_len, page);
     size_t bytes = FRAME_HEADER_BYTES + p->row_bytes;
     if (bytes * 2 >= h->slot_bytes) { /* most of every slot: the whole region at once */
-        madvise(p->slots, (size_t)h->slots * h->slot_bytes, MADV_POPULATE_WRITE);
+        size_t all = (size_t)h->slots * h->slot_bytes;
+        madvise(p->slots, all, MADV_POPULATE_WRITE);
+        touch_pages((uintptr_t)p->slots, (uintptr_t)p->slots + all, page);
         return;
     }
     for (uint32_t i = 0; i < h->slots; i++) {
@@ -229,6 +245,7 @@ static void prefault_slots(const saemon_producer *p)
         uintptr_t start = a & ~(page - 1), end = (a + bytes + page - 1) & ~(page - 1);
         if (madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0)
             return;
+        touch_pages(start, end, page);
     }
 }
 
