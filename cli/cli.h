@@ -221,9 +221,19 @@ bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_di
 
 /* Handle one of the options above; returns 1 if `c` was one (0 if not, -1 on a bad value). */
 int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o);
-/* run/demo: an encoder option, else a sink option; returns 1 if `c` was one
- * (0 if not, -1 on a bad value). */
-int cli_live_option(int c, const char *arg, saemon_encoder_options *o, cli_sink_flags *f);
+/* What run and demo share on their command lines: encoder and sink options,
+ * --encode and --rate. */
+typedef struct cli_live_flags {
+    saemon_encoder_options eo;
+    cli_sink_flags sf;
+    cli_plan plan;
+    double rate;
+} cli_live_flags;
+#define CLI_LIVE_FLAGS_INIT {.plan = {.mode = SAEMON_ENCODE_AUTO}}
+/* run/demo: one of the shared options above. Returns true if `c` was one
+ * with a good value; otherwise prints the usage to stderr (unknown option)
+ * or the value's error, and returns false. */
+bool cli_live_option(int c, const char *arg, cli_live_flags *f, void (*usage)(FILE *));
 /* Print the placement warning, if any, to stderr. */
 void cli_encoder_warn(const saemon_encoder *enc);
 void cli_session_close(cli_session *s);

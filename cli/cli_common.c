@@ -196,10 +196,19 @@ int cli_encoder_option(int c, const char *arg, saemon_encoder_options *o)
     }
 }
 
-int cli_live_option(int c, const char *arg, saemon_encoder_options *o, cli_sink_flags *f)
+bool cli_live_option(int c, const char *arg, cli_live_flags *f, void (*usage)(FILE *))
 {
-    int r = cli_encoder_option(c, arg, o);
-    return r == 0 ? cli_sink_option(c, arg, f) : r;
+    switch (c) {
+    case 'L': return cli_parse_rate(arg, &f->rate);
+    case 'N': return cli_parse_encode_mode(arg, &f->plan.mode);
+    default: break;
+    }
+    int r = cli_encoder_option(c, arg, &f->eo);
+    if (r == 0)
+        r = cli_sink_option(c, arg, &f->sf);
+    if (r == 0)
+        usage(stderr);
+    return r == 1;
 }
 
 void cli_encoder_warn(const saemon_encoder *enc)

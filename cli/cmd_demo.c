@@ -33,10 +33,7 @@ int cmd_demo(int argc, char **argv)
         {0, 0, 0, 0}};
     size_t n_tokens = 20000, seed = 2024;
     const char *rules_path = NULL;
-    saemon_encoder_options eo = {0};
-    cli_sink_flags sf = {0};
-    double rate = 0;
-    cli_plan plan = {.mode = SAEMON_ENCODE_AUTO};
+    cli_live_flags fl = CLI_LIVE_FLAGS_INIT;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -46,19 +43,13 @@ int cmd_demo(int argc, char **argv)
             if (strcmp(optarg, "0") == 0)
                 n_tokens = 0;
             break;
-        case 'L': if (!cli_parse_rate(optarg, &rate)) return CLI_USAGE; break;
         case 's': if (!cli_parse_size("--seed", optarg, &seed)) return CLI_USAGE; break;
         case 'r': rules_path = optarg; break;
-        case 'N': if (!cli_parse_encode_mode(optarg, &plan.mode)) return CLI_USAGE; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: {
-            int r = cli_live_option(c, optarg, &eo, &sf);
-            if (r == 1)
-                break;
-            if (r == 0)
-                usage(stderr);
-            return CLI_USAGE;
-        }
+        default:
+            if (!cli_live_option(c, optarg, &fl, usage))
+                return CLI_USAGE;
+            break;
         }
     }
     if (optind != argc) {
@@ -89,14 +80,14 @@ int cmd_demo(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         goto done;
     }
-    if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
+    if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = fl.sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }
-    eo.max_batch = CHUNK;
-    if (!cli_plan_apply(&plan, rules, &eo))
+    fl.eo.max_batch = CHUNK;
+    if (!cli_plan_apply(&fl.plan, rules, &fl.eo))
         goto done;
-    if (saemon_encoder_create(dict, &eo, &enc, &err) != SAEMON_OK) {
+    if (saemon_encoder_create(dict, &fl.eo, &enc, &err) != SAEMON_OK) {
         cli_fail("demo", &err);
         goto done;
     }
@@ -110,7 +101,7 @@ int cmd_demo(int argc, char **argv)
     printf("rules          %s (%zu rules, %zu enabled)\n\n", rules_path ? rules_path : "monitors/examples/demo.yaml (embedded)",
            saemon_rules_get_count(rules), saemon_rules_get_enabled_count(rules));
     fflush(stdout);
-    if (!(sinks = cli_sinks_open("demo", &sf, "demo")))
+    if (!(sinks = cli_sinks_open("demo", &fl.sf, "demo")))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);
@@ -120,10 +111,10 @@ int cmd_demo(int argc, char **argv)
     uint64_t alarm_tokens = 0, long_bursts = 0, pairs = 0;
     cli_replay rp = {.encoder = enc, .monitor = mon, .d_in = TOY_D_IN, .tokens_per_stream = UINT64_MAX,
                      .on_alert = saemon_sinks_alert, .alert_user = sinks};
-    cli_live live = {.what = "demo", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
-                     .encoder = enc, .plan = &plan,
+    cli_live live = {.what = "demo", .rules_path = rules_path, .dict = info, .can_reconstruct = fl.eo.reconstruction,
+                     .encoder = enc, .plan = &fl.plan,
                      .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
-                     .rate = rate};
+                     .rate = fl.rate};
     cli_live_start(&live);
     for (size_t done_tokens = 0; (n_tokens == 0 || done_tokens < n_tokens) && !cli_live_stopping();) {
         size_t m = n_tokens && n_tokens - done_tokens < CHUNK ? n_tokens - done_tokens : CHUNK;
@@ -154,6 +145,6 @@ done:
     saemon_encoder_destroy(enc);
     saemon_dict_close(dict);
     toy_destroy(toy);
-    cli_plan_free(&plan);
+    cli_plan_free(&fl.plan);
     return rc;
 }

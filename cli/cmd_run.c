@@ -21,27 +21,18 @@ int cmd_run(int argc, char **argv)
         {"input", required_argument, 0, 'i'},  {"rate", required_argument, 0, 'L'},
         CLI_ENCODER_LONG_OPTIONS, CLI_PLAN_LONG_OPTION, CLI_SINK_LONG_OPTIONS, {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     const char *sae = NULL, *rules_path = NULL, *input = NULL;
-    saemon_encoder_options eo = {0};
-    cli_sink_flags sf = {0};
-    double rate = 0;
-    cli_plan plan = {.mode = SAEMON_ENCODE_AUTO};
+    cli_live_flags fl = CLI_LIVE_FLAGS_INIT;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': sae = optarg; break;
         case 'r': rules_path = optarg; break;
         case 'i': input = optarg; break;
-        case 'L': if (!cli_parse_rate(optarg, &rate)) return CLI_USAGE; break;
-        case 'N': if (!cli_parse_encode_mode(optarg, &plan.mode)) return CLI_USAGE; break;
         case 'h': usage(stdout); return CLI_OK;
-        default: {
-            int r = cli_live_option(c, optarg, &eo, &sf);
-            if (r == 1)
-                break;
-            if (r == 0)
-                usage(stderr);
-            return CLI_USAGE;
-        }
+        default:
+            if (!cli_live_option(c, optarg, &fl, usage))
+                return CLI_USAGE;
+            break;
         }
     }
     if (!sae || !rules_path || !input || optind != argc) {
@@ -55,9 +46,9 @@ int cmd_run(int argc, char **argv)
         return CLI_FAIL;
     }
     cli_session s;
-    if (!cli_session_open_rules(&s, "run", sae, input, &eo, rules, &plan)) {
+    if (!cli_session_open_rules(&s, "run", sae, input, &fl.eo, rules, &fl.plan)) {
         saemon_rules_close(rules);
-        cli_plan_free(&plan);
+        cli_plan_free(&fl.plan);
         return CLI_FAIL;
     }
     const saemon_dict_info *info = saemon_dict_get_info(s.dict);
@@ -65,25 +56,25 @@ int cmd_run(int argc, char **argv)
     saemon_monitor *mon = NULL;
     cli_capture capture = {0};
     saemon_sinks *sinks = NULL;
-    if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = sf.resolved}, &mon, &err) != SAEMON_OK) {
+    if (saemon_monitor_create(rules, info, &(saemon_monitor_options){.resolved = fl.sf.resolved}, &mon, &err) != SAEMON_OK) {
         cli_fail("run", &err);
         goto done;
     }
     /* rules with `capture:` (now or after a reload) get the window's top features */
-    capture = (cli_capture){.dict = s.dict, .variant = eo.variant, .rows = s.input.data, .d_in = info->d_in,
+    capture = (cli_capture){.dict = s.dict, .variant = fl.eo.variant, .rows = s.input.data, .d_in = info->d_in,
                             .tokens_per_stream = s.tokens_per_stream, .n_rows = s.n_rows};
     saemon_monitor_set_capture(mon, cli_capture_fn, &capture);
-    if (!(sinks = cli_sinks_open("run", &sf, input)))
+    if (!(sinks = cli_sinks_open("run", &fl.sf, input)))
         goto done;
     /* a recording or a generator: slow down rather than lose an alert */
     saemon_sinks_set_backpressure(sinks, true);
     cli_replay rp = {.encoder = s.encoder, .monitor = mon, .d_in = info->d_in,
                      .tokens_per_stream = s.tokens_per_stream, .on_alert = saemon_sinks_alert,
                      .alert_user = sinks};
-    cli_live live = {.what = "run", .rules_path = rules_path, .dict = info, .can_reconstruct = eo.reconstruction,
-                     .encoder = s.encoder, .plan = &plan,
+    cli_live live = {.what = "run", .rules_path = rules_path, .dict = info, .can_reconstruct = fl.eo.reconstruction,
+                     .encoder = s.encoder, .plan = &fl.plan,
                      .monitor = mon, .rules = &rules, .on_alert = saemon_sinks_alert, .alert_user = sinks,
-                     .rate = rate};
+                     .rate = fl.rate};
     cli_live_start(&live);
     const size_t batch = saemon_encoder_get_max_batch(s.encoder);
     for (size_t row = 0; row < s.n_rows && !cli_live_stopping();) {
@@ -107,6 +98,6 @@ done:
     cli_capture_close(&capture);
     cli_session_close(&s);
     saemon_rules_close(rules);
-    cli_plan_free(&plan);
+    cli_plan_free(&fl.plan);
     return rc;
 }

@@ -10,6 +10,9 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from generated import write_or_check  # noqa: E402
+
 JSON = os.path.join(HERE, "saemon-dashboard.json")
 OUT = os.path.join(HERE, "saemon-dashboard-configmap.yaml")
 
@@ -34,20 +37,7 @@ def render(text):
 
 
 def main():
-    with open(JSON) as f:
-        want = render(f.read())
-    if sys.argv[1:] == ["--check"]:
-        try:
-            with open(OUT) as f:
-                have = f.read()
-        except FileNotFoundError:
-            have = None
-        if have != want:
-            print(f"{OUT} is out of date: run deploy/grafana/make-configmap.py", file=sys.stderr)
-            sys.exit(1)
-        return
-    with open(OUT, "w") as f:
-        f.write(want)
+    write_or_check(JSON, OUT, render, "deploy/grafana/make-configmap.py")
 
 
 if __name__ == "__main__":

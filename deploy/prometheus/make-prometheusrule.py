@@ -10,6 +10,9 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from generated import write_or_check  # noqa: E402
+
 RULES = os.path.join(HERE, "saemon-alerts.yml")
 OUT = os.path.join(HERE, "saemon-prometheusrule.yaml")
 
@@ -34,16 +37,7 @@ def render(text):
 
 
 def main():
-    with open(RULES) as f:
-        want = render(f.read())
-    if sys.argv[1:] == ["--check"]:
-        have = open(OUT).read() if os.path.exists(OUT) else None
-        if have != want:
-            print(f"{OUT} is out of date: run deploy/prometheus/make-prometheusrule.py", file=sys.stderr)
-            sys.exit(1)
-        return
-    with open(OUT, "w") as f:
-        f.write(want)
+    write_or_check(RULES, OUT, render, "deploy/prometheus/make-prometheusrule.py")
 
 
 if __name__ == "__main__":
