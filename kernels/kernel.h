@@ -64,6 +64,11 @@ typedef struct saemon_kernel {
      * or "screen" (small-copy screen + exact fp32 recompute); tile = rows x
      * latents of the register tile, e.g. "f32-encode-8x32-avx512". */
     const char *name;
+    /* Version of pack()'s output for this variant (its layout and the values
+     * it computes). A packed form stored in a pack file (runtime/pack_write.c)
+     * is used in place only by the variant of the same name and layout
+     * version: bump it whenever pack() or packed_size() change. */
+    uint32_t packed_layout;
     const char *family;    /* "scalar", "portable", "avx2", "avx512", "neon": the family of vector code it
                             * runs in (avx2 also for AVX-VNNI on ymm); SAEMON_ISA matches this or name */
     uint32_t cpu_features; /* SAEMON_CPU_* bits the variant needs */
@@ -78,7 +83,10 @@ typedef struct saemon_kernel {
     size_t (*packed_size)(const saemon_kernel_plan *plan);
     size_t (*scratch_size)(const saemon_kernel_plan *plan, size_t max_batch);
     /* Lay out W (fp32, [d_sae][d_in], row j = encoder column of latent j) for
-     * this kernel. `packed` is 64-byte aligned and packed_size bytes long. */
+     * this kernel. `packed` is 64-byte aligned and packed_size bytes long.
+     * The result depends only on d_in, d_sae and W (never on the epilogue,
+     * biases or flags), so it can be computed once and stored: encode may be
+     * given a read-only packed form written earlier by this same pack(). */
     void (*pack)(const saemon_kernel_plan *plan, const float *w_rows, void *packed);
     /* Encode n rows of x ([n][d_in], contiguous). */
     void (*encode)(const saemon_kernel_plan *plan, const void *packed, const float *x, size_t n,

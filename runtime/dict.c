@@ -344,6 +344,23 @@ bool saemon_dict_get_feature_log_sparsity(const saemon_dict *d, size_t feature, 
     return true;
 }
 
+const char *saemon_dict_get_feature_label(const saemon_dict *d, size_t feature)
+{
+    if (!d || !d->labels || feature >= d->info.d_sae)
+        return NULL;
+    size_t lo = 0, hi = d->n_labels; /* entries sorted by feature */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->labels[3 * mid] < feature)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < d->n_labels && d->labels[3 * lo] == feature ? d->labels_base + d->labels[3 * lo + 1] : NULL;
+}
+
+size_t saemon_dict_get_label_count(const saemon_dict *d) { return d ? d->n_labels : 0; }
+
 bool saemon_dict_is_feature_dead(const saemon_dict *d, size_t feature)
 {
     float v;

@@ -20,6 +20,7 @@ typedef struct slice {
     saemon_kernel_plan plan; /* arrays offset to the slice, index_base = first position */
     size_t cap;              /* slots per row */
     void *packed, *scratch;
+    bool mapped;             /* packed points into a pack's mapping (read-only, not owned) */
     uint32_t *index, *count;
     float *value;
 } slice;
@@ -42,7 +43,7 @@ typedef struct plan_set {
     uint32_t *csr_index;
     float *csr_value;
     bool csr_aliases;
-    char describe[320];
+    char describe[512];
 } plan_set;
 
 struct saemon_encoder {

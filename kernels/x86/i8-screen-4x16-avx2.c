@@ -79,6 +79,7 @@ static inline __m256i load_w(const char *p) { return _mm256_cvtepi8_epi16(_mm_lo
 
 const saemon_kernel saemon_kernel_i8_screen_4x16_avx2 = {
     .name = "i8-screen-4x16-avx2",
+    .packed_layout = 1,
     .family = "avx2",
     .cpu_features = SAEMON_CPU_AVX2,
     .priority = 8,

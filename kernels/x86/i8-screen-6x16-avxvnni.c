@@ -64,6 +64,7 @@ static inline __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) { return _mm25
 
 const saemon_kernel saemon_kernel_i8_screen_6x16_avxvnni = {
     .name = "i8-screen-6x16-avxvnni",
+    .packed_layout = 1,
     .family = "avx2",
     .cpu_features = VARIANT_CPU_FEATURES,
     .priority = 9,

@@ -39,6 +39,7 @@ typedef __m512i tile_acc;
 
 const saemon_kernel saemon_kernel_i8_screen_8x32_avx512vnni = {
     .name = "i8-screen-8x32-avx512vnni",
+    .packed_layout = 1,
     .family = "avx512",
     .cpu_features = SAEMON_CPU_AVX512F | SAEMON_CPU_AVX512VNNI,
     .priority = 30,
