@@ -171,14 +171,12 @@ static void describe_packing(const saemon_encoder *enc, const plan_set *set, cha
                  ": the pack stores no kernel's packed form (written without --kernels, or an older pack)");
         return;
     }
-    at += snprintf(buf + at, len - (size_t)at, ": the pack stores packed forms for");
+    at += snprintf(buf + at, len - (size_t)at, ": the pack stores no packed form for %s (layout %u) in %zu slice%s; it has",
+                   enc->kernel->name, enc->kernel->packed_layout, set->n_slices, set->n_slices == 1 ? "" : "s");
     for (size_t i = 0; i < d->n_packed && at > 0 && (size_t)at < len; i++)
         at += snprintf(buf + at, len - (size_t)at, "%s %s (layout %u, latents %zu..%zu)", i ? "," : "",
                        d->packed[i].kernel, d->packed[i].layout, d->packed[i].index_base,
                        d->packed[i].index_base + d->packed[i].d_sae - 1);
-    if (at > 0 && (size_t)at < len)
-        snprintf(buf + at, len - (size_t)at, ", not for %s (layout %u) in %zu slice%s", enc->kernel->name,
-                 enc->kernel->packed_layout, set->n_slices, set->n_slices == 1 ? "" : "s");
 }
 
 saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *err)
