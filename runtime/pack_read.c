@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/sha256.h"
+#include "kernels/kernel.h"
 #include "runtime/dict_internal.h"
 #include "runtime/pack.h"
 #include "runtime/pack_format.h"
@@ -519,11 +520,41 @@ saemon_status saemon_pack_print(const char *path, FILE *f, saemon_error *err)
         fprintf(f, "release        layer %d, width %s, l0 %s\n", h->layer, strs[PS_WIDTH], strs[PS_L0]);
     fprintf(f, "file           %llu bytes, data sha256 %.64s\n", (unsigned long long)h->file_bytes, h->data_sha256);
     fprintf(f, "sections       kind            offset        length  align  element\n");
+    static const char *const elems[] = {"?", "f32", "u32", "f64", "u8"};
     const pack_section *table = (const pack_section *)(hdr + PACK_FIXED_BYTES);
     for (uint32_t i = 0; i < h->n_sections; i++)
         fprintf(f, "               %-12s %10llu  %12llu  %5u  %s\n", pack_kind_name(table[i].kind),
                 (unsigned long long)table[i].offset, (unsigned long long)table[i].length, table[i].align,
-                table[i].elem == PACK_ELEM_U32 ? "u32" : "f32");
+                elems[table[i].elem <= PACK_ELEM_U8 ? table[i].elem : 0]);
+    const saemon_kernel *here = saemon_kernel_select(NULL);
+    for (uint32_t i = 0; i < h->n_sections; i++) {
+        pack_kernel_desc kd;
+        if (table[i].kind != PACK_KERNEL ||
+            pread(fd, &kd, sizeof kd, (off_t)table[i].offset) != (ssize_t)sizeof kd)
+            continue;
+        kd.name[sizeof kd.name - 1] = 0;
+        fprintf(f, "packed kernel  %s (layout %u), latents %llu..%llu, %.1f MiB%s\n", kd.name, kd.layout,
+                (unsigned long long)kd.index_base, (unsigned long long)(kd.index_base + kd.d_sae - 1),
+                (double)kd.packed_bytes / 1048576.0,
+                here && !strcmp(here->name, kd.name) && here->packed_layout == kd.layout
+                    ? " (what this CPU chooses: used in place)"
+                    : "");
+    }
+    if (!sec[PACK_KERNEL].kind)
+        fprintf(f, "packed kernel  none (the encoder packs at load)\n");
+    uint32_t n_labels = 0;
+    if (sec[PACK_LABELS].kind && pread(fd, &n_labels, 4, (off_t)sec[PACK_LABELS].offset) == 4) {
+        fprintf(f, "labels         %u feature%s labelled", n_labels, n_labels == 1 ? "" : "s");
+        uint32_t e[3];
+        char text[81] = "";
+        if (n_labels && pread(fd, e, sizeof e, (off_t)sec[PACK_LABELS].offset + 4) == (ssize_t)sizeof e &&
+            e[1] < sec[PACK_LABELS].length) {
+            ssize_t got = pread(fd, text, sizeof text - 1, (off_t)(sec[PACK_LABELS].offset + e[1]));
+            text[got > 0 ? (size_t)got : 0] = 0;
+            fprintf(f, ", e.g. %u: %s%s", e[0], text, e[2] > 80 ? "..." : "");
+        }
+        fprintf(f, "\n");
+    }
     fprintf(f, "latents        %llu of %llu", (unsigned long long)h->n_rows, (unsigned long long)h->d_sae);
     if (h->flags & PACK_F_SUBSET) {
         size_t n = h->n_rows < 64 ? (size_t)h->n_rows : 64;
