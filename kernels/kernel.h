@@ -79,6 +79,13 @@ typedef struct saemon_kernel {
     /* A screen + exact fp32 recompute: honours SAEMON_PLAN_NO_SCREEN, and
      * must then give bit for bit what it gives screened. */
     int screened;
+    /* Nonzero when, for every d_in that is a multiple of it, pack() begins
+     * `packed` with W's rows unchanged ([d_sae][d_in] fp32, the copy a screen
+     * recomputes from) and never reads them back after writing past them: a
+     * buffer that already holds the rows (the dictionary's, loaded into one
+     * allocation of packed_size bytes) can then be packed in place, and the
+     * rows are held once (runtime/encoder_plan.c). */
+    uint32_t packed_rows_align;
     /* Bytes of packed weights and of per-call scratch for batches up to max_batch. */
     size_t (*packed_size)(const saemon_kernel_plan *plan);
     size_t (*scratch_size)(const saemon_kernel_plan *plan, size_t max_batch);

@@ -58,6 +58,13 @@ struct saemon_dict {
      * above point into (then only row_slot is owned); NULL otherwise. */
     void *map;
     size_t map_len;
+    /* A whole load's W_enc_rows allocation is rows_capacity bytes: room
+     * behind the rows for the rest of the chosen kernel's packed form, so one
+     * encoder's full plan packs in place and the rows are held once
+     * (kernel.h packed_rows_align). The room is virtual until used;
+     * rows_tail_taken says an encoder's plan holds it (runtime/encoder_plan.c). */
+    size_t rows_capacity;
+    int rows_tail_taken;
     /* From a pack, pointing into the mapping (NULL / 0 otherwise): */
     const double *b_dec_dot;            /* [d_sae]: dict_b_dec_dot precomputed */
     dict_packed packed[DICT_MAX_PACKED]; /* kernels' packed forms */

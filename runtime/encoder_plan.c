@@ -66,7 +66,15 @@ static void setup_slice(const saemon_encoder *enc, const plan_set *set, slice *s
                          : dict_find_packed(d, enc->kernel->name, enc->kernel->packed_layout, s->plan.index_base,
                                             s->plan.d_sae, bytes);
     s->mapped = stored != NULL;
-    s->packed = stored ? (void *)stored : saemon_aligned_alloc(bytes);
+    /* The whole plan in one slice, with a variant that keeps the rows first
+     * in its packed form: pack in place behind the dictionary's own rows
+     * (allocated with that room), so the rows are held once. One plan at a
+     * time holds the room; another packs its own copy. */
+    s->in_rows = !stored && !set->map && !d->row_slot && !d->map && s->plan.index_base == 0 &&
+                 s->plan.d_sae == d->info.d_sae && enc->kernel->packed_rows_align &&
+                 d_in % enc->kernel->packed_rows_align == 0 && d->rows_capacity >= bytes &&
+                 !__atomic_exchange_n(&((saemon_dict *)d)->rows_tail_taken, 1, __ATOMIC_ACQ_REL);
+    s->packed = stored ? (void *)stored : s->in_rows ? (void *)d->W_enc_rows : saemon_aligned_alloc(bytes);
     s->scratch = scratch ? saemon_aligned_alloc(scratch) : NULL;
     s->index = malloc(slots * sizeof(uint32_t));
     s->value = malloc(slots * sizeof(float));
@@ -74,6 +82,7 @@ static void setup_slice(const saemon_encoder *enc, const plan_set *set, slice *s
     if (!s->packed || (scratch && !s->scratch) || !s->index || !s->value || !s->count || s->mapped)
         return; /* checked by the caller */
     if (!set->map && !d->row_slot) {
+        /* in_rows: the rows are already where pack() puts them; it writes only past them */
         enc->kernel->pack(&s->plan, d->W_enc_rows + (size_t)s->plan.index_base * d_in, s->packed);
         return;
     }
@@ -160,6 +169,10 @@ static void describe_packing(const saemon_encoder *enc, const plan_set *set, cha
         return;
     }
     int at = snprintf(buf, len, "%.1f MiB packed at load", own);
+    if (set->n_slices && set->slices[0].in_rows) {
+        snprintf(buf + at, len - (size_t)at, ", in place behind the dictionary's rows (the fp32 rows held once)");
+        return;
+    }
     if (!d->map || at < 0 || (size_t)at >= len)
         return;
     if (mapped > 0) {
@@ -193,7 +206,7 @@ saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *e
         encoder_fold_latent(enc, j); /* a no-op for latents folded at create */
     plan_set *set = calloc(1, sizeof *set);
     if (set)
-        set->whole = enc->plan;
+        set->whole = enc->plan, set->dict = enc->dict;
     if (!set || !split(set, enc->n_slices)) {
         plan_set_free(set);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the encoder plan");
@@ -267,6 +280,7 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
         if (u == 0 || map[u - 1] != map[i])
             map[u++] = map[i];
     set->map = map;
+    set->dict = enc->dict;
     long long gone = missing_row(enc->dict, map, u);
     if (gone >= 0) {
         plan_set_free(set);
@@ -328,7 +342,9 @@ void plan_set_free(plan_set *set)
     if (!set)
         return;
     for (size_t s = 0; set->slices && s < set->n_slices; s++) {
-        if (!set->slices[s].mapped)
+        if (set->slices[s].in_rows)
+            __atomic_store_n(&((saemon_dict *)set->dict)->rows_tail_taken, 0, __ATOMIC_RELEASE);
+        else if (!set->slices[s].mapped)
             free(set->slices[s].packed);
         free(set->slices[s].scratch);
         free(set->slices[s].index);

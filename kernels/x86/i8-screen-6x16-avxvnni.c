@@ -69,6 +69,7 @@ const saemon_kernel saemon_kernel_i8_screen_6x16_avxvnni = {
     .cpu_features = VARIANT_CPU_FEATURES,
     .priority = 9,
     .screened = 1,
+    .packed_rows_align = VL, /* screen-common.h: the fp32 rows come first, row_stride = d_in when VL divides it */
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

@@ -44,6 +44,7 @@ const saemon_kernel saemon_kernel_i8_screen_8x32_avx512vnni = {
     .cpu_features = SAEMON_CPU_AVX512F | SAEMON_CPU_AVX512VNNI,
     .priority = 30,
     .screened = 1,
+    .packed_rows_align = VL, /* screen-common.h: the fp32 rows come first, row_stride = d_in when VL divides it */
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

@@ -219,7 +219,7 @@ static size_t expect_filtered(const saemon_features *full, const saemon_features
 typedef struct held {
     size_t offsets[ROWS + 1];
     uint32_t index[ROWS * D_SAE];
-    float value[ROWS * D_SAE];
+    float value[ROWS * D_SAE];  /* ROWS x D_SAE >= 5 x 700: the in-place test fits */
     saemon_features f;
 } held;
 
@@ -555,4 +555,56 @@ Test(plan_load, reload_refuses_a_changed_file)
     free(w);
     free(w2);
     free(dir);
+}
+
+/* --encode all from a loaded dictionary holds the fp32 rows once: the
+ * variants whose packed form starts with the rows pack in place behind the
+ * dictionary's own rows (allocated with room for the chosen variant's packed
+ * form). The features equal a second encoder's, which cannot share the room
+ * and packs its own copy, bit for bit, on every variant runnable here. */
+Test(plan_load, full_plan_packs_in_place_behind_the_rows)
+{
+    enum { DI = 64, DS = 700, R = 5 };
+    static float we[DI * DS], wd[DI * DS], be[DS], bd[DI], th[DS], xx[R * DI];
+    rng = 0x3141592ull;
+    for (size_t i = 0; i < DI * DS; i++)
+        we[i] = 0.3f * frand(), wd[i] = frand();
+    for (size_t j = 0; j < DS; j++)
+        be[j] = 0.1f * frand(), th[j] = 0.1f + 0.1f * frand();
+    for (size_t i = 0; i < DI; i++)
+        bd[i] = 0.05f * frand();
+    for (size_t i = 0; i < R * DI; i++)
+        xx[i] = frand();
+    saemon_dict_arrays a = {.arch = SAEMON_ARCH_JUMPRELU, .d_in = DI, .d_sae = DS, .apply_b_dec_to_input = true,
+                            .W_enc = we, .W_dec = wd, .b_enc = be, .b_dec = bd, .threshold = th};
+    saemon_dict *d = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_dict_from_arrays(&a, &d, &err), SAEMON_OK, "%s", err.message);
+    size_t nk = 0, in_place = 0;
+    const saemon_kernel *const *ks = saemon_kernels_all(&nk);
+    const saemon_kernel *chosen = saemon_kernel_select(NULL);
+    static held ref;
+    for (size_t v = 0; v < nk; v++) {
+        if (saemon_kernel_missing_features(ks[v]))
+            continue;
+        saemon_encoder_options o = {.variant = ks[v]->name, .max_batch = R};
+        saemon_encoder *e1 = NULL, *e2 = NULL;
+        cr_assert_eq(saemon_encoder_create(d, &o, &e1, &err), SAEMON_OK, "%s", err.message);
+        cr_assert_eq(saemon_encoder_create(d, &o, &e2, &err), SAEMON_OK, "%s", err.message);
+        const bool here = strstr(saemon_encoder_get_plan(e1), "in place behind the dictionary's rows") != NULL;
+        in_place += here;
+        if (ks[v] == chosen && chosen->packed_rows_align)
+            cr_assert(here, "%s: %s", ks[v]->name, saemon_encoder_get_plan(e1));
+        cr_assert_null(strstr(saemon_encoder_get_plan(e2), "in place"), "one plan holds the room");
+        const saemon_features *f1, *f2;
+        cr_assert_eq(saemon_encoder_encode(e2, xx, R, &f2, &err), SAEMON_OK, "%s", err.message);
+        hold(&ref, f2);
+        cr_assert_eq(saemon_encoder_encode(e1, xx, R, &f1, &err), SAEMON_OK, "%s", err.message);
+        cr_assert_gt(expect_filtered(&ref.f, f1, NULL, 0, ks[v]->name), 0);
+        saemon_encoder_destroy(e1);
+        saemon_encoder_destroy(e2);
+    }
+    if (chosen->packed_rows_align)
+        cr_assert_gt(in_place, 0);
+    saemon_dict_close(d);
 }
