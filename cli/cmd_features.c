@@ -183,6 +183,15 @@ int cmd_features(int argc, char **argv)
         asprintf(&probe_labels, "%s/labels.json", sae) >= 0 && access(probe_labels, R_OK) == 0)
         labels_path = probe_labels;
     bool labels_ok = !labels_path || feature_names_load("features", labels_path, info->d_sae, &fo.labels);
+    if (labels_ok && !labels_path && saemon_dict_get_label_count(dict)) { /* a pack's labels (saemon pack --labels) */
+        labels_ok = (fo.labels = calloc(info->d_sae, sizeof *fo.labels)) != NULL;
+        for (size_t j = 0; labels_ok && j < info->d_sae; j++) {
+            const char *l = saemon_dict_get_feature_label(dict, j);
+            labels_ok = !l || (fo.labels[j] = strdup(l));
+        }
+        if (!labels_ok)
+            fprintf(stderr, "saemon features: out of memory for the pack's labels\n");
+    }
     free(probe_labels);
     labels_path = NULL;
     if (!labels_ok)

@@ -64,6 +64,11 @@ typedef struct saemon_kernel {
      * or "screen" (small-copy screen + exact fp32 recompute); tile = rows x
      * latents of the register tile, e.g. "f32-encode-8x32-avx512". */
     const char *name;
+    /* Version of pack()'s output for this variant (its layout and the values
+     * it computes). A packed form stored in a pack file (runtime/pack_write.c)
+     * is used in place only by the variant of the same name and layout
+     * version: bump it whenever pack() or packed_size() change. */
+    uint32_t packed_layout;
     const char *family;    /* "scalar", "portable", "avx2", "avx512", "neon": the family of vector code it
                             * runs in (avx2 also for AVX-VNNI on ymm); SAEMON_ISA matches this or name */
     uint32_t cpu_features; /* SAEMON_CPU_* bits the variant needs */
@@ -74,11 +79,21 @@ typedef struct saemon_kernel {
     /* A screen + exact fp32 recompute: honours SAEMON_PLAN_NO_SCREEN, and
      * must then give bit for bit what it gives screened. */
     int screened;
+    /* Nonzero when, for every d_in that is a multiple of it, pack() begins
+     * `packed` with W's rows unchanged ([d_sae][d_in] fp32, the copy a screen
+     * recomputes from) and never reads them back after writing past them: a
+     * buffer that already holds the rows (the dictionary's, loaded into one
+     * allocation of packed_size bytes) can then be packed in place, and the
+     * rows are held once (runtime/encoder_plan.c). */
+    uint32_t packed_rows_align;
     /* Bytes of packed weights and of per-call scratch for batches up to max_batch. */
     size_t (*packed_size)(const saemon_kernel_plan *plan);
     size_t (*scratch_size)(const saemon_kernel_plan *plan, size_t max_batch);
     /* Lay out W (fp32, [d_sae][d_in], row j = encoder column of latent j) for
-     * this kernel. `packed` is 64-byte aligned and packed_size bytes long. */
+     * this kernel. `packed` is 64-byte aligned and packed_size bytes long.
+     * The result depends only on d_in, d_sae and W (never on the epilogue,
+     * biases or flags), so it can be computed once and stored: encode may be
+     * given a read-only packed form written earlier by this same pack(). */
     void (*pack)(const saemon_kernel_plan *plan, const float *w_rows, void *packed);
     /* Encode n rows of x ([n][d_in], contiguous). */
     void (*encode)(const saemon_kernel_plan *plan, const void *packed, const float *x, size_t n,

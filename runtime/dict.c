@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "base/error.h"
+#include "kernels/kernel.h"
 #include "runtime/dict_internal.h"
 #include "runtime/half.h"
 #include "base/sha256.h"
@@ -21,11 +22,13 @@ void *saemon_aligned_alloc(size_t bytes)
     return aligned_alloc(64, rounded ? rounded : 64);
 }
 
-static float *alloc_floats(size_t n)
+/* n zeroed floats, in an allocation of `capacity` bytes when that is larger
+ * (the rest is left untouched). */
+static float *alloc_floats(size_t n, size_t capacity)
 {
     if (n > SIZE_MAX / sizeof(float))
         return NULL;
-    float *p = saemon_aligned_alloc(n * sizeof(float));
+    float *p = saemon_aligned_alloc(capacity > n * sizeof(float) ? capacity : n * sizeof(float));
     /* Weight matrices are written in transposed order on load: huge pages
      * spare the TLB (a hint; ignored where THP is off). */
     if (p && n * sizeof(float) >= ((size_t)4 << 20))
@@ -33,6 +36,22 @@ static float *alloc_floats(size_t n)
     if (p)
         memset(p, 0, n * sizeof(float));
     return p;
+}
+
+/* Bytes to allocate for a whole dictionary's encoder rows: the packed form
+ * of the variant an encoder will choose when it starts with the rows
+ * (kernel.h packed_rows_align), so that encoder packs in place. Only the
+ * rows are written here: the rest stays untouched (not resident) unless an
+ * encoder packs into it. */
+static size_t rows_allocation(size_t d_in, size_t d_sae)
+{
+    const size_t rows = d_in * d_sae * sizeof(float);
+    const saemon_kernel *k = saemon_kernel_select(NULL);
+    if (!k || !k->packed_rows_align || d_in % k->packed_rows_align)
+        return rows;
+    saemon_kernel_plan p = {.d_in = d_in, .d_sae = d_sae};
+    size_t packed = k->packed_size(&p);
+    return packed > rows ? packed : rows;
 }
 
 saemon_dict *saemon_dict_alloc_rows(size_t d_in, size_t d_sae, saemon_arch arch, const uint32_t *latents,
@@ -55,8 +74,9 @@ saemon_dict *saemon_dict_alloc_rows(size_t d_in, size_t d_sae, saemon_arch arch,
     d->info.d_in = d_in;
     d->info.d_sae = d_sae;
     d->n_rows = latents ? n_rows : d_sae;
-    bool ok = (d->W_enc_rows = alloc_floats(latents ? n_r : n_w)) && (!decoder || (d->W_dec = alloc_floats(n_w))) &&
-              (d->b_dec = alloc_floats(d_in));
+    d->rows_capacity = latents ? n_r * sizeof(float) : rows_allocation(d_in, d_sae);
+    bool ok = (d->W_enc_rows = alloc_floats(latents ? n_r : n_w, d->rows_capacity)) &&
+              (!decoder || (d->W_dec = alloc_floats(n_w, 0))) && (d->b_dec = alloc_floats(d_in, 0));
     if (ok && latents) {
         ok = (d->row_slot = malloc(d_sae * sizeof(uint32_t))) &&
              (d->row_latent = malloc((n_rows ? n_rows : 1) * sizeof(uint32_t)));
@@ -70,12 +90,12 @@ saemon_dict *saemon_dict_alloc_rows(size_t d_in, size_t d_sae, saemon_arch arch,
         }
     }
     if (ok && arch == SAEMON_ARCH_GATED)
-        ok = (d->b_gate = alloc_floats(d_sae)) && (d->r_mag = alloc_floats(d_sae)) &&
-             (d->b_mag = alloc_floats(d_sae));
+        ok = (d->b_gate = alloc_floats(d_sae, 0)) && (d->r_mag = alloc_floats(d_sae, 0)) &&
+             (d->b_mag = alloc_floats(d_sae, 0));
     else if (ok)
-        ok = (d->b_enc = alloc_floats(d_sae)) != NULL;
+        ok = (d->b_enc = alloc_floats(d_sae, 0)) != NULL;
     if (ok && arch == SAEMON_ARCH_JUMPRELU)
-        ok = (d->threshold = alloc_floats(d_sae)) != NULL;
+        ok = (d->threshold = alloc_floats(d_sae, 0)) != NULL;
     if (!ok) {
         saemon_dict_close(d);
         saemon_error_set(err, SAEMON_ERR_NOMEM,
@@ -131,7 +151,7 @@ saemon_status dict_keep_rows(saemon_dict *d, const uint32_t *latents, size_t n, 
     }
     if (d->row_slot || n == dsae)
         return SAEMON_OK; /* already planned, or every latent */
-    float *rows = alloc_floats(din * (n ? n : 1));
+    float *rows = alloc_floats(din * (n ? n : 1), 0);
     uint32_t *slot = malloc(dsae * sizeof *slot), *lat = malloc((n ? n : 1) * sizeof *lat);
     if (!rows || !slot || !lat) {
         free(rows);
@@ -148,6 +168,7 @@ saemon_status dict_keep_rows(saemon_dict *d, const uint32_t *latents, size_t n, 
     }
     free(d->W_enc_rows);
     d->W_enc_rows = rows;
+    d->rows_capacity = din * (n ? n : 1) * sizeof(float);
     d->row_slot = slot;
     d->row_latent = lat;
     d->n_rows = n;
@@ -343,6 +364,23 @@ bool saemon_dict_get_feature_log_sparsity(const saemon_dict *d, size_t feature, 
         *log10_density = d->log_sparsity[feature];
     return true;
 }
+
+const char *saemon_dict_get_feature_label(const saemon_dict *d, size_t feature)
+{
+    if (!d || !d->labels || feature >= d->info.d_sae)
+        return NULL;
+    size_t lo = 0, hi = d->n_labels; /* entries sorted by feature */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->labels[3 * mid] < feature)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < d->n_labels && d->labels[3 * lo] == feature ? d->labels_base + d->labels[3 * lo + 1] : NULL;
+}
+
+size_t saemon_dict_get_label_count(const saemon_dict *d) { return d ? d->n_labels : 0; }
 
 bool saemon_dict_is_feature_dead(const saemon_dict *d, size_t feature)
 {

@@ -24,6 +24,15 @@ typedef struct dict_source {
 } dict_source;
 
 #define DICT_NO_ROW UINT32_MAX
+#define DICT_MAX_PACKED 16
+
+/* A kernel variant's packed form stored in a pack (runtime/pack_read.c). */
+typedef struct dict_packed {
+    const char *kernel; /* variant name, in the mapping */
+    uint32_t layout;    /* its packed_layout */
+    size_t index_base, d_sae, bytes;
+    const void *data;   /* 64-byte aligned, in the mapping */
+} dict_packed;
 
 struct saemon_dict {
     saemon_dict_info info;
@@ -49,7 +58,39 @@ struct saemon_dict {
      * above point into (then only row_slot is owned); NULL otherwise. */
     void *map;
     size_t map_len;
+    /* A whole load's W_enc_rows allocation is rows_capacity bytes: room
+     * behind the rows for the rest of the chosen kernel's packed form, so one
+     * encoder's full plan packs in place and the rows are held once
+     * (kernel.h packed_rows_align). The room is virtual until used;
+     * rows_tail_taken says an encoder's plan holds it (runtime/encoder_plan.c). */
+    size_t rows_capacity;
+    int rows_tail_taken;
+    /* From a pack, pointing into the mapping (NULL / 0 otherwise): */
+    const double *b_dec_dot;            /* [d_sae]: dict_b_dec_dot precomputed */
+    dict_packed packed[DICT_MAX_PACKED]; /* kernels' packed forms */
+    size_t n_packed;
+    const uint32_t *labels;             /* [n_labels][3]: index, offset, length (pack_label_entry) */
+    const char *labels_base;            /* the section the offsets count from */
+    size_t n_labels;
 };
+
+/* b_dec . W_j in double, summed in input order (what folding b_dec into
+ * latent j's biases subtracts; the pack's precomputed value when it has one,
+ * the same sum). The row must be held. */
+static inline double dict_b_dec_dot(const saemon_dict *d, const float *w, size_t j)
+{
+    if (d->b_dec_dot)
+        return d->b_dec_dot[j];
+    double bw = 0.0;
+    for (size_t i = 0; i < d->info.d_in; i++)
+        bw += (double)d->b_dec[i] * w[i];
+    return bw;
+}
+
+/* The packed form a pack stores for kernel `name` (layout version `layout`)
+ * of latents [index_base, index_base + d_sae), `bytes` long, or NULL. */
+const void *dict_find_packed(const saemon_dict *d, const char *name, uint32_t layout, size_t index_base,
+                             size_t d_sae, size_t bytes);
 
 /* The encoder row of latent j, or NULL when it is not held. */
 static inline const float *dict_row(const saemon_dict *d, size_t j)

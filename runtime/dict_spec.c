@@ -662,6 +662,7 @@ saemon_status saemon_dict_add_latents(saemon_dict *d, const uint32_t *latents, s
         free(d->W_enc_rows);
         free(d->row_latent);
         d->W_enc_rows = rows;
+        d->rows_capacity = (d->n_rows + m) * din * sizeof(float);
         d->row_latent = row_lat;
         d->n_rows += m;
         /* atomic: /metrics may read the stats from another thread */

@@ -25,15 +25,11 @@
 void encoder_fold_latent(saemon_encoder *enc, size_t j)
 {
     const saemon_dict *d = enc->dict;
-    const size_t d_in = d->info.d_in;
     const float *w = dict_row(d, j);
     if (!w || enc->folded[j])
         return;
     const float *bias = enc->raw_bias, *mag_bias = enc->raw_mag_bias;
-    double bw = 0.0;
-    if (d->info.apply_b_dec_to_input)
-        for (size_t i = 0; i < d_in; i++)
-            bw += (double)d->b_dec[i] * w[i];
+    const double bw = d->info.apply_b_dec_to_input ? dict_b_dec_dot(d, w, j) : 0.0;
     enc->bias[j] = (float)((double)bias[j] - bw);
     if (enc->mag_bias)
         enc->mag_bias[j] = (float)((double)mag_bias[j] - (double)enc->plan.mag_scale[j] * bw);

@@ -20,6 +20,8 @@ typedef struct slice {
     saemon_kernel_plan plan; /* arrays offset to the slice, index_base = first position */
     size_t cap;              /* slots per row */
     void *packed, *scratch;
+    bool mapped;             /* packed points into a pack's mapping (read-only, not owned) */
+    bool in_rows;            /* packed in place in the dictionary's rows allocation (not owned) */
     uint32_t *index, *count;
     float *value;
 } slice;
@@ -31,6 +33,7 @@ typedef struct slice {
  * a small dictionary; the kernel emits positions 0..n-1 and `map` turns them
  * back into dictionary indices (ascending, so CSR order is kept). */
 typedef struct plan_set {
+    const saemon_dict *dict;
     saemon_kernel_plan whole;
     uint32_t *map;            /* subset: [whole.d_sae] dictionary indices; NULL: full plan */
     float *own[4];            /* subset: gathered bias, threshold, mag_scale, mag_bias */
@@ -42,7 +45,7 @@ typedef struct plan_set {
     uint32_t *csr_index;
     float *csr_value;
     bool csr_aliases;
-    char describe[320];
+    char describe[512];
 } plan_set;
 
 struct saemon_encoder {

@@ -58,16 +58,31 @@ static void setup_slice(const saemon_encoder *enc, const plan_set *set, slice *s
         return;
     const size_t d_in = enc->plan.d_in;
     const size_t slots = enc->max_batch * s->cap;
-    size_t scratch = enc->kernel->scratch_size(&s->plan, enc->max_batch);
-    s->packed = saemon_aligned_alloc(enc->kernel->packed_size(&s->plan));
+    const saemon_dict *d = enc->dict;
+    size_t scratch = enc->kernel->scratch_size(&s->plan, enc->max_batch), bytes = enc->kernel->packed_size(&s->plan);
+    /* A pack that stores this variant's packed form of these latents: used
+     * in place, read-only and shared (pack() made it from the same rows). */
+    const void *stored = set->map || d->row_slot ? NULL
+                         : dict_find_packed(d, enc->kernel->name, enc->kernel->packed_layout, s->plan.index_base,
+                                            s->plan.d_sae, bytes);
+    s->mapped = stored != NULL;
+    /* The whole plan in one slice, with a variant that keeps the rows first
+     * in its packed form: pack in place behind the dictionary's own rows
+     * (allocated with that room), so the rows are held once. One plan at a
+     * time holds the room; another packs its own copy. */
+    s->in_rows = !stored && !set->map && !d->row_slot && !d->map && s->plan.index_base == 0 &&
+                 s->plan.d_sae == d->info.d_sae && enc->kernel->packed_rows_align &&
+                 d_in % enc->kernel->packed_rows_align == 0 && d->rows_capacity >= bytes &&
+                 !__atomic_exchange_n(&((saemon_dict *)d)->rows_tail_taken, 1, __ATOMIC_ACQ_REL);
+    s->packed = stored ? (void *)stored : s->in_rows ? (void *)d->W_enc_rows : saemon_aligned_alloc(bytes);
     s->scratch = scratch ? saemon_aligned_alloc(scratch) : NULL;
     s->index = malloc(slots * sizeof(uint32_t));
     s->value = malloc(slots * sizeof(float));
     s->count = malloc(enc->max_batch * sizeof(uint32_t));
-    if (!s->packed || (scratch && !s->scratch) || !s->index || !s->value || !s->count)
+    if (!s->packed || (scratch && !s->scratch) || !s->index || !s->value || !s->count || s->mapped)
         return; /* checked by the caller */
-    const saemon_dict *d = enc->dict;
     if (!set->map && !d->row_slot) {
+        /* in_rows: the rows are already where pack() puts them; it writes only past them */
         enc->kernel->pack(&s->plan, d->W_enc_rows + (size_t)s->plan.index_base * d_in, s->packed);
         return;
     }
@@ -132,13 +147,49 @@ static long long missing_row(const saemon_dict *d, const uint32_t *latents, size
     return -1;
 }
 
-/* MiB of packed weights a plan holds. */
-static double packed_mib(const saemon_encoder *enc, const plan_set *set)
+/* MiB of packed weights a plan holds (mapped: used in place from a pack). */
+static double packed_mib(const saemon_encoder *enc, const plan_set *set, bool mapped)
 {
     double b = 0;
     for (size_t s = 0; set && s < set->n_slices; s++)
-        b += set->slices[s].plan.d_sae ? (double)enc->kernel->packed_size(&set->slices[s].plan) : 0;
+        if (set->slices[s].plan.d_sae && set->slices[s].mapped == mapped)
+            b += (double)enc->kernel->packed_size(&set->slices[s].plan);
     return b / 1048576.0;
+}
+
+/* The full plan's packing, for the start-up log: where the packed form came
+ * from and, on a pack that did not have it, why. */
+static void describe_packing(const saemon_encoder *enc, const plan_set *set, char *buf, size_t len)
+{
+    const saemon_dict *d = enc->dict;
+    const double mapped = packed_mib(enc, set, true), own = packed_mib(enc, set, false);
+    if (mapped > 0 && own == 0) {
+        snprintf(buf, len, "%.1f MiB packed for %s, used in place from the pack (mapped, shared)", mapped,
+                 enc->kernel->name);
+        return;
+    }
+    int at = snprintf(buf, len, "%.1f MiB packed at load", own);
+    if (set->n_slices && set->slices[0].in_rows) {
+        snprintf(buf + at, len - (size_t)at, ", in place behind the dictionary's rows (the fp32 rows held once)");
+        return;
+    }
+    if (!d->map || at < 0 || (size_t)at >= len)
+        return;
+    if (mapped > 0) {
+        snprintf(buf + at, len - (size_t)at, " (%.1f MiB used in place from the pack)", mapped);
+        return;
+    }
+    if (d->n_packed == 0) {
+        snprintf(buf + at, len - (size_t)at,
+                 ": the pack stores no kernel's packed form (written without --kernels, or an older pack)");
+        return;
+    }
+    at += snprintf(buf + at, len - (size_t)at, ": the pack stores no packed form for %s (layout %u) in %zu slice%s; it has",
+                   enc->kernel->name, enc->kernel->packed_layout, set->n_slices, set->n_slices == 1 ? "" : "s");
+    for (size_t i = 0; i < d->n_packed && at > 0 && (size_t)at < len; i++)
+        at += snprintf(buf + at, len - (size_t)at, "%s %s (layout %u, latents %zu..%zu)", i ? "," : "",
+                       d->packed[i].kernel, d->packed[i].layout, d->packed[i].index_base,
+                       d->packed[i].index_base + d->packed[i].d_sae - 1);
 }
 
 saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *err)
@@ -155,7 +206,7 @@ saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *e
         encoder_fold_latent(enc, j); /* a no-op for latents folded at create */
     plan_set *set = calloc(1, sizeof *set);
     if (set)
-        set->whole = enc->plan;
+        set->whole = enc->plan, set->dict = enc->dict;
     if (!set || !split(set, enc->n_slices)) {
         plan_set_free(set);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for the encoder plan");
@@ -165,8 +216,9 @@ saemon_status plan_set_full(saemon_encoder *enc, plan_set **out, saemon_error *e
         plan_set_free(set);
         return st;
     }
-    snprintf(set->describe, sizeof set->describe, "every latent (%zu): %s; %.1f MiB packed", enc->plan.d_sae,
-             enc->full_why, packed_mib(enc, set));
+    char how[256];
+    describe_packing(enc, set, how, sizeof how);
+    snprintf(set->describe, sizeof set->describe, "every latent (%zu): %s; %s", enc->plan.d_sae, enc->full_why, how);
     *out = set;
     return SAEMON_OK;
 }
@@ -228,6 +280,7 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
         if (u == 0 || map[u - 1] != map[i])
             map[u++] = map[i];
     set->map = map;
+    set->dict = enc->dict;
     long long gone = missing_row(enc->dict, map, u);
     if (gone >= 0) {
         plan_set_free(set);
@@ -275,10 +328,11 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
         at += snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; every latent on 1 row in %zu",
                        enc->full_every);
     if (at > 0 && (size_t)at < sizeof set->describe)
-        at += snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; %.2f MiB packed", packed_mib(enc, set));
+        at += snprintf(set->describe + at, sizeof set->describe - (size_t)at, "; %.2f MiB packed", packed_mib(enc, set, false));
     if (enc->full && at > 0 && (size_t)at < sizeof set->describe)
         snprintf(set->describe + at, sizeof set->describe - (size_t)at,
-                 " + the full plan kept for `every:`/capture, %.1f MiB packed", packed_mib(enc, enc->full));
+                 " + the full plan kept for `every:`/capture, %.1f MiB packed (%.1f MiB of it mapped)",
+                 packed_mib(enc, enc->full, false) + packed_mib(enc, enc->full, true), packed_mib(enc, enc->full, true));
     *out = set;
     return SAEMON_OK;
 }
@@ -288,7 +342,10 @@ void plan_set_free(plan_set *set)
     if (!set)
         return;
     for (size_t s = 0; set->slices && s < set->n_slices; s++) {
-        free(set->slices[s].packed);
+        if (set->slices[s].in_rows)
+            __atomic_store_n(&((saemon_dict *)set->dict)->rows_tail_taken, 0, __ATOMIC_RELEASE);
+        else if (!set->slices[s].mapped)
+            free(set->slices[s].packed);
         free(set->slices[s].scratch);
         free(set->slices[s].index);
         free(set->slices[s].value);

@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/sha256.h"
+#include "kernels/kernel.h"
 #include "runtime/dict_internal.h"
 #include "runtime/pack.h"
 #include "runtime/pack_format.h"
@@ -47,6 +48,7 @@ static saemon_status read_exact(int fd, void *p, size_t n, const char *path, sae
     return SAEMON_OK;
 }
 
+/* The length a section of `kind` must have; 0 for the variable-length kinds. */
 static size_t expected_len(uint32_t kind, const pack_header *h)
 {
     switch (kind) {
@@ -54,7 +56,21 @@ static size_t expected_len(uint32_t kind, const pack_header *h)
     case PACK_W_ENC_ROWS: return (size_t)h->n_rows * h->d_in * 4;
     case PACK_B_DEC: return (size_t)h->d_in * 4;
     case PACK_W_DEC: return (size_t)h->d_sae * h->d_in * 4;
+    case PACK_B_DEC_DOT: return (size_t)h->d_sae * 8;
+    case PACK_KERNEL:
+    case PACK_LABELS: return 0;
     default: return (size_t)h->d_sae * 4;
+    }
+}
+
+static uint32_t elem_of(uint32_t kind)
+{
+    switch (kind) {
+    case PACK_LATENTS: return PACK_ELEM_U32;
+    case PACK_B_DEC_DOT: return PACK_ELEM_F64;
+    case PACK_KERNEL:
+    case PACK_LABELS: return PACK_ELEM_U8;
+    default: return PACK_ELEM_F32;
     }
 }
 
@@ -103,14 +119,16 @@ static saemon_status check_header(const char *path, const uint8_t *hdr, uint64_t
                                 (unsigned long long)h->data_offset);
     const pack_section *table = (const pack_section *)(hdr + PACK_FIXED_BYTES);
     memset(sec, 0, PACK_N_KINDS * sizeof *sec);
+    uint32_t n_kernels = 0;
     for (uint32_t i = 0; i < h->n_sections; i++) {
         const pack_section *s = &table[i];
         const char *name = pack_kind_name(s->kind);
-        if (s->kind == 0 || s->kind >= PACK_N_KINDS)
+        if (s->kind == 0 || s->kind >= PACK_N_KINDS || (h->version < 2 && s->kind >= PACK_B_DEC_DOT))
             return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %u: unknown kind %u", path, i, s->kind);
-        if (sec[s->kind].kind)
-            return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: present twice", path, name);
-        uint32_t want_elem = s->kind == PACK_LATENTS ? PACK_ELEM_U32 : PACK_ELEM_F32;
+        if (s->kind == PACK_KERNEL ? ++n_kernels > PACK_MAX_KERNELS : sec[s->kind].kind != 0)
+            return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: present %s", path, name,
+                                    s->kind == PACK_KERNEL ? "more than 16 times" : "twice");
+        uint32_t want_elem = elem_of(s->kind);
         if (s->elem != want_elem)
             return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: element type %u, expected %u", path, name,
                                     s->elem, want_elem);
@@ -123,16 +141,24 @@ static saemon_status check_header(const char *path, const uint8_t *hdr, uint64_t
                                     "%s: section %s: out of bounds (offset %llu, length %llu, file %llu bytes)", path,
                                     name, (unsigned long long)s->offset, (unsigned long long)s->length,
                                     (unsigned long long)size);
-        if (s->length != expected_len(s->kind, h))
-            return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: %llu bytes, expected %zu", path, name,
-                                    (unsigned long long)s->length, expected_len(s->kind, h));
-        if (s->kind == PACK_W_DEC && (h->flags & PACK_F_SUBSET))
-            return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section W_dec: in a subset pack", path);
-        for (uint32_t k = 1; k < PACK_N_KINDS; k++) /* no two sections overlap */
-            if (sec[k].kind && s->offset < sec[k].offset + sec[k].length && sec[k].offset < s->offset + s->length)
+        const size_t want_len = expected_len(s->kind, h);
+        if (want_len ? s->length != want_len
+                     : s->length < (s->kind == PACK_KERNEL ? PACK_KERNEL_DESC_BYTES + 64 : 4 + 12))
+            return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: %llu bytes, expected %s%zu", path, name,
+                                    (unsigned long long)s->length, want_len ? "" : "at least ",
+                                    want_len ? want_len : s->kind == PACK_KERNEL ? PACK_KERNEL_DESC_BYTES + 64 : 16);
+        if ((s->kind == PACK_W_DEC || s->kind == PACK_KERNEL || s->kind == PACK_B_DEC_DOT) &&
+            (h->flags & PACK_F_SUBSET))
+            return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: in a subset pack", path, name);
+        if (s->kind == PACK_B_DEC_DOT && !(h->flags & PACK_F_APPLY_B_DEC))
+            return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                    "%s: section b_dec_dot: the dictionary does not apply b_dec to its input", path);
+        for (uint32_t k = 0; k < i; k++) /* no two sections overlap */
+            if (s->offset < table[k].offset + table[k].length && table[k].offset < s->offset + s->length)
                 return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section %s: overlaps section %s", path, name,
-                                        pack_kind_name(k));
-        sec[s->kind] = *s;
+                                        pack_kind_name(table[k].kind));
+        if (!sec[s->kind].kind)
+            sec[s->kind] = *s; /* kernel sections: the first; the table holds them all */
     }
     uint32_t need[8], n = 0;
     need[n++] = PACK_LATENTS, need[n++] = PACK_W_ENC_ROWS, need[n++] = PACK_B_DEC;
@@ -185,12 +211,12 @@ saemon_status pack_read_header(const char *path, int fd, uint64_t size, uint8_t 
         return st;
     if (memcmp(h.magic, PACK_MAGIC, 8))
         return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: header: not a saemon pack (bad magic)", path);
-    if (h.version != PACK_VERSION)
+    if (h.version < PACK_MIN_VERSION || h.version > PACK_VERSION)
         return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
-                                "%s: header: pack format version %u, this saemon reads version %u; re-pack the "
+                                "%s: header: pack format version %u, this saemon reads versions %u to %u; re-pack the "
                                 "source with this saemon (saemon pack SAE_DIR -o FILE)",
-                                path, h.version, PACK_VERSION);
-    if (h.n_sections == 0 || h.n_sections >= PACK_N_KINDS ||
+                                path, h.version, PACK_MIN_VERSION, PACK_VERSION);
+    if (h.n_sections == 0 || h.n_sections >= PACK_N_KINDS + PACK_MAX_KERNELS ||
         h.header_bytes != (uint64_t)PACK_FIXED_BYTES + (uint64_t)h.n_sections * PACK_SECTION_BYTES + h.strings_len ||
         h.header_bytes > PACK_MAX_HEADER)
         return saemon_error_set(err, SAEMON_ERR_FORMAT,
@@ -232,6 +258,55 @@ static saemon_status safe_file(const char *path, const struct stat *sb, saemon_e
 }
 
 static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+/* The kernel and labels sections of a mapped pack, checked (their contents
+ * live in the data, past the header checksum). */
+static saemon_status map_extras(saemon_dict *d, const uint8_t *hdr, const char *path, saemon_error *err)
+{
+    const pack_header *h = (const pack_header *)hdr;
+    const pack_section *table = (const pack_section *)(hdr + PACK_FIXED_BYTES);
+    const uint8_t *base = d->map;
+    for (uint32_t i = 0; i < h->n_sections; i++) {
+        const pack_section *s = &table[i];
+        if (s->kind == PACK_KERNEL) {
+            const pack_kernel_desc *k = (const pack_kernel_desc *)(base + s->offset);
+            if (!memchr(k->name, 0, sizeof k->name) || !k->name[0])
+                return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section kernel %u: the variant name is not "
+                                        "a NUL-terminated string", path, (unsigned)d->n_packed);
+            if (k->d_in != h->d_in || k->d_sae == 0 || k->index_base > h->d_sae || k->d_sae > h->d_sae - k->index_base ||
+                k->packed_bytes != s->length - PACK_KERNEL_DESC_BYTES)
+                return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                        "%s: section kernel %s: d_in %llu, latents %llu..+%llu, %llu bytes do not fit "
+                                        "the pack (d_in %llu, d_sae %llu, section %llu bytes)",
+                                        path, k->name, (unsigned long long)k->d_in, (unsigned long long)k->index_base,
+                                        (unsigned long long)k->d_sae, (unsigned long long)k->packed_bytes,
+                                        (unsigned long long)h->d_in, (unsigned long long)h->d_sae,
+                                        (unsigned long long)s->length);
+            d->packed[d->n_packed++] = (dict_packed){k->name, k->layout, (size_t)k->index_base, (size_t)k->d_sae,
+                                                     (size_t)k->packed_bytes, base + s->offset + PACK_KERNEL_DESC_BYTES};
+        } else if (s->kind == PACK_LABELS) {
+            const uint8_t *sb = base + s->offset;
+            uint32_t n;
+            memcpy(&n, sb, 4);
+            if (n > h->d_sae || (uint64_t)n * 12 > s->length - 4)
+                return saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section labels: %u labels do not fit", path, n);
+            const uint32_t *e = (const uint32_t *)(sb + 4);
+            for (uint32_t k = 0; k < n; k++) {
+                const uint32_t ix = e[3 * k], off = e[3 * k + 1], len = e[3 * k + 2];
+                if (ix >= h->d_sae || (k && ix <= e[3 * (k - 1)]) || off < 4 + (uint64_t)n * 12 ||
+                    off > s->length || len >= s->length - off || sb[off + len] != 0 || memchr(sb + off, 0, len))
+                    return saemon_error_set(err, SAEMON_ERR_FORMAT,
+                                            "%s: section labels: entry %u (feature %u) is out of order, out of range "
+                                            "or not a NUL-terminated text inside the section",
+                                            path, k, ix);
+            }
+            d->labels = e;
+            d->labels_base = (const char *)sb;
+            d->n_labels = n;
+        }
+    }
+    return SAEMON_OK;
+}
 
 saemon_status pack_open(const char *path, const saemon_dict_load_options *o, saemon_dict **out, saemon_error *err)
 {
@@ -292,6 +367,7 @@ saemon_status pack_open(const char *path, const saemon_dict_load_options *o, sae
     d->r_mag = SEC(PACK_R_MAG);
     d->b_mag = SEC(PACK_B_MAG);
     d->log_sparsity = SEC(PACK_LOG_SPARSITY);
+    d->b_dec_dot = SEC(PACK_B_DEC_DOT);
     const uint32_t *lat = SEC(PACK_LATENTS);
 #undef SEC
     bool ok = (d->path = strdup(path)) && (d->format = strdup("pack")) && (d->id.name = dup_or_empty(strs[PS_NAME])) &&
@@ -301,6 +377,11 @@ saemon_status pack_open(const char *path, const saemon_dict_load_options *o, sae
               (d->id.width_tag = dup_or_empty(strs[PS_WIDTH])) && (d->id.l0_tag = dup_or_empty(strs[PS_L0]));
     if (!ok)
         st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+    if (!st)
+        st = map_extras(d, hdr, path, err);
+    for (size_t j = 0; !st && d->b_dec_dot && j < dsae; j++)
+        if (!isfinite(d->b_dec_dot[j]))
+            st = saemon_error_set(err, SAEMON_ERR_FORMAT, "%s: section b_dec_dot: a non-finite value at [%zu]", path, j);
     /* the latents: increasing, < d_sae (a whole pack: 0..d_sae-1) */
     for (size_t r = 0; !st && r < n_rows; r++)
         if (lat[r] >= dsae || (r && lat[r] <= lat[r - 1]) || (!(h->flags & PACK_F_SUBSET) && lat[r] != r))
@@ -347,6 +428,18 @@ saemon_status pack_open(const char *path, const saemon_dict_load_options *o, sae
     }
     *out = d;
     return SAEMON_OK;
+}
+
+const void *dict_find_packed(const saemon_dict *d, const char *name, uint32_t layout, size_t index_base,
+                             size_t d_sae, size_t bytes)
+{
+    for (size_t i = 0; i < d->n_packed; i++) {
+        const dict_packed *p = &d->packed[i];
+        if (!strcmp(p->kernel, name) && p->layout == layout && p->index_base == index_base && p->d_sae == d_sae &&
+            p->bytes == bytes)
+            return p->data;
+    }
+    return NULL;
 }
 
 saemon_status saemon_pack_verify(const char *path, saemon_error *err)
@@ -427,11 +520,41 @@ saemon_status saemon_pack_print(const char *path, FILE *f, saemon_error *err)
         fprintf(f, "release        layer %d, width %s, l0 %s\n", h->layer, strs[PS_WIDTH], strs[PS_L0]);
     fprintf(f, "file           %llu bytes, data sha256 %.64s\n", (unsigned long long)h->file_bytes, h->data_sha256);
     fprintf(f, "sections       kind            offset        length  align  element\n");
+    static const char *const elems[] = {"?", "f32", "u32", "f64", "u8"};
     const pack_section *table = (const pack_section *)(hdr + PACK_FIXED_BYTES);
     for (uint32_t i = 0; i < h->n_sections; i++)
         fprintf(f, "               %-12s %10llu  %12llu  %5u  %s\n", pack_kind_name(table[i].kind),
                 (unsigned long long)table[i].offset, (unsigned long long)table[i].length, table[i].align,
-                table[i].elem == PACK_ELEM_U32 ? "u32" : "f32");
+                elems[table[i].elem <= PACK_ELEM_U8 ? table[i].elem : 0]);
+    const saemon_kernel *here = saemon_kernel_select(NULL);
+    for (uint32_t i = 0; i < h->n_sections; i++) {
+        pack_kernel_desc kd;
+        if (table[i].kind != PACK_KERNEL ||
+            pread(fd, &kd, sizeof kd, (off_t)table[i].offset) != (ssize_t)sizeof kd)
+            continue;
+        kd.name[sizeof kd.name - 1] = 0;
+        fprintf(f, "packed kernel  %s (layout %u), latents %llu..%llu, %.1f MiB%s\n", kd.name, kd.layout,
+                (unsigned long long)kd.index_base, (unsigned long long)(kd.index_base + kd.d_sae - 1),
+                (double)kd.packed_bytes / 1048576.0,
+                here && !strcmp(here->name, kd.name) && here->packed_layout == kd.layout
+                    ? " (what this CPU chooses: used in place)"
+                    : "");
+    }
+    if (!sec[PACK_KERNEL].kind)
+        fprintf(f, "packed kernel  none (the encoder packs at load)\n");
+    uint32_t n_labels = 0;
+    if (sec[PACK_LABELS].kind && pread(fd, &n_labels, 4, (off_t)sec[PACK_LABELS].offset) == 4) {
+        fprintf(f, "labels         %u feature%s labelled", n_labels, n_labels == 1 ? "" : "s");
+        uint32_t e[3];
+        char text[81] = "";
+        if (n_labels && pread(fd, e, sizeof e, (off_t)sec[PACK_LABELS].offset + 4) == (ssize_t)sizeof e &&
+            e[1] < sec[PACK_LABELS].length) {
+            ssize_t got = pread(fd, text, sizeof text - 1, (off_t)(sec[PACK_LABELS].offset + e[1]));
+            text[got > 0 ? (size_t)got : 0] = 0;
+            fprintf(f, ", e.g. %u: %s%s", e[0], text, e[2] > 80 ? "..." : "");
+        }
+        fprintf(f, "\n");
+    }
     fprintf(f, "latents        %llu of %llu", (unsigned long long)h->n_rows, (unsigned long long)h->d_sae);
     if (h->flags & PACK_F_SUBSET) {
         size_t n = h->n_rows < 64 ? (size_t)h->n_rows : 64;

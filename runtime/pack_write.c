@@ -14,13 +14,14 @@
 #include "base/error.h"
 #include "base/sha256.h"
 #include "runtime/dict_internal.h"
+#include "kernels/kernel.h"
 #include "runtime/pack_format.h"
 
 const char *pack_kind_name(uint32_t kind)
 {
     static const char *const names[PACK_N_KINDS] = {
         "?", "latents", "W_enc_rows", "b_dec", "b_enc", "threshold", "b_gate", "r_mag", "b_mag", "W_dec",
-        "log_sparsity"};
+        "log_sparsity", "b_dec_dot", "kernel", "labels"};
     return kind > 0 && kind < PACK_N_KINDS ? names[kind] : "unknown";
 }
 
@@ -28,9 +29,65 @@ static uint64_t align64(uint64_t x) { return (x + PACK_ALIGN - 1) & ~(uint64_t)(
 
 typedef struct out_section {
     uint32_t kind, elem;
-    const void *data;  /* NULL for W_ENC_ROWS: gathered row by row */
+    const void *data;  /* NULL for W_ENC_ROWS (gathered row by row) and KERNEL (packed in place) */
     uint64_t length;
+    const saemon_kernel *kernel; /* KERNEL */
+    saemon_kernel_plan plan;     /* KERNEL: what it packs */
 } out_section;
+
+/* The labels section (pack_format.h) of labels[0..d_sae), or NULL with *len 0 when none is set. */
+static uint8_t *labels_blob(const char *const *labels, size_t dsae, uint64_t *len, saemon_error *err,
+                            saemon_status *st)
+{
+    *len = 0;
+    size_t n = 0, text = 0;
+    for (size_t j = 0; labels && j < dsae; j++)
+        if (labels[j])
+            n++, text += strlen(labels[j]) + 1;
+    if (!n)
+        return NULL;
+    if (4 + n * 12 + text > UINT32_MAX) {
+        *st = saemon_error_set(err, SAEMON_ERR_ARG, "feature labels: %zu bytes of text do not fit a pack", text);
+        return NULL;
+    }
+    uint8_t *b = calloc(1, 4 + n * 12 + text);
+    if (!b) {
+        *st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    uint32_t count = (uint32_t)n, at = (uint32_t)(4 + n * 12), k = 0;
+    memcpy(b, &count, 4);
+    for (size_t j = 0; j < dsae; j++) {
+        if (!labels[j])
+            continue;
+        uint32_t e[3] = {(uint32_t)j, at, (uint32_t)strlen(labels[j])};
+        memcpy(b + 4 + 12 * k++, e, 12);
+        memcpy(b + at, labels[j], e[2] + 1);
+        at += e[2] + 1;
+    }
+    *len = at;
+    return b;
+}
+
+/* The variant named `name`, which must run here (its pack() may use its instruction set). */
+static saemon_status find_kernel(const char *name, const saemon_kernel **out, saemon_error *err)
+{
+    size_t nk = 0;
+    const saemon_kernel *const *all = saemon_kernels_all(&nk);
+    for (size_t i = 0; i < nk; i++) {
+        if (strcmp(all[i]->name, name))
+            continue;
+        if (saemon_kernel_missing_features(all[i]))
+            return saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                                    "kernel %s does not run on this CPU, so its packed form cannot be written here "
+                                    "(pack on a machine that runs it, or leave it out: it is packed at load there)",
+                                    name);
+        *out = all[i];
+        return SAEMON_OK;
+    }
+    return saemon_error_set(err, SAEMON_ERR_ARG, "no kernel variant named '%s' (see `saemon inspect --kernels`)",
+                            name);
+}
 
 static saemon_status write_all(int fd, const void *p, size_t n, uint64_t off, const char *path, saemon_error *err)
 {
@@ -93,12 +150,36 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
         for (size_t r = 0; r < n_rows; r++)
             lat[r] = (uint32_t)r;
 
-    out_section secs[PACK_N_KINDS];
+    if (o->n_kernels && o->subset)
+        st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                              "kernels' packed forms are stored in whole packs only (a subset plan packs its few "
+                              "rows at load in microseconds)");
+    if (!st && o->n_kernels > PACK_MAX_KERNELS)
+        st = saemon_error_set(err, SAEMON_ERR_ARG, "at most %u kernels' packed forms in one pack", PACK_MAX_KERNELS);
+    if (!st && o->n_kernels && d->row_slot)
+        st = saemon_error_set(err, SAEMON_ERR_UNSUPPORTED,
+                              "%s: kernels' packed forms need the dictionary loaded whole", in->path);
+    uint64_t labels_len = 0;
+    uint8_t *labels = st ? NULL : labels_blob(o->labels, dsae, &labels_len, err, &st);
+    double *bdd = NULL; /* b_dec . W_j: folding b_dec into the biases then reads no row */
+    if (!st && !o->subset && in->apply_b_dec_to_input) {
+        if (!(bdd = malloc(dsae * sizeof *bdd)))
+            st = saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
+        for (size_t j = 0; bdd && j < dsae; j++)
+            bdd[j] = dict_b_dec_dot(d, dict_row(d, j), j);
+    }
+    if (st) {
+        free(lat);
+        free(labels);
+        free(bdd);
+        return st;
+    }
+    out_section secs[PACK_N_KINDS + PACK_MAX_KERNELS];
     size_t ns = 0;
     const uint64_t vs = (uint64_t)dsae * 4, rows_bytes = (uint64_t)n_rows * din * 4;
-    secs[ns++] = (out_section){PACK_LATENTS, PACK_ELEM_U32, lat, (uint64_t)n_rows * 4};
-    secs[ns++] = (out_section){PACK_W_ENC_ROWS, PACK_ELEM_F32, NULL, rows_bytes};
-    secs[ns++] = (out_section){PACK_B_DEC, PACK_ELEM_F32, d->b_dec, (uint64_t)din * 4};
+    secs[ns++] = (out_section){PACK_LATENTS, PACK_ELEM_U32, lat, (uint64_t)n_rows * 4, NULL, {0}};
+    secs[ns++] = (out_section){PACK_W_ENC_ROWS, PACK_ELEM_F32, NULL, rows_bytes, NULL, {0}};
+    secs[ns++] = (out_section){PACK_B_DEC, PACK_ELEM_F32, d->b_dec, (uint64_t)din * 4, NULL, {0}};
     const struct {
         uint32_t kind;
         const float *a;
@@ -106,9 +187,29 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
                 {PACK_R_MAG, d->r_mag},   {PACK_B_MAG, d->b_mag},         {PACK_LOG_SPARSITY, d->log_sparsity}};
     for (size_t v = 0; v < sizeof vecs / sizeof vecs[0]; v++)
         if (vecs[v].a)
-            secs[ns++] = (out_section){vecs[v].kind, PACK_ELEM_F32, vecs[v].a, vs};
+            secs[ns++] = (out_section){vecs[v].kind, PACK_ELEM_F32, vecs[v].a, vs, NULL, {0}};
     if (decoder)
-        secs[ns++] = (out_section){PACK_W_DEC, PACK_ELEM_F32, d->W_dec, (uint64_t)dsae * din * 4};
+        secs[ns++] = (out_section){PACK_W_DEC, PACK_ELEM_F32, d->W_dec, (uint64_t)dsae * din * 4, NULL, {0}};
+    if (bdd)
+        secs[ns++] = (out_section){PACK_B_DEC_DOT, PACK_ELEM_F64, bdd, (uint64_t)dsae * 8, NULL, {0}};
+    if (labels)
+        secs[ns++] = (out_section){PACK_LABELS, PACK_ELEM_U8, labels, labels_len, NULL, {0}};
+    for (size_t i = 0; i < o->n_kernels && !st; i++) {
+        out_section *k = &secs[ns++];
+        *k = (out_section){PACK_KERNEL, PACK_ELEM_U8, NULL, 0, NULL, {0}};
+        k->plan = (saemon_kernel_plan){.d_in = din, .d_sae = dsae};
+        if (!(st = find_kernel(o->kernels[i] ? o->kernels[i] : "", &k->kernel, err)))
+            k->length = PACK_KERNEL_DESC_BYTES + k->kernel->packed_size(&k->plan);
+        for (size_t j = 0; !st && j < i; j++)
+            if (secs[ns - 1 - i + j].kernel == k->kernel)
+                st = saemon_error_set(err, SAEMON_ERR_ARG, "kernel %s is named twice", k->kernel->name);
+    }
+    if (st) {
+        free(lat);
+        free(labels);
+        free(bdd);
+        return st;
+    }
 
     const char *strs[PACK_N_STRINGS] = {in->format, in->name, in->hook_name, in->model_name,
                                         in->normalize_activations, in->compute_dtype, in->width_tag, in->l0_tag,
@@ -119,11 +220,15 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
     const uint64_t header_bytes = PACK_FIXED_BYTES + ns * PACK_SECTION_BYTES + strings_len;
     if (header_bytes > PACK_MAX_HEADER) {
         free(lat);
+        free(labels);
+        free(bdd);
         return saemon_error_set(err, SAEMON_ERR_ARG, "%s: metadata strings too long for a pack header", in->path);
     }
     uint8_t *hdr = calloc(1, header_bytes);
     if (!hdr) {
         free(lat);
+        free(labels);
+        free(bdd);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     }
     pack_header *h = (pack_header *)hdr;
@@ -159,6 +264,8 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
     if (asprintf(&tmp, "%s.tmp.%ld", path, (long)getpid()) < 0) {
         free(hdr);
         free(lat);
+        free(labels);
+        free(bdd);
         return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory");
     }
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -166,7 +273,20 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
         st = saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", tmp, strerror(errno));
     if (!st && ftruncate(fd, (off_t)h->file_bytes) != 0)
         st = saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", tmp, strerror(errno));
+    /* writable mapping of the new file: the kernels pack straight into it */
+    void *m = st ? MAP_FAILED : mmap(NULL, h->file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (!st && m == MAP_FAILED)
+        st = saemon_error_set(err, SAEMON_ERR_IO, "%s: mmap: %s", tmp, strerror(errno));
     for (size_t i = 0; i < ns && !st; i++) {
+        if (secs[i].kind == PACK_KERNEL) {
+            uint8_t *at = (uint8_t *)m + table[i].offset;
+            pack_kernel_desc kd = {.layout = secs[i].kernel->packed_layout, .d_in = din, .index_base = 0,
+                                   .d_sae = dsae, .packed_bytes = secs[i].length - PACK_KERNEL_DESC_BYTES};
+            snprintf(kd.name, sizeof kd.name, "%s", secs[i].kernel->name);
+            memcpy(at, &kd, sizeof kd);
+            secs[i].kernel->pack(&secs[i].plan, d->W_enc_rows, at + PACK_KERNEL_DESC_BYTES);
+            continue;
+        }
         if (secs[i].kind != PACK_W_ENC_ROWS) {
             st = write_all(fd, secs[i].data, secs[i].length, table[i].offset, tmp, err);
             continue;
@@ -175,23 +295,21 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
             st = write_all(fd, dict_row(d, lat[r]), din * 4, table[i].offset + (uint64_t)r * din * 4, tmp, err);
     }
     if (!st) { /* data hash, then the header hash over the finished header */
-        void *m = mmap(NULL, h->file_bytes, PROT_READ, MAP_SHARED, fd, 0);
-        if (m == MAP_FAILED) {
-            st = saemon_error_set(err, SAEMON_ERR_IO, "%s: mmap: %s", tmp, strerror(errno));
-        } else {
+        {
             char hex[65];
             const void *parts[1] = {(const uint8_t *)m + h->data_offset};
             size_t lens[1] = {(size_t)(h->file_bytes - h->data_offset)};
             if (saemon_sha256_hex(parts, lens, 1, hex))
                 st = saemon_error_set(err, SAEMON_ERR_NOMEM, "SHA-256 failed");
             memcpy(h->data_sha256, hex, 64);
-            munmap(m, h->file_bytes);
             parts[0] = hdr, lens[0] = header_bytes;
             if (!st && saemon_sha256_hex(parts, lens, 1, hex))
                 st = saemon_error_set(err, SAEMON_ERR_NOMEM, "SHA-256 failed");
             memcpy(h->header_sha256, hex, 64);
         }
     }
+    if (m != MAP_FAILED && munmap(m, h->file_bytes) != 0 && !st)
+        st = saemon_error_set(err, SAEMON_ERR_IO, "%s: munmap: %s", tmp, strerror(errno));
     if (!st)
         st = write_all(fd, hdr, header_bytes, 0, tmp, err);
     if (!st && fsync(fd) != 0)
@@ -205,5 +323,7 @@ saemon_status saemon_dict_pack(saemon_dict *d, const saemon_pack_options *opts, 
     free(tmp);
     free(hdr);
     free(lat);
+    free(labels);
+    free(bdd);
     return st;
 }

@@ -139,6 +139,15 @@ typedef struct saemon_pack_options {
     const uint32_t *latents;
     size_t n_latents;
     bool decoder;             /* store W_dec (whole packs; the dictionary must hold it) */
+    /* Kernel variants (names, as `saemon inspect --kernels` lists them) whose
+     * packed form of every latent is stored too (whole packs), so an encoder
+     * with that variant uses it in place from the mapping instead of packing
+     * at load. Each must run on this CPU. */
+    const char *const *kernels;
+    size_t n_kernels;
+    /* [d_sae] feature labels (NULL entries: none), or NULL: stored as the
+     * labels section (saemon_dict_get_feature_label). */
+    const char *const *labels;
 } saemon_pack_options;
 
 /* Write `dict` (every latent, or opts->latents, each of which it must hold)
@@ -184,6 +193,11 @@ SAEMON_API bool saemon_dict_get_feature_log_sparsity(const saemon_dict *dict, si
                                                  float *log10_density);
 /* True when the sparsity file says the feature never fired in training. */
 SAEMON_API bool saemon_dict_is_feature_dead(const saemon_dict *dict, size_t feature);
+/* The label (explanation) a pack stores for `feature` (saemon pack --labels),
+ * or NULL; valid while the dictionary is open. */
+SAEMON_API const char *saemon_dict_get_feature_label(const saemon_dict *dict, size_t feature);
+/* How many features have a label in the pack (0 for other dictionaries). */
+SAEMON_API size_t saemon_dict_get_label_count(const saemon_dict *dict);
 SAEMON_API void saemon_dict_close(saemon_dict *dict);
 
 SAEMON_API const char *saemon_arch_name(saemon_arch arch);

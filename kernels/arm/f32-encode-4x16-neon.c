@@ -106,6 +106,7 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
 
 const saemon_kernel saemon_kernel_f32_encode_4x16_neon = {
     .name = "f32-encode-4x16-neon",
+    .packed_layout = 1,
     .family = "neon",
     .cpu_features = SAEMON_CPU_NEON,
     .priority = 10,

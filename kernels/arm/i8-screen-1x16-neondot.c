@@ -277,6 +277,7 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
 
 const saemon_kernel saemon_kernel_i8_screen_1x16_neondot = {
     .name = "i8-screen-1x16-neondot",
+    .packed_layout = 1,
     .family = "neon",
     .cpu_features = SAEMON_CPU_NEON | SAEMON_CPU_NEON_DOTPROD,
     /* Below the fp32 kernel until measured on real hardware (qemu timings

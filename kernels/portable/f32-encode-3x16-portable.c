@@ -189,6 +189,7 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
 
 const saemon_kernel saemon_kernel_f32_encode_3x16_portable = {
     .name = "f32-encode-3x16-portable",
+    .packed_layout = 1,
     .family = "portable",
     .cpu_features = 0,
     .priority = 2,

@@ -85,6 +85,7 @@ static void encode(const saemon_kernel_plan *plan, const void *packed, const flo
 
 const saemon_kernel saemon_kernel_f32_encode_1x1_scalar = {
     .name = "f32-encode-1x1-scalar",
+    .packed_layout = 1,
     .family = "scalar",
     .cpu_features = 0,
     .priority = 0,

@@ -209,10 +209,12 @@ static size_t screen_xq_bytes(const saemon_kernel_plan *plan) { return d_in2(pla
 
 const saemon_kernel saemon_kernel_bf16_screen_8x32_avx512bf16 = {
     .name = "bf16-screen-8x32-avx512bf16",
+    .packed_layout = 1,
     .family = "avx512",
     .cpu_features = SAEMON_CPU_AVX512F | SAEMON_CPU_AVX512BF16,
     .priority = 20,
     .screened = 1,
+    .packed_rows_align = VL, /* screen-common.h: the fp32 rows come first, row_stride = d_in when VL divides it */
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

@@ -11,6 +11,7 @@
 
 const saemon_kernel saemon_kernel_f32_encode_6x16_avx2 = {
     .name = "f32-encode-6x16-avx2",
+    .packed_layout = 1,
     .family = "avx2",
     .cpu_features = SAEMON_CPU_AVX2,
     .priority = 6,

@@ -10,6 +10,7 @@
 
 const saemon_kernel saemon_kernel_f32_encode_8x32_avx512 = {
     .name = "f32-encode-8x32-avx512",
+    .packed_layout = 1,
     .family = "avx512",
     .cpu_features = SAEMON_CPU_AVX512F,
     .priority = 10,

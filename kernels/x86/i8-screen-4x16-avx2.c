@@ -79,10 +79,12 @@ static inline __m256i load_w(const char *p) { return _mm256_cvtepi8_epi16(_mm_lo
 
 const saemon_kernel saemon_kernel_i8_screen_4x16_avx2 = {
     .name = "i8-screen-4x16-avx2",
+    .packed_layout = 1,
     .family = "avx2",
     .cpu_features = SAEMON_CPU_AVX2,
     .priority = 8,
     .screened = 1,
+    .packed_rows_align = VL, /* screen-common.h: the fp32 rows come first, row_stride = d_in when VL divides it */
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

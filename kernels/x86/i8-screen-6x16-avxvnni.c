@@ -64,10 +64,12 @@ static inline __m256i dpbusd(__m256i acc, __m256i u8, __m256i s8) { return _mm25
 
 const saemon_kernel saemon_kernel_i8_screen_6x16_avxvnni = {
     .name = "i8-screen-6x16-avxvnni",
+    .packed_layout = 1,
     .family = "avx2",
     .cpu_features = VARIANT_CPU_FEATURES,
     .priority = 9,
     .screened = 1,
+    .packed_rows_align = VL, /* screen-common.h: the fp32 rows come first, row_stride = d_in when VL divides it */
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

@@ -39,10 +39,12 @@ typedef __m512i tile_acc;
 
 const saemon_kernel saemon_kernel_i8_screen_8x32_avx512vnni = {
     .name = "i8-screen-8x32-avx512vnni",
+    .packed_layout = 1,
     .family = "avx512",
     .cpu_features = SAEMON_CPU_AVX512F | SAEMON_CPU_AVX512VNNI,
     .priority = 30,
     .screened = 1,
+    .packed_rows_align = VL, /* screen-common.h: the fp32 rows come first, row_stride = d_in when VL divides it */
     .packed_size = packed_size,
     .scratch_size = scratch_size,
     .pack = pack,

@@ -57,6 +57,8 @@ static inline void screen_pack_rows(const saemon_kernel_plan *plan, const float 
                                     const screen_layout *L)
 {
     float *rows = (float *)(packed + L->rows);
+    if (rows == w_rows && L->row_stride == plan->d_in)
+        return; /* packed in place: the rows are already there (kernel.h packed_rows_align) */
     for (size_t j = 0; j < plan->d_sae; j++) {
         memcpy(rows + j * L->row_stride, w_rows + j * plan->d_in, plan->d_in * sizeof(float));
         memset(rows + j * L->row_stride + plan->d_in, 0, (L->row_stride - plan->d_in) * sizeof(float));

@@ -1,6 +1,7 @@
 /* `saemon pack` on a real trained dictionary (../shared/data/sae/listcomp-toy,
  * JumpReLU): runs on the whole pack and on a subset pack cut by the rules
- * give the source's alerts; `inspect` shows a pack and `--verify` checks it;
+ * give the source's alerts (the whole pack's stored kernel form used in place);
+ * `inspect` shows a pack, its packed kernels and labels, and `--verify` checks it;
  * a rule outside a subset pack is refused naming the latent. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -54,12 +55,24 @@ Test(pack_cli, packs_give_the_source_alerts, .timeout = 120)
     snprintf(sub, sizeof sub, "%s/sub.pack", dir);
     for (int i = 0; i < 4; i++)
         snprintf(a[i], sizeof a[i], "%s/a%d.jsonl", dir, i);
-    cli_result r = must((const char *const[]){"pack", sae, "-o", whole, NULL}, 0, "100 of 100 latents");
+    static const char LABELS[] = "{\"3\": \"opening bracket\", \"90\": \"list comprehension keyword\"}";
+    char *labels = test_write_file(dir, "labels.json", LABELS, strlen(LABELS));
+    cli_result r = must((const char *const[]){"pack", sae, "-o", whole, "--labels", labels, NULL}, 0,
+                        "100 of 100 latents");
+    cr_assert(strstr(r.err, "stored the packed form of kernel"), "%s", r.err);
+    cli_result_free(&r);
+    /* the kernel this CPU chooses is stored and used in place; the labels are shown */
+    r = must((const char *const[]){"inspect", whole, NULL}, 0, "(what this CPU chooses: used in place)");
+    cr_assert(strstr(r.out, "labels         2 features labelled, e.g. 3: opening bracket"), "%s", r.out);
+    cr_assert(strstr(r.out, "saemon pack, version 2 (whole)"), "%s", r.out);
+    cli_result_free(&r);
+    r = must((const char *const[]){"run", "--sae", whole, "--rules", rules, "--input", acts, "--encode", "all", NULL},
+             0, "used in place from the pack (mapped, shared)");
     cli_result_free(&r);
     r = must((const char *const[]){"pack", sae, "-o", sub, "--rules", rules, NULL}, 0, "5 of 100 latents");
     cli_result_free(&r);
     r = must((const char *const[]){"inspect", sub, NULL}, 0, "latents        5 of 100: 3,7,10,50,90");
-    cr_assert(strstr(r.out, "saemon pack, version 1 (subset)"), "%s", r.out);
+    cr_assert(strstr(r.out, "saemon pack, version 2 (subset)"), "%s", r.out);
     cli_result_free(&r);
     r = must((const char *const[]){"inspect", whole, "--verify", NULL}, 0, "data sha256 ok");
     cli_result_free(&r);
@@ -79,7 +92,7 @@ Test(pack_cli, packs_give_the_source_alerts, .timeout = 120)
     cli_result_free(&r);
     r = must((const char *const[]){"pack", sae, "-o", sub, "--latents", "3,x", NULL}, 2, "--latents '3,x'");
     cli_result_free(&r);
-    free(src), free(pw), free(pa), free(ps), free(out), free(rules), free(sae), free(acts);
+    free(src), free(pw), free(pa), free(ps), free(out), free(rules), free(labels), free(sae), free(acts);
     test_rmtree(dir);
     free(dir);
 }

@@ -1,9 +1,12 @@
 /* libFuzzer: a saemon pack file (runtime/pack_read.c). Byte 0 holds flags:
  * bit 0 re-seals the header checksum after the mutation (so mutations reach
  * the section and metadata checks behind it), bit 1 opens a subset of
- * latents {0, 1, 2}, bit 2 skips W_dec; the rest is the file. An accepted
- * pack is encoded (every mapped row is read), verified and printed: a
- * validation gap shows up as an out-of-bounds read of the mapping. */
+ * latents {0, 1, 2}, bit 2 skips W_dec, bit 3 encodes with the portable
+ * variant and bit 4 with the scalar one (whose packed forms the seeds store:
+ * the encoder then reads a kernel section in place); the rest is the file.
+ * An accepted pack is encoded (every mapped row is read), its labels read,
+ * verified and printed: a validation gap shows up as an out-of-bounds read
+ * of the mapping. */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -72,7 +75,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!in->d_in || !in->d_sae || in->d_in > 4096)
         goto done;
     saemon_encoder *e = NULL;
-    saemon_encoder_options eo = {.max_batch = 1};
+    saemon_encoder_options eo = {.max_batch = 1,
+                                 .variant = (flags & 8)    ? "f32-encode-3x16-portable"
+                                            : (flags & 16) ? "f32-encode-1x1-scalar"
+                                                           : NULL};
+    size_t label_bytes = 0;
+    for (size_t j = 0; j < in->d_sae; j++) {
+        const char *l = saemon_dict_get_feature_label(d, j);
+        label_bytes += l ? strlen(l) : 0;
+    }
+    if (label_bytes > SIZE_MAX / 2)
+        abort();
     if (lo.subset && in->arch != SAEMON_ARCH_TOPK)
         eo.encode = SAEMON_ENCODE_RULES, eo.latents = lat, eo.n_latents = 3;
     float *x = calloc(in->d_in, sizeof *x);

@@ -33,6 +33,8 @@ static float frand(void)
     return (float)((double)(rng >> 11) * 0x1.0p-52 - 1.0);
 }
 
+static bool apply_b_dec = true;
+
 /* A jumprelu dictionary d_in x d_sae from arrays (seeded). */
 static saemon_dict *make_dict(size_t din, size_t dsae, uint64_t seed)
 {
@@ -46,7 +48,7 @@ static saemon_dict *make_dict(size_t din, size_t dsae, uint64_t seed)
     for (size_t i = 0; i < din; i++)
         bd[i] = 0.05f * frand();
     saemon_dict_arrays a = {.name = "packtest", .arch = SAEMON_ARCH_JUMPRELU, .d_in = din, .d_sae = dsae,
-                            .apply_b_dec_to_input = true, .W_enc = we, .W_dec = wd, .b_enc = be, .b_dec = bd, .threshold = th};
+                            .apply_b_dec_to_input = apply_b_dec, .W_enc = we, .W_dec = wd, .b_enc = be, .b_dec = bd, .threshold = th};
     saemon_dict *d = NULL;
     saemon_error err = {0};
     cr_assert_eq(saemon_dict_from_arrays(&a, &d, &err), SAEMON_OK, "%s", err.message);
@@ -184,6 +186,117 @@ Test(pack, bad_packs_are_refused_naming_the_section)
     cr_assert(strstr(err.message, "data: SHA-256 mismatch"), "%s", err.message);
     free(q);
     free(b);
+    free(good);
+    free(p);
+}
+
+/* Version 2's sections: kernel packed forms and labels checked at open
+ * (their contents are data, past the header checksum), refused naming the
+ * section; a version 1 pack (none of them) still opens. */
+Test(pack, kernel_and_labels_sections)
+{
+    saemon_dict *d = make_dict(16, 64, 3);
+    char *p = path_of("k.pack");
+    saemon_error err = {0};
+    const char *kernels[] = {"f32-encode-3x16-portable", "f32-encode-1x1-scalar"};
+    const char *labels[64] = {0};
+    labels[5] = "five", labels[60] = "sixty";
+    saemon_pack_options po = {.kernels = kernels, .n_kernels = 2, .labels = labels};
+    cr_assert_eq(saemon_dict_pack(d, &po, p, &err), SAEMON_OK, "%s", err.message);
+    const char *twice[] = {"f32-encode-1x1-scalar", "f32-encode-1x1-scalar"}, *bogus = "f32-encode-9x9-none";
+    saemon_pack_options bad = {.kernels = twice, .n_kernels = 2};
+    cr_assert_eq(saemon_dict_pack(d, &bad, p, &err), SAEMON_ERR_ARG);
+    cr_assert(strstr(err.message, "named twice"), "%s", err.message);
+    bad.kernels = &bogus, bad.n_kernels = 1;
+    cr_assert_eq(saemon_dict_pack(d, &bad, p, &err), SAEMON_ERR_ARG);
+    cr_assert(strstr(err.message, "no kernel variant named 'f32-encode-9x9-none'"), "%s", err.message);
+    uint32_t one = 3;
+    saemon_pack_options sub = {.subset = true, .latents = &one, .n_latents = 1, .kernels = kernels, .n_kernels = 1};
+    cr_assert_eq(saemon_dict_pack(d, &sub, p, &err), SAEMON_ERR_UNSUPPORTED);
+    cr_assert(strstr(err.message, "whole packs only"), "%s", err.message);
+    saemon_dict_close(d);
+
+    saemon_dict *m = NULL;
+    cr_assert_eq(saemon_dict_open(p, &m, &err), SAEMON_OK, "%s", err.message);
+    cr_assert_str_eq(saemon_dict_get_feature_label(m, 5), "five");
+    cr_assert_str_eq(saemon_dict_get_feature_label(m, 60), "sixty");
+    cr_assert_null(saemon_dict_get_feature_label(m, 6));
+    cr_assert_null(saemon_dict_get_feature_label(m, 64));
+    cr_assert_eq(saemon_dict_get_label_count(m), 2);
+    saemon_dict_close(m);
+
+    size_t len;
+    uint8_t *good = slurp(p, &len), *b = malloc(len);
+    pack_header *h = (pack_header *)b;
+    pack_kernel_desc *kd = NULL;
+    memcpy(b, good, len);
+    kd = (pack_kernel_desc *)(b + section(b, PACK_KERNEL)->offset);
+    kd->d_in = 17;
+    expect_refused("kernel-din", b, len, "section kernel f32-encode-3x16-portable: d_in 17");
+    memcpy(b, good, len);
+    kd->index_base = 60;
+    expect_refused("kernel-range", b, len, "do not fit the pack");
+    memcpy(b, good, len);
+    memset(kd->name, 'x', sizeof kd->name);
+    expect_refused("kernel-name", b, len, "not a NUL-terminated string");
+    memcpy(b, good, len);
+    section(b, PACK_KERNEL)->length = 64;
+    reseal(b);
+    expect_refused("kernel-short", b, len, "section kernel: 64 bytes, expected at least 192");
+    memcpy(b, good, len);
+    section(b, PACK_KERNEL)->elem = PACK_ELEM_F32;
+    reseal(b);
+    expect_refused("kernel-elem", b, len, "section kernel: element type");
+    memcpy(b, good, len);
+    uint32_t *lab = (uint32_t *)(b + section(b, PACK_LABELS)->offset);
+    lab[4] = 70; /* the second label's feature past d_sae */
+    expect_refused("labels-index", b, len, "section labels: entry 1 (feature 70)");
+    memcpy(b, good, len);
+    lab[2] = 1u << 30; /* the first label's text outside the section */
+    expect_refused("labels-offset", b, len, "section labels: entry 0");
+    memcpy(b, good, len);
+    lab[0] = 1u << 20;
+    expect_refused("labels-count", b, len, "section labels: 1048576 labels do not fit");
+    memcpy(b, good, len);
+    section(b, PACK_B_DEC_DOT)->offset = section(b, PACK_KERNEL)->offset;
+    reseal(b);
+    expect_refused("overlap-kernel", b, len, "section kernel: overlaps section b_dec_dot");
+    /* a version 1 reader's kinds only: the new sections are unknown there */
+    memcpy(b, good, len);
+    h->version = 1;
+    reseal(b);
+    expect_refused("v1-with-kernel", b, len, "unknown kind");
+    /* a corrupt packed form is data: caught by verify */
+    memcpy(b, good, len);
+    b[section(b, PACK_KERNEL)->offset + PACK_KERNEL_DESC_BYTES + 100] ^= 0x40;
+    char *q = test_write_file(tmp, "kdata.pack", b, len);
+    chmod(q, 0644);
+    cr_assert_eq(saemon_pack_verify(q, &err), SAEMON_ERR_FORMAT);
+    free(q);
+    free(b);
+    free(good);
+    free(p);
+
+    /* a version 1 pack: no b_dec_dot (no apply_b_dec_to_input), kernel or labels section */
+    apply_b_dec = false;
+    d = make_dict(16, 64, 4);
+    apply_b_dec = true;
+    p = path_of("v1.pack");
+    cr_assert_eq(saemon_dict_pack(d, NULL, p, &err), SAEMON_OK, "%s", err.message);
+    saemon_dict_close(d);
+    good = slurp(p, &len);
+    ((pack_header *)good)->version = 1;
+    reseal(good);
+    free(p);
+    p = test_write_file(tmp, "v1b.pack", good, len);
+    chmod(p, 0644);
+    cr_assert_eq(saemon_dict_open(p, &m, &err), SAEMON_OK, "%s", err.message);
+    saemon_encoder *e = NULL;
+    cr_assert_eq(saemon_encoder_create(m, NULL, &e, &err), SAEMON_OK, "%s", err.message);
+    cr_assert(strstr(saemon_encoder_get_plan(e), "packed at load: the pack stores no kernel's packed form"), "%s",
+              saemon_encoder_get_plan(e));
+    saemon_encoder_destroy(e);
+    saemon_dict_close(m);
     free(good);
     free(p);
 }

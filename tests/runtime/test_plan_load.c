@@ -4,7 +4,10 @@
  * on every kernel variant this CPU runs; it reads exactly the planned bytes
  * (the loader's byte count); reading more latents later (a reload) matches
  * too, and is refused when the file changed since start. Packs of each
- * (saemon pack: whole and subset) give the same features bit for bit. */
+ * (saemon pack: whole and subset) give the same features bit for bit, also
+ * when the encoder uses a kernel's packed form stored in the pack in place
+ * (every variant runnable here) and when it packs at load instead (a pack
+ * without it, with another variant's, another thread split). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -216,7 +219,7 @@ static size_t expect_filtered(const saemon_features *full, const saemon_features
 typedef struct held {
     size_t offsets[ROWS + 1];
     uint32_t index[ROWS * D_SAE];
-    float value[ROWS * D_SAE];
+    float value[ROWS * D_SAE];  /* ROWS x D_SAE >= 5 x 700: the in-place test fits */
     saemon_features f;
 } held;
 
@@ -322,14 +325,33 @@ static void check_pack(const char *dir, saemon_dict *whole, const uint32_t *set,
     const bool topk = wi->arch == SAEMON_ARCH_TOPK;
     char *pw = NULL, *ps = NULL;
     cr_assert(asprintf(&pw, "%s.whole.pack", dir) > 0 && asprintf(&ps, "%s.subset.pack", dir) > 0);
-    saemon_pack_options po = {.decoder = !topk}; /* TopK rescales by the decoder norms: W_dec goes in anyway */
+    /* every variant runnable here stores its packed form (the others are not in this build or not on this CPU) */
+    size_t nk = 0, nrun = 0;
+    const saemon_kernel *const *ks = saemon_kernels_all(&nk);
+    const char *names[16];
+    for (size_t v = 0; v < nk; v++)
+        if (!saemon_kernel_missing_features(ks[v]) && nrun < 16)
+            names[nrun++] = ks[v]->name;
+    saemon_pack_options po = {.decoder = !topk, /* TopK rescales by the decoder norms: W_dec goes in anyway */
+                              .kernels = names, .n_kernels = nrun};
     cr_assert_eq(saemon_dict_pack(whole, &po, pw, &err), SAEMON_OK, "%s: %s", dir, err.message);
+    /* and packs that store none, or only the portable variant's: the others pack at load */
+    char *pn = NULL, *pp = NULL;
+    cr_assert(asprintf(&pn, "%s.nokernel.pack", dir) > 0 && asprintf(&pp, "%s.portable.pack", dir) > 0);
+    saemon_pack_options pno = {.decoder = !topk};
+    cr_assert_eq(saemon_dict_pack(whole, &pno, pn, &err), SAEMON_OK, "%s: %s", dir, err.message);
+    const char *portable = "f32-encode-3x16-portable";
+    saemon_pack_options ppo = {.decoder = !topk, .kernels = &portable, .n_kernels = 1};
+    cr_assert_eq(saemon_dict_pack(whole, &ppo, pp, &err), SAEMON_OK, "%s: %s", dir, err.message);
+    saemon_dict *pkn = NULL, *pkp = NULL;
     saemon_pack_options so = {.subset = true, .latents = set, .n_latents = n_set};
     cr_assert_eq(saemon_dict_pack(whole, &so, ps, &err), topk ? SAEMON_ERR_UNSUPPORTED : SAEMON_OK, "%s: %s", dir,
                  err.message);
     saemon_dict *pk = NULL, *sp = NULL;
     saemon_dict_load_options nd = {.no_decoder = topk}; /* and is kept for the norms */
     cr_assert_eq(saemon_dict_open_with(pw, &nd, &pk, &err), SAEMON_OK, "%s: %s", pw, err.message);
+    cr_assert_eq(saemon_dict_open_with(pn, &nd, &pkn, &err), SAEMON_OK, "%s: %s", pn, err.message);
+    cr_assert_eq(saemon_dict_open_with(pp, &nd, &pkp, &err), SAEMON_OK, "%s: %s", pp, err.message);
     const saemon_dict_info *pi = saemon_dict_get_info(pk);
     cr_assert_str_eq(pi->format, "pack");
     cr_assert_str_eq(pi->sha256, wi->sha256, "the pack records the source's identity");
@@ -364,8 +386,7 @@ static void check_pack(const char *dir, saemon_dict *whole, const uint32_t *set,
         cr_assert_eq(saemon_dict_open(ps, &no, &err), SAEMON_ERR_MISMATCH);
         cr_assert(strstr(err.message, "subset pack"), "%s", err.message);
     }
-    size_t nk = 0, compared = 0;
-    const saemon_kernel *const *ks = saemon_kernels_all(&nk);
+    size_t compared = 0;
     static held ref;
     for (size_t v = 0; v < nk; v++) {
         if (saemon_kernel_missing_features(ks[v]))
@@ -374,11 +395,36 @@ static void check_pack(const char *dir, saemon_dict *whole, const uint32_t *set,
         saemon_encoder_options of = {.variant = ks[v]->name, .max_batch = ROWS, .reconstruction = true};
         cr_assert_eq(saemon_encoder_create(whole, &of, &ef, &err), SAEMON_OK, "%s", err.message);
         cr_assert_eq(saemon_encoder_create(pk, &of, &ep, &err), SAEMON_OK, "%s", err.message);
+        /* the stored packed form is used in place: no copy */
+        cr_assert(strstr(saemon_encoder_get_plan(ep), "used in place from the pack (mapped, shared)"), "%s: %s",
+                  ks[v]->name, saemon_encoder_get_plan(ep));
         const saemon_features *ff, *fp;
         cr_assert_eq(saemon_encoder_encode(ef, x, ROWS, &ff, &err), SAEMON_OK, "%s", err.message);
         hold(&ref, ff);
         cr_assert_eq(saemon_encoder_encode(ep, x, ROWS, &fp, &err), SAEMON_OK, "%s", err.message);
         compared += expect_filtered(&ref.f, fp, NULL, 0, ks[v]->name);
+        /* fallbacks: no stored form, another variant's form, or another thread split: packed at load, same features */
+        saemon_encoder *eb = NULL;
+        cr_assert_eq(saemon_encoder_create(pkn, &of, &eb, &err), SAEMON_OK, "%s", err.message);
+        cr_assert(strstr(saemon_encoder_get_plan(eb), "packed at load: the pack stores no kernel's packed form"),
+                  "%s", saemon_encoder_get_plan(eb));
+        cr_assert_eq(saemon_encoder_encode(eb, x, ROWS, &fp, &err), SAEMON_OK, "%s", err.message);
+        compared += expect_filtered(&ref.f, fp, NULL, 0, ks[v]->name);
+        saemon_encoder_destroy(eb);
+        cr_assert_eq(saemon_encoder_create(pkp, &of, &eb, &err), SAEMON_OK, "%s", err.message);
+        const bool is_portable = !strcmp(ks[v]->name, portable);
+        cr_assert(strstr(saemon_encoder_get_plan(eb), is_portable ? "used in place" : "stores no packed form for"), "%s",
+                  saemon_encoder_get_plan(eb));
+        cr_assert_eq(saemon_encoder_encode(eb, x, ROWS, &fp, &err), SAEMON_OK, "%s", err.message);
+        compared += expect_filtered(&ref.f, fp, NULL, 0, ks[v]->name);
+        saemon_encoder_destroy(eb);
+        saemon_encoder_options o2 = of;
+        o2.threads = 2, o2.no_pin = true;
+        cr_assert_eq(saemon_encoder_create(pk, &o2, &eb, &err), SAEMON_OK, "%s", err.message);
+        cr_assert(strstr(saemon_encoder_get_plan(eb), "in 2 slices"), "%s", saemon_encoder_get_plan(eb));
+        cr_assert_eq(saemon_encoder_encode(eb, x, ROWS, &fp, &err), SAEMON_OK, "%s", err.message);
+        compared += expect_filtered(&ref.f, fp, NULL, 0, ks[v]->name);
+        saemon_encoder_destroy(eb);
         if (!topk) {
             saemon_encoder_options os = {.variant = ks[v]->name, .max_batch = ROWS, .encode = SAEMON_ENCODE_AUTO,
                                          .latents = set, .n_latents = n_set};
@@ -392,9 +438,13 @@ static void check_pack(const char *dir, saemon_dict *whole, const uint32_t *set,
     }
     cr_assert_gt(compared, 0, "%s: nothing compared", pw);
     saemon_dict_close(pk);
+    saemon_dict_close(pkn);
+    saemon_dict_close(pkp);
     saemon_dict_close(sp);
     free(pw);
     free(ps);
+    free(pn);
+    free(pp);
 }
 
 TestSuite(plan_load, .init = setup, .fini = teardown);
@@ -505,4 +555,56 @@ Test(plan_load, reload_refuses_a_changed_file)
     free(w);
     free(w2);
     free(dir);
+}
+
+/* --encode all from a loaded dictionary holds the fp32 rows once: the
+ * variants whose packed form starts with the rows pack in place behind the
+ * dictionary's own rows (allocated with room for the chosen variant's packed
+ * form). The features equal a second encoder's, which cannot share the room
+ * and packs its own copy, bit for bit, on every variant runnable here. */
+Test(plan_load, full_plan_packs_in_place_behind_the_rows)
+{
+    enum { DI = 64, DS = 700, R = 5 };
+    static float we[DI * DS], wd[DI * DS], be[DS], bd[DI], th[DS], xx[R * DI];
+    rng = 0x3141592ull;
+    for (size_t i = 0; i < DI * DS; i++)
+        we[i] = 0.3f * frand(), wd[i] = frand();
+    for (size_t j = 0; j < DS; j++)
+        be[j] = 0.1f * frand(), th[j] = 0.1f + 0.1f * frand();
+    for (size_t i = 0; i < DI; i++)
+        bd[i] = 0.05f * frand();
+    for (size_t i = 0; i < R * DI; i++)
+        xx[i] = frand();
+    saemon_dict_arrays a = {.arch = SAEMON_ARCH_JUMPRELU, .d_in = DI, .d_sae = DS, .apply_b_dec_to_input = true,
+                            .W_enc = we, .W_dec = wd, .b_enc = be, .b_dec = bd, .threshold = th};
+    saemon_dict *d = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_dict_from_arrays(&a, &d, &err), SAEMON_OK, "%s", err.message);
+    size_t nk = 0, in_place = 0;
+    const saemon_kernel *const *ks = saemon_kernels_all(&nk);
+    const saemon_kernel *chosen = saemon_kernel_select(NULL);
+    static held ref;
+    for (size_t v = 0; v < nk; v++) {
+        if (saemon_kernel_missing_features(ks[v]))
+            continue;
+        saemon_encoder_options o = {.variant = ks[v]->name, .max_batch = R};
+        saemon_encoder *e1 = NULL, *e2 = NULL;
+        cr_assert_eq(saemon_encoder_create(d, &o, &e1, &err), SAEMON_OK, "%s", err.message);
+        cr_assert_eq(saemon_encoder_create(d, &o, &e2, &err), SAEMON_OK, "%s", err.message);
+        const bool here = strstr(saemon_encoder_get_plan(e1), "in place behind the dictionary's rows") != NULL;
+        in_place += here;
+        if (ks[v] == chosen && chosen->packed_rows_align)
+            cr_assert(here, "%s: %s", ks[v]->name, saemon_encoder_get_plan(e1));
+        cr_assert_null(strstr(saemon_encoder_get_plan(e2), "in place"), "one plan holds the room");
+        const saemon_features *f1, *f2;
+        cr_assert_eq(saemon_encoder_encode(e2, xx, R, &f2, &err), SAEMON_OK, "%s", err.message);
+        hold(&ref, f2);
+        cr_assert_eq(saemon_encoder_encode(e1, xx, R, &f1, &err), SAEMON_OK, "%s", err.message);
+        cr_assert_gt(expect_filtered(&ref.f, f1, NULL, 0, ks[v]->name), 0);
+        saemon_encoder_destroy(e1);
+        saemon_encoder_destroy(e2);
+    }
+    if (chosen->packed_rows_align)
+        cr_assert_gt(in_place, 0);
+    saemon_dict_close(d);
 }
