@@ -149,6 +149,7 @@ char *saemon_alert_to_json(const saemon_alert *a)
               add(o, "dictionary", string_or_null(a->dictionary)) &&
               (!a->ring || add(o, "ring", cJSON_CreateString(a->ring))) &&
               (!a->replica || add(o, "replica", cJSON_CreateString(a->replica))) &&
+              (!a->request_id || add(o, "request_id", cJSON_CreateString(a->request_id))) &&
               (!a->capture_window || add(o, "captured", captured_object(a)));
     char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);

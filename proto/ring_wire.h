@@ -15,7 +15,8 @@
 #include <time.h>
 
 #define RING_MAGIC 0x52454153u  /* "SAER" */
-#define RING_VERSION 2u /* 2: evaluated/verdict_wake/verdict_waiters, FRAME_FLAG_RESET, tombstones */
+#define RING_VERSION 3u /* 2: evaluated/verdict_wake/verdict_waiters, FRAME_FLAG_RESET, tombstones;
+                          * 3: FRAME_FLAG_REQUEST_ID frames (a stream's request id string) */
 #define FRAME_MAGIC 0x46454153u /* "SAEF" */
 #define FRAME_VERSION 1u
 
@@ -24,6 +25,7 @@
 #define RING_SHM_PREFIX "/saemon-ring."
 #define RING_NAME_MAX 64
 #define RING_TEXT_MAX 120 /* model / hook fields, NUL included */
+#define RING_REQUEST_ID_MAX 128 /* bytes of a request id (UTF-8, no NUL); the frame adds a NUL */
 
 /* ring_header.state */
 enum { RING_STATE_CREATING = 0, RING_STATE_READY = 1, RING_STATE_RETIRED = 2 };
@@ -45,7 +47,9 @@ enum {
     FRAME_FLAG_GAP_ALL = 1u << 2, /* the producer lost track: every open stream may have a gap */
     FRAME_FLAG_RESET = 1u << 3,   /* first frame of a newly attached producer: every earlier
                                    * verdict and stream of the ring belongs to a producer gone */
-    FRAME_FLAGS_KNOWN = 0xFu,
+    FRAME_FLAG_REQUEST_ID = 1u << 4, /* zero rows; the payload is the stream's request id: `aux`
+                                      * bytes of printable UTF-8, then a NUL (docs/ring.md) */
+    FRAME_FLAGS_KNOWN = 0x1Fu,
 };
 /* frame_header.dtype */
 enum { FRAME_DTYPE_F32 = 0, FRAME_DTYPE_F16 = 1, FRAME_DTYPE_BF16 = 2 };
@@ -145,7 +149,7 @@ typedef struct frame_header {
     uint32_t n_rows;        /* 48 */
     uint8_t dtype;          /* 52 */
     uint8_t checksum_kind;  /* 53 */
-    uint16_t reserved;      /* 54: 0 */
+    uint16_t aux;           /* 54: request id length (FRAME_FLAG_REQUEST_ID frames), else 0 */
     uint32_t dropped;       /* 56: frames dropped just before this one (saturating) */
     uint32_t checksum;      /* 60 */
 } frame_header;
@@ -226,6 +230,43 @@ static inline bool ring_name_valid(const char *name)
             return false;
     }
     return true;
+}
+
+/* A request id a producer may send: 1..RING_REQUEST_ID_MAX bytes of
+ * well-formed UTF-8 (no overlong forms, surrogates or code points above
+ * U+10FFFF) without control characters (C0, DEL, C1). The consumer checks
+ * the same with base/utf8.h. Returns its length, or 0 if it is not valid. */
+static inline size_t ring_request_id_valid(const char *id)
+{
+    if (!id)
+        return 0;
+    size_t n = strnlen(id, RING_REQUEST_ID_MAX + 1);
+    if (n == 0 || n > RING_REQUEST_ID_MAX)
+        return 0;
+    const uint8_t *s = (const uint8_t *)id;
+    for (size_t i = 0; i < n;) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return 0;
+            i++;
+            continue;
+        }
+        size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+        if (len == 0 || c > 0xf4 || i + len > n)
+            return 0;
+        uint32_t cp = c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff))
+            || (cp >= 0x80 && cp <= 0x9f))
+            return 0;
+        i += len;
+    }
+    return n;
 }
 
 static inline uint64_t ring_now_ns(void)

@@ -25,6 +25,7 @@ const char *saemon_ring_reject_name(saemon_ring_reject r)
     case SAEMON_RING_REJECT_NONFINITE: return "nonfinite";
     case SAEMON_RING_REJECT_REFUSED: return "refused";
     case SAEMON_RING_REJECT_INDEX: return "index";
+    case SAEMON_RING_REJECT_REQUEST_ID: return "request_id";
     case SAEMON_RING_REJECT_COUNT: break;
     }
     return "unknown";
@@ -261,6 +262,52 @@ static uint32_t frame_checksum(const frame_header *fh, const uint8_t *rows, size
     }
 }
 
+/* Hand out a validated frame (rows in r->rows, or a request id). */
+static int deliver(saemon_ring *r, saemon_frame *f, const frame_header *fh, const char *request_id)
+{
+    bool end = fh->flags & FRAME_FLAG_END_OF_STREAM;
+    if (fh->flags & FRAME_FLAG_GAP_ALL)
+        ring_streams_mark_all(&r->streams);
+    bool gap = ring_streams_frame(&r->streams, fh->stream, end);
+    mirror_resets(r);
+    *f = (saemon_frame){
+        .seq = fh->seq,
+        .stream = fh->stream,
+        .token = fh->token,
+        .n_rows = fh->n_rows,
+        .d_in = fh->d_in,
+        .rows = r->rows,
+        .gap = gap || (fh->flags & (FRAME_FLAG_GAP | FRAME_FLAG_GAP_ALL)),
+        .end_of_stream = end,
+        .new_producer = (fh->flags & FRAME_FLAG_RESET) != 0,
+        .dropped = fh->dropped,
+        .request_id = request_id,
+    };
+    bump(&r->frames_received, 1);
+    bump(&r->tokens_received, fh->n_rows);
+    __atomic_store_n(&r->last_frame_ns, ring_now_ns(), __ATOMIC_RELAXED);
+    r->holding = true;
+    return 1;
+}
+
+/* A FRAME_FLAG_REQUEST_ID frame: no rows, `aux` bytes of printable UTF-8
+ * (1..RING_REQUEST_ID_MAX) then a NUL, checksummed like rows. Validated as
+ * strictly as rows: the id ends up in alerts, JSON and HTTP bodies. */
+static int take_request_id(saemon_ring *r, saemon_frame *f, const uint8_t *slot, const frame_header *fh)
+{
+    size_t len = fh->aux;
+    if (fh->n_rows != 0 || (fh->flags & FRAME_FLAG_END_OF_STREAM) || fh->d_in != r->ann_d_in || len == 0
+        || len > RING_REQUEST_ID_MAX || len + 1 > r->slot_bytes - FRAME_HEADER_BYTES)
+        return reject(r, SAEMON_RING_REJECT_REQUEST_ID, NULL);
+    memcpy(r->raw, slot + FRAME_HEADER_BYTES, len + 1);
+    if (frame_checksum(fh, r->raw, len + 1) != fh->checksum)
+        return reject(r, SAEMON_RING_REJECT_CHECKSUM, NULL);
+    const char *id = (const char *)r->raw;
+    if (id[len] != 0 || memchr(id, 0, len) || !utf8_printable(id, len + 1, false))
+        return reject(r, SAEMON_RING_REJECT_REQUEST_ID, NULL);
+    return deliver(r, f, fh, id);
+}
+
 /* Validate the frame at `tail`. Returns 1 (frame filled in) or 0 (rejected,
  * counted, slot released). Field checks happen on a private copy. */
 static int take_frame(saemon_ring *r, saemon_frame *f)
@@ -272,7 +319,7 @@ static int take_frame(saemon_ring *r, saemon_frame *f)
     frame_header fh;
     memcpy(&fh, slot, sizeof fh);
     if (fh.magic != FRAME_MAGIC || fh.version != FRAME_VERSION || fh.seq != r->tail
-        || (fh.flags & ~FRAME_FLAGS_KNOWN) || fh.reserved != 0 || fh.stream >= RING_STREAM_LIMIT
+        || (fh.flags & ~FRAME_FLAGS_KNOWN) || (!(fh.flags & FRAME_FLAG_REQUEST_ID) && fh.aux != 0) || fh.stream >= RING_STREAM_LIMIT
         || fh.checksum_kind < FRAME_CSUM_CRC32C || fh.checksum_kind > FRAME_CSUM_CRC32_HEADER
         || ring_dtype_size(fh.dtype) == 0)
         return reject(r, SAEMON_RING_REJECT_HEADER, fh.magic == FRAME_MAGIC ? &fh : NULL);
@@ -282,6 +329,9 @@ static int take_frame(saemon_ring *r, saemon_frame *f)
         return reject(r, SAEMON_RING_REJECT_HEADER, &fh);
     size_t elem = ring_dtype_size(fh.dtype);
     size_t cap_rows = (r->slot_bytes - FRAME_HEADER_BYTES) / ((size_t)r->ann_d_in * elem);
+    bool rid = fh.flags & FRAME_FLAG_REQUEST_ID;
+    if (rid)
+        return take_request_id(r, f, slot, &fh);
     if (fh.d_in != r->ann_d_in || fh.n_rows > cap_rows
         || (fh.n_rows == 0 && !(fh.flags & FRAME_FLAG_END_OF_STREAM)))
         return reject(r, SAEMON_RING_REJECT_SIZE, &fh);
@@ -297,28 +347,7 @@ static int take_frame(saemon_ring *r, saemon_frame *f)
     if (!r->allow_nonfinite && !saemon_all_finite(r->rows, n))
         return reject(r, SAEMON_RING_REJECT_NONFINITE, &fh);
 
-    bool end = fh.flags & FRAME_FLAG_END_OF_STREAM;
-    if (fh.flags & FRAME_FLAG_GAP_ALL)
-        ring_streams_mark_all(&r->streams);
-    bool gap = ring_streams_frame(&r->streams, fh.stream, end);
-    mirror_resets(r);
-    *f = (saemon_frame){
-        .seq = fh.seq,
-        .stream = fh.stream,
-        .token = fh.token,
-        .n_rows = fh.n_rows,
-        .d_in = fh.d_in,
-        .rows = r->rows,
-        .gap = gap || (fh.flags & (FRAME_FLAG_GAP | FRAME_FLAG_GAP_ALL)),
-        .end_of_stream = end,
-        .new_producer = (fh.flags & FRAME_FLAG_RESET) != 0,
-        .dropped = fh.dropped,
-    };
-    bump(&r->frames_received, 1);
-    bump(&r->tokens_received, fh.n_rows);
-    __atomic_store_n(&r->last_frame_ns, ring_now_ns(), __ATOMIC_RELAXED);
-    r->holding = true;
-    return 1;
+    return deliver(r, f, &fh, NULL);
 }
 
 void saemon_ring_release(saemon_ring *r)

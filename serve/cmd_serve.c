@@ -274,6 +274,7 @@ static void close_all(serve *srv, metrics_http *http)
         serve_dict *d = &srv->dicts[i];
         for (size_t r = 0; r < d->n_rings; r++) {
             saemon_monitor_destroy(d->rings[r].monitor);
+            request_map_free(&d->rings[r].requests);
             saemon_ring_destroy(d->rings[r].ring);
         }
         serve_gather_free(d);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "producers/c/request_map.h"
 #include "serve/prom_text.h"
 #include "serve/serve_config.h"
 #include "serve/serve_history.h"
@@ -58,6 +59,9 @@ typedef struct serve_ring {
     _Atomic uint64_t unmonitored;   /* sequences refused at max_streams (saemon_monitor_get_unmonitored) */
     _Atomic uint64_t unmonitored_ns; /* CLOCK_MONOTONIC of the last increase */
     _Atomic uint64_t streams_idle_ended; /* ended by stream_idle_timeout */
+    request_map requests;           /* consumer thread: stream -> request id of its current sequence */
+    _Atomic uint64_t request_ids;   /* request id frames received */
+    _Atomic uint64_t request_ids_untracked; /* not kept: 65,536 tagged streams open already */
     /* main thread only: what was last logged about the producer */
     saemon_ring_producer_state logged_state;
     int32_t logged_pid;

@@ -33,6 +33,7 @@ static void on_alert(const saemon_alert *in, void *user)
     saemon_alert fleet = *in; /* fleet identity: which ring, which replica */
     fleet.ring = r->cfg->name;
     fleet.replica = r->dict->srv->cfg.replica;
+    fleet.request_id = request_map_id(&r->requests, in->stream); /* an annotation, not identity */
     const saemon_alert *a = &fleet;
     if (a->status && strcmp(a->status, "firing") == 0) {
         /* The verdict first: the model server polls it, the sinks may be slow. */
@@ -87,14 +88,18 @@ typedef struct gather_entry {
     uint64_t stream, token; /* token of the entry's first row */
     uint32_t first, n_rows; /* rows [first, first + n_rows) of the gathered batch */
     bool end_of_stream;
+    int16_t request_id;     /* >= 0: a request id frame (no rows), index into serve_gather.ids */
 } gather_entry;
+
+#define SERVE_GATHER_ENDS 64 /* zero-row end-of-stream frames one batch may carry */
+#define SERVE_GATHER_IDS 16  /* request id frames one batch may carry */
 
 struct serve_gather {
     float *rows;            /* [batch][d_in] */
     gather_entry *entries;  /* at most batch + SERVE_GATHER_ENDS */
-    size_t n_rows, n_entries, cap_entries;
+    size_t n_rows, n_entries, cap_entries, n_ids;
+    char ids[SERVE_GATHER_IDS][RING_REQUEST_ID_MAX + 1];
 };
-#define SERVE_GATHER_ENDS 64 /* zero-row end-of-stream frames one batch may carry */
 
 bool serve_gather_init(serve_dict *d)
 {
@@ -135,6 +140,12 @@ static void write_features(serve *srv, const serve_ring *r, const gather_entry *
  * the ring's monitor, then its end of stream. */
 static void observe(serve_ring *r, const gather_entry *e, const saemon_features *feat, const float *rows)
 {
+    if (e->request_id >= 0) { /* the stream's alerts carry this id from here on */
+        if (!request_map_set(&r->requests, e->stream, r->dict->gather->ids[e->request_id]))
+            atomic_fetch_add_explicit(&r->request_ids_untracked, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->request_ids, 1, memory_order_relaxed);
+        return;
+    }
     size_t d_in = r->dict->info->d_in;
     for (uint32_t t = 0; t < e->n_rows; t++) {
         size_t i = e->first + t, lo = feat->offsets[i], hi = feat->offsets[i + 1];
@@ -163,6 +174,7 @@ static void observe(serve_ring *r, const gather_entry *e, const saemon_features 
         /* every row of the sequence was evaluated above: a new sequence on
          * this id starts with a clean verdict */
         saemon_ring_end_verdict(r->ring, e->stream);
+        request_map_forget(&r->requests, e->stream); /* after its resolved alerts */
         atomic_fetch_add_explicit(&r->streams_ended, 1, memory_order_relaxed);
     }
 }
@@ -203,12 +215,18 @@ static bool flush(serve_dict *d, serve_ring *r)
 {
     struct serve_gather *g = d->gather;
     bool ok = encode_entries(d, r, g->rows, g->n_rows, g->entries, g->n_entries);
-    g->n_rows = g->n_entries = 0;
+    g->n_rows = g->n_entries = g->n_ids = 0;
     if (ok) {
         saemon_ring_evaluated(r->ring);
         note_streams(r);
     }
     return ok;
+}
+
+/* Every stream ended at once: their request ids go with them. */
+static void forget_requests(serve_ring *r)
+{
+    request_map_free(&r->requests);
 }
 
 /* The first frame of a newly attached producer: the previous producer is
@@ -220,6 +238,7 @@ static bool new_producer(serve_dict *d, serve_ring *r)
         return false;
     size_t n = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
     saemon_ring_clear_verdicts(r->ring);
+    forget_requests(r);
     atomic_fetch_add_explicit(&r->streams_ended, n, memory_order_relaxed);
     if (n)
         serve_log("info", "dictionary=%s ring=%s new producer: %zu streams of the previous one ended", d->label,
@@ -235,7 +254,7 @@ static bool encode_large_frame(serve_dict *d, serve_ring *r, const saemon_frame 
         size_t n = f->n_rows - first < batch ? f->n_rows - first : batch;
         bool last = first + n == f->n_rows;
         gather_entry e = {.stream = f->stream, .token = f->token + first, .first = 0, .n_rows = (uint32_t)n,
-                          .end_of_stream = last && f->end_of_stream};
+                          .end_of_stream = last && f->end_of_stream, .request_id = -1};
         if (!encode_entries(d, r, f->rows + first * f->d_in, n, &e, 1))
             return false;
     }
@@ -253,14 +272,22 @@ static bool take_frame(serve_dict *d, serve_ring *r, const saemon_frame *f)
          * follow each other, so windows never bridge the lost tokens. */
         atomic_fetch_add_explicit(&r->gaps, 1, memory_order_relaxed);
     }
-    if (g->n_rows + f->n_rows > batch || g->n_entries == g->cap_entries)
+    if (g->n_rows + f->n_rows > batch || g->n_entries == g->cap_entries
+        || (f->request_id && g->n_ids == SERVE_GATHER_IDS))
         if (!flush(d, r))
             return false;
+    if (f->request_id) { /* applied in order with the frames around it */
+        snprintf(g->ids[g->n_ids], sizeof g->ids[0], "%s", f->request_id);
+        g->entries[g->n_entries++] = (gather_entry){.stream = f->stream, .token = f->token,
+                                                    .request_id = (int16_t)g->n_ids++};
+        return true;
+    }
     if (f->n_rows > batch)
         return encode_large_frame(d, r, f);
     memcpy(g->rows + g->n_rows * d->info->d_in, f->rows, (size_t)f->n_rows * f->d_in * sizeof(float));
     g->entries[g->n_entries++] = (gather_entry){.stream = f->stream, .token = f->token, .first = (uint32_t)g->n_rows,
-                                                .n_rows = f->n_rows, .end_of_stream = f->end_of_stream};
+                                                .n_rows = f->n_rows, .end_of_stream = f->end_of_stream,
+                                                .request_id = -1};
     g->n_rows += f->n_rows;
     return true;
 }
@@ -364,6 +391,7 @@ static void end_idle_streams(serve_dict *d)
             continue;
         size_t n = saemon_monitor_end_all_streams(r->monitor, on_alert, r);
         saemon_ring_clear_verdicts(r->ring);
+        forget_requests(r);
         atomic_fetch_add(&r->streams_idle_ended, n);
         note_streams(r);
         serve_log("warning",

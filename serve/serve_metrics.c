@@ -180,6 +180,13 @@ static void render_rings(prom_text *t, serve *srv)
     prom_family(t, "saemon_streams_idle_ended_total", "counter",
                 "Open streams ended because the ring saw no frame for stream_idle_timeout.");
     EACH_RING prom_sample_u64(t, "saemon_streams_idle_ended_total", LABELS(RL), ld(&v[k].r->streams_idle_ended));
+    prom_family(t, "saemon_request_ids_total", "counter",
+                "Request id frames received (a stream tagged with the engine's request id).");
+    EACH_RING prom_sample_u64(t, "saemon_request_ids_total", LABELS(RL), ld(&v[k].r->request_ids));
+    prom_family(t, "saemon_request_ids_untracked_total", "counter",
+                "Request ids not kept because 65536 tagged streams were open: their alerts lack the id.");
+    EACH_RING prom_sample_u64(t, "saemon_request_ids_untracked_total", LABELS(RL),
+                              ld(&v[k].r->request_ids_untracked));
     prom_family(t, "saemon_producer_info", "gauge", "The producer's announcement (value 1).");
     EACH_RING if (v[k].st.producer_state != SAEMON_RING_PRODUCER_NONE)
         prom_sample_u64(t, "saemon_producer_info",

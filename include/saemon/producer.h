@@ -59,6 +59,13 @@ typedef struct saemon_producer_options {
     int heartbeat_ms;          /* a library thread refreshes the heartbeat (and re-attaches,
                                 * publishes pending end-of-stream frames) this often while the
                                 * model is idle; 0 = 1000, <0 = no thread (call heartbeat()) */
+    /* Optional: called once each time saemon refuses this producer after
+     * attach() returned (the ring appeared later with another hook or d_in,
+     * or speaks another protocol version), from the heartbeat thread (or the
+     * call that noticed it), without the producer's lock held: it may call
+     * the producer. The refusal is also in saemon_producer_stats. */
+    void (*on_refused)(const char *reason, void *user);
+    void *on_refused_user;
 } saemon_producer_options;
 
 /* Counters of this producer object (lifetime, across re-attaches). */
@@ -74,8 +81,12 @@ typedef struct saemon_producer_stats {
     uint64_t tokens_lost_consumer_down; /* lost while no consumer served the ring: dropped
                                 * before saemon (re)started, or left unconsumed when it died;
                                 * carried to the next consumer (tokens_lost_total{consumer_down}) */
+    uint64_t request_ids_lost; /* request ids not sent (no room in a slot, no memory) or not kept
+                                * for lookup by id (more than 65,536 requests tagged at once) */
     bool connected;            /* attached to a live segment and not refused */
-    bool refused;
+    bool refused;              /* saemon refused the announcement, or the ring speaks another
+                                * protocol version: nothing is published (refuse_reason) */
+    char refuse_reason[256];   /* "" unless refused */
 } saemon_producer_stats;
 
 /* Attach. On failure returns a negative code, *out = NULL, and writes a
@@ -101,6 +112,27 @@ SAEMON_API int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint
  * sequence, which starts with a clean verdict. Read the verdict of a sequence
  * before ending it. */
 SAEMON_API int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t token);
+
+/* Tag `stream` with the engine's request id (e.g. vLLM's "cmpl-8f3a...",
+ * SGLang's rid): 1..128 bytes of UTF-8 without control characters (else
+ * SAEMON_PRODUCER_EINVAL). Call it when a request starts on the stream
+ * (after end_stream of the stream's previous request), before its first
+ * publish. saemon puts the id in every alert of the stream's sequence (JSON
+ * "request_id", an Alertmanager annotation) until its end of stream. Like an
+ * end of stream it is never dropped for a full ring (kept and sent first),
+ * and sent again to a restarted saemon. The producer also remembers id ->
+ * stream until end_stream, for the verdict by request id below. */
+SAEMON_API int saemon_producer_begin_request(saemon_producer *p, uint64_t stream, const char *request_id);
+
+/* The stream a request id was given to (begin_request, not yet ended):
+ * SAEMON_PRODUCER_OK and *stream, or SAEMON_PRODUCER_EINVAL if unknown. */
+SAEMON_API int saemon_producer_get_request_stream(const saemon_producer *p, const char *request_id,
+                                                  uint64_t *stream);
+
+/* saemon_producer_get_verdict / _verdict_wait of the stream of a request id;
+ * SAEMON_PRODUCER_EINVAL when the id is unknown (never begun, or ended). */
+SAEMON_API int saemon_producer_get_request_verdict(const saemon_producer *p, const char *request_id);
+SAEMON_API int saemon_producer_request_verdict_wait(saemon_producer *p, const char *request_id, uint32_t wait_us);
 
 /* Refresh the heartbeat (publish does it too); call it from an idle loop so
  * saemon can tell "no traffic" from "producer hung". Also re-attaches if saemon

@@ -48,6 +48,8 @@ typedef enum saemon_ring_reject {
     SAEMON_RING_REJECT_NONFINITE,  /* rows contain NaN or Inf */
     SAEMON_RING_REJECT_REFUSED,    /* frame from a producer whose announcement was refused */
     SAEMON_RING_REJECT_INDEX,      /* producer index jumped (head behind tail or > slots ahead) */
+    SAEMON_RING_REJECT_REQUEST_ID, /* a request id frame: length 0 or > 128, not printable UTF-8,
+                                    * no NUL after it, or rows/end-of-stream with it */
     SAEMON_RING_REJECT_COUNT
 } saemon_ring_reject;
 
@@ -90,6 +92,10 @@ typedef struct saemon_frame {
                               * verdicts of the ring before this frame belong to one gone
                               * (saemon_ring_clear_verdicts before evaluating this frame) */
     uint64_t dropped;        /* frames the producer dropped (ring full) just before this one */
+    const char *request_id;  /* non-NULL: a request id frame (no rows): from here on `stream`
+                              * is the request with this id (1..128 bytes of printable UTF-8,
+                              * validated), until its end of stream or the next request id.
+                              * Valid until release, like rows. */
 } saemon_frame;
 
 typedef enum saemon_ring_producer_state {

@@ -131,6 +131,11 @@ typedef struct saemon_alert {
      * alert: part of the Idempotency-Key and of the Alertmanager labels. */
     const char *ring;
     const char *replica;
+    /* The engine's request id of the stream's current sequence (a producer's
+     * saemon_producer_begin_request / new_stream(request_id=)), or NULL. An
+     * annotation, not part of the identity: JSON "request_id", Alertmanager
+     * annotation, OTLP attribute. */
+    const char *request_id;
 } saemon_alert;
 
 typedef void (*saemon_alert_fn)(const saemon_alert *alert, void *user);

@@ -2,8 +2,8 @@
  * Labels identify the alert in Alertmanager (its dedup key), so they hold
  * what is stable while a rule keeps firing on a stream: alertname (= rule),
  * severity, stream, dictionary, ring, replica and the rule's own labels
- * (docs/serve.md: which of them to group by). The token and the
- * features go to annotations (most recent wins). A "resolved" alert carries
+ * (docs/serve.md: which of them to group by). The token, the
+ * features and the engine's request id go to annotations (most recent wins). A "resolved" alert carries
  * endsAt, which is what tells Alertmanager the alert is over. */
 #include <cJSON.h>
 #include <inttypes.h>
@@ -78,7 +78,7 @@ char *sink_alertmanager_body(const saemon_alert *a, const char *generator_url, d
     snprintf(value, sizeof value, "%.6g", a->value);
     ok = ok && set(ann, "description", a->description) && set(ann, "token", token) &&
          (!resolved || set(ann, "fired_token", fired)) && (!isfinite(a->value) || set(ann, "value", value)) &&
-         (!a->n_features || set(ann, "features", features));
+         (!a->n_features || set(ann, "features", features)) && set(ann, "request_id", a->request_id);
     if (ok) {
         cJSON_AddItemToObject(alert, "labels", labels);
         cJSON_AddItemToObject(alert, "annotations", ann);

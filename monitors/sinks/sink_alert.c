@@ -30,7 +30,7 @@ static const char *put_str(char **cursor, const char *s)
  * saemon_alert_feature: a new field would otherwise dangle once the monitor's
  * callback returns. Update sink_alert_copy, then these sizes. */
 #if UINTPTR_MAX == UINT64_MAX
-_Static_assert(sizeof(saemon_alert) == 22 * 8, "saemon_alert changed: update sink_alert_copy");
+_Static_assert(sizeof(saemon_alert) == 23 * 8, "saemon_alert changed: update sink_alert_copy");
 _Static_assert(sizeof(saemon_alert_feature) == 16, "saemon_alert_feature changed: update sink_alert_copy");
 #endif
 
@@ -38,7 +38,7 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
 {
     size_t strings = str_size(a->rule) + str_size(a->description) + str_size(a->severity) +
                      str_size(a->status) + str_size(a->dictionary) + str_size(a->group) + str_size(a->ring) +
-                     str_size(a->replica);
+                     str_size(a->replica) + str_size(a->request_id);
     for (size_t i = 0; i < a->n_features; i++)
         strings += str_size(a->features[i].label);
     for (size_t i = 0; i < a->n_captured; i++)
@@ -77,6 +77,7 @@ sink_alert *sink_alert_copy(const saemon_alert *a)
     c->alert.group = put_str(&p, a->group);
     c->alert.ring = put_str(&p, a->ring);
     c->alert.replica = put_str(&p, a->replica);
+    c->alert.request_id = put_str(&p, a->request_id);
     for (size_t i = 0; i < a->n_features; i++)
         f[i].label = put_str(&p, a->features[i].label);
     for (size_t i = 0; i < a->n_captured; i++)

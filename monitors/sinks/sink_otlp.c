@@ -204,6 +204,8 @@ static bool add_record(cJSON *records, const saemon_alert *a)
          (!resolved || kv_int(attrs, "fired_token", a->fired_token)) &&
          (!a->dictionary || kv_string(attrs, "dictionary", a->dictionary)) &&
          (!a->group || !*a->group || kv_string(attrs, "group", a->group)) &&
+         (!a->ring || kv_string(attrs, "ring", a->ring)) && (!a->replica || kv_string(attrs, "replica", a->replica)) &&
+         (!a->request_id || kv_string(attrs, "request_id", a->request_id)) &&
          (!isfinite(a->value) || kv_double(attrs, "value", a->value)) && add_features(attrs, a) &&
          add_labels(attrs, a);
     return ok;

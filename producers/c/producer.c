@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "producers/c/request_map.h"
 #include "proto/ring_wire.h"
 
 #define RECHECK_NS 5000000u /* look for a restarted consumer at most every 5 ms */
@@ -72,7 +73,8 @@ struct saemon_producer {
 
     /* end-of-stream frames that found the ring full: published before any
      * other frame, never dropped (unless EOS_PENDING_MAX are waiting) */
-    struct eos_entry { uint64_t stream, token; } *eos; /* circular, eos_cap entries */
+    struct eos_entry { uint64_t stream, token; char *rid; } *eos; /* circular, eos_cap entries;
+                                * rid != NULL: a request id frame (malloc'd), else an end */
     uint32_t eos_first, eos_n, eos_cap;
 
     /* library heartbeat thread: every call below runs under `mu` */
@@ -87,6 +89,17 @@ struct saemon_producer {
     uint64_t lost_consumer_down;
     uint32_t *slot_rows; /* rows of the frame in each slot, for that count */
     uint32_t slot_rows_n;
+
+    /* request ids (saemon_producer_begin_request): stream <-> id, so the
+     * verdict can be asked by id and a new consumer learns the open ids */
+    request_map requests;
+
+    /* refusals found after attach() returned (by the heartbeat thread or a
+     * call): reported once through on_refused, outside the mutex */
+    void (*on_refused)(const char *reason, void *user);
+    void *on_refused_user;
+    bool refusal_unreported;
+    bool version_mismatch; /* the ring speaks another protocol version (refuse_reason says) */
 
     saemon_producer_stats stats;
     char refuse_reason[256];
@@ -249,7 +262,7 @@ static void prefault_slots(const saemon_producer *p)
     }
 }
 
-enum { CONNECT_OK = 0, CONNECT_ABSENT = 1, CONNECT_BUSY = -1, CONNECT_SYS = -2 };
+enum { CONNECT_OK = 0, CONNECT_ABSENT = 1, CONNECT_BUSY = -1, CONNECT_SYS = -2, CONNECT_VERSION = -3 };
 
 static bool consumer_alive(const saemon_producer *p);
 
@@ -275,6 +288,18 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
         return CONNECT_SYS;
     }
     ring_header *h = map;
+    if (h->magic == RING_MAGIC && h->version != RING_VERSION
+        && __atomic_load_n(&h->state, __ATOMIC_ACQUIRE) == RING_STATE_READY) {
+        /* a saemon of another release: say so instead of waiting forever */
+        snprintf(p->refuse_reason, sizeof p->refuse_reason,
+                 "ring %s speaks ring protocol version %u, this producer version %u: use a "
+                 "libsaemon-producer / saemon_producer of the same saemon release",
+                 p->shm_name + sizeof RING_SHM_PREFIX - 1, (unsigned)h->version, RING_VERSION);
+        set_msg(msg, msg_len, "%s", p->refuse_reason);
+        munmap(map, size);
+        close(fd);
+        return CONNECT_VERSION;
+    }
     if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RING_STATE_READY || !geometry_ok(h, size)) {
         munmap(map, size);
         close(fd);
@@ -363,6 +388,7 @@ static void poll_judgement(saemon_producer *p)
         p->state = P_REFUSED;
         memcpy(p->refuse_reason, p->h->refuse_reason, sizeof p->refuse_reason);
         p->refuse_reason[sizeof p->refuse_reason - 1] = 0;
+        p->refusal_unreported = true;
     }
 }
 
@@ -422,6 +448,9 @@ static bool consumer_live(saemon_producer *p, uint64_t now)
     return moved || (!stuck && hb && hb + CONSUMER_FRESH_NS > now);
 }
 
+static void eos_clear(saemon_producer *p);
+static void requeue_request_id(uint64_t stream, const char *id, void *user);
+
 /* Periodic housekeeping: heartbeat, judgement, consumer restarts. */
 static void maintain(saemon_producer *p, uint64_t now)
 {
@@ -435,14 +464,21 @@ static void maintain(saemon_producer *p, uint64_t now)
     if (p->state != P_DISCONNECTED && (consumer_live(p, now) || segment_current(p)))
         return;
     disconnect(p);
-    p->eos_n = 0; /* ends for a consumer that is gone: the next one never saw those streams */
-    p->stats.eos_pending = 0;
-    if (connect_segment(p, NULL, 0) == CONNECT_OK) {
+    eos_clear(p); /* ends for a consumer that is gone: the next one never saw those streams */
+    int c = connect_segment(p, NULL, 0);
+    if (c == CONNECT_VERSION && !p->version_mismatch) {
+        p->version_mismatch = true; /* reported once, until a ring of our version appears */
+        p->refusal_unreported = true;
+    }
+    if (c == CONNECT_OK) {
+        p->version_mismatch = false;
         p->stats.reattaches++;
         /* Unconsumed frames of the old ring are gone and the new consumer has
          * not seen the streams' beginnings: every open stream has a gap. */
         if (p->stats.frames_published || p->stats.frames_dropped)
             p->gap_all_pending = true;
+        /* ... nor their request ids: send them again, before any later frame */
+        request_map_each(&p->requests, requeue_request_id, p);
         poll_judgement(p);
     }
 }
@@ -535,12 +571,29 @@ static void write_frame(saemon_producer *p, uint64_t stream, uint64_t token, con
 static void flush_eos(saemon_producer *p)
 {
     while (p->eos_n && has_room(p)) {
-        uint32_t i = p->eos_first;
-        write_frame(p, p->eos[i].stream, p->eos[i].token, NULL, 0, FRAME_FLAG_END_OF_STREAM);
+        struct eos_entry *e = &p->eos[p->eos_first];
+        if (e->rid)
+            write_frame(p, e->stream, e->token, e->rid, 0, FRAME_FLAG_REQUEST_ID);
+        else
+            write_frame(p, e->stream, e->token, NULL, 0, FRAME_FLAG_END_OF_STREAM);
+        free(e->rid);
+        e->rid = NULL;
         p->eos_first = (p->eos_first + 1) % p->eos_cap;
         p->eos_n--;
     }
     p->stats.eos_pending = p->eos_n;
+}
+
+/* Forget the pending control frames (their consumer is gone). */
+static void eos_clear(saemon_producer *p)
+{
+    for (uint32_t n = 0; n < p->eos_n; n++) {
+        struct eos_entry *e = &p->eos[(p->eos_first + n) % p->eos_cap];
+        free(e->rid);
+        e->rid = NULL;
+    }
+    p->eos_n = 0;
+    p->stats.eos_pending = 0;
 }
 
 /* Room in the pending-ends queue for one more (grown by doubling). */
@@ -593,14 +646,22 @@ static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, co
                          uint32_t n_rows, uint16_t flags, uint64_t now)
 {
     if (!ready_for_frame(p) && !(p->lossless_wait_us && wait_for_space(p, now))) {
-        if ((flags & FRAME_FLAG_END_OF_STREAM) && n_rows == 0 && eos_reserve(p)) {
+        bool control = flags & (FRAME_FLAG_END_OF_STREAM | FRAME_FLAG_REQUEST_ID);
+        char *rid = flags & FRAME_FLAG_REQUEST_ID ? strdup(rows) : NULL;
+        if (control && n_rows == 0 && (rid || !(flags & FRAME_FLAG_REQUEST_ID)) && eos_reserve(p)) {
             /* never lost: published before the next frame, heartbeat or detach */
             uint32_t i = (p->eos_first + p->eos_n) % p->eos_cap;
             p->eos[i].stream = stream;
             p->eos[i].token = token;
+            p->eos[i].rid = rid;
             p->eos_n++;
             p->stats.eos_pending = p->eos_n;
             return SAEMON_PRODUCER_OK;
+        }
+        free(rid);
+        if (flags & FRAME_FLAG_REQUEST_ID) {
+            p->stats.request_ids_lost++;
+            return SAEMON_PRODUCER_DROPPED; /* no rows lost: no gap */
         }
         if (flags & FRAME_FLAG_END_OF_STREAM)
             p->stats.eos_lost++;
@@ -642,6 +703,10 @@ static void write_frame(saemon_producer *p, uint64_t stream, uint64_t token, con
     if (flags & FRAME_FLAG_END_OF_STREAM)
         ended_push(p, stream, p->head + 1);
     size_t bytes = (size_t)n_rows * p->row_bytes;
+    if (flags & FRAME_FLAG_REQUEST_ID) { /* rows = the id; the caller checked it fits */
+        fh.aux = (uint16_t)strlen(rows);
+        bytes = fh.aux + 1u;
+    }
     uint32_t crc = ring_crc32c(0, (const uint8_t *)&fh + FRAME_CSUM_HEADER_OFFSET, FRAME_CSUM_HEADER_BYTES);
     fh.checksum = ring_crc32c(crc, rows, bytes);
 
@@ -699,6 +764,20 @@ static int publish_rows(saemon_producer *p, uint64_t stream, uint64_t token, con
     return rc;
 }
 
+/* Unlock; then tell the application (once) about a refusal found since:
+ * outside the mutex, so the callback may call the producer. */
+static void unlock_and_report(saemon_producer *p)
+{
+    char reason[sizeof p->refuse_reason];
+    bool tell = p->refusal_unreported && p->on_refused;
+    p->refusal_unreported = false;
+    if (tell)
+        memcpy(reason, p->refuse_reason, sizeof reason);
+    pthread_mutex_unlock(&p->mu);
+    if (tell)
+        p->on_refused(reason, p->on_refused_user);
+}
+
 int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
                             uint32_t n_rows)
 {
@@ -706,7 +785,7 @@ int saemon_producer_publish(saemon_producer *p, uint64_t stream, uint64_t token,
         return SAEMON_PRODUCER_EINVAL;
     pthread_mutex_lock(&p->mu);
     int rc = publish_rows(p, stream, token, rows, n_rows, false);
-    pthread_mutex_unlock(&p->mu);
+    unlock_and_report(p);
     return rc;
 }
 
@@ -716,8 +795,79 @@ int saemon_producer_end_stream(saemon_producer *p, uint64_t stream, uint64_t tok
         return SAEMON_PRODUCER_EINVAL;
     pthread_mutex_lock(&p->mu);
     int rc = publish_rows(p, stream, token, NULL, 0, true);
-    pthread_mutex_unlock(&p->mu);
+    if (rc != SAEMON_PRODUCER_EINVAL)
+        request_map_forget(&p->requests, stream);
+    unlock_and_report(p);
     return rc;
+}
+
+/* Does a request id frame for `id` fit a slot of the current segment? */
+static bool request_id_fits(const saemon_producer *p, const char *id)
+{
+    return !p->h || strlen(id) + 1 <= p->h->slot_bytes - FRAME_HEADER_BYTES;
+}
+
+/* Reattached: the new consumer learns the open requests' ids first. */
+static void requeue_request_id(uint64_t stream, const char *id, void *user)
+{
+    saemon_producer *p = user;
+    char *copy = request_id_fits(p, id) && eos_reserve(p) ? strdup(id) : NULL;
+    if (!copy) {
+        p->stats.request_ids_lost++;
+        return;
+    }
+    uint32_t i = (p->eos_first + p->eos_n) % p->eos_cap;
+    p->eos[i] = (struct eos_entry){.stream = stream, .token = 0, .rid = copy};
+    p->eos_n++;
+    p->stats.eos_pending = p->eos_n;
+}
+
+int saemon_producer_begin_request(saemon_producer *p, uint64_t stream, const char *request_id)
+{
+    if (!p || stream >= RING_STREAM_LIMIT || !ring_request_id_valid(request_id))
+        return SAEMON_PRODUCER_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    maintain(p, ring_now_ns());
+    int rc = SAEMON_PRODUCER_OK;
+    if (!request_map_set(&p->requests, stream, request_id))
+        p->stats.request_ids_lost++; /* sent, but not answerable by id here */
+    if (p->state == P_REFUSED) {
+        rc = SAEMON_PRODUCER_DROPPED;
+    } else if (p->state == P_DISCONNECTED || p->rows_per_frame == 0) {
+        /* sent once a consumer serves the ring (maintain() requeues the ids) */
+    } else if (!request_id_fits(p, request_id)) {
+        p->stats.request_ids_lost++;
+        rc = SAEMON_PRODUCER_DROPPED;
+    } else {
+        rc = publish_frame(p, stream, 0, request_id, 0, FRAME_FLAG_REQUEST_ID, ring_now_ns());
+    }
+    unlock_and_report(p);
+    return rc;
+}
+
+int saemon_producer_get_request_stream(const saemon_producer *cp, const char *request_id, uint64_t *stream)
+{
+    saemon_producer *p = (saemon_producer *)cp; /* locks only */
+    if (!p || !request_id || !stream)
+        return SAEMON_PRODUCER_EINVAL;
+    pthread_mutex_lock(&p->mu);
+    bool known = request_map_stream(&p->requests, request_id, stream);
+    pthread_mutex_unlock(&p->mu);
+    return known ? SAEMON_PRODUCER_OK : SAEMON_PRODUCER_EINVAL;
+}
+
+int saemon_producer_get_request_verdict(const saemon_producer *p, const char *request_id)
+{
+    uint64_t stream;
+    int rc = saemon_producer_get_request_stream(p, request_id, &stream);
+    return rc == SAEMON_PRODUCER_OK ? saemon_producer_get_verdict(p, stream) : rc;
+}
+
+int saemon_producer_request_verdict_wait(saemon_producer *p, const char *request_id, uint32_t wait_us)
+{
+    uint64_t stream;
+    int rc = saemon_producer_get_request_stream(p, request_id, &stream);
+    return rc == SAEMON_PRODUCER_OK ? saemon_producer_verdict_wait(p, stream, wait_us) : rc;
 }
 
 /* Heartbeat, judgement, re-attach, pending ends: under p->mu. */
@@ -734,7 +884,7 @@ void saemon_producer_heartbeat(saemon_producer *p)
         return;
     pthread_mutex_lock(&p->mu);
     heartbeat_locked(p);
-    pthread_mutex_unlock(&p->mu);
+    unlock_and_report(p);
 }
 
 int saemon_producer_get_verdict(const saemon_producer *cp, uint64_t stream)
@@ -798,7 +948,7 @@ int saemon_producer_verdict_wait(saemon_producer *p, uint64_t stream, uint32_t w
     }
     if (v == SAEMON_PRODUCER_ETIMEDOUT)
         p->stats.verdict_timeouts++;
-    pthread_mutex_unlock(&p->mu);
+    unlock_and_report(p);
     return v;
 }
 
@@ -812,6 +962,9 @@ void saemon_producer_get_stats(const saemon_producer *cp, saemon_producer_stats 
     out->connected = p->state == P_PENDING || p->state == P_ACCEPTED;
     out->refused = p->state == P_REFUSED;
     out->tokens_lost_consumer_down = p->lost_consumer_down;
+    out->refused = out->refused || p->version_mismatch;
+    if (out->refused)
+        memcpy(out->refuse_reason, p->refuse_reason, sizeof out->refuse_reason);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -826,8 +979,11 @@ static void *heartbeat_main(void *arg)
     saemon_producer *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->hb_stop) {
-        /* pending end-of-stream frames: look for room every millisecond */
-        uint32_t ms = p->eos_n ? 1 : p->hb_ms;
+        /* pending end-of-stream frames: look for room every millisecond; an
+         * announcement not judged yet: look every millisecond (a refusal is
+         * known before the model's first forward); no ring yet: every 100 ms */
+        uint32_t ms = p->eos_n || p->state == P_PENDING ? 1
+                    : p->state == P_DISCONNECTED && p->hb_ms > 100 ? 100 : p->hb_ms;
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += ms / 1000;
@@ -838,8 +994,13 @@ static void *heartbeat_main(void *arg)
         }
         while (!p->hb_stop && pthread_cond_timedwait(&p->stop_cv, &p->mu, &until) == 0)
             ;
-        if (!p->hb_stop)
+        if (!p->hb_stop) {
             heartbeat_locked(p);
+            if (p->refusal_unreported) {
+                unlock_and_report(p);
+                pthread_mutex_lock(&p->mu);
+            }
+        }
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -920,8 +1081,16 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
     p->dtype = opt->dtype;
     p->row_bytes = (size_t)opt->d_in * ring_dtype_size(opt->dtype);
     p->lossless_wait_us = opt->lossless_wait_us;
+    p->on_refused = opt->on_refused;
+    p->on_refused_user = opt->on_refused_user;
+    p->requests.by_id.by_id = true;
 
     int c = connect_segment(p, msg, msg_len);
+    if (c == CONNECT_VERSION) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return SAEMON_PRODUCER_EREFUSED;
+    }
     if (c == CONNECT_BUSY || c == CONNECT_SYS) {
         pthread_mutex_destroy(&p->mu);
         free(p);
@@ -945,6 +1114,7 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
             return SAEMON_PRODUCER_EREFUSED;
         }
     }
+    p->refusal_unreported = false; /* attach() itself reports what it saw */
     if (!start_heartbeat(p, opt->heartbeat_ms)) {
         set_msg(msg, msg_len, "ring %s: cannot start the heartbeat thread", opt->ring);
         disconnect(p);
@@ -988,7 +1158,9 @@ void saemon_producer_detach(saemon_producer *p)
     disconnect(p);
     pthread_cond_destroy(&p->stop_cv);
     pthread_mutex_destroy(&p->mu);
+    eos_clear(p);
     free(p->eos);
     free(p->slot_rows);
+    request_map_free(&p->requests);
     free(p);
 }

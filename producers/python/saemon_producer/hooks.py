@@ -31,10 +31,15 @@ tensor's memory handed over directly) when it loads, else in pure Python;
 "native" or "python" forces one (native.py).
 """
 import contextlib
+import itertools
+import threading
 import warnings
+import weakref
 
 from .native import open_producer
-from .ring import ring_expectations
+from .ring import RefusedError, ring_expectations
+
+AUTO_STREAM_BASE = 1 << 48  # streams new_stream(request_id=...) picks itself start here
 
 
 def _torch():
@@ -66,6 +71,11 @@ class Attachment:
         self._hook_names = dict(hook_names or {})
         self._errors = {path: {"count": 0, "last": "", "mismatch": 0} for path in self._rings}
         self._gave_up = {}  # path -> why the producer could not be created in a forward pass
+        self._make_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._rid_stream = {}  # request id -> stream (new_stream(request_id=...))
+        self._stream_rid = {}  # stream -> request id
+        self._auto = itertools.count(AUTO_STREAM_BASE)
         for path, ring in self._rings.items():
             module = model.get_submodule(path)
             width = d_in
@@ -77,17 +87,29 @@ class Attachment:
                     width = exp[0]
             if width is not None:
                 self._producer(path, int(width))
+            elif ring_expectations(ring) is None:
+                # not served yet: connect as soon as it is, so a wrong hook is
+                # known (warned once, att.status()) before the first forward
+                threading.Thread(target=_await_ring, args=(weakref.ref(self), path, self._stop),
+                                 name="saemon-await-%s" % ring, daemon=True).start()
             self._handles.append(module.register_forward_hook(self._make_hook(path)))
 
     def _producer(self, path, d_in):
         p = self.producers.get(path)
-        if p is None:
-            p = open_producer(self._rings[path], hook=self._hook_names.get(path, path), d_in=d_in,
-                              handshake_timeout=1.0, **self._opts)
-            if not p.connected:
-                warnings.warn("saemon ring %r is not served yet: activations are dropped (and counted) "
-                              "until `saemon serve` starts" % self._rings[path])
-            self.producers[path] = p
+        if p is not None:
+            return p
+        with self._make_lock:
+            p = self.producers.get(path)
+            if p is None:
+                p = open_producer(self._rings[path], hook=self._hook_names.get(path, path), d_in=d_in,
+                                  handshake_timeout=1.0, on_refused=lambda why, path=path: self._failed(path, why),
+                                  **self._opts)
+                if not p.connected and not p.refused:
+                    warnings.warn("saemon ring %r is not served yet: activations are dropped (and counted) "
+                                  "until `saemon serve` starts" % self._rings[path])
+                for stream, rid in self._stream_rid.items():  # requests begun before it existed
+                    p.begin_request(stream, rid)
+                self.producers[path] = p
         return p
 
     def _streams(self, batch):
@@ -96,12 +118,42 @@ class Attachment:
             return (s,)
         if callable(s):
             s = s()
-        if isinstance(s, int):
+        if isinstance(s, (int, str)):
             s = [s]
-        s = list(s)
+        s = [self._stream_for(x) if isinstance(x, str) else x for x in s]
         if len(s) != batch:
             raise ValueError("saemon hook: %d stream ids for a batch of %d" % (len(s), batch))
         return s
+
+    def _stream_for(self, request_id):
+        """The stream of a request id (the `stream` option may give request
+        ids): a new one, tagged with the id, the first time it is seen."""
+        stream = self._rid_stream.get(request_id)
+        if stream is None:
+            stream = next(self._auto)
+            self._tag(stream, request_id)
+        return stream
+
+    def _tag(self, stream, request_id):
+        old = self._stream_rid.pop(stream, None)
+        if old is not None:
+            self._rid_stream.pop(old, None)
+        prev = self._rid_stream.pop(request_id, None)
+        if prev is not None:
+            self._stream_rid.pop(prev, None)
+        self._rid_stream[request_id] = stream
+        self._stream_rid[stream] = request_id
+        for path, p in list(self.producers.items()):
+            try:
+                p.begin_request(stream, request_id)
+            except ValueError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - counted, never into the caller's loop
+                self._failed(path, "%s: %s" % (type(exc).__name__, exc))
+
+    def stream_of(self, request_id):
+        """The stream of a request id given to new_stream/request (not yet ended), or None."""
+        return self._rid_stream.get(request_id)
 
     def _as_tensor(self, t):
         """The whole output as one contiguous CPU tensor of the announced dtype."""
@@ -164,8 +216,6 @@ class Attachment:
         if d != p.d_in:
             self._errors[path]["mismatch"] += 1
             raise ValueError("the module output is %d wide, the ring expects %d" % (d, p.d_in))
-        if p.refused:
-            raise RuntimeError("saemon refused the producer: %s" % p.refuse_reason)
         if getattr(p, "native", False):
             # libsaemon-producer reads the tensor's memory: no numpy view
             src = self._as_tensor(t)
@@ -196,22 +246,38 @@ class Attachment:
             pub(stream, nxt, b, off, n)
             self._next[key] = nxt + n
 
-    def new_stream(self, stream):
+    def new_stream(self, stream=None, request_id=None):
         """Start a new sequence on `stream` at token 0 and make it the current
         one. If `stream` published anything since its last end, that sequence
-        is ended first, so the new one starts with a clean verdict."""
+        is ended first, so the new one starts with a clean verdict.
+        request_id (the engine's id, e.g. vLLM "cmpl-...", SGLang rid): saemon
+        puts it in every alert of the sequence, and verdict(request_id=...)
+        answers by it; without `stream`, a fresh stream id is picked.
+        Returns the stream."""
+        if stream is None:
+            if request_id is None:
+                raise ValueError("new_stream needs a stream or a request_id")
+            stream = next(self._auto)
         for path, p in self.producers.items():
             if (path, stream) in self._next:
                 p.end_stream(stream, self._next.pop((path, stream)))
         for path in self._rings:
             self._next.pop((path, stream), None)
+        old = self._stream_rid.pop(stream, None)
+        if old is not None:
+            self._rid_stream.pop(old, None)
+        if request_id is not None:
+            self._tag(stream, request_id)
         self.stream = stream
+        return stream
 
     @contextlib.contextmanager
-    def request(self, stream):
+    def request(self, stream=None, request_id=None):
         """`with att.request(rid): ...generate...`: a new sequence on `rid`,
-        ended on exit (whatever happens), so a reused id starts clean."""
-        self.new_stream(stream)
+        ended on exit (whatever happens), so a reused id starts clean.
+        `with att.request(request_id="cmpl-..."):` tags it with the engine's
+        request id (a stream is picked when none is given)."""
+        stream = self.new_stream(stream, request_id)
         try:
             yield self
         finally:
@@ -230,23 +296,40 @@ class Attachment:
                          "stats": dict(p.stats) if p else {}}
         return out
 
-    def end_stream(self, stream=None):
-        """Send end-of-stream for `stream` (default: the current one) on every ring."""
-        stream = self.stream if stream is None else stream
+    def _resolve(self, stream, request_id):
+        if request_id is not None:
+            return self._rid_stream.get(request_id)
+        return self.stream if stream is None else stream
+
+    def end_stream(self, stream=None, request_id=None):
+        """Send end-of-stream for `stream` (or the stream of `request_id`;
+        default: the current one) on every ring."""
+        stream = self._resolve(stream, request_id)
+        if stream is None or isinstance(stream, str) or callable(stream):
+            return
         for path, p in self.producers.items():
             p.end_stream(stream, self._next.pop((path, stream), 0))
+        rid = self._stream_rid.pop(stream, None)
+        if rid is not None:
+            self._rid_stream.pop(rid, None)
 
-    def verdict(self, stream=None, wait_us=0):
-        """Highest severity any attached ring reports for `stream` (0..4).
+    def verdict(self, stream=None, wait_us=0, request_id=None):
+        """Highest severity any attached ring reports for `stream` (or the
+        stream of `request_id`; 0 for an unknown id) (0..4).
         wait_us > 0 first waits (at most that long per ring) until saemon has
         evaluated every token published so far: "block before the next
         token". Whether each wait succeeded: verdict_wait()."""
-        stream = self.stream if stream is None else stream
+        stream = self._resolve(stream, request_id)
+        if stream is None:
+            return 0
         return max((p.verdict(stream, wait_us) for p in self.producers.values()), default=0)
 
-    def verdict_wait(self, stream=None, wait_us=1000):
-        """(verdict, fresh): fresh is False if any ring's wait ran out."""
-        stream = self.stream if stream is None else stream
+    def verdict_wait(self, stream=None, wait_us=1000, request_id=None):
+        """(verdict, fresh): fresh is False if any ring's wait ran out (or the
+        request id is unknown)."""
+        stream = self._resolve(stream, request_id)
+        if stream is None:
+            return 0, False
         v, fresh = 0, True
         for p in self.producers.values():
             pv, pf = p.verdict_wait(stream, wait_us)
@@ -258,12 +341,38 @@ class Attachment:
             p.heartbeat()
 
     def detach(self):
+        self._stop.set()
         for h in self._handles:
             h.remove()
         self._handles = []
         for p in self.producers.values():
             p.close()
         self.producers = {}
+
+
+def _await_ring(ref, path, stop):
+    """Until the attachment goes: wait for its ring to be served, then connect
+    (with the width the ring expects), so a wrong hook is judged before the
+    model's first forward."""
+    while not stop.wait(0.1):
+        att = ref()
+        if att is None or path in att.producers:
+            return
+        try:
+            exp = ring_expectations(att._rings[path])
+            if exp is not None:
+                if exp[0]:
+                    att._producer(path, exp[0])
+                return
+        except (RefusedError, PermissionError) as exc:
+            att._gave_up[path] = "%s: %s" % (type(exc).__name__, exc)
+            att._failed(path, att._gave_up[path])
+            return
+        except Exception as exc:  # noqa: BLE001 - counted, the next forward retries
+            att._failed(path, "%s: %s" % (type(exc).__name__, exc))
+            return
+        finally:
+            del att
 
 
 def attach(model, rings, stream=0, **kw):

@@ -18,16 +18,22 @@ and lossless publishes release it (ctypes.CDLL).
 import ctypes
 import os
 import threading
+import warnings
+import weakref
 
-from .ring import DTYPES, STREAM_LIMIT, BusyError, Producer, RefusedError, check_options
+from .ring import (DTYPES, STREAM_LIMIT, BusyError, Producer, RefusedError, check_options, request_id_bytes)
 
 _OK, _DROPPED, _EINVAL, _EREFUSED, _ESYS, _EBUSY, _ETIMEDOUT = 0, 1, -1, -2, -3, -4, -5
+
+
+_REFUSED_FN = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_void_p)
 
 
 class _Options(ctypes.Structure):
     _fields_ = [("ring", ctypes.c_char_p), ("model", ctypes.c_char_p), ("hook", ctypes.c_char_p),
                 ("d_in", ctypes.c_uint32), ("dtype", ctypes.c_int), ("lossless_wait_us", ctypes.c_uint32),
-                ("handshake_timeout_ms", ctypes.c_int), ("heartbeat_ms", ctypes.c_int)]
+                ("handshake_timeout_ms", ctypes.c_int), ("heartbeat_ms", ctypes.c_int),
+                ("on_refused", _REFUSED_FN), ("on_refused_user", ctypes.c_void_p)]
 
 
 class _Stats(ctypes.Structure):
@@ -35,7 +41,8 @@ class _Stats(ctypes.Structure):
                 ("frames_dropped", ctypes.c_uint64), ("tokens_dropped", ctypes.c_uint64),
                 ("reattaches", ctypes.c_uint64), ("eos_pending", ctypes.c_uint64), ("eos_lost", ctypes.c_uint64),
                 ("verdict_timeouts", ctypes.c_uint64), ("tokens_lost_consumer_down", ctypes.c_uint64),
-                ("connected", ctypes.c_bool), ("refused", ctypes.c_bool)]
+                ("request_ids_lost", ctypes.c_uint64), ("connected", ctypes.c_bool), ("refused", ctypes.c_bool),
+                ("refuse_reason", ctypes.c_char * 256)]
 
 
 class _Lib:
@@ -60,6 +67,7 @@ class _Lib:
         self.verdict_wait = fn(released, "saemon_producer_verdict_wait", ctypes.c_int, vp, u64, u32)
         self.in_flight = fn(held, "saemon_producer_in_flight", u64, vp)
         self.get_stats = fn(held, "saemon_producer_get_stats", None, vp, ctypes.POINTER(_Stats))
+        self.begin_request = fn(held, "saemon_producer_begin_request", ctypes.c_int, vp, u64, ctypes.c_char_p)
 
 
 _lib = None
@@ -124,7 +132,7 @@ class NativeProducer:
     native = True
 
     def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
-                 handshake_timeout=1.0, checksum="rows", wake=True, heartbeat=1.0):
+                 handshake_timeout=1.0, checksum="rows", wake=True, heartbeat=1.0, on_refused=None):
         lib = _load()
         if lib is None:
             raise OSError("libsaemon-producer is not available: " + (_lib_error or "not found"))
@@ -138,8 +146,20 @@ class NativeProducer:
         wait_ms = -1 if not handshake_timeout or handshake_timeout <= 0 else max(1, int(handshake_timeout * 1000))
         # the library's own heartbeat thread (heartbeat <= 0: none; call heartbeat())
         hb_ms = -1 if not heartbeat or heartbeat <= 0 else max(1, int(heartbeat * 1000))
+        # a refusal found after attach (the ring appeared later with another
+        # hook or d_in): the C library tells once, from its heartbeat thread
+        self._on_refused = on_refused
+        self._requests = {}    # request id -> stream (the C library keeps its own map too)
+        self._stream_rid = {}  # stream -> request id
+        ref = weakref.ref(self)
+
+        def refused(reason, _user):
+            me = ref()
+            if me is not None:
+                me._refused(reason.decode("utf-8", "replace"))
+        self._refused_cb = _REFUSED_FN(refused)
         opts = _Options(ring.encode(), model.encode(), hook.encode(), self.d_in, code, int(lossless_us), wait_ms,
-                        hb_ms)
+                        hb_ms, self._refused_cb, None)
         out = ctypes.c_void_p()
         msg = ctypes.create_string_buffer(256)
         rc = lib.attach(ctypes.byref(opts), ctypes.byref(out), msg, len(msg))
@@ -160,6 +180,43 @@ class NativeProducer:
         else:
             self._lock = None
             self._pub = lib.publish
+
+    def _refused(self, reason):
+        self.refuse_reason = reason
+        text = "saemon refused the producer on ring %s: %s" % (self.ring, reason)
+        try:
+            if self._on_refused is not None:
+                self._on_refused(text)
+            else:
+                warnings.warn(text)
+        except Exception:  # noqa: BLE001 - never into the library's thread
+            pass
+
+    def begin_request(self, stream, request_id):
+        """As Producer.begin_request: tag `stream` with the engine's request id."""
+        if self._p is None:
+            raise ValueError("producer is closed")
+        if not 0 <= stream < STREAM_LIMIT:
+            raise ValueError("stream must be in 0..2^56-2")
+        rid = request_id_bytes(request_id)
+        old = self._stream_rid.pop(stream, None)
+        if old is not None:
+            self._requests.pop(old, None)
+        prev = self._requests.pop(request_id, None)
+        if prev is not None:
+            self._stream_rid.pop(prev, None)
+        self._requests[request_id] = stream
+        self._stream_rid[stream] = request_id
+        return self._check(self._lib.begin_request(self._p, stream, rid))
+
+    def stream_of(self, request_id):
+        """The stream given to `request_id` by begin_request (not yet ended), or None."""
+        return self._requests.get(request_id)
+
+    def request_verdict(self, request_id, wait_us=0):
+        """verdict() of the stream of `request_id`; None if the id is unknown."""
+        stream = self._requests.get(request_id)
+        return None if stream is None else self.verdict(stream, wait_us)
 
     def _publish_locked(self, p, stream, token, addr, n_rows):
         with self._lock:
@@ -219,7 +276,12 @@ class NativeProducer:
             raise ValueError("producer is closed")
         if not 0 <= stream < STREAM_LIMIT:
             raise ValueError("stream must be in 0..2^56-2")
-        return self._check(self._lib.end_stream(self._p, stream, token))
+        ok = self._check(self._lib.end_stream(self._p, stream, token))
+        if self._stream_rid:
+            rid = self._stream_rid.pop(stream, None)
+            if rid is not None:
+                self._requests.pop(rid, None)
+        return ok
 
     def heartbeat(self):
         if self._p is not None:
@@ -260,7 +322,7 @@ class NativeProducer:
                 "frames_dropped": st.frames_dropped, "tokens_dropped": st.tokens_dropped,
                 "reattaches": st.reattaches, "eos_pending": st.eos_pending, "eos_lost": st.eos_lost,
                 "verdict_timeouts": st.verdict_timeouts,
-                "tokens_lost_consumer_down": st.tokens_lost_consumer_down}
+                "tokens_lost_consumer_down": st.tokens_lost_consumer_down, "request_ids_lost": st.request_ids_lost}
 
     @property
     def connected(self):

@@ -28,7 +28,7 @@ if sys.byteorder != "little":  # pragma: no cover
     raise ImportError("saemon_producer: the ring layout is little-endian")
 
 RING_MAGIC = 0x52454153
-RING_VERSION = 2
+RING_VERSION = 3          # 3: request id frames (docs/ring.md)
 FRAME_MAGIC = 0x46454153
 FRAME_VERSION = 1
 RING_HEADER_BYTES = 4096
@@ -45,6 +45,8 @@ FLAG_END_OF_STREAM = 1
 FLAG_GAP = 2
 FLAG_GAP_ALL = 4
 FLAG_RESET = 8          # first frame of a newly attached producer (docs/ring.md)
+FLAG_REQUEST_ID = 16    # zero rows; payload = the stream's request id (aux bytes) + NUL
+REQUEST_ID_MAX = 128    # bytes of UTF-8
 EOS_PENDING_MAX = 1 << 20  # end-of-stream frames kept while the ring is full (16 B-ish each)
 ENDED_MAX = 1024        # ended streams whose end saemon has not evaluated yet
 CSUM_CRC32 = 2          # CRC-32 (zlib) of header bytes 8..59 then the rows
@@ -110,7 +112,7 @@ def _heartbeat_main(ref, stop, period):
     """Library heartbeat thread: keeps saemon seeing the process alive while
     the model is idle, re-attaches after a consumer restart, publishes pending
     end-of-stream frames. Holds only a weak reference to the producer."""
-    wait = period
+    wait = min(period, 0.1)
     while not stop.wait(wait):
         p = ref()
         if p is None:
@@ -119,7 +121,11 @@ def _heartbeat_main(ref, stop, period):
             p.heartbeat()
         except Exception:  # never let the thread die loudly; the next tick retries
             pass
-        wait = 0.001 if p._eos else period  # pending ends: look for room every millisecond
+        # pending ends: look for room every millisecond; an announcement not
+        # judged yet: look every millisecond (a refusal is known before the
+        # model's first forward); no ring yet: look for it every 100 ms
+        state = p._state
+        wait = 0.001 if p._eos or state == "pending" else min(period, 0.1) if state == "disconnected" else period
         del p
 
 
@@ -155,6 +161,27 @@ def check_options(ring, hook, d_in, dtype, model, checksum):
         raise ValueError("checksum must be 'rows' or 'header'")
 
 
+def request_id_bytes(request_id):
+    """The request id as UTF-8 bytes, or ValueError: 1..128 bytes, no
+    control characters (C0, DEL, C1), as the consumer requires."""
+    if not isinstance(request_id, str):
+        raise ValueError("request_id must be a str")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in request_id):
+        raise ValueError("request_id must not contain control characters")
+    try:
+        b = request_id.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        raise ValueError("request_id is not valid UTF-8") from None
+    if not 0 < len(b) <= REQUEST_ID_MAX:
+        raise ValueError("request_id must be 1..%d bytes of UTF-8" % REQUEST_ID_MAX)
+    return b
+
+
+def _version_message(ring, version):
+    return ("ring %s speaks ring protocol version %d, this producer version %d: use a libsaemon-producer / "
+            "saemon_producer of the same saemon release" % (ring, version, RING_VERSION))
+
+
 def ring_name_valid(name):
     ok = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
     return 0 < len(name) <= 64 and name[0] != "." and all(c in ok for c in name)
@@ -177,6 +204,8 @@ def ring_expectations(ring):
         return None
     magic, version = struct.unpack_from("<IH", head, 0)
     state, = struct.unpack_from("<I", head, OFF_STATE)
+    if magic == RING_MAGIC and state == STATE_READY and version != RING_VERSION:
+        raise RefusedError(_version_message(ring, version))
     if magic != RING_MAGIC or version != RING_VERSION or state != STATE_READY:
         return None
     d_in, = struct.unpack_from("<I", head, 44)
@@ -190,6 +219,10 @@ class RefusedError(RuntimeError):
 
 class BusyError(RuntimeError):
     """Another live producer owns the ring."""
+
+
+class _VersionMismatch(Exception):
+    """The ring is served by a saemon speaking another protocol version."""
 
 
 class _Segment:
@@ -206,6 +239,9 @@ class _Segment:
             self.mm = mmap.mmap(self.fd, st.st_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
             (magic, version, header_bytes, _epoch, slots, slot_bytes, slots_off, seg_bytes,
              ventries, _exp_d_in, voff, state) = _geometry.unpack_from(self.mm, 0)
+            if magic == RING_MAGIC and state == STATE_READY and version != RING_VERSION:
+                self.mm.close()
+                raise _VersionMismatch(version)
             slots_end = slots_off + slots * slot_bytes
             ok = (magic == RING_MAGIC and version == RING_VERSION and header_bytes == RING_HEADER_BYTES
                   and state == STATE_READY and seg_bytes == st.st_size
@@ -263,7 +299,7 @@ class Producer:
     restarts (frames are dropped and counted meanwhile)."""
 
     def __init__(self, ring, *, hook, d_in, dtype="f32", model="", lossless_us=0,
-                 handshake_timeout=1.0, checksum="rows", wake=True, heartbeat=1.0):
+                 handshake_timeout=1.0, checksum="rows", wake=True, heartbeat=1.0, on_refused=None):
         check_options(ring, hook, d_in, dtype, model, checksum)
         self.ring = ring
         self.path = os.path.join(SHM_DIR, SHM_PREFIX + ring)
@@ -296,8 +332,16 @@ class Producer:
         self._slot_rows = []
         self.stats = {"frames_published": 0, "tokens_published": 0, "frames_dropped": 0,
                       "tokens_dropped": 0, "reattaches": 0, "eos_pending": 0, "eos_lost": 0,
-                      "verdict_timeouts": 0, "tokens_lost_consumer_down": 0}
+                      "verdict_timeouts": 0, "tokens_lost_consumer_down": 0, "request_ids_lost": 0}
         self.refuse_reason = ""
+        self._requests = {}        # stream -> request id (bytes) of its current sequence
+        self._request_streams = {}  # request id (str) -> stream
+        # a refusal found after the constructor returned (the ring appeared
+        # later with another hook/d_in, or another protocol version): told
+        # once through on_refused(reason) (default: a warning)
+        self._on_refused = on_refused
+        self._refusal_unreported = False
+        self._version_mismatch = False
         self._connect(initial=True)
         if self._seg is not None and handshake_timeout and handshake_timeout > 0:
             deadline = time.monotonic() + handshake_timeout
@@ -308,6 +352,7 @@ class Producer:
                 reason = self.refuse_reason
                 self._disconnect()
                 raise RefusedError("saemon refused the producer on ring %s: %s" % (ring, reason))
+        self._refusal_unreported = False  # the constructor reports what it saw
         if heartbeat and heartbeat > 0:
             threading.Thread(target=_heartbeat_main, args=(weakref.ref(self), self._hb_stop, float(heartbeat)),
                              name="saemon-heartbeat-%s" % ring, daemon=True).start()
@@ -318,6 +363,15 @@ class Producer:
             seg = _Segment(self.path)
         except FileNotFoundError:
             return False
+        except _VersionMismatch as e:
+            reason = _version_message(self.ring, e.args[0])
+            if initial:
+                raise RefusedError(reason) from None
+            if not self._version_mismatch:  # told once, until a ring of our version appears
+                self._version_mismatch, self.refuse_reason = True, reason
+                self._refusal_unreported = True
+            return False
+        self._version_mismatch = False
         if not seg.lock():
             pid = seg.u[OFF_PRODUCER_PID // 4]
             seg.close()
@@ -398,6 +452,7 @@ class Producer:
             self._state = "refused"
             self.refuse_reason = bytes(mm[OFF_REFUSE_REASON:OFF_REFUSE_REASON + 256]).split(b"\0")[0].decode(
                 "utf-8", "replace")
+            self._refusal_unreported = True
 
     def _segment_current(self):
         if self._u[OFF_STATE // 4] != STATE_READY:
@@ -448,6 +503,8 @@ class Producer:
             self.stats["reattaches"] += 1
             if self.stats["frames_published"] or self.stats["frames_dropped"]:
                 self._gap_all = True  # the new consumer missed the streams' pasts
+            for stream, rid in self._requests.items():  # ... and their request ids
+                self._eos.append((stream, 0, rid))
             self._poll_judgement()
 
     def _wake(self):
@@ -482,8 +539,13 @@ class Producer:
         """Publish ends that found the ring full, oldest first, while there is room."""
         eos = self._eos
         while eos and self._room():
-            stream, token = eos[0]
-            self._write_frame(stream, token, memoryview(b""), 0, FLAG_END_OF_STREAM)
+            stream, token, rid = eos[0]
+            if rid is None:
+                self._write_frame(stream, token, memoryview(b""), 0, FLAG_END_OF_STREAM)
+            elif len(rid) < self._slot_bytes - FRAME_HEADER_BYTES:
+                self._write_frame(stream, token, memoryview(rid + b"\0"), 0, FLAG_REQUEST_ID)
+            else:
+                self.stats["request_ids_lost"] += 1
             eos.popleft()
         self.stats["eos_pending"] = len(eos)
 
@@ -506,8 +568,15 @@ class Producer:
 
     def _publish_frame(self, stream, token, mv, n_rows, flags, now):
         if not self._ready() and not (self._lossless_ns and self._wait_space(now)):
+            if flags & FLAG_REQUEST_ID:
+                if len(self._eos) < EOS_PENDING_MAX:
+                    self._eos.append((stream, token, bytes(mv[:-1])))  # sent before the next frame
+                    self.stats["eos_pending"] = len(self._eos)
+                    return True
+                self.stats["request_ids_lost"] += 1
+                return False
             if flags & FLAG_END_OF_STREAM and n_rows == 0 and len(self._eos) < EOS_PENDING_MAX:
-                self._eos.append((stream, token))  # never lost: goes out before the next frame
+                self._eos.append((stream, token, None))  # never lost: goes out before the next frame
                 self.stats["eos_pending"] = len(self._eos)
                 return True
             if flags & FLAG_END_OF_STREAM:
@@ -535,17 +604,18 @@ class Producer:
                 ended.popitem(last=False)
             ended[stream] = head + 1
         hdr = self._hdr
+        aux = len(mv) - 1 if flags & FLAG_REQUEST_ID else 0  # the id's bytes (mv ends with its NUL)
         _frame.pack_into(hdr, 0, FRAME_MAGIC, FRAME_VERSION, flags, head, stream, token, self._hook_id,
-                         self.d_in, n_rows, self._dtype_code, self._csum, 0,
+                         self.d_in, n_rows, self._dtype_code, self._csum, aux,
                          min(self._dropped_pending, 0xFFFFFFFF))
         crc = zlib.crc32(hdr)
-        if self._csum == CSUM_CRC32 and n_rows:
+        if self._csum == CSUM_CRC32 and (n_rows or aux):
             crc = zlib.crc32(mv, crc)
         slot = self._slots_off + (head & self._mask) * self._slot_bytes
         self._slot_rows[head & self._mask] = n_rows
         mm[slot + 8:slot + 60] = hdr
         struct.pack_into("<I", mm, slot + 60, crc)
-        if n_rows:
+        if n_rows or aux:
             mm[slot + 64:slot + 64 + len(mv)] = mv
         q[slot // 8] = head + 1                         # commit: the frame is complete
         self._head = head = head + 1
@@ -604,7 +674,71 @@ class Producer:
 
     def end_stream(self, stream, token):
         """Tell saemon `stream` is finished (a zero-row end-of-stream frame)."""
-        return self.publish(stream, token, None, 0, end=True)
+        ok = self.publish(stream, token, None, 0, end=True)
+        with self._lock:
+            rid = self._requests.pop(stream, None)
+            if rid is not None and self._request_streams.get(rid.decode()) == stream:
+                del self._request_streams[rid.decode()]
+        return ok
+
+    def begin_request(self, stream, request_id):
+        """Tag `stream` with the engine's request id (vLLM "cmpl-...", SGLang
+        rid; 1..128 bytes of UTF-8, no control characters, else ValueError):
+        call it when the request starts on the stream, before its first
+        publish. saemon puts the id in every alert of the stream's sequence
+        until its end of stream; it is never dropped for a full ring (kept
+        and sent before the next frame) and sent again to a restarted saemon.
+        The producer remembers id -> stream until end_stream: stream_of(),
+        request_verdict()."""
+        if not 0 <= stream < STREAM_LIMIT:
+            raise ValueError("stream must be in 0..2^56-2")
+        rid = request_id_bytes(request_id)
+        with self._lock:
+            old = self._requests.pop(stream, None)
+            if old is not None:
+                self._request_streams.pop(old.decode(), None)
+            prev = self._request_streams.pop(request_id, None)
+            if prev is not None:
+                self._requests.pop(prev, None)
+            self._requests[stream] = rid
+            self._request_streams[request_id] = stream
+            now = time.monotonic_ns()
+            self._maintain(now)
+            if self._state == "refused":
+                ok = False
+            elif self._seg is None:
+                ok = True  # sent once saemon serves the ring (_maintain requeues the ids)
+            elif len(rid) >= self._slot_bytes - FRAME_HEADER_BYTES:
+                self.stats["request_ids_lost"] += 1
+                ok = False
+            else:
+                ok = self._publish_frame(stream, 0, memoryview(rid + b"\0"), 0, FLAG_REQUEST_ID, now)
+        self._report_refusal()
+        return ok
+
+    def stream_of(self, request_id):
+        """The stream given to `request_id` by begin_request (not yet ended), or None."""
+        return self._request_streams.get(request_id)
+
+    def request_verdict(self, request_id, wait_us=0):
+        """verdict() of the stream of `request_id`; None if the id is unknown."""
+        stream = self._request_streams.get(request_id)
+        return None if stream is None else self.verdict(stream, wait_us)
+
+    def _report_refusal(self):
+        """Tell (once) about a refusal found after the constructor: outside the lock."""
+        if not self._refusal_unreported:
+            return
+        self._refusal_unreported = False
+        reason = "saemon refused the producer on ring %s: %s" % (self.ring, self.refuse_reason)
+        if self._on_refused is not None:
+            try:
+                self._on_refused(reason)
+            except Exception:  # noqa: BLE001 - the application's callback
+                pass
+        else:
+            import warnings
+            warnings.warn(reason)
 
     def heartbeat(self):
         """Refresh the heartbeat, re-attach after a saemon restart, publish
@@ -614,6 +748,7 @@ class Producer:
             self._maintain(time.monotonic_ns())
             if self._eos and self._state in ("pending", "accepted"):
                 self._flush_eos()
+        self._report_refusal()
 
     def in_flight(self):
         """Frames published but not yet consumed (0 when not connected)."""
@@ -705,7 +840,7 @@ class Producer:
 
     @property
     def refused(self):
-        return self._state == "refused"
+        return self._state == "refused" or self._version_mismatch
 
     def close(self):
         """Detach (another producer may then attach). Pending end-of-stream

@@ -26,16 +26,20 @@ recomputation both work).
 
 publish() never raises: errors are counted and shown by status().
 """
+import itertools
 import warnings
 
 import torch
 
-from .ring import Producer, VERDICT_NONE
+from .native import open_producer
+from .ring import VERDICT_NONE
+
+AUTO_STREAM_BASE = 1 << 48
 
 
 class Tap(torch.nn.Module):
     def __init__(self, ring, *, hook, d_in, max_tokens=2048, dtype="f32", model_id="", lossless_us=0,
-                 device=None, handshake_timeout=1.0, **producer_kw):
+                 device=None, handshake_timeout=1.0, backend="auto", **producer_kw):
         super().__init__()
         want = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}.get(dtype)
         if want is None:
@@ -45,11 +49,17 @@ class Tap(torch.nn.Module):
                              persistent=False)
         self.register_buffer("staged", torch.zeros(1, dtype=torch.int64, device=device), persistent=False)
         # the producer connects now: a refused hook or d_in fails here, not on live traffic
-        self._producer = Producer(ring, hook=hook, d_in=self.d_in, dtype=dtype, model=model_id,
-                                  lossless_us=lossless_us, handshake_timeout=handshake_timeout, **producer_kw)
+        self._errors, self._last_error = 0, ""
+        self._producer = open_producer(ring, backend=backend, hook=hook, d_in=self.d_in, dtype=dtype,
+                                       model=model_id, lossless_us=lossless_us,
+                                       handshake_timeout=handshake_timeout,
+                                       on_refused=producer_kw.pop("on_refused", self._failed), **producer_kw)
+        self._native = getattr(self._producer, "native", False)
+        self._row_bytes = self._producer.row_bytes
         self._dtype = dtype
         self._next = {}
-        self._errors, self._last_error = 0, ""
+        self._rid_stream = {}
+        self._auto = itertools.count(AUTO_STREAM_BASE)
 
     def forward(self, x):
         flat = x.reshape(-1, x.shape[-1])
@@ -70,48 +80,78 @@ class Tap(torch.nn.Module):
                           % (self._producer.ring, what))
 
     def publish(self, stream=0, position=None):
-        """Publish the rows the last forward staged as tokens of `stream`
-        (from `position` if given). Returns the number of rows published."""
+        """Publish the rows the last forward staged as tokens of `stream` (an
+        int, or a request id given to new_stream) from `position` if given.
+        Returns the number of rows published."""
         try:
-            n = int(self.staged.item())
+            if type(stream) is str:
+                stream = self._rid_stream[stream]
+            staged = self.staged
+            n = int(staged.item())
             if n <= 0:
                 return 0
-            rows = self.staging[:n]
-            if not rows.is_cpu:
-                rows = rows.to("cpu")
-            if self._dtype != "f32":
-                rows = rows.view(torch.int16)
-            arr = rows.contiguous().numpy()
             if position is not None:
-                first = int(position)
+                first, off = int(position), 0
             else:
                 nxt = self._next.get(stream, 0)
-                if n > nxt:  # a full pass over the prefix: the new positions only
-                    arr, first = arr[nxt:], nxt
-                else:        # an incremental pass: the rows follow what was sent
-                    first = nxt
-            if len(arr):
-                self._producer.publish(stream, first, arr, len(arr))
-            self._next[stream] = first + len(arr)
-            self.staged.zero_()
-            return len(arr)
+                # a full pass over the prefix: the new positions only; an
+                # incremental pass: the rows follow what was sent
+                first, off = (nxt, nxt) if n > nxt else (nxt, 0)
+            count = n - off
+            if count > 0:
+                rows = self.staging
+                if not rows.is_cpu:
+                    rows = rows[:n].to("cpu")
+                if self._native:  # the staging buffer is contiguous: its memory straight to the C library
+                    self._producer.publish_ptr(stream, first, rows.data_ptr() + off * self._row_bytes, count)
+                else:
+                    rows = rows[off:n]
+                    if self._dtype != "f32":
+                        rows = rows.view(torch.int16)
+                    self._producer.publish(stream, first, rows.numpy(), count)
+            self._next[stream] = first + max(count, 0)
+            staged.zero_()
+            return max(count, 0)
         except Exception as exc:  # noqa: BLE001 - never into the serving loop
             self._failed("%s: %s" % (type(exc).__name__, exc))
             return 0
 
-    def new_stream(self, stream):
-        """A new sequence on `stream` (ends the previous one if it sent rows)."""
+    def new_stream(self, stream=None, request_id=None):
+        """A new sequence on `stream` (ends the previous one if it sent rows),
+        tagged with the engine's request id if given (a stream is picked when
+        none is given; publish/verdict/end_stream then accept the id).
+        Returns the stream."""
+        if stream is None:
+            if request_id is None:
+                raise ValueError("new_stream needs a stream or a request_id")
+            stream = next(self._auto)
         if stream in self._next:
             self.end_stream(stream)
+        if request_id is not None:
+            self._rid_stream[request_id] = stream
+            try:
+                self._producer.begin_request(stream, request_id)
+            except ValueError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self._failed("%s: %s" % (type(exc).__name__, exc))
+        return stream
 
     def end_stream(self, stream):
         try:
+            if type(stream) is str:
+                stream = self._rid_stream.pop(stream)
             self._producer.end_stream(stream, self._next.pop(stream, 0))
         except Exception as exc:  # noqa: BLE001
             self._failed("%s: %s" % (type(exc).__name__, exc))
 
     def verdict(self, stream, wait_us=0):
+        """Verdict of `stream` (an int or a request id given to new_stream)."""
         try:
+            if type(stream) is str:
+                stream = self._rid_stream.get(stream)
+                if stream is None:
+                    return VERDICT_NONE
             return self._producer.verdict(stream, wait_us)
         except Exception as exc:  # noqa: BLE001
             self._failed("%s: %s" % (type(exc).__name__, exc))
