@@ -145,6 +145,64 @@ static size_t monitor_layout(saemon_monitor *mon)
     return off;
 }
 
+/* A condition made only of feature leaves (no running mean, probe or
+ * health measure) under any / all / at_least. */
+static bool features_only(const rules_cond *c)
+{
+    if (c->kind == RULES_COND_LEAF)
+        return c->tracker < 0;
+    if (c->kind != RULES_COND_ANY && c->kind != RULES_COND_ALL && c->kind != RULES_COND_AT_LEAST)
+        return false;
+    for (size_t i = 0; i < c->n_children; i++)
+        if (!features_only(&c->children[i]))
+            return false;
+    return true;
+}
+
+/* Count (rules_of == NULL) or list rule `rule` under each feature it reads. */
+static void index_features(const rules_cond *c, uint32_t rule, uint32_t *rules_at, uint32_t *rules_of)
+{
+    if (c->kind == RULES_COND_LEAF) {
+        if (rules_of)
+            rules_of[rules_at[c->feature]++] = rule;
+        else
+            rules_at[c->feature + 1]++;
+        return;
+    }
+    for (size_t i = 0; i < c->n_children; i++)
+        index_features(&c->children[i], rule, rules_at, rules_of);
+}
+
+/* quiet / touched / rules_at / rules_of (monitor_internal.h); false only
+ * when out of memory. */
+static bool index_quiet_rules(saemon_monitor *mon)
+{
+    const saemon_token_view none = {.nnz = 0};
+    const eval_ctx zero = {.tok = &none, .dense = mon->dense, .means = mon->means}; /* dense is all 0 */
+    const size_t n = mon->n_enabled;
+    if (!(mon->quiet = calloc(n, 1)) || !(mon->touched = calloc(n, 1)) ||
+        !(mon->rules_at = calloc(mon->dense_len + 1, sizeof *mon->rules_at)))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const rules_rule *r = mon->enabled[i];
+        mon->quiet[i] = mon->window_offset[i] == SIZE_MAX && features_only(r->cond) && !eval_cond(r->cond, &zero);
+        if (mon->quiet[i])
+            index_features(r->cond, (uint32_t)i, mon->rules_at, NULL);
+    }
+    for (size_t f = 0; f < mon->dense_len; f++)
+        mon->rules_at[f + 1] += mon->rules_at[f];
+    if (!(mon->rules_of = malloc((mon->rules_at[mon->dense_len] ? mon->rules_at[mon->dense_len] : 1) *
+                                 sizeof *mon->rules_of)))
+        return false;
+    for (size_t i = 0; i < n; i++) /* rules_at[f] moves to the end of f's list... */
+        if (mon->quiet[i])
+            index_features(mon->enabled[i]->cond, (uint32_t)i, mon->rules_at, mon->rules_of);
+    for (size_t f = mon->dense_len; f > 0; f--) /* ...and back to its start */
+        mon->rules_at[f] = mon->rules_at[f - 1];
+    mon->rules_at[0] = 0;
+    return true;
+}
+
 saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_dict_info *dict,
                                     const saemon_monitor_options *opts, saemon_monitor **out,
                                     saemon_error *err)
@@ -192,6 +250,10 @@ saemon_status saemon_monitor_create(const saemon_ruleset *rules, const saemon_di
     if (mon->n_enabled && top < DENSE_MAX_FEATURES) {
         mon->dense_len = (size_t)top + 1;
         mon->dense = calloc(mon->dense_len, sizeof *mon->dense); /* NULL: fall back to search */
+    }
+    if (mon->dense && !index_quiet_rules(mon)) {
+        saemon_monitor_destroy(mon);
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "saemon_monitor_create: out of memory");
     }
     *out = mon;
     return SAEMON_OK;
@@ -308,15 +370,28 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
 
     eval_ctx ctx = {.tok = tok, .dense = mon->dense, .means = mon->means};
     if (mon->dense)
-        for (size_t i = 0; i < tok->nnz; i++)
-            if (tok->index[i] < mon->dense_len)
-                mon->dense[tok->index[i]] = tok->value[i];
+        for (size_t i = 0; i < tok->nnz; i++) {
+            const uint32_t f = tok->index[i];
+            if (f >= mon->dense_len)
+                continue;
+            mon->dense[f] = tok->value[i];
+            for (uint32_t k = mon->rules_at[f]; k < mon->rules_at[f + 1]; k++)
+                mon->touched[mon->rules_of[k]] = 1;
+        }
     if (blob)
         update_trackers(mon, blob, &ctx);
 
     for (size_t i = 0; i < mon->n_enabled; i++) {
-        const rules_rule *r = mon->enabled[i];
         rule_state *st = &state[i];
+        if (mon->quiet && mon->quiet[i]) {
+            /* With none of its features on this token the condition is
+             * false; not holding and not firing, that changes nothing. */
+            const bool touched = mon->touched[i];
+            mon->touched[i] = 0;
+            if (!touched && st->held == 0 && !st->firing)
+                continue;
+        }
+        const rules_rule *r = mon->enabled[i];
         if (r->interval > 1 && tok->token % r->interval != 0)
             continue;
         if (r->needs_full && tok->subset) /* L0 / reconstruction unknown on this token */
@@ -417,6 +492,10 @@ void saemon_monitor_destroy(saemon_monitor *mon)
     if (mon->c_locale)
         freelocale(mon->c_locale);
     free(mon->dense);
+    free(mon->quiet);
+    free(mon->touched);
+    free(mon->rules_at);
+    free(mon->rules_of);
     free(mon->dict_name);
     free(mon->captured);
     free(mon);

@@ -37,6 +37,15 @@ struct saemon_monitor {
      * zero between tokens. NULL when that range is too large: binary search. */
     float *dense;
     size_t dense_len;
+    /* Rules that cannot hold on a token where every feature they read is
+     * absent (quiet[i]: feature leaves under any/all/at_least only, false
+     * with all of them 0, no window). Such a rule, not holding and not
+     * firing in this stream, is evaluated only when the token carries one
+     * of its features: rules_of[rules_at[f] .. rules_at[f + 1]) lists the
+     * quiet rules reading feature f < dense_len, and touched[i] marks them
+     * for the current token (all 0 between tokens). NULL without dense. */
+    uint8_t *quiet, *touched;
+    uint32_t *rules_at, *rules_of;
     float *means;                   /* per tracker, for the current token */
     size_t *tracker_offset;         /* per tracker: byte offset in the stream blob */
     size_t *window_offset;          /* per enabled rule: offset, or SIZE_MAX without a window */

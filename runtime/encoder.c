@@ -414,7 +414,8 @@ static saemon_status encode_with(saemon_encoder *enc, const plan_set *set, const
     const size_t d_in = info->d_in;
     for (size_t r = 0; r < n; r++) {
         /* b_dec is folded into the biases (fold_b_dec). */
-        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm);
+        saemon_row_stats st = saemon_preprocess_row(x + r * d_in, enc->x + r * d_in, d_in, info->norm,
+                                                    enc->kernel->cpu_features);
         enc->input_norm[r] = st.input_norm;
         enc->nonfinite[r] = st.nonfinite;
         enc->row_shift[r] = st.shift;

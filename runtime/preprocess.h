@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "saemon/dict.h"
 
@@ -19,7 +20,10 @@ typedef struct saemon_row_stats {
 
 /* out[i] = preprocessed in[i] for one row of d_in values. Computed in double,
  * rounded once. A zero row under constant_norm_rescale becomes NaN, as in
- * SAELens (0 · sqrt(d)/0); NaN rows activate no feature. */
-saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in, saemon_norm norm);
+ * SAELens (0 · sqrt(d)/0); NaN rows activate no feature. `cpu`: the
+ * SAEMON_CPU_* bits of the encoder's kernel; with AVX2 the sums and the
+ * scaling run four doubles at a time, in the scalar code's order (the same
+ * bits, tests/runtime/test_preprocess.c). */
+saemon_row_stats saemon_preprocess_row(const float *in, float *out, size_t d_in, saemon_norm norm, uint32_t cpu);
 
 #endif
