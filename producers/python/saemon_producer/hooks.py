@@ -37,7 +37,7 @@ import warnings
 import weakref
 
 from .native import open_producer
-from .ring import RefusedError, ring_expectations
+from .ring import RefusedError, request_id_bytes, ring_expectations
 
 AUTO_STREAM_BASE = 1 << 48  # streams new_stream(request_id=...) picks itself start here
 
@@ -137,6 +137,7 @@ class Attachment:
         return stream
 
     def _tag(self, stream, request_id):
+        request_id_bytes(request_id)  # ValueError now, not in a later forward
         old = self._stream_rid.pop(stream, None)
         if old is not None:
             self._rid_stream.pop(old, None)
