@@ -69,6 +69,37 @@ static bool wait_until(sink *s, pid_t pid, double deadline, int *status, bool *d
     }
 }
 
+/* The child's environment: ours, plus SAEMON_REQUEST_ID when the alert's
+ * stream carries an engine's request id (validated printable UTF-8 by the
+ * ring consumer), so a command can abort that request without parsing the
+ * JSON. NULL (use environ) when there is nothing to add or no memory. */
+static char **child_env(const saemon_alert *a, char **var)
+{
+    *var = NULL;
+    if (!a->request_id)
+        return NULL;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = malloc((n + 2) * sizeof *env);
+    size_t len = strlen(a->request_id) + sizeof "SAEMON_REQUEST_ID=";
+    *var = malloc(len);
+    if (!env || !*var) {
+        free(env);
+        free(*var);
+        *var = NULL;
+        return NULL;
+    }
+    snprintf(*var, len, "SAEMON_REQUEST_ID=%s", a->request_id);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "SAEMON_REQUEST_ID=", 18) != 0)
+            env[k++] = environ[i];
+    env[k++] = *var;
+    env[k] = NULL;
+    return env;
+}
+
 static void exec_handle(sink *s, const saemon_alert *a)
 {
     exec_sink *x = s->impl;
@@ -96,7 +127,10 @@ static void exec_handle(sink *s, const saemon_alert *a)
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    int rc = posix_spawnp(&pid, x->argv[0], &fa, &attr, x->argv, environ);
+    char *var, **env = child_env(a, &var);
+    int rc = posix_spawnp(&pid, x->argv[0], &fa, &attr, x->argv, env ? env : environ);
+    free(env);
+    free(var);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(pipefd[0]);

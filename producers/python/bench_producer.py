@@ -2,7 +2,7 @@
 """Python producer cost per token (raw publish and the PyTorch forward hook).
 
 usage: bench_producer.py SAEMON_BENCH_PRODUCER_EXE [--d-in 2304] [--tokens 20000]
-                        [--rate 500 --seconds 4]
+                        [--rate 500 --seconds 4] [--sweep [--seconds 2]]
 Starts `saemon-bench-producer --serve` as the draining consumer, then times
   * Producer.publish of one float32 row (checksum over rows, and header-only),
   * a forward pass of a hooked module minus the same pass unhooked
@@ -11,6 +11,11 @@ each through the pure-Python producer and, when libsaemon-producer loads
 ($SAEMON_PRODUCER_LIB or the loader's path), the ctypes path. Back to back
 (the consumer busy) by default; --rate R paces one token every 1/R s (the
 consumer idle between tokens, as beside a real decoder) and gives p50/p99.
+--sweep: the PyTorch forward hook and the Tap, per token, paced at 50, 500
+and 5,000 tokens/s and back to back, for the ctypes path and the pure-Python
+fallback: p50/p99 of wall time and of the thread's CPU time (hooked forward
+minus the bare forward's p50; tap: forward with the tap + tap.publish minus
+the bare forward's p50).
 Prints "key value unit" lines."""
 import argparse
 import os
@@ -46,12 +51,19 @@ def main():
     ap.add_argument("--tokens", type=int, default=20000)
     ap.add_argument("--rate", type=float, default=0)
     ap.add_argument("--seconds", type=float, default=4)
+    ap.add_argument("--sweep", action="store_true")
     a = ap.parse_args()
     name = "pybench%d" % os.getpid()
     srv = subprocess.Popen([a.exe, "--serve", name, "--d-in", str(a.d_in)], stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, text=True)
     assert srv.stdout.readline().strip() == "READY"
     row = np.random.default_rng(0).standard_normal(a.d_in).astype(np.float32)
+    if a.sweep:
+        sweep(a, name, row)
+        srv.stdin.close()
+        print("consumer_received_dropped_rejected", srv.stdout.read().strip())
+        srv.wait()
+        return
     if a.rate > 0:
         paced(a, name, row)
         srv.stdin.close()
@@ -148,6 +160,67 @@ def paced(a, name, row):
         print("py_paced_hook_%s %.0f tokens/s: p50 %.2f us p99 %.2f us per token (hooked forward minus the "
               "bare forward's p50 %.2f us; %d tokens)" % (be, a.rate, pct(v, .5), pct(v, .99), bare, len(v)))
         att.detach()
+
+
+
+def sweep(a, name, row):
+    """Hook and tap cost per token at 50/500/5,000 tokens/s and back to back:
+    p50/p99 wall and thread-CPU, ctypes path and pure Python."""
+    import torch
+    torch.set_num_threads(1)
+    torch.set_grad_enabled(False)
+    backends = ["python"] + (["native"] if saemon_producer.native_available() else [])
+    if len(backends) == 1:
+        print("sweep_native SKIPPED (%s)" % saemon_producer.native_error())
+    x = torch.from_numpy(row).reshape(1, 1, a.d_in)
+
+    def run(fn, rate):
+        n = 5000 if rate == 0 else max(100, int(rate * a.seconds))
+        gap = 0 if rate == 0 else 1e9 / rate
+        wall, cpu, t = [], [], time.perf_counter_ns()
+        for i in range(n + 50):
+            if gap:
+                t += gap
+                while time.perf_counter_ns() < t:
+                    pass
+            c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+            fn(i)
+            w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+            wall.append((w1 - w0) / 1e3)
+            cpu.append((c1 - c0) / 1e3)
+        return wall[50:], cpu[50:]
+
+    bare_model = torch.nn.Sequential(torch.nn.Identity())
+    for rate in (50, 500, 5000, 0):
+        label = "%d/s" % rate if rate else "back-to-back"
+        bw, bc = run(lambda i: bare_model(x), rate)
+        bw50, bc50 = pct(bw, .5), pct(bc, .5)
+        print("sweep_bare_forward %s: p50 %.2f us wall, %.2f us cpu" % (label, bw50, bc50))
+        for be in backends:
+            model = torch.nn.Sequential(torch.nn.Identity())
+            att = saemon_producer.attach(model, {"0": name}, stream=3, hook_names={"0": "bench"},
+                                         positions="incremental", backend=be, d_in=a.d_in)
+            w, c = run(lambda i: model(x), rate)
+            st = att.status()[name]
+            att.detach()
+            print("sweep_hook_%s %s: p50 %.2f us p99 %.2f us wall, p50 %.2f us p99 %.2f us cpu per token "
+                  "(minus the bare forward; %d tokens, %d dropped, %d errors)"
+                  % (be, label, pct(w, .5) - bw50, pct(w, .99) - bw50, pct(c, .5) - bc50, pct(c, .99) - bc50,
+                     len(w), st["stats"].get("frames_dropped", 0), st["errors"]))
+            tap = saemon_producer.Tap(name, hook="bench", d_in=a.d_in, max_tokens=4, backend=be)
+            tmodel = torch.nn.Sequential(torch.nn.Identity(), tap)
+            tap.new_stream(5)
+
+            def step(i):
+                tmodel(x)
+                tap.publish(5, position=i)
+            w, c = run(step, rate)
+            ts = tap.status()
+            tap.close()
+            print("sweep_tap_%s %s: p50 %.2f us p99 %.2f us wall, p50 %.2f us p99 %.2f us cpu per token "
+                  "(forward with the tap + publish, minus the bare forward; %d tokens, %d dropped, %d errors)"
+                  % (be, label, pct(w, .5) - bw50, pct(w, .99) - bw50, pct(c, .5) - bc50, pct(c, .99) - bc50,
+                     len(w), ts["stats"].get("frames_dropped", 0), ts["errors"]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
  * The consumer must reject or accept them without crashing, reading out of
  * bounds or returning a frame that breaks its own contract.
  * Input: byte 0 = control bits, then the frame bytes (header + rows); with
- * bit 0x10 the tail of the input also overwrites the announcement block. */
+ * bit 0x10 the tail of the input also overwrites the announcement block.
+ * Request id frames (flag FRAME_FLAG_REQUEST_ID): with bit 4 the checksum
+ * covers the `aux` + 1 payload bytes, as a producer computes it, so the
+ * length, NUL and UTF-8 checks are reached. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,6 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (ctl & 4) {
         fh.checksum_kind = FRAME_CSUM_CRC32C;
         size_t bytes = (size_t)fh.n_rows * fh.d_in * ring_dtype_size(fh.dtype);
+        if (fh.flags & FRAME_FLAG_REQUEST_ID)
+            bytes = (size_t)fh.aux + 1;
         if (bytes <= h->slot_bytes - FRAME_HEADER_BYTES) {
             uint32_t c = ring_crc32c(0, (uint8_t *)&fh + 8, 52);
             fh.checksum = ring_crc32c(c, slot + FRAME_HEADER_BYTES, bytes);
@@ -106,6 +111,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     saemon_error err;
     int rc;
     while ((rc = saemon_ring_next(ring, &f, 0, &err)) == 1) {
+        if (f.request_id) { /* a validated id: no rows, 1..128 bytes of printable UTF-8 */
+            size_t len = strlen(f.request_id);
+            if (f.n_rows != 0 || f.end_of_stream || len == 0 || len > RING_REQUEST_ID_MAX
+                || ring_request_id_valid(f.request_id) != len)
+                abort();
+            continue;
+        }
         if (f.d_in != D_IN || f.n_rows > 8 || (f.n_rows == 0 && !f.end_of_stream))
             abort();
         for (size_t i = 0; i < (size_t)f.n_rows * f.d_in; i++)

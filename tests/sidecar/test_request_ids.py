@@ -100,6 +100,11 @@ def hook_and_tap(sp, torch, ring, alert_file, backends):
             if att.verdict(request_id=r, wait_us=2_000_000) != sp.VERDICT_BLOCK:
                 fail("%s hook: batch row %s" % (be, r))
             att.end_stream(request_id=r)
+        try:
+            att.new_stream(request_id="bad\nid")
+            fail("%s hook: a request id with a newline accepted" % be)
+        except ValueError:
+            pass
         st = att.status()[ring]
         if st["errors"]:
             fail("%s hook: errors %s" % (be, st))

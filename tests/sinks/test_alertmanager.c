@@ -203,6 +203,7 @@ Test(alertmanager, firing_then_resolved_end_to_end, .timeout = 60, .fini = stop_
     test_alert t;
     saemon_alert *a = (saemon_alert *)test_alert_make(&t, 3, "firing");
     a->timestamp = (double)time(NULL) - 1;
+    a->request_id = "cmpl-8f3a9c"; /* the engine's request id: an annotation, never a label */
     send_one(port, a);
 
     cJSON *all;
@@ -221,6 +222,8 @@ Test(alertmanager, firing_then_resolved_end_to_end, .timeout = 60, .fini = stop_
     cr_assert_str_eq(str(got, "status", "state"), "active");
     cr_assert_str_eq(str(got, "labels", "group"), "safety-pack");
     cr_assert_str_eq(str(got, "annotations", "value"), "3.5");
+    cr_assert_str_eq(str(got, "annotations", "request_id"), "cmpl-8f3a9c");
+    cr_assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(got, "labels"), "request_id"));
     cJSON_Delete(all);
 
     a = (saemon_alert *)test_alert_make(&t, 9, "resolved");

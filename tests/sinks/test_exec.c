@@ -58,6 +58,31 @@ Test(exec, alert_json_on_stdin_and_exit_zero_is_delivered)
     free(dir);
 }
 
+Test(exec, the_request_id_reaches_the_command_environment)
+{
+    char *dir = test_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "%s/out", dir);
+    const char *argv[] = {"sh", "-c", "cat > /dev/null; printf '%s|' \"${SAEMON_REQUEST_ID-unset}\" >> \"$1\"",
+                          "sh", out, NULL};
+    saemon_sinks *s = NULL;
+    saemon_error err = {0};
+    cr_assert_eq(saemon_sinks_create(&s, &err), SAEMON_OK);
+    saemon_sink_options o = {.kind = SAEMON_SINK_EXEC, .argv = argv, .exec_timeout_s = 5};
+    cr_assert_eq(saemon_sinks_add(s, &o, &err), SAEMON_OK, "%s", err.message);
+    test_alert t;
+    saemon_alert *a = (saemon_alert *)test_alert_make(&t, 1, "firing");
+    a->request_id = "cmpl-8f3a9c";
+    saemon_sinks_alert(a, s);
+    saemon_sinks_alert(test_alert_make(&t, 2, "firing"), s);
+    cr_assert_eq(saemon_sinks_stop(s, &err), SAEMON_OK, "%s", err.message);
+    saemon_sinks_destroy(s);
+    char *text = slurp(out);
+    cr_assert_str_eq(text, "cmpl-8f3a9c|unset|");
+    free(text);
+    test_rmtree(dir);
+    free(dir);
+}
+
 Test(exec, nonzero_exit_is_counted_failed)
 {
     const char *argv[] = {"sh", "-c", "cat > /dev/null; exit 3", NULL};

@@ -37,7 +37,7 @@ import warnings
 import weakref
 
 from .native import open_producer
-from .ring import RefusedError, ring_expectations
+from .ring import RefusedError, request_id_bytes, ring_expectations
 
 AUTO_STREAM_BASE = 1 << 48  # streams new_stream(request_id=...) picks itself start here
 
@@ -72,6 +72,7 @@ class Attachment:
         self._errors = {path: {"count": 0, "last": "", "mismatch": 0} for path in self._rings}
         self._gave_up = {}  # path -> why the producer could not be created in a forward pass
         self._make_lock = threading.Lock()
+        self._fast = {}  # path -> (publish fn, C handle or None, row_bytes, d_in)
         self._stop = threading.Event()
         self._rid_stream = {}  # request id -> stream (new_stream(request_id=...))
         self._stream_rid = {}  # stream -> request id
@@ -109,6 +110,7 @@ class Attachment:
                                   "until `saemon serve` starts" % self._rings[path])
                 for stream, rid in self._stream_rid.items():  # requests begun before it existed
                     p.begin_request(stream, rid)
+                self._set_fast(path, p)
                 self.producers[path] = p
         return p
 
@@ -135,6 +137,7 @@ class Attachment:
         return stream
 
     def _tag(self, stream, request_id):
+        request_id_bytes(request_id)  # ValueError now, not in a later forward
         old = self._stream_rid.pop(stream, None)
         if old is not None:
             self._rid_stream.pop(old, None)
@@ -187,13 +190,62 @@ class Attachment:
                           "further errors are not warned about)" % (self._rings[path], what))
 
     def _make_hook(self, path):
+        Tensor = self._torch.Tensor
+        want = self._want
+        nxt_of = self._next
+        key_of = {}  # stream -> (path, stream): no tuple built per token
+
         def hook(module, inputs, output):
             # never raise into the model's forward pass
             try:
+                # Fast path (per token, decode style): one CPU tensor [1, T, d_in]
+                # of the announced dtype, contiguous, an int stream, no explicit
+                # position: its memory goes straight to libsaemon-producer (or one
+                # numpy view to the pure-Python producer). Everything else: _publish.
+                fast = self._fast.get(path)
+                stream = self.stream
+                if (fast is not None and type(output) is Tensor and type(stream) is int
+                        and self._position is None and output.dtype is want):
+                    shape = output.shape
+                    if len(shape) == 3 and shape[0] == 1 and shape[2] == fast[3] and output.is_cpu \
+                            and output.is_contiguous():
+                        key = key_of.get(stream)
+                        if key is None:
+                            if len(key_of) > 4096:
+                                key_of.clear()
+                            key = key_of[stream] = (path, stream)
+                        n_pos = shape[1]
+                        nxt = nxt_of.get(key, 0)
+                        mode = self._positions
+                        if mode == "full" or (mode == "auto" and n_pos > nxt):
+                            if n_pos <= nxt:
+                                return
+                            off, n = nxt, n_pos - nxt
+                        else:
+                            off, n = 0, n_pos
+                        fn, handle, rb = fast[0], fast[1], fast[2]
+                        if handle is not None:
+                            rc = fn(handle, stream, nxt, output.data_ptr() + off * rb, n)
+                            if rc < 0:
+                                raise ValueError("publish: invalid argument (stream %r)" % stream)
+                        else:
+                            arr = (output.detach() if output.requires_grad else output).numpy()[0]
+                            fn(stream, nxt, arr[off:] if off else arr, n)
+                        nxt_of[key] = nxt + n
+                        return
                 self._publish(path, output, self._position() if self._position is not None else None)
             except Exception as exc:  # noqa: BLE001 - counted and shown by status()
                 self._failed(path, "%s: %s" % (type(exc).__name__, exc))
         return hook
+
+    def _set_fast(self, path, p):
+        """The hook's fast path for this producer: the C call and handle (the
+        ctypes path without lossless mode), or the pure-Python publish (f32)."""
+        if getattr(p, "native", False):
+            if p._lock is None:
+                self._fast[path] = (p._pub, p._p, p.row_bytes, p.d_in)
+        elif self._dtype == "f32":
+            self._fast[path] = (p.publish, None, p.row_bytes, p.d_in)
 
     def _publish(self, path, output, first_position):
         t = output[0] if isinstance(output, (tuple, list)) else output
@@ -345,6 +397,7 @@ class Attachment:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._fast = {}
         for p in self.producers.values():
             p.close()
         self.producers = {}

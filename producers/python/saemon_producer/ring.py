@@ -112,7 +112,11 @@ def _heartbeat_main(ref, stop, period):
     """Library heartbeat thread: keeps saemon seeing the process alive while
     the model is idle, re-attaches after a consumer restart, publishes pending
     end-of-stream frames. Holds only a weak reference to the producer."""
-    wait = min(period, 0.1)
+    p = ref()
+    # not served yet: look for the ring every 100 ms; else tick every period
+    # (no earlier tick: the model's thread must not hand the GIL over to us)
+    wait = min(period, 0.1) if p is not None and p._state != "accepted" else period
+    del p
     while not stop.wait(wait):
         p = ref()
         if p is None:

@@ -55,6 +55,11 @@ class Tap(torch.nn.Module):
                                        handshake_timeout=handshake_timeout,
                                        on_refused=producer_kw.pop("on_refused", self._failed), **producer_kw)
         self._native = getattr(self._producer, "native", False)
+        # the C call without per-call Python checks (not in lossless mode, which serialises in Python)
+        self._c_publish = (self._producer._pub, self._producer._p) if self._native and \
+            self._producer._lock is None else None
+        self._staged_seen = None  # the `staged` tensor the numpy view below belongs to
+        self._staged_np = None    # CPU only: reads/zeroes the count without a torch op
         self._row_bytes = self._producer.row_bytes
         self._dtype = dtype
         self._next = {}
@@ -87,7 +92,11 @@ class Tap(torch.nn.Module):
             if type(stream) is str:
                 stream = self._rid_stream[stream]
             staged = self.staged
-            n = int(staged.item())
+            if staged is not self._staged_seen:  # first call, or the module moved (.to())
+                self._staged_seen = staged
+                self._staged_np = staged.numpy() if staged.is_cpu else None
+            cnt = self._staged_np
+            n = int(cnt[0]) if cnt is not None else int(staged.item())
             if n <= 0:
                 return 0
             if position is not None:
@@ -102,7 +111,11 @@ class Tap(torch.nn.Module):
                 rows = self.staging
                 if not rows.is_cpu:
                     rows = rows[:n].to("cpu")
-                if self._native:  # the staging buffer is contiguous: its memory straight to the C library
+                if self._c_publish is not None:  # the staging buffer is contiguous: its memory to the C library
+                    fn, handle = self._c_publish
+                    if fn(handle, stream, first, rows.data_ptr() + off * self._row_bytes, count) < 0:
+                        raise ValueError("publish: invalid argument (stream %r)" % (stream,))
+                elif self._native:
                     self._producer.publish_ptr(stream, first, rows.data_ptr() + off * self._row_bytes, count)
                 else:
                     rows = rows[off:n]
@@ -110,7 +123,10 @@ class Tap(torch.nn.Module):
                         rows = rows.view(torch.int16)
                     self._producer.publish(stream, first, rows.numpy(), count)
             self._next[stream] = first + max(count, 0)
-            staged.zero_()
+            if cnt is not None:
+                cnt[0] = 0
+            else:
+                staged.zero_()
             return max(count, 0)
         except Exception as exc:  # noqa: BLE001 - never into the serving loop
             self._failed("%s: %s" % (type(exc).__name__, exc))
@@ -163,4 +179,5 @@ class Tap(torch.nn.Module):
                 "last_error": self._last_error, "stats": dict(p.stats)}
 
     def close(self):
+        self._c_publish = None  # the handle dies with the producer
         self._producer.close()
