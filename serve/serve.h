@@ -17,7 +17,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
-#include "producers/c/request_map.h"
+#include "proto/request_map.h"
 #include "serve/prom_text.h"
 #include "serve/serve_config.h"
 #include "serve/serve_history.h"

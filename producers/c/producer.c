@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "producers/c/request_map.h"
+#include "proto/request_map.h"
 #include "proto/ring_wire.h"
 
 #define RECHECK_NS 5000000u /* look for a restarted consumer at most every 5 ms */

@@ -1,10 +1,11 @@
-/* Producer-side map of request ids (engines' strings such as "cmpl-8f3a...")
+/* Map of request ids (engines' strings such as "cmpl-8f3a...")
  * to stream ids and back, for saemon_producer_begin_request() and the
  * verdict by request id. Open addressing, linear probing, backward-shift
  * deletion; grows by doubling up to REQUEST_MAP_MAX entries. Not thread-safe
- * (the producer's mutex guards it). */
-#ifndef SAEMON_PRODUCER_REQUEST_MAP_H
-#define SAEMON_PRODUCER_REQUEST_MAP_H
+ * (its owner serializes: the producer under its mutex, saemon serve on the
+ * ring's consumer thread). */
+#ifndef SAEMON_PROTO_REQUEST_MAP_H
+#define SAEMON_PROTO_REQUEST_MAP_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /* Request id <-> stream maps of the C producer (request_map.h). */
-#include "producers/c/request_map.h"
+#include "proto/request_map.h"
 
 #include <stdlib.h>
 #include <string.h>
