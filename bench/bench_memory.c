@@ -1,9 +1,12 @@
-/* `saemon bench memory`: peak RSS, bytes read and start-up time of
- * `saemon run` against the number of watched latents (1, 64, 1024, all) and
- * the dictionary size, on generated SAELens dictionaries (bench/dictgen.c,
- * F32, W_dec beside W_enc as in a release). Each point is a fresh process:
- * peak RSS is the child's ru_maxrss (wait4), "ready" and "read" come from its
- * start-up log, wall is the whole run of 16 tokens. docs/benchmarks.md. */
+/* `saemon bench memory`: peak RSS, peak anonymous memory, bytes read and
+ * start-up time of `saemon run` against the number of watched latents (1, 64,
+ * 1024, all) and the dictionary size, on generated SAELens dictionaries
+ * (bench/dictgen.c, F32, W_dec beside W_enc as in a release) and on their
+ * packs (`saemon pack`, with the packed form of the kernel this CPU chooses).
+ * Each point is a fresh process: peak RSS is the child's ru_maxrss (wait4),
+ * anonymous memory the largest "Anonymous:" of /proc/PID/smaps_rollup sampled
+ * every 2 ms while it runs, "ready" and "read" come from its start-up log,
+ * wall is the whole run of 16 tokens. docs/benchmarks.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,9 +26,24 @@
 #define TOKENS 16
 
 typedef struct mem_point {
-    double peak_mib, ready_s, read_mib, wall_s;
+    double peak_mib, anon_mib, ready_s, read_mib, wall_s;
     int ok;
 } mem_point;
+
+/* "Anonymous:" of /proc/PID/smaps_rollup in KiB, or -1. */
+static long anon_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/smaps_rollup", (long)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "Anonymous:", 10))
+            kib = strtol(line + 10, NULL, 10);
+    if (f)
+        fclose(f);
+    return kib;
+}
 
 static double now_s(void)
 {
@@ -107,7 +125,15 @@ static mem_point run_one(const char *saemon, const char *dir, const char *acts, 
     }
     int status = 0;
     struct rusage ru;
-    pid_t got = pid > 0 ? wait4(pid, &status, 0, &ru) : -1;
+    pid_t got = 0;
+    long anon = 0;
+    while (pid > 0 && (got = wait4(pid, &status, WNOHANG, &ru)) == 0) {
+        long a = anon_kib(pid);
+        anon = a > anon ? a : anon;
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+    if (pid <= 0)
+        got = -1;
     pt.wall_s = now_s() - t0;
     char log[8192] = "";
     ssize_t n = pread(lfd, log, sizeof log - 1, 0);
@@ -119,10 +145,34 @@ static mem_point run_one(const char *saemon, const char *dir, const char *acts, 
         return pt;
     }
     pt.peak_mib = (double)ru.ru_maxrss / 1024.0;
+    pt.anon_mib = (double)anon / 1024.0;
     pt.ready_s = after(log, "ready in ");
     pt.read_mib = after(log, "dictionary: read ");
     pt.ok = 1;
     return pt;
+}
+
+/* `saemon pack DIR -o PACK` (whole, the chosen kernel's packed form) unless PACK is newer than DIR's weights. */
+static int make_pack(const char *saemon, const char *dir, const char *pack)
+{
+    char w[4300];
+    snprintf(w, sizeof w, "%s/sae_weights.safetensors", dir);
+    struct stat sw, sp;
+    if (stat(pack, &sp) == 0 && stat(w, &sw) == 0 && sp.st_mtime >= sw.st_mtime)
+        return 0;
+    fprintf(stderr, "saemon bench memory: packing %s\n", pack);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp(saemon, saemon, "pack", dir, "-o", pack, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "saemon bench memory: saemon pack %s failed\n", dir);
+        return -1;
+    }
+    return 0;
 }
 
 static int parse_size(const char *s, size_t *d_in, size_t *d_sae)
@@ -168,8 +218,8 @@ int bench_memory_main(int argc, char **argv)
         fprintf(stderr, "saemon bench memory: %s: %s\n", base, strerror(errno));
         return 1;
     }
-    printf("| dictionary | W_enc | watched | peak RSS | read at start | ready | whole run (16 tokens) |\n"
-           "|---|---|---|---|---|---|---|\n");
+    printf("| dictionary | W_enc | source | watched | peak RSS | peak anonymous | read at start | ready | whole run "
+           "(16 tokens) |\n|---|---|---|---|---|---|---|---|---|\n");
     int rc = 0;
     for (const char *s = sizes; s && *s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
         size_t d_in, d_sae;
@@ -177,13 +227,17 @@ int bench_memory_main(int argc, char **argv)
             fprintf(stderr, "saemon bench memory: --sizes expects D_INxD_SAE,..., got '%s'\n", s);
             return 2;
         }
-        char dir[4096], acts[4200], rules[4200];
+        char dir[4096], acts[4200], rules[4200], pack[4200];
         snprintf(dir, sizeof dir, "%s/gen-%zux%zu", base, d_in, d_sae);
         snprintf(acts, sizeof acts, "%s/acts-%zu.npy", base, d_in);
+        snprintf(pack, sizeof pack, "%s/gen-%zux%zu.pack", base, d_in, d_sae);
         if (ensure_dict(dir, d_in, d_sae) != 0 || write_acts(acts, d_in) != 0) {
             fprintf(stderr, "saemon bench memory: cannot write %s: %s\n", dir, strerror(errno));
             return 1;
         }
+        if (make_pack(saemon, dir, pack) != 0)
+            return 1;
+        for (int src = 0; src < 2; src++)
         for (const char *w = watched; w && *w; w = strchr(w, ',') ? strchr(w, ',') + 1 : NULL) {
             int all = !strncmp(w, "all", 3);
             size_t n = all ? 1 : strtoul(w, NULL, 10);
@@ -192,7 +246,7 @@ int bench_memory_main(int argc, char **argv)
             snprintf(rules, sizeof rules, "%s/rules-%zu-%zu.yaml", base, d_sae, n);
             if (write_rules(rules, n, d_sae) != 0)
                 return 1;
-            mem_point pt = run_one(saemon, dir, acts, rules, all);
+            mem_point pt = run_one(saemon, src ? pack : dir, acts, rules, all);
             if (!pt.ok) {
                 rc = 1;
                 continue;
@@ -201,8 +255,9 @@ int bench_memory_main(int argc, char **argv)
             snprintf(wn, sizeof wn, "%s", all ? "all (--encode all)" : "");
             if (!all)
                 snprintf(wn, sizeof wn, "%zu", n);
-            printf("| %zu x %zu | %.0f MiB | %s | %.1f MiB | %.1f MiB | %.3f s | %.3f s |\n", d_in, d_sae,
-                   (double)d_in * d_sae * 4 / 1048576.0, wn, pt.peak_mib, pt.read_mib, pt.ready_s, pt.wall_s);
+            printf("| %zu x %zu | %.0f MiB | %s | %s | %.1f MiB | %.1f MiB | %.1f MiB | %.3f s | %.3f s |\n", d_in,
+                   d_sae, (double)d_in * d_sae * 4 / 1048576.0, src ? "pack" : "SAELens", wn, pt.peak_mib,
+                   pt.anon_mib, pt.read_mib, pt.ready_s, pt.wall_s);
             fflush(stdout);
         }
         if (!keep) {
@@ -212,6 +267,7 @@ int bench_memory_main(int argc, char **argv)
             snprintf(p, sizeof p, "%s/cfg.json", dir);
             unlink(p);
             rmdir(dir);
+            unlink(pack);
         }
     }
     return rc;

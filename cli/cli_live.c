@@ -134,6 +134,9 @@ static void *parse_rules(void *arg)
     j->status = saemon_rules_open_for_reload(j->path, &j->policy, &j->next, &j->err);
     if (j->status == SAEMON_OK && !cli_plan_prefetch(j->prefetch, j->next, &j->err))
         j->status = j->err.code ? j->err.code : SAEMON_ERR_IO;
+    if (j->status == SAEMON_OK && j->prefetch)
+        j->status = saemon_rules_use_labels(j->next, saemon_dict_get_feature_labels(j->prefetch),
+                                            saemon_dict_get_info(j->prefetch)->d_sae, &j->err);
     atomic_store(&j->done, true);
     return NULL;
 }

@@ -200,6 +200,10 @@ bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const sa
             if (saemon_dict_compute_sha256(*out, &herr) == SAEMON_OK)
                 st = saemon_rules_bind(rules, saemon_dict_get_info(*out), &err);
         }
+        /* a pack's labels for the alerts (the rules are the caller's, not yet in a monitor) */
+        if (st == SAEMON_OK)
+            st = saemon_rules_use_labels((saemon_ruleset *)rules, saemon_dict_get_feature_labels(*out),
+                                         saemon_dict_get_info(*out)->d_sae, &err);
         if (st != SAEMON_OK) {
             fprintf(stderr, "%s\n", err.message);
             saemon_dict_close(*out);

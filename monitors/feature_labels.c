@@ -137,6 +137,33 @@ saemon_status rules_labels_load(saemon_ruleset *rs, const char *path, saemon_err
     return s;
 }
 
+saemon_status saemon_rules_use_labels(saemon_ruleset *rs, const char *const *labels, size_t n, saemon_error *err)
+{
+    if (!rs || !labels || rs->labels)
+        return SAEMON_OK;
+    size_t count = 0, k = 0, longest = 0;
+    for (size_t j = 0; j < n && j <= UINT32_MAX; j++)
+        count += labels[j] != NULL;
+    if (!count)
+        return SAEMON_OK;
+    rules_label *out = arena_calloc(&rs->mem, count, sizeof *out);
+    for (size_t j = 0; out && j < n && k < count; j++) {
+        if (!labels[j])
+            continue;
+        size_t len = strlen(labels[j]);
+        if (!(out[k].text = arena_strndup(&rs->mem, labels[j], len)))
+            out = NULL;
+        else
+            out[k++].index = (uint32_t)j, longest = len > longest ? len : longest;
+    }
+    if (!out)
+        return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for feature labels");
+    rs->labels = out; /* ascending index, as rules_label_of needs */
+    rs->n_labels = k;
+    rs->max_label_len = longest > rs->max_label_len ? longest : rs->max_label_len;
+    return SAEMON_OK;
+}
+
 const char *rules_label_of(const saemon_ruleset *rs, uint32_t index)
 {
     size_t lo = 0, hi = rs->n_labels;

@@ -382,6 +382,11 @@ const char *saemon_dict_get_feature_label(const saemon_dict *d, size_t feature)
 
 size_t saemon_dict_get_label_count(const saemon_dict *d) { return d ? d->n_labels : 0; }
 
+const char *const *saemon_dict_get_feature_labels(const saemon_dict *d)
+{
+    return d ? (const char *const *)d->label_ptrs : NULL;
+}
+
 bool saemon_dict_is_feature_dead(const saemon_dict *d, size_t feature)
 {
     float v;
@@ -417,6 +422,7 @@ void saemon_dict_close(saemon_dict *d)
     dict_free(d, d->log_sparsity);
     dict_free(d, d->W_enc_rows);
     free(d->row_slot);
+    free(d->label_ptrs);
     dict_free(d, d->row_latent);
     free(d->src.weights);
     free(d->src.tensor);

@@ -72,6 +72,7 @@ struct saemon_dict {
     const uint32_t *labels;             /* [n_labels][3]: index, offset, length (pack_label_entry) */
     const char *labels_base;            /* the section the offsets count from */
     size_t n_labels;
+    const char **label_ptrs;            /* [d_sae] into labels_base, NULL entries: none; NULL without labels */
 };
 
 /* b_dec . W_j in double, summed in input order (what folding b_dec into

@@ -303,6 +303,10 @@ static saemon_status map_extras(saemon_dict *d, const uint8_t *hdr, const char *
             d->labels = e;
             d->labels_base = (const char *)sb;
             d->n_labels = n;
+            if (n && !(d->label_ptrs = calloc(h->d_sae, sizeof *d->label_ptrs)))
+                return saemon_error_set(err, SAEMON_ERR_NOMEM, "out of memory for %u labels", n);
+            for (uint32_t k = 0; k < n; k++)
+                d->label_ptrs[e[3 * k]] = (const char *)sb + e[3 * k + 1];
         }
     }
     return SAEMON_OK;

@@ -14,6 +14,9 @@ saemon_status serve_load_rules(const serve_dict *d, saemon_ruleset **out, saemon
     saemon_status s = saemon_rules_open(d->cfg->rules, &ro, out, err);
     if (s == SAEMON_OK && d->info)
         s = saemon_rules_bind(*out, d->info, err);
+    if (s == SAEMON_OK && d->dict && d->info)
+        s = saemon_rules_use_labels(*out, saemon_dict_get_feature_labels(d->dict), d->info->d_sae,
+                                    err); /* a pack's labels, unless feature_labels: */
     if (s != SAEMON_OK) {
         saemon_rules_close(*out);
         *out = NULL;

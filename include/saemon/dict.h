@@ -198,6 +198,9 @@ SAEMON_API bool saemon_dict_is_feature_dead(const saemon_dict *dict, size_t feat
 SAEMON_API const char *saemon_dict_get_feature_label(const saemon_dict *dict, size_t feature);
 /* How many features have a label in the pack (0 for other dictionaries). */
 SAEMON_API size_t saemon_dict_get_label_count(const saemon_dict *dict);
+/* The pack's labels as [d_sae] pointers (NULL entries: none), or NULL when it
+ * has none (saemon_rules_use_labels). */
+SAEMON_API const char *const *saemon_dict_get_feature_labels(const saemon_dict *dict);
 SAEMON_API void saemon_dict_close(saemon_dict *dict);
 
 SAEMON_API const char *saemon_arch_name(saemon_arch arch);

@@ -66,6 +66,15 @@ SAEMON_API size_t saemon_rules_needed_latents(const saemon_ruleset *rules, uint3
 SAEMON_API saemon_status saemon_rules_bind(const saemon_ruleset *rules, const saemon_dict_info *dict,
                                 saemon_error *err);
 
+/* Use labels[0..n) (NULL entries: none; e.g. a pack's,
+ * saemon_dict_get_feature_labels) as the feature labels of the alerts'
+ * {{ feature_label }} and features, when the rule file names no
+ * `feature_labels:` file (that one wins; labels NULL: nothing). Copied. Call
+ * before a monitor uses the rules. Labels in conditions still need
+ * `feature_labels:` (rules are parsed before the dictionary opens). */
+SAEMON_API saemon_status saemon_rules_use_labels(saemon_ruleset *rules, const char *const *labels, size_t n,
+                                                 saemon_error *err);
+
 SAEMON_API size_t saemon_rules_get_count(const saemon_ruleset *rules);          /* enabled + disabled */
 SAEMON_API size_t saemon_rules_get_enabled_count(const saemon_ruleset *rules);
 SAEMON_API void saemon_rules_close(saemon_ruleset *rules);

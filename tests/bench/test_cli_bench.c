@@ -123,8 +123,8 @@ Test(bench_cli, unreadable_compare_file_fails, .timeout = 240)
     cli_result_free(&r);
 }
 
-/* `saemon bench memory` on a small generated dictionary: a table row per
- * watched count, a subset reading less than every latent. */
+/* `saemon bench memory` on a small generated dictionary and its pack: a
+ * table row per source and watched count. */
 Test(bench_cli, memory_table_on_a_small_dictionary, .timeout = 120)
 {
     char dir[] = "/tmp/saemon-bench-mem-XXXXXX";
@@ -132,8 +132,10 @@ Test(bench_cli, memory_table_on_a_small_dictionary, .timeout = 120)
     const char *args[] = {"bench", "memory", "--dir", dir, "--sizes", "64x2048", "--watched", "1,64,all", NULL};
     cli_result r = cli_run(args);
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
-    cr_assert(strstr(r.out, "| 64 x 2048 | 0 MiB | 1 |"), "%s", r.out);
-    cr_assert(strstr(r.out, "| 64 x 2048 | 0 MiB | 64 |"), "%s", r.out);
+    cr_assert(strstr(r.out, "| 64 x 2048 | 0 MiB | SAELens | 1 |"), "%s", r.out);
+    cr_assert(strstr(r.out, "| 64 x 2048 | 0 MiB | SAELens | 64 |"), "%s", r.out);
+    cr_assert(strstr(r.out, "| 64 x 2048 | 0 MiB | pack | 64 |"), "%s", r.out);
+    cr_assert(strstr(r.out, "| peak anonymous |"), "%s", r.out);
     cr_assert(strstr(r.out, "all (--encode all)"), "%s", r.out);
     cli_result_free(&r);
     char cmd[128];

@@ -607,4 +607,27 @@ Test(plan_load, full_plan_packs_in_place_behind_the_rows)
     if (chosen->packed_rows_align)
         cr_assert_gt(in_place, 0);
     saemon_dict_close(d);
+    /* what packed_rows_align promises: the packed form starts with the rows, and packing over them in place
+     * gives the same bytes as packing from a copy */
+    static float rows[DI * DS];
+    for (size_t i = 0; i < DI; i++)
+        for (size_t j = 0; j < DS; j++)
+            rows[j * DI + i] = we[i * DS + j];
+    for (size_t v = 0; v < nk; v++) {
+        if (saemon_kernel_missing_features(ks[v]) || !ks[v]->packed_rows_align)
+            continue;
+        cr_assert_eq(DI % ks[v]->packed_rows_align, 0);
+        saemon_kernel_plan p = {.d_in = DI, .d_sae = DS};
+        const size_t bytes = ks[v]->packed_size(&p);
+        char *a1 = aligned_alloc(64, (bytes + 63) & ~(size_t)63), *a2 = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        memset(a1, 0x5a, bytes);
+        ks[v]->pack(&p, rows, a1);
+        cr_assert(memcmp(a1, rows, sizeof rows) == 0, "%s: the packed form does not start with the rows", ks[v]->name);
+        memset(a2, 0x5a, bytes);
+        memcpy(a2, rows, sizeof rows);
+        ks[v]->pack(&p, (const float *)a2, a2);
+        cr_assert(memcmp(a1, a2, bytes) == 0, "%s: packing in place differs", ks[v]->name);
+        free(a1);
+        free(a2);
+    }
 }
