@@ -159,7 +159,7 @@ bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *nex
  * encoder rows for a subset plan; W_dec only for the reconstruction error),
  * bind the rules (hashing the weights only when a rule pins their sha256),
  * and log what was read and held. On failure prints why and returns false. */
-bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const saemon_ruleset *rules,
+bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, saemon_ruleset *rules,
                         saemon_encoder_options *eo, saemon_dict **out);
 /* Off the encoding thread, before cli_plan_reload: read the encoder rows of
  * the latents `next` watches that the dictionary does not hold yet. False
@@ -204,7 +204,7 @@ bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, con
 /* The same, for rules: they are bound to the dictionary before the encoder
  * is created, and `plan` (may be NULL) sets its latents from them. */
 bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
-                            saemon_encoder_options *opts, const saemon_ruleset *rules, cli_plan *plan);
+                            saemon_encoder_options *opts, saemon_ruleset *rules, cli_plan *plan);
 
 /* Encoder placement options shared by run/encode/demo:
  * --isa, --batch, --threads, --cpus, --exclude-cpus. */

@@ -225,7 +225,7 @@ bool cli_session_open(cli_session *s, const char *what, const char *sae_dir, con
 }
 
 bool cli_session_open_rules(cli_session *s, const char *what, const char *sae_dir, const char *input_path,
-                            saemon_encoder_options *opts, const saemon_ruleset *rules, cli_plan *plan)
+                            saemon_encoder_options *opts, saemon_ruleset *rules, cli_plan *plan)
 {
     memset(s, 0, sizeof *s);
     saemon_error err = {0};

@@ -172,7 +172,7 @@ static void log_load(const char *what, const saemon_dict *d, const char *whole_w
                 what, (double)st.mapped_bytes / 1048576.0, st.decoder_loaded ? " and W_dec" : "");
 }
 
-bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const saemon_ruleset *rules,
+bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, saemon_ruleset *rules,
                         saemon_encoder_options *eo, saemon_dict **out)
 {
     *out = NULL;
@@ -202,7 +202,7 @@ bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, const sa
         }
         /* a pack's labels for the alerts (the rules are the caller's, not yet in a monitor) */
         if (st == SAEMON_OK)
-            st = saemon_rules_use_labels((saemon_ruleset *)rules, saemon_dict_get_feature_labels(*out),
+            st = saemon_rules_use_labels(rules, saemon_dict_get_feature_labels(*out),
                                          saemon_dict_get_info(*out)->d_sae, &err);
         if (st != SAEMON_OK) {
             fprintf(stderr, "%s\n", err.message);
