@@ -158,7 +158,8 @@ bool cli_plan_reload(cli_plan *p, saemon_encoder *enc, const saemon_ruleset *nex
  * plan, every latent), open `dir` reading only what it needs (the rules'
  * encoder rows for a subset plan; W_dec only for the reconstruction error),
  * bind the rules (hashing the weights only when a rule pins their sha256),
- * and log what was read and held. On failure prints why and returns false. */
+ * give them the dictionary's feature labels (a pack's), and log what was
+ * read and held. On failure prints why and returns false. */
 bool cli_plan_open_dict(cli_plan *p, const char *what, const char *dir, saemon_ruleset *rules,
                         saemon_encoder_options *eo, saemon_dict **out);
 /* Off the encoding thread, before cli_plan_reload: read the encoder rows of
