@@ -37,16 +37,25 @@ static void print_roofline(const suite_results *res, FILE *f)
 static void print_latency(const suite_results *res, FILE *f)
 {
     fprintf(f, "\n== Batch-1 latency per token (ms; each call timed on its own, distinct tokens) ==\n");
-    fprintf(f, "%-38s %-6s %-28s %-9s %2s %-5s %6s %8s %8s %8s %8s %8s %7s %6s %6s\n", "dictionary", "impl",
-            "variant", "caches", "T", "cpus", "tokens", "p50", "p90", "p99", "p99.9", "max", "p99/p50", "%roof", "L0");
+    fprintf(f, "%-38s %-6s %-28s %-9s %2s %-5s %6s %8s %8s %8s %8s %8s %7s %6s %6s %7s %7s %7s %7s\n", "dictionary", "impl",
+            "variant", "caches", "T", "cpus", "tokens", "p50", "p90", "p99", "p99.9", "max", "p99/p50", "%roof", "L0",
+            "flt/tok", "wait/tok", "prmt/tok", "mal/tok");
     for (size_t i = 0; i < res->n_rows; i++) {
         const suite_row *r = &res->rows[i];
         if (r->kind != SUITE_LATENCY || r->note)
             continue;
-        fprintf(f, "%-38s %-6s %-28s %-9s %2zu %-5s %6zu%s %8.3f %8.3f %8.3f %8.3f %8.3f %7.2f %5.0f%% %6.1f\n",
+        fprintf(f, "%-38s %-6s %-28s %-9s %2zu %-5s %6zu%s %8.3f %8.3f %8.3f %8.3f %8.3f %7.2f %5.0f%% %6.1f",
                 r->shape, r->impl, r->variant, r->co_runner ? "co-runner" : "warm", r->threads, r->cpus[0] ? r->cpus : "-", r->calls,
                 r->stopped_early ? "*" : " ", r->p50_s * 1e3, r->p90_s * 1e3, r->p99_s * 1e3, r->p999_s * 1e3,
                 r->max_s * 1e3, r->p99_s / r->p50_s, 100 * roof_fraction(r), r->mean_l0);
+        if (!strcmp(r->impl, "saemon")) {
+            fprintf(f, " %7.3f %7.3f %7.3f", r->faults_per_token, r->waits_per_token, r->preempted_per_token);
+            if (r->allocs_per_token >= 0)
+                fprintf(f, " %7.3f", r->allocs_per_token);
+            else
+                fprintf(f, " %7s", "-");
+        }
+        fprintf(f, "\n");
         const double *vs[2] = {r->vs_numpy, r->vs_torch};
         const char *peer[2] = {"numpy", "torch"};
         for (int p = 0; p < 2; p++) {
@@ -227,6 +236,13 @@ cJSON *suite_json(const suite_results *res, const suite_opts *o)
             cJSON_AddNumberToObject(j, "max_s", r->max_s);
             cJSON_AddNumberToObject(j, "mean_s", r->mean_s);
             cJSON_AddBoolToObject(j, "stopped_early", r->stopped_early);
+            if (!strcmp(r->impl, "saemon")) {
+                cJSON_AddNumberToObject(j, "page_faults_per_token", r->faults_per_token);
+                cJSON_AddNumberToObject(j, "waits_per_token", r->waits_per_token);
+                cJSON_AddNumberToObject(j, "preemptions_per_token", r->preempted_per_token);
+                if (r->allocs_per_token >= 0)
+                    cJSON_AddNumberToObject(j, "allocations_per_token", r->allocs_per_token);
+            }
         } else {
             cJSON_AddNumberToObject(j, "median_s", r->p50_s);
             cJSON_AddNumberToObject(j, "p99_s", r->p99_s);
