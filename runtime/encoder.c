@@ -323,7 +323,12 @@ static void run_plan(saemon_encoder *enc, const plan_set *set, const float *x, s
     enc->job_set = set;
     enc->job_x = x;
     enc->job_n = n;
-    if (enc->workers)
+    /* A small subset plan fills slice 0 alone (slices split on 64-latent
+     * bounds): the workers are then not woken at all. */
+    bool others = false;
+    for (size_t s = 1; s < set->n_slices; s++)
+        others = others || set->slices[s].plan.d_sae != 0;
+    if (enc->workers && others)
         saemon_workers_run(enc->workers, encode_slice_job, enc);
     else
         encode_slice_job(enc, 0);
