@@ -236,6 +236,7 @@ saemon_status saemon_encoder_create(const saemon_dict *dict, const saemon_encode
     enc->dict = dict;
     enc->kernel = kernel;
     enc->max_batch = opts && opts->max_batch ? opts->max_batch : DEFAULT_MAX_BATCH;
+    enc->screen_one_row = kernel->screened && (kernel->cpu_features & SAEMON_CPU_AVX512VNNI);
     bool subset = false;
     saemon_status st = plan_for_dict(enc, err);
     if (st == SAEMON_OK)
@@ -313,7 +314,17 @@ static void encode_slice_job(void *ctx, size_t part)
     if (s->plan.d_sae == 0)
         return;
     saemon_kernel_out out = {.row_capacity = s->cap, .index = s->index, .value = s->value, .count = s->count};
-    enc->kernel->encode(&s->plan, s->packed, enc->job_x, enc->job_n, &out, s->scratch);
+    const saemon_kernel_plan *plan = &s->plan;
+    saemon_kernel_plan screened;
+    if (enc->job_n == 1 && enc->screen_one_row && (plan->flags & SAEMON_PLAN_NO_SCREEN)) {
+        /* A small subset, one row, on a vpdpbusd screen: screening costs
+         * less than the fp32 path (encoder_plan.c); the packed form serves
+         * both, and both give the same bits. */
+        screened = *plan;
+        screened.flags &= ~(uint32_t)SAEMON_PLAN_NO_SCREEN;
+        plan = &screened;
+    }
+    enc->kernel->encode(plan, s->packed, enc->job_x, enc->job_n, &out, s->scratch);
 }
 
 static void run_plan(saemon_encoder *enc, const plan_set *set, const float *x, size_t n)
