@@ -173,8 +173,9 @@ static int measure(const saemon_dict *dict, const saemon_ruleset *rules, saemon_
     return 0;
 }
 
-/* Alerts of the subset plan against --encode all on the same 8,192 tokens
- * (one stream, batch 256), as a whole `saemon run` would see them. */
+/* Alerts of the subset plan against --encode all on the same 9,216 tokens
+ * (one stream, 8,192 at batch 256, then 1,024 at batch 1), as a whole
+ * `saemon run` would see them. */
 static int same_alerts(const saemon_dict *dict, const saemon_ruleset *rules, const float *pool, size_t pool_n,
                        uint64_t *n_alerts)
 {
@@ -202,6 +203,14 @@ static int same_alerts(const saemon_dict *dict, const saemon_ruleset *rules, con
             saemon_encoder_encode(enc, pool + first * info->d_in, BATCH, &f, &err);
             for (size_t r = 0; r < BATCH; r++)
                 tokens[r] = b * BATCH + r;
+            saemon_monitor_observe_batch(mon, f, streams, tokens, log_alert, &logs[m]);
+        }
+        /* and 1,024 more one row per call (a single row may take another
+         * kernel path: vpdpbusd screens single rows of a subset) */
+        for (size_t t = 0; t < 1024; t++) {
+            const saemon_features *f;
+            saemon_encoder_encode(enc, pool + (t % pool_n) * info->d_in, 1, &f, &err);
+            tokens[0] = 8192 + t;
             saemon_monitor_observe_batch(mon, f, streams, tokens, log_alert, &logs[m]);
         }
         saemon_monitor_destroy(mon);
@@ -275,7 +284,7 @@ static int run_shape(const watched_opts *o, const char *name, size_t d_in, size_
            "thread CPU time ==\n",
            name, d_in, d_sae, s.calib_l0, clock_now_s() - g0, k->name);
     printf("%8s %9s | %12s %12s | %14s | %10s %10s | %s\n", "watched", "latents", "b1 mean us", "b1 p50 us",
-           "b256 tok/s", "x full", "x numpy", "alerts (8192 tok) vs --encode all");
+           "b256 tok/s", "x full", "x numpy", "alerts (9216 tok) vs --encode all");
     double xs[MAX_W], ys[MAX_W], y256[MAX_W];
     size_t np = 0;
     cell full;

@@ -63,6 +63,12 @@ typedef struct suite_row {
     int stopped_early; /* latency cell hit its time cap before latency_tokens */
     int co_runner;     /* latency measured beside the co-runner (caches polluted), not warm */
     float *cdf_ms;     /* latency: SUITE_CDF_POINTS quantiles for the plot, NULL otherwise */
+    /* latency, over the timed calls, per token: page faults (minor + major),
+     * voluntary context switches (the thread waited: saemon's own) and
+     * involuntary ones (preempted: the machine's load) of the encoding
+     * thread (getrusage), heap allocations of the process (-1: not counted,
+     * e.g. under a sanitizer) */
+    double faults_per_token, waits_per_token, preempted_per_token, allocs_per_token;
     char *note;        /* skipped: why */
 } suite_row;
 

@@ -2,9 +2,11 @@
  * encoder API, once per thread configuration (pinned), batch-1 latency
  * distribution over many distinct tokens and throughput at larger batches. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "kernels/kernel.h"
 #include "saemon/saemon.h"
@@ -60,8 +62,14 @@ static void fill_common(suite_row *r, const suite_pool *p, const char *variant, 
     r->d_sae = p->d_sae;
 }
 
+/* Heap allocations of the process so far (bench/alloc_count.c, linked into
+ * saemon-bench only), UINT64_MAX when not counted. */
+uint64_t bench_alloc_calls(void) __attribute__((weak));
+
 /* Batch 1, one distinct token after the other (cycling through the pool),
- * each call timed on its own. */
+ * each call timed on its own. Page faults, context switches and heap
+ * allocations over the timed calls are counted too: the tail's causes that
+ * are saemon's own show there, deterministically. */
 static void latency_cell(suite_row *r, const suite_opts *o, saemon_encoder *enc, const suite_pool *p)
 {
     size_t want = o->latency_tokens, n = 0;
@@ -78,6 +86,9 @@ static void latency_cell(suite_row *r, const suite_opts *o, saemon_encoder *enc,
     for (size_t i = 0; i < warm; i++)
         saemon_encoder_encode(enc, p->x + (i % p->n_tokens) * p->d_in, 1, &f, &err);
     double nnz = 0, t_cell = clock_now_s();
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_THREAD, &ru0);
+    const uint64_t allocs0 = bench_alloc_calls ? bench_alloc_calls() : UINT64_MAX;
     while (n < want) {
         const float *x = p->x + (n % p->n_tokens) * p->d_in;
         double a = clock_now_s();
@@ -97,6 +108,12 @@ static void latency_cell(suite_row *r, const suite_opts *o, saemon_encoder *enc,
                 break;
         }
     }
+    const uint64_t allocs1 = bench_alloc_calls ? bench_alloc_calls() : UINT64_MAX;
+    getrusage(RUSAGE_THREAD, &ru1);
+    r->faults_per_token = (double)((ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt)) / (double)n;
+    r->waits_per_token = (double)(ru1.ru_nvcsw - ru0.ru_nvcsw) / (double)n;
+    r->preempted_per_token = (double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)n;
+    r->allocs_per_token = allocs0 == UINT64_MAX ? -1 : (double)(allocs1 - allocs0) / (double)n;
     r->stopped_early = n < want;
     double sum = 0;
     for (size_t i = 0; i < n; i++)

@@ -381,14 +381,16 @@ void saemon_monitor_observe(saemon_monitor *mon, const saemon_token_view *tok, s
     if (blob)
         update_trackers(mon, blob, &ctx);
 
-    for (size_t i = 0; i < mon->n_enabled; i++) {
+    const uint8_t *quiet = mon->quiet;
+    uint8_t *touched = mon->touched;
+    for (size_t i = 0, n = mon->n_enabled; i < n; i++) {
         rule_state *st = &state[i];
-        if (mon->quiet && mon->quiet[i]) {
+        if (quiet && quiet[i]) {
             /* With none of its features on this token the condition is
              * false; not holding and not firing, that changes nothing. */
-            const bool touched = mon->touched[i];
-            mon->touched[i] = 0;
-            if (!touched && st->held == 0 && !st->firing)
+            if (touched[i])
+                touched[i] = 0;
+            else if (st->held == 0 && !st->firing)
                 continue;
         }
         const rules_rule *r = mon->enabled[i];

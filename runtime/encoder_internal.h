@@ -53,6 +53,12 @@ struct saemon_encoder {
     const saemon_kernel *kernel;
     saemon_kernel_plan plan; /* the whole dictionary, epilogue arrays folded */
     size_t max_batch;
+    /* Small subset plans (SAEMON_PLAN_NO_SCREEN) screen single rows anyway:
+     * the kernel's screen is vpdpbusd on zmm (64 int8 products an
+     * instruction, a quarter of the fp32 rows' bytes), cheaper than its fp32
+     * path at batch 1; batches keep the fp32 path, which reads each row once
+     * for several rows (encoder_plan.c). */
+    bool screen_one_row;
     float *threshold, *mag_scale, *bias, *mag_bias; /* owned epilogue arrays, [d_sae] */
     const float *raw_bias, *raw_mag_bias; /* the dictionary's, before b_dec is folded in */
     unsigned char *folded;                /* [d_sae]: bias (and mag_bias) of latent j folded */

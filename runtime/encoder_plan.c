@@ -243,10 +243,13 @@ static float *gather(const float *src, const uint32_t *map, size_t n, bool *ok)
     return dst;
 }
 
-/* Subsets up to this size skip the screen (below). An estimate, not yet a
- * measured crossover: x's quantisation costs ~40 instructions per input and
- * an fp32 latent ~d_in/16 FMAs, so they meet near 40 * 16 latents; callgrind
- * confirmed the gain at 1 and 64 latents only (docs/benchmarks.md). */
+/* Subsets up to this size skip the screen (below) on batches; single rows
+ * on a vpdpbusd screen are screened anyway (encoder.c, screen_one_row). An
+ * estimate, not a measured crossover: x's quantisation (now vectorised) and
+ * the screen against ~d_in/16 FMAs per fp32 latent that read each row once
+ * for several rows. Measured on the Zen 5 VM with the VNNI kernel (noisy,
+ * docs/benchmarks.md): at batch 256 the fp32 path wins at 64 latents and the
+ * screen at 256. */
 #define SUBSET_FP32_MAX_LATENTS 512
 
 saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size_t n, bool on_workers,
@@ -305,8 +308,8 @@ saemon_status plan_set_subset(saemon_encoder *enc, const uint32_t *latents, size
     set->whole.mag_scale = set->own[2];
     set->whole.mag_bias = set->own[3];
     /* A few watched latents: computing each one exactly in fp32 costs less
-     * than the screen's per-token quantisation of x (~40 instructions per
-     * input, while an fp32 latent costs ~d_in/16 FMAs), and a screened
+     * than quantising x and screening (the fp32 path reads each weight row
+     * once for several rows of a batch), and a screened
      * kernel's fp32 path (SAEMON_PLAN_NO_SCREEN) gives bit for bit its
      * screened output (tests/checkkernels/screen-bitexact.c), so alerts stay
      * identical to --encode all's. */

@@ -30,7 +30,8 @@ struct saemon_workers {
     uint64_t spin_ns;
     _Atomic uint32_t generation;
     _Atomic uint32_t pending;
-    _Atomic uint32_t sleepers;
+    _Atomic uint32_t sleepers;         /* workers asleep on generation */
+    _Atomic uint32_t pending_sleepers; /* the submitting thread asleep on pending */
     _Atomic int stop;
     saemon_job_fn fn;
     void *ctx;
@@ -55,8 +56,12 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Wait until *addr != seen: spin for spin_ns, then sleep on the futex. */
-static uint32_t wait_change(saemon_workers *p, _Atomic uint32_t *addr, uint32_t seen, int count_sleeper)
+/* Wait until *addr != seen: spin for spin_ns, then sleep on the futex,
+ * counted in *sleepers while asleep (the waker's futex_wake is a system call
+ * it skips when nobody sleeps: the counter is raised before the futex checks
+ * *addr, and the waker changes *addr before reading the counter, both
+ * sequentially consistent, so one of them sees the other). */
+static uint32_t wait_change(saemon_workers *p, _Atomic uint32_t *addr, uint32_t seen, _Atomic uint32_t *sleepers)
 {
     uint64_t start = 0;
     for (unsigned i = 0;; i++) {
@@ -73,11 +78,9 @@ static uint32_t wait_change(saemon_workers *p, _Atomic uint32_t *addr, uint32_t 
         cpu_relax();
     }
     for (;;) {
-        if (count_sleeper)
-            atomic_fetch_add(&p->sleepers, 1);
+        atomic_fetch_add(sleepers, 1);
         futex_wait(addr, seen);
-        if (count_sleeper)
-            atomic_fetch_sub(&p->sleepers, 1);
+        atomic_fetch_sub(sleepers, 1);
         uint32_t v = atomic_load_explicit(addr, memory_order_acquire);
         if (v != seen)
             return v;
@@ -90,11 +93,14 @@ static void *worker_main(void *arg)
     saemon_workers *p = w->pool;
     uint32_t seen = 0; /* generation 0: nothing submitted yet */
     for (;;) {
-        seen = wait_change(p, &p->generation, seen, 1);
+        seen = wait_change(p, &p->generation, seen, &p->sleepers);
         if (atomic_load(&p->stop))
             return NULL;
         p->fn(p->ctx, w->part);
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1)
+        /* the last one done wakes the submitting thread, if it sleeps: it
+         * spins for spin_ns first, so most runs end without a system call */
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_seq_cst) == 1 &&
+            atomic_load_explicit(&p->pending_sleepers, memory_order_seq_cst))
             futex_wake(&p->pending);
     }
 }
@@ -163,7 +169,7 @@ void saemon_workers_run(saemon_workers *p, saemon_job_fn fn, void *ctx)
     }
     fn(ctx, 0);
     for (uint32_t left; others && (left = atomic_load_explicit(&p->pending, memory_order_acquire)) != 0;)
-        wait_change(p, &p->pending, left, 0);
+        wait_change(p, &p->pending, left, &p->pending_sleepers);
 }
 
 int saemon_workers_binding(const saemon_workers *p, size_t part)

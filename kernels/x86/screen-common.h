@@ -78,6 +78,76 @@ typedef struct screen_row {
 
 /* ---- int8 quantisation, shared by the VNNI and AVX2 int8 variants ------- */
 
+/* screen_row_max (kernels/screen-bound.h), eight floats at a time: the same
+ * answer (a float is <= 3.5e38 exactly when it is finite, and the largest
+ * |x| is exact in float). Every screened x86 variant has AVX2. */
+static inline int screen_row_max_avx2(const float *x, size_t d_in, double *max_abs)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), lim = _mm256_set1_ps(3.40282347e38f);
+    __m256 m = _mm256_setzero_ps();
+    int bad = 0;
+    size_t i = 0;
+    for (; i + 8 <= d_in; i += 8) {
+        const __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i));
+        bad |= _mm256_movemask_ps(_mm256_cmp_ps(a, lim, _CMP_NLE_UQ)); /* > FLT_MAX (Inf) or NaN */
+        m = _mm256_max_ps(m, a);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, m);
+    float mf = 0.0f;
+    for (int k = 0; k < 8; k++)
+        mf = lanes[k] > mf ? lanes[k] : mf;
+    for (; i < d_in; i++) {
+        const float a = fabsf(x[i]);
+        if (!(a <= 3.40282347e38f))
+            bad = 1;
+        mf = a > mf ? a : mf;
+    }
+    if (bad)
+        return 0;
+    *max_abs = (double)mf;
+    return screen_in_range(*max_abs);
+}
+
+/* screen_i8_quantise_x, four inputs at a time: the same q (x / s_x in
+ * double, rounded to nearest even by vcvtpd2dq as lrint does under the
+ * round-to-nearest mode the encoder requires, clamped to +-127). ||x|| and
+ * ||x - x^|| are summed four lanes wide instead of in one chain: another
+ * rounding order of nonnegative terms, within d_in * 2^-53 of the exact sum,
+ * far inside the 2^-20 round-up, so they stay upper bounds. */
+static inline screen_i8_row screen_i8_quantise_x_avx2(const float *x, size_t d_in, double max_abs, int8_t *q)
+{
+    screen_i8_row r;
+    r.sx = (float)(max_abs / 127.0);
+    const __m256d s = _mm256_set1_pd((double)r.sx);
+    const __m128i lo = _mm_set1_epi32(-127), hi = _mm_set1_epi32(127);
+    __m256d xx = _mm256_setzero_pd(), rr = _mm256_setzero_pd();
+    size_t i = 0;
+    for (; i + 4 <= d_in; i += 4) {
+        const __m256d xd = _mm256_cvtps_pd(_mm_loadu_ps(x + i));
+        const __m128i v = _mm_min_epi32(_mm_max_epi32(_mm256_cvtpd_epi32(_mm256_div_pd(xd, s)), lo), hi);
+        const __m256d e = _mm256_sub_pd(xd, _mm256_mul_pd(s, _mm256_cvtepi32_pd(v)));
+        xx = _mm256_add_pd(xx, _mm256_mul_pd(xd, xd));
+        rr = _mm256_add_pd(rr, _mm256_mul_pd(e, e));
+        const int32_t b4 = _mm_cvtsi128_si32(_mm_packs_epi16(_mm_packs_epi32(v, v), _mm_setzero_si128()));
+        memcpy(q + i, &b4, 4);
+    }
+    double xs[4], rs[4];
+    _mm256_storeu_pd(xs, xx);
+    _mm256_storeu_pd(rs, rr);
+    double xsum = (xs[0] + xs[1]) + (xs[2] + xs[3]), rsum = (rs[0] + rs[1]) + (rs[2] + rs[3]);
+    for (; i < d_in; i++) {
+        const long v = screen_i8_round(x[i], r.sx);
+        const double e = (double)x[i] - (double)r.sx * (double)v;
+        xsum += (double)x[i] * x[i];
+        rsum += e * e;
+        q[i] = (int8_t)v;
+    }
+    r.x2 = screen_round_up(sqrt(xsum));
+    r.r2 = screen_round_up(sqrt(rsum));
+    return r;
+}
+
 /* Quantise one row of x (kernels/screen-bound.h) into q[0..d_in); rows that
  * cannot be screened (or every row when the plan turns screening off) are
  * marked fallback and q is left alone. */
@@ -85,10 +155,10 @@ static inline void screen_i8_quantise_row(const saemon_kernel_plan *plan, const 
 {
     const size_t d_in = plan->d_in;
     double m;
-    row->fallback = d_in > I8_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_max(x, d_in, &m);
+    row->fallback = d_in > I8_MAX_D_IN || (plan->flags & SAEMON_PLAN_NO_SCREEN) || !screen_row_max_avx2(x, d_in, &m);
     if (row->fallback)
         return;
-    const screen_i8_row r = screen_i8_quantise_x(x, d_in, m, q);
+    const screen_i8_row r = screen_i8_quantise_x_avx2(x, d_in, m, q);
     row->sx = r.sx;
     row->x2 = r.x2;
     row->r2 = r.r2;

@@ -162,6 +162,26 @@ static void check_arch(saemon_arch arch)
                     compared += expect_filtered(&ref.f, fs, r, set_a, na, what);
                 }
             }
+            /* one row per call: a vpdpbusd variant screens single rows of a
+             * small subset (runtime/encoder.c, screen_one_row), other rows
+             * and variants take the fp32 path; the same bits as the full
+             * encode of that row alone (an fp32 tile kernel's arithmetic may
+             * depend on the batch's row count) */
+            {
+                static held ref1;
+                saemon_encoder *one = NULL;
+                saemon_encoder_options o1 = os;
+                o1.full_every = 0;
+                cr_assert_eq(saemon_encoder_create(d, &o1, &one, &err), SAEMON_OK, "%s", err.message);
+                for (size_t r = 0; r < ROWS; r++) {
+                    const saemon_features *f1;
+                    cr_assert_eq(saemon_encoder_encode(full, x + r * D_IN, 1, &f1, &err), SAEMON_OK);
+                    hold(&ref1, f1);
+                    cr_assert_eq(saemon_encoder_encode(one, x + r * D_IN, 1, &f1, &err), SAEMON_OK);
+                    compared += expect_filtered(&ref1.f, f1, 0, set_a, na, what);
+                }
+                saemon_encoder_destroy(one);
+            }
             /* encode_full: every latent, whatever the plan */
             cr_assert_eq(saemon_encoder_encode_full(sub, x, ROWS, &fs, &err), SAEMON_OK);
             cr_assert_null(fs->subset);
