@@ -103,6 +103,31 @@ def test_rows_tokens_eos_verdict():
     assert st["model"] == "py-test" or st["model"] == "-", st
 
 
+def test_close_releases_the_ring_at_once():
+    """A closed producer frees the ring for the next one at once, even while
+    a buffer view of its mapping (a hook's ctypes view, a numpy array) keeps
+    the mapping alive: before, the lock went with the mapping's garbage
+    collection and the next attach raised BusyError ("pid 0")."""
+    name = ring_name("reattach")
+    dump = Dump(name)
+    for i in range(3):
+        p = Producer(name, hook=HOOK, d_in=D, heartbeat=0.001)
+        assert p.publish(1, i, np.zeros(D, np.float32))
+        mm = getattr(p, "_mm", None)  # the pure-Python producer's mapping (the C one unmaps)
+        view = memoryview(mm) if mm is not None else None  # keeps the mapping (and its file) referenced
+        p.close()
+        with Producer(name, hook=HOOK, d_in=D) as q:  # BusyError before the fix
+            assert q.publish(1, 100 + i, np.ones(D, np.float32))
+        time.sleep(0.01)  # a closed producer's heartbeat must not attach again
+        with Producer(name, hook=HOOK, d_in=D) as q:
+            assert q.publish(1, 200 + i, np.ones(D, np.float32))
+        if view is not None:
+            view.release()
+    dump.read_frames(9)
+    st = dump.finish()
+    assert st["tokens_received"] == 9 and st["rejected"] == 0, st
+
+
 def test_drops_counted_and_gap_marked():
     name = ring_name("drops")
     dump = Dump(name)

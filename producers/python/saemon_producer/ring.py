@@ -284,6 +284,15 @@ class _Segment:
                 return False
             raise
 
+    def unlock(self):
+        """Release the producer lock now: an OFD lock lives as long as the
+        open file description, which a mapping the GC has not unmapped yet
+        still holds after os.close()."""
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_OFD_SETLK, _flock.pack(fcntl.F_UNLCK, os.SEEK_SET, 0, 1, 0))
+        except OSError:
+            pass
+
     def close(self):
         self.q.release()
         self.u.release()
@@ -291,7 +300,7 @@ class _Segment:
             self.mm.close()
         except BufferError:  # a ctypes view still alive: let the GC unmap it
             pass
-        os.close(self.fd)  # releases the producer lock
+        os.close(self.fd)
 
 
 class Producer:
@@ -503,6 +512,8 @@ class Producer:
         self._disconnect()
         self._eos.clear()  # ends for a consumer that is gone
         self.stats["eos_pending"] = 0
+        if self._hb_stop.is_set():  # closed: a heartbeat that waited for the lock must not attach again
+            return
         if self._connect():
             self.stats["reattaches"] += 1
             if self.stats["frames_published"] or self.stats["frames_dropped"]:
@@ -863,6 +874,7 @@ class Producer:
                 self.stats["eos_lost"] += len(self._eos)
             if self._seg is not None:
                 self._u[OFF_PRODUCER_PID // 4] = 0
+                self._seg.unlock()  # another producer may attach at once
             self._disconnect()
 
     detach = close
