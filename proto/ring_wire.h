@@ -296,6 +296,24 @@ static inline uint32_t ring_crc32c_sw(uint32_t crc, const void *data, size_t n)
     return ~crc;
 }
 
+/* a * b modulo the CRC-32C polynomial, both in the CRC register's reflected
+ * form (bit 31 is x^0): shifting a register value past zero bytes is a
+ * multiplication by x^(8 * bytes). Branch-free, 32 steps. */
+static inline uint32_t ring_crc32c_mulmod(uint32_t a, uint32_t b)
+{
+    uint32_t p = 0;
+    for (int i = 0; i < 32; i++) {
+        p ^= b & (0u - (a >> 31));
+        a <<= 1;
+        b = (b >> 1) ^ (0x82f63b78u & (0u - (b & 1u)));
+    }
+    return p;
+}
+
+#define RING_CRC_LANE 1024u            /* bytes per lane and round of the three-lane loop */
+#define RING_CRC_X_LANE 0xe4172b16u    /* x^(8 * 1024) mod P, reflected */
+#define RING_CRC_X_2LANES 0x0d65762au  /* x^(8 * 2048) mod P, reflected */
+
 #if defined(__x86_64__)
 #include <nmmintrin.h>
 __attribute__((target("sse4.2"))) static inline uint32_t ring_crc32c_hw(uint32_t crc,
@@ -303,8 +321,26 @@ __attribute__((target("sse4.2"))) static inline uint32_t ring_crc32c_hw(uint32_t
 {
     const uint8_t *p = data;
     uint64_t c = ~crc;
-    /* One lane, 8 bytes per instruction (~3 cycles each): ~1 µs for a
-     * 2304-wide fp32 row, which is within the producer budget. */
+    /* The crc32 instruction issues one per cycle but takes three to finish:
+     * three lanes over consecutive 1 KiB blocks keep it busy (a 2304-wide
+     * fp32 row: ~0.35 us instead of ~1 us on one lane), then the lanes'
+     * registers are joined by shifting each past the bytes after it. */
+    while (n >= 3 * RING_CRC_LANE) {
+        uint64_t c1 = 0, c2 = 0;
+        for (size_t i = 0; i < RING_CRC_LANE; i += 8) {
+            uint64_t v0, v1, v2;
+            memcpy(&v0, p + i, 8);
+            memcpy(&v1, p + RING_CRC_LANE + i, 8);
+            memcpy(&v2, p + 2 * RING_CRC_LANE + i, 8);
+            c = _mm_crc32_u64(c, v0);
+            c1 = _mm_crc32_u64(c1, v1);
+            c2 = _mm_crc32_u64(c2, v2);
+        }
+        c = ring_crc32c_mulmod(RING_CRC_X_2LANES, (uint32_t)c) ^ ring_crc32c_mulmod(RING_CRC_X_LANE, (uint32_t)c1)
+          ^ (uint32_t)c2;
+        p += 3 * RING_CRC_LANE;
+        n -= 3 * RING_CRC_LANE;
+    }
     while (n >= 8) {
         uint64_t v;
         memcpy(&v, p, 8);
