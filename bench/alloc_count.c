@@ -12,8 +12,17 @@
 
 uint64_t bench_alloc_calls(void);
 
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-static _Atomic uint64_t calls;
+/* GCC names its sanitizers with macros, clang with __has_feature. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define BENCH_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#define BENCH_SANITIZED 1
+#endif
+#endif
+
+#if defined(__GLIBC__) && !defined(BENCH_SANITIZED)
+static uint64_t calls; /* only through the __atomic builtins */
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
