@@ -145,7 +145,10 @@ def main():
         print("consumer idle CPU so far: %.3f s" % idle)
     finally:
         if srv:
-            srv.kill()
+            try:
+                srv.stop()  # SIGTERM: serve removes its ring segment (SIGKILL left it in /dev/shm)
+            except Exception:
+                srv.kill()
         for f in glob.glob(os.path.join(work, "strace-*")):
             os.unlink(f)
         shutil.rmtree(work, ignore_errors=True)
