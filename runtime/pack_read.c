@@ -446,17 +446,33 @@ const void *dict_find_packed(const saemon_dict *d, const char *name, uint32_t la
     return NULL;
 }
 
-saemon_status saemon_pack_verify(const char *path, saemon_error *err)
+/* Open `path` and read and check its header (saemon_pack_verify, _print).
+ * On success the caller closes *fd and frees *hdr. */
+static saemon_status open_checked(const char *path, int *fd, uint8_t **hdr, pack_section sec[PACK_N_KINDS],
+                                  const char *strs[PACK_N_STRINGS], saemon_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0)
         return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
+    saemon_status st = fstat(*fd, &sb) ? saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno))
+                                       : pack_read_header(path, *fd, (uint64_t)sb.st_size, hdr, sec, strs, err);
+    if (st) {
+        free(*hdr);
+        *hdr = NULL;
+        close(*fd);
+        *fd = -1;
+    }
+    return st;
+}
+
+saemon_status saemon_pack_verify(const char *path, saemon_error *err)
+{
+    int fd;
     uint8_t *hdr = NULL;
     pack_section sec[PACK_N_KINDS];
     const char *strs[PACK_N_STRINGS];
-    saemon_status st = fstat(fd, &sb) ? saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno))
-                                      : pack_read_header(path, fd, (uint64_t)sb.st_size, &hdr, sec, strs, err);
+    saemon_status st = open_checked(path, &fd, &hdr, sec, strs, err);
     if (!st) {
         const pack_header *h = (const pack_header *)hdr;
         char hex[65];
@@ -474,9 +490,9 @@ saemon_status saemon_pack_verify(const char *path, saemon_error *err)
                                       "%s: data: SHA-256 mismatch (the weights changed since packing; re-pack)", path);
             munmap(m, (size_t)h->file_bytes);
         }
+        free(hdr);
+        close(fd);
     }
-    free(hdr);
-    close(fd);
     return st;
 }
 
@@ -488,19 +504,13 @@ bool saemon_is_pack(const char *path)
 
 saemon_status saemon_pack_print(const char *path, FILE *f, saemon_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
+    int fd;
     uint8_t *hdr = NULL;
     pack_section sec[PACK_N_KINDS];
     const char *strs[PACK_N_STRINGS];
-    saemon_status st = fstat(fd, &sb) ? saemon_error_set(err, SAEMON_ERR_IO, "%s: %s", path, strerror(errno))
-                                      : pack_read_header(path, fd, (uint64_t)sb.st_size, &hdr, sec, strs, err);
-    if (st) {
-        close(fd);
+    saemon_status st = open_checked(path, &fd, &hdr, sec, strs, err);
+    if (st)
         return st;
-    }
     const pack_header *h = (const pack_header *)hdr;
     fprintf(f, "path           %s\n", path);
     fprintf(f, "format         saemon pack, version %u (%s)\n", h->version,

@@ -1,6 +1,7 @@
 #include "tests/ring/ring_test_util.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -116,4 +117,32 @@ bool ring_test_rows_ok(const float *rows, uint64_t stream, uint64_t token, uint3
             if (rows[(size_t)r * d_in + i] != pattern(stream, token + r, i))
                 return false;
     return true;
+}
+
+typedef struct attach_job {
+    const char *ring, *hook;
+    uint32_t d_in;
+    saemon_producer *p;
+    int done;
+} attach_job;
+
+static void *attach_thread(void *arg)
+{
+    attach_job *j = arg;
+    j->p = ring_test_producer(j->ring, j->d_in, j->hook, SAEMON_PRODUCER_F32, 0);
+    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+saemon_producer *ring_test_attach_served(saemon_ring *r, const char *ring, uint32_t d_in, const char *hook)
+{
+    attach_job j = {.ring = ring, .hook = hook, .d_in = d_in};
+    pthread_t t;
+    if (pthread_create(&t, NULL, attach_thread, &j) != 0)
+        return NULL;
+    saemon_frame f;
+    while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE))
+        saemon_ring_next(r, &f, 1, NULL);
+    pthread_join(t, NULL);
+    return j.p;
 }

@@ -36,6 +36,11 @@ void ring_raw_announce(ring_raw *raw, uint32_t d_in, const char *hook);
 saemon_producer *ring_test_producer(const char *ring, uint32_t d_in, const char *hook,
                                     saemon_producer_dtype dtype, uint32_t lossless_us);
 
+/* Attach a C producer (f32, d_in, hook) from a thread while `r`'s consumer
+ * judges its announcement in saemon_ring_next(); NULL if it did not attach.
+ * Frames the loop takes meanwhile are dropped. */
+saemon_producer *ring_test_attach_served(saemon_ring *r, const char *ring, uint32_t d_in, const char *hook);
+
 /* Fill n_rows x d_in floats with a pattern derived from (stream, token). */
 void ring_test_rows(float *dst, uint64_t stream, uint64_t token, uint32_t n_rows, uint32_t d_in);
 bool ring_test_rows_ok(const float *rows, uint64_t stream, uint64_t token, uint32_t n_rows,

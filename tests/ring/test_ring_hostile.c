@@ -4,7 +4,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,33 +38,13 @@ static void shrink(const char *name, off_t to)
     close(fd);
 }
 
-typedef struct attach_job {
-    const char *ring;
-    saemon_producer *p;
-    int done;
-} attach_job;
-
-static void *attach_thread(void *arg)
-{
-    attach_job *j = arg;
-    j->p = ring_test_producer(j->ring, D, HOOK, SAEMON_PRODUCER_F32, 0);
-    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
 /* Frames flow through a ring (a fresh C producer; the consumer judges its
  * announcement inside next()). */
 static void frames_flow(saemon_ring *r, const char *name, uint64_t stream)
 {
-    attach_job j = {.ring = name};
-    pthread_t t;
-    pthread_create(&t, NULL, attach_thread, &j);
-    saemon_frame f;
-    while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE))
-        saemon_ring_next(r, &f, 1, NULL);
-    pthread_join(t, NULL);
-    saemon_producer *p = j.p;
+    saemon_producer *p = ring_test_attach_served(r, name, D, HOOK);
     cr_assert(p, "a producer attaches to the recreated segment");
+    saemon_frame f;
     float rows[2 * D];
     ring_test_rows(rows, stream, 0, 2, D);
     cr_assert_eq(saemon_producer_publish(p, stream, 0, rows, 2), SAEMON_PRODUCER_OK);

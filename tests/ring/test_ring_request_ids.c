@@ -32,32 +32,12 @@ static saemon_ring *make_ring(const char *tag, char *name, size_t len, const cha
     return r;
 }
 
-typedef struct attach_job {
-    const char *ring;
-    saemon_producer *p;
-    int done;
-} attach_job;
-
-static void *attach_thread(void *arg)
-{
-    attach_job *j = arg;
-    j->p = ring_test_producer(j->ring, D, HOOK, SAEMON_PRODUCER_F32, 0);
-    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
-    return NULL;
-}
-
 /* A C producer attached while the consumer judges in next(). */
 static saemon_producer *attach_served(saemon_ring *r, const char *name)
 {
-    attach_job j = {.ring = name};
-    pthread_t t;
-    pthread_create(&t, NULL, attach_thread, &j);
-    saemon_frame f;
-    while (!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE))
-        saemon_ring_next(r, &f, 1, NULL);
-    pthread_join(t, NULL);
-    cr_assert(j.p);
-    return j.p;
+    saemon_producer *p = ring_test_attach_served(r, name, D, HOOK);
+    cr_assert(p);
+    return p;
 }
 
 static int next_frame(saemon_ring *r, saemon_frame *f)
