@@ -14,6 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/ring_crc.h"
+
 #define RING_MAGIC 0x52454153u  /* "SAER" */
 #define RING_VERSION 3u /* 2: evaluated/verdict_wake/verdict_waiters, FRAME_FLAG_RESET, tombstones;
                           * 3: FRAME_FLAG_REQUEST_ID frames (a stream's request id string) */
@@ -274,102 +276,6 @@ static inline uint64_t ring_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- CRC-32C (Castagnoli), reflected polynomial 0x82F63B78 ---------------- */
-
-static inline uint32_t ring_crc32c_sw(uint32_t crc, const void *data, size_t n)
-{
-    /* Portable fallback, a nibble at a time (16-entry table). */
-    static const uint32_t t16[16] = {
-        0x00000000u, 0x105ec76fu, 0x20bd8edeu, 0x30e349b1u, 0x417b1dbcu, 0x5125dad3u,
-        0x61c69362u, 0x7198540du, 0x82f63b78u, 0x92a8fc17u, 0xa24bb5a6u, 0xb21572c9u,
-        0xc38d26c4u, 0xd3d3e1abu, 0xe330a81au, 0xf36e6f75u,
-    };
-    const uint8_t *p = data;
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        crc = (crc >> 4) ^ t16[crc & 15];
-        crc = (crc >> 4) ^ t16[crc & 15];
-    }
-    return ~crc;
-}
-
-/* a * b modulo the CRC-32C polynomial, both in the CRC register's reflected
- * form (bit 31 is x^0): shifting a register value past zero bytes is a
- * multiplication by x^(8 * bytes). Branch-free, 32 steps. */
-static inline uint32_t ring_crc32c_mulmod(uint32_t a, uint32_t b)
-{
-    uint32_t p = 0;
-    for (int i = 0; i < 32; i++) {
-        p ^= b & (0u - (a >> 31));
-        a <<= 1;
-        b = (b >> 1) ^ (0x82f63b78u & (0u - (b & 1u)));
-    }
-    return p;
-}
-
-#define RING_CRC_LANE 1024u            /* bytes per lane and round of the three-lane loop */
-#define RING_CRC_X_LANE 0xe4172b16u    /* x^(8 * 1024) mod P, reflected */
-#define RING_CRC_X_2LANES 0x0d65762au  /* x^(8 * 2048) mod P, reflected */
-
-#if defined(__x86_64__)
-#include <nmmintrin.h>
-__attribute__((target("sse4.2"))) static inline uint32_t ring_crc32c_hw(uint32_t crc,
-                                                                         const void *data, size_t n)
-{
-    const uint8_t *p = data;
-    uint64_t c = ~crc;
-    /* The crc32 instruction issues one per cycle but takes three to finish:
-     * three lanes over consecutive 1 KiB blocks keep it busy (a 2304-wide
-     * fp32 row: ~0.35 us instead of ~1 us on one lane), then the lanes'
-     * registers are joined by shifting each past the bytes after it. */
-    while (n >= 3 * RING_CRC_LANE) {
-        uint64_t c1 = 0, c2 = 0;
-        for (size_t i = 0; i < RING_CRC_LANE; i += 8) {
-            uint64_t v0, v1, v2;
-            memcpy(&v0, p + i, 8);
-            memcpy(&v1, p + RING_CRC_LANE + i, 8);
-            memcpy(&v2, p + 2 * RING_CRC_LANE + i, 8);
-            c = _mm_crc32_u64(c, v0);
-            c1 = _mm_crc32_u64(c1, v1);
-            c2 = _mm_crc32_u64(c2, v2);
-        }
-        c = ring_crc32c_mulmod(RING_CRC_X_2LANES, (uint32_t)c) ^ ring_crc32c_mulmod(RING_CRC_X_LANE, (uint32_t)c1)
-          ^ (uint32_t)c2;
-        p += 3 * RING_CRC_LANE;
-        n -= 3 * RING_CRC_LANE;
-    }
-    while (n >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c = _mm_crc32_u64(c, v);
-        p += 8;
-        n -= 8;
-    }
-    uint32_t c32 = (uint32_t)c;
-    while (n--)
-        c32 = _mm_crc32_u8(c32, *p++);
-    return ~c32;
-}
-#endif
-
-/* CRC-32C continuing from `crc` (start with 0). Uses SSE4.2 when present. */
-static inline uint32_t ring_crc32c(uint32_t crc, const void *data, size_t n)
-{
-#if defined(__x86_64__)
-    static int have_hw = -1;
-    int hw = __atomic_load_n(&have_hw, __ATOMIC_RELAXED);
-    if (hw < 0) {
-        __builtin_cpu_init();
-        hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-        __atomic_store_n(&have_hw, hw, __ATOMIC_RELAXED);
-    }
-    if (hw)
-        return ring_crc32c_hw(crc, data, n);
-#endif
-    return ring_crc32c_sw(crc, data, n);
 }
 
 #endif

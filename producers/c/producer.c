@@ -707,15 +707,17 @@ static void write_frame(saemon_producer *p, uint64_t stream, uint64_t token, con
         fh.aux = (uint16_t)strlen(rows);
         bytes = fh.aux + 1u;
     }
-    uint32_t crc = ring_crc32c(0, (const uint8_t *)&fh + FRAME_CSUM_HEADER_OFFSET, FRAME_CSUM_HEADER_BYTES);
-    fh.checksum = ring_crc32c(crc, rows, bytes);
-
     uint8_t *slot = p->slots + (size_t)(p->head & (h->slots - 1)) * h->slot_bytes;
     if (p->slot_rows)
         p->slot_rows[p->head & (h->slots - 1)] = n_rows;
-    memcpy(slot + 8, (const uint8_t *)&fh + 8, FRAME_HEADER_BYTES - 8);
+    /* Copy first, then checksum the slot's bytes while they are in L1: the
+     * rows are read from memory once (the source is often cold at low token
+     * rates), and the checksum covers exactly what the consumer will read. */
     if (bytes)
         memcpy(slot + FRAME_HEADER_BYTES, rows, bytes);
+    uint32_t crc = ring_crc32c(0, (const uint8_t *)&fh + FRAME_CSUM_HEADER_OFFSET, FRAME_CSUM_HEADER_BYTES);
+    fh.checksum = ring_crc32c(crc, slot + FRAME_HEADER_BYTES, bytes);
+    memcpy(slot + 8, (const uint8_t *)&fh + 8, FRAME_HEADER_BYTES - 8);
     /* Publication: the commit word, then head, both with release semantics.
      * A producer killed before this point leaves the slot invisible. */
     __atomic_store_n((uint64_t *)slot, p->head + 1, __ATOMIC_RELEASE);
