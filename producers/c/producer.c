@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "producers/c/pretouch.h"
 #include "proto/request_map.h"
 #include "proto/ring_wire.h"
 
@@ -77,12 +78,16 @@ struct saemon_producer {
                                 * rid != NULL: a request id frame (malloc'd), else an end */
     uint32_t eos_first, eos_n, eos_cap;
 
-    /* library heartbeat thread: every call below runs under `mu` */
+    /* every call below runs under `mu` */
     pthread_mutex_t mu;
+    /* library heartbeat thread: sleeps on stop_cv under hb_mu (never `mu`,
+     * which it takes only for the heartbeat proper) */
+    pthread_mutex_t hb_mu;
     pthread_cond_t stop_cv;
     pthread_t hb_thread;
     bool hb_running, hb_stop;
     uint32_t hb_ms;
+    pretouch touch; /* the heartbeat thread writes ahead of head (pretouch.h) */
 
     /* tokens lost while no consumer served the ring (dropped while
      * disconnected, or left unconsumed in a dead consumer's segment) */
@@ -185,6 +190,7 @@ static void wake_consumer(ring_header *h)
 static void disconnect(saemon_producer *p)
 {
     if (p->map) {
+        pretouch_clear(&p->touch);
         munmap(p->map, p->map_bytes);
         p->map = NULL;
     }
@@ -334,6 +340,7 @@ static int connect_segment(saemon_producer *p, char *msg, size_t msg_len)
     p->ino = st.st_ino;
     p->rows_per_frame = (uint32_t)((h->slot_bytes - FRAME_HEADER_BYTES) / p->row_bytes);
     prefault_slots(p);
+    pretouch_set(&p->touch, h, p->slots, FRAME_HEADER_BYTES + p->row_bytes);
     if (p->hook_from_consumer) {
         const char *want = memchr(h->expected_hook, 0, sizeof h->expected_hook) ? h->expected_hook : "";
         snprintf(p->hook, sizeof p->hook, "%.119s", *want ? want : "any");
@@ -975,46 +982,45 @@ void saemon_producer_get_stats(const saemon_producer *cp, saemon_producer_stats 
 /* Every hb_ms (every 1 ms while end-of-stream frames are pending): refresh
  * heartbeat_ns, poll the judgement, re-attach after a consumer restart and
  * publish pending end-of-stream frames, so saemon sees the process alive
- * while the model is idle (docs/ring.md). */
+ * while the model is idle (docs/ring.md). Between heartbeats, while frames
+ * flow, write ahead of the model's thread (pretouch.h) every 1-10 ms. */
 static void *heartbeat_main(void *arg)
 {
     saemon_producer *p = arg;
-    pthread_mutex_lock(&p->mu);
+    uint64_t next_beat = 0;
+    pthread_mutex_lock(&p->hb_mu);
     while (!p->hb_stop) {
-        /* pending end-of-stream frames: look for room every millisecond; an
-         * announcement not judged yet: look every millisecond (a refusal is
-         * known before the model's first forward); no ring yet: every 100 ms */
-        uint32_t ms = p->eos_n || p->state == P_PENDING ? 1
-                    : p->state == P_DISCONNECTED && p->hb_ms > 100 ? 100 : p->hb_ms;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += ms / 1000;
-        until.tv_nsec += (long)(ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!p->hb_stop && pthread_cond_timedwait(&p->stop_cv, &p->mu, &until) == 0)
-            ;
-        if (!p->hb_stop) {
+        uint64_t now = ring_now_ns();
+        if (now >= next_beat) {
+            pthread_mutex_unlock(&p->hb_mu);
+            pthread_mutex_lock(&p->mu);
             heartbeat_locked(p);
-            if (p->refusal_unreported) {
+            /* pending end-of-stream frames: look for room every millisecond; an
+             * announcement not judged yet: look every millisecond (a refusal is
+             * known before the model's first forward); no ring yet: every 100 ms */
+            uint32_t ms = p->eos_n || p->state == P_PENDING ? 1
+                        : p->state == P_DISCONNECTED && p->hb_ms > 100 ? 100 : p->hb_ms;
+            if (p->refusal_unreported)
                 unlock_and_report(p);
-                pthread_mutex_lock(&p->mu);
-            }
+            else
+                pthread_mutex_unlock(&p->mu);
+            pthread_mutex_lock(&p->hb_mu);
+            now = ring_now_ns();
+            next_beat = now + (uint64_t)ms * 1000000u;
         }
+        uint64_t wake = next_beat, touch = pretouch_run(&p->touch, now, NULL);
+        if (touch && touch < wake)
+            wake = touch;
+        struct timespec until = {(time_t)(wake / 1000000000u), (long)(wake % 1000000000u)};
+        while (!p->hb_stop && pthread_cond_timedwait(&p->stop_cv, &p->hb_mu, &until) == 0)
+            ;
     }
-    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->hb_mu);
     return NULL;
 }
 
 static bool start_heartbeat(saemon_producer *p, int heartbeat_ms)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->stop_cv, &ca);
-    pthread_condattr_destroy(&ca);
     if (heartbeat_ms < 0)
         return true;
     p->hb_ms = heartbeat_ms == 0 ? HEARTBEAT_MS_DEFAULT : (uint32_t)heartbeat_ms;
@@ -1025,10 +1031,10 @@ static bool start_heartbeat(saemon_producer *p, int heartbeat_ms)
 static void stop_heartbeat(saemon_producer *p)
 {
     if (p->hb_running) {
-        pthread_mutex_lock(&p->mu);
+        pthread_mutex_lock(&p->hb_mu);
         p->hb_stop = true;
         pthread_cond_signal(&p->stop_cv);
-        pthread_mutex_unlock(&p->mu);
+        pthread_mutex_unlock(&p->hb_mu);
         pthread_join(p->hb_thread, NULL);
         p->hb_running = false;
     }
@@ -1057,6 +1063,20 @@ static int check_options(const saemon_producer_options *o, char *msg, size_t len
     return SAEMON_PRODUCER_OK;
 }
 
+/* Everything a producer owns but its segment (disconnect() first). */
+static void producer_free(saemon_producer *p)
+{
+    pretouch_destroy(&p->touch);
+    pthread_cond_destroy(&p->stop_cv);
+    pthread_mutex_destroy(&p->hb_mu);
+    pthread_mutex_destroy(&p->mu);
+    eos_clear(p);
+    free(p->eos);
+    free(p->slot_rows);
+    request_map_free(&p->requests);
+    free(p);
+}
+
 int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer **out, char *msg,
                            size_t msg_len)
 {
@@ -1073,6 +1093,13 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
     }
     p->fd = -1;
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->hb_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->stop_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pretouch_init(&p->touch);
     p->reset_seq = UINT64_MAX;
     snprintf(p->shm_name, sizeof p->shm_name, "%s%s", RING_SHM_PREFIX, opt->ring);
     snprintf(p->model, sizeof p->model, "%s", opt->model ? opt->model : "");
@@ -1089,13 +1116,11 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
 
     int c = connect_segment(p, msg, msg_len);
     if (c == CONNECT_VERSION) {
-        pthread_mutex_destroy(&p->mu);
-        free(p);
+        producer_free(p);
         return SAEMON_PRODUCER_EREFUSED;
     }
     if (c == CONNECT_BUSY || c == CONNECT_SYS) {
-        pthread_mutex_destroy(&p->mu);
-        free(p);
+        producer_free(p);
         return c == CONNECT_BUSY ? SAEMON_PRODUCER_EBUSY : SAEMON_PRODUCER_ESYS;
     }
     p->next_check_ns = ring_now_ns() + RECHECK_NS;
@@ -1111,8 +1136,7 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
             set_msg(msg, msg_len, "saemon refused the producer on ring %s: %s", opt->ring,
                     p->refuse_reason);
             disconnect(p);
-            pthread_mutex_destroy(&p->mu);
-            free(p);
+            producer_free(p);
             return SAEMON_PRODUCER_EREFUSED;
         }
     }
@@ -1120,9 +1144,7 @@ int saemon_producer_attach(const saemon_producer_options *opt, saemon_producer *
     if (!start_heartbeat(p, opt->heartbeat_ms)) {
         set_msg(msg, msg_len, "ring %s: cannot start the heartbeat thread", opt->ring);
         disconnect(p);
-        pthread_cond_destroy(&p->stop_cv);
-        pthread_mutex_destroy(&p->mu);
-        free(p);
+        producer_free(p);
         return SAEMON_PRODUCER_ESYS;
     }
     if (c == CONNECT_ABSENT)
@@ -1158,11 +1180,5 @@ void saemon_producer_detach(saemon_producer *p)
     if (p->h)
         __atomic_store_n(&p->h->producer_pid, 0u, __ATOMIC_RELAXED);
     disconnect(p);
-    pthread_cond_destroy(&p->stop_cv);
-    pthread_mutex_destroy(&p->mu);
-    eos_clear(p);
-    free(p->eos);
-    free(p->slot_rows);
-    request_map_free(&p->requests);
-    free(p);
+    producer_free(p);
 }
