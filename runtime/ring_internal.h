@@ -52,6 +52,7 @@ struct saemon_ring {
 
     /* waiting (ring_wait.c, next() thread only) */
     uint64_t wait_activity_ns; /* last frame or announcement seen: warm for a while after */
+    uint64_t wait_cold_ns;     /* ... this long (ring_wait_cold_after); 0 = not known yet */
     uint64_t wait_mark_ns;     /* when wait_tail/wait_gen were noted */
     uint64_t wait_tail;
     uint32_t wait_gen;
@@ -89,6 +90,9 @@ void ring_guard_unregister(saemon_ring *r);
 /* ring_wait.c: wait until one of the rings has a frame or an announcement
  * (1) or deadline_ns (CLOCK_MONOTONIC, 0 = none) passes (0). */
 int ring_wait(saemon_ring *const *rings, size_t n, uint64_t deadline_ns);
+/* How long a ring stays warm after its last frame, given the silence its
+ * last frame broke (0: none seen yet). */
+uint64_t ring_wait_cold_after(uint64_t last_silence_ns);
 /* Does a live process hold the lock byte `which` (0 producer, 1 consumer)? */
 bool ring_lock_held(int fd, int which);
 

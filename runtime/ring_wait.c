@@ -1,12 +1,14 @@
 /* Waiting for frames, consumer side, so that the producer (the model's own
  * thread) never pays a system call in the common case.
  *
- * A ring is WARM while frames or announcements arrived in the last
- * WAIT_COLD_NS: the consumer then looks at the ring on a timer
+ * A ring is WARM while frames or announcements arrived recently (the last
+ * WAIT_COLD_NS, or twice the last silence a frame broke, up to
+ * WAIT_COLD_MAX_NS: steps of a batch decoding every 0.3 s keep it warm
+ * instead of each paying the wake-up): the consumer then looks at the ring on a timer
  * (WAIT_POLL_NS) and keeps `waiters` at 0, so producers publish with plain
  * stores and never call futex. Dense traffic (frames closer than
  * WAIT_DENSE_NS on average) is first polled for WAIT_SPIN_NS, which on a VM
- * costs less than one sleep/wake-up. A ring silent for WAIT_COLD_NS goes
+ * costs less than one sleep/wake-up. A ring silent longer goes
  * COLD: the consumer sets `waiters` and sleeps on the futex word (all its
  * rings at once with futex_waitv); the first frame after the pause pays one
  * FUTEX_WAKE on the producer's side, then the ring is warm again.
@@ -25,7 +27,8 @@
 #include "runtime/ring_internal.h"
 
 #define WAIT_POLL_NS 400000u          /* warm: look this often (the timer slack adds ≤ 50 µs) */
-#define WAIT_COLD_NS 250000000u       /* silent this long: sleep on the futex */
+#define WAIT_COLD_NS 250000000u       /* silent this long: sleep on the futex ... */
+#define WAIT_COLD_MAX_NS 2000000000u  /* ... or up to this, after longer silences */
 #define WAIT_COLD_SLEEP_NS 100000000u /* cold: wake up this often anyway (heartbeat, non-waking producers) */
 #define WAIT_SPIN_NS 20000u           /* dense traffic: poll this long before sleeping */
 #define WAIT_DENSE_NS 50000u          /* mean gap between frames below which traffic is dense */
@@ -55,12 +58,22 @@ static bool any_ready(saemon_ring *const *rings, size_t n, int order)
     return false;
 }
 
-/* Note what the ring did since the last wait: activity keeps it warm, the
- * mean gap between its frames decides whether to spin. */
+uint64_t ring_wait_cold_after(uint64_t last_silence_ns)
+{
+    if (last_silence_ns > WAIT_COLD_MAX_NS / 2)
+        return WAIT_COLD_MAX_NS;
+    return 2 * last_silence_ns > WAIT_COLD_NS ? 2 * last_silence_ns : WAIT_COLD_NS;
+}
+
+/* Note what the ring did since the last wait: activity keeps it warm (for
+ * twice the silence it broke), the mean gap between its frames decides
+ * whether to spin. */
 static void observe(saemon_ring *r, uint64_t now)
 {
     uint64_t frames = r->tail - r->wait_tail;
     if (frames || r->judged_gen != r->wait_gen) {
+        if (r->wait_activity_ns && now - r->wait_activity_ns > 2 * WAIT_POLL_NS)
+            r->wait_cold_ns = ring_wait_cold_after(now - r->wait_activity_ns);
         r->wait_activity_ns = now;
         if (frames)
             r->wait_dense = (now - r->wait_mark_ns) / frames < WAIT_DENSE_NS;
@@ -155,7 +168,8 @@ int ring_wait(saemon_ring *const *rings, size_t n, uint64_t deadline_ns)
         uint64_t left = deadline_ns ? deadline_ns - now : UINT64_MAX;
         bool warm = false;
         for (size_t i = 0; i < n; i++)
-            if (rings[i] && rings[i]->h && now - rings[i]->wait_activity_ns < WAIT_COLD_NS)
+            if (rings[i] && rings[i]->h
+                && now - rings[i]->wait_activity_ns < (rings[i]->wait_cold_ns ? rings[i]->wait_cold_ns : WAIT_COLD_NS))
                 warm = true;
         if (warm || !futex_ok) {
             sleep_ns(left < WAIT_POLL_NS ? left : WAIT_POLL_NS);

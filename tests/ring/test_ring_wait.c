@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "runtime/ring_internal.h"
 #include "tests/ring/ring_test_util.h"
 
 #define D 8
@@ -110,4 +111,19 @@ Test(ring_wait, bad_arguments)
     saemon_ring *r = make("ba", n, sizeof n);
     cr_assert_eq(saemon_ring_wait(&r, 0, 10), 0);
     saemon_ring_destroy(r);
+}
+
+/* How long a ring stays warm (polled, producers never wake the consumer)
+ * after its last frame: 250 ms, or twice the silence its last frame broke
+ * (steps of a batch decoding every 0.3 s stay warm), at most 2 s. */
+Test(ring_wait, warm_for_twice_the_silence_a_frame_broke)
+{
+    const uint64_t ms = 1000000u;
+    cr_assert_eq(ring_wait_cold_after(1 * ms), 250 * ms);
+    cr_assert_eq(ring_wait_cold_after(125 * ms), 250 * ms);
+    cr_assert_eq(ring_wait_cold_after(320 * ms), 640 * ms);
+    cr_assert_eq(ring_wait_cold_after(900 * ms), 1800 * ms);
+    cr_assert_eq(ring_wait_cold_after(1000 * ms), 2000 * ms);
+    cr_assert_eq(ring_wait_cold_after(60000 * ms), 2000 * ms);
+    cr_assert_eq(ring_wait_cold_after(UINT64_MAX), 2000 * ms, "no overflow");
 }
