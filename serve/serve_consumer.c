@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include "base/clock.h"
@@ -410,6 +411,10 @@ void *serve_consumer_main(void *arg)
         d->cpu_clock = clk;
         atomic_store(&d->cpu_clock_ok, true);
     }
+    /* The 0.4 ms polls of a ring in use wake when asked, not up to 50 us
+     * later (the default slack): measured on the 2-vCPU VM, a 400 us sleep
+     * overshot by 86 us at p50 with the default, 33 us with 1 ns. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     for (;;) {
         apply_pending_rules(d);
         if (atomic_load(&srv->stopping)) {
