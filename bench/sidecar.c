@@ -379,6 +379,8 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
     free(vd);
 }
 
+#define COLD_PAUSE_S 2.5 /* longer than a ring stays warm after its last frame */
+
 /* Let the daemon drain what is queued before the next measurement. */
 static void settle(double seconds)
 {
@@ -623,12 +625,13 @@ int bench_sidecar_main(int argc, char **argv)
         }
     tok = rc_.tok[0];
 
-    /* The first token after a pause: the daemon went cold (sleeps on the
-     * futex) and this publish pays the wake-up. */
-    size_t n_cold = o.quick ? 5 : 15, nvc = 0;
-    double cold_cost[15], cold_vd[15];
+    /* The first token after a pause longer than a ring stays warm (up to 2 s
+     * after frames: runtime/ring_wait.c): the daemon went cold (sleeps on
+     * the futex) and this publish pays the wake-up. */
+    size_t n_cold = o.quick ? 4 : 10, nvc = 0;
+    double cold_cost[10], cold_vd[10];
     for (size_t t = 0; t < n_cold; t++) {
-        settle(0.4);
+        settle(COLD_PAUSE_S);
         uint64_t stream = rc_.next_trigger++;
         double a = now_s();
         int prc2 = saemon_producer_publish(p, stream, 0, trigger, 1);
@@ -643,7 +646,7 @@ int bench_sidecar_main(int argc, char **argv)
     dist cold_pub = summarise(cold_cost, n_cold), cold_del = summarise(cold_vd, nvc);
 
     /* The daemon with nothing to do (its rings cold). */
-    settle(0.5);
+    settle(COLD_PAUSE_S);
     uint64_t idle0 = proc_cpu_ns(serve);
     double idle_t0 = now_s();
     settle(o.quick ? 2.0 : 4.0);
@@ -740,7 +743,7 @@ int bench_sidecar_main(int argc, char **argv)
                rows[i].rate, rows[i].batch, rows[i].cost.p50 * 1e6, rows[i].cost.p99 * 1e6, rows[i].verdict.p50 * 1e6,
                rows[i].verdict.p99 * 1e6, rows[i].verdict.n, rows[i].cpu * 100, rows[i].dropped, rows[i].faults,
                rows[i].preempt);
-    printf("  first token after 0.4 s of silence  publish p50 %.1f us  max %.1f us; verdict p50 %.1f us  max %.1f us "
+    printf("  first token after 2.5 s of silence  publish p50 %.1f us  max %.1f us; verdict p50 %.1f us  max %.1f us "
            "(%zu trials: the daemon sleeps on the futex, this publish wakes it)\n",
            cold_pub.p50 * 1e6, cold_pub.max * 1e6, cold_del.p50 * 1e6, cold_del.max * 1e6, cold_pub.n);
     if (first_vd >= 0)
