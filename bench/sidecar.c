@@ -24,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -203,6 +205,49 @@ static dist summarise(double *v, size_t n)
     return d;
 }
 
+/* How late a 0.4 ms sleep (the daemon's poll of a ring in use) wakes on
+ * `cpu`, with the daemon's 1 ns timer slack: the part of the verdict delay
+ * that is the machine's, not saemon's (a halted vCPU waits for its host). */
+typedef struct wake_probe {
+    int cpu;
+    size_t n;
+    double *late; /* seconds past the requested 400 us */
+} wake_probe;
+
+static void *wake_probe_main(void *arg)
+{
+    wake_probe *w = arg;
+    pin_self(w->cpu);
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    struct timespec ts = {0, 400000};
+    for (size_t i = 0; i < w->n; i++) {
+        double a = now_s();
+        nanosleep(&ts, NULL);
+        w->late[i] = now_s() - a - 400e-6;
+    }
+    return NULL;
+}
+
+static dist probe_wakeups(int cpu, size_t n, double *late_frac)
+{
+    wake_probe w = {.cpu = cpu, .n = n, .late = malloc(n * sizeof(double))};
+    pthread_t t;
+    dist d = {0};
+    *late_frac = 0;
+    if (!w.late || pthread_create(&t, NULL, wake_probe_main, &w) != 0) {
+        free(w.late);
+        return d;
+    }
+    pthread_join(t, NULL);
+    size_t over = 0;
+    for (size_t i = 0; i < n; i++)
+        over += w.late[i] > 0.6e-3;
+    *late_frac = (double)over / (double)n;
+    d = summarise(w.late, n);
+    free(w.late);
+    return d;
+}
+
 static off_t file_size(const char *path)
 {
     struct stat st;
@@ -277,6 +322,7 @@ typedef struct rate_row {
     double cpu;     /* the daemon's CPU use, fraction of one core */
     double faults;  /* page faults of the publishing thread per token */
     double preempt; /* times the publishing thread was preempted, per token */
+    double lib_cpu; /* the producer library's own thread (heartbeat, writing ahead), fraction of a core */
     uint64_t published, dropped;
 } rate_row;
 
@@ -307,6 +353,11 @@ static void model_output(float *act, const float *x, size_t d_in)
 #endif
 }
 
+static double tv_s(struct timeval tv)
+{
+    return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
+}
+
 static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_row *row)
 {
     size_t cap = (size_t)(rate * seconds * 1.5) + 64, vcap = (size_t)(seconds / 0.05) + 16;
@@ -315,8 +366,9 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
     saemon_producer_stats a0, a1;
     saemon_producer_get_stats(c->p, &a0);
     uint64_t cpu0 = proc_cpu_ns(c->serve);
-    struct rusage ru0, ru1;
+    struct rusage ru0, ru1, all0, all1;
     getrusage(RUSAGE_THREAD, &ru0);
+    getrusage(RUSAGE_SELF, &all0);
     double t0 = now_s(), next = t0, step = batch / rate, trig_at = 0, last_trig = -1;
     uint64_t trig = 0;
     for (;;) {
@@ -366,13 +418,19 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
     }
     double wall = now_s() - t0;
     getrusage(RUSAGE_THREAD, &ru1);
+    getrusage(RUSAGE_SELF, &all1);
     uint64_t cpu1 = proc_cpu_ns(c->serve);
+    /* this process but this thread: the producer library's thread (the
+     * bench has no other thread while the row runs) */
+    double others = (tv_s(all1.ru_utime) + tv_s(all1.ru_stime) - tv_s(all0.ru_utime) - tv_s(all0.ru_stime))
+                  - (tv_s(ru1.ru_utime) + tv_s(ru1.ru_stime) - tv_s(ru0.ru_utime) - tv_s(ru0.ru_stime));
     saemon_producer_get_stats(c->p, &a1);
     *row = (rate_row){.rate = rate, .batch = batch, .cost = summarise(cost, nc), .verdict = summarise(vd, nv),
                       .verdicts_lost = lost, .cpu = cpu1 > cpu0 ? (double)(cpu1 - cpu0) * 1e-9 / wall : 0,
                       .faults = (double)(ru1.ru_minflt - ru0.ru_minflt + ru1.ru_majflt - ru0.ru_majflt)
                               / (double)(nc ? nc : 1),
                       .preempt = (double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)(nc ? nc : 1),
+                      .lib_cpu = others > 0 ? others / wall : 0,
                       .published = a1.tokens_published - a0.tokens_published,
                       .dropped = a1.tokens_dropped - a0.tokens_dropped};
     free(cost);
@@ -652,6 +710,8 @@ int bench_sidecar_main(int argc, char **argv)
     settle(o.quick ? 2.0 : 4.0);
     uint64_t idle1 = proc_cpu_ns(serve);
     double idle_cpu = idle1 > idle0 ? (double)(idle1 - idle0) * 1e-9 / (now_s() - idle_t0) : 0;
+    double wake_late_frac = 0;
+    dist wake_late = probe_wakeups(1, o.quick ? 5000 : 20000, &wake_late_frac);
 
     /* 2. Sustained rate: as fast as possible, then paced at 90 % of what was
      * encoded, lowering the rate until a whole step drops nothing. */
@@ -737,12 +797,12 @@ int bench_sidecar_main(int argc, char **argv)
            "serve on CPU 1 (kernel: the daemon's default), --encode %s\n",
            cpu, s.d_in, s.d_sae, s.calib_l0, o.encode);
     printf("  C producer per token (saemon_producer_publish of 1 row), while the daemon runs beside it:\n"
-           "    tokens/s  streams/step  publish p50 / p99 us   verdict p50 / p99 us (n)   daemon CPU  dropped  faults/token  preempted/token\n");
+           "    tokens/s  streams/step  publish p50 / p99 us   verdict p50 / p99 us (n)   daemon CPU  dropped  faults/token  preempted/token  library thread CPU\n");
     for (size_t i = 0; i < n_rows; i++)
-        printf("    %8.0f  %12d  %7.2f / %-9.2f   %8.1f / %-8.1f (%3zu)   %8.1f%%  %7" PRIu64 "  %12.3f  %15.3f\n",
+        printf("    %8.0f  %12d  %7.2f / %-9.2f   %8.1f / %-8.1f (%3zu)   %8.1f%%  %7" PRIu64 "  %12.3f  %15.3f  %17.2f%%\n",
                rows[i].rate, rows[i].batch, rows[i].cost.p50 * 1e6, rows[i].cost.p99 * 1e6, rows[i].verdict.p50 * 1e6,
                rows[i].verdict.p99 * 1e6, rows[i].verdict.n, rows[i].cpu * 100, rows[i].dropped, rows[i].faults,
-               rows[i].preempt);
+               rows[i].preempt, rows[i].lib_cpu * 100);
     printf("  first token after 2.5 s of silence  publish p50 %.1f us  max %.1f us; verdict p50 %.1f us  max %.1f us "
            "(%zu trials: the daemon sleeps on the futex, this publish wakes it)\n",
            cold_pub.p50 * 1e6, cold_pub.max * 1e6, cold_del.p50 * 1e6, cold_del.max * 1e6, cold_pub.n);
@@ -751,6 +811,9 @@ int bench_sidecar_main(int argc, char **argv)
                first_vd * 1e6);
     else
         printf("  the run's first offending token     no verdict within 1 s\n");
+    printf("  a 0.4 ms sleep on CPU 1 wakes late by p50 %.0f us, p99 %.0f us, max %.0f us; %.2f %% of %zu "
+           "wake-ups more than 0.6 ms late (the machine's share of the verdict delay)\n",
+           wake_late.p50 * 1e6, wake_late.p99 * 1e6, wake_late.max * 1e6, wake_late_frac * 100, wake_late.n);
     printf("  daemon idle (no tokens)             %.2f%% of a core\n", idle_cpu * 100);
     printf("  flood: offered %.0f tokens/s, kept %.0f tokens/s (the rest dropped and counted)\n", flood_offered,
            flood_kept);
@@ -791,12 +854,17 @@ int bench_sidecar_main(int argc, char **argv)
             cJSON_AddNumberToObject(r, "tokens_dropped", (double)rows[i].dropped);
             cJSON_AddNumberToObject(r, "page_faults_per_token", rows[i].faults);
             cJSON_AddNumberToObject(r, "preemptions_per_token", rows[i].preempt);
+            cJSON_AddNumberToObject(r, "library_thread_cpu_cores", rows[i].lib_cpu);
             cJSON_AddItemToArray(ra, r);
         }
         cJSON_AddNumberToObject(j, "first_verdict_s", first_vd);
         cJSON_AddNumberToObject(j, "cold_publish_p50_s", cold_pub.p50);
         cJSON_AddNumberToObject(j, "cold_verdict_p50_s", cold_del.p50);
         cJSON_AddNumberToObject(j, "daemon_idle_cpu_cores", idle_cpu);
+        cJSON_AddNumberToObject(j, "wake_late_p50_s", wake_late.p50);
+        cJSON_AddNumberToObject(j, "wake_late_p99_s", wake_late.p99);
+        cJSON_AddNumberToObject(j, "wake_late_max_s", wake_late.max);
+        cJSON_AddNumberToObject(j, "wake_late_over_0_6ms_fraction", wake_late_frac);
         cJSON_AddNumberToObject(j, "flood_offered_tps", flood_offered);
         cJSON_AddNumberToObject(j, "flood_kept_tps", flood_kept);
         cJSON_AddNumberToObject(j, "zero_drop_tps", zero_drop_rate);
