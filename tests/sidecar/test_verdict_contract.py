@@ -64,10 +64,12 @@ def make_sae(work):
 
 
 def alerts(path):
+    """The alert file's complete lines: a line saemon is still writing (no
+    newline yet) is left for the next look."""
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
 
 
 def main():
