@@ -353,9 +353,11 @@ static void model_output(float *act, const float *x, size_t d_in)
 #endif
 }
 
-static double tv_s(struct timeval tv)
+/* User + system CPU seconds of a getrusage() reading. */
+static double cpu_s(const struct rusage *ru)
 {
-    return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
+    return (double)(ru->ru_utime.tv_sec + ru->ru_stime.tv_sec)
+         + (double)(ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) * 1e-6;
 }
 
 static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_row *row)
@@ -422,8 +424,7 @@ static void run_rate(rate_ctx *c, double rate, int batch, double seconds, rate_r
     uint64_t cpu1 = proc_cpu_ns(c->serve);
     /* this process but this thread: the producer library's thread (the
      * bench has no other thread while the row runs) */
-    double others = (tv_s(all1.ru_utime) + tv_s(all1.ru_stime) - tv_s(all0.ru_utime) - tv_s(all0.ru_stime))
-                  - (tv_s(ru1.ru_utime) + tv_s(ru1.ru_stime) - tv_s(ru0.ru_utime) - tv_s(ru0.ru_stime));
+    double others = (cpu_s(&all1) - cpu_s(&all0)) - (cpu_s(&ru1) - cpu_s(&ru0));
     saemon_producer_get_stats(c->p, &a1);
     *row = (rate_row){.rate = rate, .batch = batch, .cost = summarise(cost, nc), .verdict = summarise(vd, nv),
                       .verdicts_lost = lost, .cpu = cpu1 > cpu0 ? (double)(cpu1 - cpu0) * 1e-9 / wall : 0,

@@ -982,8 +982,9 @@ void saemon_producer_get_stats(const saemon_producer *cp, saemon_producer_stats 
 /* Every hb_ms (every 1 ms while end-of-stream frames are pending): refresh
  * heartbeat_ns, poll the judgement, re-attach after a consumer restart and
  * publish pending end-of-stream frames, so saemon sees the process alive
- * while the model is idle (docs/ring.md). Between heartbeats, while frames
- * flow, write ahead of the model's thread (pretouch.h) every 1-10 ms. */
+ * while the model is idle (docs/ring.md). Between heartbeats, write ahead of
+ * the model's thread (pretouch.h): every 5-10 ms while frames flow, every
+ * 100 ms while the ring is idle. */
 static void *heartbeat_main(void *arg)
 {
     saemon_producer *p = arg;
