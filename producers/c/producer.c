@@ -630,19 +630,29 @@ static bool ready_for_frame(saemon_producer *p)
     return p->eos_n == 0 && has_room(p);
 }
 
-/* Wait (lossless mode) until the consumer frees a slot or the budget ends. */
-static bool wait_for_space(saemon_producer *p, uint64_t start_ns)
+/* Wait (lossless mode) until the consumer frees a slot for a frame of
+ * `n_rows` or the budget ends. A consumer that dies meanwhile, or is
+ * replaced, is found as at any publish (maintain(), every RECHECK_NS) and
+ * the frame goes to its successor, instead of waiting out the budget
+ * against a ring nobody reads and then dropping it. */
+static bool wait_for_space(saemon_producer *p, uint64_t start_ns, uint32_t n_rows)
 {
     uint64_t deadline = start_ns + (uint64_t)p->lossless_wait_us * 1000u;
     for (unsigned spin = 0;; spin++) {
-        if (ready_for_frame(p))
-            return true;
-        if (ring_now_ns() >= deadline)
+        if (p->state == P_REFUSED)
             return false;
-        if (spin < 64) {
+        bool attached = p->state != P_DISCONNECTED;
+        if (attached && ready_for_frame(p))
+            return n_rows <= p->rows_per_frame; /* a successor's slots may be smaller */
+        uint64_t now = ring_now_ns();
+        if (now >= deadline)
+            return false;
+        if (spin < 64 && attached) {
             cpu_relax();
         } else {
-            wake_consumer(p->h);
+            maintain(p, now);
+            if (p->h)
+                wake_consumer(p->h);
             struct timespec ts = {0, 20000}; /* 20 µs */
             nanosleep(&ts, NULL);
         }
@@ -652,7 +662,7 @@ static bool wait_for_space(saemon_producer *p, uint64_t start_ns)
 static int publish_frame(saemon_producer *p, uint64_t stream, uint64_t token, const void *rows,
                          uint32_t n_rows, uint16_t flags, uint64_t now)
 {
-    if (!ready_for_frame(p) && !(p->lossless_wait_us && wait_for_space(p, now))) {
+    if (!ready_for_frame(p) && !(p->lossless_wait_us && wait_for_space(p, now, n_rows))) {
         bool control = flags & (FRAME_FLAG_END_OF_STREAM | FRAME_FLAG_REQUEST_ID);
         char *rid = flags & FRAME_FLAG_REQUEST_ID ? strdup(rows) : NULL;
         if (control && n_rows == 0 && (rid || !(flags & FRAME_FLAG_REQUEST_ID)) && eos_reserve(p)) {

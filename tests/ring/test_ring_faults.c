@@ -1,9 +1,11 @@
 /* The ring under faults: forged/corrupted/truncated frames, producers killed
  * mid-frame, a consumer killed and restarted, two producers on two rings. */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -375,6 +377,87 @@ Test(ring_faults, consumer_killed_and_restarted)
     cr_assert_eq(st.producer_state, SAEMON_RING_PRODUCER_ACCEPTED);
     saemon_producer_detach(p);
     saemon_ring_destroy(r);
+}
+
+/* While a lossless producer waits for room in a full ring, its consumer is
+ * killed and another takes the ring's name: the waiting frame goes to the
+ * successor (no drop) instead of waiting out the budget against the dead
+ * ring (`saemon produce` lost 10 s and a frame per daemon restart). */
+typedef struct replace_ctx {
+    const char *name;
+    pid_t victim;
+    saemon_ring *successor;
+} replace_ctx;
+
+static void *kill_and_replace(void *arg)
+{
+    replace_ctx *c = arg;
+    struct timespec ts = {0, 100000000}; /* let the publish start waiting */
+    nanosleep(&ts, NULL);
+    kill(c->victim, SIGKILL);
+    waitpid(c->victim, NULL, 0);
+    saemon_ring_options o = {.name = c->name, .slots = 8, .d_in = D, .hook = HOOK};
+    saemon_ring_create(&o, &c->successor, NULL);
+    return NULL;
+}
+
+Test(ring_faults, lossless_wait_moves_to_a_restarted_consumer)
+{
+    char name[64];
+    ring_test_name(name, sizeof name, "lossrestart");
+    int ready[2];
+    cr_assert_eq(pipe(ready), 0);
+    pid_t pid = fork();
+    if (pid == 0) { /* consumer 1: takes the first frame, then stops reading */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives a failed test */
+        saemon_ring_options o = {.name = name, .slots = 8, .d_in = D, .hook = HOOK};
+        saemon_ring *r = NULL;
+        if (saemon_ring_create(&o, &r, NULL) != SAEMON_OK || write(ready[1], "r", 1) != 1)
+            _exit(2);
+        saemon_frame f;
+        while (saemon_ring_next(r, &f, 100, NULL) != 1)
+            ;
+        saemon_ring_release(r);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(2);
+        for (;;)
+            pause();
+    }
+    char c;
+    cr_assert_eq(read(ready[0], &c, 1), 1); /* the ring exists */
+    saemon_producer *p = ring_test_producer(name, D, HOOK, SAEMON_PRODUCER_F32, 20u * 1000 * 1000);
+    cr_assert_not_null(p);
+    float rows[D];
+    ring_test_rows(rows, 1, 0, 1, D);
+    cr_assert_eq(saemon_producer_publish(p, 1, 0, rows, 1), SAEMON_PRODUCER_OK);
+    cr_assert_eq(read(ready[0], &c, 1), 1); /* consumer 1 took it and stopped */
+    for (uint64_t t = 1; t <= 8; t++) { /* fill the ring consumer 1 no longer reads */
+        ring_test_rows(rows, 1, t, 1, D);
+        cr_assert_eq(saemon_producer_publish(p, 1, t, rows, 1), SAEMON_PRODUCER_OK);
+    }
+    replace_ctx rc = {.name = name, .victim = pid};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, kill_and_replace, &rc), 0);
+    ring_test_rows(rows, 1, 9, 1, D);
+    int prc = saemon_producer_publish(p, 1, 9, rows, 1); /* waits: the ring is full */
+    pthread_join(th, NULL);
+    cr_assert_not_null(rc.successor);
+    cr_assert_eq(prc, SAEMON_PRODUCER_OK, "the waiting frame reached the successor");
+    saemon_producer_stats ps;
+    saemon_producer_get_stats(p, &ps);
+    cr_assert_eq(ps.frames_dropped, 0);
+    cr_assert_eq(ps.reattaches, 1);
+    saemon_frame f;
+    bool got = false;
+    for (int i = 0; i < 100 && !got; i++)
+        while (saemon_ring_next(rc.successor, &f, 10, NULL) == 1) {
+            cr_assert_eq(f.token, 9);
+            cr_assert(ring_test_rows_ok(f.rows, 1, 9, 1, D));
+            got = true;
+        }
+    cr_assert(got, "the successor received token 9");
+    saemon_producer_detach(p);
+    saemon_ring_destroy(rc.successor);
 }
 
 Test(ring_faults, two_producers_on_two_rings)
