@@ -71,7 +71,7 @@ Test(formats, releases_match_saelens_loaders_in_numpy, .timeout = 300)
         cr_skip_test("numpy not importable by $SAEMON_PYTHON (install python3-numpy)");
     char *tmp = test_tmpdir(), *shared = test_shared_path("data/sae"), *args = NULL;
     if (!shared)
-        cr_log_warn("../shared/data/sae not present (set SAEMON_SHARED_DIR): only generated weights");
+        cr_log_info("../shared/data/sae not present (set SAEMON_SHARED_DIR): only generated weights");
     char *shared_root = shared ? test_shared_path("") : NULL;
     cr_assert(asprintf(&args, "generate '%s'%s%s%s", tmp, shared_root ? " --shared '" : "",
                        shared_root ? shared_root : "", shared_root ? "'" : "") > 0);
